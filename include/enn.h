@@ -1,0 +1,185 @@
+/* libenn: Engram Neural Networks trained on any GPU through Vulkan compute.
+ *
+ * The public C API. Handles are opaque; nothing here needs the Vulkan headers (the
+ * embedding interface, which does, is in enn_vulkan.h). Every function that can fail
+ * returns an enn_status; enn_last_error() then gives a message, per thread, that names
+ * the cause. The library never aborts or exits the host program.
+ */
+#ifndef ENN_H
+#define ENN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ENN_API __attribute__((visibility("default")))
+#else
+#define ENN_API
+#endif
+
+/* ---------------------------------------------------------------- status codes
+ * Ranged, so a caller can test the family of an error without knowing every code:
+ *   1xxx  the caller's arguments       2xxx  resources (memory)
+ *   3xxx  the device and driver        4xxx  files and data
+ */
+typedef enum enn_status {
+    ENN_OK = 0,
+    ENN_ERROR_INVALID_ARGUMENT = 1000, /* NULL handle, zero size, bad option value */
+    ENN_ERROR_SHAPE = 1001,            /* tensor shapes that do not fit together */
+    ENN_ERROR_OUT_OF_RANGE = 1002,     /* offset or index past the end */
+    ENN_ERROR_OUT_OF_HOST_MEMORY = 2000,
+    ENN_ERROR_OUT_OF_DEVICE_MEMORY = 2001,
+    ENN_ERROR_NO_DEVICE = 3000,       /* no Vulkan device, or none matches ENN_DEVICE */
+    ENN_ERROR_UNSUPPORTED = 3001,     /* the device lacks a feature the request needs */
+    ENN_ERROR_DEVICE_LOST = 3002,
+    ENN_ERROR_VULKAN = 3003,          /* any other Vulkan failure; message has the VkResult */
+    ENN_ERROR_IO = 4000,              /* open/read/write/rename failed */
+    ENN_ERROR_FORMAT = 4001,          /* a file or data that is not what it claims */
+    ENN_ERROR_INTERNAL = 9000,        /* a bug in libenn: please report it */
+} enn_status;
+
+/* The message of the last failure on the calling thread ("" if none). Valid until the
+ * next libenn call on this thread. */
+ENN_API const char *enn_last_error(void);
+/* A fixed name for a status code, e.g. "ENN_ERROR_SHAPE". */
+ENN_API const char *enn_status_name(enn_status status);
+ENN_API const char *enn_version(void);
+
+/* ---------------------------------------------------------------- context */
+typedef struct enn_context enn_context;
+
+typedef enum enn_device_type {
+    ENN_DEVICE_OTHER = 0,
+    ENN_DEVICE_INTEGRATED_GPU = 1,
+    ENN_DEVICE_DISCRETE_GPU = 2,
+    ENN_DEVICE_VIRTUAL_GPU = 3,
+    ENN_DEVICE_CPU = 4,
+} enn_device_type;
+
+#define ENN_MAX_COOPMAT_SHAPES 16
+
+typedef enum enn_scalar_type {
+    ENN_F32 = 0,
+    ENN_F16 = 1,
+    ENN_OTHER_TYPE = 255,
+} enn_scalar_type;
+
+/* One matrix shape the device's cooperative-matrix units multiply: an MxK A times a
+ * KxN B accumulated into MxN C. */
+typedef struct enn_coopmat_shape {
+    uint32_t m, n, k;
+    enn_scalar_type a_type, b_type, c_type, result_type;
+} enn_coopmat_shape;
+
+/* What the chosen device can do, after the ENN_DISABLE_* switches are applied. */
+typedef struct enn_capabilities {
+    char device_name[256];
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t vendor_id, device_id;
+    uint32_t driver_version;
+    uint32_t api_version;
+    enn_device_type device_type;
+    uint8_t pipeline_cache_uuid[16];
+
+    uint32_t subgroup_size;          /* default subgroup size of compute shaders */
+    uint32_t min_subgroup_size;      /* range when subgroup size control is present, */
+    uint32_t max_subgroup_size;      /* else both equal subgroup_size */
+    int subgroup_size_control;
+    int subgroup_arithmetic;         /* subgroupAdd etc. in compute shaders */
+    uint32_t max_shared_memory;      /* bytes of shared memory per workgroup */
+    uint32_t max_workgroup_size[3];
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_count[3];
+    uint64_t max_storage_buffer_range; /* largest range one binding may cover */
+    uint32_t min_storage_buffer_offset_alignment;
+    uint32_t max_push_constants_size;
+
+    int fp16_arithmetic;             /* float16_t math in shaders */
+    int storage_16bit;               /* 16-bit values in storage buffers */
+    int cooperative_matrix;          /* tensor-core GEMM usable (VK_NV_cooperative_matrix,
+                                        fp16 x fp16 -> fp32) */
+    int cooperative_matrix_khr;      /* the device also has VK_KHR_cooperative_matrix */
+    uint32_t coopmat_shape_count;
+    enn_coopmat_shape coopmat_shapes[ENN_MAX_COOPMAT_SHAPES];
+    int timestamps;                  /* timestamp queries on the compute queue */
+    double timestamp_period_ns;
+    int push_descriptors;
+    int unified_memory;              /* device-local memory is also host-visible */
+    uint64_t device_local_bytes;     /* size of the largest device-local heap */
+} enn_capabilities;
+
+typedef struct enn_context_options {
+    /* Device choice: an index into the enumeration or a substring of the device name
+     * (case-insensitive). NULL: the ENN_DEVICE environment variable, else the best
+     * device (discrete GPU > integrated > virtual > CPU). */
+    const char *device;
+    /* Enable VK_LAYER_KHRONOS_validation with a messenger that counts every warning and
+     * error (enn_context_validation_messages). Also turned on by ENN_VALIDATION=1. */
+    int validation;
+    /* Most dispatches in one queue submission; a long recording is split so that no
+     * submission runs long enough to trip a driver watchdog. 0: the default (256), or
+     * ENN_MAX_DISPATCHES_PER_SUBMIT. */
+    uint32_t max_dispatches_per_submit;
+    /* Directory of the on-disk pipeline cache. NULL: ENN_CACHE_DIR, else
+     * $XDG_CACHE_HOME/enn, else $HOME/.cache/enn. "" turns the disk cache off. */
+    const char *cache_dir;
+    /* Called for every validation warning or error (when validation is on), also during
+     * enn_context_destroy, from whichever thread the driver reports on. */
+    void (*validation_callback)(void *user, const char *message);
+    void *validation_user;
+} enn_context_options;
+
+/* Creates a context on a device of its own choosing. options may be NULL. */
+ENN_API enn_status enn_context_create(const enn_context_options *options, enn_context **out);
+/* Destroys the context and everything it created; objects it adopted are left alone.
+ * Saves the pipeline cache. NULL is ignored. */
+ENN_API void enn_context_destroy(enn_context *ctx);
+ENN_API enn_status enn_context_capabilities(const enn_context *ctx, enn_capabilities *out);
+/* Number of validation-layer warnings and errors seen so far (0 when validation is off),
+ * and the text of the first one. */
+ENN_API uint32_t enn_context_validation_messages(const enn_context *ctx, const char **first);
+/* Blocks until the device has finished all work libenn submitted. */
+ENN_API enn_status enn_context_wait_idle(enn_context *ctx);
+
+/* Devices as the library sees them, before any context exists. */
+typedef struct enn_device_info {
+    uint32_t index;
+    enn_capabilities caps;
+    int chosen; /* 1 for the device enn_context_create would pick now */
+} enn_device_info;
+/* Fills up to `capacity` entries and sets *count to the number of devices. */
+ENN_API enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t *count);
+
+/* ---------------------------------------------------------------- device buffers
+ * A range of device memory carved out of a larger block by the library's sub-allocator. */
+typedef struct enn_buffer enn_buffer;
+
+ENN_API enn_status enn_buffer_create(enn_context *ctx, size_t bytes, enn_buffer **out);
+ENN_API void enn_buffer_destroy(enn_context *ctx, enn_buffer *buf);
+ENN_API size_t enn_buffer_size(const enn_buffer *buf);
+/* Copies host memory into the buffer at byte `offset` (any alignment), and back. Both
+ * wait for earlier work that touches the buffer and return when the copy is complete. */
+ENN_API enn_status enn_buffer_upload(enn_context *ctx, enn_buffer *buf, size_t offset,
+                                     const void *src, size_t bytes);
+ENN_API enn_status enn_buffer_download(enn_context *ctx, const enn_buffer *buf, size_t offset,
+                                       void *dst, size_t bytes);
+
+/* Memory statistics of the sub-allocator. */
+typedef struct enn_memory_stats {
+    uint64_t block_bytes;     /* VkDeviceMemory held in blocks */
+    uint32_t block_count;
+    uint64_t used_bytes;      /* bytes in live sub-allocations (after alignment) */
+    uint32_t live_buffers;
+    uint64_t peak_used_bytes;
+} enn_memory_stats;
+ENN_API enn_status enn_memory_get_stats(const enn_context *ctx, enn_memory_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ENN_H */

@@ -1,0 +1,574 @@
+/* Context creation: instance, device choice, device with the features libenn uses, or
+ * adoption of a caller's device; and the services every context has. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "core/vk_compat.h"
+
+#define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
+#define DEFAULT_DISPATCHES_PER_SUBMIT 256
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
+    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
+    const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
+{
+    (void)types;
+    enn_context *ctx = user;
+    if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
+    const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
+    if (atomic_fetch_add(&ctx->validation_count, 1) == 0)
+        snprintf(ctx->validation_first, sizeof ctx->validation_first, "%s", msg);
+    if (ctx->validation_callback) ctx->validation_callback(ctx->validation_user, msg);
+    fprintf(stderr, "[enn] validation %s: %s\n",
+            severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning", msg);
+    return VK_FALSE;
+}
+
+static int has_instance_extension(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || !n) return 0;
+    VkExtensionProperties *p = calloc(n, sizeof *p);
+    int found = 0;
+    if (p && vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
+    free(p);
+    return found;
+}
+
+static int has_layer(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || !n) return 0;
+    VkLayerProperties *p = calloc(n, sizeof *p);
+    int found = 0;
+    if (p && vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].layerName, name);
+    free(p);
+    return found;
+}
+
+static VkDebugUtilsMessengerCreateInfoEXT messenger_info(enn_context *ctx)
+{
+    return (VkDebugUtilsMessengerCreateInfoEXT){
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+                           VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+        .pfnUserCallback = on_validation_message,
+        .pUserData = ctx,
+    };
+}
+
+/* Creates a VkInstance (ctx may be NULL: no messenger, used to list devices). */
+static enn_status create_instance(enn_context *ctx, int validation, VkInstance *out)
+{
+    uint32_t loader_version = VK_API_VERSION_1_1;
+    if (vkEnumerateInstanceVersion(&loader_version) != VK_SUCCESS) loader_version = VK_API_VERSION_1_1;
+    if (loader_version < VK_API_VERSION_1_1)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "the Vulkan loader supports only %u.%u; libenn needs 1.1",
+                         VK_API_VERSION_MAJOR(loader_version), VK_API_VERSION_MINOR(loader_version));
+    VkApplicationInfo app = {
+        .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+        .pApplicationName = "libenn",
+        .pEngineName = "libenn",
+        .engineVersion = VK_MAKE_API_VERSION(0, 0, 1, 0),
+        .apiVersion = loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version,
+    };
+    const char *exts[4];
+    uint32_t next = 0;
+    VkInstanceCreateFlags flags = 0;
+    /* MoltenVK and other portability drivers are listed only when asked for. */
+    if (has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        exts[next++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
+        flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+    }
+    const char *layers[1] = {VALIDATION_LAYER};
+    VkDebugUtilsMessengerCreateInfoEXT dbg;
+    if (validation) {
+        if (!has_layer(VALIDATION_LAYER))
+            return enn_error(ENN_ERROR_UNSUPPORTED,
+                             "validation was requested but %s is not installed "
+                             "(Debian: vulkan-validationlayers)", VALIDATION_LAYER);
+        if (!has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "validation needs %s", VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+        exts[next++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+        dbg = messenger_info(ctx);
+    }
+    VkInstanceCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+        .pNext = validation ? &dbg : NULL,
+        .flags = flags,
+        .pApplicationInfo = &app,
+        .enabledLayerCount = validation ? 1 : 0,
+        .ppEnabledLayerNames = layers,
+        .enabledExtensionCount = next,
+        .ppEnabledExtensionNames = exts,
+    };
+    VkResult r = vkCreateInstance(&ci, NULL, out);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
+        return enn_error(ENN_ERROR_NO_DEVICE, "no Vulkan driver is installed (vkCreateInstance: "
+                         "VK_ERROR_INCOMPATIBLE_DRIVER); on Debian install mesa-vulkan-drivers");
+    if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateInstance");
+    return ENN_OK;
+}
+
+static enn_status enumerate_devices(VkInstance inst, VkPhysicalDevice **devs, uint32_t *count)
+{
+    *devs = NULL;
+    *count = 0;
+    ENN_VK_TRY(vkEnumeratePhysicalDevices(inst, count, NULL));
+    if (*count == 0)
+        return enn_error(ENN_ERROR_NO_DEVICE, "no Vulkan device found; install a driver "
+                         "(mesa-vulkan-drivers gives lavapipe, a CPU device)");
+    *devs = calloc(*count, sizeof **devs);
+    if (!*devs) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing devices");
+    VkResult r = vkEnumeratePhysicalDevices(inst, count, *devs);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(*devs);
+        *devs = NULL;
+        return enn_vk_error(r, "vkEnumeratePhysicalDevices");
+    }
+    return ENN_OK;
+}
+
+static int compute_family(VkPhysicalDevice pd, uint32_t *family)
+{
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
+    VkQueueFamilyProperties q[64];
+    if (n > 64) n = 64;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, q);
+    for (uint32_t i = 0; i < n; i++)
+        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            *family = i;
+            return 1;
+        }
+    return 0;
+}
+
+static int type_rank(VkPhysicalDeviceType t)
+{
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 4;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 3;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 1;
+    default: return 0;
+    }
+}
+
+static int contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const char *request,
+                             uint32_t *chosen)
+{
+    if (!request || !request[0]) request = getenv("ENN_DEVICE");
+    int usable[256] = {0};
+    if (count > 256) count = 256;
+    for (uint32_t i = 0; i < count; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(devices[i], &p);
+        uint32_t fam;
+        usable[i] = p.apiVersion >= VK_API_VERSION_1_1 && compute_family(devices[i], &fam);
+    }
+    if (request && request[0]) {
+        char *end = NULL;
+        unsigned long idx = strtoul(request, &end, 10);
+        if (end && *end == '\0' && end != request) {
+            if (idx >= count)
+                return enn_error(ENN_ERROR_NO_DEVICE, "device index %lu requested, but there %s only %u device%s",
+                                 idx, count == 1 ? "is" : "are", count, count == 1 ? "" : "s");
+            if (!usable[idx])
+                return enn_error(ENN_ERROR_UNSUPPORTED, "device %lu has no compute queue or predates Vulkan 1.1", idx);
+            *chosen = (uint32_t)idx;
+            return ENN_OK;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(devices[i], &p);
+            if (usable[i] && contains_nocase(p.deviceName, request)) {
+                *chosen = i;
+                return ENN_OK;
+            }
+        }
+        return enn_error(ENN_ERROR_NO_DEVICE, "no usable Vulkan device matches \"%s\" "
+                         "(try `enn devices` for the list)", request);
+    }
+    int best = -1, best_rank = -1;
+    for (uint32_t i = 0; i < count; i++) {
+        if (!usable[i]) continue;
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(devices[i], &p);
+        if (type_rank(p.deviceType) > best_rank) {
+            best_rank = type_rank(p.deviceType);
+            best = (int)i;
+        }
+    }
+    if (best < 0)
+        return enn_error(ENN_ERROR_NO_DEVICE, "no Vulkan device has a compute queue and Vulkan 1.1");
+    *chosen = (uint32_t)best;
+    return ENN_OK;
+}
+
+static enn_status create_device(enn_context *ctx)
+{
+    VkPhysicalDevice pd = ctx->physical_device;
+    enn_capabilities *caps = &ctx->caps;
+    if (!compute_family(pd, &ctx->queue_family))
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s has no compute queue", caps->device_name);
+
+    const char *exts[16];
+    uint32_t next = 0;
+    if (enn_device_has_extension(pd, "VK_KHR_portability_subset")) exts[next++] = "VK_KHR_portability_subset";
+    if (caps->push_descriptors) exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
+    if (caps->fp16_arithmetic && caps->api_version < VK_API_VERSION_1_2)
+        exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+    if (caps->subgroup_size_control && caps->api_version < VK_API_VERSION_1_3)
+        exts[next++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+    if (caps->cooperative_matrix) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .storageBuffer16BitAccess = caps->storage_16bit ? VK_TRUE : VK_FALSE};
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES,
+        .shaderFloat16 = VK_TRUE};
+    VkPhysicalDeviceSubgroupSizeControlFeaturesEXT sizectl = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT,
+        .subgroupSizeControl = VK_TRUE};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coop = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+        .cooperativeMatrix = VK_TRUE};
+    void *chain = NULL;
+    if (caps->storage_16bit) { s16.pNext = chain; chain = &s16; }
+    if (caps->fp16_arithmetic) { f16.pNext = chain; chain = &f16; }
+    if (caps->subgroup_size_control) { sizectl.pNext = chain; chain = &sizectl; }
+    if (caps->cooperative_matrix) { coop.pNext = chain; chain = &coop; }
+
+    float priority = 1.0f;
+    VkDeviceQueueCreateInfo qci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+        .queueFamilyIndex = ctx->queue_family,
+        .queueCount = 1,
+        .pQueuePriorities = &priority,
+    };
+    VkDeviceCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = chain,
+        .queueCreateInfoCount = 1,
+        .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = next,
+        .ppEnabledExtensionNames = exts,
+    };
+    VkResult r = vkCreateDevice(pd, &dci, NULL, &ctx->device);
+    if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateDevice");
+    ctx->owns_device = 1;
+    vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+    ctx->enabled = (enn_enabled_features){
+        .push_descriptors = caps->push_descriptors,
+        .storage_16bit = caps->storage_16bit,
+        .fp16_arithmetic = caps->fp16_arithmetic,
+        .subgroup_size_control = caps->subgroup_size_control,
+        .coopmat_nv = caps->cooperative_matrix,
+        .timestamps = caps->timestamps,
+    };
+    return ENN_OK;
+}
+
+/* Everything after the device exists: options, memory, pipelines, transfers. */
+static enn_status finish_context(enn_context *ctx, const enn_context_options *opt)
+{
+    vkGetPhysicalDeviceMemoryProperties(ctx->physical_device, &ctx->memory_properties);
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(ctx->physical_device, &p);
+    ctx->non_coherent_atom_size = p.limits.nonCoherentAtomSize ? p.limits.nonCoherentAtomSize : 1;
+    if (ctx->enabled.push_descriptors) {
+        ctx->cmd_push_descriptor_set =
+            (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr(ctx->device, "vkCmdPushDescriptorSetKHR");
+        if (!ctx->cmd_push_descriptor_set) ctx->enabled.push_descriptors = ctx->caps.push_descriptors = 0;
+    }
+    ctx->max_dispatches_per_submit = DEFAULT_DISPATCHES_PER_SUBMIT;
+    const char *env = getenv("ENN_MAX_DISPATCHES_PER_SUBMIT");
+    if (opt && opt->max_dispatches_per_submit) ctx->max_dispatches_per_submit = opt->max_dispatches_per_submit;
+    else if (env && atoi(env) > 0) ctx->max_dispatches_per_submit = (uint32_t)atoi(env);
+    ctx->force_staging = !ctx->caps.unified_memory;
+
+    ENN_TRY(enn_allocator_create(ctx));
+    ENN_TRY(enn_transfer_create(ctx));
+    ENN_TRY(enn_pipelines_create(ctx, opt ? opt->cache_dir : NULL));
+    return ENN_OK;
+}
+
+static enn_context *context_alloc(void)
+{
+    enn_context *ctx = calloc(1, sizeof *ctx);
+    if (ctx) atomic_init(&ctx->validation_count, 0);
+    return ctx;
+}
+
+enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create: out is NULL");
+    *out = NULL;
+    enn_context *ctx = context_alloc();
+    if (!ctx) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the context");
+    int validation = (opt && opt->validation) || enn_env_flag("ENN_VALIDATION");
+    if (opt) {
+        ctx->validation_callback = opt->validation_callback;
+        ctx->validation_user = opt->validation_user;
+    }
+    enn_status s = create_instance(validation ? ctx : NULL, validation, &ctx->instance);
+    if (s != ENN_OK) { free(ctx); return s; }
+    ctx->owns_instance = 1;
+    if (validation) {
+        PFN_vkCreateDebugUtilsMessengerEXT create_messenger =
+            (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx->instance, "vkCreateDebugUtilsMessengerEXT");
+        VkDebugUtilsMessengerCreateInfoEXT mi = messenger_info(ctx);
+        VkResult r = create_messenger ? create_messenger(ctx->instance, &mi, NULL, &ctx->messenger)
+                                      : VK_ERROR_EXTENSION_NOT_PRESENT;
+        if (r != VK_SUCCESS) {
+            s = enn_vk_error(r, "vkCreateDebugUtilsMessengerEXT");
+            enn_context_destroy(ctx);
+            return s;
+        }
+    }
+    VkPhysicalDevice *devs = NULL;
+    uint32_t count = 0, chosen = 0;
+    s = enumerate_devices(ctx->instance, &devs, &count);
+    if (s == ENN_OK) s = enn_choose_device(devs, count, opt ? opt->device : NULL, &chosen);
+    if (s == ENN_OK) {
+        ctx->physical_device = devs[chosen];
+        enn_query_capabilities(ctx->instance, ctx->physical_device, &ctx->caps);
+        enn_apply_disable_switches(&ctx->caps);
+        s = create_device(ctx);
+    }
+    free(devs);
+    if (s == ENN_OK) s = finish_context(ctx, opt);
+    if (s != ENN_OK) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", enn_last_error());
+        enn_context_destroy(ctx);
+        enn_error(s, "%s", saved);
+        return s;
+    }
+    enn_error_clear();
+    *out = ctx;
+    return ENN_OK;
+}
+
+static int list_has(const char *const *list, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (list[i] && !strcmp(list[i], name)) return 1;
+    return 0;
+}
+
+enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn_context_options *opt,
+                                          enn_context **out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: out is NULL");
+    *out = NULL;
+    if (!h || !h->instance || !h->physical_device || !h->device || !h->queue)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: instance, "
+                         "physical_device, device and queue must all be given");
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(h->physical_device, &nq, NULL);
+    VkQueueFamilyProperties q[64];
+    if (nq > 64) nq = 64;
+    vkGetPhysicalDeviceQueueFamilyProperties(h->physical_device, &nq, q);
+    if (h->queue_family >= nq || !(q[h->queue_family].queueFlags & VK_QUEUE_COMPUTE_BIT))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "queue family %u does not exist or has no compute support",
+                         h->queue_family);
+    enn_context *ctx = context_alloc();
+    if (!ctx) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the context");
+    ctx->instance = h->instance;
+    ctx->physical_device = h->physical_device;
+    ctx->device = h->device;
+    ctx->queue = h->queue;
+    ctx->queue_family = h->queue_family;
+    enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
+    enn_apply_disable_switches(&ctx->caps);
+    if (ctx->caps.api_version < VK_API_VERSION_1_1) {
+        free(ctx);
+        return enn_error(ENN_ERROR_UNSUPPORTED, "the adopted device predates Vulkan 1.1");
+    }
+    /* Use only what the caller says it enabled. */
+    enn_capabilities *c = &ctx->caps;
+    const char *const *ext = h->enabled_device_extensions;
+    uint32_t next = h->enabled_device_extension_count;
+    c->push_descriptors = c->push_descriptors && list_has(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    c->cooperative_matrix = 0;
+    int s16 = 0, f16 = 0, sizectl = 0, coop = 0;
+    for (const VkBaseInStructure *p = h->enabled_features ? h->enabled_features->pNext : NULL; p; p = p->pNext) {
+        switch (p->sType) {
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES:
+            s16 = ((const VkPhysicalDevice16BitStorageFeatures *)p)->storageBuffer16BitAccess; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES:
+            s16 = ((const VkPhysicalDeviceVulkan11Features *)p)->storageBuffer16BitAccess; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES:
+            f16 = ((const VkPhysicalDeviceShaderFloat16Int8Features *)p)->shaderFloat16; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES:
+            f16 = ((const VkPhysicalDeviceVulkan12Features *)p)->shaderFloat16; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT:
+            sizectl = ((const VkPhysicalDeviceSubgroupSizeControlFeaturesEXT *)p)->subgroupSizeControl; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES:
+            sizectl = ((const VkPhysicalDeviceVulkan13Features *)p)->subgroupSizeControl; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV:
+            coop = ((const VkPhysicalDeviceCooperativeMatrixFeaturesNV *)p)->cooperativeMatrix; break;
+        default: break;
+        }
+    }
+    c->storage_16bit = c->storage_16bit && s16;
+    c->fp16_arithmetic = c->fp16_arithmetic && f16;
+    if (!(c->subgroup_size_control && sizectl)) {
+        c->subgroup_size_control = 0;
+        c->min_subgroup_size = c->max_subgroup_size = c->subgroup_size;
+    }
+    c->cooperative_matrix = coop && c->storage_16bit &&
+                            list_has(ext, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    ctx->enabled = (enn_enabled_features){
+        .push_descriptors = c->push_descriptors,
+        .storage_16bit = c->storage_16bit,
+        .fp16_arithmetic = c->fp16_arithmetic,
+        .subgroup_size_control = c->subgroup_size_control,
+        .coopmat_nv = c->cooperative_matrix,
+        .timestamps = c->timestamps,
+    };
+    enn_status s = finish_context(ctx, opt);
+    if (s != ENN_OK) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", enn_last_error());
+        enn_context_destroy(ctx);
+        enn_error(s, "%s", saved);
+        return s;
+    }
+    enn_error_clear();
+    *out = ctx;
+    return ENN_OK;
+}
+
+void enn_context_destroy(enn_context *ctx)
+{
+    if (!ctx) return;
+    if (ctx->device) {
+        /* Finish our own work only; an adopted queue may be busy with the caller's. */
+        enn_context_wait_pending(ctx);
+        enn_pipelines_destroy(ctx);
+        enn_transfer_destroy(ctx);
+        enn_allocator_destroy(ctx);
+    }
+    free(ctx->pending_fences);
+    if (ctx->owns_device && ctx->device) vkDestroyDevice(ctx->device, NULL);
+    if (ctx->messenger) {
+        PFN_vkDestroyDebugUtilsMessengerEXT destroy =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx->instance, "vkDestroyDebugUtilsMessengerEXT");
+        if (destroy) destroy(ctx->instance, ctx->messenger, NULL);
+    }
+    if (ctx->owns_instance && ctx->instance) vkDestroyInstance(ctx->instance, NULL);
+    free(ctx);
+}
+
+enn_status enn_context_capabilities(const enn_context *ctx, enn_capabilities *out)
+{
+    if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_capabilities: NULL argument");
+    *out = ctx->caps;
+    return ENN_OK;
+}
+
+uint32_t enn_context_validation_messages(const enn_context *ctx, const char **first)
+{
+    if (!ctx) return 0;
+    uint32_t n = atomic_load(&((enn_context *)ctx)->validation_count);
+    if (first) *first = n ? ctx->validation_first : "";
+    return n;
+}
+
+enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles *out)
+{
+    if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_vulkan_handles: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->instance = ctx->instance;
+    out->physical_device = ctx->physical_device;
+    out->device = ctx->device;
+    out->queue_family = ctx->queue_family;
+    out->queue = ctx->queue;
+    return ENN_OK;
+}
+
+enn_status enn_context_track_fence(enn_context *ctx, VkFence fence)
+{
+    if (ctx->pending_count == ctx->pending_capacity) {
+        uint32_t cap = ctx->pending_capacity ? ctx->pending_capacity * 2 : 16;
+        VkFence *f = realloc(ctx->pending_fences, cap * sizeof *f);
+        if (!f) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "tracking a submission");
+        ctx->pending_fences = f;
+        ctx->pending_capacity = cap;
+    }
+    ctx->pending_fences[ctx->pending_count++] = fence;
+    return ENN_OK;
+}
+
+void enn_context_untrack_fence(enn_context *ctx, VkFence fence)
+{
+    for (uint32_t i = 0; i < ctx->pending_count; i++)
+        if (ctx->pending_fences[i] == fence) {
+            ctx->pending_fences[i] = ctx->pending_fences[--ctx->pending_count];
+            return;
+        }
+}
+
+enn_status enn_context_wait_pending(enn_context *ctx)
+{
+    if (!ctx->pending_count) return ENN_OK;
+    VkResult r = vkWaitForFences(ctx->device, ctx->pending_count, ctx->pending_fences, VK_TRUE, UINT64_MAX);
+    if (r != VK_SUCCESS) return enn_vk_error(r, "vkWaitForFences (pending submissions)");
+    ctx->pending_count = 0;
+    return ENN_OK;
+}
+
+enn_status enn_context_wait_idle(enn_context *ctx)
+{
+    if (!ctx) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_wait_idle: ctx is NULL");
+    return enn_context_wait_pending(ctx);
+}
+
+enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t *count)
+{
+    if (!count) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_list_devices: count is NULL");
+    *count = 0;
+    VkInstance inst;
+    ENN_TRY(create_instance(NULL, 0, &inst));
+    VkPhysicalDevice *devs = NULL;
+    uint32_t n = 0, chosen = UINT32_MAX;
+    enn_status s = enumerate_devices(inst, &devs, &n);
+    if (s == ENN_OK) {
+        if (enn_choose_device(devs, n, NULL, &chosen) != ENN_OK) chosen = UINT32_MAX;
+        for (uint32_t i = 0; i < n && i < capacity && infos; i++) {
+            infos[i].index = i;
+            enn_query_capabilities(inst, devs[i], &infos[i].caps);
+            enn_apply_disable_switches(&infos[i].caps);
+            infos[i].chosen = i == chosen;
+        }
+        *count = n;
+        enn_error_clear();
+    }
+    free(devs);
+    vkDestroyInstance(inst, NULL);
+    return s;
+}

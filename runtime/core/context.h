@@ -1,0 +1,98 @@
+/* The context: the Vulkan instance, device and queue libenn runs on (owned or adopted),
+ * what the device can do, and the per-context services (memory, pipelines, transfers). */
+#ifndef ENN_CORE_CONTEXT_H
+#define ENN_CORE_CONTEXT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <vulkan/vulkan.h>
+
+#include "enn.h"
+#include "enn_vulkan.h"
+
+typedef struct enn_allocator enn_allocator;
+typedef struct enn_pipeline_registry enn_pipeline_registry;
+
+/* Features actually enabled on the VkDevice (capabilities after ENN_DISABLE_*). */
+typedef struct enn_enabled_features {
+    int push_descriptors;
+    int storage_16bit;
+    int fp16_arithmetic;
+    int subgroup_size_control;
+    int coopmat_khr;
+    int coopmat_nv;
+    int timestamps;
+} enn_enabled_features;
+
+struct enn_context {
+    VkInstance instance;
+    VkPhysicalDevice physical_device;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    int owns_instance, owns_device;
+
+    VkDebugUtilsMessengerEXT messenger;
+    atomic_uint validation_count;
+    char validation_first[2048];
+    void (*validation_callback)(void *user, const char *message);
+    void *validation_user;
+
+    enn_capabilities caps;
+    enn_enabled_features enabled;
+    VkPhysicalDeviceMemoryProperties memory_properties;
+    VkDeviceSize non_coherent_atom_size;
+    PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set;
+
+    uint32_t max_dispatches_per_submit;
+    int force_staging;               /* ENN_FORCE_STAGING: never map device memory */
+
+    enn_allocator *allocator;
+    enn_pipeline_registry *pipelines;
+
+    /* Transfers (uploads, downloads) go through one staging buffer and command buffer. */
+    VkCommandPool transfer_pool;
+    VkCommandBuffer transfer_cmd;
+    VkFence transfer_fence;
+    VkBuffer staging_buffer;
+    VkDeviceMemory staging_memory;
+    void *staging_mapped;
+    VkDeviceSize staging_size;
+    int staging_coherent;
+
+    /* Submissions not yet known to be complete; uploads and downloads wait for them. */
+    VkFence *pending_fences;
+    uint32_t pending_count, pending_capacity;
+};
+
+/* 1 when the environment variable is set to something other than "" or "0". */
+int enn_env_flag(const char *name);
+
+/* Fills caps for a physical device (before the ENN_DISABLE_* switches). */
+void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps);
+/* Applies ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,
+ * ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS. */
+void enn_apply_disable_switches(enn_capabilities *caps);
+/* 1 when the physical device has the named device extension. */
+int enn_device_has_extension(VkPhysicalDevice pd, const char *name);
+
+/* The index ENN_DEVICE or `request` names among `count` devices, or the best one. */
+enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const char *request,
+                             uint32_t *chosen);
+
+/* Registers a fence whose submission libenn must finish before host access. */
+enn_status enn_context_track_fence(enn_context *ctx, VkFence fence);
+/* Waits for every tracked submission; afterwards all device writes are visible. */
+enn_status enn_context_wait_pending(enn_context *ctx);
+/* Forgets a fence (its owner is about to destroy or reuse it, after waiting on it). */
+void enn_context_untrack_fence(enn_context *ctx, VkFence fence);
+
+/* Services created with the context (memory.c, pipelines.c, transfer.c). */
+enn_status enn_allocator_create(enn_context *ctx);
+void enn_allocator_destroy(enn_context *ctx);
+enn_status enn_pipelines_create(enn_context *ctx, const char *cache_dir);
+void enn_pipelines_destroy(enn_context *ctx);
+enn_status enn_transfer_create(enn_context *ctx);
+void enn_transfer_destroy(enn_context *ctx);
+
+#endif

@@ -1,0 +1,23 @@
+/* Device memory: buffers are ranges carved out of large VkDeviceMemory blocks, each block
+ * bound to one VkBuffer, so a tensor costs no Vulkan allocation of its own. */
+#ifndef ENN_CORE_MEMORY_H
+#define ENN_CORE_MEMORY_H
+
+#include <vulkan/vulkan.h>
+#include "enn.h"
+
+typedef struct enn_block enn_block;
+
+struct enn_buffer {
+    enn_block *block;
+    VkBuffer vk_buffer;      /* the block's buffer */
+    VkDeviceSize offset;     /* of this range inside the block */
+    VkDeviceSize size;       /* bytes requested */
+    VkDeviceSize reserved;   /* bytes taken from the block (size rounded up) */
+    void *mapped;            /* host pointer to offset 0 when the block is mappable, else NULL */
+};
+
+/* Default size of a block; requests above half of it get a block of their own. */
+#define ENN_BLOCK_BYTES ((VkDeviceSize)64 << 20)
+
+#endif

@@ -1,0 +1,467 @@
+/* Recording and submission. See recorder.h for the contract.
+ *
+ * Barriers: the recorder keeps the buffer ranges read and written since the last
+ * barrier. A command that reads a range written since then (read after write), or
+ * writes a range read or written since then, gets one memory barrier before it, and the
+ * sets start over. Independent commands get none, so the driver can overlap them.
+ * Every submission ends with a barrier that makes its writes visible to later commands
+ * and to the host, so later recordings and transfers need no knowledge of this one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "core/recorder.h"
+
+typedef struct range {
+    VkBuffer buffer;
+    VkDeviceSize begin, end;
+} range;
+
+typedef struct range_set {
+    range *items;
+    uint32_t count, capacity;
+} range_set;
+
+typedef struct segment {
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorPool descriptors;  /* only without push descriptors */
+    VkQueryPool queries;           /* only with timestamps */
+    uint32_t dispatches;           /* dispatches and transfers recorded in it */
+    uint32_t first_timed;          /* index into rec->timed of its first dispatch */
+    uint32_t timed_count;
+    int submitted;
+} segment;
+
+typedef struct timed_dispatch {
+    char name[64];
+    double gpu_ms;
+} timed_dispatch;
+
+struct enn_recorder {
+    enn_context *ctx;
+    VkCommandPool pool;
+    segment *segs;
+    uint32_t seg_count, seg_capacity;
+    int recording;                 /* a segment is open */
+    uint32_t current;              /* index of the open (or last) segment */
+    uint32_t cap;                  /* commands per segment */
+    int timestamps, timestamps_next;
+    range_set reads, writes;
+    timed_dispatch *timed;
+    uint32_t timed_count, timed_capacity;
+    enn_timing *timings;
+    uint32_t timing_count;
+    enn_recorder_stats stats;
+};
+
+static enn_status set_add(range_set *s, range r)
+{
+    if (s->count == s->capacity) {
+        uint32_t cap = s->capacity ? s->capacity * 2 : 64;
+        range *items = realloc(s->items, cap * sizeof *items);
+        if (!items) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder hazard set");
+        s->items = items;
+        s->capacity = cap;
+    }
+    s->items[s->count++] = r;
+    return ENN_OK;
+}
+
+static int set_overlaps(const range_set *s, range r)
+{
+    for (uint32_t i = 0; i < s->count; i++)
+        if (s->items[i].buffer == r.buffer && s->items[i].begin < r.end && r.begin < s->items[i].end) return 1;
+    return 0;
+}
+
+enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out)
+{
+    if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_create: NULL argument");
+    enn_recorder *rec = calloc(1, sizeof *rec);
+    if (!rec) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder");
+    rec->ctx = ctx;
+    rec->cap = ctx->max_dispatches_per_submit;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .queueFamilyIndex = ctx->queue_family};
+    VkResult r = vkCreateCommandPool(ctx->device, &pci, NULL, &rec->pool);
+    if (r != VK_SUCCESS) { free(rec); return enn_vk_error(r, "vkCreateCommandPool"); }
+    *out = rec;
+    return ENN_OK;
+}
+
+static void wait_segments(enn_recorder *rec)
+{
+    for (uint32_t i = 0; i < rec->seg_count; i++)
+        if (rec->segs[i].submitted) {
+            vkWaitForFences(rec->ctx->device, 1, &rec->segs[i].fence, VK_TRUE, UINT64_MAX);
+            enn_context_untrack_fence(rec->ctx, rec->segs[i].fence);
+            rec->segs[i].submitted = 0;
+        }
+}
+
+void enn_recorder_destroy(enn_recorder *rec)
+{
+    if (!rec) return;
+    VkDevice dev = rec->ctx->device;
+    if (rec->recording) {
+        /* An unsubmitted segment is simply dropped. */
+        vkEndCommandBuffer(rec->segs[rec->current].cmd);
+        rec->recording = 0;
+    }
+    wait_segments(rec);
+    for (uint32_t i = 0; i < rec->seg_count; i++) {
+        segment *s = &rec->segs[i];
+        if (s->fence) vkDestroyFence(dev, s->fence, NULL);
+        if (s->descriptors) vkDestroyDescriptorPool(dev, s->descriptors, NULL);
+        if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
+    }
+    vkDestroyCommandPool(dev, rec->pool, NULL);
+    free(rec->segs);
+    free(rec->reads.items);
+    free(rec->writes.items);
+    free(rec->timed);
+    free(rec->timings);
+    free(rec);
+}
+
+void enn_recorder_set_timestamps(enn_recorder *rec, int on)
+{
+    if (rec) rec->timestamps_next = on && rec->ctx->enabled.timestamps;
+}
+
+static enn_status segment_init(enn_recorder *rec, segment *s)
+{
+    enn_context *ctx = rec->ctx;
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = rec->pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    ENN_VK_TRY(vkAllocateCommandBuffers(ctx->device, &ai, &s->cmd));
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    ENN_VK_TRY(vkCreateFence(ctx->device, &fi, NULL, &s->fence));
+    if (!ctx->enabled.push_descriptors) {
+        VkDescriptorPoolSize size = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                     .descriptorCount = rec->cap * ENN_MAX_BINDINGS};
+        VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                         .maxSets = rec->cap, .poolSizeCount = 1, .pPoolSizes = &size};
+        ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, NULL, &s->descriptors));
+    }
+    return ENN_OK;
+}
+
+static enn_status segment_open(enn_recorder *rec)
+{
+    uint32_t index = rec->recording || rec->stats.submits ? rec->current + 1 : 0;
+    if (index == rec->seg_capacity) {
+        uint32_t cap = rec->seg_capacity ? rec->seg_capacity * 2 : 4;
+        segment *segs = realloc(rec->segs, cap * sizeof *segs);
+        if (!segs) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder segments");
+        memset(segs + rec->seg_capacity, 0, (cap - rec->seg_capacity) * sizeof *segs);
+        rec->segs = segs;
+        rec->seg_capacity = cap;
+    }
+    if (index == rec->seg_count) {
+        ENN_TRY(segment_init(rec, &rec->segs[index]));
+        rec->seg_count++;
+    }
+    segment *s = &rec->segs[index];
+    if (rec->timestamps && !s->queries) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = 2 * rec->cap};
+        ENN_VK_TRY(vkCreateQueryPool(rec->ctx->device, &qi, NULL, &s->queries));
+    }
+    if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
+    ENN_VK_TRY(vkResetFences(rec->ctx->device, 1, &s->fence));
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                   .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    ENN_VK_TRY(vkBeginCommandBuffer(s->cmd, &bi));
+    if (rec->timestamps) vkCmdResetQueryPool(s->cmd, s->queries, 0, 2 * rec->cap);
+    s->dispatches = 0;
+    s->first_timed = rec->timed_count;
+    s->timed_count = 0;
+    rec->current = index;
+    rec->recording = 1;
+    rec->reads.count = rec->writes.count = 0;
+    return ENN_OK;
+}
+
+/* Ends and submits the open segment. */
+static enn_status segment_close(enn_recorder *rec)
+{
+    segment *s = &rec->segs[rec->current];
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT | VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    rec->recording = 0;
+    ENN_VK_TRY(vkEndCommandBuffer(s->cmd));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cmd};
+    ENN_VK_TRY(vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence));
+    s->submitted = 1;
+    rec->stats.submits++;
+    return enn_context_track_fence(rec->ctx, s->fence);
+}
+
+enn_status enn_recorder_begin(enn_recorder *rec)
+{
+    if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
+    if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: already recording");
+    wait_segments(rec);
+    ENN_VK_TRY(vkResetCommandPool(rec->ctx->device, rec->pool, 0));
+    rec->stats = (enn_recorder_stats){0};
+    rec->timed_count = 0;
+    rec->timing_count = 0;
+    rec->timestamps = rec->timestamps_next;
+    rec->current = 0;
+    return segment_open(rec);
+}
+
+/* Opens the next segment when the open one is full; ensures one is open. */
+static enn_status make_room(enn_recorder *rec)
+{
+    if (!rec->recording) {
+        if (rec->stats.submits == 0 && rec->stats.dispatches == 0 && rec->stats.transfers == 0 && !rec->seg_count)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "record called before enn_recorder_begin");
+        return segment_open(rec);
+    }
+    if (rec->segs[rec->current].dispatches >= rec->cap) {
+        ENN_TRY(segment_close(rec));
+        ENN_TRY(segment_open(rec));
+    }
+    return ENN_OK;
+}
+
+static void emit_barrier(enn_recorder *rec)
+{
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(rec->segs[rec->current].cmd, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+    rec->reads.count = rec->writes.count = 0;
+    rec->stats.barriers++;
+}
+
+/* Inserts a barrier if any access conflicts with those since the last one, then notes them. */
+static enn_status track(enn_recorder *rec, const range *r, const enn_access *acc, uint32_t n)
+{
+    int need = 0;
+    for (uint32_t i = 0; i < n && !need; i++) {
+        if ((acc[i] & ENN_ACCESS_READ) && set_overlaps(&rec->writes, r[i])) need = 1;
+        if ((acc[i] & ENN_ACCESS_WRITE) && (set_overlaps(&rec->writes, r[i]) || set_overlaps(&rec->reads, r[i]))) need = 1;
+    }
+    if (need) emit_barrier(rec);
+    for (uint32_t i = 0; i < n; i++) {
+        if (acc[i] & ENN_ACCESS_READ) ENN_TRY(set_add(&rec->reads, r[i]));
+        if (acc[i] & ENN_ACCESS_WRITE) ENN_TRY(set_add(&rec->writes, r[i]));
+    }
+    return ENN_OK;
+}
+
+static enn_status note_timed(enn_recorder *rec, const char *name)
+{
+    if (rec->timed_count == rec->timed_capacity) {
+        uint32_t cap = rec->timed_capacity ? rec->timed_capacity * 2 : 256;
+        timed_dispatch *t = realloc(rec->timed, cap * sizeof *t);
+        if (!t) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "timestamp records");
+        rec->timed = t;
+        rec->timed_capacity = cap;
+    }
+    timed_dispatch *t = &rec->timed[rec->timed_count++];
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "?");
+    t->gpu_ms = 0;
+    rec->segs[rec->current].timed_count++;
+    return ENN_OK;
+}
+
+static enn_status resolve_range(const char *what, const enn_buffer *b, VkDeviceSize offset, VkDeviceSize size,
+                                range *out)
+{
+    if (!b) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: buffer is NULL", what);
+    if (size == 0) size = offset < b->size ? b->size - offset : 0;
+    if (size == 0 || offset > b->size || size > b->size - offset)
+        return enn_error(ENN_ERROR_OUT_OF_RANGE, "%s: range [%llu, +%llu) outside a buffer of %llu bytes", what,
+                         (unsigned long long)offset, (unsigned long long)size, (unsigned long long)b->size);
+    *out = (range){b->vk_buffer, b->offset + offset, b->offset + offset + size};
+    return ENN_OK;
+}
+
+enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, const enn_binding *bindings,
+                               uint32_t n, const void *push, uint32_t gx, uint32_t gy, uint32_t gz,
+                               const char *name)
+{
+    if (!rec || !pipe) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_dispatch: NULL argument");
+    enn_context *ctx = rec->ctx;
+    const char *label = name ? name : pipe->shader;
+    if (n != pipe->num_buffers)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: %u buffers bound, the kernel takes %u", label, n, pipe->num_buffers);
+    if (pipe->push_size && !push)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: push constants missing", label);
+    if (!gx || !gy || !gz || gx > ctx->caps.max_workgroup_count[0] || gy > ctx->caps.max_workgroup_count[1] ||
+        gz > ctx->caps.max_workgroup_count[2])
+        return enn_error(ENN_ERROR_OUT_OF_RANGE, "%s: %u x %u x %u workgroups, the device allows 1..%u x %u x %u",
+                         label, gx, gy, gz, ctx->caps.max_workgroup_count[0], ctx->caps.max_workgroup_count[1],
+                         ctx->caps.max_workgroup_count[2]);
+    range ranges[ENN_MAX_BINDINGS];
+    enn_access acc[ENN_MAX_BINDINGS];
+    VkDescriptorBufferInfo infos[ENN_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[ENN_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n; i++) {
+        ENN_TRY(resolve_range(label, bindings[i].buffer, bindings[i].offset, bindings[i].size, &ranges[i]));
+        VkDeviceSize size = ranges[i].end - ranges[i].begin;
+        if (size > ctx->caps.max_storage_buffer_range)
+            return enn_error(ENN_ERROR_UNSUPPORTED, "%s: binding %u covers %llu bytes; the device binds at most %llu",
+                             label, i, (unsigned long long)size, (unsigned long long)ctx->caps.max_storage_buffer_range);
+        if (ranges[i].begin % ctx->caps.min_storage_buffer_offset_alignment)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: binding %u starts at byte %llu, not a multiple of %u",
+                             label, i, (unsigned long long)bindings[i].offset, ctx->caps.min_storage_buffer_offset_alignment);
+        acc[i] = bindings[i].access;
+        infos[i] = (VkDescriptorBufferInfo){ranges[i].buffer, ranges[i].begin, size};
+        writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstBinding = i,
+                                           .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .pBufferInfo = &infos[i]};
+    }
+    ENN_TRY(make_room(rec));
+    segment *s = &rec->segs[rec->current];
+    ENN_TRY(track(rec, ranges, acc, n));
+    vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
+    if (pipe->push_descriptors) {
+        ctx->cmd_push_descriptor_set(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, n, writes);
+    } else {
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = s->descriptors, .descriptorSetCount = 1,
+                                          .pSetLayouts = &pipe->set_layout};
+        VkDescriptorSet set;
+        ENN_VK_TRY(vkAllocateDescriptorSets(ctx->device, &ai, &set));
+        for (uint32_t i = 0; i < n; i++) writes[i].dstSet = set;
+        vkUpdateDescriptorSets(ctx->device, n, writes, 0, NULL);
+        vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set, 0, NULL);
+    }
+    if (pipe->push_size)
+        vkCmdPushConstants(s->cmd, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, pipe->push_size, push);
+    if (rec->timestamps) {
+        vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->queries, 2 * s->timed_count);
+        vkCmdDispatch(s->cmd, gx, gy, gz);
+        vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s->queries, 2 * s->timed_count + 1);
+        ENN_TRY(note_timed(rec, label));
+    } else {
+        vkCmdDispatch(s->cmd, gx, gy, gz);
+    }
+    s->dispatches++;
+    rec->stats.dispatches++;
+    return ENN_OK;
+}
+
+enn_status enn_record_fill(enn_recorder *rec, const enn_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
+                           uint32_t value)
+{
+    if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_fill: rec is NULL");
+    range r;
+    ENN_TRY(resolve_range("enn_record_fill", buf, offset, size, &r));
+    if (r.begin % 4 || (r.end - r.begin) % 4)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_fill: offset and size must be multiples of 4");
+    ENN_TRY(make_room(rec));
+    enn_access a = ENN_ACCESS_WRITE;
+    ENN_TRY(track(rec, &r, &a, 1));
+    vkCmdFillBuffer(rec->segs[rec->current].cmd, r.buffer, r.begin, r.end - r.begin, value);
+    rec->segs[rec->current].dispatches++;
+    rec->stats.transfers++;
+    return ENN_OK;
+}
+
+enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSize src_offset,
+                           const enn_buffer *dst, VkDeviceSize dst_offset, VkDeviceSize size)
+{
+    if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_copy: rec is NULL");
+    if (!size) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_copy: size is zero");
+    range r[2];
+    ENN_TRY(resolve_range("enn_record_copy (source)", src, src_offset, size, &r[0]));
+    ENN_TRY(resolve_range("enn_record_copy (destination)", dst, dst_offset, size, &r[1]));
+    if (r[0].buffer == r[1].buffer && r[0].begin < r[1].end && r[1].begin < r[0].end)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_copy: source and destination overlap");
+    ENN_TRY(make_room(rec));
+    enn_access a[2] = {ENN_ACCESS_READ, ENN_ACCESS_WRITE};
+    ENN_TRY(track(rec, r, a, 2));
+    VkBufferCopy region = {r[0].begin, r[1].begin, size};
+    vkCmdCopyBuffer(rec->segs[rec->current].cmd, r[0].buffer, r[1].buffer, 1, &region);
+    rec->segs[rec->current].dispatches++;
+    rec->stats.transfers++;
+    return ENN_OK;
+}
+
+enn_status enn_recorder_submit(enn_recorder *rec)
+{
+    if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_submit: rec is NULL");
+    if (!rec->recording) return ENN_OK;
+    return segment_close(rec);
+}
+
+static enn_status add_timing(enn_recorder *rec, const timed_dispatch *t)
+{
+    for (uint32_t i = 0; i < rec->timing_count; i++)
+        if (!strcmp(rec->timings[i].name, t->name)) {
+            rec->timings[i].gpu_ms += t->gpu_ms;
+            rec->timings[i].count++;
+            return ENN_OK;
+        }
+    enn_timing *tm = realloc(rec->timings, (rec->timing_count + 1) * sizeof *tm);
+    if (!tm) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "timings");
+    rec->timings = tm;
+    enn_timing *e = &tm[rec->timing_count++];
+    snprintf(e->name, sizeof e->name, "%s", t->name);
+    e->gpu_ms = t->gpu_ms;
+    e->count = 1;
+    return ENN_OK;
+}
+
+enn_status enn_recorder_wait(enn_recorder *rec)
+{
+    if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_wait: rec is NULL");
+    enn_context *ctx = rec->ctx;
+    uint32_t last = rec->stats.submits;
+    for (uint32_t i = 0; i < rec->seg_count && i < last; i++) {
+        segment *s = &rec->segs[i];
+        if (!s->submitted) continue;
+        VkResult r = vkWaitForFences(ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
+        if (r != VK_SUCCESS) return enn_vk_error(r, "vkWaitForFences (recording)");
+        enn_context_untrack_fence(ctx, s->fence);
+        s->submitted = 0;
+        if (rec->timestamps && s->timed_count) {
+            uint64_t *ticks = malloc(2 * s->timed_count * sizeof *ticks);
+            if (!ticks) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "timestamps");
+            r = vkGetQueryPoolResults(ctx->device, s->queries, 0, 2 * s->timed_count, 2 * s->timed_count * 8, ticks, 8,
+                                      VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+            if (r != VK_SUCCESS) { free(ticks); return enn_vk_error(r, "vkGetQueryPoolResults"); }
+            for (uint32_t k = 0; k < s->timed_count; k++) {
+                timed_dispatch *t = &rec->timed[s->first_timed + k];
+                uint64_t a = ticks[2 * k], b = ticks[2 * k + 1];
+                t->gpu_ms = b > a ? (double)(b - a) * ctx->caps.timestamp_period_ns * 1e-6 : 0.0;
+                enn_status st = add_timing(rec, t);
+                if (st != ENN_OK) { free(ticks); return st; }
+            }
+            free(ticks);
+        }
+    }
+    return ENN_OK;
+}
+
+enn_status enn_recorder_run(enn_recorder *rec)
+{
+    ENN_TRY(enn_recorder_submit(rec));
+    return enn_recorder_wait(rec);
+}
+
+enn_recorder_stats enn_recorder_get_stats(const enn_recorder *rec)
+{
+    return rec ? rec->stats : (enn_recorder_stats){0};
+}
+
+uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out)
+{
+    if (out) *out = rec ? rec->timings : NULL;
+    return rec ? rec->timing_count : 0;
+}

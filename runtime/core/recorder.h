@@ -1,0 +1,75 @@
+/* The recorder: many dispatches in one command buffer, with exactly the barriers that
+ * their buffer accesses need, split into several submissions when the work per
+ * submission would pass the context's cap, and optional per-dispatch GPU timestamps.
+ *
+ *   enn_recorder_begin(rec);
+ *   enn_record_dispatch(rec, pipe, bindings, n, &push, gx, gy, gz, "gemm");  ...
+ *   enn_recorder_run(rec);          // submit and wait; or submit now, wait later
+ */
+#ifndef ENN_CORE_RECORDER_H
+#define ENN_CORE_RECORDER_H
+
+#include <vulkan/vulkan.h>
+#include "core/memory.h"
+#include "core/pipelines.h"
+#include "enn.h"
+
+typedef enum enn_access {
+    ENN_ACCESS_READ = 1,
+    ENN_ACCESS_WRITE = 2,
+    ENN_ACCESS_READ_WRITE = 3,
+} enn_access;
+
+/* A range of a buffer that a dispatch binds; size 0 means "to the end of the buffer". */
+typedef struct enn_binding {
+    const enn_buffer *buffer;
+    VkDeviceSize offset, size;
+    enn_access access;
+} enn_binding;
+
+#define ENN_IN(b) ((enn_binding){(b), 0, 0, ENN_ACCESS_READ})
+#define ENN_OUT(b) ((enn_binding){(b), 0, 0, ENN_ACCESS_WRITE})
+#define ENN_INOUT(b) ((enn_binding){(b), 0, 0, ENN_ACCESS_READ_WRITE})
+
+typedef struct enn_recorder enn_recorder;
+
+typedef struct enn_recorder_stats {
+    uint32_t dispatches;      /* in the current or last recording */
+    uint32_t transfers;       /* fills and copies */
+    uint32_t barriers;        /* dependency barriers inserted between commands */
+    uint32_t submits;         /* queue submissions (segments) */
+} enn_recorder_stats;
+
+typedef struct enn_timing {
+    char name[64];
+    double gpu_ms;            /* summed over every dispatch of that name */
+    uint32_t count;
+} enn_timing;
+
+enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out);
+void enn_recorder_destroy(enn_recorder *rec);
+/* Timestamps around every dispatch from the next begin on (when the device has them). */
+void enn_recorder_set_timestamps(enn_recorder *rec, int on);
+
+/* Starts a new recording; waits for the recorder's previous submissions first. */
+enn_status enn_recorder_begin(enn_recorder *rec);
+enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, const enn_binding *bindings,
+                               uint32_t binding_count, const void *push, uint32_t gx, uint32_t gy,
+                               uint32_t gz, const char *name);
+/* vkCmdFillBuffer: offset and size multiples of 4. */
+enn_status enn_record_fill(enn_recorder *rec, const enn_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
+                           uint32_t value);
+enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSize src_offset,
+                           const enn_buffer *dst, VkDeviceSize dst_offset, VkDeviceSize size);
+/* Submits what has been recorded, without waiting. */
+enn_status enn_recorder_submit(enn_recorder *rec);
+/* Waits for every submission of this recording and gathers the timestamps. */
+enn_status enn_recorder_wait(enn_recorder *rec);
+/* Submit and wait. */
+enn_status enn_recorder_run(enn_recorder *rec);
+
+enn_recorder_stats enn_recorder_get_stats(const enn_recorder *rec);
+/* GPU time per dispatch name, after enn_recorder_wait (empty without timestamps). */
+uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out);
+
+#endif

@@ -1,0 +1,33 @@
+/* Shared test set-up: a context on the test device with the validation layer on, and
+ * a check, at the end of each test, that the layer reported nothing. */
+#ifndef ENN_TEST_HARNESS_H
+#define ENN_TEST_HARNESS_H
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+
+#include "enn.h"
+
+/* ENN_TEST_DEVICE, else "llvmpipe" (lavapipe): tests are pinned to the CPU device
+ * unless told otherwise, so a GPU on the machine does not change what CI checks. */
+const char *test_device(void);
+/* A validated context on the test device; fails the test if it cannot be made. */
+enn_context *test_context(void);
+/* Validation messages seen so far in this test process. */
+unsigned test_validation_count(void);
+/* Fails the test if the validation layer reported anything, then destroys ctx. */
+void test_context_finish(enn_context *ctx);
+
+/* Asserts that an enn call succeeded, printing enn_last_error() if not. */
+#define ENN_ASSERT_OK(call)                                                                   \
+    do {                                                                                      \
+        enn_status s_ = (call);                                                               \
+        cr_assert_eq(s_, ENN_OK, "%s -> %s: %s", #call, enn_status_name(s_), enn_last_error()); \
+    } while (0)
+
+/* Deterministic pseudo-random numbers for test data (splitmix64). */
+uint64_t test_rand_u64(uint64_t *state);
+/* Uniform in [lo, hi). */
+double test_rand_uniform(uint64_t *state, double lo, double hi);
+
+#endif

@@ -1,0 +1,9 @@
+/* Subcommands of `enn`: each takes its own argv (argv[0] is the command name) and
+ * returns the process exit code. */
+#ifndef ENN_TOOLS_COMMANDS_H
+#define ENN_TOOLS_COMMANDS_H
+
+int cmd_devices(int argc, char **argv);
+int cmd_smoke(int argc, char **argv);
+
+#endif

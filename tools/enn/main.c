@@ -1,0 +1,44 @@
+/* enn: the command-line front end of libenn. Each subcommand lives in its own file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "enn.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"devices", cmd_devices, "list Vulkan devices, their capabilities, and which one is chosen"},
+    {"smoke", cmd_smoke, "run a few dispatches on the chosen device and check the result"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: enn <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`enn <command> --help` describes a command's options.\n"
+               "Environment: ENN_DEVICE (index or name substring), ENN_VALIDATION=1,\n"
+               "ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,\n"
+               "ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS, ENN_FORCE_STAGING,\n"
+               "ENN_MAX_DISPATCHES_PER_SUBMIT, ENN_CACHE_DIR.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("enn %s\n", enn_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "enn: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
