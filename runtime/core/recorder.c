@@ -465,3 +465,5 @@ uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out)
     if (out) *out = rec ? rec->timings : NULL;
     return rec ? rec->timing_count : 0;
 }
+
+enn_context *enn_recorder_context(const enn_recorder *rec) { return rec ? rec->ctx : NULL; }

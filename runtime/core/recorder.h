@@ -68,6 +68,9 @@ enn_status enn_recorder_wait(enn_recorder *rec);
 /* Submit and wait. */
 enn_status enn_recorder_run(enn_recorder *rec);
 
+/* The context the recorder records for (ops use it to fetch pipelines). */
+enn_context *enn_recorder_context(const enn_recorder *rec);
+
 enn_recorder_stats enn_recorder_get_stats(const enn_recorder *rec);
 /* GPU time per dispatch name, after enn_recorder_wait (empty without timestamps). */
 uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out);
