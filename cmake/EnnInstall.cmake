@@ -12,5 +12,6 @@ configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/ennConfig.cmake.in
 write_basic_package_version_file(${CMAKE_BINARY_DIR}/ennConfigVersion.cmake COMPATIBILITY SameMajorVersion)
 install(FILES ${CMAKE_BINARY_DIR}/ennConfig.cmake ${CMAKE_BINARY_DIR}/ennConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/enn)
+file(RELATIVE_PATH ENN_PC_RELATIVE_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(${CMAKE_SOURCE_DIR}/cmake/enn.pc.in ${CMAKE_BINARY_DIR}/enn.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/enn.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
