@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
-          vulkan-validationlayers vulkan-tools libcriterion-dev zlib1g-dev libopenblas-dev)
+          vulkan-validationlayers vulkan-tools libcriterion-dev zlib1g-dev libopenblas-dev libjansson-dev
+          python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

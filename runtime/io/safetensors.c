@@ -1,0 +1,313 @@
+#include "io/safetensors.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+/* A header larger than this is not a checkpoint of ours (and the reference library
+ * refuses it too). */
+#define MAX_HEADER_BYTES (100u << 20)
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[] = {
+    [ENN_ST_F32] = {"F32", 4}, [ENN_ST_F64] = {"F64", 8}, [ENN_ST_F16] = {"F16", 2}, [ENN_ST_I32] = {"I32", 4},
+    [ENN_ST_I64] = {"I64", 8}, [ENN_ST_U8] = {"U8", 1},   [ENN_ST_U32] = {"U32", 4},
+};
+#define DTYPE_COUNT (sizeof dtypes / sizeof dtypes[0])
+
+size_t enn_st_dtype_size(enn_st_dtype t) { return (unsigned)t < DTYPE_COUNT ? dtypes[t].size : 0; }
+const char *enn_st_dtype_name(enn_st_dtype t) { return (unsigned)t < DTYPE_COUNT ? dtypes[t].name : "?"; }
+
+uint64_t enn_st_elements(const enn_st_tensor *t)
+{
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < t->rank; i++) n *= t->shape[i];
+    return n;
+}
+
+struct enn_safetensors {
+    char *path;
+    unsigned char *data;        /* the whole data section */
+    uint64_t data_bytes;
+    enn_st_tensor *tensors;
+    char **names;
+    uint32_t count;
+    char **meta_keys, **meta_values;
+    uint32_t meta_count;
+};
+
+static void put_u64le(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors, uint32_t count,
+                                 const enn_st_meta *meta, uint32_t meta_count)
+{
+    if (!path || (count && !tensors)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write: NULL argument");
+    json_t *root = json_object();
+    if (!root) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header");
+    if (meta_count) {
+        json_t *m = json_object();
+        for (uint32_t i = 0; i < meta_count; i++) json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+        json_object_set_new(root, "__metadata__", m);
+    }
+    uint64_t offset = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const enn_st_tensor *t = &tensors[i];
+        if (!t->name || !t->name[0] || (unsigned)t->dtype >= DTYPE_COUNT || t->rank > ENN_ST_MAX_RANK ||
+            (!t->data && enn_st_elements(t)) || json_object_get(root, t->name)) {
+            json_decref(root);
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write %s: tensor %u (%s) is invalid or repeated",
+                             path, i, t->name ? t->name : "(null)");
+        }
+        uint64_t bytes = enn_st_elements(t) * dtypes[t->dtype].size;
+        json_t *shape = json_array();
+        for (uint32_t k = 0; k < t->rank; k++) json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
+        json_t *entry = json_pack("{s:s, s:o, s:[I,I]}", "dtype", dtypes[t->dtype].name, "shape", shape,
+                                  "data_offsets", (json_int_t)offset, (json_int_t)(offset + bytes));
+        json_object_set_new(root, t->name, entry);
+        offset += bytes;
+    }
+    char *header = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!header) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header text");
+    size_t hlen = strlen(header);
+    /* Pad the header with spaces so the data starts 8-byte aligned (the format allows it). */
+    size_t padded = (hlen + 7) / 8 * 8;
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) { free(header); return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "path"); }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        enn_status s = enn_error(ENN_ERROR_IO, "cannot create %s: %s", tmp, strerror(errno));
+        free(header);
+        free(tmp);
+        return s;
+    }
+    unsigned char len[8];
+    put_u64le(len, padded);
+    int ok = fwrite(len, 8, 1, f) == 1 && fwrite(header, 1, hlen, f) == hlen;
+    for (size_t i = hlen; i < padded && ok; i++) ok = fputc(' ', f) != EOF;
+    for (uint32_t i = 0; i < count && ok; i++) {
+        size_t bytes = (size_t)(enn_st_elements(&tensors[i]) * dtypes[tensors[i].dtype].size);
+        ok = bytes == 0 || fwrite(tensors[i].data, 1, bytes, f) == bytes;
+    }
+    int err = errno;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    free(header);
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) err = errno;
+        unlink(tmp);
+        free(tmp);
+        return enn_error(ENN_ERROR_IO, "cannot write %s: %s", path, strerror(err ? err : EIO));
+    }
+    free(tmp);
+    return ENN_OK;
+}
+
+void enn_safetensors_free(enn_safetensors *st)
+{
+    if (!st) return;
+    for (uint32_t i = 0; i < st->count; i++) free(st->names[i]);
+    for (uint32_t i = 0; i < st->meta_count; i++) {
+        free(st->meta_keys[i]);
+        free(st->meta_values[i]);
+    }
+    free(st->names);
+    free(st->meta_keys);
+    free(st->meta_values);
+    free(st->tensors);
+    free(st->data);
+    free(st->path);
+    free(st);
+}
+
+static int parse_dtype(const char *s, enn_st_dtype *out)
+{
+    for (unsigned i = 0; i < DTYPE_COUNT; i++)
+        if (!strcmp(s, dtypes[i].name)) { *out = (enn_st_dtype)i; return 1; }
+    return 0;
+}
+
+typedef struct span { uint64_t begin, end; } span;
+static int span_cmp(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* Validates the parsed header against the data section and fills st. */
+static enn_status parse_header(enn_safetensors *st, json_t *root)
+{
+    const char *p = st->path;
+    if (!json_is_object(root)) return enn_error(ENN_ERROR_FORMAT, "%s: the header is not a JSON object", p);
+    size_t n = json_object_size(root);
+    st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
+    st->names = calloc(n ? n : 1, sizeof *st->names);
+    span *spans = calloc(n ? n : 1, sizeof *spans);
+    if (!st->tensors || !st->names || !spans) { free(spans); return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); }
+    const char *key;
+    json_t *value;
+    enn_status s = ENN_OK;
+    json_object_foreach(root, key, value) {
+        if (!strcmp(key, "__metadata__")) {
+            if (!json_is_object(value)) { s = enn_error(ENN_ERROR_FORMAT, "%s: __metadata__ is not an object", p); break; }
+            size_t m = json_object_size(value);
+            st->meta_keys = calloc(m ? m : 1, sizeof(char *));
+            st->meta_values = calloc(m ? m : 1, sizeof(char *));
+            if (!st->meta_keys || !st->meta_values) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+            const char *mk;
+            json_t *mv;
+            json_object_foreach(value, mk, mv) {
+                if (!json_is_string(mv)) { s = enn_error(ENN_ERROR_FORMAT, "%s: metadata \"%s\" is not a string", p, mk); break; }
+                st->meta_keys[st->meta_count] = strdup(mk);
+                st->meta_values[st->meta_count] = strdup(json_string_value(mv));
+                st->meta_count++;
+            }
+            if (s != ENN_OK) break;
+            continue;
+        }
+        const char *dtype_s = NULL;
+        json_t *shape = NULL, *offsets = NULL;
+        if (json_unpack(value, "{s:s, s:o, s:o}", "dtype", &dtype_s, "shape", &shape, "data_offsets", &offsets) ||
+            !json_is_array(shape) || !json_is_array(offsets) || json_array_size(offsets) != 2) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" lacks dtype, shape or data_offsets", p, key);
+            break;
+        }
+        enn_st_tensor *t = &st->tensors[st->count];
+        if (!parse_dtype(dtype_s, &t->dtype)) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" has unsupported dtype %s", p, key, dtype_s);
+            break;
+        }
+        if (json_array_size(shape) > ENN_ST_MAX_RANK) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" has rank %zu (at most %d)", p, key, json_array_size(shape), ENN_ST_MAX_RANK);
+            break;
+        }
+        t->rank = (uint32_t)json_array_size(shape);
+        uint64_t elements = 1;
+        int bad = 0;
+        for (uint32_t k = 0; k < t->rank; k++) {
+            json_t *d = json_array_get(shape, k);
+            if (!json_is_integer(d) || json_integer_value(d) < 0) { bad = 1; break; }
+            t->shape[k] = (uint64_t)json_integer_value(d);
+            if (t->shape[k] && elements > UINT64_MAX / 16 / t->shape[k]) { bad = 1; break; }
+            elements *= t->shape[k];
+        }
+        json_t *b = json_array_get(offsets, 0), *e = json_array_get(offsets, 1);
+        if (bad || !json_is_integer(b) || !json_is_integer(e) || json_integer_value(b) < 0 ||
+            json_integer_value(e) < json_integer_value(b)) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" has a malformed shape or data_offsets", p, key);
+            break;
+        }
+        uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(e);
+        if (end - begin != elements * dtypes[t->dtype].size) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" spans %llu bytes but its shape and dtype need %llu", p, key,
+                          (unsigned long long)(end - begin), (unsigned long long)(elements * dtypes[t->dtype].size));
+            break;
+        }
+        if (end > st->data_bytes) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" ends at byte %llu of a %llu-byte data section (truncated file?)",
+                          p, key, (unsigned long long)end, (unsigned long long)st->data_bytes);
+            break;
+        }
+        st->names[st->count] = strdup(key);
+        if (!st->names[st->count]) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+        t->name = st->names[st->count];
+        t->data = st->data + begin;
+        spans[st->count] = (span){begin, end};
+        st->count++;
+    }
+    if (s == ENN_OK) {
+        qsort(spans, st->count, sizeof *spans, span_cmp);
+        for (uint32_t i = 1; i < st->count; i++)
+            if (spans[i].begin < spans[i - 1].end) {
+                s = enn_error(ENN_ERROR_FORMAT, "%s: two tensors share bytes %llu..%llu", p,
+                              (unsigned long long)spans[i].begin, (unsigned long long)spans[i - 1].end);
+                break;
+            }
+    }
+    free(spans);
+    return s;
+}
+
+enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
+{
+    if (!path || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors read: NULL argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return enn_error(ENN_ERROR_IO, "cannot open %s: %s", path, strerror(errno));
+    enn_safetensors *st = calloc(1, sizeof *st);
+    enn_status s = ENN_OK;
+    char *header = NULL;
+    json_t *root = NULL;
+    if (!st || !(st->path = strdup(path))) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", path); goto done; }
+    if (fseek(f, 0, SEEK_END) != 0) { s = enn_error(ENN_ERROR_IO, "cannot seek in %s", path); goto done; }
+    long size = ftell(f);
+    rewind(f);
+    unsigned char len[8];
+    if (size < 8 || fread(len, 8, 1, f) != 1) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: %ld bytes is too short for a safetensors file", path, size);
+        goto done;
+    }
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++) hlen |= (uint64_t)len[i] << (8 * i);
+    if (hlen == 0 || hlen > MAX_HEADER_BYTES || hlen > (uint64_t)size - 8) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: header length %llu does not fit a %ld-byte file (not safetensors, or truncated)",
+                      path, (unsigned long long)hlen, size);
+        goto done;
+    }
+    header = malloc(hlen + 1);
+    st->data_bytes = (uint64_t)size - 8 - hlen;
+    st->data = malloc(st->data_bytes ? st->data_bytes : 1);
+    if (!header || !st->data) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", path); goto done; }
+    if (fread(header, 1, hlen, f) != hlen || (st->data_bytes && fread(st->data, 1, st->data_bytes, f) != st->data_bytes)) {
+        s = enn_error(ENN_ERROR_IO, "cannot read %s", path);
+        goto done;
+    }
+    header[hlen] = '\0';
+    json_error_t jerr;
+    root = json_loadb(header, hlen, 0, &jerr);
+    if (!root) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: the header is not valid JSON (%s, at character %d)", path, jerr.text, jerr.position);
+        goto done;
+    }
+    s = parse_header(st, root);
+done:
+    json_decref(root);
+    free(header);
+    fclose(f);
+    if (s != ENN_OK) { enn_safetensors_free(st); return s; }
+    *out = st;
+    return ENN_OK;
+}
+
+uint32_t enn_safetensors_count(const enn_safetensors *st) { return st ? st->count : 0; }
+const enn_st_tensor *enn_safetensors_at(const enn_safetensors *st, uint32_t i)
+{
+    return st && i < st->count ? &st->tensors[i] : NULL;
+}
+const enn_st_tensor *enn_safetensors_find(const enn_safetensors *st, const char *name)
+{
+    for (uint32_t i = 0; st && i < st->count; i++)
+        if (!strcmp(st->tensors[i].name, name)) return &st->tensors[i];
+    return NULL;
+}
+const char *enn_safetensors_meta(const enn_safetensors *st, const char *key)
+{
+    for (uint32_t i = 0; st && i < st->meta_count; i++)
+        if (!strcmp(st->meta_keys[i], key)) return st->meta_values[i];
+    return NULL;
+}
+const char *enn_safetensors_path(const enn_safetensors *st) { return st ? st->path : NULL; }
