@@ -179,6 +179,110 @@ typedef struct enn_memory_stats {
 } enn_memory_stats;
 ENN_API enn_status enn_memory_get_stats(const enn_context *ctx, enn_memory_stats *out);
 
+/* ---------------------------------------------------------------- models
+ * An ENN (or an RNN/GRU/LSTM baseline) with a head and a loss, trained on the device.
+ * Parameters, gradients and Adam moments each live in one flat device buffer; tensor
+ * names follow the spec's symbols (W_z, b_z, M, W_u, b_u, W_o, b_o, ln1.gain, ...), and
+ * every matrix is laid out [in, out] as in Keras. */
+typedef struct enn_model enn_model;
+
+typedef enum enn_head_kind {
+    ENN_HEAD_CLASSIFIER = 0,   /* pooled feature, dropout, dense, softmax cross-entropy */
+    ENN_HEAD_REGRESSOR = 1,    /* dense on the last state (or every step), mean squared error */
+    ENN_HEAD_LANGUAGE_MODEL = 2, /* per-token dense over the vocabulary, cross-entropy, pad 0 ignored */
+} enn_head_kind;
+
+typedef enum enn_pooling {
+    ENN_POOL_ATTENTION = 0,    /* softmax over time of tanh(h_t w + b); the default */
+    ENN_POOL_LAST = 1,         /* the last hidden state: what the reference package does */
+} enn_pooling;
+
+typedef enum enn_trace_mode {
+    ENN_TRACE_SHARED = 0,      /* one trace H [N,h] for the batch, written with the batch mean */
+    ENN_TRACE_PER_SAMPLE = 1,  /* H [B,N,h]: a sample never depends on the others */
+} enn_trace_mode;
+
+typedef enum enn_trace_gradient {
+    ENN_TRACE_GRADIENT_EXACT = 0, /* differentiate through the trace recurrence (reference) */
+    ENN_TRACE_GRADIENT_STOP = 1,  /* treat each step's H as a constant input (paper text) */
+} enn_trace_gradient;
+
+typedef enum enn_lm_input {
+    ENN_LM_EMBEDDING = 0,      /* an embedding table [V, embedding_dim] */
+    ENN_LM_FLOAT_FEATURE = 1,  /* the token id itself as one float feature (paper mode) */
+} enn_lm_input;
+
+typedef enum enn_clip_mode {
+    ENN_CLIP_NONE = 0,
+    ENN_CLIP_PER_TENSOR = 1,   /* Keras clipnorm: each tensor's gradient to norm <= clip */
+    ENN_CLIP_GLOBAL = 2,       /* Keras global_clipnorm */
+} enn_clip_mode;
+
+typedef enum enn_model_kind {
+    ENN_MODEL_ENN = 0,         /* the Engram cell */
+    ENN_MODEL_RNN = 1,         /* baselines, as Keras builds them: SimpleRNN (tanh), */
+    ENN_MODEL_GRU = 2,         /* GRU (reset_after), */
+    ENN_MODEL_LSTM = 3,        /* LSTM (forget-gate bias 1) */
+} enn_model_kind;
+
+#define ENN_MAX_LAYERS 4
+
+typedef struct enn_cell_config {
+    uint32_t hidden;           /* h: 128 */
+    uint32_t memory_slots;     /* N: 64 */
+    float hebbian_rate;        /* eta: 0.05 */
+    float trace_scale;         /* alpha (scale_factor): 0.5 */
+    float temperature;         /* tau: 1.5 */
+    float sparsity;            /* lambda: 0.1 */
+    int layer_norm;            /* 1 */
+    int noise;                 /* trace noise on: 1 */
+    float noise_std;           /* sigma: 0.001 */
+    enn_trace_mode trace_mode;
+    enn_trace_gradient trace_gradient;
+    int stateful;              /* 0: h0 and H0 drawn anew for every training batch */
+} enn_cell_config;
+
+typedef struct enn_optimizer_config {
+    float learning_rate;       /* 1e-3 */
+    float beta1, beta2;        /* 0.9, 0.999 */
+    float epsilon;             /* 1e-7 (Keras) */
+    float weight_decay;        /* 0: Adam; > 0: AdamW (decoupled) */
+    enn_clip_mode clip;        /* ENN_CLIP_PER_TENSOR */
+    float clip_norm;           /* 1.0 */
+} enn_optimizer_config;
+
+typedef struct enn_model_config {
+    enn_model_kind kind;
+    uint32_t layers;           /* baselines: stacked layers (the paper: 2), ENN: 1 */
+    uint32_t layer_units[ENN_MAX_LAYERS]; /* baselines: units per layer (128, 64) */
+    uint32_t input_features;   /* d (ignored for an embedding language model) */
+    uint32_t max_seq_len;      /* T: buffers are sized for this */
+    uint32_t max_batch;        /* B: buffers are sized for this; smaller batches work */
+    enn_cell_config cell;
+    enn_head_kind head;
+    uint32_t outputs;          /* classes, regression outputs, or vocabulary size */
+    enn_pooling pooling;
+    float dropout;             /* 0.3 before the classifier's dense layer */
+    int return_sequences;      /* regressor: predict at every step instead of the last */
+    enn_lm_input lm_input;
+    uint32_t embedding_dim;    /* 128 */
+    enn_optimizer_config optimizer;
+    uint64_t seed;             /* initialisation, noise, dropout: same seed, same run */
+} enn_model_config;
+
+/* The spec's defaults for a head: ENN(h=128, N=64), attention pooling, dropout 0.3,
+ * Adam 1e-3 with per-tensor clipnorm 1.0, batch 128. Set input_features, max_seq_len
+ * and outputs yourself. */
+ENN_API void enn_model_config_init(enn_model_config *config, enn_head_kind head);
+/* Checks a configuration; an impossible one is ENN_ERROR_INVALID_ARGUMENT with a message
+ * naming the field. */
+ENN_API enn_status enn_model_config_check(const enn_model_config *config);
+/* Parameters of the model: `trainable` counts every learned tensor; `reference` adds
+ * what the reference Keras package also counts (its unused, non-trainable initial-trace
+ * weight of N*h for an ENN), which is how the paper's table counts. Either may be NULL. */
+ENN_API enn_status enn_model_parameter_count(const enn_model_config *config, uint64_t *trainable,
+                                             uint64_t *reference);
+
 #ifdef __cplusplus
 }
 #endif
