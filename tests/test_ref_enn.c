@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/config.h"
 #include "ref_enn.h"
 
 typedef enum { CLS_ATTENTION, CLS_LAST, REG_LAST, REG_SEQUENCE, LM_EMBEDDING, LM_FLOAT, HEAD_KINDS } head_kind;
@@ -289,7 +290,7 @@ static void spec_step(const ref_enn_config *c, double *P, const double *x, const
         for (size_t i = 0; i < d; i++) s += x[i] * at(W_z, h, i, j);
         z[j] = s > 0 ? s : 0;
     }
-    if (c->layer_norm) spec_layer_norm(z, h, ref_enn_param(c, P, "ln1_gain"), ref_enn_param(c, P, "ln1_bias"));
+    if (c->layer_norm) spec_layer_norm(z, h, ref_enn_param(c, P, "ln1.gain"), ref_enn_param(c, P, "ln1.bias"));
     double zz = 0;
     for (size_t j = 0; j < h; j++) zz += z[j] * z[j];
     for (size_t j = 0; j < h; j++) zn[j] = z[j] / sqrt(fmax(zz, 1e-12));
@@ -324,7 +325,7 @@ static void spec_step(const ref_enn_config *c, double *P, const double *x, const
         for (size_t i = 0; i < 3 * h; i++) s += u[i] * at(W_o, h, i, o);
         hnew[o] = s > 0 ? s : 0;
     }
-    if (c->layer_norm) spec_layer_norm(hnew, h, ref_enn_param(c, P, "ln2_gain"), ref_enn_param(c, P, "ln2_bias"));
+    if (c->layer_norm) spec_layer_norm(hnew, h, ref_enn_param(c, P, "ln2.gain"), ref_enn_param(c, P, "ln2.bias"));
 }
 
 /* The loss from the hidden states, transcribed from the spec's heads. */
@@ -333,7 +334,7 @@ static double spec_loss(const problem *p, const ref_enn_tape *tp)
     const ref_enn_config *c = &p->cfg;
     size_t B = (size_t)c->B, T = (size_t)c->T, h = (size_t)c->h;
     double *P = p->params, loss = 0;
-    const double *W = ref_enn_param(c, P, "head_W"), *bias = ref_enn_param(c, P, "head_b");
+    const double *W = ref_enn_param(c, P, "out.W"), *bias = ref_enn_param(c, P, "out.b");
 #define HS(t, b, j) tp->hs[((size_t)(t) * B + (b)) * h + (j)] /* t = 1..T */
     if (c->head == REF_ENN_HEAD_CLASSIFIER) {
         size_t C = (size_t)c->num_classes;
@@ -342,7 +343,7 @@ static double spec_loss(const problem *p, const ref_enn_tape *tp)
             if (c->pooling == REF_ENN_POOL_LAST) {
                 for (size_t j = 0; j < h; j++) feat[j] = HS(T, b, j);
             } else {
-                const double *w = ref_enn_param(c, P, "pool_w"), *pb = ref_enn_param(c, P, "pool_b");
+                const double *w = ref_enn_param(c, P, "pool.w"), *pb = ref_enn_param(c, P, "pool.b");
                 double e[64], esum = 0;
                 for (size_t t = 1; t <= T; t++) {
                     double s = pb[0];
@@ -419,7 +420,7 @@ Test(ref_enn, forward_matches_spec)
                 for (size_t b = 0; b < B; b++) {
                     /* the input the spec sees at step t */
                     if (c->head == REF_ENN_HEAD_LM && c->lm_input == REF_ENN_LM_EMBEDDING)
-                        memcpy(x, ref_enn_param(c, p.params, "embedding") + (size_t)p.tokens[b * T + t] * d, d * sizeof(double));
+                        memcpy(x, ref_enn_param(c, p.params, "embedding.table") + (size_t)p.tokens[b * T + t] * d, d * sizeof(double));
                     else
                         memcpy(x, p.x + (b * T + t) * d, d * sizeof(double));
                     size_t kk = nH == 1 ? 0 : b;
@@ -562,10 +563,10 @@ Test(ref_enn, parameter_counts_match_the_paper)
     cr_expect_eq(count_of(&mnist, "W_z"), 28 * 128);
     cr_expect_eq(count_of(&mnist, "W_u"), 384 * 384);
     cr_expect_eq(count_of(&mnist, "W_o"), 384 * 128);
-    cr_expect_eq(count_of(&mnist, "ln1_gain") + count_of(&mnist, "ln1_bias") + count_of(&mnist, "ln2_gain") +
-                     count_of(&mnist, "ln2_bias"), 512);
-    cr_expect_eq(count_of(&mnist, "head_W") + count_of(&mnist, "head_b"), 1290);
-    cr_expect_eq(count_of(&mnist, "pool_w"), 0);
+    cr_expect_eq(count_of(&mnist, "ln1.gain") + count_of(&mnist, "ln1.bias") + count_of(&mnist, "ln2.gain") +
+                     count_of(&mnist, "ln2.bias"), 512);
+    cr_expect_eq(count_of(&mnist, "out.W") + count_of(&mnist, "out.b"), 1290);
+    cr_expect_eq(count_of(&mnist, "pool.w"), 0);
     /* The library's default attention pooling adds Dense(1): h + 1 = 129. */
     ref_enn_config attn = mnist;
     attn.pooling = REF_ENN_POOL_ATTENTION;
@@ -625,14 +626,14 @@ Test(ref_enn, initialisation_statistics)
         cr_expect_leq(mx, w[i].bound, "%s max %g beyond %g", w[i].name, mx, w[i].bound);
         cr_expect_geq(mx, 0.95 * w[i].bound, "%s max %g: the tails are missing", w[i].name, mx);
     }
-    const char *zeros[] = {"b_z", "b_u", "b_o", "ln1_bias", "ln2_bias", "head_b"};
+    const char *zeros[] = {"b_z", "b_u", "b_o", "ln1.bias", "ln2.bias", "out.b"};
     for (size_t i = 0; i < 6; i++) {
         ref_enn_tensor t;
         ref_enn_find(&c, zeros[i], &t);
         for (size_t k = 0; k < t.count; k++) cr_expect_eq(p[t.offset + k], 0.0, "%s", zeros[i]);
     }
     for (size_t k = 0; k < 128; k++)
-        cr_expect_eq(ref_enn_param(&c, p, "ln1_gain")[k] * ref_enn_param(&c, p, "ln2_gain")[k], 1.0);
+        cr_expect_eq(ref_enn_param(&c, p, "ln1.gain")[k] * ref_enn_param(&c, p, "ln2.gain")[k], 1.0);
     free(p);
 }
 
@@ -693,4 +694,50 @@ Test(ref_enn, clip_passes_gradient_at_its_bounds)
     cr_expect_gt(through, 0.01, "the path through the clipped trace carries too little to be tested (%g)", through);
     ref_enn_tape_free(tp);
     free(params);
+}
+
+/* ---------------------------------------------------------------- same names as the library */
+
+/* The engine is tested tensor by tensor against this reference, so both layouts must
+ * name the same tensors in the same order with the same shapes. */
+Test(ref_enn, layout_agrees_with_the_library)
+{
+    for (int hk = 0; hk < HEAD_KINDS; hk++)
+        for (int ln = 0; ln < 2; ln++) {
+            fd_case k = {(head_kind)hk, ln, 0, 0, 0, 0, 1};
+            problem p = make_problem(&k);
+            const ref_enn_config *c = &p.cfg;
+            enn_model_config mc;
+            enn_model_config_init(&mc, c->head == REF_ENN_HEAD_CLASSIFIER ? ENN_HEAD_CLASSIFIER
+                                       : c->head == REF_ENN_HEAD_REGRESSOR ? ENN_HEAD_REGRESSOR
+                                                                           : ENN_HEAD_LANGUAGE_MODEL);
+            mc.kind = ENN_MODEL_ENN;
+            mc.input_features = (uint32_t)c->d;
+            mc.embedding_dim = (uint32_t)c->d;
+            mc.max_seq_len = (uint32_t)c->T;
+            mc.max_batch = (uint32_t)c->B;
+            mc.cell.hidden = (uint32_t)c->h;
+            mc.cell.memory_slots = (uint32_t)c->N;
+            mc.cell.layer_norm = c->layer_norm;
+            mc.pooling = c->pooling == REF_ENN_POOL_ATTENTION ? ENN_POOL_ATTENTION : ENN_POOL_LAST;
+            mc.return_sequences = c->per_step;
+            mc.lm_input = c->lm_input == REF_ENN_LM_EMBEDDING ? ENN_LM_EMBEDDING : ENN_LM_FLOAT_FEATURE;
+            mc.outputs = (uint32_t)(c->head == REF_ENN_HEAD_CLASSIFIER ? c->num_classes
+                                    : c->head == REF_ENN_HEAD_REGRESSOR ? c->out_dim : c->vocab);
+            enn_layout l;
+            enn_status st = enn_model_layout(&mc, &l);
+            cr_assert_eq(st, ENN_OK, "%s: %s", head_names[hk], enn_last_error());
+            ref_enn_tensor t[REF_ENN_MAX_TENSORS];
+            int n = ref_enn_layout(c, t);
+            cr_assert_eq((uint32_t)n, l.count, "%s ln=%d: %d tensors here, %u in the library", head_names[hk], ln, n, l.count);
+            for (int i = 0; i < n; i++) {
+                const enn_tensor_info *e = &l.tensors[i];
+                cr_expect_str_eq(t[i].name, e->name, "%s ln=%d tensor %d", head_names[hk], ln, i);
+                cr_expect_eq(t[i].count, e->count, "%s", t[i].name);
+                cr_expect_eq(t[i].rows, e->shape[0], "%s", t[i].name);
+                if (e->rank == 2) cr_expect_eq(t[i].cols, e->shape[1], "%s", t[i].name);
+            }
+            cr_expect_eq(ref_enn_num_params(c), l.elements);
+            problem_free(&p);
+        }
 }

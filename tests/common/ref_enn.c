@@ -65,7 +65,7 @@ int ref_enn_layout(const ref_enn_config *c, ref_enn_tensor out[REF_ENN_MAX_TENSO
     ref_enn_tensor t[REF_ENN_MAX_TENSORS];
     int n = 0;
 #define ADD(nm, r, cl) (t[n].name = (nm), t[n].rows = (r), t[n].cols = (cl), n++)
-    if (c->head == REF_ENN_HEAD_LM && c->lm_input == REF_ENN_LM_EMBEDDING) ADD("embedding", (size_t)c->vocab, d);
+    if (c->head == REF_ENN_HEAD_LM && c->lm_input == REF_ENN_LM_EMBEDDING) ADD("embedding.table", (size_t)c->vocab, d);
     ADD("W_z", d, h);
     ADD("b_z", h, 1);
     ADD("M", N, h);
@@ -74,17 +74,17 @@ int ref_enn_layout(const ref_enn_config *c, ref_enn_tensor out[REF_ENN_MAX_TENSO
     ADD("W_o", 3 * h, h);
     ADD("b_o", h, 1);
     if (c->layer_norm) {
-        ADD("ln1_gain", h, 1);
-        ADD("ln1_bias", h, 1);
-        ADD("ln2_gain", h, 1);
-        ADD("ln2_bias", h, 1);
+        ADD("ln1.gain", h, 1);
+        ADD("ln1.bias", h, 1);
+        ADD("ln2.gain", h, 1);
+        ADD("ln2.bias", h, 1);
     }
     if (c->head == REF_ENN_HEAD_CLASSIFIER && c->pooling == REF_ENN_POOL_ATTENTION) {
-        ADD("pool_w", h, 1);
-        ADD("pool_b", 1, 1);
+        ADD("pool.w", h, 1);
+        ADD("pool.b", 1, 1);
     }
-    ADD("head_W", h, K);
-    ADD("head_b", K, 1);
+    ADD("out.W", h, K);
+    ADD("out.b", K, 1);
 #undef ADD
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -194,11 +194,11 @@ void ref_enn_init_params(const ref_enn_config *c, double *p, uint64_t seed)
         const char *nm = t[i].name;
         if (!strcmp(nm, "W_z") || !strcmp(nm, "W_u") || !strcmp(nm, "W_o"))
             fill_he_normal(w, t[i].count, t[i].rows, &s);
-        else if (!strcmp(nm, "M") || !strcmp(nm, "pool_w") || !strcmp(nm, "head_W"))
+        else if (!strcmp(nm, "M") || !strcmp(nm, "pool.w") || !strcmp(nm, "out.W"))
             fill_uniform(w, t[i].count, sqrt(6.0 / (double)(t[i].rows + t[i].cols)), &s);
-        else if (!strcmp(nm, "embedding"))
+        else if (!strcmp(nm, "embedding.table"))
             fill_uniform(w, t[i].count, 0.05, &s);
-        else if (!strcmp(nm, "ln1_gain") || !strcmp(nm, "ln2_gain"))
+        else if (!strcmp(nm, "ln1.gain") || !strcmp(nm, "ln2.gain"))
             for (size_t k = 0; k < t[i].count; k++) w[k] = 1.0;
         else
             memset(w, 0, t[i].count * sizeof(double));
@@ -366,7 +366,7 @@ static ref_params bind_params(const ref_enn_config *c, const double *p)
 {
     ref_params r;
     double *q = (double *)p; /* ref_enn_param takes a mutable pointer; nothing is written here */
-    r.emb = ref_enn_param(c, q, "embedding");
+    r.emb = ref_enn_param(c, q, "embedding.table");
     r.W_z = ref_enn_param(c, q, "W_z");
     r.b_z = ref_enn_param(c, q, "b_z");
     r.M = ref_enn_param(c, q, "M");
@@ -374,14 +374,14 @@ static ref_params bind_params(const ref_enn_config *c, const double *p)
     r.b_u = ref_enn_param(c, q, "b_u");
     r.W_o = ref_enn_param(c, q, "W_o");
     r.b_o = ref_enn_param(c, q, "b_o");
-    r.g1 = ref_enn_param(c, q, "ln1_gain");
-    r.be1 = ref_enn_param(c, q, "ln1_bias");
-    r.g2 = ref_enn_param(c, q, "ln2_gain");
-    r.be2 = ref_enn_param(c, q, "ln2_bias");
-    r.pw = ref_enn_param(c, q, "pool_w");
-    r.pb = ref_enn_param(c, q, "pool_b");
-    r.hW = ref_enn_param(c, q, "head_W");
-    r.hb = ref_enn_param(c, q, "head_b");
+    r.g1 = ref_enn_param(c, q, "ln1.gain");
+    r.be1 = ref_enn_param(c, q, "ln1.bias");
+    r.g2 = ref_enn_param(c, q, "ln2.gain");
+    r.be2 = ref_enn_param(c, q, "ln2.bias");
+    r.pw = ref_enn_param(c, q, "pool.w");
+    r.pb = ref_enn_param(c, q, "pool.b");
+    r.hW = ref_enn_param(c, q, "out.W");
+    r.hb = ref_enn_param(c, q, "out.b");
     return r;
 }
 
@@ -392,7 +392,7 @@ typedef struct {
 static ref_grad_params bind_grads(const ref_enn_config *c, double *g)
 {
     ref_grad_params r;
-    r.emb = ref_enn_param(c, g, "embedding");
+    r.emb = ref_enn_param(c, g, "embedding.table");
     r.W_z = ref_enn_param(c, g, "W_z");
     r.b_z = ref_enn_param(c, g, "b_z");
     r.M = ref_enn_param(c, g, "M");
@@ -400,14 +400,14 @@ static ref_grad_params bind_grads(const ref_enn_config *c, double *g)
     r.b_u = ref_enn_param(c, g, "b_u");
     r.W_o = ref_enn_param(c, g, "W_o");
     r.b_o = ref_enn_param(c, g, "b_o");
-    r.g1 = ref_enn_param(c, g, "ln1_gain");
-    r.be1 = ref_enn_param(c, g, "ln1_bias");
-    r.g2 = ref_enn_param(c, g, "ln2_gain");
-    r.be2 = ref_enn_param(c, g, "ln2_bias");
-    r.pw = ref_enn_param(c, g, "pool_w");
-    r.pb = ref_enn_param(c, g, "pool_b");
-    r.hW = ref_enn_param(c, g, "head_W");
-    r.hb = ref_enn_param(c, g, "head_b");
+    r.g1 = ref_enn_param(c, g, "ln1.gain");
+    r.be1 = ref_enn_param(c, g, "ln1.bias");
+    r.g2 = ref_enn_param(c, g, "ln2.gain");
+    r.be2 = ref_enn_param(c, g, "ln2.bias");
+    r.pw = ref_enn_param(c, g, "pool.w");
+    r.pb = ref_enn_param(c, g, "pool.b");
+    r.hW = ref_enn_param(c, g, "out.W");
+    r.hb = ref_enn_param(c, g, "out.b");
     return r;
 }
 

@@ -55,23 +55,26 @@ int ref_enn_trace_copies(const ref_enn_config *cfg);
 double ref_enn_tau_effective(const ref_enn_config *cfg);
 
 /* ---- Parameters: one flat double array -------------------------------------------
- * In this order, each present only when its condition holds (offsets are packed):
- *   embedding [V, d]     LM with embedding input
- *   W_z       [d, h]
- *   b_z       [h]
- *   M         [N, h]
- *   W_u       [3h, 3h]   rows 0..h-1 take z, h..2h-1 take m, 2h..3h-1 take h_prev
- *   b_u       [3h]
- *   W_o       [3h, h]
- *   b_o       [h]
- *   ln1_gain  [h]        layer norm on
- *   ln1_bias  [h]        layer norm on
- *   ln2_gain  [h]        layer norm on
- *   ln2_bias  [h]        layer norm on
- *   pool_w    [h, 1]     classifier with attention pooling
- *   pool_b    [1]        classifier with attention pooling
- *   head_W    [h, K]     K = num_classes | out_dim | vocab
- *   head_b    [K]
+ * Names, order and shapes are those of the library's own layout (enn_model_layout in
+ * runtime/models/config.c; tests/test_ref_enn.c checks they agree); only the offsets
+ * differ: packed doubles here, 256-byte aligned floats there, so map tensors by name.
+ * In this order, each present only when its condition holds:
+ *   embedding.table [V, d]     LM with embedding input (d = embedding width)
+ *   W_z             [d, h]
+ *   b_z             [h]
+ *   M               [N, h]
+ *   W_u             [3h, 3h]   rows 0..h-1 take z, h..2h-1 take m, 2h..3h-1 take h_prev
+ *   b_u             [3h]
+ *   W_o             [3h, h]
+ *   b_o             [h]
+ *   ln1.gain        [h]        layer norm on
+ *   ln1.bias        [h]        layer norm on
+ *   ln2.gain        [h]        layer norm on
+ *   ln2.bias        [h]        layer norm on
+ *   pool.w          [h]        classifier with attention pooling (Dense(1) kernel [h,1])
+ *   pool.b          [1]        classifier with attention pooling
+ *   out.W           [h, K]     K = num_classes | out_dim | vocab
+ *   out.b           [K]
  * Vectors have cols = 1 and rows = length. */
 #define REF_ENN_MAX_TENSORS 16
 typedef struct ref_enn_tensor {
@@ -104,7 +107,7 @@ ref_enn_count ref_enn_count_params(const ref_enn_config *cfg);
 /* ---- Initialisation (test set-ups only; the device uses its own Philox stream) ----
  * splitmix64 stream. W_z, W_u, W_o: Keras he_normal, i.e. a normal of std
  * sqrt(2/fan_in)/0.87962566 truncated at two of its std, which makes the drawn values'
- * std sqrt(2/fan_in). M, pool_w, head_W: Glorot uniform. Embedding: Keras's default
+ * std sqrt(2/fan_in). M, pool.w, out.W: Glorot uniform. Embedding: Keras's default
  * uniform(-0.05, 0.05). Biases 0, layer-norm gain 1 and bias 0. */
 uint64_t ref_enn_rand_u64(uint64_t *state);
 double ref_enn_rand_uniform(uint64_t *state, double lo, double hi);
