@@ -10,11 +10,13 @@
 /* Streams for parameter initialisation are kept apart from noise and dropout streams. */
 #define INIT_STREAM_BASE 0x1000000ull
 
-/* A truncated normal: draws past two standard deviations are redrawn (Keras's
- * truncated_normal), consuming the next indices of the same stream. */
+/* A truncated normal: draws past two standard deviations are redrawn, consuming the next
+ * indices of the same stream. As Keras's VarianceScaling, the normal's std is divided by
+ * 0.8796 (the std of a unit normal cut at +-2) so that the values end with std
+ * sqrt(2 / fan_in). */
 static void he_normal(float *w, uint64_t count, uint32_t fan_in, uint64_t seed, uint64_t stream)
 {
-    double std = sqrt(2.0 / fan_in);
+    double std = sqrt(2.0 / fan_in) / 0.87962566103423978;
     uint32_t index = 0;
     for (uint64_t i = 0; i < count; i++) {
         float z;

@@ -7,7 +7,7 @@
 #include "enn.h"
 
 #define ENN_MAX_TENSORS 48
-#define ENN_TENSOR_NAME 32
+#define ENN_TENSOR_NAME 48
 
 typedef enum enn_init {
     ENN_INIT_ZEROS = 0,
