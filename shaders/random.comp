@@ -1,0 +1,31 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Fills a buffer from a Philox stream (seed, stream), element i taking index
+// first_index + i, so a slice of a stream can be filled on its own:
+//   dist 0: out[i] = a + b * normal          (mean a, standard deviation b)
+//   dist 1: out[i] = a + (b - a) * uniform   (uniform on [a, b))
+layout(local_size_x_id = 0) in;
+#include "philox.glsl"
+
+layout(std430, set = 0, binding = 0) writeonly buffer Out { float out_values[]; };
+
+layout(push_constant) uniform Push {
+    uint n;
+    uint dist;
+    uvec2 seed;
+    uvec2 stream;
+    uint first_index;
+    float a;
+    float b;
+} pc;
+
+void main()
+{
+    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (i >= pc.n) return;
+    uint index = pc.first_index + i;
+    precise float v;
+    if (pc.dist == 0u) v = pc.a + pc.b * philox_normal(pc.seed, pc.stream, index);
+    else v = pc.a + (pc.b - pc.a) * philox_uniform(pc.seed, pc.stream, index);
+    out_values[i] = v;
+}
