@@ -75,7 +75,7 @@ static errors run_case(enn_context *ctx, enn_recorder *rec, uint64_t *st, uint32
                        int has_da, int accumulate, int tiny_rows)
 {
     const float tau = 1.5f / 2.0f;
-    enn_attention_shape s = {B, N, h, ps};
+    enn_memory_shape s = {B, N, h, ps};
     size_t nz = (size_t)B * h, na = (size_t)B * N, nE = (size_t)(ps ? B : 1) * N * h;
     float *z = tu_random(st, nz, -1, 1), *E = tu_random(st, nE, -0.5, 0.5);
     float *dm = tu_random(st, nz, -1, 1), *da = tu_random(st, na, -1, 1);
@@ -196,7 +196,7 @@ Test(cosine_attention, rejects_bad_arguments)
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     enn_buffer *b = tu_buffer(ctx, NULL, 16);
     ENN_ASSERT_OK(enn_recorder_begin(rec));
-    enn_attention_shape s = {2, 2, 4, 0};
+    enn_memory_shape s = {2, 2, 4, 0};
     enn_view v = enn_view_of(b);
     cr_assert_eq(enn_cosine_attention_forward(rec, s, v, v, v, v, 0.0f), ENN_ERROR_INVALID_ARGUMENT);
     s.h = 40; /* z needs 320 bytes of a 64-byte buffer */

@@ -11,14 +11,14 @@ typedef struct attention_push {
     float beta_dz, beta_dE;
 } attention_push;
 
-static uint64_t e_elems(enn_attention_shape s)
+static uint64_t e_elems(enn_memory_shape s)
 {
     return (uint64_t)(s.per_sample ? s.B : 1) * s.N * s.h;
 }
 
 /* The slot count rounded up to a power of two (at least 64): the size of the kernels'
  * shared arrays, checked against the device's shared memory. */
-static enn_status max_n_for(enn_recorder *rec, const char *op, enn_attention_shape s, uint32_t arrays, uint32_t *out)
+static enn_status max_n_for(enn_recorder *rec, const char *op, enn_memory_shape s, uint32_t arrays, uint32_t *out)
 {
     uint32_t max_n = 64;
     while (max_n < s.N) max_n *= 2;
@@ -31,7 +31,7 @@ static enn_status max_n_for(enn_recorder *rec, const char *op, enn_attention_sha
     return ENN_OK;
 }
 
-static enn_status check_shape(const char *op, enn_attention_shape s, float tau_e)
+static enn_status check_shape(const char *op, enn_memory_shape s, float tau_e)
 {
     if (s.B == 0 || s.N == 0 || s.h == 0)
         return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
@@ -41,7 +41,7 @@ static enn_status check_shape(const char *op, enn_attention_shape s, float tau_e
     return ENN_OK;
 }
 
-enn_status enn_cosine_attention_forward(enn_recorder *rec, enn_attention_shape s, enn_view a, enn_view m, enn_view z,
+enn_status enn_cosine_attention_forward(enn_recorder *rec, enn_memory_shape s, enn_view a, enn_view m, enn_view z,
                                         enn_view E, float tau_e)
 {
     const char *op = "cosine_attention_forward";
@@ -62,12 +62,12 @@ enn_status enn_cosine_attention_forward(enn_recorder *rec, enn_attention_shape s
     return enn_record_dispatch(rec, p, bind, 4, &push, enn_ops_row_groups(rec, s.B), 1, 1, op);
 }
 
-uint64_t enn_cosine_attention_workspace_bytes(enn_attention_shape s)
+uint64_t enn_cosine_attention_workspace_bytes(enn_memory_shape s)
 {
     return ((uint64_t)2 * s.B * s.N + s.B) * 4;
 }
 
-enn_status enn_cosine_attention_backward(enn_recorder *rec, enn_attention_shape s, enn_view dz, enn_view dE,
+enn_status enn_cosine_attention_backward(enn_recorder *rec, enn_memory_shape s, enn_view dz, enn_view dE,
                                          enn_view workspace, enn_view dm, enn_view da_in, enn_view z, enn_view E,
                                          enn_view a, float tau_e, float beta_dz, float beta_dE)
 {

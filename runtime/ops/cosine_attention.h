@@ -10,26 +10,22 @@
 #ifndef ENN_OPS_COSINE_ATTENTION_H
 #define ENN_OPS_COSINE_ATTENTION_H
 
+#include "ops/memory_shape.h"
 #include "ops/view.h"
 
-typedef struct enn_attention_shape {
-    uint32_t B, N, h;
-    int per_sample;      /* E (and dE) are [B,N,h] instead of [N,h] */
-} enn_attention_shape;
-
 /* a: [B,N] out, m: [B,h] out; z: [B,h], E: [N,h] or [B,N,h]. */
-enn_status enn_cosine_attention_forward(enn_recorder *rec, enn_attention_shape s, enn_view a, enn_view m, enn_view z,
+enn_status enn_cosine_attention_forward(enn_recorder *rec, enn_memory_shape s, enn_view a, enn_view m, enn_view z,
                                         enn_view E, float tau_e);
 
 /* Bytes of the workspace enn_cosine_attention_backward needs: (2 B N + B) floats. */
-uint64_t enn_cosine_attention_workspace_bytes(enn_attention_shape s);
+uint64_t enn_cosine_attention_workspace_bytes(enn_memory_shape s);
 
 /* dz: [B,h], dE: like E; gradients in: dm [B,h] and, optionally, da_in [B,N] (the
  * gradient reaching a from elsewhere, e.g. the Hebbian update; da_in.buf NULL for none).
  * Inputs z, E, a as in the forward pass. beta_dz, beta_dE (0 or 1): 1 adds into the
  * existing gradient instead of overwriting it. Two dispatches in shared mode, one in
  * per-sample mode. */
-enn_status enn_cosine_attention_backward(enn_recorder *rec, enn_attention_shape s, enn_view dz, enn_view dE,
+enn_status enn_cosine_attention_backward(enn_recorder *rec, enn_memory_shape s, enn_view dz, enn_view dE,
                                          enn_view workspace, enn_view dm, enn_view da_in, enn_view z, enn_view E,
                                          enn_view a, float tau_e, float beta_dz, float beta_dE);
 

@@ -1,0 +1,115 @@
+/* Launchers of shaders/hebbian_trace.comp. */
+#include "ops/hebbian_trace.h"
+#include "ops/launch.h"
+
+#define HEBBIAN_LOCAL 64
+
+typedef struct hebbian_push {
+    uint32_t B, N, h, per_sample;
+    uint32_t seed[2], stream[2];
+    uint32_t noise_mode;
+    float decay, eta, inv_batch, sigma, clip;
+    float beta_dH, beta_da, beta_dz, g_scale;
+} hebbian_push;
+
+static uint64_t trace_elems(enn_memory_shape s)
+{
+    return (uint64_t)(s.per_sample ? s.B : 1) * s.N * s.h;
+}
+
+static enn_status check(const char *op, enn_memory_shape s, const enn_hebbian_params *p)
+{
+    if (!p) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no parameters", op);
+    if (s.B == 0 || s.N == 0 || s.h == 0)
+        return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
+    if ((uint64_t)s.B * s.N * s.h >= 0xffffffffull || (uint64_t)s.B * (s.N + s.h) >= 0xffffffffull)
+        return enn_error(ENN_ERROR_SHAPE, "%s: B*N*h = %u*%u*%u passes 2^32 elements", op, s.B, s.N, s.h);
+    if (!(p->eta >= 0.0f && p->eta <= 1.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eta = %g outside [0, 1]", op, p->eta);
+    if (!(p->clip > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: clip = %g must be positive", op, p->clip);
+    if (p->noise.mode != ENN_NOISE_OFF && p->noise.mode != ENN_NOISE_PHILOX && p->noise.mode != ENN_NOISE_BUFFER)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: unknown noise mode %d", op, (int)p->noise.mode);
+    if (p->noise.mode == ENN_NOISE_BUFFER)
+        ENN_TRY(enn_ops_check_view(op, "noise buffer xi", p->noise.xi, trace_elems(s) * 4));
+    return ENN_OK;
+}
+
+static hebbian_push make_push(enn_memory_shape s, const enn_hebbian_params *p)
+{
+    hebbian_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
+                         .noise_mode = (uint32_t)p->noise.mode, .decay = 1.0f - p->eta, .eta = p->eta,
+                         .inv_batch = 1.0f / (float)s.B, .sigma = p->noise.sigma, .clip = p->clip};
+    enn_ops_split64(p->noise.seed, push.seed);
+    enn_ops_split64(p->noise.stream, push.stream);
+    return push;
+}
+
+enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_view H_new, enn_view H, enn_view a,
+                                     enn_view z, const enn_hebbian_params *p)
+{
+    const char *op = "hebbian_trace_forward";
+    ENN_TRY(check(op, s, p));
+    uint64_t n = trace_elems(s), bH = n * 4, ba = (uint64_t)s.B * s.N * 4, bz = (uint64_t)s.B * s.h * 4;
+    ENN_TRY(enn_ops_check_view(op, "H_new", H_new, bH));
+    ENN_TRY(enn_ops_check_view(op, "H", H, bH));
+    ENN_TRY(enn_ops_check_view(op, "a", a, ba));
+    ENN_TRY(enn_ops_check_view(op, "z", z, bz));
+    if (H_new.buf == H.buf && H_new.offset < H.offset + bH && H.offset < H_new.offset + bH)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: H_new overlaps H", op);
+    const uint32_t spec[1] = {HEBBIAN_LOCAL};
+    const enn_pipeline *pipe;
+    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace", 5, sizeof(hebbian_push), spec, 1, &pipe));
+    hebbian_push push = make_push(s, p);
+    int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
+    enn_binding bind[5] = {enn_bind(H, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
+                           enn_bind(z, bz, ENN_ACCESS_READ),
+                           buffer_noise ? enn_bind(p->noise.xi, bH, ENN_ACCESS_READ) : enn_bind(H, bH, ENN_ACCESS_READ),
+                           enn_bind(H_new, bH, ENN_ACCESS_WRITE)};
+    uint32_t gx = 1, gy = 1;
+    ENN_TRY(enn_ops_grid(rec, n, HEBBIAN_LOCAL, &gx, &gy));
+    return enn_record_dispatch(rec, pipe, bind, 5, &push, gx, gy, 1, op);
+}
+
+uint64_t enn_hebbian_trace_workspace_bytes(enn_memory_shape s)
+{
+    return trace_elems(s) * 4;
+}
+
+enn_status enn_hebbian_trace_backward(enn_recorder *rec, enn_memory_shape s, enn_view dH, enn_view da, enn_view dz,
+                                      enn_view workspace, enn_view dH_new, enn_view H, enn_view a, enn_view z,
+                                      const enn_hebbian_params *p, float beta_dH, float beta_da, float beta_dz)
+{
+    const char *op = "hebbian_trace_backward";
+    ENN_TRY(check(op, s, p));
+    uint64_t n = trace_elems(s), bH = n * 4, ba = (uint64_t)s.B * s.N * 4, bz = (uint64_t)s.B * s.h * 4;
+    ENN_TRY(enn_ops_check_view(op, "dH", dH, bH));
+    ENN_TRY(enn_ops_check_view(op, "da", da, ba));
+    ENN_TRY(enn_ops_check_view(op, "dz", dz, bz));
+    ENN_TRY(enn_ops_check_view(op, "workspace", workspace, bH));
+    ENN_TRY(enn_ops_check_view(op, "dH_new", dH_new, bH));
+    ENN_TRY(enn_ops_check_view(op, "H", H, bH));
+    ENN_TRY(enn_ops_check_view(op, "a", a, ba));
+    ENN_TRY(enn_ops_check_view(op, "z", z, bz));
+    const uint32_t spec[1] = {HEBBIAN_LOCAL};
+    const enn_pipeline *pt, *pi;
+    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace_backward_trace", 7, sizeof(hebbian_push), spec, 1, &pt));
+    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace_backward_inputs", 5, sizeof(hebbian_push), spec, 1, &pi));
+    hebbian_push push = make_push(s, p);
+    push.beta_dH = beta_dH, push.beta_da = beta_da, push.beta_dz = beta_dz;
+    push.g_scale = s.per_sample ? p->eta : p->eta * push.inv_batch;
+    int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
+    enn_binding bt[7] = {enn_bind(H, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
+                         enn_bind(z, bz, ENN_ACCESS_READ),
+                         buffer_noise ? enn_bind(p->noise.xi, bH, ENN_ACCESS_READ) : enn_bind(H, bH, ENN_ACCESS_READ),
+                         enn_bind(dH_new, bH, ENN_ACCESS_READ),
+                         enn_bind(dH, bH, beta_dH != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE),
+                         enn_bind(workspace, bH, ENN_ACCESS_WRITE)};
+    uint32_t gx = 1, gy = 1;
+    ENN_TRY(enn_ops_grid(rec, n, HEBBIAN_LOCAL, &gx, &gy));
+    ENN_TRY(enn_record_dispatch(rec, pt, bt, 7, &push, gx, gy, 1, "hebbian_trace_backward_trace"));
+    enn_binding bi[5] = {enn_bind(workspace, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
+                         enn_bind(z, bz, ENN_ACCESS_READ),
+                         enn_bind(da, ba, beta_da != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE),
+                         enn_bind(dz, bz, beta_dz != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
+    ENN_TRY(enn_ops_grid(rec, (uint64_t)s.B * (s.N + s.h), HEBBIAN_LOCAL, &gx, &gy));
+    return enn_record_dispatch(rec, pi, bi, 5, &push, gx, gy, 1, "hebbian_trace_backward_inputs");
+}
