@@ -1,0 +1,81 @@
+/* Launchers of shaders/layer_norm.comp. */
+#include "ops/layer_norm.h"
+#include "ops/launch.h"
+
+#define LAYER_NORM_LOCAL 64
+
+typedef struct layer_norm_push {
+    uint32_t rows, cols;
+    float eps, beta_dx, beta_params;
+} layer_norm_push;
+
+static enn_status check_shape(const char *op, uint32_t rows, uint32_t cols)
+{
+    if (rows == 0 || cols == 0) return enn_error(ENN_ERROR_SHAPE, "%s: empty shape %u x %u", op, rows, cols);
+    if ((uint64_t)rows * cols > 0xffffffffull)
+        return enn_error(ENN_ERROR_SHAPE, "%s: %u x %u passes 2^32 elements", op, rows, cols);
+    return ENN_OK;
+}
+
+enn_status enn_layer_norm_forward(enn_recorder *rec, enn_view y, enn_view mean, enn_view rstd, enn_view x,
+                                  enn_view gain, enn_view bias, uint32_t rows, uint32_t cols, float eps)
+{
+    const char *op = "layer_norm_forward";
+    ENN_TRY(check_shape(op, rows, cols));
+    if (!(eps >= 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eps = %g", op, eps);
+    uint64_t bx = (uint64_t)rows * cols * 4, bc = (uint64_t)cols * 4, br = (uint64_t)rows * 4;
+    ENN_TRY(enn_ops_check_view(op, "y", y, bx));
+    ENN_TRY(enn_ops_check_view(op, "mean", mean, br));
+    ENN_TRY(enn_ops_check_view(op, "rstd", rstd, br));
+    ENN_TRY(enn_ops_check_view(op, "x", x, bx));
+    ENN_TRY(enn_ops_check_view(op, "gain", gain, bc));
+    ENN_TRY(enn_ops_check_view(op, "bias", bias, bc));
+    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
+    const enn_pipeline *p;
+    ENN_TRY(enn_ops_pipeline(rec, "layer_norm", 6, sizeof(layer_norm_push), spec, 1, &p));
+    layer_norm_push push = {rows, cols, eps, 0, 0};
+    enn_binding b[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
+                        enn_bind(bias, bc, ENN_ACCESS_READ), enn_bind(y, bx, ENN_ACCESS_WRITE),
+                        enn_bind(mean, br, ENN_ACCESS_WRITE), enn_bind(rstd, br, ENN_ACCESS_WRITE)};
+    return enn_record_dispatch(rec, p, b, 6, &push, enn_ops_row_groups(rec, rows), 1, 1, op);
+}
+
+enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgain, enn_view dbias, enn_view dy,
+                                   enn_view x, enn_view gain, enn_view mean, enn_view rstd, uint32_t rows,
+                                   uint32_t cols, float beta_dx, float beta_params)
+{
+    const char *op = "layer_norm_backward";
+    ENN_TRY(check_shape(op, rows, cols));
+    uint64_t bx = (uint64_t)rows * cols * 4, bc = (uint64_t)cols * 4, br = (uint64_t)rows * 4;
+    int params = dgain.buf && dbias.buf;
+    ENN_TRY(enn_ops_check_view(op, "dx", dx, bx));
+    ENN_TRY(enn_ops_check_view(op, "dy", dy, bx));
+    ENN_TRY(enn_ops_check_view(op, "x", x, bx));
+    ENN_TRY(enn_ops_check_view(op, "gain", gain, bc));
+    ENN_TRY(enn_ops_check_view(op, "mean", mean, br));
+    ENN_TRY(enn_ops_check_view(op, "rstd", rstd, br));
+    if (params) {
+        ENN_TRY(enn_ops_check_view(op, "dgain", dgain, bc));
+        ENN_TRY(enn_ops_check_view(op, "dbias", dbias, bc));
+    }
+    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
+    const enn_pipeline *pi;
+    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_input", 6, sizeof(layer_norm_push), spec, 1, &pi));
+    layer_norm_push push = {rows, cols, 0, beta_dx, beta_params};
+    enn_binding bi[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
+                         enn_bind(dy, bx, ENN_ACCESS_READ),   enn_bind(mean, br, ENN_ACCESS_READ),
+                         enn_bind(rstd, br, ENN_ACCESS_READ),
+                         enn_bind(dx, bx, beta_dx != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
+    ENN_TRY(enn_record_dispatch(rec, pi, bi, 6, &push, enn_ops_row_groups(rec, rows), 1, 1, "layer_norm_backward_input"));
+    if (!params) return ENN_OK;
+    const enn_pipeline *pp;
+    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 1, &pp));
+    enn_access pa = beta_params != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
+    enn_binding bp[6] = {enn_bind(x, bx, ENN_ACCESS_READ),     enn_bind(dy, bx, ENN_ACCESS_READ),
+                         enn_bind(mean, br, ENN_ACCESS_READ),  enn_bind(rstd, br, ENN_ACCESS_READ),
+                         enn_bind(dgain, bc, pa), enn_bind(dbias, bc, pa)};
+    uint32_t gx = 1, gy = 1;
+    ENN_TRY(enn_ops_grid(rec, cols, LAYER_NORM_LOCAL, &gx, &gy));
+    if (gy != 1) return enn_error(ENN_ERROR_SHAPE, "%s: %u columns are too many for one grid row", op, cols);
+    return enn_record_dispatch(rec, pp, bp, 6, &push, gx, 1, 1, "layer_norm_backward_params");
+}

@@ -1,0 +1,118 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Layer normalisation over the last axis of x [rows, cols], with gain and bias [cols]:
+//   mean = sum(x)/C   var = sum((x - mean)^2)/C (biased)   rstd = 1/sqrt(var + eps)
+//   y = (x - mean) rstd gain + bias
+// Variants:
+//   layer_norm                  forward, one workgroup per row (two passes over the row
+//                               for the variance: no cancellation of E[x^2] - mean^2);
+//                               saves mean and rstd [rows] for the backward pass
+//   layer_norm_backward_input   dx = rstd (dyg - mean(dyg) - xhat mean(dyg xhat)),
+//                               dyg = dy gain; one workgroup per row
+//   layer_norm_backward_params  dgain = sum_rows dy xhat, dbias = sum_rows dy; one
+//                               invocation per column, rows in order (deterministic)
+//
+//! variant layer_norm_backward_input -DBACKWARD_INPUT=1
+//! variant layer_norm_backward_params -DBACKWARD_PARAMS=1
+layout(local_size_x_id = 0) in;
+
+layout(push_constant) uniform Push {
+    uint rows, cols;
+    float eps;
+    float beta_dx;      // dx = new + beta_dx * dx (0 or 1)
+    float beta_params;  // dgain, dbias likewise: 1 accumulates over time steps
+} pc;
+
+const uint WG = gl_WorkGroupSize.x;
+
+#ifndef BACKWARD_PARAMS
+#include "reduce.glsl"
+#endif
+
+#if !defined(BACKWARD_INPUT) && !defined(BACKWARD_PARAMS)
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Gain { float gain[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Y { float y[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer Mean { float mean_out[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer Rstd { float rstd_out[]; };
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x, C = pc.cols;
+    float inv_c = 1.0 / float(C);
+    for (uint r = gl_WorkGroupID.x; r < pc.rows; r += gl_NumWorkGroups.x) {
+        uint o = r * C;
+        float s = 0.0;
+        for (uint c = t; c < C; c += WG) s += x[o + c];
+        float mean = workgroup_sum(s) * inv_c;
+        float v = 0.0;
+        for (uint c = t; c < C; c += WG) {
+            float d = x[o + c] - mean;
+            v += d * d;
+        }
+        float rstd = inversesqrt(workgroup_sum(v) * inv_c + pc.eps);
+        for (uint c = t; c < C; c += WG) y[o + c] = (x[o + c] - mean) * rstd * gain[c] + bias[c];
+        if (t == 0u) {
+            mean_out[r] = mean;
+            rstd_out[r] = rstd;
+        }
+    }
+}
+#endif
+
+#ifdef BACKWARD_INPUT
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Gain { float gain[]; };
+layout(std430, set = 0, binding = 2) readonly buffer DY { float dy[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Mean { float mean_in[]; };
+layout(std430, set = 0, binding = 4) readonly buffer Rstd { float rstd_in[]; };
+layout(std430, set = 0, binding = 5) buffer DX { float dx[]; };
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x, C = pc.cols;
+    float inv_c = 1.0 / float(C);
+    for (uint r = gl_WorkGroupID.x; r < pc.rows; r += gl_NumWorkGroups.x) {
+        uint o = r * C;
+        float mean = mean_in[r], rstd = rstd_in[r];
+        float s1 = 0.0, s2 = 0.0;
+        for (uint c = t; c < C; c += WG) {
+            float dyg = dy[o + c] * gain[c];
+            s1 += dyg;
+            s2 += dyg * (x[o + c] - mean) * rstd;
+        }
+        float c1 = workgroup_sum(s1) * inv_c;
+        float c2 = workgroup_sum(s2) * inv_c;
+        for (uint c = t; c < C; c += WG) {
+            float xhat = (x[o + c] - mean) * rstd;
+            float v = rstd * (dy[o + c] * gain[c] - c1 - xhat * c2);
+            dx[o + c] = pc.beta_dx != 0.0 ? v + pc.beta_dx * dx[o + c] : v;
+        }
+    }
+}
+#endif
+
+#ifdef BACKWARD_PARAMS
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Mean { float mean_in[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Rstd { float rstd_in[]; };
+layout(std430, set = 0, binding = 4) buffer DGain { float dgain[]; };
+layout(std430, set = 0, binding = 5) buffer DBias { float dbias[]; };
+
+void main()
+{
+    uint c = gl_GlobalInvocationID.x;
+    uint C = pc.cols;
+    if (c >= C) return;
+    float sg = 0.0, sb = 0.0;
+    for (uint r = 0u; r < pc.rows; r++) {
+        float d = dy[r * C + c];
+        sg += d * (x[r * C + c] - mean_in[r]) * rstd_in[r];
+        sb += d;
+    }
+    dgain[c] = pc.beta_params != 0.0 ? sg + pc.beta_params * dgain[c] : sg;
+    dbias[c] = pc.beta_params != 0.0 ? sb + pc.beta_params * dbias[c] : sb;
+}
+#endif
