@@ -21,6 +21,7 @@
 //! variant hebbian_trace_backward_inputs -DBACKWARD_INPUTS=1
 layout(local_size_x_id = 0) in;
 #include "philox.glsl"
+#include "hebbian_common.glsl"
 
 layout(push_constant) uniform Push {
     uint B, N, h;
@@ -52,10 +53,7 @@ layout(std430, set = 0, binding = 3) readonly buffer Xi { float xi[]; };
 
 float noise_at(uint idx)
 {
-    if (pc.noise_mode == 1u) {
-        precise float v = pc.sigma * philox_normal(pc.seed, pc.stream, idx);
-        return v;
-    }
+    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
     if (pc.noise_mode == 2u) return xi[idx];
     return 0.0;
 }
@@ -75,8 +73,7 @@ float trace_pre(uint idx)
         for (uint k = 0u; k < pc.B; k++) d += a[k * pc.N + n] * z[k * pc.h + j];
         d = d * pc.inv_batch;
     }
-    precise float pre = pc.decay * H[idx] + pc.eta * (d + noise_at(idx));
-    return pre;
+    return hebbian_pre(pc.decay, pc.eta, H[idx], d, noise_at(idx));
 }
 #endif
 

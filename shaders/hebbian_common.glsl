@@ -1,0 +1,18 @@
+// The pieces of the Hebbian update that must round identically in every kernel that
+// computes them (the forward kernels and the backward pass that recomputes the clip
+// mask): `precise`, so no compiler may fuse a multiply-add differently in one of them.
+// Needs philox.glsl.
+
+// xi from the Philox stream: sigma * normal(seed, stream = step, index = element of H).
+float hebbian_philox_noise(float sigma, uvec2 seed, uvec2 stream, uint idx)
+{
+    precise float v = sigma * philox_normal(seed, stream, idx);
+    return v;
+}
+
+// The unclipped new trace: (1 - eta) H + eta (dH + xi), with decay = 1 - eta.
+float hebbian_pre(float decay, float eta, float h_old, float d, float xi)
+{
+    precise float pre = decay * h_old + eta * (d + xi);
+    return pre;
+}
