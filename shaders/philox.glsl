@@ -16,9 +16,16 @@ uvec4 philox4x32_10(uvec4 ctr, uvec2 key)
     return ctr;
 }
 
+// Counter word 1 is a sub-stream: 0 for every stream here except the retries of the
+// truncated normal.
+uvec4 philox_block_sub(uvec2 seed, uvec2 stream, uint index, uint sub)
+{
+    return philox4x32_10(uvec4(index >> 2, sub, stream.x, stream.y), seed);
+}
+
 uvec4 philox_block(uvec2 seed, uvec2 stream, uint index)
 {
-    return philox4x32_10(uvec4(index >> 2, 0u, stream.x, stream.y), seed);
+    return philox_block_sub(seed, stream, index, 0u);
 }
 
 uint philox_u32(uvec2 seed, uvec2 stream, uint index)
@@ -113,11 +120,29 @@ float philox_box_muller(uint w0, uint w1, bool sine)
     return n;
 }
 
-float philox_normal(uvec2 seed, uvec2 stream, uint index)
+float philox_normal_sub(uvec2 seed, uvec2 stream, uint index, uint sub)
 {
-    uvec4 r = philox_block(seed, stream, index);
+    uvec4 r = philox_block_sub(seed, stream, index, sub);
     bool high = (index & 2u) != 0u;
     return philox_box_muller(high ? r.z : r.x, high ? r.w : r.y, (index & 1u) != 0u);
+}
+
+float philox_normal(uvec2 seed, uvec2 stream, uint index)
+{
+    return philox_normal_sub(seed, stream, index, 0u);
+}
+
+// Standard normal truncated to [-2, 2] by rejection: attempt k draws from sub-stream k
+// (the first attempt is philox_normal itself). 64 attempts all fail with probability
+// 0.0455^64; then the last draw is clamped.
+float philox_truncated_normal(uvec2 seed, uvec2 stream, uint index)
+{
+    float x = 0.0;
+    for (uint k = 0u; k < 64u; k++) {
+        x = philox_normal_sub(seed, stream, index, k);
+        if (abs(x) <= 2.0) return x;
+    }
+    return clamp(x, -2.0, 2.0);
 }
 
 // Dropout keep test: P(keep) = 1 - threshold / 2^32 (threshold from enn_dropout_threshold).

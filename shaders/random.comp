@@ -4,6 +4,7 @@
 // first_index + i, so a slice of a stream can be filled on its own:
 //   dist 0: out[i] = a + b * normal          (mean a, standard deviation b)
 //   dist 1: out[i] = a + (b - a) * uniform   (uniform on [a, b))
+//   dist 2: out[i] = a + b * truncated normal (standard normal cut at +-2)
 layout(local_size_x_id = 0) in;
 #include "philox.glsl"
 
@@ -26,6 +27,7 @@ void main()
     uint index = pc.first_index + i;
     precise float v;
     if (pc.dist == 0u) v = pc.a + pc.b * philox_normal(pc.seed, pc.stream, index);
-    else v = pc.a + (pc.b - pc.a) * philox_uniform(pc.seed, pc.stream, index);
+    else if (pc.dist == 1u) v = pc.a + (pc.b - pc.a) * philox_uniform(pc.seed, pc.stream, index);
+    else v = pc.a + pc.b * philox_truncated_normal(pc.seed, pc.stream, index);
     out_values[i] = v;
 }

@@ -120,3 +120,37 @@ Test(philox, device_streams)
     enn_buffer_destroy(ctx, u), enn_buffer_destroy(ctx, s);
     test_context_finish(ctx);
 }
+
+/* Truncated normal: bit for bit the host's, inside [-2, 2], and the moments of the
+ * standard normal cut at 2: mean 0, variance 1 - 4 phi(2) / (Phi(2) - Phi(-2)) = 0.773741
+ * (standard error of the variance ~ 0.0045 for 65536 samples of this bounded law). */
+Test(philox, device_truncated_normal)
+{
+    enn_context *ctx = test_context();
+    const uint32_t n = 1 << 16;
+    enn_buffer *b = tu_buffer(ctx, NULL, n);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    ENN_ASSERT_OK(enn_random_truncated_normal(rec, enn_view_of(b), n, 5, 6, 0, 0.0f, 1.0f));
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    float *x = tu_download(ctx, b, n);
+    uint32_t retried = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        float want = enn_philox_truncated_normal(5, 6, i);
+        cr_assert(!memcmp(&want, &x[i], 4), "element %u: device %.9g, host %.9g", i, x[i], want);
+        cr_assert(fabsf(x[i]) <= 2.0f);
+        retried += x[i] != enn_philox_normal(5, 6, i);
+    }
+    /* About 4.55% of first draws fall outside [-2, 2] and are redrawn. */
+    cr_assert_lt(fabs(retried / (double)n - 0.0455), 5 * sqrt(0.0455 * 0.9545 / n), "redrawn fraction %g",
+                 retried / (double)n);
+    double mean, var;
+    moments(x, n, &mean, &var);
+    cr_assert_lt(fabs(mean), 5 * 0.0035, "mean %g", mean);
+    cr_assert_lt(fabs(var - 0.773741), 5 * 0.0045, "variance %g", var);
+    free(x);
+    enn_buffer_destroy(ctx, b);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}

@@ -2,6 +2,7 @@
  * Must stay operation-for-operation identical to shaders/philox.glsl. */
 #include "ops/philox.h"
 
+#include <math.h>
 #include <string.h>
 
 /* A contracted a*b+c would round once instead of twice and break bit-equality with the
@@ -36,9 +37,9 @@ void enn_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_
     out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
 }
 
-static void block_of(uint64_t seed, uint64_t stream, uint32_t index, uint32_t out[4])
+static void block_of(uint64_t seed, uint64_t stream, uint32_t index, uint32_t sub, uint32_t out[4])
 {
-    const uint32_t ctr[4] = {index >> 2, 0u, (uint32_t)stream, (uint32_t)(stream >> 32)};
+    const uint32_t ctr[4] = {index >> 2, sub, (uint32_t)stream, (uint32_t)(stream >> 32)};
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     enn_philox4x32_10(ctr, key, out);
 }
@@ -46,7 +47,7 @@ static void block_of(uint64_t seed, uint64_t stream, uint32_t index, uint32_t ou
 uint32_t enn_philox_u32(uint64_t seed, uint64_t stream, uint32_t index)
 {
     uint32_t r[4];
-    block_of(seed, stream, index, r);
+    block_of(seed, stream, index, 0u, r);
     return r[index & 3u];
 }
 
@@ -154,12 +155,27 @@ float enn_box_muller(uint32_t w0, uint32_t w1, int which)
     return which ? r * s : r * c;
 }
 
-float enn_philox_normal(uint64_t seed, uint64_t stream, uint32_t index)
+static float normal_sub(uint64_t seed, uint64_t stream, uint32_t index, uint32_t sub)
 {
     uint32_t r[4];
-    block_of(seed, stream, index, r);
+    block_of(seed, stream, index, sub, r);
     uint32_t pair = index & 2u;
     return enn_box_muller(r[pair], r[pair + 1], (int)(index & 1u));
+}
+
+float enn_philox_normal(uint64_t seed, uint64_t stream, uint32_t index)
+{
+    return normal_sub(seed, stream, index, 0u);
+}
+
+float enn_philox_truncated_normal(uint64_t seed, uint64_t stream, uint32_t index)
+{
+    float x = 0.0f;
+    for (uint32_t k = 0; k < 64; k++) {
+        x = normal_sub(seed, stream, index, k);
+        if (fabsf(x) <= 2.0f) return x;
+    }
+    return x < -2.0f ? -2.0f : x > 2.0f ? 2.0f : x;
 }
 
 uint32_t enn_dropout_threshold(float p)

@@ -4,7 +4,7 @@
  *
  * A number is addressed by (seed, stream, index): the key is the 64-bit seed, the
  * counter is {index / 4, 0, stream low, stream high}, and element `index` takes word
- * index % 4 of that block. Noise for step t of element i is therefore the same however
+ * index % 4 of that block. (Counter word 1 numbers the retries of the truncated normal.) Noise for step t of element i is therefore the same however
  * the work is split into dispatches.
  *
  * Normals use Box-Muller on the word pair {0,1} or {2,3} of the block (cosine for the
@@ -27,6 +27,11 @@ uint32_t enn_philox_u32(uint64_t seed, uint64_t stream, uint32_t index);
 float enn_philox_uniform(uint64_t seed, uint64_t stream, uint32_t index);
 /* Standard normal, Box-Muller as described above. */
 float enn_philox_normal(uint64_t seed, uint64_t stream, uint32_t index);
+
+/* Standard normal truncated to [-2, 2] (rejection; retry k uses counter word 1 = k).
+ * Its standard deviation is 0.87962566; Keras's truncated-normal initialisers divide the
+ * requested std by that constant first. */
+float enn_philox_truncated_normal(uint64_t seed, uint64_t stream, uint32_t index);
 
 /* Box-Muller on two raw words (exposed for tests): the cosine (which = 0) or sine
  * (which = 1) branch. */

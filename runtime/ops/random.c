@@ -41,3 +41,9 @@ enn_status enn_random_uniform(enn_recorder *rec, enn_view out, uint32_t n, uint6
 {
     return random_fill(rec, out, n, 1, seed, stream, first_index, lo, hi, "random_uniform");
 }
+
+enn_status enn_random_truncated_normal(enn_recorder *rec, enn_view out, uint32_t n, uint64_t seed, uint64_t stream,
+                                       uint32_t first_index, float mean, float std)
+{
+    return random_fill(rec, out, n, 2, seed, stream, first_index, mean, std, "random_truncated_normal");
+}

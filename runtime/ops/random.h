@@ -12,5 +12,9 @@ enn_status enn_random_normal(enn_recorder *rec, enn_view out, uint32_t n, uint64
 /* out[i] = lo + (hi - lo) * uniform(seed, stream, first_index + i), i < n.   out: [n] */
 enn_status enn_random_uniform(enn_recorder *rec, enn_view out, uint32_t n, uint64_t seed, uint64_t stream,
                               uint32_t first_index, float lo, float hi);
+/* out[i] = mean + std * t, t the standard normal truncated to [-2, 2]
+ * (enn_philox_truncated_normal; its own standard deviation is 0.87962566). */
+enn_status enn_random_truncated_normal(enn_recorder *rec, enn_view out, uint32_t n, uint64_t seed, uint64_t stream,
+                                       uint32_t first_index, float mean, float std);
 
 #endif
