@@ -41,7 +41,8 @@ uint64_t enn_hebbian_trace_workspace_bytes(enn_memory_shape s);
  *   g = dH_new where -clip <= pre <= clip (bounds included), else 0
  *   dH = (1 - eta) g;  da, dz through the outer products (eta/B each in shared mode).
  * pre is recomputed from the same inputs and noise as the forward pass, bit-identically.
- * beta_* (0 or 1): 1 adds into the existing gradient. Two dispatches. */
+ * beta_* (0 or 1): 1 adds into the existing gradient. dH may be the same view as dH_new
+ * (in place) only with beta_dH = 0; no other outputs may overlap inputs. Two dispatches. */
 enn_status enn_hebbian_trace_backward(enn_recorder *rec, enn_memory_shape s, enn_view dH, enn_view da, enn_view dz,
                                       enn_view workspace, enn_view dH_new, enn_view H, enn_view a, enn_view z,
                                       const enn_hebbian_params *p, float beta_dH, float beta_da, float beta_dz);
