@@ -1,6 +1,8 @@
 /* enn_array helpers: element sizes, names, counts, conversion to float. */
 #include "data/array.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +73,12 @@ enn_status enn_array_to_f32(enn_array *a, const char *path)
     size_t n = (size_t)enn_array_count(a);
     float *f = malloc(n ? n * sizeof(float) : 1);
     if (!f) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory converting %zu values to float", path, n);
-    for (size_t i = 0; i < n; i++) f[i] = (float)enn_array_get(a, i);
+    for (size_t i = 0; i < n; i++) {
+        double v = enn_array_get(a, i);
+        /* Out-of-range doubles become infinities, as IEEE rounding would (a plain
+         * conversion is undefined behaviour in C). */
+        f[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+    }
     free(a->data);
     a->data = f;
     a->dtype = ENN_DTYPE_F32;
