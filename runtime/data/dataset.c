@@ -67,7 +67,8 @@ static enn_status gather_new(const enn_dataset *src, const size_t *idx, size_t f
         const uint8_t *s = *from.arrays[a];
         if (!s) continue;
         size_t b = from.bytes[a];
-        uint8_t *d = malloc((count * b) ? count * b : 1);
+        size_t total = count * b;
+        uint8_t *d = malloc(total ? total : 1);
         if (!d) {
             enn_dataset_free(&tmp);
             return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory copying %zu samples", count);

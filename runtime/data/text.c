@@ -101,27 +101,26 @@ uint64_t str_hash(const char *s, size_t len)
 size_t str_map_slot(const str_map *m, const char *key, size_t len, uint64_t hash)
 {
     size_t mask = m->cap - 1, i = (size_t)hash & mask;
-    while (m->keys[i] && !(m->hashes[i] == hash && strncmp(m->keys[i], key, len) == 0 && m->keys[i][len] == '\0'))
-        i = (i + 1) & mask;
-    return i;
+    for (;; i = (i + 1) & mask) {
+        const str_entry *e = &m->slots[i];
+        if (!e->key || (e->hash == hash && strncmp(e->key, key, len) == 0 && e->key[len] == '\0')) return i;
+    }
 }
 
 static int grow(str_map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 1024;
-    str_map bigger = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(uint64_t)), cap, m->count};
-    if (!bigger.keys || !bigger.hashes || !bigger.values) {
-        free(bigger.keys), free(bigger.hashes), free(bigger.values);
-        return 0;
-    }
+    str_entry *slots = calloc(cap, sizeof *slots);
+    if (!slots) return 0;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->keys[i]) {
-            size_t j = (size_t)m->hashes[i] & (cap - 1);
-            while (bigger.keys[j]) j = (j + 1) & (cap - 1);
-            bigger.keys[j] = m->keys[i], bigger.hashes[j] = m->hashes[i], bigger.values[j] = m->values[i];
+        if (m->slots[i].key) {
+            size_t j = (size_t)m->slots[i].hash & (cap - 1);
+            while (slots[j].key) j = (j + 1) & (cap - 1);
+            slots[j] = m->slots[i];
         }
-    free(m->keys), free(m->hashes), free(m->values);
-    *m = bigger;
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
     return 1;
 }
 
@@ -130,12 +129,12 @@ size_t str_map_upsert(str_map *m, const char *key, size_t len, uint64_t init)
     if ((m->count + 1) * 2 > m->cap && !grow(m)) return SIZE_MAX;
     uint64_t h = str_hash(key, len);
     size_t i = str_map_slot(m, key, len, h);
-    if (!m->keys[i]) {
+    if (!m->slots[i].key) {
         char *copy = malloc(len + 1);
         if (!copy) return SIZE_MAX;
         memcpy(copy, key, len);
         copy[len] = '\0';
-        m->keys[i] = copy, m->hashes[i] = h, m->values[i] = init;
+        m->slots[i] = (str_entry){copy, h, init};
         m->count++;
     }
     return i;
@@ -143,8 +142,8 @@ size_t str_map_upsert(str_map *m, const char *key, size_t len, uint64_t init)
 
 void str_map_free(str_map *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
-    free(m->keys), free(m->hashes), free(m->values);
+    for (size_t i = 0; i < m->cap; i++) free(m->slots[i].key);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 

@@ -25,11 +25,15 @@ enn_status line_reader_open(line_reader *lr, const char *path);
 enn_status line_reader_next(line_reader *lr, char **line, size_t *len, int *more);
 void line_reader_close(line_reader *lr);
 
-/* A string -> uint64 hash map (open addressing, FNV-1a). Keys are copied. */
+/* A string -> uint64 hash map (open addressing, FNV-1a). Keys are copied. Key, hash
+ * and value sit together: one cache line per probe on vocabularies of 10^5+ words. */
+typedef struct str_entry {
+    char *key; /* NULL: empty slot */
+    uint64_t hash;
+    uint64_t value;
+} str_entry;
 typedef struct str_map {
-    char **keys;
-    uint64_t *hashes;
-    uint64_t *values;
+    str_entry *slots;
     size_t cap, count;
 } str_map;
 uint64_t str_hash(const char *s, size_t len);

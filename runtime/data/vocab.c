@@ -37,7 +37,7 @@ uint32_t enn_vocab_id(const enn_vocab *v, const char *token)
     if (!v || !token || !v->ids.cap) return 1;
     size_t len = strlen(token);
     size_t slot = str_map_slot(&v->ids, token, len, str_hash(token, len));
-    return v->ids.keys[slot] ? (uint32_t)v->ids.values[slot] : 1;
+    return v->ids.slots[slot].key ? (uint32_t)v->ids.slots[slot].value : 1;
 }
 
 /* An empty vocabulary with room for `size` ids (tokens to be filled in). */
@@ -110,7 +110,7 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
                     s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", train_path, lr.line_no);
                     break;
                 }
-                counts.values[slot]++;
+                counts.slots[slot].value++;
             }
             p = q;
         }
@@ -129,9 +129,10 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
     }
     if (s == ENN_OK) {
         for (size_t i = 0; i < counts.cap; i++)
-            if (counts.keys[i]) {
-                if (counts.values[i] >= opt.min_count) list[kept++] = (counted){counts.keys[i], counts.values[i]};
-                else unknown += counts.values[i];
+            if (counts.slots[i].key) {
+                const str_entry *e = &counts.slots[i];
+                if (e->value >= opt.min_count) list[kept++] = (counted){e->key, e->value};
+                else unknown += e->value;
             }
         qsort(list, kept, sizeof *list, by_count_then_bytes);
         size_t room = opt.max_size ? (size_t)opt.max_size - 2 : SIZE_MAX;
