@@ -176,8 +176,11 @@ ENN_API void enn_permutation(size_t *perm, size_t n, uint64_t seed);
 ENN_API enn_status enn_dataset_shuffle(enn_dataset *ds, uint64_t seed);
 /* Moves the LAST samples into *val, as Keras's validation_split does: the training part
  * keeps floor(n * (1 - fraction)) samples in their current order, val gets the rest.
- * Keras takes them before any shuffling (paper mode: split, then shuffle the training
- * part each epoch); call enn_dataset_shuffle first for a random validation set. */
+ * Keras takes them before any shuffling, so the paper's runs held out the last 10% of the
+ * training file; splitting first and then shuffling the training part each epoch
+ * reproduces exactly that held-out set (paper mode). Calling enn_dataset_shuffle(seed)
+ * before the split instead gives a random validation set, which is safer for files
+ * sorted by class or time. Fraction 0 leaves val empty. */
 ENN_API enn_status enn_dataset_split(enn_dataset *ds, double fraction, enn_dataset *val);
 /* Copies samples [first, first + count) into a new dataset. */
 ENN_API enn_status enn_dataset_slice(const enn_dataset *ds, size_t first, size_t count,
