@@ -8,7 +8,7 @@
 #include "data/file.h"
 
 /* ---------------------------------------------------------------- line reader */
-enn_status line_reader_open(line_reader *lr, const char *path)
+enn_status enn_line_reader_open(enn_line_reader *lr, const char *path)
 {
     memset(lr, 0, sizeof *lr);
     if (!path) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "text file path is NULL");
@@ -19,14 +19,14 @@ enn_status line_reader_open(line_reader *lr, const char *path)
     return ENN_OK;
 }
 
-void line_reader_close(line_reader *lr)
+void enn_line_reader_close(enn_line_reader *lr)
 {
     if (lr->gz) gzclose(lr->gz);
     free(lr->buf);
     memset(lr, 0, sizeof *lr);
 }
 
-static enn_status fill(line_reader *lr)
+static enn_status fill(enn_line_reader *lr)
 {
     if (lr->start > 0) { /* keep the partial line at the front */
         memmove(lr->buf, lr->buf + lr->start, lr->end - lr->start);
@@ -66,7 +66,7 @@ static enn_status fill(line_reader *lr)
     return ENN_OK;
 }
 
-enn_status line_reader_next(line_reader *lr, char **line, size_t *len, int *more)
+enn_status enn_line_reader_next(enn_line_reader *lr, char **line, size_t *len, int *more)
 {
     for (;;) {
         char *s = lr->buf + lr->start;
@@ -91,26 +91,26 @@ enn_status line_reader_next(line_reader *lr, char **line, size_t *len, int *more
 }
 
 /* ---------------------------------------------------------------- string map */
-uint64_t str_hash(const char *s, size_t len)
+uint64_t enn_str_hash(const char *s, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
     return h;
 }
 
-size_t str_map_slot(const str_map *m, const char *key, size_t len, uint64_t hash)
+size_t enn_str_map_slot(const enn_str_map *m, const char *key, size_t len, uint64_t hash)
 {
     size_t mask = m->cap - 1, i = (size_t)hash & mask;
     for (;; i = (i + 1) & mask) {
-        const str_entry *e = &m->slots[i];
+        const enn_str_entry *e = &m->slots[i];
         if (!e->key || (e->hash == hash && strncmp(e->key, key, len) == 0 && e->key[len] == '\0')) return i;
     }
 }
 
-static int grow(str_map *m)
+static int grow(enn_str_map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 1024;
-    str_entry *slots = calloc(cap, sizeof *slots);
+    enn_str_entry *slots = calloc(cap, sizeof *slots);
     if (!slots) return 0;
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].key) {
@@ -124,23 +124,23 @@ static int grow(str_map *m)
     return 1;
 }
 
-size_t str_map_upsert(str_map *m, const char *key, size_t len, uint64_t init)
+size_t enn_str_map_upsert(enn_str_map *m, const char *key, size_t len, uint64_t init)
 {
     if ((m->count + 1) * 2 > m->cap && !grow(m)) return SIZE_MAX;
-    uint64_t h = str_hash(key, len);
-    size_t i = str_map_slot(m, key, len, h);
+    uint64_t h = enn_str_hash(key, len);
+    size_t i = enn_str_map_slot(m, key, len, h);
     if (!m->slots[i].key) {
         char *copy = malloc(len + 1);
         if (!copy) return SIZE_MAX;
         memcpy(copy, key, len);
         copy[len] = '\0';
-        m->slots[i] = (str_entry){copy, h, init};
+        m->slots[i] = (enn_str_entry){copy, h, init};
         m->count++;
     }
     return i;
 }
 
-void str_map_free(str_map *m)
+void enn_str_map_free(enn_str_map *m)
 {
     for (size_t i = 0; i < m->cap; i++) free(m->slots[i].key);
     free(m->slots);
@@ -168,7 +168,7 @@ static uint32_t lower_code_point(uint32_t c)
     return c;
 }
 
-void text_lower_utf8(char *str, size_t len)
+void enn_text_lower_utf8(char *str, size_t len)
 {
     uint8_t *s = (uint8_t *)str;
     for (size_t i = 0; i < len;) {
@@ -191,7 +191,7 @@ void text_lower_utf8(char *str, size_t len)
 }
 
 /* ---------------------------------------------------------------- options */
-enn_status text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path)
+enn_status enn_text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path)
 {
     *out = in ? *in : (enn_text_options){0};
     if (!(out->fraction >= 0.0 && out->fraction <= 1.0))
@@ -204,7 +204,7 @@ enn_status text_options_resolve(const enn_text_options *in, enn_text_options *ou
     return ENN_OK;
 }
 
-int text_keep_line(const enn_text_options *opt, size_t index)
+int enn_text_keep_line(const enn_text_options *opt, size_t index)
 {
     if (opt->fraction >= 1.0) return 1;
     uint64_t state = opt->seed ^ ((uint64_t)index * 0xd1b54a32d192ed03ull);
@@ -222,20 +222,20 @@ enn_status enn_load_tokens(const char *path, const enn_vocab *vocab, const enn_t
     if (!span_options || span_options->T == 0)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: span length T must be at least 1", path ? path : "(null)");
     enn_text_options opt;
-    ENN_TRY(text_options_resolve(text_options, &opt, path));
+    ENN_TRY(enn_text_options_resolve(text_options, &opt, path));
     const size_t T = span_options->T;
 
-    line_reader lr;
-    ENN_TRY(line_reader_open(&lr, path));
+    enn_line_reader lr;
+    ENN_TRY(enn_line_reader_open(&lr, path));
     uint32_t *stream = NULL;
     size_t count = 0, cap = 0;
     enn_status s = ENN_OK;
     char *line;
     size_t len;
     int more;
-    while ((s = line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
-        if (!text_keep_line(&opt, lr.line_no - 1)) continue;
-        if (!opt.keep_case) text_lower_utf8(line, len);
+    while ((s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
+        if (!enn_text_keep_line(&opt, lr.line_no - 1)) continue;
+        if (!opt.keep_case) enn_text_lower_utf8(line, len);
         for (char *p = line; *p;) {
             while (*p && text_is_space(*p)) p++;
             if (!*p) break;
@@ -260,7 +260,7 @@ enn_status enn_load_tokens(const char *path, const enn_vocab *vocab, const enn_t
         if (s != ENN_OK) break;
     }
     uint64_t bytes = lr.bytes;
-    line_reader_close(&lr);
+    enn_line_reader_close(&lr);
     if (s == ENN_OK && bytes == 0) s = enn_error(ENN_ERROR_FORMAT, "%s: empty file (want whitespace-separated tokens)", path);
     else if (s == ENN_OK && count == 0)
         s = enn_error(ENN_ERROR_FORMAT, "%s: no tokens%s", path, opt.fraction < 1.0 ? " in the selected lines" : "");

@@ -10,7 +10,7 @@ struct enn_vocab {
     uint32_t size;
     char **tokens;     /* [size]; tokens[0] = "<pad>", tokens[1] = "<unk>" */
     uint64_t *counts;  /* [size]; 0 after a load */
-    str_map ids;       /* token -> id, for ids >= 1 */
+    enn_str_map ids;       /* token -> id, for ids >= 1 */
 };
 
 static const char PAD[] = "<pad>", UNK[] = "<unk>";
@@ -22,7 +22,7 @@ void enn_vocab_free(enn_vocab *v)
         for (uint32_t i = 0; i < v->size; i++) free(v->tokens[i]);
     free(v->tokens);
     free(v->counts);
-    str_map_free(&v->ids);
+    enn_str_map_free(&v->ids);
     free(v);
 }
 
@@ -36,7 +36,7 @@ uint32_t enn_vocab_id(const enn_vocab *v, const char *token)
 {
     if (!v || !token || !v->ids.cap) return 1;
     size_t len = strlen(token);
-    size_t slot = str_map_slot(&v->ids, token, len, str_hash(token, len));
+    size_t slot = enn_str_map_slot(&v->ids, token, len, enn_str_hash(token, len));
     return v->ids.slots[slot].key ? (uint32_t)v->ids.slots[slot].value : 1;
 }
 
@@ -64,7 +64,7 @@ static int vocab_set(enn_vocab *v, uint32_t id, const char *token, size_t len)
     v->tokens[id][len] = '\0';
     if (id == 0) return 1; /* <pad> is never looked up: a literal "<pad>" in text is <unk> */
     size_t before = v->ids.count;
-    size_t slot = str_map_upsert(&v->ids, token, len, id);
+    size_t slot = enn_str_map_upsert(&v->ids, token, len, id);
     if (slot == SIZE_MAX) return 0;
     return v->ids.count == before ? -1 : 1;
 }
@@ -83,18 +83,18 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_vocab_build: out is NULL");
     *out = NULL;
     enn_text_options opt;
-    ENN_TRY(text_options_resolve(options, &opt, train_path));
-    line_reader lr;
-    ENN_TRY(line_reader_open(&lr, train_path));
-    str_map counts = {0};
+    ENN_TRY(enn_text_options_resolve(options, &opt, train_path));
+    enn_line_reader lr;
+    ENN_TRY(enn_line_reader_open(&lr, train_path));
+    enn_str_map counts = {0};
     uint64_t unknown = 0, total = 0;
     enn_status s = ENN_OK;
     char *line;
     size_t len;
     int more;
-    while ((s = line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
-        if (!text_keep_line(&opt, lr.line_no - 1)) continue;
-        if (!opt.keep_case) text_lower_utf8(line, len);
+    while ((s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
+        if (!enn_text_keep_line(&opt, lr.line_no - 1)) continue;
+        if (!opt.keep_case) enn_text_lower_utf8(line, len);
         for (char *p = line; *p;) {
             while (*p && text_is_space(*p)) p++;
             if (!*p) break;
@@ -105,7 +105,7 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
             if ((n == 5 && memcmp(p, UNK, 5) == 0) || (n == 5 && memcmp(p, PAD, 5) == 0)) {
                 unknown++;
             } else {
-                size_t slot = str_map_upsert(&counts, p, n, 0);
+                size_t slot = enn_str_map_upsert(&counts, p, n, 0);
                 if (slot == SIZE_MAX) {
                     s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", train_path, lr.line_no);
                     break;
@@ -117,7 +117,7 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
         if (s != ENN_OK) break;
     }
     uint64_t bytes = lr.bytes;
-    line_reader_close(&lr);
+    enn_line_reader_close(&lr);
     if (s == ENN_OK && bytes == 0) s = enn_error(ENN_ERROR_FORMAT, "%s: empty file (want whitespace-separated tokens)", train_path);
     else if (s == ENN_OK && total == 0)
         s = enn_error(ENN_ERROR_FORMAT, "%s: no tokens%s", train_path, opt.fraction < 1.0 ? " in the selected lines" : "");
@@ -130,7 +130,7 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
     if (s == ENN_OK) {
         for (size_t i = 0; i < counts.cap; i++)
             if (counts.slots[i].key) {
-                const str_entry *e = &counts.slots[i];
+                const enn_str_entry *e = &counts.slots[i];
                 if (e->value >= opt.min_count) list[kept++] = (counted){e->key, e->value};
                 else unknown += e->value;
             }
@@ -152,7 +152,7 @@ enn_status enn_vocab_build(const char *train_path, const enn_text_options *optio
         if (!ok) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory", train_path);
     }
     free(list);
-    str_map_free(&counts);
+    enn_str_map_free(&counts);
     if (s != ENN_OK) {
         enn_vocab_free(v);
         return s;
