@@ -98,3 +98,30 @@ Test(data_cifar, malformed_batches_are_rejected)
     free(rec);
     test_tmpdir_remove(dir);
 }
+
+/* The real batches, when ENN_CIFAR10_DIR names the extracted cifar-10-batches-bin folder
+ * (no download in tests): 50000 + 10000 images, classes balanced (5000 / 1000 each). */
+static void check_real(const char *const *names, uint32_t count, size_t n)
+{
+    const char *dir = getenv("ENN_CIFAR10_DIR");
+    if (!dir || !dir[0]) cr_skip_test("ENN_CIFAR10_DIR not set");
+    char paths[6][TEST_PATH_MAX];
+    const char *p[6];
+    for (uint32_t i = 0; i < count; i++) p[i] = test_path(paths[i], dir, names[i]);
+    enn_dataset ds;
+    ENN_ASSERT_OK(enn_load_cifar10(p, count, &ds));
+    cr_assert_eq(ds.n, n);
+    size_t per_class[10] = {0};
+    for (size_t i = 0; i < n; i++) per_class[ds.labels[i]]++;
+    for (int c = 0; c < 10; c++) cr_assert_eq(per_class[c], n / 10, "class %d: %zu images", c, per_class[c]);
+    enn_dataset_free(&ds);
+}
+
+Test(data_cifar, real_batches_when_present, .timeout = 120)
+{
+    const char *train[5] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                            "data_batch_5.bin"};
+    check_real(train, 5, 50000);
+    const char *test[1] = {"test_batch.bin"};
+    check_real(test, 1, 10000);
+}

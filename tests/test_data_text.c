@@ -325,3 +325,28 @@ Test(data_text, malformed_files_are_rejected)
     free(text);
     test_tmpdir_remove(dir);
 }
+
+/* The real files, when ENN_WIKITEXT_DIR names a folder with wiki.train.tokens,
+ * wiki.valid.tokens and wiki.test.tokens (WikiText-2 or -103; no download in tests). */
+Test(data_text, real_wikitext_when_present, .timeout = 600)
+{
+    const char *dir = getenv("ENN_WIKITEXT_DIR");
+    if (!dir || !dir[0]) cr_skip_test("ENN_WIKITEXT_DIR not set");
+    char train[TEST_PATH_MAX], other[TEST_PATH_MAX];
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(test_path(train, dir, "wiki.train.tokens"), NULL, &v));
+    cr_assert_gt(enn_vocab_size(v), 1000);
+    enn_span_options so = {.T = 32};
+    const char *names[3] = {"wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"};
+    for (int f = 0; f < 3; f++) {
+        enn_dataset ds;
+        ENN_ASSERT_OK(enn_load_tokens(test_path(other, dir, names[f]), v, NULL, &so, &ds));
+        size_t unk = 0, pad = 0;
+        for (size_t i = 0; i < ds.n * 32; i++) unk += ds.tokens[i] == 1, pad += ds.tokens[i] == 0;
+        cr_assert_lt(pad, 32, "%s: padding beyond the last span", names[f]);
+        /* WikiText replaced rare words by <unk> already: a few percent at most. */
+        cr_assert_lt(unk, ds.n * 32 / 20, "%s: %zu of %zu tokens are <unk>", names[f], unk, ds.n * 32);
+        enn_dataset_free(&ds);
+    }
+    enn_vocab_free(v);
+}
