@@ -7,6 +7,8 @@
  *   "train-images-idx3-ubyte.gz: truncated: header says 60000 images of 28x28 (47040000
  *    bytes of data) but the file holds 1203"
  * Nothing here aborts; on failure the output is left empty (all pointers NULL).
+ * (Sizes are checked on the decompressed data; bytes after a gzip stream that do not start
+ * another gzip member are ignored, as zlib does.)
  */
 #ifndef ENN_DATA_H
 #define ENN_DATA_H
