@@ -5,7 +5,7 @@
  * ENN_ERROR_IO when it cannot be opened or read) and an enn_last_error() message that
  * names the file and the problem, e.g.
  *   "train-images-idx3-ubyte.gz: truncated: header says 60000 images of 28x28 (47040000
- *    bytes of data) but the file holds 1203"
+ *    bytes of data) but the decompressed file holds 1203 bytes of data"
  * Nothing here aborts; on failure the output is left empty (all pointers NULL).
  * (Sizes are checked on the decompressed data; bytes after a gzip stream that do not start
  * another gzip member are ignored, as zlib does.)
