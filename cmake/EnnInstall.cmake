@@ -1,6 +1,6 @@
 # cmake --install: header, libraries, the enn command, a CMake package and a pkg-config file.
 include(CMakePackageConfigHelpers)
-install(FILES include/enn.h include/enn_vulkan.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES include/enn.h include/enn_vulkan.h include/enn_data.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS enn_static enn_shared EXPORT ennTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

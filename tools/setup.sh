@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
           vulkan-validationlayers vulkan-tools libcriterion-dev zlib1g-dev libopenblas-dev libjansson-dev
-          python3-numpy)
+          python3-numpy
+          dataset-fashion-mnist) # real IDX files for tests/test_data_idx.c (/usr/share/datasets/fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

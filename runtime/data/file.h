@@ -1,0 +1,60 @@
+/* Reading whole files (plain or gzip alike) and writing files atomically, for the data
+ * loaders. Every failure names the file. */
+#ifndef ENN_DATA_FILE_H
+#define ENN_DATA_FILE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+#include "enn_data.h"
+
+/* Reads the whole file, decompressing it if it is gzip (zlib's gzread passes other
+ * files through unchanged). *data is malloc'ed (NULL when *size is 0); *gzip says
+ * whether the file was compressed. A gzip stream that ends early or fails its check is
+ * ENN_ERROR_FORMAT. */
+enn_status enn_file_slurp(const char *path, uint8_t **data, size_t *size, int *gzip);
+
+/* A file written under a temporary name next to `path` and renamed over it on commit. */
+typedef struct enn_atomic_file {
+    FILE *f;
+    char *tmp_path;
+    const char *path;
+} enn_atomic_file;
+enn_status enn_atomic_open(enn_atomic_file *af, const char *path);
+enn_status enn_atomic_write(enn_atomic_file *af, const void *bytes, size_t n);
+/* Flushes, syncs, closes and renames; on failure removes the temporary file. */
+enn_status enn_atomic_commit(enn_atomic_file *af);
+/* Closes and removes the temporary file (after a failure elsewhere). */
+void enn_atomic_abort(enn_atomic_file *af);
+
+static inline int enn_host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+/* Reverses the bytes of each of `count` elements of `size` bytes, in place. */
+void enn_byteswap(void *data, size_t count, size_t size);
+static inline uint32_t enn_read_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* splitmix64: the data loaders' one random source (shuffles, line selection). */
+static inline uint64_t enn_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* a * b into *out, or 0 if it overflows size_t. */
+static inline int enn_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+#endif

@@ -1,0 +1,174 @@
+/* IDX files (MNIST, Fashion-MNIST): 00 00 <type> <rank>, rank big-endian uint32 dims,
+ * then the data in big-endian row-major order. Plain or gzip. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/array.h"
+#include "data/file.h"
+
+static const char *idx_type_name(uint8_t code)
+{
+    switch (code) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "short";
+    case 0x0C: return "int";
+    case 0x0D: return "float";
+    case 0x0E: return "double";
+    }
+    return NULL;
+}
+
+/* "60000 images of 28x28", "60000 labels" or "dims 3x4x5x6 of float": what the header says. */
+static void describe(const enn_array *a, uint8_t code, char *buf, size_t cap)
+{
+    if (a->rank == 3 && code == 0x08)
+        snprintf(buf, cap, "%llu images of %llux%llu", (unsigned long long)a->shape[0],
+                 (unsigned long long)a->shape[1], (unsigned long long)a->shape[2]);
+    else if (a->rank == 1 && code == 0x08)
+        snprintf(buf, cap, "%llu labels", (unsigned long long)a->shape[0]);
+    else {
+        size_t used = (size_t)snprintf(buf, cap, "dims ");
+        for (uint32_t i = 0; i < a->rank && used < cap; i++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%llu", i ? "x" : "", (unsigned long long)a->shape[i]);
+        if (used < cap) snprintf(buf + used, cap - used, " of %s", idx_type_name(code));
+    }
+}
+
+enn_status enn_idx_read(const char *path, enn_array *out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_idx_read: out is NULL");
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t size;
+    int gz;
+    ENN_TRY(enn_file_slurp(path, &buf, &size, &gz));
+    enn_status s = ENN_OK;
+    enn_array a = {0};
+    const char *kind = gz ? "the decompressed file" : "the file";
+    if (size == 0) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: empty file (want an IDX file)", path);
+        goto fail;
+    }
+    if (size < 4) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: truncated: %s holds %zu bytes, less than the 4-byte IDX magic", path, kind, size);
+        goto fail;
+    }
+    uint8_t code = buf[2], rank = buf[3];
+    if (buf[0] != 0 || buf[1] != 0 || !idx_type_name(code) || rank == 0) {
+        s = enn_error(ENN_ERROR_FORMAT,
+                      "%s: not an IDX file: wrong magic %02x %02x %02x %02x (want 00 00 08 01 for labels, "
+                      "00 00 08 03 for images)", path, buf[0], buf[1], buf[2], buf[3]);
+        goto fail;
+    }
+    switch (code) {
+    case 0x08: a.dtype = ENN_DTYPE_U8; break;
+    case 0x0C: a.dtype = ENN_DTYPE_I32; break;
+    case 0x0D: a.dtype = ENN_DTYPE_F32; break;
+    case 0x0E: a.dtype = ENN_DTYPE_F64; break;
+    default:
+        s = enn_error(ENN_ERROR_FORMAT, "%s: IDX data type 0x%02x (%s) is not supported (unsigned byte, int, float, double are)",
+                      path, code, idx_type_name(code));
+        goto fail;
+    }
+    if (rank > ENN_ARRAY_MAX_RANK) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: IDX file has %u dimensions, more than %d", path, rank, ENN_ARRAY_MAX_RANK);
+        goto fail;
+    }
+    size_t header = 4 + 4 * (size_t)rank;
+    if (size < header) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: truncated: the IDX header of %u dimensions needs %zu bytes but %s holds %zu",
+                      path, rank, header, kind, size);
+        goto fail;
+    }
+    a.rank = rank;
+    size_t count = 1, bytes;
+    for (uint32_t i = 0; i < rank; i++) {
+        a.shape[i] = enn_read_be32(buf + 4 + 4 * i);
+        if (!enn_mul_size(count, (size_t)a.shape[i], &count)) count = SIZE_MAX;
+    }
+    if (!enn_mul_size(count, enn_dtype_size(a.dtype), &bytes)) bytes = SIZE_MAX;
+    char what[256];
+    describe(&a, code, what, sizeof what);
+    size_t held = size - header;
+    if (held < bytes) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: truncated: header says %s (%zu bytes of data) but %s holds %zu bytes of data",
+                      path, what, bytes, kind, held);
+        goto fail;
+    }
+    if (held > bytes) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: wrong size: %zu trailing bytes after the %zu bytes of data the header describes (%s)",
+                      path, held - bytes, bytes, what);
+        goto fail;
+    }
+    memmove(buf, buf + header, bytes);
+    if (bytes == 0) {
+        free(buf);
+        buf = NULL;
+    }
+    a.data = buf;
+    size_t esize = enn_dtype_size(a.dtype);
+    if (esize > 1 && enn_host_is_little_endian()) enn_byteswap(a.data, count, esize);
+    *out = a;
+    enn_error_clear();
+    return ENN_OK;
+fail:
+    free(buf);
+    return s;
+}
+
+enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, enn_dataset *out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_load_idx_pair: out is NULL");
+    memset(out, 0, sizeof *out);
+    enn_array img = {0}, lab = {0};
+    ENN_TRY(enn_idx_read(images_path, &img));
+    enn_status s = enn_idx_read(labels_path, &lab);
+    if (s != ENN_OK) goto done;
+    if (img.dtype != ENN_DTYPE_U8 || img.rank != 3) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX image file must hold unsigned bytes in 3 dimensions "
+                      "[images, rows, columns]; this one has %u dimension(s) of %s%s", images_path, img.rank,
+                      enn_dtype_name(img.dtype), img.rank == 1 ? " (is it a label file?)" : "");
+        goto done;
+    }
+    if (lab.dtype != ENN_DTYPE_U8 || lab.rank != 1) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX label file must hold unsigned bytes in 1 dimension; "
+                      "this one has %u dimension(s) of %s%s", labels_path, lab.rank, enn_dtype_name(lab.dtype),
+                      lab.rank == 3 ? " (is it an image file?)" : "");
+        goto done;
+    }
+    if (img.shape[0] != lab.shape[0]) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s holds %llu images but %s holds %llu labels", images_path,
+                      (unsigned long long)img.shape[0], labels_path, (unsigned long long)lab.shape[0]);
+        goto done;
+    }
+    size_t n = (size_t)img.shape[0], T = (size_t)img.shape[1], d = (size_t)img.shape[2];
+    if (T > UINT32_MAX || d > UINT32_MAX) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu are too large", images_path, T, d);
+        goto done;
+    }
+    size_t count = n * T * d; /* no overflow: the file held this many bytes */
+    out->x = malloc(count ? count * sizeof(float) : 1);
+    out->labels = malloc(n ? n * sizeof(uint32_t) : 1);
+    if (!out->x || !out->labels) {
+        enn_dataset_free(out);
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory for %zu images", images_path, n);
+        goto done;
+    }
+    const uint8_t *pixels = img.data, *labels = lab.data;
+    for (size_t i = 0; i < count; i++) out->x[i] = pixels[i] / 255.0f;
+    uint32_t max_label = 0;
+    for (size_t i = 0; i < n; i++) {
+        out->labels[i] = labels[i];
+        if (labels[i] > max_label) max_label = labels[i];
+    }
+    out->n = n;
+    out->T = (uint32_t)T;
+    out->d = (uint32_t)d;
+    out->num_classes = n ? max_label + 1 : 0;
+    enn_error_clear();
+done:
+    enn_array_free(&img);
+    enn_array_free(&lab);
+    return s;
+}

@@ -1,0 +1,60 @@
+/* Internals of the token-text loader, shared by text.c and vocab.c. */
+#ifndef ENN_DATA_TEXT_H
+#define ENN_DATA_TEXT_H
+
+#include <stdint.h>
+#include <zlib.h>
+
+#include "core/error.h"
+#include "enn_data.h"
+
+/* Lines of a plain or gzip text file, read in large chunks. A NUL byte, which no text
+ * file holds, is reported as "not a text file". */
+typedef struct enn_line_reader {
+    gzFile gz;
+    const char *path;
+    char *buf;
+    size_t cap, start, end;
+    int eof;
+    size_t line_no;   /* of the line last returned, from 1 */
+    uint64_t bytes;   /* read so far */
+} enn_line_reader;
+
+enn_status enn_line_reader_open(enn_line_reader *lr, const char *path);
+/* *line is NUL-terminated, without its '\n' (or '\r\n'); *more is 0 at the end. */
+enn_status enn_line_reader_next(enn_line_reader *lr, char **line, size_t *len, int *more);
+void enn_line_reader_close(enn_line_reader *lr);
+
+/* A string -> uint64 hash map (open addressing, FNV-1a). Keys are copied. Key, hash
+ * and value sit together: one cache line per probe on vocabularies of 10^5+ words. */
+typedef struct enn_str_entry {
+    char *key; /* NULL: empty slot */
+    uint64_t hash;
+    uint64_t value;
+} enn_str_entry;
+typedef struct enn_str_map {
+    enn_str_entry *slots;
+    size_t cap, count;
+} enn_str_map;
+uint64_t enn_str_hash(const char *s, size_t len);
+/* Index of the slot holding key, or of the empty slot where it would go. */
+size_t enn_str_map_slot(const enn_str_map *m, const char *key, size_t len, uint64_t hash);
+/* Returns the slot of key, inserting it with value `init` if absent; SIZE_MAX when out
+ * of memory. Slots move when the map grows, so use the result at once. */
+size_t enn_str_map_upsert(enn_str_map *m, const char *key, size_t len, uint64_t init);
+void enn_str_map_free(enn_str_map *m);
+
+/* Lower-cases UTF-8 in place: ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic
+ * capitals (each maps to a letter of the same encoded length). */
+void enn_text_lower_utf8(char *s, size_t len);
+/* Whether line `index` is among the kept fraction for this seed. */
+int enn_text_keep_line(const enn_text_options *opt, size_t index);
+/* Checks fraction; fills defaults. */
+enn_status enn_text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path);
+
+static inline int text_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+#endif

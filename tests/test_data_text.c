@@ -1,0 +1,352 @@
+/* WikiText-style token text: vocabulary, spans and targets against a naive reference
+ * (linear-search counting, qsort, strtok), save/load, line selection, and bad files. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_files.h"
+#include "enn_data.h"
+
+/* ---------------------------------------------------------------- the reference */
+typedef struct ref_entry { char token[32]; uint64_t count; } ref_entry;
+typedef struct ref_vocab {
+    ref_entry e[256];
+    size_t n;          /* distinct tokens seen (not <unk>) */
+    uint64_t unknown;  /* literal <unk> plus everything dropped */
+    size_t size;       /* ids: 2 + kept */
+} ref_vocab;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_entry *x = a, *y = b;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    return strcmp(x->token, y->token);
+}
+
+/* The tokens of `text` (ASCII only), lower-cased, in order, into toks. */
+static size_t ref_tokens(const char *text, char toks[][32], size_t cap)
+{
+    char *copy = strdup(text);
+    size_t n = 0;
+    for (char *p = copy; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *t = strtok(copy, " \t\r\n"); t; t = strtok(NULL, " \t\r\n")) {
+        cr_assert_lt(n, cap);
+        cr_assert_lt(strlen(t), 32);
+        strcpy(toks[n++], t);
+    }
+    free(copy);
+    return n;
+}
+
+static void ref_build(ref_vocab *v, char toks[][32], size_t ntok, uint32_t max_size, uint32_t min_count)
+{
+    memset(v, 0, sizeof *v);
+    for (size_t i = 0; i < ntok; i++) {
+        if (strcmp(toks[i], "<unk>") == 0) {
+            v->unknown++;
+            continue;
+        }
+        size_t j = 0;
+        while (j < v->n && strcmp(v->e[j].token, toks[i]) != 0) j++;
+        if (j == v->n) {
+            cr_assert_lt(v->n, 256);
+            strcpy(v->e[v->n++].token, toks[i]);
+        }
+        v->e[j].count++;
+    }
+    qsort(v->e, v->n, sizeof v->e[0], ref_cmp);
+    size_t kept = 0;
+    for (size_t j = 0; j < v->n; j++) {
+        int keep = v->e[j].count >= (min_count ? min_count : 1) && (!max_size || kept + 2 < max_size);
+        if (keep) v->e[kept++] = v->e[j];
+        else v->unknown += v->e[j].count;
+    }
+    v->n = kept;
+    v->size = kept + 2;
+}
+
+static uint32_t ref_id(const ref_vocab *v, const char *tok)
+{
+    for (size_t j = 0; j < v->n; j++)
+        if (strcmp(v->e[j].token, tok) == 0) return (uint32_t)j + 2;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- test text */
+/* WikiText's look: " = Title = " headings, blank lines, " @-@ " and " @,@ ", <unk>. */
+static char *make_wiki_text(size_t lines, uint64_t seed)
+{
+    static const char *words[] = {"the", "The", "of", "and", "in", "game", "Game", "@-@", "@,@", ",", ".", "<unk>",
+                                  "series", "Valkyria", "Chronicles", "III", "is", "a", "tactical", "role", "@.@",
+                                  "playing", "video", "1", "2011", "Sega", "SEGA", "Japan"};
+    size_t nwords = sizeof words / sizeof words[0];
+    size_t cap = lines * 200 + 64, len = 0;
+    char *text = malloc(cap);
+    for (size_t l = 0; l < lines; l++) {
+        if (l % 7 == 0) len += (size_t)snprintf(text + len, cap - len, " = %s %s = \n", words[l % nwords], "Title");
+        else if (l % 5 == 0) len += (size_t)snprintf(text + len, cap - len, " \n");
+        else {
+            size_t n = 3 + test_rand_u64(&seed) % 12;
+            for (size_t w = 0; w < n; w++) {
+                /* Squared uniform: early words are more frequent (ties and a tail). */
+                double u = test_rand_uniform(&seed, 0, 1);
+                len += (size_t)snprintf(text + len, cap - len, " %s", words[(size_t)(u * u * nwords)]);
+            }
+            len += (size_t)snprintf(text + len, cap - len, " \n");
+        }
+    }
+    return text;
+}
+
+static void check_vocab(const enn_vocab *v, const ref_vocab *r)
+{
+    cr_assert_eq(enn_vocab_size(v), r->size);
+    cr_assert_str_eq(enn_vocab_token(v, 0), "<pad>");
+    cr_assert_str_eq(enn_vocab_token(v, 1), "<unk>");
+    cr_assert_eq(enn_vocab_count(v, 1), r->unknown);
+    for (size_t j = 0; j < r->n; j++) {
+        cr_assert_str_eq(enn_vocab_token(v, (uint32_t)j + 2), r->e[j].token, "id %zu", j + 2);
+        cr_assert_eq(enn_vocab_count(v, (uint32_t)j + 2), r->e[j].count, "count of %s", r->e[j].token);
+        cr_assert_eq(enn_vocab_id(v, r->e[j].token), j + 2);
+    }
+    cr_assert_null(enn_vocab_token(v, (uint32_t)r->size));
+}
+
+static char toks[8192][32];
+
+Test(data_text, vocabulary_matches_the_reference)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    char *text = make_wiki_text(120, 3);
+    test_write_file(test_path(path, dir, "wiki.train.tokens"), text, strlen(text));
+    size_t ntok = ref_tokens(text, toks, 8192);
+    const struct { uint32_t max_size, min_count; } cases[] = {{0, 0}, {0, 1}, {10, 0}, {0, 5}, {3, 1}, {7, 40}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ref_vocab r;
+        ref_build(&r, toks, ntok, cases[c].max_size, cases[c].min_count);
+        enn_text_options opt = {.max_size = cases[c].max_size, .min_count = cases[c].min_count};
+        enn_vocab *v;
+        ENN_ASSERT_OK(enn_vocab_build(path, &opt, &v));
+        check_vocab(v, &r);
+        enn_vocab_free(v);
+    }
+    /* "The" and "the" are one token; "<pad>" in text would be <unk>, never the pad id. */
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(path, NULL, &v));
+    cr_assert_eq(enn_vocab_id(v, "The"), 1);
+    cr_assert_neq(enn_vocab_id(v, "the"), 1);
+    cr_assert_eq(enn_vocab_id(v, "<pad>"), 1);
+    cr_assert_eq(enn_vocab_id(v, "<unk>"), 1);
+    enn_vocab_free(v);
+    free(text);
+    test_tmpdir_remove(dir);
+}
+
+static void check_spans(const enn_dataset *ds, const uint32_t *stream, size_t count, uint32_t T, int carry, int drop)
+{
+    size_t n = drop ? count / T : (count + T - 1) / T;
+    cr_assert_eq(ds->n, n);
+    cr_assert_eq(ds->T, T);
+    cr_assert_null(ds->x);
+    for (size_t i = 0; i < n; i++)
+        for (size_t t = 0; t < T; t++) {
+            size_t at = i * T + t;
+            uint32_t in = at < count ? stream[at] : 0;
+            uint32_t target = t + 1 < T ? (at + 1 < count ? stream[at + 1] : 0) : (carry && at + 1 < count ? stream[at + 1] : 0);
+            cr_assert_eq(ds->tokens[at], in, "tokens[%zu, %zu]", i, t);
+            cr_assert_eq(ds->targets[at], target, "targets[%zu, %zu]", i, t);
+        }
+}
+
+Test(data_text, spans_and_shifted_targets)
+{
+    char dir[TEST_PATH_MAX], train[TEST_PATH_MAX], valid[TEST_PATH_MAX], vpath[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    char *text = make_wiki_text(60, 11), *vtext = make_wiki_text(25, 12);
+    test_write_file(test_path(train, dir, "wiki.train.tokens"), text, strlen(text));
+    test_write_gz(test_path(valid, dir, "wiki.valid.tokens.gz"), vtext, strlen(vtext));
+    enn_text_options opt = {.max_size = 12};
+    enn_vocab *v, *loaded;
+    ENN_ASSERT_OK(enn_vocab_build(train, &opt, &v));
+    ENN_ASSERT_OK(enn_vocab_save(v, test_path(vpath, dir, "vocab.txt")));
+    ENN_ASSERT_OK(enn_vocab_load(vpath, &loaded));
+    cr_assert_eq(enn_vocab_size(loaded), enn_vocab_size(v));
+    for (uint32_t i = 0; i < enn_vocab_size(v); i++) cr_assert_str_eq(enn_vocab_token(loaded, i), enn_vocab_token(v, i));
+
+    ref_vocab r;
+    size_t ntok = ref_tokens(text, toks, 8192);
+    ref_build(&r, toks, ntok, 12, 1);
+    /* The validation split, read with the training vocabulary (after save and load). */
+    size_t vcount = ref_tokens(vtext, toks, 8192);
+    uint32_t *stream = malloc(vcount * sizeof(uint32_t));
+    for (size_t i = 0; i < vcount; i++) stream[i] = ref_id(&r, toks[i]);
+    const uint32_t Ts[] = {1, 4, 7, 32};
+    for (size_t c = 0; c < 4; c++)
+        for (int carry = 0; carry < 2; carry++)
+            for (int drop = 0; drop < 2; drop++) {
+                enn_span_options so = {.T = Ts[c], .carry_last_target = carry, .drop_partial = drop};
+                enn_dataset ds;
+                ENN_ASSERT_OK(enn_load_tokens(valid, loaded, NULL, &so, &ds));
+                cr_assert_eq(ds.vocab_size, r.size);
+                check_spans(&ds, stream, vcount, Ts[c], carry, drop);
+                enn_dataset_free(&ds);
+            }
+    free(stream);
+    enn_vocab_free(v);
+    enn_vocab_free(loaded);
+    free(text);
+    free(vtext);
+    test_tmpdir_remove(dir);
+}
+
+/* Sum over ids of how often the built vocabulary counted them. */
+static uint64_t vocab_total(const enn_vocab *v)
+{
+    uint64_t s = 0;
+    for (uint32_t i = 0; i < enn_vocab_size(v); i++) s += enn_vocab_count(v, i);
+    return s;
+}
+
+Test(data_text, a_fraction_of_lines_is_the_same_in_vocabulary_and_spans)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    char *text = make_wiki_text(400, 5);
+    test_write_file(test_path(path, dir, "wiki.train.tokens"), text, strlen(text));
+    size_t all = ref_tokens(text, toks, 8192);
+    uint64_t totals[2];
+    for (int s = 0; s < 2; s++) {
+        enn_text_options opt = {.fraction = 0.25, .seed = 100 + (uint64_t)s};
+        enn_vocab *v;
+        ENN_ASSERT_OK(enn_vocab_build(path, &opt, &v));
+        enn_span_options so = {.T = 1};
+        enn_dataset ds;
+        ENN_ASSERT_OK(enn_load_tokens(path, v, &opt, &so, &ds));
+        /* Every token of the selected lines was counted, and only those: no other
+         * <unk> than the literal ones, and as many tokens as the vocabulary counted. */
+        cr_assert_eq(ds.n, vocab_total(v));
+        uint64_t unk = 0;
+        for (size_t i = 0; i < ds.n; i++) unk += ds.tokens[i] == 1;
+        cr_assert_eq(unk, enn_vocab_count(v, 1));
+        /* A quarter, give or take (400 lines of ~10 tokens: 5 sigma is about +-0.11). */
+        cr_assert(ds.n > all * 0.14 && ds.n < all * 0.36, "%zu of %zu tokens kept", ds.n, all);
+        totals[s] = ds.n;
+        enn_dataset_free(&ds);
+        enn_vocab_free(v);
+    }
+    cr_assert_neq(totals[0], totals[1], "two seeds chose the same lines");
+    free(text);
+    test_tmpdir_remove(dir);
+}
+
+Test(data_text, lower_cases_beyond_ascii)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    const char *text = "\xc3\x80\xc3\x89\xc3\x8e \xce\x91\xce\x92\xce\x93 \xd0\x90\xd0\x91\xd0\x92 \xc5\xb8 "
+                       "\xc4\x80\xc4\x82 Stra\xc3\x9f" "e \xc3\x97 \xe2\x82\xac\n";
+    test_write_file(test_path(path, dir, "u.tokens"), text, strlen(text));
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(path, NULL, &v));
+    const char *lower[] = {"\xc3\xa0\xc3\xa9\xc3\xae", /* àéî */ "\xce\xb1\xce\xb2\xce\xb3", /* αβγ */
+                           "\xd0\xb0\xd0\xb1\xd0\xb2", /* абв */ "\xc3\xbf",                /* ÿ */
+                           "\xc4\x81\xc4\x83",         /* āă */  "stra\xc3\x9f" "e",        /* straße */
+                           "\xc3\x97",                 /* × stays */ "\xe2\x82\xac"         /* € */};
+    cr_assert_eq(enn_vocab_size(v), 2 + 8);
+    for (int i = 0; i < 8; i++) cr_assert_neq(enn_vocab_id(v, lower[i]), 1, "token %d not lower-cased as expected", i);
+    enn_vocab_free(v);
+    enn_text_options keep = {.keep_case = 1};
+    ENN_ASSERT_OK(enn_vocab_build(path, &keep, &v));
+    cr_assert_neq(enn_vocab_id(v, "Stra\xc3\x9f" "e"), 1);
+    enn_vocab_free(v);
+    test_tmpdir_remove(dir);
+}
+
+static void expect_vocab_load_error(const char *dir, const char *name, const char *text, size_t n, const char *problem)
+{
+    char path[TEST_PATH_MAX];
+    test_write_file(test_path(path, dir, name), text, n);
+    enn_vocab *v = (enn_vocab *)path; /* must be reset to NULL */
+    test_expect_error(enn_vocab_load(path, &v), ENN_ERROR_FORMAT, name, problem);
+    cr_assert_null(v);
+}
+
+Test(data_text, malformed_files_are_rejected)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX], good[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    enn_vocab *v;
+    enn_dataset ds;
+    enn_span_options so = {.T = 4};
+    /* Text files. */
+    test_write_file(test_path(path, dir, "empty.tokens"), "", 0);
+    test_expect_error(enn_vocab_build(path, NULL, &v), ENN_ERROR_FORMAT, "empty.tokens", "empty file");
+    test_write_file(test_path(path, dir, "blank.tokens"), " \n \n", 4);
+    test_expect_error(enn_vocab_build(path, NULL, &v), ENN_ERROR_FORMAT, "blank.tokens", "no tokens");
+    test_write_file(test_path(path, dir, "binary.tokens"), "ab c\n\x01\0\x02", 8);
+    test_expect_error(enn_vocab_build(path, NULL, &v), ENN_ERROR_FORMAT, "binary.tokens", "not a text file: NUL byte at offset 6");
+    char *text = make_wiki_text(300, 9);
+    test_write_gz(test_path(path, dir, "wiki.train.tokens.gz"), text, strlen(text));
+    unsigned char *gz;
+    size_t n = test_read_file(path, &gz);
+    test_write_file(test_path(path, dir, "cut.tokens.gz"), gz, n - 20);
+    test_expect_error(enn_vocab_build(path, NULL, &v), ENN_ERROR_FORMAT, "cut.tokens.gz", "truncated gzip stream");
+    free(gz);
+    test_expect_error(enn_vocab_build(test_path(path, dir, "nothing.tokens"), NULL, &v), ENN_ERROR_IO, "nothing.tokens",
+                      "cannot open");
+    /* Spans from files that are wrong, and bad options. */
+    test_write_file(test_path(good, dir, "ok.tokens"), " a b c \n", 8);
+    ENN_ASSERT_OK(enn_vocab_build(good, NULL, &v));
+    test_write_file(test_path(path, dir, "empty.valid.tokens"), "", 0);
+    test_expect_error(enn_load_tokens(path, v, NULL, &so, &ds), ENN_ERROR_FORMAT, "empty.valid.tokens", "empty file");
+    cr_assert_null(ds.tokens);
+    enn_span_options drop = {.T = 4, .drop_partial = 1};
+    test_expect_error(enn_load_tokens(good, v, NULL, &drop, &ds), ENN_ERROR_FORMAT, "ok.tokens",
+                      "3 tokens, fewer than one span of T = 4");
+    enn_span_options zero = {.T = 0};
+    test_expect_error(enn_load_tokens(good, v, NULL, &zero, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens", "T must be");
+    enn_text_options frac = {.fraction = 1.5};
+    test_expect_error(enn_load_tokens(good, v, &frac, &so, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens", "fraction 1.5");
+    enn_text_options tiny = {.max_size = 2};
+    enn_vocab *w;
+    test_expect_error(enn_vocab_build(good, &tiny, &w), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens", "max_size 2");
+    enn_vocab_free(v);
+    /* Vocabulary files. */
+    expect_vocab_load_error(dir, "empty.vocab", "", 0, "empty file");
+    expect_vocab_load_error(dir, "magic.vocab", "the\n<unk>\n", 10, "magic.vocab:1: wrong magic: line 1 must be \"<pad>\"");
+    expect_vocab_load_error(dir, "unk.vocab", "<pad>\nthe\n", 10, "unk.vocab:2: wrong magic: line 2 must be \"<unk>\"");
+    expect_vocab_load_error(dir, "short.vocab", "<pad>\n", 6, "truncated: 1 line(s)");
+    expect_vocab_load_error(dir, "dup.vocab", "<pad>\n<unk>\nthe\nof\nthe\n", 22, "dup.vocab:5: token 'the' repeats line 3");
+    expect_vocab_load_error(dir, "hole.vocab", "<pad>\n<unk>\nthe\n\nof\n", 18, "hole.vocab:4: empty line");
+    expect_vocab_load_error(dir, "space.vocab", "<pad>\n<unk>\nthe cat\n", 20, "space.vocab:3: token holds whitespace");
+    expect_vocab_load_error(dir, "nul.vocab", "<pad>\n<unk>\n\0\n", 14, "NUL byte");
+    free(text);
+    test_tmpdir_remove(dir);
+}
+
+/* The real files, when ENN_WIKITEXT_DIR names a folder with wiki.train.tokens,
+ * wiki.valid.tokens and wiki.test.tokens (WikiText-2 or -103; no download in tests). */
+Test(data_text, real_wikitext_when_present, .timeout = 600)
+{
+    const char *dir = getenv("ENN_WIKITEXT_DIR");
+    if (!dir || !dir[0]) cr_skip_test("ENN_WIKITEXT_DIR not set");
+    char train[TEST_PATH_MAX], other[TEST_PATH_MAX];
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(test_path(train, dir, "wiki.train.tokens"), NULL, &v));
+    cr_assert_gt(enn_vocab_size(v), 1000);
+    enn_span_options so = {.T = 32};
+    const char *names[3] = {"wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"};
+    for (int f = 0; f < 3; f++) {
+        enn_dataset ds;
+        ENN_ASSERT_OK(enn_load_tokens(test_path(other, dir, names[f]), v, NULL, &so, &ds));
+        size_t unk = 0, pad = 0;
+        for (size_t i = 0; i < ds.n * 32; i++) unk += ds.tokens[i] == 1, pad += ds.tokens[i] == 0;
+        cr_assert_lt(pad, 32, "%s: padding beyond the last span", names[f]);
+        /* WikiText replaced rare words by <unk> already: a few percent at most. */
+        cr_assert_lt(unk, ds.n * 32 / 20, "%s: %zu of %zu tokens are <unk>", names[f], unk, ds.n * 32);
+        enn_dataset_free(&ds);
+    }
+    enn_vocab_free(v);
+}
