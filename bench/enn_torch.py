@@ -302,15 +302,15 @@ class ENNModel(nn.Module):
         cfg = self.cfg
         ref = inputs["tokens"] if self.task["model"] == "lm" else inputs["x"]
         B, T = ref.shape[0], ref.shape[1]
-        dtype = self.params["W_z"].dtype
+        like = dict(dtype=self.params["W_z"].dtype, device=self.params["W_z"].device)
         trace_shape = (cfg.N, cfg.h) if cfg.trace_mode == "shared" else (B, cfg.N, cfg.h)
         full = dict(inputs)
-        full["h0"] = 0.01 * torch.randn(B, cfg.h, dtype=dtype)
-        full["H0"] = 0.01 * torch.randn(trace_shape, dtype=dtype)
-        full["xi"] = self.sigma * torch.randn((T,) + trace_shape, dtype=dtype)
+        full["h0"] = 0.01 * torch.randn(B, cfg.h, **like)
+        full["H0"] = 0.01 * torch.randn(trace_shape, **like)
+        full["xi"] = self.sigma * torch.randn((T,) + trace_shape, **like)
         if self.task["model"] == "classifier":
             rate = self.task["dropout_rate"]
-            full["keep_mask"] = (torch.rand(B, cfg.h) >= rate).to(dtype) if self.training else None
+            full["keep_mask"] = (torch.rand(B, cfg.h, **like) >= rate).to(like["dtype"]) if self.training else None
         return model_forward(self.task, self.named(), full, cfg)["loss"]
 
 
