@@ -283,6 +283,77 @@ ENN_API enn_status enn_model_config_check(const enn_model_config *config);
 ENN_API enn_status enn_model_parameter_count(const enn_model_config *config, uint64_t *trainable,
                                              uint64_t *reference);
 
+/* One batch, in the caller's layout (sample-major). Which arrays are read depends on
+ * the head and input: x for numeric input (and the language model's float feature),
+ * tokens for an embedding language model; labels (classifier), y (regressor) or
+ * targets (language model). */
+typedef struct enn_batch {
+    uint32_t size;             /* B, 1..max_batch */
+    uint32_t seq_len;          /* T, 1..max_seq_len */
+    const float *x;            /* [B, T, d] */
+    const uint32_t *tokens;    /* [B, T] */
+    const uint32_t *labels;    /* [B] class ids */
+    const float *y;            /* [B, outputs], or [B, T, outputs] with return_sequences */
+    const uint32_t *targets;   /* [B, T] next-token ids, 0 = padding (ignored) */
+} enn_batch;
+
+typedef struct enn_step_result {
+    float loss;                /* mean loss of the batch */
+    uint32_t correct;          /* classifier / language model: argmax hits */
+    uint32_t counted;          /* samples (or non-pad tokens) the loss and accuracy count */
+} enn_step_result;
+
+/* Explicit values for what training otherwise draws itself, for checking the library
+ * against another implementation number for number (enn grad). NULL fields: the usual
+ * rule (training: h0, H0 ~ Normal(0, 0.01^2) and Philox noise and dropout; evaluation:
+ * zeros, no noise, no dropout). */
+typedef struct enn_forward_inputs {
+    const float *h0;           /* [B, h] */
+    const float *H0;           /* [N, h], or [B, N, h] per-sample */
+    const float *noise;        /* [T, N, h], or [T, B, N, h] per-sample: xi, already scaled */
+    const float *keep_mask;    /* [B, h] 1 = kept, 0 = dropped (scaled by 1 / (1 - rate)) */
+    int no_dropout;            /* 1: dropout off */
+} enn_forward_inputs;
+
+ENN_API enn_status enn_model_create(enn_context *ctx, const enn_model_config *config, enn_model **out);
+ENN_API void enn_model_destroy(enn_model *model);
+ENN_API const enn_model_config *enn_model_get_config(const enn_model *model);
+
+/* One training step: forward, loss, backward through time, clipping and the Adam update,
+ * recorded as one submission with no host synchronisation inside. */
+ENN_API enn_status enn_model_train_step(enn_model *model, const enn_batch *batch, enn_step_result *result);
+/* Loss and accuracy without training; deterministic (h0 = 0, H0 = 0, no noise, no
+ * dropout; a stateful model starts from its carried state). outputs, when not NULL,
+ * receives the logits or predictions: classifier [B, classes], regressor [B, outputs] or
+ * [B, T, outputs], language model [B, T, vocabulary]. */
+ENN_API enn_status enn_model_evaluate(enn_model *model, const enn_batch *batch, enn_step_result *result,
+                                      float *outputs);
+/* Forward and backward without the update; gradients and intermediates are then read
+ * with enn_model_read. `inputs` may be NULL. */
+ENN_API enn_status enn_model_compute_gradients(enn_model *model, const enn_batch *batch,
+                                               const enn_forward_inputs *inputs, enn_step_result *result);
+ENN_API enn_status enn_model_set_learning_rate(enn_model *model, float learning_rate);
+ENN_API float enn_model_learning_rate(const enn_model *model);
+ENN_API uint64_t enn_model_step_count(const enn_model *model);
+
+/* Named tensors: parameters by their names (W_z, ...), "grad.<name>" for gradients
+ * after a training step or enn_model_compute_gradients, "adam.m.<name>" and
+ * "adam.v.<name>" for the optimiser's moments, and the last forward pass's
+ * "out.logits", "out.hs" [T, B, h], "out.H_T", "out.a" [T, B, N], "grad.input.x",
+ * "grad.input.h0", "grad.input.H0". */
+typedef struct enn_tensor_desc {
+    const char *name;
+    uint32_t rank;
+    uint32_t shape[4];
+} enn_tensor_desc;
+ENN_API uint32_t enn_model_parameter_tensors(const enn_model *model);
+ENN_API enn_status enn_model_parameter_desc(const enn_model *model, uint32_t index, enn_tensor_desc *out);
+/* Copies `count` floats (the tensor's size) out of, or into, the model. */
+ENN_API enn_status enn_model_read(enn_model *model, const char *name, float *dst, size_t count);
+ENN_API enn_status enn_model_write(enn_model *model, const char *name, const float *src, size_t count);
+/* Device memory the model holds: parameters, gradients, optimiser state, activations. */
+ENN_API enn_status enn_model_memory(const enn_model *model, uint64_t *parameter_bytes, uint64_t *activation_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -142,14 +142,14 @@ Test(pooling, mse_matches_reference)
     for (size_t i = 0; i < n; i++) {
         pred[i] = test_rand_uniform(&seed, -2, 2);
         target[i] = test_rand_uniform(&seed, -2, 2);
-        loss += (pred[i] - target[i]) * (pred[i] - target[i]) / n;
-        grad[i] = 2 * (pred[i] - target[i]) / n;
+        loss += 0.5 * (pred[i] - target[i]) * (pred[i] - target[i]) / n;
+        grad[i] = 0.5 * 2 * (pred[i] - target[i]) / n;
     }
     enn_buffer *bp = upload_floats(ctx, pred, n), *bt = upload_floats(ctx, target, n), *bg = zeros(ctx, n), *bl = zeros(ctx, 1);
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     ENN_ASSERT_OK(enn_recorder_begin(rec));
-    ENN_ASSERT_OK(enn_mse_loss(rec, n, enn_view_of(bp), enn_view_of(bt), enn_view_of(bg), enn_view_of(bl)));
+    ENN_ASSERT_OK(enn_mse_loss(rec, n, 0.5f, enn_view_of(bp), enn_view_of(bt), enn_view_of(bg), enn_view_of(bl)));
     ENN_ASSERT_OK(enn_recorder_run(rec));
     cr_assert_lt(max_rel_error(ctx, bl, &loss, 1), 1e-5);
     cr_assert_lt(max_rel_error(ctx, bg, grad, n), 1e-6);
@@ -172,7 +172,7 @@ Test(pooling, rejects_bad_shapes)
     /* A buffer too small for the shapes is refused by the recorder, naming the op. */
     cr_assert_eq(enn_attention_pooling_forward(rec, 4, 4, 64, v, v, v, v, v), ENN_ERROR_OUT_OF_RANGE);
     cr_assert(strstr(enn_last_error(), "attention_pooling_forward") != NULL, "%s", enn_last_error());
-    cr_assert_eq(enn_mse_loss(rec, 0, v, v, v, v), ENN_ERROR_SHAPE);
+    cr_assert_eq(enn_mse_loss(rec, 0, 1.0f, v, v, v, v), ENN_ERROR_SHAPE);
     ENN_ASSERT_OK(enn_recorder_run(rec));
     enn_recorder_destroy(rec);
     enn_buffer_destroy(ctx, b);

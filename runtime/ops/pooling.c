@@ -77,16 +77,18 @@ enn_status enn_attention_pooling_backward(enn_recorder *rec, uint32_t T, uint32_
                                "attention_pooling_reduce");
 }
 
-enn_status enn_mse_loss(enn_recorder *rec, uint32_t n, enn_view pred, enn_view target, enn_view dpred, enn_view loss)
+enn_status enn_mse_loss(enn_recorder *rec, uint32_t n, float scale, enn_view pred, enn_view target, enn_view dpred,
+                        enn_view loss)
 {
     if (!n) return enn_error(ENN_ERROR_SHAPE, "enn_mse_loss: no elements");
     enn_context *ctx = enn_recorder_context(rec);
     uint32_t spec[1] = {256};
-    enn_pipeline_desc d = {.shader = "mse_loss", .num_buffers = 4, .push_size = 4, .spec = spec, .spec_count = 1};
+    enn_pipeline_desc d = {.shader = "mse_loss", .num_buffers = 4, .push_size = 8, .spec = spec, .spec_count = 1};
     const enn_pipeline *pipe;
     ENN_TRY(enn_pipeline_get(ctx, &d, &pipe));
     VkDeviceSize bytes = (VkDeviceSize)n * 4;
     enn_binding b[4] = {enn_bind(pred, bytes, ENN_ACCESS_READ), enn_bind(target, bytes, ENN_ACCESS_READ),
                         enn_bind(dpred, bytes, ENN_ACCESS_WRITE), enn_bind(loss, 4, ENN_ACCESS_WRITE)};
-    return enn_record_dispatch(rec, pipe, b, 4, &n, 1, 1, 1, "mse_loss");
+    struct { uint32_t n; float scale; } push = {n, scale};
+    return enn_record_dispatch(rec, pipe, b, 4, &push, 1, 1, 1, "mse_loss");
 }

@@ -16,8 +16,9 @@ enn_status enn_attention_pooling_backward(enn_recorder *rec, uint32_t T, uint32_
                                           enn_view w, enn_view s, enn_view p, enn_view dctx, enn_view dhs,
                                           int accumulate_dhs, enn_view partial, enn_view dw);
 
-/* loss[0] = mean((pred - target)^2) over n elements; dpred = 2 (pred - target) / n. */
-enn_status enn_mse_loss(enn_recorder *rec, uint32_t n, enn_view pred, enn_view target, enn_view dpred,
+/* loss[0] = scale * mean((pred - target)^2) over n elements;
+ * dpred = scale * 2 (pred - target) / n. */
+enn_status enn_mse_loss(enn_recorder *rec, uint32_t n, float scale, enn_view pred, enn_view target, enn_view dpred,
                         enn_view loss);
 
 #endif

@@ -1,0 +1,414 @@
+/* The model and one training step, from the public API to the recorded dispatches:
+ *
+ *   enn_model_train_step
+ *     upload the batch (time-major, padded to Bp rows)        stage_batch
+ *     record:  initial state h0, H0                            record_initial_state
+ *              zero the gradients
+ *              enn_cell_forward      (models/enn_cell.c)
+ *              enn_head_forward      (models/heads.c: loss)
+ *              enn_head_backward, enn_cell_backward
+ *              enn_adam_update       (ops/adam.c: clipnorm, Adam)
+ *     one submission, one wait; read the loss statistics. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "models/config.h"
+#include "models/init.h"
+#include "models/model.h"
+#include "ops/adam.h"
+#include "ops/embedding.h"
+#include "ops/random.h"
+
+/* Streams of the initial state draws, apart from noise and dropout streams. */
+#define STATE_STREAM(pass, which) (((uint64_t)(pass) << 20) + 0xe0000u + (which))
+#define INITIAL_STATE_STD 0.01f
+
+static enn_view tensor_at(const enn_model *m, const enn_buffer *buf, const char *name)
+{
+    const enn_tensor_info *t = enn_layout_find(&m->layout, name);
+    return t ? enn_view_at(buf, t->offset) : (enn_view){0};
+}
+
+static uint32_t trace_copies(const enn_model *m, uint32_t B) { return m->cell.per_sample ? B : 1; }
+
+void enn_model_destroy(enn_model *m)
+{
+    if (!m) return;
+    enn_recorder_destroy(m->rec);
+    enn_head_destroy(m);
+    enn_cell_destroy(&m->cell);
+    if (m->table) enn_param_table_destroy(m->ctx, m->table);
+    enn_buffer_destroy(m->ctx, m->params);
+    enn_buffer_destroy(m->ctx, m->grads);
+    enn_buffer_destroy(m->ctx, m->adam_m);
+    enn_buffer_destroy(m->ctx, m->adam_v);
+    free(m->host);
+    free(m);
+}
+
+static enn_status zeroed_buffer(enn_model *m, enn_buffer **out)
+{
+    ENN_TRY(enn_buffer_create(m->ctx, m->layout.bytes, out));
+    float *zero = calloc(1, m->layout.bytes);
+    if (!zero) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "zeroing model buffers");
+    enn_status s = enn_buffer_upload(m->ctx, *out, 0, zero, m->layout.bytes);
+    free(zero);
+    return s;
+}
+
+static enn_status model_build(enn_model *m)
+{
+    const enn_model_config *c = &m->config;
+    if (c->kind != ENN_MODEL_ENN)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "the %s baseline is not implemented on the device yet",
+                         c->kind == ENN_MODEL_RNN ? "rnn" : c->kind == ENN_MODEL_GRU ? "gru" : "lstm");
+    ENN_TRY(enn_model_layout(c, &m->layout));
+    int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
+    m->features = embedded ? c->embedding_dim : c->input_features;
+    ENN_TRY(zeroed_buffer(m, &m->params));
+    ENN_TRY(zeroed_buffer(m, &m->grads));
+    ENN_TRY(zeroed_buffer(m, &m->adam_m));
+    ENN_TRY(zeroed_buffer(m, &m->adam_v));
+
+    float *host = malloc(m->layout.bytes);
+    if (!host) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "initialising parameters");
+    enn_status s = enn_init_parameters(&m->layout, c->seed, host);
+    if (s == ENN_OK) s = enn_buffer_upload(m->ctx, m->params, 0, host, m->layout.bytes);
+    free(host);
+    ENN_TRY(s);
+
+    enn_param_range ranges[ENN_MAX_TENSORS];
+    for (uint32_t i = 0; i < m->layout.count; i++)
+        ranges[i] = (enn_param_range){(uint32_t)(m->layout.tensors[i].offset / 4), (uint32_t)m->layout.tensors[i].count,
+                                      ENN_PARAM_DECAY};
+    ENN_TRY(enn_param_table_create(m->ctx, ranges, m->layout.count, &m->table));
+    ENN_TRY(enn_cell_create(m->ctx, c, &m->layout, m->params, m->grads, m->features, &m->cell));
+    ENN_TRY(enn_head_create(m));
+    return enn_recorder_create(m->ctx, &m->rec);
+}
+
+enn_status enn_model_create(enn_context *ctx, const enn_model_config *config, enn_model **out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_create: out is NULL");
+    *out = NULL;
+    if (!ctx || !config) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_create: NULL argument");
+    ENN_TRY(enn_model_config_check(config));
+    enn_model *m = calloc(1, sizeof *m);
+    if (!m) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the model");
+    m->ctx = ctx;
+    m->config = *config;
+    enn_status s = model_build(m);
+    if (s != ENN_OK) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", enn_last_error());
+        enn_model_destroy(m);
+        return enn_error(s, "%s", saved);
+    }
+    *out = m;
+    return ENN_OK;
+}
+
+const enn_model_config *enn_model_get_config(const enn_model *m) { return m ? &m->config : NULL; }
+
+static float *host_floats(enn_model *m, size_t n)
+{
+    if (n > m->host_floats) {
+        float *p = realloc(m->host, n * sizeof *p);
+        if (!p) return NULL;
+        m->host = p;
+        m->host_floats = n;
+    }
+    return m->host;
+}
+
+static enn_status check_batch(const enn_model *m, const enn_batch *b)
+{
+    if (!b) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the batch is NULL");
+    if (!b->size || b->size > m->config.max_batch)
+        return enn_error(ENN_ERROR_SHAPE, "a batch of %u samples; the model takes 1..%u", b->size, m->config.max_batch);
+    if (!b->seq_len || b->seq_len > m->config.max_seq_len)
+        return enn_error(ENN_ERROR_SHAPE, "sequences of %u steps; the model takes 1..%u", b->seq_len,
+                         m->config.max_seq_len);
+    return ENN_OK;
+}
+
+/* The batch's inputs into the cell's time-major, padded x (and the head's targets). */
+static enn_status stage_batch(enn_model *m, const enn_batch *b)
+{
+    const enn_model_config *c = &m->config;
+    uint32_t B = b->size, T = b->seq_len, Bp = m->cell.Bp, d = m->features;
+    ENN_TRY(enn_head_upload(m, b));
+    if (c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING) return ENN_OK;
+    int float_tokens = c->head == ENN_HEAD_LANGUAGE_MODEL;
+    if (float_tokens ? !b->tokens : !b->x)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the batch has no %s", float_tokens ? "tokens" : "inputs (x)");
+    size_t n = (size_t)T * Bp * d;
+    float *x = host_floats(m, n);
+    if (!x) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging inputs");
+    memset(x, 0, n * sizeof *x);
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t s = 0; s < B; s++)
+            for (uint32_t k = 0; k < d; k++)
+                x[((size_t)t * Bp + s) * d + k] =
+                    float_tokens ? (float)b->tokens[(size_t)s * T + t] : b->x[((size_t)s * T + t) * d + k];
+    return enn_buffer_upload(m->ctx, m->cell.x, 0, x, n * sizeof *x);
+}
+
+/* Overrides from enn_forward_inputs, uploaded before recording. */
+static enn_status stage_overrides(enn_model *m, uint32_t T, uint32_t B, const enn_forward_inputs *in)
+{
+    enn_cell *c = &m->cell;
+    c->noise_buffer_set = 0;
+    if (!in) return ENN_OK;
+    uint64_t trace = (uint64_t)trace_copies(m, B) * c->N * c->h * 4;
+    if (in->h0) ENN_TRY(enn_buffer_upload(m->ctx, c->hs, 0, in->h0, (size_t)B * c->h * 4));
+    if (in->H0) ENN_TRY(enn_buffer_upload(m->ctx, c->H, 0, in->H0, trace));
+    if (in->noise) {
+        if (!c->noise) ENN_TRY(enn_buffer_create(m->ctx, (uint64_t)c->T * enn_cell_trace_slab(c), &c->noise));
+        for (uint32_t t = 0; t < T; t++)
+            ENN_TRY(enn_buffer_upload(m->ctx, c->noise, t * enn_cell_trace_slab(c),
+                                      (const char *)in->noise + t * trace, trace));
+        c->noise_buffer_set = 1;
+    }
+    if (in->keep_mask && m->head.keep_mask)
+        ENN_TRY(enn_buffer_upload(m->ctx, m->head.keep_mask, 0, in->keep_mask, (size_t)B * c->h * 4));
+    return ENN_OK;
+}
+
+/* h_0 and H_0: carried (stateful), given (uploaded by stage_overrides), drawn
+ * (training: Normal(0, 0.01^2) as the reference resets them for every batch) or zero
+ * (evaluation, so that it is deterministic). */
+static enn_status record_initial_state(enn_model *m, uint32_t B, int training, const enn_forward_inputs *in)
+{
+    enn_cell *c = &m->cell;
+    enn_recorder *rec = m->rec;
+    uint64_t sh = enn_cell_row_slab(c, c->h), str = enn_cell_trace_slab(c);
+    if (m->config.cell.stateful && m->have_state) {
+        ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
+        return enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str);
+    }
+    if (!(in && in->h0)) {
+        ENN_TRY(enn_record_fill(rec, c->hs, 0, sh, 0));
+        if (training)
+            ENN_TRY(enn_random_normal(rec, enn_view_of(c->hs), B * c->h, m->config.seed, STATE_STREAM(m->passes, 0), 0,
+                                      0.0f, INITIAL_STATE_STD));
+    }
+    if (!(in && in->H0)) {
+        ENN_TRY(enn_record_fill(rec, c->H, 0, str, 0));
+        if (training)
+            ENN_TRY(enn_random_normal(rec, enn_view_of(c->H), trace_copies(m, B) * c->N * c->h, m->config.seed,
+                                      STATE_STREAM(m->passes, 1), 0, 0.0f, INITIAL_STATE_STD));
+    }
+    return ENN_OK;
+}
+
+typedef enum pass_kind { PASS_TRAIN, PASS_GRADIENTS, PASS_EVALUATE } pass_kind;
+
+/* Records and runs one forward (and backward, and update) pass. */
+static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_inputs *in, pass_kind kind,
+                           enn_step_result *result)
+{
+    ENN_TRY(check_batch(m, b));
+    const enn_model_config *c = &m->config;
+    uint32_t T = b->seq_len, B = b->size;
+    int training = kind != PASS_EVALUATE;
+    int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
+    ENN_TRY(stage_batch(m, b));
+    ENN_TRY(stage_overrides(m, T, B, in));
+    enn_recorder *rec = m->rec;
+    ENN_TRY(enn_recorder_begin(rec));
+    ENN_TRY(record_initial_state(m, B, training, in));
+    uint32_t Bp = m->cell.Bp;
+    if (embedded)
+        ENN_TRY(enn_embedding_forward(rec, T * Bp, c->embedding_dim, c->outputs,
+                                      tensor_at(m, m->params, "embedding.table"), enn_view_of(m->head.tokens),
+                                      enn_view_of(m->cell.x)));
+    if (training) ENN_TRY(enn_record_fill(rec, m->grads, 0, 0, 0));
+    /* Evaluation is deterministic: no trace noise. */
+    int noise = m->cell.noise;
+    if (!training) m->cell.noise = 0;
+    enn_status s = enn_cell_forward(&m->cell, rec, T, B, m->passes);
+    m->cell.noise = noise;
+    ENN_TRY(s);
+    ENN_TRY(enn_head_forward(m, rec, T, B, training, in));
+    if (training) {
+        ENN_TRY(enn_head_backward(m, rec, T, B, 1, in));
+        ENN_TRY(enn_cell_backward(&m->cell, rec, T, B, m->passes, embedded || kind == PASS_GRADIENTS));
+        if (embedded)
+            ENN_TRY(enn_embedding_backward(rec, T * Bp, c->embedding_dim, c->outputs, enn_view_of(m->head.tokens),
+                                           enn_view_of(m->cell.dx), enn_view_of(m->head.embedding_ws),
+                                           tensor_at(m, m->grads, "embedding.table")));
+    }
+    if (kind == PASS_TRAIN) {
+        enn_adam_params hp = enn_adam_params_from_config(&c->optimizer, m->step + 1);
+        ENN_TRY(enn_adam_update(rec, m->table, &hp, enn_view_of(m->params), enn_view_of(m->grads),
+                                enn_view_of(m->adam_m), enn_view_of(m->adam_v)));
+    }
+    ENN_TRY(enn_recorder_run(rec));
+    if (kind == PASS_TRAIN) m->step++;
+    m->passes++;
+    m->last_T = T;
+    m->last_B = B;
+    m->have_state = 1;
+    enn_step_result r;
+    ENN_TRY(enn_head_result(m, T, B, &r));
+    if (result) *result = r;
+    return ENN_OK;
+}
+
+enn_status enn_model_train_step(enn_model *m, const enn_batch *b, enn_step_result *result)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_train_step: model is NULL");
+    return run_pass(m, b, NULL, PASS_TRAIN, result);
+}
+
+enn_status enn_model_compute_gradients(enn_model *m, const enn_batch *b, const enn_forward_inputs *in,
+                                       enn_step_result *result)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_compute_gradients: model is NULL");
+    return run_pass(m, b, in, PASS_GRADIENTS, result);
+}
+
+enn_status enn_model_evaluate(enn_model *m, const enn_batch *b, enn_step_result *result, float *outputs)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_evaluate: model is NULL");
+    ENN_TRY(run_pass(m, b, NULL, PASS_EVALUATE, result));
+    return outputs ? enn_head_outputs(m, b->seq_len, b->size, outputs) : ENN_OK;
+}
+
+enn_status enn_model_set_learning_rate(enn_model *m, float lr)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_set_learning_rate: model is NULL");
+    if (!(lr > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "learning rate %g must be positive", lr);
+    m->config.optimizer.learning_rate = lr;
+    return ENN_OK;
+}
+
+float enn_model_learning_rate(const enn_model *m) { return m ? m->config.optimizer.learning_rate : 0.0f; }
+uint64_t enn_model_step_count(const enn_model *m) { return m ? m->step : 0; }
+
+uint32_t enn_model_parameter_tensors(const enn_model *m) { return m ? m->layout.count : 0; }
+
+enn_status enn_model_parameter_desc(const enn_model *m, uint32_t i, enn_tensor_desc *out)
+{
+    if (!m || !out || i >= m->layout.count)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_parameter_desc: no tensor %u", i);
+    const enn_tensor_info *t = &m->layout.tensors[i];
+    *out = (enn_tensor_desc){.name = t->name, .rank = t->rank, .shape = {t->shape[0], t->shape[1]}};
+    return ENN_OK;
+}
+
+enn_status enn_model_memory(const enn_model *m, uint64_t *parameter_bytes, uint64_t *activation_bytes)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_memory: model is NULL");
+    if (parameter_bytes) *parameter_bytes = 4 * m->layout.bytes;
+    if (activation_bytes) *activation_bytes = m->cell.activation_bytes;
+    return ENN_OK;
+}
+
+/* A tensor of the flat buffers by name: "W_z", "grad.W_z", "adam.m.W_z", "adam.v.W_z". */
+static int flat_tensor(enn_model *m, const char *name, enn_buffer **buf, const enn_tensor_info **info)
+{
+    struct { const char *prefix; enn_buffer *buf; } kinds[] = {
+        {"grad.", m->grads}, {"adam.m.", m->adam_m}, {"adam.v.", m->adam_v}, {"", m->params}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        size_t n = strlen(kinds[k].prefix);
+        if (strncmp(name, kinds[k].prefix, n)) continue;
+        const enn_tensor_info *t = enn_layout_find(&m->layout, name + n);
+        if (!t) continue;
+        *buf = kinds[k].buf;
+        *info = t;
+        return 1;
+    }
+    return 0;
+}
+
+static enn_status expect_count(const char *name, size_t want, size_t got)
+{
+    if (want != got)
+        return enn_error(ENN_ERROR_SHAPE, "%s holds %zu floats, not %zu", name, want, got);
+    return ENN_OK;
+}
+
+/* Gathers `rows` rows of `width` floats from step slabs of a time-major buffer into
+ * [B, T, width] (sample-major) or [T, B, width]. */
+static enn_status gather_steps(enn_model *m, const enn_buffer *buf, uint32_t first_slab, uint64_t slab, uint32_t T,
+                               uint32_t B, uint32_t width, int sample_major, float *dst)
+{
+    size_t per = (size_t)B * width;
+    float *tmp = malloc(per * sizeof *tmp);
+    if (!tmp) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading a tensor");
+    for (uint32_t t = 0; t < T; t++) {
+        enn_status s = enn_buffer_download(m->ctx, buf, (first_slab + t) * slab, tmp, per * sizeof *tmp);
+        if (s != ENN_OK) { free(tmp); return s; }
+        for (uint32_t b = 0; b < B; b++)
+            memcpy(sample_major ? dst + ((size_t)b * T + t) * width : dst + ((size_t)t * B + b) * width,
+                   tmp + (size_t)b * width, width * sizeof *tmp);
+    }
+    free(tmp);
+    return ENN_OK;
+}
+
+enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t count)
+{
+    if (!m || !name || !dst) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_read: NULL argument");
+    enn_buffer *buf;
+    const enn_tensor_info *t;
+    if (flat_tensor(m, name, &buf, &t)) {
+        ENN_TRY(expect_count(name, t->count, count));
+        return enn_buffer_download(m->ctx, buf, t->offset, dst, count * 4);
+    }
+    if (!m->last_T) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no forward pass has run yet", name);
+    enn_cell *c = &m->cell;
+    uint32_t T = m->last_T, B = m->last_B, h = c->h, N = c->N, d = m->features;
+    uint64_t sh = enn_cell_row_slab(c, h), str = enn_cell_trace_slab(c);
+    size_t trace = (size_t)trace_copies(m, B) * N * h;
+    if (!strcmp(name, "out.hs")) {
+        ENN_TRY(expect_count(name, (size_t)T * B * h, count));
+        return gather_steps(m, c->hs, 1, sh, T, B, h, 0, dst);
+    }
+    if (!strcmp(name, "out.a")) {
+        ENN_TRY(expect_count(name, (size_t)T * B * N, count));
+        return gather_steps(m, c->a, 0, enn_view_round((uint64_t)c->Bp * N * 4), T, B, N, 0, dst);
+    }
+    if (!strcmp(name, "out.H_T")) {
+        ENN_TRY(expect_count(name, trace, count));
+        return enn_buffer_download(m->ctx, c->H, T * str, dst, trace * 4);
+    }
+    if (!strcmp(name, "out.logits")) return enn_head_outputs(m, T, B, dst);
+    if (!strcmp(name, "grad.input.h0")) {
+        ENN_TRY(expect_count(name, (size_t)B * h, count));
+        return enn_buffer_download(m->ctx, c->dhs, 0, dst, (size_t)B * h * 4);
+    }
+    if (!strcmp(name, "grad.input.H0")) {
+        ENN_TRY(expect_count(name, trace, count));
+        return enn_buffer_download(m->ctx, c->dH[0], 0, dst, trace * 4);
+    }
+    if (!strcmp(name, "grad.input.x")) {
+        ENN_TRY(expect_count(name, (size_t)B * T * d, count));
+        /* dx is [T, Bp, d] with rows packed (not slab-aligned): read it whole. */
+        size_t n = (size_t)T * c->Bp * d;
+        float *all = malloc(n * sizeof *all);
+        if (!all) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", name);
+        enn_status s = enn_buffer_download(m->ctx, c->dx, 0, all, n * sizeof *all);
+        for (uint32_t tt = 0; s == ENN_OK && tt < T; tt++)
+            for (uint32_t b = 0; b < B; b++)
+                memcpy(dst + ((size_t)b * T + tt) * d, all + ((size_t)tt * c->Bp + b) * d, d * sizeof *dst);
+        free(all);
+        return s;
+    }
+    return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the model has no tensor named \"%s\"", name);
+}
+
+enn_status enn_model_write(enn_model *m, const char *name, const float *src, size_t count)
+{
+    if (!m || !name || !src) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_write: NULL argument");
+    enn_buffer *buf;
+    const enn_tensor_info *t;
+    if (!flat_tensor(m, name, &buf, &t))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the model has no writable tensor named \"%s\"", name);
+    ENN_TRY(expect_count(name, t->count, count));
+    return enn_buffer_upload(m->ctx, buf, t->offset, src, count * 4);
+}
