@@ -68,7 +68,7 @@ void main()
     if (pc.op == 0u) f = av + bv;
     else if (pc.op == 1u) f = av * bv;
     else if (pc.op == 2u) f = bv > 0.0 ? av : 0.0;
-    else if (pc.op == 3u) f = av * (1.0 - bv * bv);
+    else if (pc.op == 3u) f = av * ((1.0 - bv) * (1.0 + bv));  // no cancellation near |b| = 1
     else f = av * bv * (1.0 - bv);
 #else
     float xv = x[i];
