@@ -35,8 +35,11 @@ enn_status enn_sum_rows(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_vie
     uint64_t row_bytes = (uint64_t)cols * 4;
     ENN_TRY(enn_ops_check_view(op, "x", x, rows * row_bytes));
     ENN_TRY(enn_ops_check_view(op, "out", out, row_bytes));
-    /* local_size_x columns by local_size_y row lanes: 32 x 8, or less on a small device. */
-    uint32_t lx = enn_ops_local_size(ctx, 32, 4), ly = enn_ops_local_size(ctx, LOCAL, 4) / lx;
+    /* local_size_x columns by local_size_y row lanes: 32 x 8, or for narrow matrices
+     * fewer columns and more lanes (3 columns: 4 x 64), so rows still spread out. */
+    uint32_t want_x = 1;
+    while (want_x < cols && want_x < 32) want_x *= 2;
+    uint32_t lx = enn_ops_local_size(ctx, want_x, 4), ly = enn_ops_local_size(ctx, LOCAL, 4) / lx;
     if (ly > ctx->caps.max_workgroup_size[1]) ly = enn_ops_local_size(ctx, ctx->caps.max_workgroup_size[1], 0);
     if (ly == 0) ly = 1;
     const enn_pipeline *pipe;
@@ -66,7 +69,8 @@ enn_status enn_sum_cols(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_vie
     uint64_t row_bytes = (uint64_t)cols * 4;
     ENN_TRY(enn_ops_check_view(op, "x", x, rows * row_bytes));
     ENN_TRY(enn_ops_check_view(op, "out", out, rows * 4ull));
-    uint32_t local = enn_ops_local_size(ctx, LOCAL, 4);
+    /* One workgroup per row: 32 lanes for short rows, 256 for long ones. */
+    uint32_t local = enn_ops_local_size(ctx, cols <= 1024 ? 32 : LOCAL, 4);
     const enn_pipeline *pipe;
     ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_cols", 2, sizeof(sum_push), local, 0, &pipe));
     for (uint32_t row0 = 0; row0 < rows; row0 += chunk) {
