@@ -17,6 +17,13 @@ enn_adam_params enn_adam_params_keras(void)
     return (enn_adam_params){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-7f, .step = 1};
 }
 
+enn_adam_params enn_adam_params_from_config(const enn_optimizer_config *c, uint64_t step)
+{
+    return (enn_adam_params){.lr = c->learning_rate, .beta1 = c->beta1, .beta2 = c->beta2, .epsilon = c->epsilon,
+                             .weight_decay = c->weight_decay, .step = step, .clip = c->clip,
+                             .clipnorm = c->clip_norm};
+}
+
 enn_status enn_adam_update(enn_recorder *rec, const enn_param_table *t, const enn_adam_params *hp,
                            enn_view params, enn_view grads, enn_view m, enn_view v)
 {

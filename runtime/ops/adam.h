@@ -16,11 +16,7 @@
 #include "ops/reduce.h"
 #include "ops/view.h"
 
-typedef enum enn_clip_mode {
-    ENN_CLIP_NONE = 0,
-    ENN_CLIP_PER_TENSOR = 1,  /* Keras clipnorm */
-    ENN_CLIP_GLOBAL = 2,      /* Keras global_clipnorm */
-} enn_clip_mode;
+/* enn_clip_mode (none, per tensor = Keras clipnorm, global = Keras global_clipnorm) is in enn.h. */
 
 typedef struct enn_adam_params {
     float lr;             /* may change between steps (reduce-on-plateau) */
@@ -34,6 +30,8 @@ typedef struct enn_adam_params {
 
 /* Keras's defaults: lr 1e-3, beta1 0.9, beta2 0.999, epsilon 1e-7, no decay, no clip, step 1. */
 enn_adam_params enn_adam_params_keras(void);
+/* The hyper-parameters of a model's optimiser configuration, at step `step`. */
+enn_adam_params enn_adam_params_from_config(const enn_optimizer_config *config, uint64_t step);
 
 /* One update of params, m, v (each a flat buffer of table->extent floats) from grads.
  * With clipping, first records the norm passes into table->sumsq. */
