@@ -13,7 +13,7 @@
 //       ignore index is "invalid" (treated as ignored, and counted so the host can tell).
 //   softmax_cross_entropy_backward   d logits[r, v] = scale * (exp(x - lse[r]) - [v == label]) / count,
 //       0 on rows that do not count and everywhere when count is 0. One workgroup per
-//       (block of V, row). The _inplace variant writes over the logits.
+//       (block of 4 * local size classes, row). The _inplace variant writes over the logits.
 //
 // Logits are bound a chunk of rows at a time (a binding may cover at most
 // maxStorageBufferRange bytes); elem_offset is where the chunk's first row starts inside
@@ -111,24 +111,35 @@ layout(push_constant) uniform Push {
     float scale;        // d loss / d mean loss (1 for plain training)
 } pc;
 
+// Each invocation writes PER_THREAD gradients of its row, strided by the workgroup size
+// (coalesced), so the row's label, lse and the count are loaded once per four.
+const uint PER_THREAD = 4u;
+
 void main()
 {
-    uint v = gl_GlobalInvocationID.x;
     uint r = gl_WorkGroupID.y;
-    if (v >= pc.classes || r >= pc.rows) return;
+    if (r >= pc.rows) return;
     uint label = labels[pc.row0 + r];
     uint count = stats.count;
-    uint at = r * pc.classes + v;
-    float g = 0.0;
-    if (label != pc.ignore_index && label < pc.classes && count > 0u) {
-        float p = exp(logits[pc.elem_offset + at] - lse[pc.row0 + r]);
-        g = (v == label ? p - 1.0 : p) * (pc.scale / float(count));
-    }
+    bool counted = label != pc.ignore_index && label < pc.classes && count > 0u;
+    float row_lse = lse[pc.row0 + r];
+    float factor = counted ? pc.scale / float(count) : 0.0;
+    uint first = gl_WorkGroupID.x * gl_WorkGroupSize.x * PER_THREAD + gl_LocalInvocationID.x;
+    for (uint k = 0u; k < PER_THREAD; k++) {
+        uint v = first + k * gl_WorkGroupSize.x;
+        if (v >= pc.classes) break;
+        uint at = r * pc.classes + v;
+        float g = 0.0;
+        if (counted) {
+            float p = exp(logits[pc.elem_offset + at] - row_lse);
+            g = (v == label ? p - 1.0 : p) * factor;
+        }
 #if IN_PLACE
-    logits[pc.elem_offset + at] = g;
+        logits[pc.elem_offset + at] = g;
 #else
-    dlogits[pc.out_offset + at] = g;
+        dlogits[pc.out_offset + at] = g;
 #endif
+    }
 }
 
 #else
@@ -157,9 +168,29 @@ void main()
     if (r >= pc.rows) return;  // uniform across the workgroup, so no barrier is skipped by part of it
     uint base = pc.elem_offset + r * pc.classes;
     // Running max m (first index where reached: arg) and sum of exp(x - m).
+    // Four logits per iteration (v, v + L, v + 2L, v + 3L): independent loads in flight and
+    // one rescale of s per four, instead of a chain of dependent exp per logit.
     float m = -1.0 / 0.0, s = 0.0;
     uint arg = 0xffffffffu;
-    for (uint v = t; v < pc.classes; v += gl_WorkGroupSize.x) {
+    const uint L = gl_WorkGroupSize.x;
+    uint v = t;
+    for (; v + 3u * L < pc.classes; v += 4u * L) {
+        float x0 = logits[base + v], x1 = logits[base + v + L];
+        float x2 = logits[base + v + 2u * L], x3 = logits[base + v + 3u * L];
+        // the first index of the largest of the four (indices increase with k)
+        float mx = x0;
+        uint ax = v;
+        if (x1 > mx) { mx = x1; ax = v + L; }
+        if (x2 > mx) { mx = x2; ax = v + 2u * L; }
+        if (x3 > mx) { mx = x3; ax = v + 3u * L; }
+        if (mx > m) {
+            s *= exp(m - mx);  // 0 * exp(-inf) = 0 on the first iteration
+            m = mx;
+            arg = ax;
+        }
+        s += (exp(x0 - m) + exp(x1 - m)) + (exp(x2 - m) + exp(x3 - m));
+    }
+    for (; v < pc.classes; v += L) {
         float x = logits[base + v];
         if (x > m) {
             s = s * exp(m - x) + 1.0;

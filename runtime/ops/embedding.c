@@ -54,8 +54,9 @@ enn_status enn_embedding_backward(enn_recorder *rec, uint32_t rows, uint32_t dim
     ENN_TRY(enn_ops_check_view(op, "workspace", workspace, enn_embedding_backward_workspace_bytes(rows)));
     ENN_TRY(enn_ops_check_view(op, "dtable", dtable, table_bytes));
 
-    /* Pass 1: links (one uint per position), tiles of ids in shared memory. */
-    uint32_t local = enn_ops_local_size(ctx, LOCAL, 4);
+    /* Pass 1: links (one uint per position), tiles of ids in shared memory. Each
+     * invocation scans every id, so small workgroups: more of them for the same rows. */
+    uint32_t local = enn_ops_local_size(ctx, 64, 4);
     const enn_pipeline *links_pipe, *pipe;
     ENN_TRY(enn_ops_pipeline_local(ctx, "embedding_links", 2, sizeof(uint32_t), local, 0, &links_pipe));
     uint64_t groups = ((uint64_t)rows + local - 1) / local;

@@ -98,7 +98,8 @@ enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: dlogits overlaps logits without being the same view", op);
 
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 0);
-    uint64_t blocks = ((uint64_t)V + local - 1) / local;
+    uint64_t per_group = (uint64_t)local * 4; /* PER_THREAD in the shader */
+    uint64_t blocks = ((uint64_t)V + per_group - 1) / per_group;
     if (blocks > ctx->caps.max_workgroup_count[0])
         return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %u classes need %llu workgroups per row", op, V,
                          (unsigned long long)blocks);
