@@ -70,8 +70,10 @@ Test(ops_elementwise, activations_match_reference)
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint64_t seed = 1;
-    for (int act = 0; act <= 3; act++)
+    for (int act = 0; act <= 3; act++) {
         for (size_t s = 0; s < NSIZES; s++) run_activation(ctx, rec, act, sizes[s], &seed);
+        for (int k = 0; k < 3; k++) run_activation(ctx, rec, act, 1 + (uint32_t)(test_rand_u64(&seed) % 5000), &seed);
+    }
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
@@ -232,6 +234,11 @@ Test(ops_elementwise, concat_and_split)
     uint64_t seed = 5;
     const uint32_t one[1] = {1}, odd[2] = {7, 13}, enn[3] = {128, 128, 128}, mixed[3] = {28, 1, 257};
     const uint32_t rows[] = {1, 3, 128};
+    for (int k = 0; k < 3; k++) { /* random shapes */
+        uint32_t cols[3];
+        for (int p = 0; p < 3; p++) cols[p] = 1 + (uint32_t)(test_rand_u64(&seed) % 300);
+        run_concat(ctx, rec, 1 + (uint32_t)(test_rand_u64(&seed) % 200), 3, cols, &seed);
+    }
     for (size_t r = 0; r < 3; r++) {
         run_concat(ctx, rec, rows[r], 1, one, &seed);
         run_concat(ctx, rec, rows[r], 2, odd, &seed);

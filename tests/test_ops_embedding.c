@@ -102,6 +102,12 @@ Test(ops_embedding, matches_reference)
         {300, 28, 188590, 188590, 0},  /* the paper's vocabulary */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, rec, &cases[i], &seed);
+    for (int k = 0; k < 3; k++) { /* random shapes */
+        uint32_t vocab = 1 + (uint32_t)(test_rand_u64(&seed) % 3000);
+        emb_case c = {1 + (uint32_t)(test_rand_u64(&seed) % 1000), 1 + (uint32_t)(test_rand_u64(&seed) % 200), vocab,
+                      1 + (uint32_t)(test_rand_u64(&seed) % vocab), k == 2};
+        run_case(ctx, rec, &c, &seed);
+    }
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }

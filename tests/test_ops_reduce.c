@@ -69,6 +69,8 @@ Test(ops_reduce, sums_over_an_axis)
     const uint32_t shapes[][2] = {{1, 1}, {1, 7}, {7, 1}, {13, 31}, {1031, 257}, {128 * 28, 128}, {128, 10},
                                   {128 * 32, 64}, {3, 200003}, {200003, 3}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_sums(ctx, rec, shapes[i][0], shapes[i][1], &seed);
+    for (int k = 0; k < 4; k++) /* random shapes */
+        run_sums(ctx, rec, 1 + (uint32_t)(test_rand_u64(&seed) % 2000), 1 + (uint32_t)(test_rand_u64(&seed) % 600), &seed);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
@@ -83,9 +85,9 @@ Test(ops_reduce, global_l2_norm)
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint64_t seed = 32;
-    const uint32_t sizes[] = {1, 2, 4095, 4096, 4097, 100003, 219018};
+    const uint32_t sizes[] = {1, 2, 4095, 4096, 4097, 100003, 219018, 0, 0, 0};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint32_t n = sizes[i];
+        uint32_t n = sizes[i] ? sizes[i] : 1 + (uint32_t)(test_rand_u64(&seed) % 50000); /* 0: a random size */
         float *x = malloc(n * 4ull), norm;
         double *xd = malloc(n * 8ull);
         dd_fill_uniform(&seed, x, xd, n, -1, 1);

@@ -118,6 +118,11 @@ Test(ops_softmax_cross_entropy, matches_reference)
         {2, 188590, 0, 0, 0, 0, 0},             /* the paper's WikiText vocabulary */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, rec, &cases[i], &seed);
+    for (int k = 0; k < 4; k++) { /* random shapes, alternately chunked and in place */
+        xent_case c = {1 + (uint32_t)(test_rand_u64(&seed) % 50), 1 + (uint32_t)(test_rand_u64(&seed) % 5000),
+                       k % 2 ? 0u : ENN_NO_IGNORE, k % 2 ? 3u : 0u, k % 2, k / 2, k % 2};
+        run_case(ctx, rec, &c, &seed);
+    }
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
