@@ -64,4 +64,82 @@ static inline void enn_ops_split64(uint64_t v, uint32_t out[2])
     out[1] = (uint32_t)(v >> 32);
 }
 
+/* ---- helpers of the generic training kernels (elementwise, reduce, softmax cross-entropy,
+ * embedding, adam): workgroup sizes read from the device's limits, grids counted in
+ * workgroups, and matrices bound a chunk of rows at a time when they are larger than one
+ * binding may be (maxStorageBufferRange is 128 MiB on lavapipe; a [4096, 188590] logits
+ * matrix is 3 GB). */
+
+/* The largest power of two <= want that the device allows as a 1-D workgroup and whose
+ * shared arrays of `shared_bytes_per_invocation` bytes per invocation fit in shared
+ * memory. Tree reductions need the power of two. */
+static inline uint32_t enn_ops_local_size(const enn_context *ctx, uint32_t want, uint32_t shared_bytes_per_invocation)
+{
+    uint32_t limit = ctx->caps.max_workgroup_invocations;
+    if (ctx->caps.max_workgroup_size[0] < limit) limit = ctx->caps.max_workgroup_size[0];
+    if (want < limit) limit = want;
+    if (shared_bytes_per_invocation && ctx->caps.max_shared_memory / shared_bytes_per_invocation < limit)
+        limit = ctx->caps.max_shared_memory / shared_bytes_per_invocation;
+    uint32_t size = 1;
+    while (size * 2 <= limit) size *= 2;
+    return size;
+}
+
+/* A grid of `groups` workgroups as gx * gy (the kernel folds it back as
+ * x + y * gl_NumWorkGroups.x and ignores the excess). */
+static inline enn_status enn_ops_grid_groups(const enn_context *ctx, uint64_t groups, const char *what, uint32_t *gx,
+                                             uint32_t *gy)
+{
+    uint64_t max_x = ctx->caps.max_workgroup_count[0];
+    *gx = *gy = 1;
+    if (groups == 0) groups = 1;
+    if (groups <= max_x) {
+        *gx = (uint32_t)groups;
+        return ENN_OK;
+    }
+    uint64_t y = (groups + max_x - 1) / max_x;
+    if (y > ctx->caps.max_workgroup_count[1])
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %llu workgroups is more than the device can launch", what,
+                         (unsigned long long)groups);
+    *gx = (uint32_t)((groups + y - 1) / y);
+    *gy = (uint32_t)y;
+    return ENN_OK;
+}
+
+/* A pipeline with a 1-D workgroup of local_x invocations (spec constant 0), or 2-D
+ * (spec constants 0, 1) when local_y is not 0. */
+static inline enn_status enn_ops_pipeline_local(enn_context *ctx, const char *shader, uint32_t buffers,
+                                                uint32_t push_size, uint32_t local_x, uint32_t local_y,
+                                                const enn_pipeline **out)
+{
+    const uint32_t spec[2] = {local_x, local_y ? local_y : 1};
+    enn_pipeline_desc d = {.shader = shader, .num_buffers = buffers, .push_size = push_size, .spec = spec,
+                           .spec_count = local_y ? 2 : 1};
+    return enn_pipeline_get(ctx, &d, out);
+}
+
+/* Most rows of `row_bytes` each that one binding may cover, starting anywhere (the
+ * binding starts up to ENN_VIEW_ALIGN - 4 bytes before the first row), capped by
+ * `cap` (0: no cap). 0 when a single row is too large to bind. */
+static inline uint32_t enn_ops_rows_per_binding(const enn_context *ctx, uint64_t row_bytes, uint32_t cap)
+{
+    uint64_t range = ctx->caps.max_storage_buffer_range;
+    if (range < ENN_VIEW_ALIGN + row_bytes) return 0;
+    uint64_t rows = (range - ENN_VIEW_ALIGN) / row_bytes;
+    if (rows > 0xffffffffu) rows = 0xffffffffu;
+    if (cap && rows > cap) rows = cap;
+    return (uint32_t)rows;
+}
+
+/* The binding of rows [row0, row0 + rows) of a row-major matrix at view v, and the
+ * element offset of row row0 inside it. */
+static inline enn_binding enn_ops_bind_rows(enn_view v, uint64_t row_bytes, uint64_t row0, uint64_t rows,
+                                            enn_access access, uint32_t *elem_offset)
+{
+    VkDeviceSize start = v.offset + row0 * row_bytes;
+    VkDeviceSize aligned = start / ENN_VIEW_ALIGN * ENN_VIEW_ALIGN;
+    *elem_offset = (uint32_t)((start - aligned) / 4);
+    return (enn_binding){v.buf, aligned, start - aligned + rows * row_bytes, access};
+}
+
 #endif

@@ -1,0 +1,194 @@
+/* Launchers for shaders/reduce.comp, and parameter tables. */
+#include "ops/reduce.h"
+
+#include <stdlib.h>
+
+#include "ops/launch.h"
+
+#define LOCAL 256
+
+typedef struct sum_push {
+    uint32_t rows, cols, elem_offset, row0;
+    float alpha, beta;
+} sum_push;
+
+typedef struct sumsq_push {
+    uint32_t chunk_elems, tensor_count, total_chunks, flat_count, take_sqrt;
+} sumsq_push;
+
+static enn_status check_matrix(const char *op, const enn_context *ctx, uint32_t rows, uint32_t cols, uint32_t *chunk)
+{
+    if (!rows || !cols) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: %u x %u matrix", op, rows, cols);
+    *chunk = enn_ops_rows_per_binding(ctx, (uint64_t)cols * 4, 0);
+    if (!*chunk) return enn_error(ENN_ERROR_UNSUPPORTED, "%s: a row of %u floats is more than the device binds", op, cols);
+    if ((uint64_t)*chunk * cols > 0xffffffffu) *chunk = (uint32_t)(0xffffffffu / cols);
+    return ENN_OK;
+}
+
+enn_status enn_sum_rows(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
+                        enn_view out)
+{
+    const char *op = "sum_rows";
+    enn_context *ctx = enn_recorder_context(rec);
+    uint32_t chunk;
+    ENN_TRY(check_matrix(op, ctx, rows, cols, &chunk));
+    uint64_t row_bytes = (uint64_t)cols * 4;
+    ENN_TRY(enn_ops_check_view(op, "x", x, rows * row_bytes));
+    ENN_TRY(enn_ops_check_view(op, "out", out, row_bytes));
+    /* local_size_x columns by local_size_y row lanes: 32 x 8, or for narrow matrices
+     * fewer columns and more lanes (3 columns: 4 x 64), so rows still spread out. */
+    uint32_t want_x = 1;
+    while (want_x < cols && want_x < 32) want_x *= 2;
+    uint32_t lx = enn_ops_local_size(ctx, want_x, 4), ly = enn_ops_local_size(ctx, LOCAL, 4) / lx;
+    if (ly > ctx->caps.max_workgroup_size[1]) ly = enn_ops_local_size(ctx, ctx->caps.max_workgroup_size[1], 0);
+    if (ly == 0) ly = 1;
+    const enn_pipeline *pipe;
+    ENN_TRY(enn_ops_pipeline_local(ctx, "reduce", 2, sizeof(sum_push), lx, ly, &pipe));
+    uint64_t groups = ((uint64_t)cols + lx - 1) / lx;
+    if (groups > ctx->caps.max_workgroup_count[0])
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %u columns need %llu workgroups", op, cols, (unsigned long long)groups);
+    /* Row chunks accumulate: the first applies beta, the later ones add (beta 1). */
+    for (uint32_t row0 = 0; row0 < rows; row0 += chunk) {
+        uint32_t n = rows - row0 < chunk ? rows - row0 : chunk;
+        float b = row0 == 0 ? beta : 1.0f;
+        sum_push push = {n, cols, 0, 0, alpha, b};
+        enn_binding bind[2] = {enn_ops_bind_rows(x, row_bytes, row0, n, ENN_ACCESS_READ, &push.elem_offset),
+                               enn_bind(out, row_bytes, b == 0.0f ? ENN_ACCESS_WRITE : ENN_ACCESS_READ_WRITE)};
+        ENN_TRY(enn_record_dispatch(rec, pipe, bind, 2, &push, (uint32_t)groups, 1, 1, op));
+    }
+    return ENN_OK;
+}
+
+enn_status enn_sum_cols(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
+                        enn_view out)
+{
+    const char *op = "sum_cols";
+    enn_context *ctx = enn_recorder_context(rec);
+    uint32_t chunk;
+    ENN_TRY(check_matrix(op, ctx, rows, cols, &chunk));
+    uint64_t row_bytes = (uint64_t)cols * 4;
+    ENN_TRY(enn_ops_check_view(op, "x", x, rows * row_bytes));
+    ENN_TRY(enn_ops_check_view(op, "out", out, rows * 4ull));
+    /* One workgroup per row: 32 lanes for short rows, 256 for long ones. */
+    uint32_t local = enn_ops_local_size(ctx, cols <= 1024 ? 32 : LOCAL, 4);
+    const enn_pipeline *pipe;
+    ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_cols", 2, sizeof(sum_push), local, 0, &pipe));
+    for (uint32_t row0 = 0; row0 < rows; row0 += chunk) {
+        uint32_t n = rows - row0 < chunk ? rows - row0 : chunk;
+        sum_push push = {n, cols, 0, row0, alpha, beta};
+        enn_binding bind[2] = {enn_ops_bind_rows(x, row_bytes, row0, n, ENN_ACCESS_READ, &push.elem_offset),
+                               enn_bind(out, rows * 4ull, beta == 0.0f ? ENN_ACCESS_WRITE : ENN_ACCESS_READ_WRITE)};
+        uint32_t gx, gy;
+        ENN_TRY(enn_ops_grid_groups(ctx, n, op, &gx, &gy));
+        ENN_TRY(enn_record_dispatch(rec, pipe, bind, 2, &push, gx, gy, 1, op));
+    }
+    return ENN_OK;
+}
+
+enn_status enn_param_table_create(enn_context *ctx, const enn_param_range *ranges, uint32_t count,
+                                  enn_param_table **out)
+{
+    if (!ctx || !ranges || !count || !out)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_param_table_create: no ranges");
+    uint64_t chunks = 0, extent = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        if (!ranges[k].count) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "parameter table: tensor %u is empty", k);
+        uint64_t end = (uint64_t)ranges[k].offset + ranges[k].count;
+        if (end > 0xffffffffu) return enn_error(ENN_ERROR_OUT_OF_RANGE, "parameter table: tensor %u ends past 2^32 floats", k);
+        for (uint32_t j = 0; j < k; j++)
+            if (ranges[j].offset < end && ranges[k].offset < (uint64_t)ranges[j].offset + ranges[j].count)
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "parameter table: tensors %u and %u overlap", j, k);
+        chunks += (ranges[k].count + ENN_PARAM_CHUNK - 1) / ENN_PARAM_CHUNK;
+        if (end > extent) extent = end;
+    }
+    uint32_t *words = malloc(count * 16ull);
+    enn_param_table *t = calloc(1, sizeof *t);
+    if (!words || !t) {
+        free(words);
+        free(t);
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "parameter table");
+    }
+    uint32_t first = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        words[4 * k] = ranges[k].offset;
+        words[4 * k + 1] = ranges[k].count;
+        words[4 * k + 2] = first;
+        words[4 * k + 3] = ranges[k].flags;
+        first += (ranges[k].count + ENN_PARAM_CHUNK - 1) / ENN_PARAM_CHUNK;
+    }
+    t->tensor_count = count;
+    t->chunk_count = (uint32_t)chunks;
+    t->chunk_elems = ENN_PARAM_CHUNK;
+    t->extent = extent;
+    enn_status s = enn_buffer_create(ctx, count * 16ull, &t->table);
+    if (s == ENN_OK) s = enn_buffer_upload(ctx, t->table, 0, words, count * 16ull);
+    if (s == ENN_OK) s = enn_buffer_create(ctx, chunks * 4, &t->partials);
+    if (s == ENN_OK) s = enn_buffer_create(ctx, count * 4ull, &t->sumsq);
+    free(words);
+    if (s != ENN_OK) {
+        enn_param_table_destroy(ctx, t);
+        return s;
+    }
+    *out = t;
+    return ENN_OK;
+}
+
+void enn_param_table_destroy(enn_context *ctx, enn_param_table *t)
+{
+    if (!t) return;
+    enn_buffer_destroy(ctx, t->table);
+    enn_buffer_destroy(ctx, t->partials);
+    enn_buffer_destroy(ctx, t->sumsq);
+    free(t);
+}
+
+/* The two passes: sum of squares per chunk, then per tensor. table_bind is the table, or
+ * (flat mode, tensor_count 0) any readable binding. */
+static enn_status sumsq_passes(enn_recorder *rec, const char *op, enn_binding table_bind, uint32_t tensor_count,
+                               uint32_t chunks, uint64_t flat_count, enn_binding x_bind, enn_binding partials_bind,
+                               enn_binding out_bind, uint32_t outputs, int take_sqrt)
+{
+    enn_context *ctx = enn_recorder_context(rec);
+    uint32_t local = enn_ops_local_size(ctx, LOCAL, 4);
+    const enn_pipeline *partial, *final;
+    ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_partial", 3, sizeof(sumsq_push), local, 0, &partial));
+    ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_final", 3, sizeof(sumsq_push), local, 0, &final));
+    sumsq_push push = {ENN_PARAM_CHUNK, tensor_count, chunks, (uint32_t)flat_count, take_sqrt ? 1u : 0u};
+    uint32_t gx, gy;
+    ENN_TRY(enn_ops_grid_groups(ctx, chunks, op, &gx, &gy));
+    enn_binding b1[3] = {table_bind, x_bind, partials_bind};
+    ENN_TRY(enn_record_dispatch(rec, partial, b1, 3, &push, gx, gy, 1, "sumsq_partial"));
+    partials_bind.access = ENN_ACCESS_READ;
+    enn_binding b2[3] = {table_bind, partials_bind, out_bind};
+    if (outputs > ctx->caps.max_workgroup_count[0])
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %u tensors", op, outputs);
+    return enn_record_dispatch(rec, final, b2, 3, &push, outputs, 1, 1, "sumsq_final");
+}
+
+enn_status enn_param_table_sumsq(enn_recorder *rec, const enn_param_table *t, enn_view x, enn_view out,
+                                 int take_sqrt)
+{
+    const char *op = "param_table_sumsq";
+    if (!t) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: table is NULL", op);
+    ENN_TRY(enn_ops_check_view(op, "x", x, t->extent * 4));
+    ENN_TRY(enn_ops_check_view(op, "out", out, t->tensor_count * 4ull));
+    return sumsq_passes(rec, op, ENN_IN(t->table), t->tensor_count, t->chunk_count, 0,
+                        enn_bind(x, t->extent * 4, ENN_ACCESS_READ), ENN_OUT(t->partials),
+                        enn_bind(out, t->tensor_count * 4ull, ENN_ACCESS_WRITE), t->tensor_count, take_sqrt);
+}
+
+uint64_t enn_l2_norm_workspace_bytes(uint64_t n) { return (n + ENN_PARAM_CHUNK - 1) / ENN_PARAM_CHUNK * 4; }
+
+enn_status enn_l2_norm(enn_recorder *rec, uint64_t n, enn_view x, enn_view workspace, enn_view out)
+{
+    const char *op = "l2_norm";
+    if (!n || n > 0xffffffffu) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: %llu floats", op, (unsigned long long)n);
+    ENN_TRY(enn_ops_check_view(op, "x", x, n * 4));
+    ENN_TRY(enn_ops_check_view(op, "workspace", workspace, enn_l2_norm_workspace_bytes(n)));
+    ENN_TRY(enn_ops_check_view(op, "out", out, 4));
+    uint32_t chunks = (uint32_t)(enn_l2_norm_workspace_bytes(n) / 4);
+    enn_binding xb = enn_bind(x, n * 4, ENN_ACCESS_READ);
+    /* No table in flat mode: x doubles as the (unread) table binding. */
+    return sumsq_passes(rec, op, xb, 0, chunks, n, xb, enn_bind(workspace, chunks * 4ull, ENN_ACCESS_WRITE),
+                        enn_bind(out, 4, ENN_ACCESS_WRITE), 1, 1);
+}

@@ -1,0 +1,158 @@
+#version 450
+// Sums, each in a fixed order (shared-memory trees), so results are bitwise repeatable.
+//
+//   reduce (rows)     out[c] = alpha * sum_r x[r, c] + beta * out[c]    x [rows, cols]
+//                     A workgroup owns local_size_x columns; its local_size_y lanes
+//                     stride over the rows, then a tree adds the lanes.
+//   reduce_cols       out[row0 + r] = alpha * sum_c x[r, c] + beta * out[row0 + r]
+//                     One workgroup per row, strided over the columns.
+//   reduce_sumsq_partial   sum of squares of each chunk of a parameter table (or of one
+//                     flat range when tensor_count is 0): partials[chunk]
+//   reduce_sumsq_final     per tensor: out[k] = sum of its chunks' partials (sqrt'ed
+//                     when take_sqrt), one workgroup per tensor.
+// elem_offset: where the matrix starts inside its binding (rows are bound a chunk at a
+// time when the matrix is larger than one binding may be).
+//! variant reduce_cols -DCOLS=1
+//! variant reduce_sumsq_partial -DSUMSQ_PARTIAL=1
+//! variant reduce_sumsq_final -DSUMSQ_FINAL=1
+#extension GL_GOOGLE_include_directive : require
+layout(local_size_x_id = 0, local_size_y_id = 1) in;
+
+#if SUMSQ_PARTIAL || SUMSQ_FINAL
+layout(std430, set = 0, binding = 0) readonly buffer Table { uint table[]; };
+#include "param_table.glsl"
+
+layout(push_constant) uniform Push {
+    uint chunk_elems;
+    uint tensor_count;   // 0: one flat range of flat_count floats, no table
+    uint total_chunks;
+    uint flat_count;
+    uint take_sqrt;
+} pc;
+
+shared float s_sum[gl_WorkGroupSize.x];
+#endif
+
+#if SUMSQ_PARTIAL
+layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Partials { float partials[]; };
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint w = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (w >= pc.total_chunks) return;
+    uint offset = 0u, count = pc.flat_count, first = 0u;
+    if (pc.tensor_count > 0u) {
+        uint k = table_tensor_of_chunk(w, pc.tensor_count);
+        offset = table[4u * k];
+        count = table[4u * k + 1u];
+        first = table[4u * k + 2u];
+    }
+    uint begin = (w - first) * pc.chunk_elems;
+    uint end = min(count, begin + pc.chunk_elems);
+    float s = 0.0;
+    for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
+        float v = x[offset + i];
+        s += v * v;
+    }
+    s_sum[t] = s;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) s_sum[t] += s_sum[t + stride];
+        barrier();
+    }
+    if (t == 0u) partials[w] = s_sum[0];
+}
+
+#elif SUMSQ_FINAL
+layout(std430, set = 0, binding = 1) readonly buffer Partials { float partials[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Out { float outv[]; };
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint k = gl_WorkGroupID.x;
+    uint first = 0u, chunks = pc.total_chunks;
+    if (pc.tensor_count > 0u) {
+        first = table[4u * k + 2u];
+        chunks = (table[4u * k + 1u] + pc.chunk_elems - 1u) / pc.chunk_elems;
+    }
+    float s = 0.0;
+    for (uint i = t; i < chunks; i += gl_WorkGroupSize.x) s += partials[first + i];
+    s_sum[t] = s;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) s_sum[t] += s_sum[t + stride];
+        barrier();
+    }
+    if (t == 0u) outv[k] = pc.take_sqrt != 0u ? sqrt(s_sum[0]) : s_sum[0];
+}
+
+#elif COLS
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) buffer Out { float outv[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint cols;
+    uint elem_offset;
+    uint row0;
+    float alpha;
+    float beta;
+} pc;
+
+shared float s_sum[gl_WorkGroupSize.x];
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint r = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (r >= pc.rows) return;  // uniform across the workgroup
+    uint base = pc.elem_offset + r * pc.cols;
+    float s = 0.0;
+    for (uint c = t; c < pc.cols; c += gl_WorkGroupSize.x) s += x[base + c];
+    s_sum[t] = s;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) s_sum[t] += s_sum[t + stride];
+        barrier();
+    }
+    if (t == 0u) {
+        uint o = pc.row0 + r;
+        outv[o] = pc.beta == 0.0 ? pc.alpha * s_sum[0] : pc.alpha * s_sum[0] + pc.beta * outv[o];
+    }
+}
+
+#else
+layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) buffer Out { float outv[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint cols;
+    uint elem_offset;
+    uint pad;
+    float alpha;
+    float beta;
+} pc;
+
+shared float s_sum[gl_WorkGroupSize.y][gl_WorkGroupSize.x];
+
+void main()
+{
+    uint cx = gl_LocalInvocationID.x, ry = gl_LocalInvocationID.y;
+    uint c = gl_WorkGroupID.x * gl_WorkGroupSize.x + cx;
+    float s = 0.0;
+    if (c < pc.cols)
+        for (uint r = ry; r < pc.rows; r += gl_WorkGroupSize.y) s += x[pc.elem_offset + r * pc.cols + c];
+    s_sum[ry][cx] = s;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.y / 2u; stride > 0u; stride /= 2u) {
+        if (ry < stride) s_sum[ry][cx] += s_sum[ry + stride][cx];
+        barrier();
+    }
+    if (ry == 0u && c < pc.cols)
+        outv[c] = pc.beta == 0.0 ? pc.alpha * s_sum[0][cx] : pc.alpha * s_sum[0][cx] + pc.beta * outv[c];
+}
+#endif

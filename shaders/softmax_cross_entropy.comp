@@ -1,0 +1,235 @@
+#version 450
+// Softmax cross-entropy over rows of logits [rows, V] with integer labels, fused: no
+// probability matrix is ever stored. Three kernels, one per build of this file:
+//
+//   softmax_cross_entropy            (rows) one workgroup per row: a strided pass over V
+//       keeps a running max and a rescaled sum of exponentials (online softmax), then a
+//       shared-memory tree combines the threads' (max, sum, argmax). Writes per row
+//       loss = (max - x[label]) + log(sum), lse = max + log(sum), pred = argmax
+//       (lowest index on ties). Ignored rows (label == ignore) get loss 0.
+//   softmax_cross_entropy_stats      (one workgroup) sums the losses of the counted rows
+//       in a fixed order and writes {mean, sum, count, correct, invalid}. A row counts
+//       when its label is < V and not the ignore index; a label >= V that is not the
+//       ignore index is "invalid" (treated as ignored, and counted so the host can tell).
+//   softmax_cross_entropy_backward   d logits[r, v] = scale * (exp(x - lse[r]) - [v == label]) / count,
+//       0 on rows that do not count and everywhere when count is 0. One workgroup per
+//       (block of 4 * local size classes, row). The _inplace variant writes over the logits.
+//
+// Logits are bound a chunk of rows at a time (a binding may cover at most
+// maxStorageBufferRange bytes); elem_offset is where the chunk's first row starts inside
+// its binding and row0 its index among all rows (for labels, loss, lse, pred).
+//! variant softmax_cross_entropy_stats -DSTATS=1
+//! variant softmax_cross_entropy_backward -DBACKWARD=1
+//! variant softmax_cross_entropy_backward_inplace -DBACKWARD=1 -DIN_PLACE=1
+layout(local_size_x_id = 0) in;
+
+#if STATS
+layout(std430, set = 0, binding = 0) readonly buffer Labels { uint labels[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Loss { float loss[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Pred { uint pred[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Stats {
+    float mean_loss;
+    float sum_loss;
+    uint count;
+    uint correct;
+    uint invalid;
+} stats;
+
+layout(push_constant) uniform Push {
+    uint rows;
+    uint classes;
+    uint ignore_index;
+} pc;
+
+shared float s_sum[gl_WorkGroupSize.x];
+shared uint s_count[gl_WorkGroupSize.x];
+shared uint s_correct[gl_WorkGroupSize.x];
+shared uint s_invalid[gl_WorkGroupSize.x];
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    float sum = 0.0;
+    uint count = 0u, correct = 0u, invalid = 0u;
+    for (uint r = t; r < pc.rows; r += gl_WorkGroupSize.x) {
+        uint label = labels[r];
+        if (label == pc.ignore_index) continue;
+        if (label >= pc.classes) { invalid++; continue; }
+        sum += loss[r];
+        count++;
+        if (pred[r] == label) correct++;
+    }
+    s_sum[t] = sum;
+    s_count[t] = count;
+    s_correct[t] = correct;
+    s_invalid[t] = invalid;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) {
+            s_sum[t] += s_sum[t + stride];
+            s_count[t] += s_count[t + stride];
+            s_correct[t] += s_correct[t + stride];
+            s_invalid[t] += s_invalid[t + stride];
+        }
+        barrier();
+    }
+    if (t == 0u) {
+        stats.sum_loss = s_sum[0];
+        stats.count = s_count[0];
+        stats.mean_loss = s_count[0] > 0u ? s_sum[0] / float(s_count[0]) : 0.0;
+        stats.correct = s_correct[0];
+        stats.invalid = s_invalid[0];
+    }
+}
+
+#elif BACKWARD
+#if IN_PLACE
+layout(std430, set = 0, binding = 0) buffer Logits { float logits[]; };
+#else
+layout(std430, set = 0, binding = 0) readonly buffer Logits { float logits[]; };
+#endif
+layout(std430, set = 0, binding = 1) readonly buffer Labels { uint labels[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Lse { float lse[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Stats {
+    float mean_loss;
+    float sum_loss;
+    uint count;
+    uint correct;
+    uint invalid;
+} stats;
+#if !IN_PLACE
+layout(std430, set = 0, binding = 4) writeonly buffer DLogits { float dlogits[]; };
+#endif
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint classes;
+    uint ignore_index;
+    uint row0;
+    uint elem_offset;   // of the chunk's first logit in the logits binding
+    uint out_offset;    // of the chunk's first gradient in the dlogits binding
+    float scale;        // d loss / d mean loss (1 for plain training)
+} pc;
+
+// Each invocation writes PER_THREAD gradients of its row, strided by the workgroup size
+// (coalesced), so the row's label, lse and the count are loaded once per four.
+const uint PER_THREAD = 4u;
+
+void main()
+{
+    uint r = gl_WorkGroupID.y;
+    if (r >= pc.rows) return;
+    uint label = labels[pc.row0 + r];
+    uint count = stats.count;
+    bool counted = label != pc.ignore_index && label < pc.classes && count > 0u;
+    float row_lse = lse[pc.row0 + r];
+    float factor = counted ? pc.scale / float(count) : 0.0;
+    uint first = gl_WorkGroupID.x * gl_WorkGroupSize.x * PER_THREAD + gl_LocalInvocationID.x;
+    for (uint k = 0u; k < PER_THREAD; k++) {
+        uint v = first + k * gl_WorkGroupSize.x;
+        if (v >= pc.classes) break;
+        uint at = r * pc.classes + v;
+        float g = 0.0;
+        if (counted) {
+            float p = exp(logits[pc.elem_offset + at] - row_lse);
+            g = (v == label ? p - 1.0 : p) * factor;
+        }
+#if IN_PLACE
+        logits[pc.elem_offset + at] = g;
+#else
+        dlogits[pc.out_offset + at] = g;
+#endif
+    }
+}
+
+#else
+layout(std430, set = 0, binding = 0) readonly buffer Logits { float logits[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Labels { uint labels[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Loss { float loss[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Lse { float lse[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer Pred { uint pred[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint classes;
+    uint ignore_index;
+    uint row0;
+    uint elem_offset;
+} pc;
+
+shared float s_max[gl_WorkGroupSize.x];
+shared float s_sum[gl_WorkGroupSize.x];
+shared uint s_arg[gl_WorkGroupSize.x];
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint r = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (r >= pc.rows) return;  // uniform across the workgroup, so no barrier is skipped by part of it
+    uint base = pc.elem_offset + r * pc.classes;
+    // Running max m (first index where reached: arg) and sum of exp(x - m).
+    // Four logits per iteration (v, v + L, v + 2L, v + 3L): independent loads in flight and
+    // one rescale of s per four, instead of a chain of dependent exp per logit.
+    float m = -1.0 / 0.0, s = 0.0;
+    uint arg = 0xffffffffu;
+    const uint L = gl_WorkGroupSize.x;
+    uint v = t;
+    for (; v + 3u * L < pc.classes; v += 4u * L) {
+        float x0 = logits[base + v], x1 = logits[base + v + L];
+        float x2 = logits[base + v + 2u * L], x3 = logits[base + v + 3u * L];
+        // the first index of the largest of the four (indices increase with k)
+        float mx = x0;
+        uint ax = v;
+        if (x1 > mx) { mx = x1; ax = v + L; }
+        if (x2 > mx) { mx = x2; ax = v + 2u * L; }
+        if (x3 > mx) { mx = x3; ax = v + 3u * L; }
+        if (mx > m) {
+            s *= exp(m - mx);  // 0 * exp(-inf) = 0 on the first iteration
+            m = mx;
+            arg = ax;
+        }
+        s += (exp(x0 - m) + exp(x1 - m)) + (exp(x2 - m) + exp(x3 - m));
+    }
+    for (; v < pc.classes; v += L) {
+        float x = logits[base + v];
+        if (x > m) {
+            s = s * exp(m - x) + 1.0;
+            m = x;
+            arg = v;
+        } else {
+            s += exp(x - m);
+        }
+    }
+    s_max[t] = m;
+    s_sum[t] = s;
+    s_arg[t] = arg;
+    barrier();
+    for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) {
+            float m1 = s_max[t], m2 = s_max[t + stride];
+            float s1 = s_sum[t], s2 = s_sum[t + stride];
+            uint a1 = s_arg[t], a2 = s_arg[t + stride];
+            if (s2 > 0.0) {  // the other thread saw at least one logit
+                if (s1 == 0.0 || m2 > m1 || (m2 == m1 && a2 < a1)) {
+                    s_sum[t] = s2 + (s1 > 0.0 ? s1 * exp(m1 - m2) : 0.0);
+                    s_max[t] = m2;
+                    s_arg[t] = a2;
+                } else {
+                    s_sum[t] = s1 + s2 * exp(m2 - m1);
+                }
+            }
+        }
+        barrier();
+    }
+    if (t == 0u) {
+        float mx = s_max[0], logsum = log(s_sum[0]);
+        uint label = labels[pc.row0 + r];
+        bool counted = label != pc.ignore_index && label < pc.classes;
+        // (max - x[label]) + log(sum) rather than lse - x[label]: the difference of two
+        // logits is exact when they are close, so a small loss keeps its precision.
+        loss[pc.row0 + r] = counted ? (mx - logits[base + label]) + logsum : 0.0;
+        lse[pc.row0 + r] = mx + logsum;
+        pred[pc.row0 + r] = s_arg[0];
+    }
+}
+#endif
