@@ -160,7 +160,7 @@ void enn_cell_destroy(enn_cell *c)
                          c->ln1_mean, c->ln1_rstd, c->ln2_mean, c->ln2_rstd, c->a, c->m, c->H, c->u,
                          c->layer_norm ? c->hp : NULL, c->hs, c->dhs, c->dhp, c->du, c->dz,
                          c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->da, c->dH[0], c->dH[1], c->E, c->dE,
-                         c->attention_ws, c->hebbian_ws, c->noise};
+                         c->attention_ws, c->hebbian_ws, c->noise_buf};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(c->ctx, all[i]);
     memset(c, 0, sizeof *c);
@@ -192,7 +192,7 @@ static enn_hebbian_params hebbian_params(const enn_cell *c, uint64_t step, uint3
 {
     enn_hebbian_params p = {.eta = c->eta, .clip = c->clip};
     if (c->noise_buffer_set)
-        p.noise = (enn_trace_noise){.mode = ENN_NOISE_BUFFER, .xi = enn_cell_step(c->noise, t, enn_cell_trace_slab(c))};
+        p.noise = (enn_trace_noise){.mode = ENN_NOISE_BUFFER, .xi = enn_cell_step(c->noise_buf, t, enn_cell_trace_slab(c))};
     else if (c->noise)
         p.noise = (enn_trace_noise){.mode = ENN_NOISE_PHILOX, .sigma = c->noise_std, .seed = c->seed,
                                     .stream = NOISE_STREAM(step, t)};

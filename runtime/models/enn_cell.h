@@ -66,7 +66,7 @@ typedef struct enn_cell {
     enn_buffer *dH[2];    /* [nH, N, h]: the running gradient of H_t and H_t+1 */
     enn_buffer *E, *dE;   /* [nH, N, h]: effective memory of one step, recomputed */
     enn_buffer *attention_ws, *hebbian_ws;
-    enn_buffer *noise;    /* [T] slabs of [nH, N, h] given noise (enn grad), or NULL */
+    enn_buffer *noise_buf; /* [T] slabs of [nH, N, h] given noise (enn grad), or NULL */
     int noise_buffer_set; /* use `noise` instead of Philox noise */
 
     uint64_t activation_bytes; /* device memory of everything above */

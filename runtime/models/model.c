@@ -166,9 +166,9 @@ static enn_status stage_overrides(enn_model *m, uint32_t T, uint32_t B, const en
     if (in->h0) ENN_TRY(enn_buffer_upload(m->ctx, c->hs, 0, in->h0, (size_t)B * c->h * 4));
     if (in->H0) ENN_TRY(enn_buffer_upload(m->ctx, c->H, 0, in->H0, trace));
     if (in->noise) {
-        if (!c->noise) ENN_TRY(enn_buffer_create(m->ctx, (uint64_t)c->T * enn_cell_trace_slab(c), &c->noise));
+        if (!c->noise_buf) ENN_TRY(enn_buffer_create(m->ctx, (uint64_t)c->T * enn_cell_trace_slab(c), &c->noise_buf));
         for (uint32_t t = 0; t < T; t++)
-            ENN_TRY(enn_buffer_upload(m->ctx, c->noise, t * enn_cell_trace_slab(c),
+            ENN_TRY(enn_buffer_upload(m->ctx, c->noise_buf, t * enn_cell_trace_slab(c),
                                       (const char *)in->noise + t * trace, trace));
         c->noise_buffer_set = 1;
     }

@@ -8,12 +8,7 @@
 #include "core/recorder.h"
 #include "ops/view.h"
 
-typedef enum enn_activation {
-    ENN_ACT_IDENTITY = 0,
-    ENN_ACT_RELU = 1,
-    ENN_ACT_TANH = 2,
-    ENN_ACT_SIGMOID = 3,
-} enn_activation;
+#include "ops/activation.h"
 
 /* y[n] = alpha * x[n] + beta * y[n]; beta = 0 writes y without reading it. */
 enn_status enn_axpby(enn_recorder *rec, uint64_t n, float alpha, enn_view x, float beta, enn_view y);
