@@ -9,6 +9,7 @@
  *              enn_head_backward, enn_cell_backward
  *              enn_adam_update       (ops/adam.c: clipnorm, Adam)
  *     one submission, one wait; read the loss statistics. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
