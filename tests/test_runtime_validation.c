@@ -1,0 +1,34 @@
+/* The validation check can fail: misusing Vulkan through the context's own VkDevice must
+ * be reported by the layer and counted, both by the context and by the test harness.
+ * Without this, "no validation messages" in every other test would prove nothing. */
+#include <vulkan/vulkan.h>
+
+#include "enn_vulkan.h"
+#include "harness.h"
+
+Test(runtime_validation, misuse_is_counted)
+{
+    enn_context *ctx = test_context();
+    enn_vulkan_handles h;
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
+    cr_assert_neq(h.device, VK_NULL_HANDLE);
+    unsigned before = test_validation_count();
+    cr_assert_eq(enn_context_validation_messages(ctx, NULL), 0, "a fresh context already has messages");
+
+    /* usage 0 is invalid (VUID-VkBufferCreateInfo-usage-requiredbitmask); the size is
+     * valid so that the driver itself is not asked to do anything odd. */
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkResult r = vkCreateBuffer(h.device, &bi, NULL, &buf);
+    if (r == VK_SUCCESS) vkDestroyBuffer(h.device, buf, NULL);
+
+    const char *first = NULL;
+    uint32_t n = enn_context_validation_messages(ctx, &first);
+    cr_log_info("validation saw %u message(s); first: %s", n, first);
+    cr_expect_geq(n, 1, "vkCreateBuffer with usage 0 was not reported by the validation layer");
+    cr_expect(first && first[0], "no text for the first validation message");
+    cr_expect_geq(test_validation_count() - before, 1, "the harness callback did not count the message");
+    /* Not test_context_finish: that would (rightly) fail on the message provoked here. */
+    enn_context_destroy(ctx);
+}
