@@ -32,3 +32,37 @@ Test(runtime_validation, misuse_is_counted)
     /* Not test_context_finish: that would (rightly) fail on the message provoked here. */
     enn_context_destroy(ctx);
 }
+
+/* Synchronization validation (turned on through VK_LAYER_ENABLES) sees a missing barrier:
+ * the recorder is told a dispatch only reads a buffer that it in fact writes, so it puts
+ * no barrier before the next dispatch, which reads that buffer. The recorder suites run
+ * with the same switch, so a barrier the recorder wrongly leaves out fails them. */
+#include "runtime_helpers.h"
+
+Test(runtime_validation, sync_validation_sees_missing_barrier)
+{
+    test_sync_validation();
+    enn_context *ctx = test_context();
+    const uint32_t n = 256;
+    enn_buffer *a, *b, *c;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &a));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &b));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &c));
+    const enn_pipeline *p = test_axpby_pipeline(ctx);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    unsigned before = test_validation_count();
+    ENN_ASSERT_OK(test_record_axpby(rec, p, ENN_IN(a), ENN_IN(b), n, 1.0f, 0.0f)); /* writes b: a lie */
+    ENN_ASSERT_OK(test_record_axpby(rec, p, ENN_IN(b), ENN_OUT(c), n, 1.0f, 0.0f));
+    cr_expect_eq(enn_recorder_get_stats(rec).barriers, 0, "the lie should have left the barrier out");
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    unsigned seen = test_validation_count() - before;
+    cr_log_info("synchronization validation reported %u message(s)", seen);
+    cr_expect_geq(seen, 1, "a read-after-write hazard with no barrier was not reported");
+    enn_recorder_destroy(rec);
+    enn_buffer_destroy(ctx, a);
+    enn_buffer_destroy(ctx, b);
+    enn_buffer_destroy(ctx, c);
+    enn_context_destroy(ctx);
+}

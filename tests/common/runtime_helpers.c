@@ -39,3 +39,8 @@ void test_setenv(const char *name, const char *value)
 {
     cr_assert_eq(setenv(name, value, 1), 0, "setenv(%s)", name);
 }
+
+void test_sync_validation(void)
+{
+    test_setenv("VK_LAYER_ENABLES", "VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT");
+}

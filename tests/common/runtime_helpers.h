@@ -39,4 +39,8 @@ size_t test_pattern_check(const uint8_t *src, size_t n, size_t first_index, uint
  * process of its own, so the variable does not leak into other tests). */
 void test_setenv(const char *name, const char *value);
 
+/* Turns on the validation layer's synchronization checks (missing or wrong barriers) for
+ * contexts created after this call in this test's process. */
+void test_sync_validation(void);
+
 #endif
