@@ -13,10 +13,16 @@
 
 #define N 4096 /* floats per operand: 64 workgroups of 64 */
 
-static enn_context *make_context(int pool_path, uint32_t cap)
+/* `path` of the cases below: bit 0 the descriptor-pool path (else push descriptors),
+ * STAGING uploads and downloads through the staging path. */
+#define STAGING 2
+
+static enn_context *make_context(int path, uint32_t cap)
 {
+    int pool_path = path & 1;
     test_sync_validation();
     if (pool_path) test_setenv("ENN_DISABLE_PUSH_DESCRIPTORS", "1");
+    if (path & STAGING) test_setenv("ENN_FORCE_STAGING", "1");
     enn_context_options opt = {.max_dispatches_per_submit = cap};
     enn_context *ctx = test_context_with(&opt);
     enn_capabilities caps;
@@ -51,9 +57,9 @@ static void chain_input(float *x)
 }
 
 /* y = 0, then `steps` times y += x, in one recording. */
-static void chain(int pool_path, uint32_t cap, uint32_t steps)
+static void chain(int path, uint32_t cap, uint32_t steps)
 {
-    enn_context *ctx = make_context(pool_path, cap);
+    enn_context *ctx = make_context(path, cap);
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     cr_assert(x && y);
     chain_input(x);
@@ -109,16 +115,16 @@ static void chain(int pool_path, uint32_t cap, uint32_t steps)
     Test(runtime_recorder, name##_push) { name(0, __VA_ARGS__); }     \
     Test(runtime_recorder, name##_pool) { name(1, __VA_ARGS__); }
 
-static void chain_1000(int pool_path, uint32_t cap) { chain(pool_path, cap, 1000); }
+static void chain_1000(int path, uint32_t cap) { chain(path, cap, 1000); }
 BOTH_PATHS(chain_1000, 0)
-static void chain_1000_cap7(int pool_path, uint32_t cap) { chain(pool_path, cap, 1000); }
+static void chain_1000_cap7(int path, uint32_t cap) { chain(path, cap, 1000); }
 BOTH_PATHS(chain_1000_cap7, 7)
 
 /* Eight dispatches read x and write eight different buffers: no barrier at all; then one
  * that reads y1 (written above) needs one. */
-static void independent(int pool_path, int unused)
+static void independent(int path, int unused)
 {
-    enn_context *ctx = make_context(pool_path, 0);
+    enn_context *ctx = make_context(path, 0);
     float x[N], y[N];
     chain_input(x);
     enn_buffer *bx = upload_floats(ctx, x, N), *bys[8], *bz;
@@ -149,9 +155,9 @@ BOTH_PATHS(independent, 0)
 
 /* y = x reads x; then x = x + z writes x: a write after read, which needs a barrier so
  * the first dispatch sees the old x. */
-static void write_after_read(int pool_path, int unused)
+static void write_after_read(int path, int unused)
 {
-    enn_context *ctx = make_context(pool_path, 0);
+    enn_context *ctx = make_context(path, 0);
     float x[N], z[N], y[N];
     chain_input(x);
     for (int i = 0; i < N; i++) z[i] = (float)(i % 7) + 100.0f;
@@ -177,14 +183,18 @@ static void write_after_read(int pool_path, int unused)
     test_context_finish(ctx);
 }
 BOTH_PATHS(write_after_read, 0)
+/* The same with uploads and downloads as copies on the queue: the dependencies between
+ * transfer submissions and recordings are checked by synchronization validation too. */
+Test(runtime_recorder, write_after_read_staging) { write_after_read(STAGING, 0); }
+Test(runtime_recorder, chain_1000_cap7_staging) { chain(STAGING | 1, 7, 1000); }
 
 /* One buffer holding four N-float slots. Writes to three disjoint slots (two of them
  * adjacent: ranges are half-open) need no barrier; a read-write of a range straddling
  * slots 0 and 1 needs one; then reading slot 3, written before that barrier, into the
  * untouched slot 2 needs none. */
-static void sub_ranges(int pool_path, int unused)
+static void sub_ranges(int path, int unused)
 {
-    enn_context *ctx = make_context(pool_path, 0);
+    enn_context *ctx = make_context(path, 0);
     const VkDeviceSize slot = N * sizeof(float); /* 16 KiB: a multiple of any binding alignment */
     float x[N], out[4 * N];
     chain_input(x);
@@ -225,9 +235,9 @@ static void sub_ranges(int pool_path, int unused)
 BOTH_PATHS(sub_ranges, 0)
 
 /* Fills and copies take part in the same tracking: fill y, copy y to z, read z. */
-static void transfers(int pool_path, int unused)
+static void transfers(int path, int unused)
 {
-    enn_context *ctx = make_context(pool_path, 0);
+    enn_context *ctx = make_context(path, 0);
     float y[N];
     enn_buffer *by, *bz, *bw;
     ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof y, &by));
