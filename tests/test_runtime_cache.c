@@ -210,3 +210,19 @@ Test(runtime_cache, unwritable_dir_is_harmless)
     test_context_finish(ctx);
     remove_dir(blocker);
 }
+
+/* A directory name too long for the cache path is not shortened into some other
+ * directory: nothing at all is written under the test directory. */
+Test(runtime_cache, overlong_dir_writes_nothing_elsewhere)
+{
+    make_dir();
+    char longdir[700];
+    int n = snprintf(longdir, sizeof longdir, "%s", cache_dir);
+    while (n < 600) n += snprintf(longdir + n, sizeof longdir - n, "/abcdefghi"); /* short names: mkdir-able */
+    enn_context_options opt = {.cache_dir = longdir};
+    enn_context *ctx = test_context_with(&opt);
+    enn_pipeline_stats st = use_pipelines(ctx);
+    cr_expect_eq(st.cache_loaded, 0);
+    test_context_finish(ctx);
+    cr_expect_eq(rmdir(cache_dir), 0, "%s is not empty: a shortened cache path was written", cache_dir);
+}
