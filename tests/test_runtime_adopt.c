@@ -70,11 +70,15 @@ typedef struct own_vulkan {
     uint32_t family;
     VkQueue queue;
     int push_descriptors;
+    int storage_16bit;                      /* enabled on the device */
+    VkPhysicalDevice16BitStorageFeatures s16; /* what was enabled, to tell libenn */
+    VkPhysicalDeviceFeatures2 features;
 } own_vulkan;
 
 /* The test's own instance (validation + messenger), the test device, and a VkDevice
- * with one compute queue and, if asked and offered, VK_KHR_push_descriptor. */
-static void own_create(own_vulkan *v, int want_push)
+ * with one compute queue and, if asked and offered, VK_KHR_push_descriptor and 16-bit
+ * storage buffers. */
+static void own_create(own_vulkan *v, int want_extras)
 {
     memset(v, 0, sizeof *v);
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "adopt-test",
@@ -114,12 +118,20 @@ static void own_create(own_vulkan *v, int want_push)
         if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) v->family = i;
     cr_assert_neq(v->family, UINT32_MAX, "no compute queue");
 
-    v->push_descriptors = want_push && device_has_extension(v->pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    v->push_descriptors = want_extras && device_has_extension(v->pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    VkPhysicalDevice16BitStorageFeatures have16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
+    VkPhysicalDeviceFeatures2 have = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &have16};
+    vkGetPhysicalDeviceFeatures2(v->pd, &have);
+    v->storage_16bit = want_extras && have16.storageBuffer16BitAccess;
+    v->s16 = (VkPhysicalDevice16BitStorageFeatures){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+                                                     .storageBuffer16BitAccess = v->storage_16bit ? VK_TRUE : VK_FALSE};
+    v->features = (VkPhysicalDeviceFeatures2){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &v->s16};
     const char *dev_exts[1] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
     float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = v->family, .queueCount = 1, .pQueuePriorities = &priority};
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &v->features,
+                              .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci, .enabledExtensionCount = v->push_descriptors ? 1 : 0,
                               .ppEnabledExtensionNames = dev_exts};
     cr_assert_eq(vkCreateDevice(v->pd, &dci, NULL, &v->device), VK_SUCCESS);
@@ -158,16 +170,17 @@ static void own_destroy(own_vulkan *v)
     vkDestroyInstance(v->instance, NULL);
 }
 
-static void adopt(int want_push)
+static void adopt(int want_extras)
 {
     test_sync_validation();
     own_vulkan v;
-    own_create(&v, want_push);
+    own_create(&v, want_extras);
     const char *ext[1] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
     enn_vulkan_handles h = {.instance = v.instance, .physical_device = v.pd, .device = v.device,
                             .queue_family = v.family, .queue = v.queue,
                             .enabled_device_extensions = v.push_descriptors ? ext : NULL,
-                            .enabled_device_extension_count = v.push_descriptors ? 1 : 0};
+                            .enabled_device_extension_count = v.push_descriptors ? 1 : 0,
+                            .enabled_features = want_extras ? &v.features : NULL};
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
 
@@ -180,6 +193,8 @@ static void adopt(int want_push)
     enn_capabilities caps;
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     cr_expect_eq(caps.push_descriptors, v.push_descriptors, "libenn should use exactly the extensions it was given");
+    cr_expect_eq(caps.storage_16bit, v.storage_16bit, "libenn should use exactly the features it was given");
+    cr_log_info("adopted: push descriptors %d, 16-bit storage %d", caps.push_descriptors, caps.storage_16bit);
 
     /* Buffers, transfers and a chain of 100 dependent dispatches: y = 100 x. */
     enum { N = 2048, STEPS = 100 };
@@ -212,8 +227,8 @@ static void adopt(int want_push)
                  atomic_load(&own_messages), own_first);
 }
 
-Test(runtime_adopt, with_push_descriptors) { adopt(1); }
-Test(runtime_adopt, without_push_descriptors) { adopt(0); }
+Test(runtime_adopt, with_extensions_and_features) { adopt(1); }
+Test(runtime_adopt, core_only) { adopt(0); }
 
 /* The test's messenger is not deaf: a buffer left on the device is reported when the
  * device is destroyed (so the zero above means something). */

@@ -267,3 +267,43 @@ static void transfers(int path, int unused)
     test_context_finish(ctx);
 }
 BOTH_PATHS(transfers, 0)
+
+/* Two recorders on one context: the second reads what the first wrote, submitted but
+ * not waited for, and an upload in between overwrites part of the input. The end-of-
+ * submission barrier and the transfers' waits must order all three (synchronization
+ * validation checks the device side, the values the rest). */
+static void two_recorders(int path, int unused)
+{
+    enn_context *ctx = make_context(path, 0);
+    float x[N], y[N];
+    chain_input(x);
+    enn_buffer *bx = upload_floats(ctx, x, N), *by, *bz;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof y, &by));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof y, &bz));
+    const enn_pipeline *p = test_axpby_pipeline(ctx);
+    enn_recorder *a, *b;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &a));
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &b));
+    ENN_ASSERT_OK(enn_recorder_begin(a));
+    ENN_ASSERT_OK(test_record_axpby(a, p, ENN_IN(bx), ENN_OUT(by), N, 2, 0)); /* y = 2x */
+    ENN_ASSERT_OK(enn_recorder_submit(a));
+    const float head[4] = {1000, 1001, 1002, 1003};
+    ENN_ASSERT_OK(enn_buffer_upload(ctx, by, 0, head, sizeof head)); /* after a's write */
+    ENN_ASSERT_OK(enn_recorder_begin(b));
+    ENN_ASSERT_OK(test_record_axpby(b, p, ENN_IN(by), ENN_OUT(bz), N, 3, 0)); /* z = 3y */
+    ENN_ASSERT_OK(enn_recorder_run(b));
+    ENN_ASSERT_OK(enn_recorder_wait(a));
+    download_floats(ctx, bz, 0, y, N);
+    for (int i = 0; i < N; i++) {
+        float want = 3.0f * (i < 4 ? head[i] : 2.0f * x[i]);
+        cr_assert_eq(y[i], want, "z[%d] = %g, want %g", i, y[i], want);
+    }
+    enn_recorder_destroy(a);
+    enn_recorder_destroy(b);
+    enn_buffer_destroy(ctx, bx);
+    enn_buffer_destroy(ctx, by);
+    enn_buffer_destroy(ctx, bz);
+    test_context_finish(ctx);
+}
+BOTH_PATHS(two_recorders, 0)
+Test(runtime_recorder, two_recorders_staging) { two_recorders(STAGING, 0); }
