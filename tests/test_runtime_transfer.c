@@ -90,12 +90,12 @@ static void sizes(transfer_path path)
     test_context_finish(ctx);
 }
 
-/* The largest case once per path: a 256 MiB buffer (a dedicated block) written whole,
- * then 1 MiB + 3 at an odd offset near the end rewritten and read back partially. */
+/* The largest case once per path: a 256 MiB buffer (a dedicated block) uploaded and
+ * downloaded whole (roundtrip's background pattern), with 1 MiB + 3 at an odd offset
+ * near the end rewritten and read back partially. */
 static void big(transfer_path path)
 {
     enn_context *ctx = context_for(path);
-    roundtrip(ctx, path, 256 * MIB, 0, 256 * MIB);
     roundtrip(ctx, path, 256 * MIB, 255 * MIB - 11, MIB + 3);
     test_context_finish(ctx);
 }

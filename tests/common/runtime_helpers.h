@@ -25,11 +25,16 @@ const enn_pipeline *test_axpby_pipeline(enn_context *ctx);
 enn_status test_record_axpby(enn_recorder *rec, const enn_pipeline *p, enn_binding x, enn_binding y, uint32_t n,
                              float alpha, float beta);
 
-/* Deterministic bytes: byte i of stream `seed`. */
+/* Deterministic bytes: byte i of stream `seed` is byte i % 8 (little-endian) of a hash
+ * of i / 8, so that fills and checks can work a 64-bit word at a time. */
+static inline uint64_t test_pattern_word(size_t word, uint32_t seed)
+{
+    uint64_t z = (uint64_t)word * 0x9e3779b97f4a7c15ull + (seed + 1) * 0xbf58476d1ce4e5b9ull;
+    return z ^ (z >> 29);
+}
 static inline uint8_t test_pattern_byte(size_t i, uint32_t seed)
 {
-    uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ull + seed * 0xbf58476d1ce4e5b9ull;
-    return (uint8_t)(z >> 56);
+    return (uint8_t)(test_pattern_word(i / 8, seed) >> (8 * (i % 8)));
 }
 void test_pattern_fill(uint8_t *dst, size_t n, size_t first_index, uint32_t seed);
 /* Index of the first byte that differs from the pattern, or n if none does. */
