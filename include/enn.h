@@ -123,7 +123,7 @@ typedef struct enn_context_options {
     int validation;
     /* Most dispatches in one queue submission; a long recording is split so that no
      * submission runs long enough to trip a driver watchdog. 0: the default (256), or
-     * ENN_MAX_DISPATCHES_PER_SUBMIT. */
+     * ENN_MAX_DISPATCHES_PER_SUBMIT. At most 65536. */
     uint32_t max_dispatches_per_submit;
     /* Directory of the on-disk pipeline cache. NULL: ENN_CACHE_DIR, else
      * $XDG_CACHE_HOME/enn, else $HOME/.cache/enn. "" turns the disk cache off. */

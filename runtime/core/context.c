@@ -11,6 +11,7 @@
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
 #define DEFAULT_DISPATCHES_PER_SUBMIT 256
+#define MAX_DISPATCHES_PER_SUBMIT 65536
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
@@ -305,8 +306,21 @@ static enn_status finish_context(enn_context *ctx, const enn_context_options *op
     }
     ctx->max_dispatches_per_submit = DEFAULT_DISPATCHES_PER_SUBMIT;
     const char *env = getenv("ENN_MAX_DISPATCHES_PER_SUBMIT");
-    if (opt && opt->max_dispatches_per_submit) ctx->max_dispatches_per_submit = opt->max_dispatches_per_submit;
-    else if (env && atoi(env) > 0) ctx->max_dispatches_per_submit = (uint32_t)atoi(env);
+    /* Recorders size their descriptor and query pools by the cap (16 descriptors and 2
+     * queries a dispatch), so it is bounded well below where those counts overflow. */
+    if (opt && opt->max_dispatches_per_submit) {
+        if (opt->max_dispatches_per_submit > MAX_DISPATCHES_PER_SUBMIT)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "max_dispatches_per_submit is %u; at most %u is allowed",
+                             opt->max_dispatches_per_submit, MAX_DISPATCHES_PER_SUBMIT);
+        ctx->max_dispatches_per_submit = opt->max_dispatches_per_submit;
+    } else if (env && env[0]) {
+        char *end = NULL;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*end || v > MAX_DISPATCHES_PER_SUBMIT)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_MAX_DISPATCHES_PER_SUBMIT=\"%s\": want 0 (the default) to %u",
+                             env, MAX_DISPATCHES_PER_SUBMIT);
+        if (v) ctx->max_dispatches_per_submit = (uint32_t)v;
+    }
     ctx->force_staging = !ctx->caps.unified_memory;
 
     ENN_TRY(enn_allocator_create(ctx));

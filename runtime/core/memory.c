@@ -233,6 +233,11 @@ enn_status enn_buffer_create(enn_context *ctx, size_t bytes, enn_buffer **out)
     if (!ctx) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_buffer_create: ctx is NULL");
     if (bytes == 0) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_buffer_create: size is zero");
     enn_allocator *a = ctx->allocator;
+    /* Sizes near SIZE_MAX would wrap to 0 when rounded up; no device has that much. */
+    if ((VkDeviceSize)bytes > a->max_allocation)
+        return enn_error(ENN_ERROR_OUT_OF_DEVICE_MEMORY,
+                         "a buffer of %zu bytes exceeds the device's largest allocation (%llu bytes)", bytes,
+                         (unsigned long long)a->max_allocation);
     VkDeviceSize reserved = ((VkDeviceSize)bytes + a->alignment - 1) / a->alignment * a->alignment;
     enn_buffer *buf = calloc(1, sizeof *buf);
     if (!buf) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating a buffer record");

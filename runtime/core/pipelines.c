@@ -56,15 +56,19 @@ static void cache_path(const char *dir_opt, const enn_capabilities *caps, char *
 {
     out[0] = '\0';
     char dir[400];
+    int len;
     const char *env_dir = getenv("ENN_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     if (dir_opt) {
         if (!dir_opt[0]) return; /* "" turns the disk cache off */
-        snprintf(dir, sizeof dir, "%s", dir_opt);
-    } else if (env_dir && env_dir[0]) snprintf(dir, sizeof dir, "%s", env_dir);
-    else if (xdg && xdg[0]) snprintf(dir, sizeof dir, "%s/enn", xdg);
-    else if (home && home[0]) snprintf(dir, sizeof dir, "%s/.cache/enn", home);
+        len = snprintf(dir, sizeof dir, "%s", dir_opt);
+    } else if (env_dir && env_dir[0]) len = snprintf(dir, sizeof dir, "%s", env_dir);
+    else if (xdg && xdg[0]) len = snprintf(dir, sizeof dir, "%s/enn", xdg);
+    else if (home && home[0]) len = snprintf(dir, sizeof dir, "%s/.cache/enn", home);
     else return;
-    snprintf(out, n, "%s/pipelines-%08x-%08x.bin", dir, caps->vendor_id, caps->device_id);
+    /* A shortened path would name some other directory: no disk cache rather than that. */
+    if (len < 0 || (size_t)len >= sizeof dir) return;
+    len = snprintf(out, n, "%s/pipelines-%08x-%08x.bin", dir, caps->vendor_id, caps->device_id);
+    if (len < 0 || (size_t)len >= n) out[0] = '\0';
 }
 
 /* Reads a cache file; returns malloc'd data only when the header matches this device. */

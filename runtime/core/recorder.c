@@ -299,6 +299,7 @@ enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, cons
     const char *label = name ? name : pipe->shader;
     if (n != pipe->num_buffers)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: %u buffers bound, the kernel takes %u", label, n, pipe->num_buffers);
+    if (n && !bindings) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: bindings is NULL", label);
     if (pipe->push_size && !push)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: push constants missing", label);
     if (!gx || !gy || !gz || gx > ctx->caps.max_workgroup_count[0] || gy > ctx->caps.max_workgroup_count[1] ||

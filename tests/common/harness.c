@@ -33,6 +33,18 @@ enn_context *test_context(void)
     return ctx;
 }
 
+enn_context *test_context_with(const enn_context_options *options)
+{
+    enn_context_options opt = *options;
+    if (!opt.device) opt.device = test_device();
+    opt.validation = 1;
+    if (!opt.validation_callback) opt.validation_callback = on_message;
+    enn_context *ctx = NULL;
+    enn_status s = enn_context_create(&opt, &ctx);
+    cr_assert_eq(s, ENN_OK, "enn_context_create(%s): %s: %s", opt.device, enn_status_name(s), enn_last_error());
+    return ctx;
+}
+
 void test_context_finish(enn_context *ctx)
 {
     enn_context_destroy(ctx);

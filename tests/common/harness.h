@@ -13,6 +13,9 @@
 const char *test_device(void);
 /* A validated context on the test device; fails the test if it cannot be made. */
 enn_context *test_context(void);
+/* The same with the caller's options (cache_dir, max_dispatches_per_submit, ...); device
+ * defaults to test_device(), validation is forced on and counted like test_context's. */
+enn_context *test_context_with(const enn_context_options *options);
 /* Validation messages seen so far in this test process. */
 unsigned test_validation_count(void);
 /* Fails the test if the validation layer reported anything, then destroys ctx. */

@@ -1,0 +1,68 @@
+/* The validation check can fail: misusing Vulkan through the context's own VkDevice must
+ * be reported by the layer and counted, both by the context and by the test harness.
+ * Without this, "no validation messages" in every other test would prove nothing. */
+#include <vulkan/vulkan.h>
+
+#include "enn_vulkan.h"
+#include "harness.h"
+
+Test(runtime_validation, misuse_is_counted)
+{
+    enn_context *ctx = test_context();
+    enn_vulkan_handles h;
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
+    cr_assert_neq(h.device, VK_NULL_HANDLE);
+    unsigned before = test_validation_count();
+    cr_assert_eq(enn_context_validation_messages(ctx, NULL), 0, "a fresh context already has messages");
+
+    /* usage 0 is invalid (VUID-VkBufferCreateInfo-usage-requiredbitmask); the size is
+     * valid so that the driver itself is not asked to do anything odd. */
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkResult r = vkCreateBuffer(h.device, &bi, NULL, &buf);
+    if (r == VK_SUCCESS) vkDestroyBuffer(h.device, buf, NULL);
+
+    const char *first = NULL;
+    uint32_t n = enn_context_validation_messages(ctx, &first);
+    cr_log_info("validation saw %u message(s); first: %s", n, first);
+    cr_expect_geq(n, 1, "vkCreateBuffer with usage 0 was not reported by the validation layer");
+    cr_expect(first && first[0], "no text for the first validation message");
+    cr_expect_geq(test_validation_count() - before, 1, "the harness callback did not count the message");
+    /* Not test_context_finish: that would (rightly) fail on the message provoked here. */
+    enn_context_destroy(ctx);
+}
+
+/* Synchronization validation (turned on through VK_LAYER_ENABLES) sees a missing barrier:
+ * the recorder is told a dispatch only reads a buffer that it in fact writes, so it puts
+ * no barrier before the next dispatch, which reads that buffer. The recorder suites run
+ * with the same switch, so a barrier the recorder wrongly leaves out fails them. */
+#include "runtime_helpers.h"
+
+Test(runtime_validation, sync_validation_sees_missing_barrier)
+{
+    test_sync_validation();
+    enn_context *ctx = test_context();
+    const uint32_t n = 256;
+    enn_buffer *a, *b, *c;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &a));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &b));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &c));
+    const enn_pipeline *p = test_axpby_pipeline(ctx);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    unsigned before = test_validation_count();
+    ENN_ASSERT_OK(test_record_axpby(rec, p, ENN_IN(a), ENN_IN(b), n, 1.0f, 0.0f)); /* writes b: a lie */
+    ENN_ASSERT_OK(test_record_axpby(rec, p, ENN_IN(b), ENN_OUT(c), n, 1.0f, 0.0f));
+    cr_expect_eq(enn_recorder_get_stats(rec).barriers, 0, "the lie should have left the barrier out");
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    unsigned seen = test_validation_count() - before;
+    cr_log_info("synchronization validation reported %u message(s)", seen);
+    cr_expect_geq(seen, 1, "a read-after-write hazard with no barrier was not reported");
+    enn_recorder_destroy(rec);
+    enn_buffer_destroy(ctx, a);
+    enn_buffer_destroy(ctx, b);
+    enn_buffer_destroy(ctx, c);
+    enn_context_destroy(ctx);
+}
