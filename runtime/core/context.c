@@ -23,9 +23,8 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
     if (atomic_fetch_add(&ctx->validation_count, 1) == 0)
         snprintf(ctx->validation_first, sizeof ctx->validation_first, "%s", msg);
+    /* The library prints nothing; the caller's callback decides what to show. */
     if (ctx->validation_callback) ctx->validation_callback(ctx->validation_user, msg);
-    fprintf(stderr, "[enn] validation %s: %s\n",
-            severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning", msg);
     return VK_FALSE;
 }
 

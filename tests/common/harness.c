@@ -12,6 +12,7 @@ static char validation_first[2048];
 static void on_message(void *user, const char *message)
 {
     (void)user;
+    fprintf(stderr, "[validation] %s\n", message);
     if (atomic_fetch_add(&validation_count, 1) == 0)
         snprintf(validation_first, sizeof validation_first, "%s", message);
 }
