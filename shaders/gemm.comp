@@ -6,11 +6,12 @@
 //   b * stride_a, stride_b, stride_c elements (the batch index is the z workgroup).
 //
 // Four variants of one contract (runtime/ops/gemm.c picks one per device):
-//   gemm          register-blocked, no shared memory: each invocation owns a
-//                 (4*RM) x (4*RN) block of C and reads A and B as vec4s when the
-//                 layout allows. For CPU-like devices (lavapipe), where every shared-
-//                 memory or buffer access costs a loop over the lanes, so the fewest,
-//                 widest loads and the most FMAs per load win.
+//   gemm          register-blocked, no shared memory: a subgroup owns an 8 x (S*4*RN)
+//                 block of C, shares the A block through subgroup broadcasts and reads
+//                 A and B as vec4s when the layout allows. For CPU-like devices
+//                 (lavapipe), where every shared-memory or buffer access costs a loop
+//                 over the lanes, so the fewest, widest loads and the most FMAs per
+//                 load win.
 //   gemm_tiled    shared-memory tiles (BM x BK of A, BK x BN of B) staged by the whole
 //                 workgroup, then register-blocked TM x TN per invocation. For GPUs.
 //   gemm_f16      gemm_tiled with A and B stored as float16 (accumulation stays fp32).
@@ -95,59 +96,98 @@ float load_b(uint base, uint k, uint n)
 
 #if !defined(TILED) && !defined(COOPMAT)
 // ---------------------------------------------------------------- register-blocked
-// Invocation (x, y) of the workgroup owns rows m0 .. m0 + 4*RM - 1 and columns
-// n0 .. n0 + 4*RN - 1. Per step of 4 along K it reads a 4x4 block of op(A) per row
-// group and of op(B) per column group (4 vec4 loads each, whichever way the operand is
-// stored) and does 64 FMAs per pair as one mat4 product.
-layout(constant_id = 5) const uint VEC_A = 0;  // vec4 loads of A are in bounds and aligned
+// One workgroup is one subgroup of S lanes (S = the device's subgroup size, >= 8). It
+// owns rows m0 .. m0+7 and columns n0 .. n0 + 8S - 1; lane l owns all 8 rows and the
+// columns n0 + 8l .. n0 + 8l + 7, as 8 x 2 vec4 accumulators.
+// Per step of 4 along K: the 8 x 4 block of op(A) is 8 vec4s, which lanes 0..7 load
+// one each (a single load instruction for the subgroup) and share by subgroupBroadcast;
+// each lane loads its own 4 x 8 block of op(B) as 8 vec4s. On lavapipe, where every
+// buffer load is a loop over the lanes, this gives 256 FMAs per 9 loads.
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_ballot : require
+// vec4 loads of A or B are aligned (ld, stride multiples of 4) and stay inside the
+// matrix (transposed A: M % 4 == 0; plain B: N % 4 == 0); else scalar loads with checks.
+layout(constant_id = 5) const uint VEC_A = 0;
 layout(constant_id = 6) const uint VEC_B = 0;
-layout(constant_id = 7) const uint RM = 1;
-layout(constant_id = 8) const uint RN = 2;
 
 layout(std430, set = 0, binding = 0) readonly buffer BufA4 { vec4 a4[]; };
 layout(std430, set = 0, binding = 1) readonly buffer BufB4 { vec4 b4[]; };
 
-// Columns kk of the result hold rows m..m+3 at k + kk (column-major 4x4 of op(A)).
-mat4 block_a(uint base, uint m, uint k, bool vec)
+// This lane's part of the 8 x 4 block of op(A) at rows m0.., columns k..:
+//   plain A: lane l holds row m0 + (l & 7), k .. k+3
+//   transposed A: lane l holds column k + ((l >> 1) & 3), rows m0 + 4*(l & 1) .. +3
+vec4 lane_a(uint base, uint m0, uint k, uint lane, bool vec)
 {
-    if (vec) {
-        if (TRANS_A != 0u) {  // contiguous along m: a vec4 is a column of the block
-            uint i = (base + k * pc.lda + m) / 4u, s = pc.lda / 4u;
-            return mat4(a4[i], a4[i + s], a4[i + 2u * s], a4[i + 3u * s]);
-        }
-        // contiguous along k: a vec4 is a row; rows past M are clamped (read, unused)
-        uint i0 = (base + min(m, pc.M - 1u) * pc.lda + k) / 4u;
-        uint i1 = (base + min(m + 1u, pc.M - 1u) * pc.lda + k) / 4u;
-        uint i2 = (base + min(m + 2u, pc.M - 1u) * pc.lda + k) / 4u;
-        uint i3 = (base + min(m + 3u, pc.M - 1u) * pc.lda + k) / 4u;
-        return transpose(mat4(a4[i0], a4[i1], a4[i2], a4[i3]));
+    if (TRANS_A == 0u) {
+        uint m = m0 + (lane & 7u);
+        if (vec) return a4[(base + min(m, pc.M - 1u) * pc.lda + k) / 4u];
+        return vec4(load_a(base, m, k), load_a(base, m, k + 1u), load_a(base, m, k + 2u), load_a(base, m, k + 3u));
     }
-    mat4 r;
-    for (uint kk = 0u; kk < 4u; kk++)
-        r[kk] = vec4(load_a(base, m, k + kk), load_a(base, m + 1u, k + kk), load_a(base, m + 2u, k + kk),
-                     load_a(base, m + 3u, k + kk));
-    return r;
+    uint kk = k + ((lane >> 1) & 3u), m = m0 + 4u * (lane & 1u);
+    if (vec) return a4[(base + min(kk, pc.K - 1u) * pc.lda + min(m, pc.M - 4u)) / 4u];
+    return vec4(load_a(base, m, kk), load_a(base, m + 1u, kk), load_a(base, m + 2u, kk), load_a(base, m + 3u, kk));
 }
 
-// Column c of the result holds op(B) at rows k..k+3, column n + c.
-mat4 block_b(uint base, uint k, uint n, bool vec)
+// The 8 lanes' parts of the A block, in every lane (broadcast ids must be literals).
+void share_a(vec4 v, out vec4 sh[8])
 {
-    if (vec) {
-        if (TRANS_B != 0u) {  // contiguous along k: a vec4 is a column of the block
-            uint i0 = (base + min(n, pc.N - 1u) * pc.ldb + k) / 4u;
-            uint i1 = (base + min(n + 1u, pc.N - 1u) * pc.ldb + k) / 4u;
-            uint i2 = (base + min(n + 2u, pc.N - 1u) * pc.ldb + k) / 4u;
-            uint i3 = (base + min(n + 3u, pc.N - 1u) * pc.ldb + k) / 4u;
-            return mat4(b4[i0], b4[i1], b4[i2], b4[i3]);
-        }
-        uint i = (base + k * pc.ldb + n) / 4u, s = pc.ldb / 4u;
-        return transpose(mat4(b4[i], b4[i + s], b4[i + 2u * s], b4[i + 3u * s]));
+    sh[0] = subgroupBroadcast(v, 0u); sh[1] = subgroupBroadcast(v, 1u);
+    sh[2] = subgroupBroadcast(v, 2u); sh[3] = subgroupBroadcast(v, 3u);
+    sh[4] = subgroupBroadcast(v, 4u); sh[5] = subgroupBroadcast(v, 5u);
+    sh[6] = subgroupBroadcast(v, 6u); sh[7] = subgroupBroadcast(v, 7u);
+}
+
+// op(A)[m0 + r][k + kk] for r < 8, kk < 4, from the shared parts.
+float elem_a(vec4 sh[8], uint r, uint kk)
+{
+    return TRANS_A == 0u ? sh[r][kk] : sh[kk * 2u + r / 4u][r % 4u];
+}
+
+// op(B)[k + kk][n .. n+3] for this lane.
+vec4 lane_b(uint base, uint k, uint kk, uint n, bool vec)
+{
+    uint kr = k + kk;
+    if (vec && TRANS_B == 0u) return b4[(base + kr * pc.ldb + min(n, pc.N - 4u)) / 4u];
+    return vec4(load_b(base, kr, n), load_b(base, kr, n + 1u), load_b(base, kr, n + 2u), load_b(base, kr, n + 3u));
+}
+
+// op(B)[k .. k+3][n + c] for this lane, c < 4, as the columns of a mat4 (transposed B).
+mat4 lane_b_cols(uint base, uint k, uint n)
+{
+    uint i0 = (base + min(n, pc.N - 1u) * pc.ldb + k) / 4u;
+    uint i1 = (base + min(n + 1u, pc.N - 1u) * pc.ldb + k) / 4u;
+    uint i2 = (base + min(n + 2u, pc.N - 1u) * pc.ldb + k) / 4u;
+    uint i3 = (base + min(n + 3u, pc.N - 1u) * pc.ldb + k) / 4u;
+    return mat4(b4[i0], b4[i1], b4[i2], b4[i3]);
+}
+
+// Every loop over the register block is spelled out by these macros: lavapipe (NIR)
+// does not always unroll nested loops, and a register array indexed by a loop counter
+// becomes scratch memory, a per-lane loop per access.
+#define A_ELEM(r, kk) (TRANS_A == 0u ? sh[r][kk] : sh[(kk) * 2 + (r) / 4][(r) % 4])
+#define FMA_ROW(r, kk) { vec4 av = vec4(A_ELEM(r, kk)); \
+    acc[r][0] = fma(av, bv[kk][0], acc[r][0]); acc[r][1] = fma(av, bv[kk][1], acc[r][1]); }
+#define FMA_K(kk) FMA_ROW(0, kk) FMA_ROW(1, kk) FMA_ROW(2, kk) FMA_ROW(3, kk) \
+    FMA_ROW(4, kk) FMA_ROW(5, kk) FMA_ROW(6, kk) FMA_ROW(7, kk)
+#define STORE_COL(r, j, cc) { uint n = n0 + 4u * (j) + (cc); \
+    if (n < pc.N) store_c(base_c, m, n, acc[r][j][cc]); }
+#define STORE_ROW(r) { uint m = m0 + (r); if (m < pc.M) { \
+    STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) \
+    STORE_COL(r, 1, 0) STORE_COL(r, 1, 1) STORE_COL(r, 1, 2) STORE_COL(r, 1, 3) } }
+
+// op(B)[k .. k+3][n0 .. n0+7] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
+void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][2])
+{
+    if (vec && TRANS_B != 0u) {
+        mat4 c0 = transpose(lane_b_cols(base, k, n0)), c1 = transpose(lane_b_cols(base, k, n0 + 4u));
+        bv[0][0] = c0[0]; bv[1][0] = c0[1]; bv[2][0] = c0[2]; bv[3][0] = c0[3];
+        bv[0][1] = c1[0]; bv[1][1] = c1[1]; bv[2][1] = c1[2]; bv[3][1] = c1[3];
+        return;
     }
-    mat4 r;
-    for (uint cc = 0u; cc < 4u; cc++)
-        r[cc] = vec4(load_b(base, k, n + cc), load_b(base, k + 1u, n + cc), load_b(base, k + 2u, n + cc),
-                     load_b(base, k + 3u, n + cc));
-    return r;
+    bv[0][0] = lane_b(base, k, 0u, n0, vec); bv[0][1] = lane_b(base, k, 0u, n0 + 4u, vec);
+    bv[1][0] = lane_b(base, k, 1u, n0, vec); bv[1][1] = lane_b(base, k, 1u, n0 + 4u, vec);
+    bv[2][0] = lane_b(base, k, 2u, n0, vec); bv[2][1] = lane_b(base, k, 2u, n0 + 4u, vec);
+    bv[3][0] = lane_b(base, k, 3u, n0, vec); bv[3][1] = lane_b(base, k, 3u, n0 + 4u, vec);
 }
 
 void main()
@@ -156,43 +196,29 @@ void main()
     if (!tile_coords(tile_m, tile_n)) return;
     uint batch = pc.batch_base + gl_WorkGroupID.z;
     uint base_a = batch * pc.stride_a, base_b = batch * pc.stride_b, base_c = batch * pc.stride_c;
-    uint m0 = (tile_m * gl_WorkGroupSize.y + gl_LocalInvocationID.y) * 4u * RM;
-    uint n0 = (tile_n * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * 4u * RN;
-    if (m0 >= pc.M || n0 >= pc.N) return;  // no barriers in this variant
+    uint lane = gl_SubgroupInvocationID;
+    uint m0 = tile_m * 8u;
+    uint n0 = (tile_n * gl_WorkGroupSize.x + lane) * 8u;
+    // No early exit: every lane takes part in the broadcasts.
 
-    mat4 acc[RM][RN];  // acc[i][j][col][row]
-    for (uint i = 0u; i < RM; i++)
-        for (uint j = 0u; j < RN; j++) acc[i][j] = mat4(0.0);
+    vec4 acc[8][2];  // acc[r][j] = C[m0 + r][n0 + 4j .. +3]
+    acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = acc[2][0] = acc[2][1] = acc[3][0] = acc[3][1] = vec4(0.0);
+    acc[4][0] = acc[4][1] = acc[5][0] = acc[5][1] = acc[6][0] = acc[6][1] = acc[7][0] = acc[7][1] = vec4(0.0);
 
-    // vec4 loads along the contiguous direction: the layout flags say the strides allow
-    // it; a block that overhangs M (transposed A) or N (plain B) falls back to scalars.
     uint k_full = pc.K & ~3u;
     for (uint k = 0u; k < k_full; k += 4u) {
-        mat4 ab[RM], bb[RN];
-        for (uint i = 0u; i < RM; i++) {
-            uint m = m0 + 4u * i;
-            ab[i] = block_a(base_a, m, k, VEC_A != 0u && (TRANS_A == 0u || m + 3u < pc.M));
-        }
-        for (uint j = 0u; j < RN; j++) {
-            uint n = n0 + 4u * j;
-            bb[j] = block_b(base_b, k, n, VEC_B != 0u && (TRANS_B != 0u || n + 3u < pc.N));
-        }
-        for (uint i = 0u; i < RM; i++)
-            for (uint j = 0u; j < RN; j++) acc[i][j] += ab[i] * bb[j];
+        vec4 bv[4][2], sh[8];
+        load_b_block(base_b, k, n0, VEC_B != 0u, bv);
+        share_a(lane_a(base_a, m0, k, lane, VEC_A != 0u), sh);
+        FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
     }
     if (k_full < pc.K) {  // the last 1-3 steps of K, zero-padded
-        for (uint i = 0u; i < RM; i++)
-            for (uint j = 0u; j < RN; j++)
-                acc[i][j] += block_a(base_a, m0 + 4u * i, k_full, false) * block_b(base_b, k_full, n0 + 4u * j, false);
+        vec4 bv[4][2], sh[8];
+        load_b_block(base_b, k_full, n0, false, bv);
+        share_a(lane_a(base_a, m0, k_full, lane, false), sh);
+        FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
     }
-
-    for (uint i = 0u; i < RM; i++)
-        for (uint j = 0u; j < RN; j++)
-            for (uint cc = 0u; cc < 4u; cc++)
-                for (uint r = 0u; r < 4u; r++) {
-                    uint m = m0 + 4u * i + r, n = n0 + 4u * j + cc;
-                    if (m < pc.M && n < pc.N) store_c(base_c, m, n, acc[i][j][cc][r]);
-                }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5) STORE_ROW(6) STORE_ROW(7)
 }
 #endif
 

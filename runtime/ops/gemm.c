@@ -1,6 +1,7 @@
 /* GEMM launcher: checks the description, picks a variant and its tile shape for the
  * device, folds the tile grid into the device's workgroup-count limits, and records one
  * dispatch per chunk of the batch. See gemm.h for the contract. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -53,6 +54,15 @@ static const enn_coopmat_shape *coopmat_shape(const enn_capabilities *caps)
     return best;
 }
 
+/* subgroupBroadcast in compute shaders (not in the capabilities record). */
+static int subgroup_ballot(const enn_context *ctx)
+{
+    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
+    vkGetPhysicalDeviceProperties2(ctx->physical_device, &p);
+    return (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sp.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+}
+
 /* Fills the tile shape of variant v for this device; 0 when it cannot run there. The
  * transposes and vec4 flags (spec ids 3..6) are filled in per call by the launcher. */
 static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *cfg)
@@ -61,14 +71,15 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
     memset(cfg, 0, sizeof *cfg);
     switch (v) {
     case ENN_GEMM_REG: {
-        /* 8 x 1 invocations (one lavapipe subgroup), 8 x 8 outputs each. */
-        uint32_t wx = 8, rm = 2, rn = 2;
+        /* One subgroup per workgroup, 8 rows x 8 columns per lane (see the shader). */
+        uint32_t sg = caps->subgroup_size;
+        if (sg < 8 || !subgroup_ballot(ctx) || sg > caps->max_workgroup_size[0]) return 0;
         cfg->shader = "gemm";
-        uint32_t s[] = {wx, 1, 1, 0, 0, 0, 0, rm, rn};
+        uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0};
         memcpy(cfg->spec, s, sizeof s);
-        cfg->spec_count = 9;
-        cfg->tile_m = 4 * rm;
-        cfg->tile_n = wx * 4 * rn;
+        cfg->spec_count = 7;
+        cfg->tile_m = 8;
+        cfg->tile_n = sg * 8;
         return 1;
     }
     case ENN_GEMM_TILED:
@@ -211,8 +222,10 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     cfg.spec[4] = d->trans_b ? 1 : 0;
     if (v == ENN_GEMM_REG) {
         /* vec4 loads need every vec4 to start at a multiple of 4 elements. */
-        cfg.spec[5] = lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0);
-        cfg.spec[6] = ldb % 4 == 0 && (batch == 1 || d->stride_b % 4 == 0);
+        /* vec4 loads need every vec4 to start at a multiple of 4 elements, and the ones
+         * along M (transposed A) or N (plain B) to end inside the matrix. */
+        cfg.spec[5] = lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0) && (!d->trans_a || d->m % 4 == 0);
+        cfg.spec[6] = ldb % 4 == 0 && (batch == 1 || d->stride_b % 4 == 0) && (d->trans_b || d->n % 4 == 0);
     }
     const enn_pipeline *pipe;
     enn_pipeline_desc pd = {.shader = cfg.shader, .num_buffers = 4, .push_size = sizeof(gemm_push),
