@@ -161,33 +161,78 @@ mat4 lane_b_cols(uint base, uint k, uint n)
     return mat4(b4[i0], b4[i1], b4[i2], b4[i3]);
 }
 
+// Rows per workgroup = 8 * RB, column groups of 4 per lane = CG (register block RB*8 x CG*4).
+#ifndef RB
+#define RB 1
+#endif
+#ifndef CG
+#define CG 2
+#endif
 // Every loop over the register block is spelled out by these macros: lavapipe (NIR)
 // does not always unroll nested loops, and a register array indexed by a loop counter
 // becomes scratch memory, a per-lane loop per access.
-#define A_ELEM(r, kk) (TRANS_A == 0u ? sh[r][kk] : sh[(kk) * 2 + (r) / 4][(r) % 4])
-#define FMA_ROW(r, kk) { vec4 av = vec4(A_ELEM(r, kk)); \
-    acc[r][0] = fma(av, bv[kk][0], acc[r][0]); acc[r][1] = fma(av, bv[kk][1], acc[r][1]); }
-#define FMA_K(kk) FMA_ROW(0, kk) FMA_ROW(1, kk) FMA_ROW(2, kk) FMA_ROW(3, kk) \
-    FMA_ROW(4, kk) FMA_ROW(5, kk) FMA_ROW(6, kk) FMA_ROW(7, kk)
+#define A_ELEM(r, kk) (TRANS_A == 0u ? sh[r][kk] : sh[8 * ((r) / 8) + (kk) * 2 + ((r) % 8) / 4][(r) % 4])
+#define STORE_J(r, j) STORE_COL(r, j, 0) STORE_COL(r, j, 1) STORE_COL(r, j, 2) STORE_COL(r, j, 3)
+#if CG == 4
+#define FMA_J1(r, kk) acc[r][1] = fma(av, bv[kk][1], acc[r][1]); acc[r][2] = fma(av, bv[kk][2], acc[r][2]); \
+    acc[r][3] = fma(av, bv[kk][3], acc[r][3]);
+#define STORE_J1(r) STORE_J(r, 1) STORE_J(r, 2) STORE_J(r, 3)
+#elif CG == 2
+#define FMA_J1(r, kk) acc[r][1] = fma(av, bv[kk][1], acc[r][1]);
+#define STORE_J1(r) STORE_J(r, 1)
+#else
+#define FMA_J1(r, kk)
+#define STORE_J1(r)
+#endif
+#define FMA_ROW(r, kk) { vec4 av = vec4(A_ELEM(r, kk)); acc[r][0] = fma(av, bv[kk][0], acc[r][0]); FMA_J1(r, kk) }
+#define FMA_K8(kk, o) FMA_ROW(o + 0, kk) FMA_ROW(o + 1, kk) FMA_ROW(o + 2, kk) FMA_ROW(o + 3, kk) \
+    FMA_ROW(o + 4, kk) FMA_ROW(o + 5, kk) FMA_ROW(o + 6, kk) FMA_ROW(o + 7, kk)
+#if RB == 2
+#define FMA_K(kk) FMA_K8(kk, 0) FMA_K8(kk, 8)
+#define ALL_ROWS(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11) F(12) F(13) F(14) F(15)
+#else
+#define FMA_K(kk) FMA_K8(kk, 0)
+#define ALL_ROWS(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7)
+#endif
 #define STORE_COL(r, j, cc) { uint n = n0 + 4u * (j) + (cc); \
     if (n < pc.N) store_c(base_c, m, n, acc[r][j][cc]); }
 #define STORE_ROW(r) { uint m = m0 + (r); if (m < pc.M) { \
-    STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) \
-    STORE_COL(r, 1, 0) STORE_COL(r, 1, 1) STORE_COL(r, 1, 2) STORE_COL(r, 1, 3) } }
+    STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) STORE_J1(r) } }
+#define ZERO_ROW(r) { for (uint j = 0u; j < CG; j++) acc[r][j] = vec4(0.0); }
 
-// op(B)[k .. k+3][n0 .. n0+7] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
-void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][2])
+// op(B)[k .. k+3][n0 .. n0 + 4CG - 1] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
+void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][CG])
 {
     if (vec && TRANS_B != 0u) {
-        mat4 c0 = transpose(lane_b_cols(base, k, n0)), c1 = transpose(lane_b_cols(base, k, n0 + 4u));
+        mat4 c0 = transpose(lane_b_cols(base, k, n0));
         bv[0][0] = c0[0]; bv[1][0] = c0[1]; bv[2][0] = c0[2]; bv[3][0] = c0[3];
-        bv[0][1] = c1[0]; bv[1][1] = c1[1]; bv[2][1] = c1[2]; bv[3][1] = c1[3];
+        for (uint j = 1u; j < CG; j++) {
+            mat4 c1 = transpose(lane_b_cols(base, k, n0 + 4u * j));
+            bv[0][j] = c1[0]; bv[1][j] = c1[1]; bv[2][j] = c1[2]; bv[3][j] = c1[3];
+        }
         return;
     }
-    bv[0][0] = lane_b(base, k, 0u, n0, vec); bv[0][1] = lane_b(base, k, 0u, n0 + 4u, vec);
-    bv[1][0] = lane_b(base, k, 1u, n0, vec); bv[1][1] = lane_b(base, k, 1u, n0 + 4u, vec);
-    bv[2][0] = lane_b(base, k, 2u, n0, vec); bv[2][1] = lane_b(base, k, 2u, n0 + 4u, vec);
-    bv[3][0] = lane_b(base, k, 3u, n0, vec); bv[3][1] = lane_b(base, k, 3u, n0 + 4u, vec);
+#define LOAD_B_J(j) bv[0][j] = lane_b(base, k, 0u, n0 + 4u * j, vec); bv[1][j] = lane_b(base, k, 1u, n0 + 4u * j, vec); \
+    bv[2][j] = lane_b(base, k, 2u, n0 + 4u * j, vec); bv[3][j] = lane_b(base, k, 3u, n0 + 4u * j, vec);
+    LOAD_B_J(0)
+#if CG >= 2
+    LOAD_B_J(1)
+#endif
+#if CG == 4
+    LOAD_B_J(2) LOAD_B_J(3)
+#endif
+}
+
+// The A block's 8 * RB rows at k .. k+3, in every lane.
+void load_share_a(uint base, uint m0, uint k, uint lane, bool vec, out vec4 sh[8 * RB])
+{
+    vec4 part[8];
+    share_a(lane_a(base, m0, k, lane, vec), part);
+    for (uint i = 0u; i < 8u; i++) sh[i] = part[i];
+#if RB == 2
+    share_a(lane_a(base, m0 + 8u, k, lane, vec), part);
+    for (uint i = 0u; i < 8u; i++) sh[8u + i] = part[i];
+#endif
 }
 
 void main()
@@ -197,28 +242,27 @@ void main()
     uint batch = pc.batch_base + gl_WorkGroupID.z;
     uint base_a = batch * pc.stride_a, base_b = batch * pc.stride_b, base_c = batch * pc.stride_c;
     uint lane = gl_SubgroupInvocationID;
-    uint m0 = tile_m * 8u;
-    uint n0 = (tile_n * gl_WorkGroupSize.x + lane) * 8u;
+    uint m0 = tile_m * 8u * RB;
+    uint n0 = (tile_n * gl_WorkGroupSize.x + lane) * 4u * CG;
     // No early exit: every lane takes part in the broadcasts.
 
-    vec4 acc[8][2];  // acc[r][j] = C[m0 + r][n0 + 4j .. +3]
-    acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = acc[2][0] = acc[2][1] = acc[3][0] = acc[3][1] = vec4(0.0);
-    acc[4][0] = acc[4][1] = acc[5][0] = acc[5][1] = acc[6][0] = acc[6][1] = acc[7][0] = acc[7][1] = vec4(0.0);
+    vec4 acc[8 * RB][CG];  // acc[r][j] = C[m0 + r][n0 + 4j .. +3]
+    ALL_ROWS(ZERO_ROW)
 
     uint k_full = pc.K & ~3u;
     for (uint k = 0u; k < k_full; k += 4u) {
-        vec4 bv[4][2], sh[8];
+        vec4 bv[4][CG], sh[8 * RB];
         load_b_block(base_b, k, n0, VEC_B != 0u, bv);
-        share_a(lane_a(base_a, m0, k, lane, VEC_A != 0u), sh);
+        load_share_a(base_a, m0, k, lane, VEC_A != 0u, sh);
         FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
     }
     if (k_full < pc.K) {  // the last 1-3 steps of K, zero-padded
-        vec4 bv[4][2], sh[8];
+        vec4 bv[4][CG], sh[8 * RB];
         load_b_block(base_b, k_full, n0, false, bv);
-        share_a(lane_a(base_a, m0, k_full, lane, false), sh);
+        load_share_a(base_a, m0, k_full, lane, false, sh);
         FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
     }
-    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5) STORE_ROW(6) STORE_ROW(7)
+    ALL_ROWS(STORE_ROW)
 }
 #endif
 

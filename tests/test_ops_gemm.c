@@ -302,3 +302,141 @@ Test(gemm, argument_errors)
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
+
+/* ---------------------------------------------------------------- linear layer backward
+ * y = x w + bias, loss L = sum(g * y) for a fixed random g, so dL/dy = g. The device's
+ * dx, dw, dbias (from dy = g) are compared with central finite differences of L computed
+ * by the double reference forward. L is linear in each input, so the difference quotient
+ * is exact up to double rounding (~1e-12 here); the tolerance is then the fp32 bound of
+ * the device's own sums, (terms + 4) * 2^-24 * sum |products|, plus 1e-9 for the FD. With
+ * `accumulate`, the gradients start at random values that must be kept and added to. */
+static double linear_loss(const float *x, const float *w, const float *bias, const double *g, uint32_t m,
+                          uint32_t k, uint32_t n)
+{
+    double *y = malloc((size_t)m * n * sizeof *y);
+    ref_gemm_args a = {x, w, NULL, bias, m, n, k, 0, 0, k, n, n, 1, 0, 0, 0, 1.0, 0.0, 0};
+    ref_gemm(&a, y, NULL);
+    double l = 0;
+    for (size_t i = 0; i < (size_t)m * n; i++) l += g[i] * y[i];
+    free(y);
+    return l;
+}
+
+/* Central difference of the loss in element i of v (a float array the loss reads). */
+static double fd(float *v, size_t i, const float *x, const float *w, const float *bias, const double *g,
+                 uint32_t m, uint32_t k, uint32_t n)
+{
+    const float h = 0.0625f; /* exact in binary: v +- h is exact for |v| < 1 */
+    float keep = v[i];
+    v[i] = keep + h;
+    double up = linear_loss(x, w, bias, g, m, k, n);
+    v[i] = keep - h;
+    double down = linear_loss(x, w, bias, g, m, k, n);
+    v[i] = keep;
+    return (up - down) / (2.0 * h);
+}
+
+static void linear_backward_case(int accumulate)
+{
+    enn_context *ctx = test_context();
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    const uint32_t m = 9, k = 7, n = 13;
+    uint64_t seed = 99 + accumulate;
+    float x[9 * 7], w[7 * 13], bias[13], dy[9 * 13], dx[9 * 7], dw[7 * 13], db[13];
+    float dx0[9 * 7], dw0[7 * 13], db0[13];
+    double g[9 * 13];
+    for (size_t i = 0; i < m * k; i++) x[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < k * n; i++) w[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < n; i++) bias[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < m * n; i++) g[i] = dy[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < m * k; i++) dx0[i] = accumulate ? (float)test_rand_uniform(&seed, -1, 1) : 0.0f;
+    for (size_t i = 0; i < k * n; i++) dw0[i] = accumulate ? (float)test_rand_uniform(&seed, -1, 1) : 0.0f;
+    for (size_t i = 0; i < n; i++) db0[i] = accumulate ? (float)test_rand_uniform(&seed, -1, 1) : 0.0f;
+
+    /* One buffer, tensors at 256-byte offsets, as a model's flat parameter buffer would be. */
+    enum { X, W, B, DY, DX, DW, DB, COUNT };
+    const size_t sizes[COUNT] = {m * k, k * n, n, m * n, m * k, k * n, n};
+    const float *init[COUNT] = {x, w, bias, dy, dx0, dw0, db0};
+    VkDeviceSize off[COUNT], total = 0;
+    for (int i = 0; i < COUNT; i++) { off[i] = total; total += enn_view_round(sizes[i] * 4); }
+    enn_buffer *buf;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, total, &buf));
+    for (int i = 0; i < COUNT; i++) ENN_ASSERT_OK(enn_buffer_upload(ctx, buf, off[i], init[i], sizes[i] * 4));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    ENN_ASSERT_OK(enn_linear_backward(rec, enn_view_at(buf, off[DX]), enn_view_at(buf, off[DW]),
+                                      enn_view_at(buf, off[DB]), enn_view_at(buf, off[DY]), enn_view_at(buf, off[X]),
+                                      enn_view_at(buf, off[W]), m, k, n, accumulate));
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    ENN_ASSERT_OK(enn_buffer_download(ctx, buf, off[DX], dx, sizeof dx));
+    ENN_ASSERT_OK(enn_buffer_download(ctx, buf, off[DW], dw, sizeof dw));
+    ENN_ASSERT_OK(enn_buffer_download(ctx, buf, off[DB], db, sizeof db));
+
+    const double u = ldexp(1.0, -24);
+    for (uint32_t i = 0; i < m; i++)
+        for (uint32_t p = 0; p < k; p++) {
+            double s = fabs(dx0[i * k + p]);
+            for (uint32_t j = 0; j < n; j++) s += fabs(dy[i * n + j] * w[p * n + j]);
+            double want = dx0[i * k + p] + fd(x, i * k + p, x, w, bias, g, m, k, n);
+            cr_assert(fabs(dx[i * k + p] - want) <= (n + 4) * u * s + 1e-9, "dx[%u][%u] = %.9g, finite difference %.9g",
+                      i, p, dx[i * k + p], want);
+        }
+    for (uint32_t p = 0; p < k; p++)
+        for (uint32_t j = 0; j < n; j++) {
+            double s = fabs(dw0[p * n + j]);
+            for (uint32_t i = 0; i < m; i++) s += fabs(x[i * k + p] * dy[i * n + j]);
+            double want = dw0[p * n + j] + fd(w, p * n + j, x, w, bias, g, m, k, n);
+            cr_assert(fabs(dw[p * n + j] - want) <= (m + 4) * u * s + 1e-9, "dw[%u][%u] = %.9g, finite difference %.9g",
+                      p, j, dw[p * n + j], want);
+        }
+    for (uint32_t j = 0; j < n; j++) {
+        double s = fabs(db0[j]);
+        for (uint32_t i = 0; i < m; i++) s += fabs(dy[i * n + j]);
+        double want = db0[j] + fd(bias, j, x, w, bias, g, m, k, n);
+        cr_assert(fabs(db[j] - want) <= (m + 4) * u * s + 1e-9, "dbias[%u] = %.9g, finite difference %.9g", j, db[j], want);
+    }
+    enn_buffer_destroy(ctx, buf);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+Test(gemm, linear_backward_finite_differences) { linear_backward_case(0); }
+Test(gemm, linear_backward_accumulates) { linear_backward_case(1); }
+
+/* The forward wrapper is the GEMM with its epilogue: checked against the reference. */
+Test(gemm, linear_forward_relu)
+{
+    enn_context *ctx = test_context();
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    const uint32_t m = 10, k = 28, n = 12;
+    uint64_t seed = 5;
+    float x[10 * 28], w[28 * 12], bias[12], y[10 * 12];
+    double ref[10 * 12], scale[10 * 12];
+    for (size_t i = 0; i < m * k; i++) x[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < k * n; i++) w[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < n; i++) bias[i] = (float)test_rand_uniform(&seed, -1, 1);
+    enn_buffer *bx, *bw, *bb, *by;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof x, &bx));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof w, &bw));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof bias, &bb));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, sizeof y, &by));
+    ENN_ASSERT_OK(enn_buffer_upload(ctx, bx, 0, x, sizeof x));
+    ENN_ASSERT_OK(enn_buffer_upload(ctx, bw, 0, w, sizeof w));
+    ENN_ASSERT_OK(enn_buffer_upload(ctx, bb, 0, bias, sizeof bias));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    ENN_ASSERT_OK(enn_linear_forward(rec, enn_view_of(by), enn_view_of(bx), enn_view_of(bw), enn_view_of(bb), m, k, n,
+                                     ENN_ACT_RELU));
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    ENN_ASSERT_OK(enn_buffer_download(ctx, by, 0, y, sizeof y));
+    ref_gemm_args a = {x, w, NULL, bias, m, n, k, 0, 0, k, n, n, 1, 0, 0, 0, 1.0, 0.0, ENN_ACT_RELU};
+    ref_gemm(&a, ref, scale);
+    for (size_t i = 0; i < m * n; i++)
+        cr_assert(fabs(y[i] - ref[i]) <= (k + 4) * ldexp(1.0, -24) * scale[i], "y[%zu] = %.9g, reference %.9g", i, y[i], ref[i]);
+    enn_buffer_destroy(ctx, bx);
+    enn_buffer_destroy(ctx, bw);
+    enn_buffer_destroy(ctx, bb);
+    enn_buffer_destroy(ctx, by);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}

@@ -78,8 +78,9 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
         uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0};
         memcpy(cfg->spec, s, sizeof s);
         cfg->spec_count = 7;
-        cfg->tile_m = 8;
-        cfg->tile_n = sg * 8;
+        uint32_t rb = 1, cg = 2;  /* must match RB, CG in the shader */
+        cfg->tile_m = 8 * rb;
+        cfg->tile_n = sg * 4 * cg;
         return 1;
     }
     case ENN_GEMM_TILED:
