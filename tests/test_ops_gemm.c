@@ -216,14 +216,15 @@ static void large_for(enn_gemm_variant v, int with_long_k)
         {3, 4096, 4096, 0, 0, 0, 0, 0, 1, 0, 1.0f, 0.0f, 0, ENN_ACT_NONE},
         {5, 7, 4096, 1, 1, 0, 0, 0, 1, 0, 1.0f, 0.0f, 0, ENN_ACT_NONE},
     };
+    /* 3 x 4096 x 4096 wastes 61 of the tiled variants' 64 tile rows: reg only. */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (with_long_k || cases[i].k < 4096) check_case(ctx, rec, v, &cases[i], 500 + i);
+        if (with_long_k || cases[i].m > 3) check_case(ctx, rec, v, &cases[i], 500 + i);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
 
 Test(gemm, reg_large_dims) { large_for(ENN_GEMM_REG, 1); }
-Test(gemm, tiled_large_dims) { large_for(ENN_GEMM_TILED, 1); }
+Test(gemm, tiled_large_dims) { large_for(ENN_GEMM_TILED, 0); }
 Test(gemm, f16_large_dims) { large_for(ENN_GEMM_F16, 0); }
 Test(gemm, coopmat_large_dims) { large_for(ENN_GEMM_COOPMAT, 1); }
 

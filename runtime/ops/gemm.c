@@ -101,7 +101,10 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
         return cfg->shared_bytes <= caps->max_shared_memory;
     }
     case ENN_GEMM_COOPMAT: {
-        if (!caps->cooperative_matrix || !ctx->enabled.coopmat_nv || !ctx->enabled.storage_16bit) return 0;
+        /* The shader also declares float16 arithmetic (fp16 tiles in shared memory). */
+        if (!caps->cooperative_matrix || !ctx->enabled.coopmat_nv || !ctx->enabled.storage_16bit ||
+            !ctx->enabled.fp16_arithmetic)
+            return 0;
         const enn_coopmat_shape *shape = coopmat_shape(caps);
         if (!shape || !caps->subgroup_size) return 0;
         /* 2 x 2 subgroups, each 2 x 4 accumulators: a (4 CM) x (8 CN) tile. */
