@@ -241,6 +241,18 @@ static enn_status create_device(enn_context *ctx)
         exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
     if (caps->subgroup_size_control && caps->api_version < VK_API_VERSION_1_3)
         exts[next++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+    /* GLSL's NV cooperative matrices compile to SPIR-V with the Vulkan memory model and
+     * float16 types, so the tensor-core GEMM needs both features as well. */
+    if (caps->cooperative_matrix) {
+        VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+        VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &mm};
+        int has_mm = caps->api_version >= VK_API_VERSION_1_2 ||
+                     enn_device_has_extension(pd, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
+        if (has_mm) vkGetPhysicalDeviceFeatures2(pd, &f2);
+        if (!has_mm || !mm.vulkanMemoryModel || !caps->fp16_arithmetic) caps->cooperative_matrix = 0;
+        else if (caps->api_version < VK_API_VERSION_1_2) exts[next++] = VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME;
+    }
     if (caps->cooperative_matrix) exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
 
     VkPhysicalDevice16BitStorageFeatures s16 = {
@@ -259,7 +271,11 @@ static enn_status create_device(enn_context *ctx)
     if (caps->storage_16bit) { s16.pNext = chain; chain = &s16; }
     if (caps->fp16_arithmetic) { f16.pNext = chain; chain = &f16; }
     if (caps->subgroup_size_control) { sizectl.pNext = chain; chain = &sizectl; }
+    VkPhysicalDeviceVulkanMemoryModelFeatures memory_model = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
+        .vulkanMemoryModel = VK_TRUE};
     if (caps->cooperative_matrix) { coop.pNext = chain; chain = &coop; }
+    if (caps->cooperative_matrix) { memory_model.pNext = chain; chain = &memory_model; }
 
     float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {
@@ -427,7 +443,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
     uint32_t next = h->enabled_device_extension_count;
     c->push_descriptors = c->push_descriptors && list_has(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     c->cooperative_matrix = 0;
-    int s16 = 0, f16 = 0, sizectl = 0, coop = 0;
+    int s16 = 0, f16 = 0, sizectl = 0, coop = 0, mm = 0;
     for (const VkBaseInStructure *p = h->enabled_features ? h->enabled_features->pNext : NULL; p; p = p->pNext) {
         switch (p->sType) {
         case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES:
@@ -437,7 +453,10 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
         case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES:
             f16 = ((const VkPhysicalDeviceShaderFloat16Int8Features *)p)->shaderFloat16; break;
         case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES:
-            f16 = ((const VkPhysicalDeviceVulkan12Features *)p)->shaderFloat16; break;
+            f16 = ((const VkPhysicalDeviceVulkan12Features *)p)->shaderFloat16;
+            mm = ((const VkPhysicalDeviceVulkan12Features *)p)->vulkanMemoryModel; break;
+        case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES:
+            mm = ((const VkPhysicalDeviceVulkanMemoryModelFeatures *)p)->vulkanMemoryModel; break;
         case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT:
             sizectl = ((const VkPhysicalDeviceSubgroupSizeControlFeaturesEXT *)p)->subgroupSizeControl; break;
         case VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES:
@@ -453,7 +472,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
         c->subgroup_size_control = 0;
         c->min_subgroup_size = c->max_subgroup_size = c->subgroup_size;
     }
-    c->cooperative_matrix = coop && c->storage_16bit &&
+    c->cooperative_matrix = coop && mm && c->storage_16bit && c->fp16_arithmetic &&
                             list_has(ext, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     ctx->enabled = (enn_enabled_features){
         .push_descriptors = c->push_descriptors,

@@ -5,5 +5,6 @@
 
 int cmd_devices(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

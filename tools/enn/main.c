@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"devices", cmd_devices, "list Vulkan devices, their capabilities, and which one is chosen"},
     {"smoke", cmd_smoke, "run a few dispatches on the chosen device and check the result"},
+    {"bench", cmd_bench, "`enn bench ops`: kernel throughput beside a CPU baseline"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,324 @@
+/* GEMM launcher: checks the description, picks a variant and its tile shape for the
+ * device, folds the tile grid into the device's workgroup-count limits, and records one
+ * dispatch per chunk of the batch. See gemm.h for the contract. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "ops/gemm.h"
+
+/* Push constants of shaders/gemm.comp, in order. */
+typedef struct gemm_push {
+    uint32_t m, n, k;
+    uint32_t lda, ldb, ldc;
+    uint32_t stride_a, stride_b, stride_c;
+    uint32_t tiles_n, tiles_total, batch_base, flags;
+    float alpha, beta;
+} gemm_push;
+
+/* Tile shape of one variant on one device. */
+typedef struct gemm_config {
+    const char *shader;
+    uint32_t spec[14];
+    uint32_t spec_count;
+    uint32_t tile_m, tile_n;     /* C tile of one workgroup */
+    uint32_t shared_bytes;
+} gemm_config;
+
+const char *enn_gemm_variant_name(enn_gemm_variant v)
+{
+    switch (v) {
+    case ENN_GEMM_AUTO: return "auto";
+    case ENN_GEMM_REG: return "reg";
+    case ENN_GEMM_TILED: return "tiled";
+    case ENN_GEMM_F16: return "f16";
+    case ENN_GEMM_COOPMAT: return "coopmat";
+    default: return "?";
+    }
+}
+
+/* The device's fp16 x fp16 -> fp32 cooperative-matrix shape, preferring 16x16x16. */
+static const enn_coopmat_shape *coopmat_shape(const enn_capabilities *caps)
+{
+    const enn_coopmat_shape *best = NULL;
+    for (uint32_t i = 0; i < caps->coopmat_shape_count; i++) {
+        const enn_coopmat_shape *s = &caps->coopmat_shapes[i];
+        if (s->a_type != ENN_F16 || s->b_type != ENN_F16 || s->c_type != ENN_F32 || s->result_type != ENN_F32)
+            continue;
+        if (s->m == 16 && s->n == 16 && s->k == 16) return s;
+        if (!best) best = s;
+    }
+    return best;
+}
+
+/* subgroupBroadcast in compute shaders (not in the capabilities record). */
+static int subgroup_ballot(const enn_context *ctx)
+{
+    VkPhysicalDeviceSubgroupProperties sp = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sp};
+    vkGetPhysicalDeviceProperties2(ctx->physical_device, &p);
+    return (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sp.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+}
+
+/* Fills the tile shape of variant v for this device; 0 when it cannot run there. The
+ * transposes and vec4 flags (spec ids 3..6) are filled in per call by the launcher. */
+static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *cfg)
+{
+    const enn_capabilities *caps = &ctx->caps;
+    memset(cfg, 0, sizeof *cfg);
+    switch (v) {
+    case ENN_GEMM_REG: {
+        /* One subgroup per workgroup, 8 rows x 8 columns per lane (see the shader). */
+        uint32_t sg = caps->subgroup_size;
+        if (sg < 8 || !subgroup_ballot(ctx) || sg > caps->max_workgroup_size[0]) return 0;
+        cfg->shader = "gemm";
+        uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0};
+        memcpy(cfg->spec, s, sizeof s);
+        cfg->spec_count = 7;
+        uint32_t rb = 1, cg = 2;  /* must match RB, CG in the shader */
+        cfg->tile_m = 8 * rb;
+        cfg->tile_n = sg * 4 * cg;
+        return 1;
+    }
+    case ENN_GEMM_TILED:
+    case ENN_GEMM_F16: {
+        if (v == ENN_GEMM_F16 && !(ctx->enabled.storage_16bit && caps->storage_16bit)) return 0;
+        /* 16 x 16 invocations with 4 x 4 outputs each (64 x 64 tiles), or 8 x 8 where
+         * the device caps a workgroup below 256 invocations. */
+        uint32_t w = caps->max_workgroup_invocations >= 256 && caps->max_workgroup_size[0] >= 16 &&
+                     caps->max_workgroup_size[1] >= 16 ? 16 : 8;
+        uint32_t tm = 4, tn = 4, bk = 16;
+        cfg->shader = v == ENN_GEMM_F16 ? "gemm_f16" : "gemm_tiled";
+        uint32_t s[] = {w, w, 1, 0, 0, tm, tn, bk};
+        memcpy(cfg->spec, s, sizeof s);
+        cfg->spec_count = 8;
+        cfg->tile_m = w * tm;
+        cfg->tile_n = w * tn;
+        cfg->shared_bytes = bk * (cfg->tile_m + cfg->tile_n) * 4;
+        return cfg->shared_bytes <= caps->max_shared_memory;
+    }
+    case ENN_GEMM_COOPMAT: {
+        /* The shader also declares float16 arithmetic (fp16 tiles in shared memory). */
+        if (!caps->cooperative_matrix || !ctx->enabled.coopmat_nv || !ctx->enabled.storage_16bit ||
+            !ctx->enabled.fp16_arithmetic)
+            return 0;
+        const enn_coopmat_shape *shape = coopmat_shape(caps);
+        if (!shape || !caps->subgroup_size) return 0;
+        /* 2 x 2 subgroups, each 2 x 4 accumulators: a (4 CM) x (8 CN) tile. */
+        uint32_t sg = caps->subgroup_size, sg_m = 2, sg_n = 2, tiles_m = 2, tiles_n = 4;
+        uint32_t bk = shape->k >= 32 ? shape->k : 32 / shape->k * shape->k;
+        uint32_t threads = sg * sg_m * sg_n;
+        if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
+        cfg->shader = "gemm_coopmat";
+        uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, tiles_m, tiles_n, bk};
+        memcpy(cfg->spec, s, sizeof s);
+        cfg->spec_count = 14;
+        cfg->tile_m = sg_m * tiles_m * shape->m;
+        cfg->tile_n = sg_n * tiles_n * shape->n;
+        const uint32_t pad = 8;  /* as in the shader */
+        cfg->shared_bytes = cfg->tile_m * (bk + pad) * 2 + bk * (cfg->tile_n + pad) * 2 +
+                            sg_m * sg_n * shape->m * shape->n * 4;
+        return cfg->shared_bytes <= caps->max_shared_memory;
+    }
+    default: return 0;
+    }
+}
+
+int enn_gemm_variant_supported(enn_context *ctx, enn_gemm_variant v, enn_scalar_type ab_type)
+{
+    gemm_config cfg;
+    if (!ctx || !make_config(ctx, v, &cfg)) return 0;
+    int wants_f16 = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT;
+    return wants_f16 == (ab_type == ENN_F16);
+}
+
+static enn_gemm_variant variant_from_env(void)
+{
+    const char *e = getenv("ENN_GEMM_VARIANT");
+    if (!e || !e[0]) return ENN_GEMM_AUTO;
+    for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++)
+        if (!strcasecmp(e, enn_gemm_variant_name((enn_gemm_variant)v))) return (enn_gemm_variant)v;
+    return ENN_GEMM_VARIANT_COUNT; /* unknown: reported by the caller */
+}
+
+enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_gemm_variant *out)
+{
+    enn_gemm_variant v = d->variant;
+    const char *why = "desc.variant";
+    if (v == ENN_GEMM_AUTO) {
+        v = variant_from_env();
+        why = "ENN_GEMM_VARIANT";
+        if (v == ENN_GEMM_VARIANT_COUNT)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want reg, tiled, f16 or coopmat",
+                             getenv("ENN_GEMM_VARIANT"));
+    }
+    if (v != ENN_GEMM_AUTO) {
+        if ((unsigned)v >= ENN_GEMM_VARIANT_COUNT)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "gemm: variant %d is not one", (int)v);
+        if (!enn_gemm_variant_supported(ctx, v, d->ab_type))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the %s variant, which %s cannot run for %s operands",
+                             why, enn_gemm_variant_name(v), ctx->caps.device_name,
+                             d->ab_type == ENN_F16 ? "fp16" : "fp32");
+        *out = v;
+        return ENN_OK;
+    }
+    if (d->ab_type == ENN_F16) {
+        if (enn_gemm_variant_supported(ctx, ENN_GEMM_COOPMAT, ENN_F16)) *out = ENN_GEMM_COOPMAT;
+        else if (enn_gemm_variant_supported(ctx, ENN_GEMM_F16, ENN_F16)) *out = ENN_GEMM_F16;
+        else
+            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s has no 16-bit storage (or ENN_DISABLE_FP16 is set); "
+                             "fp16 operands need it", ctx->caps.device_name);
+        return ENN_OK;
+    }
+    /* CPU devices run shared memory as a loop over lanes: register blocking wins there. */
+    if (ctx->caps.device_type != ENN_DEVICE_CPU && enn_gemm_variant_supported(ctx, ENN_GEMM_TILED, ENN_F32))
+        *out = ENN_GEMM_TILED;
+    else
+        *out = ENN_GEMM_REG;
+    return ENN_OK;
+}
+
+/* Elements one operand spans: (rows - 1) * ld + cols, plus the batch. */
+static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t batch, uint64_t stride)
+{
+    return (uint64_t)(rows - 1) * ld + cols + (uint64_t)(batch - 1) * stride;
+}
+
+enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
+{
+    if (!rec || !d) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: NULL argument");
+    enn_context *ctx = enn_recorder_context(rec);
+    if (!d->a.buf || !d->b.buf || !d->c.buf) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: A, B or C is NULL");
+    if (!d->m || !d->n || !d->k)
+        return enn_error(ENN_ERROR_SHAPE, "enn_gemm: M x N x K = %u x %u x %u; each must be at least 1", d->m, d->n, d->k);
+    if (d->ab_type != ENN_F32 && d->ab_type != ENN_F16)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: A and B must be ENN_F32 or ENN_F16");
+    if ((unsigned)d->act > ENN_ACT_SIGMOID) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: activation %d", d->act);
+    uint32_t batch = d->batch ? d->batch : 1;
+    /* Stored shapes: A is rows_a x cols_a with lda >= cols_a, and so on. */
+    uint32_t rows_a = d->trans_a ? d->k : d->m, cols_a = d->trans_a ? d->m : d->k;
+    uint32_t rows_b = d->trans_b ? d->n : d->k, cols_b = d->trans_b ? d->k : d->n;
+    uint32_t lda = d->lda ? d->lda : cols_a, ldb = d->ldb ? d->ldb : cols_b, ldc = d->ldc ? d->ldc : d->n;
+    if (lda < cols_a || ldb < cols_b || ldc < d->n)
+        return enn_error(ENN_ERROR_SHAPE, "enn_gemm: lda %u, ldb %u, ldc %u below the row lengths %u, %u, %u",
+                         lda, ldb, ldc, cols_a, cols_b, d->n);
+    uint64_t span_a = span(rows_a, cols_a, lda, batch, d->stride_a);
+    uint64_t span_b = span(rows_b, cols_b, ldb, batch, d->stride_b);
+    uint64_t span_c = span(d->m, d->n, ldc, batch, d->stride_c);
+    if (batch > 1 && d->stride_c && d->stride_c < (uint64_t)(d->m - 1) * ldc + d->n)
+        return enn_error(ENN_ERROR_SHAPE, "enn_gemm: stride_c %llu makes batch entries of C overlap (M x N = %u x %u, ldc %u)",
+                         (unsigned long long)d->stride_c, d->m, d->n, ldc);
+    if (batch > 1 && !d->stride_c)
+        return enn_error(ENN_ERROR_SHAPE, "enn_gemm: stride_c is 0 with a batch of %u: every entry would write the same C", batch);
+    /* The shader indexes with 32-bit element offsets. */
+    if (span_a > UINT32_MAX || span_b > UINT32_MAX || span_c > UINT32_MAX || d->stride_a > UINT32_MAX ||
+        d->stride_b > UINT32_MAX || d->stride_c > UINT32_MAX)
+        return enn_error(ENN_ERROR_OUT_OF_RANGE, "enn_gemm: an operand spans more than 2^32 elements");
+
+    enn_gemm_variant v;
+    ENN_TRY(enn_gemm_pick_variant(ctx, d, &v));
+    gemm_config cfg;
+    if (!make_config(ctx, v, &cfg)) return enn_error(ENN_ERROR_INTERNAL, "enn_gemm: no tile shape for %s", enn_gemm_variant_name(v));
+    cfg.spec[3] = d->trans_a ? 1 : 0;
+    cfg.spec[4] = d->trans_b ? 1 : 0;
+    if (v == ENN_GEMM_REG) {
+        /* vec4 loads need every vec4 to start at a multiple of 4 elements. */
+        /* vec4 loads need every vec4 to start at a multiple of 4 elements, and the ones
+         * along M (transposed A) or N (plain B) to end inside the matrix. */
+        cfg.spec[5] = lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0) && (!d->trans_a || d->m % 4 == 0);
+        cfg.spec[6] = ldb % 4 == 0 && (batch == 1 || d->stride_b % 4 == 0) && (d->trans_b || d->n % 4 == 0);
+    }
+    const enn_pipeline *pipe;
+    enn_pipeline_desc pd = {.shader = cfg.shader, .num_buffers = 4, .push_size = sizeof(gemm_push),
+                            .spec = cfg.spec, .spec_count = cfg.spec_count};
+    ENN_TRY(enn_pipeline_get(ctx, &pd, &pipe));
+
+    uint32_t tiles_m = (d->m + cfg.tile_m - 1) / cfg.tile_m, tiles_n = (d->n + cfg.tile_n - 1) / cfg.tile_n;
+    uint64_t total = (uint64_t)tiles_m * tiles_n;
+    uint32_t gx = total < ctx->caps.max_workgroup_count[0] ? (uint32_t)total : ctx->caps.max_workgroup_count[0];
+    uint64_t gy = (total + gx - 1) / gx;
+    if (gy > ctx->caps.max_workgroup_count[1])
+        return enn_error(ENN_ERROR_OUT_OF_RANGE, "enn_gemm: %llu tiles exceed the device's workgroup grid",
+                         (unsigned long long)total);
+
+    size_t ab_size = d->ab_type == ENN_F16 ? 2 : 4;
+    enn_binding bind[4] = {
+        enn_bind(d->a, span_a * ab_size, ENN_ACCESS_READ),
+        enn_bind(d->b, span_b * ab_size, ENN_ACCESS_READ),
+        enn_bind(d->c, span_c * 4, d->beta != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE),
+        /* Without a bias the shader never reads binding 3; A stands in for it. */
+        d->bias.buf ? enn_bind(d->bias, (VkDeviceSize)d->n * 4, ENN_ACCESS_READ) : enn_bind(d->a, span_a * ab_size, ENN_ACCESS_READ),
+    };
+    gemm_push push = {d->m, d->n, d->k, lda, ldb, ldc, (uint32_t)d->stride_a, (uint32_t)d->stride_b,
+                      (uint32_t)d->stride_c, tiles_n, (uint32_t)total, 0,
+                      (d->bias.buf ? 1u : 0u) | ((uint32_t)d->act << 1), d->alpha, d->beta};
+    const char *name = d->name ? d->name : cfg.shader;
+    uint32_t max_z = ctx->caps.max_workgroup_count[2];
+    for (uint32_t b0 = 0; b0 < batch; b0 += max_z) {
+        push.batch_base = b0;
+        uint32_t gz = batch - b0 < max_z ? batch - b0 : max_z;
+        ENN_TRY(enn_record_dispatch(rec, pipe, bind, 4, &push, gx, (uint32_t)gy, gz, name));
+    }
+    return ENN_OK;
+}
+
+/* ---------------------------------------------------------------- linear layer */
+
+enn_status enn_linear_forward(enn_recorder *rec, enn_view y, enn_view x, enn_view w, enn_view bias,
+                              uint32_t m, uint32_t k, uint32_t n, enn_activation act)
+{
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    d.a = x; d.b = w; d.c = y; d.bias = bias;
+    d.m = m; d.n = n; d.k = k;
+    d.act = act;
+    d.name = "linear_forward";
+    return enn_gemm(rec, &d);
+}
+
+enn_status enn_column_sums(enn_recorder *rec, enn_view out, enn_view in, uint32_t rows, uint32_t cols,
+                           uint32_t ld, float beta)
+{
+    if (!rec || !out.buf || !in.buf) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_column_sums: NULL argument");
+    if (!rows || !cols || ld < cols)
+        return enn_error(ENN_ERROR_SHAPE, "enn_column_sums: %u x %u with ld %u", rows, cols, ld);
+    enn_context *ctx = enn_recorder_context(rec);
+    const uint32_t local = 64, spec[1] = {local};
+    const enn_pipeline *pipe;
+    enn_pipeline_desc pd = {.shader = "column_sums", .num_buffers = 2, .push_size = 16, .spec = spec, .spec_count = 1};
+    ENN_TRY(enn_pipeline_get(ctx, &pd, &pipe));
+    struct { uint32_t rows, cols, ld; float beta; } push = {rows, cols, ld, beta};
+    enn_binding b[2] = {enn_bind(in, ((VkDeviceSize)(rows - 1) * ld + cols) * 4, ENN_ACCESS_READ),
+                        enn_bind(out, (VkDeviceSize)cols * 4, beta != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
+    uint32_t groups = (cols + local - 1) / local;
+    uint32_t gx = groups < ctx->caps.max_workgroup_count[0] ? groups : ctx->caps.max_workgroup_count[0];
+    return enn_record_dispatch(rec, pipe, b, 2, &push, gx, (groups + gx - 1) / gx, 1, "column_sums");
+}
+
+enn_status enn_linear_backward(enn_recorder *rec, enn_view dx, enn_view dw, enn_view dbias, enn_view dy,
+                               enn_view x, enn_view w, uint32_t m, uint32_t k, uint32_t n, int accumulate)
+{
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (dx.buf) { /* dx[M x K] = dy[M x N] w[K x N]^T */
+        enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+        d.a = dy; d.b = w; d.c = dx;
+        d.m = m; d.n = k; d.k = n;
+        d.trans_b = 1;
+        d.beta = beta;
+        d.name = "linear_backward_dx";
+        ENN_TRY(enn_gemm(rec, &d));
+    }
+    if (dw.buf) { /* dw[K x N] = x[M x K]^T dy[M x N] */
+        enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+        d.a = x; d.b = dy; d.c = dw;
+        d.m = k; d.n = n; d.k = m;
+        d.trans_a = 1;
+        d.beta = beta;
+        d.name = "linear_backward_dw";
+        ENN_TRY(enn_gemm(rec, &d));
+    }
+    if (dbias.buf) ENN_TRY(enn_column_sums(rec, dbias, dy, m, n, n, beta));
+    return ENN_OK;
+}

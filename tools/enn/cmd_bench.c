@@ -1,0 +1,292 @@
+/* enn bench ops: per kernel and shape, the device's throughput from timestamp queries
+ * and from the host clock, beside a CPU baseline measured in the same run.
+ *
+ * Kernel families are rows of `families` below: each gets the context, the options and
+ * a row printer, and measures its own shapes. To add one, write a bench_<family>
+ * function and a line in the table. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "core/recorder.h"
+#include "enn.h"
+#include "ops/gemm.h"
+
+#ifdef ENN_HAVE_OPENBLAS
+#include <cblas.h>
+/* OpenBLAS's own thread control (declared here: not every cblas.h has them). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+#endif
+
+typedef struct bench_options {
+    uint32_t min_size, max_size;   /* square sizes, doubling */
+    int max_size_given;
+    int threads;                   /* CPU baseline threads; 0: the library's default */
+    int all_variants;              /* every variant the device runs, not only the choice */
+    double target_s;               /* time to spend per measurement */
+    const char *filter;            /* family name, or NULL for all */
+} bench_options;
+
+/* One printed row. Rates are in `unit` (GFLOP/s or GB/s); 0 means not measured. */
+typedef struct bench_row {
+    const char *kernel;
+    char shape[64];
+    const char *variant;
+    double gpu_ms, host_ms;        /* per run: timestamp queries, host clock */
+    double gpu_rate, host_rate;
+    double cpu_rate;               /* the CPU baseline's rate */
+    const char *unit;
+} bench_row;
+
+static void print_header(void)
+{
+    printf("%-8s %-16s %-8s %10s %10s %12s %12s %12s %8s\n", "kernel", "shape", "variant", "gpu ms",
+           "host ms", "gpu rate", "host rate", "cpu rate", "gpu/cpu");
+}
+
+static void print_row(const bench_row *r)
+{
+    char ratio[16] = "-";
+    if (r->cpu_rate > 0 && r->gpu_rate + r->host_rate > 0)
+        snprintf(ratio, sizeof ratio, "%.2fx", (r->gpu_rate > 0 ? r->gpu_rate : r->host_rate) / r->cpu_rate);
+    printf("%-8s %-16s %-8s %10.3f %10.3f %7.1f %-4s %7.1f %-4s %7.1f %-4s %8s\n", r->kernel, r->shape, r->variant,
+           r->gpu_ms, r->host_ms, r->gpu_rate, r->unit, r->host_rate, r->unit, r->cpu_rate, r->unit, ratio);
+    fflush(stdout);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* IEEE half, round to nearest even (the fp16 variants read halves). */
+static uint16_t to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, man = x & 0x7fffffu;
+    int e = (int)((x >> 23) & 0xffu) - 112;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) return (uint16_t)sign; /* the benchmark's data has no tiny values */
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+/* The CPU baseline: cblas_sgemm with the chosen thread count, GFLOP/s. */
+static double cpu_sgemm_rate(uint32_t n, const float *a, const float *b, float *c, double target_s)
+{
+#ifdef ENN_HAVE_OPENBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm */
+    int reps = 0;
+    double t0 = now_s(), t;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        reps++;
+    } while ((t = now_s() - t0) < target_s);
+    return 2.0 * n * n * n * reps / t * 1e-9;
+#else
+    (void)n; (void)a; (void)b; (void)c; (void)target_s;
+    return 0;
+#endif
+}
+
+/* Times `reps` back-to-back products (each waits for the previous: they write one C). */
+static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_desc *d, uint32_t reps,
+                            double *gpu_ms, double *host_ms)
+{
+    ENN_TRY(enn_recorder_begin(rec));
+    for (uint32_t r = 0; r < reps; r++) ENN_TRY(enn_gemm(rec, d));
+    double t0 = now_s();
+    ENN_TRY(enn_recorder_run(rec));
+    *host_ms = (now_s() - t0) * 1e3 / reps;
+    const enn_timing *tm;
+    uint32_t n = enn_recorder_timings(rec, &tm);
+    *gpu_ms = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(tm[i].name, "bench_gemm") && tm[i].count) *gpu_ms = tm[i].gpu_ms / tm[i].count;
+    (void)ctx;
+    return ENN_OK;
+}
+
+static int bench_gemm(enn_context *ctx, const bench_options *o)
+{
+    enn_recorder *rec = NULL;
+    enn_buffer *ba = NULL, *bb = NULL, *bc = NULL, *ha = NULL, *hb = NULL;
+    float *a = NULL, *b = NULL, *c = NULL;
+    uint16_t *h = NULL;
+    int rc = 1;
+    uint32_t max = o->max_size;
+    /* lavapipe and other CPU devices take seconds per 4096^3: stop at 1024 unless asked. */
+    if (!o->max_size_given && ctx->caps.device_type == ENN_DEVICE_CPU && max > 1024) max = 1024;
+    size_t max_elems = (size_t)max * max;
+    a = malloc(max_elems * 4); b = malloc(max_elems * 4); c = malloc(max_elems * 4); h = malloc(max_elems * 2);
+    if (!a || !b || !c || !h) { fprintf(stderr, "enn bench: out of host memory\n"); goto done; }
+    uint64_t seed = 12345;
+    for (size_t i = 0; i < max_elems; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        a[i] = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        b[i] = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+    }
+    if (enn_recorder_create(ctx, &rec) || enn_buffer_create(ctx, max_elems * 4, &ba) ||
+        enn_buffer_create(ctx, max_elems * 4, &bb) || enn_buffer_create(ctx, max_elems * 4, &bc))
+        goto fail;
+    enn_recorder_set_timestamps(rec, 1);
+
+    /* The variants to measure: the device's choice for fp32 and for fp16 operands, or all. */
+    enn_gemm_variant variants[ENN_GEMM_VARIANT_COUNT];
+    uint32_t nv = 0;
+    enn_gemm_desc probe = ENN_GEMM_DESC_INIT;
+    enn_gemm_variant v32, v16 = ENN_GEMM_AUTO;
+    if (enn_gemm_pick_variant(ctx, &probe, &v32)) goto fail;
+    probe.ab_type = ENN_F16;
+    if (enn_gemm_pick_variant(ctx, &probe, &v16) != ENN_OK) v16 = ENN_GEMM_AUTO;
+    for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++) {
+        enn_scalar_type t = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32;
+        if (!enn_gemm_variant_supported(ctx, (enn_gemm_variant)v, t)) continue;
+        if (o->all_variants || v == (int)v32 || v == (int)v16) variants[nv++] = (enn_gemm_variant)v;
+    }
+    int have_f16 = 0;
+    for (uint32_t i = 0; i < nv; i++) have_f16 |= variants[i] == ENN_GEMM_F16 || variants[i] == ENN_GEMM_COOPMAT;
+    if (have_f16 && (enn_buffer_create(ctx, max_elems * 2, &ha) || enn_buffer_create(ctx, max_elems * 2, &hb)))
+        goto fail;
+
+    for (uint32_t n = o->min_size; n <= max; n *= 2) {
+        size_t bytes = (size_t)n * n * 4;
+        if (enn_buffer_upload(ctx, ba, 0, a, bytes) || enn_buffer_upload(ctx, bb, 0, b, bytes)) goto fail;
+        if (have_f16) {
+            for (size_t i = 0; i < (size_t)n * n; i++) h[i] = to_half(a[i]);
+            if (enn_buffer_upload(ctx, ha, 0, h, bytes / 2)) goto fail;
+            for (size_t i = 0; i < (size_t)n * n; i++) h[i] = to_half(b[i]);
+            if (enn_buffer_upload(ctx, hb, 0, h, bytes / 2)) goto fail;
+        }
+        double flop = 2.0 * n * n * n;
+        double cpu = cpu_sgemm_rate(n, a, b, c, o->target_s);
+        for (uint32_t vi = 0; vi < nv; vi++) {
+            enn_gemm_variant v = variants[vi];
+            int f16 = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT;
+            enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+            d.a = enn_view_of(f16 ? ha : ba);
+            d.b = enn_view_of(f16 ? hb : bb);
+            d.c = enn_view_of(bc);
+            d.m = d.n = d.k = n;
+            d.ab_type = f16 ? ENN_F16 : ENN_F32;
+            d.variant = v;
+            d.name = "bench_gemm";
+            double gpu_ms, host_ms;
+            /* One run to compile and warm up, then enough runs to fill target_s. */
+            if (time_gemm(ctx, rec, &d, 1, &gpu_ms, &host_ms)) goto fail;
+            uint32_t reps = (uint32_t)fmin(fmax(o->target_s / (host_ms * 1e-3), 1), 200);
+            if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto fail;
+            bench_row r = {.kernel = "gemm", .variant = enn_gemm_variant_name(v), .gpu_ms = gpu_ms, .host_ms = host_ms,
+                           .gpu_rate = gpu_ms > 0 ? flop / (gpu_ms * 1e-3) * 1e-9 : 0,
+                           .host_rate = flop / (host_ms * 1e-3) * 1e-9, .cpu_rate = cpu, .unit = "GF/s"};
+            snprintf(r.shape, sizeof r.shape, "%ux%ux%u%s", n, n, n, f16 ? " f16" : "");
+            print_row(&r);
+        }
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "enn bench: %s\n", enn_last_error());
+done:
+    enn_buffer_destroy(ctx, ba);
+    enn_buffer_destroy(ctx, bb);
+    enn_buffer_destroy(ctx, bc);
+    enn_buffer_destroy(ctx, ha);
+    enn_buffer_destroy(ctx, hb);
+    enn_recorder_destroy(rec);
+    free(a); free(b); free(c); free(h);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+static const struct {
+    const char *name;
+    int (*run)(enn_context *ctx, const bench_options *o);
+} families[] = {
+    {"gemm", bench_gemm},
+};
+
+static void usage(void)
+{
+    printf("usage: enn bench ops [options]\n\n"
+           "Per kernel and shape: milliseconds per run and rate from GPU timestamp queries and\n"
+           "from the host clock (submit to fence, per run), and a CPU baseline measured in the\n"
+           "same run (GEMM: OpenBLAS cblas_sgemm) with the ratio device / CPU.\n\n"
+           "options:\n"
+           "  --only FAMILY   one kernel family (");
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) printf("%s%s", i ? ", " : "", families[i].name);
+    printf(")\n"
+           "  --min N         smallest square size (default 128)\n"
+           "  --max N         largest square size (default 4096; 1024 on CPU devices)\n"
+           "  --threads T     CPU baseline threads (default: OpenBLAS's own default)\n"
+           "  --all-variants  every variant the device runs, not only the automatic choices\n"
+           "  --time S        seconds per measurement (default 0.3)\n"
+           "The device is ENN_DEVICE's or the best one; ENN_DISABLE_* switches apply.\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "ops")) {
+        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(); return 0; }
+        fprintf(stderr, "enn bench: expected `enn bench ops` (see --help)\n");
+        return 2;
+    }
+    bench_options o = {.min_size = 128, .max_size = 4096, .target_s = 0.3};
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) { usage(); return 0; }
+        else if (!strcmp(arg, "--all-variants")) o.all_variants = 1;
+        else if (val && !strcmp(arg, "--only")) { o.filter = val; i++; }
+        else if (val && !strcmp(arg, "--min")) { o.min_size = (uint32_t)atoi(val); i++; }
+        else if (val && !strcmp(arg, "--max")) { o.max_size = (uint32_t)atoi(val); o.max_size_given = 1; i++; }
+        else if (val && !strcmp(arg, "--threads")) { o.threads = atoi(val); i++; }
+        else if (val && !strcmp(arg, "--time")) { o.target_s = atof(val); i++; }
+        else { fprintf(stderr, "enn bench: unknown option '%s'\n", arg); return 2; }
+    }
+    if (!o.min_size || o.min_size > o.max_size || o.target_s <= 0) {
+        fprintf(stderr, "enn bench: need 0 < --min <= --max and --time > 0\n");
+        return 2;
+    }
+#ifdef ENN_HAVE_OPENBLAS
+    if (o.threads > 0) openblas_set_num_threads(o.threads);
+    int threads = openblas_get_num_threads();
+#else
+    int threads = 0;
+#endif
+    enn_context *ctx = NULL;
+    if (enn_context_create(NULL, &ctx) != ENN_OK) {
+        fprintf(stderr, "enn bench: %s\n", enn_last_error());
+        return 1;
+    }
+    printf("device: %s (%s)%s\n", ctx->caps.device_name, ctx->caps.driver_info,
+           ctx->enabled.timestamps ? "" : "; no timestamp queries: gpu columns are 0");
+#ifdef ENN_HAVE_OPENBLAS
+    printf("cpu baseline: OpenBLAS, %d thread%s\n", threads, threads == 1 ? "" : "s");
+#else
+    printf("cpu baseline: none (built without OpenBLAS)\n");
+#endif
+    print_header();
+    int rc = 0, ran = 0;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        if (o.filter && strcmp(o.filter, families[i].name)) continue;
+        ran = 1;
+        if (families[i].run(ctx, &o)) rc = 1;
+    }
+    if (!ran) { fprintf(stderr, "enn bench: no kernel family '%s'\n", o.filter); rc = 2; }
+    enn_context_destroy(ctx);
+    return rc;
+}
