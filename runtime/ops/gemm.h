@@ -25,12 +25,7 @@
 
 #include "ops/view.h"
 
-typedef enum enn_activation {
-    ENN_ACT_NONE = 0,
-    ENN_ACT_RELU = 1,
-    ENN_ACT_TANH = 2,
-    ENN_ACT_SIGMOID = 3,
-} enn_activation;
+#include "ops/activation.h"
 
 typedef enum enn_gemm_variant {
     ENN_GEMM_AUTO = 0,
