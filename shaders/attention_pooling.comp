@@ -78,7 +78,6 @@ void forward(uint b)
         p_buf[t * pc.B + b] = exp(col[t] - m) / z;
     }
     barrier();
-    memoryBarrierBuffer();
     for (uint k = lid; k < pc.H; k += wg) {
         float c = 0.0;
         for (uint t = 0; t < pc.T; t++) c += exp(col[t] - m) / z * hs[at(t, b, k)];

@@ -101,17 +101,28 @@ static errors run_case(enn_context *ctx, enn_recorder *rec, uint64_t *st, uint32
  * dbias), each rounding ~6e-8 and growing like sqrt(length) in practice: 1e-5. The
  * measured errors stay below 1e-6. */
 #define TOL 1e-5
+/* Rows of (near) zero variance: C = 1, or constant rows. There rstd = 1/sqrt(eps) = 1000
+ * multiplies the fp32 rounding of x - mean (~1.2e-7 |x| for a mean whose summation order
+ * the driver picks: lavapipe happens to get it exact, NVIDIA does not), so the output and
+ * dx can be off by ~1.2e-4 of |x|; 3e-4 of the tensor's scale bounds that. */
+#define TOL_DEGENERATE 3e-4
 
-static void check(errors e, const char *what, uint32_t R, uint32_t C)
+static void check_tol(errors e, const char *what, uint32_t R, uint32_t C, double tol)
 {
     cr_log_info("%s R=%u C=%u: errors y %.2g stats %.2g dx %.2g dgain %.2g dbias %.2g", what, R, C, e.y, e.mean_rstd,
                 e.dx, e.dgain, e.dbias);
-    cr_assert_lt(e.y, TOL, "%s R=%u C=%u: y error %g", what, R, C, e.y);
+    cr_assert_lt(e.y, tol, "%s R=%u C=%u: y error %g", what, R, C, e.y);
     cr_assert_lt(e.mean_rstd, TOL, "%s R=%u C=%u: mean/rstd error %g", what, R, C, e.mean_rstd);
-    cr_assert_lt(e.dx, TOL, "%s R=%u C=%u: dx error %g", what, R, C, e.dx);
-    cr_assert_lt(e.dgain, TOL, "%s R=%u C=%u: dgain error %g", what, R, C, e.dgain);
+    cr_assert_lt(e.dx, tol, "%s R=%u C=%u: dx error %g", what, R, C, e.dx);
+    cr_assert_lt(e.dgain, tol, "%s R=%u C=%u: dgain error %g", what, R, C, e.dgain);
     cr_assert_lt(e.dbias, TOL, "%s R=%u C=%u: dbias error %g", what, R, C, e.dbias);
 }
+
+static void check(errors e, const char *what, uint32_t R, uint32_t C)
+{
+    check_tol(e, what, R, C, C == 1 ? TOL_DEGENERATE : TOL);
+}
+
 
 Test(layer_norm, device_random_shapes)
 {
@@ -136,7 +147,7 @@ Test(layer_norm, device_constant_row)
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint64_t st = 24;
-    check(run_case(ctx, rec, &st, 5, 37, 0, 1), "constant row", 5, 37);
+    check_tol(run_case(ctx, rec, &st, 5, 37, 0, 1), "constant row", 5, 37, TOL_DEGENERATE);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
