@@ -286,6 +286,11 @@ const uint BM = WY * TM, BN = WX * TN;
 
 shared float tile_a[BK * BM];  // [k][m]
 shared float tile_b[BK * BN];  // [k][n]
+#ifdef STORAGE_F16
+#define PUT_A(mm, kk, v) tile_a[(kk) * BM + (mm)] = (v)
+#define PUT_B(kk, nn, v) tile_b[(kk) * BN + (nn)] = (v)
+#include "gemm_stage_f16.glsl"
+#endif
 
 void main()
 {
@@ -303,6 +308,10 @@ void main()
         for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
 
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
+#ifdef STORAGE_F16
+        stage_a(base_a, m_tile, k0, tid, threads);
+        stage_b(base_b, n_tile, k0, tid, threads);
+#else
         // Consecutive invocations read consecutive addresses of whichever layout.
         for (uint e = tid; e < BK * BM; e += threads) {
             uint kk = TRANS_A != 0u ? e / BM : e % BK;
@@ -314,6 +323,7 @@ void main()
             uint nn = TRANS_B != 0u ? e / BK : e % BN;
             tile_b[kk * BN + nn] = load_b(base_b, k0 + kk, n_tile + nn);
         }
+#endif
         barrier();
         for (uint kk = 0u; kk < BK; kk++) {
             float av[TM], bv[TN];
@@ -338,8 +348,8 @@ void main()
 // computes a BM x BN tile; subgroup s owns rows (s / SG_N) * WM .. + WM and columns
 // (s % SG_N) * WN .. + WN, as (WM / CM) x (WN / CN) accumulators of the device's
 // CM x CN x CK shape. Per BK step the workgroup stages fp16 op(A) [BM][BK] and op(B)
-// [BK][BN] in shared memory (zeros outside), so edges and transposes cost nothing in the
-// multiply loop. Results go through a per-subgroup CM x CN fp32 scratch to the epilogue.
+// [BK][BN] in shared memory (zeros outside; 16-byte loads inside, gemm_stage_f16.glsl),
+// so edges and transposes cost nothing in the multiply loop. Results go through a per-subgroup CM x CN fp32 scratch to the epilogue.
 layout(constant_id = 5) const uint CM = 16;
 layout(constant_id = 6) const uint CN = 16;
 layout(constant_id = 7) const uint CK = 16;
@@ -357,6 +367,9 @@ const uint LDA_S = BK + PAD, LDB_S = BN + PAD;
 shared float16_t tile_a[BM * LDA_S];  // [m][k]
 shared float16_t tile_b[BK * LDB_S];  // [k][n]
 shared float scratch[SG_M * SG_N * CM * CN];
+#define PUT_A(mm, kk, v) tile_a[(mm) * LDA_S + (kk)] = float16_t(v)
+#define PUT_B(kk, nn, v) tile_b[(kk) * LDB_S + (nn)] = float16_t(v)
+#include "gemm_stage_f16.glsl"
 
 void main()
 {
@@ -374,20 +387,8 @@ void main()
         for (uint j = 0u; j < TILES_N; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, CM, CN>(0.0);
 
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        for (uint e = tid; e < BK * BM; e += threads) {
-            uint kk = TRANS_A != 0u ? e / BM : e % BK;
-            uint mm = TRANS_A != 0u ? e % BM : e / BK;
-            uint m = m_tile + mm, k = k0 + kk;
-            tile_a[mm * LDA_S + kk] = m < pc.M && k < pc.K
-                ? a[base_a + (TRANS_A != 0u ? k * pc.lda + m : m * pc.lda + k)] : float16_t(0.0);
-        }
-        for (uint e = tid; e < BK * BN; e += threads) {
-            uint kk = TRANS_B != 0u ? e % BK : e / BN;
-            uint nn = TRANS_B != 0u ? e / BK : e % BN;
-            uint k = k0 + kk, n = n_tile + nn;
-            tile_b[kk * LDB_S + nn] = k < pc.K && n < pc.N
-                ? b[base_b + (TRANS_B != 0u ? n * pc.ldb + k : k * pc.ldb + n)] : float16_t(0.0);
-        }
+        stage_a(base_a, m_tile, k0, tid, threads);
+        stage_b(base_b, n_tile, k0, tid, threads);
         barrier();
         for (uint kk = 0u; kk < BK; kk += CK) {
             fcoopmatNV<16, gl_ScopeSubgroup, CM, CK> fa[TILES_M];

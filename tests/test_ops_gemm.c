@@ -444,3 +444,22 @@ Test(gemm, linear_forward_relu)
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
+
+/* More tiles than one grid dimension allows: the launcher folds the tile grid into x and
+ * y. One row of 64 * maxX + 3 columns needs maxX + 1 tiles of the register-blocked
+ * variant's 64-column tiles (subgroup size 8, as on lavapipe; wider tiles fold less). */
+Test(gemm, folded_grid)
+{
+    enn_context *ctx = test_context();
+    uint32_t max_x = ctx->caps.max_workgroup_count[0];
+    if (max_x > 65535 || !enn_gemm_variant_supported(ctx, ENN_GEMM_REG, ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("a grid of %u workgroups in x would need a huge matrix to overflow", max_x);
+    }
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    gemm_case gc = {2, 64 * max_x + 3, 3, 0, 1, 0, 0, 0, 1, 0, 1.0f, 0.0f, 1, ENN_ACT_NONE};
+    check_case(ctx, rec, ENN_GEMM_REG, &gc, 31337);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}

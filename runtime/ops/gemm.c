@@ -107,9 +107,19 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
             return 0;
         const enn_coopmat_shape *shape = coopmat_shape(caps);
         if (!shape || !caps->subgroup_size) return 0;
-        /* 2 x 2 subgroups, each 2 x 4 accumulators: a (4 CM) x (8 CN) tile. */
+        /* 2 x 2 subgroups, each 2 x 4 accumulators: a (4 CM) x (8 CN) tile. Untuned:
+         * ENN_GEMM_COOPMAT_TILES=sg_m,sg_n,tiles_m,tiles_n,bk overrides it for tuning
+         * runs on a device that has cooperative matrices. */
         uint32_t sg = caps->subgroup_size, sg_m = 2, sg_n = 2, tiles_m = 2, tiles_n = 4;
         uint32_t bk = shape->k >= 32 ? shape->k : 32 / shape->k * shape->k;
+        const char *tune = getenv("ENN_GEMM_COOPMAT_TILES");
+        if (tune && tune[0]) {
+            uint32_t t[5];
+            if (sscanf(tune, "%u,%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3], &t[4]) != 5 || !t[0] || !t[1] || !t[2] ||
+                !t[3] || !t[4] || t[4] % shape->k || t[4] % 8)
+                return 0;
+            sg_m = t[0]; sg_n = t[1]; tiles_m = t[2]; tiles_n = t[3]; bk = t[4];
+        }
         uint32_t threads = sg * sg_m * sg_n;
         if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
         cfg->shader = "gemm_coopmat";

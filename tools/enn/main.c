@@ -24,7 +24,7 @@ static void usage(FILE *f)
                "Environment: ENN_DEVICE (index or name substring), ENN_VALIDATION=1,\n"
                "ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,\n"
                "ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS, ENN_FORCE_STAGING,\n"
-               "ENN_MAX_DISPATCHES_PER_SUBMIT, ENN_CACHE_DIR.\n");
+               "ENN_MAX_DISPATCHES_PER_SUBMIT, ENN_CACHE_DIR, ENN_GEMM_VARIANT (reg|tiled|f16|coopmat).\n");
 }
 
 int main(int argc, char **argv)
