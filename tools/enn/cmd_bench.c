@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "commands.h"
 #include "core/context.h"
 #include "core/error.h"
@@ -24,47 +25,42 @@ void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 #endif
 
-typedef struct bench_options {
-    uint32_t min_size, max_size;   /* square sizes, doubling */
-    int max_size_given;
-    int threads;                   /* CPU baseline threads; 0: the library's default */
-    int all_variants;              /* every variant the device runs, not only the choice */
-    double target_s;               /* time to spend per measurement */
-    const char *filter;            /* family name, or NULL for all */
-} bench_options;
-
-/* One printed row. Rates are in `unit` (GFLOP/s or GB/s); 0 means not measured. */
-typedef struct bench_row {
-    const char *kernel;
-    char shape[64];
-    const char *variant;
-    double gpu_ms, host_ms;        /* per run: timestamp queries, host clock */
-    double gpu_rate, host_rate;
-    double cpu_rate;               /* the CPU baseline's rate */
-    const char *unit;
-} bench_row;
+#define KERNEL_W 14
+#define SHAPE_W 20
 
 static void print_header(void)
 {
-    printf("%-8s %-16s %-8s %10s %10s %12s %12s %12s %8s\n", "kernel", "shape", "variant", "gpu ms",
-           "host ms", "gpu rate", "host rate", "cpu rate", "gpu/cpu");
+    printf("%-*s %-*s %-8s %10s %10s %12s %12s %10s %12s %8s  %s\n", KERNEL_W, "kernel", SHAPE_W, "shape", "variant",
+           "gpu ms", "host ms", "gpu rate", "host rate", "cpu ms", "cpu rate", "dev/cpu", "check (max rel err)");
 }
 
-static void print_row(const bench_row *r)
+void bench_print_row(const bench_row *r)
 {
     char ratio[16] = "-";
     if (r->cpu_rate > 0 && r->gpu_rate + r->host_rate > 0)
         snprintf(ratio, sizeof ratio, "%.2fx", (r->gpu_rate > 0 ? r->gpu_rate : r->host_rate) / r->cpu_rate);
-    printf("%-8s %-16s %-8s %10.3f %10.3f %7.1f %-4s %7.1f %-4s %7.1f %-4s %8s\n", r->kernel, r->shape, r->variant,
-           r->gpu_ms, r->host_ms, r->gpu_rate, r->unit, r->host_rate, r->unit, r->cpu_rate, r->unit, ratio);
+    printf("%-*s %-*s %-8s %10.3f %10.3f %7.3g %-4s %7.3g %-4s %10.3f %7.3g %-4s %8s  %s\n", KERNEL_W, r->kernel, SHAPE_W,
+           r->shape, r->variant, r->gpu_ms, r->host_ms, r->gpu_rate, r->unit, r->host_rate, r->unit, r->cpu_ms,
+           r->cpu_rate, r->unit, ratio, r->check[0] ? r->check : "-");
     fflush(stdout);
 }
 
-static double now_s(void)
+double bench_now_s(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+double bench_rel_error(const float *x, const float *ref, size_t n)
+{
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - ref[i]);
+        if (!(d <= err)) err = d;   /* NaN sticks */
+        if (fabs(ref[i]) > scale) scale = fabs(ref[i]);
+    }
+    return err / (scale > 0 ? scale : 1);
 }
 
 /* ---------------------------------------------------------------- GEMM */
@@ -89,11 +85,11 @@ static double cpu_sgemm_rate(uint32_t n, const float *a, const float *b, float *
 #ifdef ENN_HAVE_OPENBLAS
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm */
     int reps = 0;
-    double t0 = now_s(), t;
+    double t0 = bench_now_s(), t;
     do {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         reps++;
-    } while ((t = now_s() - t0) < target_s);
+    } while ((t = bench_now_s() - t0) < target_s);
     return 2.0 * n * n * n * reps / t * 1e-9;
 #else
     (void)n; (void)a; (void)b; (void)c; (void)target_s;
@@ -107,9 +103,9 @@ static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_
 {
     ENN_TRY(enn_recorder_begin(rec));
     for (uint32_t r = 0; r < reps; r++) ENN_TRY(enn_gemm(rec, d));
-    double t0 = now_s();
+    double t0 = bench_now_s();
     ENN_TRY(enn_recorder_run(rec));
-    *host_ms = (now_s() - t0) * 1e3 / reps;
+    *host_ms = (bench_now_s() - t0) * 1e3 / reps;
     const enn_timing *tm;
     uint32_t n = enn_recorder_timings(rec, &tm);
     *gpu_ms = 0;
@@ -119,11 +115,12 @@ static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_
     return ENN_OK;
 }
 
-static int bench_gemm(enn_context *ctx, const bench_options *o)
+int bench_gemm(enn_context *ctx, const bench_options *o)
 {
     enn_recorder *rec = NULL;
     enn_buffer *ba = NULL, *bb = NULL, *bc = NULL, *ha = NULL, *hb = NULL;
-    float *a = NULL, *b = NULL, *c = NULL;
+    float *a = NULL, *b = NULL, *c = NULL, *dc = NULL;
+    int bad = 0;
     uint16_t *h = NULL;
     int rc = 1;
     uint32_t max = o->max_size;
@@ -131,7 +128,8 @@ static int bench_gemm(enn_context *ctx, const bench_options *o)
     if (!o->max_size_given && ctx->caps.device_type == ENN_DEVICE_CPU && max > 1024) max = 1024;
     size_t max_elems = (size_t)max * max;
     a = malloc(max_elems * 4); b = malloc(max_elems * 4); c = malloc(max_elems * 4); h = malloc(max_elems * 2);
-    if (!a || !b || !c || !h) { fprintf(stderr, "enn bench: out of host memory\n"); goto done; }
+    dc = malloc(max_elems * 4);
+    if (!a || !b || !c || !h || !dc) { fprintf(stderr, "enn bench: out of host memory\n"); goto done; }
     uint64_t seed = 12345;
     for (size_t i = 0; i < max_elems; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -162,6 +160,7 @@ static int bench_gemm(enn_context *ctx, const bench_options *o)
     if (have_f16 && (enn_buffer_create(ctx, max_elems * 2, &ha) || enn_buffer_create(ctx, max_elems * 2, &hb)))
         goto fail;
 
+    if (o->quick) max = o->min_size;
     for (uint32_t n = o->min_size; n <= max; n *= 2) {
         size_t bytes = (size_t)n * n * 4;
         if (enn_buffer_upload(ctx, ba, 0, a, bytes) || enn_buffer_upload(ctx, bb, 0, b, bytes)) goto fail;
@@ -191,12 +190,24 @@ static int bench_gemm(enn_context *ctx, const bench_options *o)
             if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto fail;
             bench_row r = {.kernel = "gemm", .variant = enn_gemm_variant_name(v), .gpu_ms = gpu_ms, .host_ms = host_ms,
                            .gpu_rate = gpu_ms > 0 ? flop / (gpu_ms * 1e-3) * 1e-9 : 0,
-                           .host_rate = flop / (host_ms * 1e-3) * 1e-9, .cpu_rate = cpu, .unit = "GF/s"};
+                           .host_rate = flop / (host_ms * 1e-3) * 1e-9, .cpu_ms = cpu > 0 ? flop / cpu * 1e-6 : 0,
+                           .cpu_rate = cpu, .unit = "GF/s"};
             snprintf(r.shape, sizeof r.shape, "%ux%ux%u%s", n, n, n, f16 ? " f16" : "");
-            print_row(&r);
+            if (cpu > 0) {
+                /* against OpenBLAS's product (in c): fp32 sums in another order; fp16
+                 * operands round each input to 11 bits first */
+                if (enn_buffer_download(ctx, bc, 0, dc, bytes)) goto fail;
+                double e = bench_rel_error(dc, c, (size_t)n * n), tol = f16 ? 1e-2 : 1e-3;
+                snprintf(r.check, sizeof r.check, "%s %.1e", e <= tol ? "ok" : "BAD", e);
+                if (!(e <= tol)) {
+                    fprintf(stderr, "enn bench: gemm %s: the device's product differs from OpenBLAS's\n", r.shape);
+                    bad = 1;
+                }
+            }
+            bench_print_row(&r);
         }
     }
-    rc = 0;
+    rc = bad;
     goto done;
 fail:
     fprintf(stderr, "enn bench: %s\n", enn_last_error());
@@ -207,7 +218,7 @@ done:
     enn_buffer_destroy(ctx, ha);
     enn_buffer_destroy(ctx, hb);
     enn_recorder_destroy(rec);
-    free(a); free(b); free(c); free(h);
+    free(a); free(b); free(c); free(h); free(dc);
     return rc;
 }
 
@@ -218,6 +229,19 @@ static const struct {
     int (*run)(enn_context *ctx, const bench_options *o);
 } families[] = {
     {"gemm", bench_gemm},
+    {"cosine_attention", bench_cosine_attention},
+    {"hebbian_trace", bench_hebbian_trace},
+    {"memory_step", bench_memory_step},
+    {"effective_memory", bench_effective_memory},
+    {"layer_norm", bench_layer_norm},
+    {"softmax_xent", bench_xent},
+    {"embedding", bench_embedding},
+    {"elementwise", bench_elementwise},
+    {"sum_rows", bench_sum_rows},
+    {"l2_norm", bench_l2_norm},
+    {"dropout", bench_dropout},
+    {"adam", bench_adam},
+    {"pooling", bench_pooling},
 };
 
 static void usage(void)
@@ -225,14 +249,20 @@ static void usage(void)
     printf("usage: enn bench ops [options]\n\n"
            "Per kernel and shape: milliseconds per run and rate from GPU timestamp queries and\n"
            "from the host clock (submit to fence, per run), and a CPU baseline measured in the\n"
-           "same run (GEMM: OpenBLAS cblas_sgemm) with the ratio device / CPU.\n\n"
+           "same run with the ratio device / CPU (from the gpu rate, else the host rate): GEMM\n"
+           "against OpenBLAS cblas_sgemm with --threads, every other kernel against a plain\n"
+           "single-threaded C loop in float computing the same thing. Rates are GFLOP/s (GEMM\n"
+           "and the memory path) or GB/s (inputs read once + outputs written once). The gpu\n"
+           "time sums the run's dispatches. Each row's device result is checked once against\n"
+           "the CPU's (check column: max error over max |ref|); a mismatch fails the command.\n\n"
            "options:\n"
            "  --only FAMILY   one kernel family (");
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) printf("%s%s", i ? ", " : "", families[i].name);
     printf(")\n"
-           "  --min N         smallest square size (default 128)\n"
-           "  --max N         largest square size (default 4096; 1024 on CPU devices)\n"
-           "  --threads T     CPU baseline threads (default: OpenBLAS's own default)\n"
+           "  --quick         only each family's smallest shape, the GEMM at --min (a smoke test)\n"
+           "  --min N         GEMM: smallest square size (default 128)\n"
+           "  --max N         GEMM: largest square size (default 4096; 1024 on CPU devices)\n"
+           "  --threads T     GEMM's CPU baseline threads (default: OpenBLAS's own default)\n"
            "  --all-variants  every variant the device runs, not only the automatic choices\n"
            "  --time S        seconds per measurement (default 0.3)\n"
            "The device is ENN_DEVICE's or the best one; ENN_DISABLE_* switches apply.\n");
@@ -250,6 +280,7 @@ int cmd_bench(int argc, char **argv)
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) { usage(); return 0; }
         else if (!strcmp(arg, "--all-variants")) o.all_variants = 1;
+        else if (!strcmp(arg, "--quick")) o.quick = 1;
         else if (val && !strcmp(arg, "--only")) { o.filter = val; i++; }
         else if (val && !strcmp(arg, "--min")) { o.min_size = (uint32_t)atoi(val); i++; }
         else if (val && !strcmp(arg, "--max")) { o.max_size = (uint32_t)atoi(val); o.max_size_given = 1; i++; }
@@ -275,9 +306,9 @@ int cmd_bench(int argc, char **argv)
     printf("device: %s (%s)%s\n", ctx->caps.device_name, ctx->caps.driver_info,
            ctx->enabled.timestamps ? "" : "; no timestamp queries: gpu columns are 0");
 #ifdef ENN_HAVE_OPENBLAS
-    printf("cpu baseline: OpenBLAS, %d thread%s\n", threads, threads == 1 ? "" : "s");
+    printf("cpu baseline: GEMM OpenBLAS, %d thread%s; others a C loop, 1 thread\n", threads, threads == 1 ? "" : "s");
 #else
-    printf("cpu baseline: none (built without OpenBLAS)\n");
+    printf("cpu baseline: GEMM none (built without OpenBLAS); others a C loop, 1 thread\n");
 #endif
     print_header();
     int rc = 0, ran = 0;
