@@ -318,6 +318,13 @@ int cmd_bench(int argc, char **argv)
         if (families[i].run(ctx, &o)) rc = 1;
     }
     if (!ran) { fprintf(stderr, "enn bench: no kernel family '%s'\n", o.filter); rc = 2; }
+    const char *first = NULL;
+    uint32_t messages = enn_context_validation_messages(ctx, &first);
+    if (messages) {   /* with ENN_VALIDATION=1 (the ctest does), any message fails the run */
+        fprintf(stderr, "enn bench: %u validation message%s, the first: %s\n", messages, messages == 1 ? "" : "s",
+                first ? first : "?");
+        rc = 1;
+    }
     enn_context_destroy(ctx);
     return rc;
 }
