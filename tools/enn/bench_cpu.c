@@ -245,11 +245,18 @@ void cpu_sum_rows(uint32_t R, uint32_t C, const float *x, float *out)
         for (uint32_t c = 0; c < C; c++) out[c] += x[(size_t)r * C + c];
 }
 
+/* Sums in chunks of 4096, then the chunks' sums: one float accumulator over 24.5M
+ * squares would stall once its ulp passes the addends (the device sums per chunk too). */
 float cpu_l2_norm(size_t n, const float *x)
 {
-    float s = 0;
-    for (size_t i = 0; i < n; i++) s += x[i] * x[i];
-    return sqrtf(s);
+    float total = 0;
+    for (size_t first = 0; first < n; first += 4096) {
+        size_t end = n - first < 4096 ? n : first + 4096;
+        float s = 0;
+        for (size_t i = first; i < end; i++) s += x[i] * x[i];
+        total += s;
+    }
+    return sqrtf(total);
 }
 
 void cpu_dropout_forward(size_t n, const float *x, float p, uint64_t seed, uint64_t stream, float *y)

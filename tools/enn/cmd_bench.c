@@ -30,7 +30,7 @@ int openblas_get_num_threads(void);
 
 static void print_header(void)
 {
-    printf("%-*s %-*s %-8s %10s %10s %12s %12s %10s %12s %8s  %s\n", KERNEL_W, "kernel", SHAPE_W, "shape", "variant",
+    printf("%-*s %-*s %-8s %10s %10s %13s %13s %10s %13s %8s  %s\n", KERNEL_W, "kernel", SHAPE_W, "shape", "variant",
            "gpu ms", "host ms", "gpu rate", "host rate", "cpu ms", "cpu rate", "dev/cpu", "check (max rel err)");
 }
 
@@ -39,7 +39,7 @@ void bench_print_row(const bench_row *r)
     char ratio[16] = "-";
     if (r->cpu_rate > 0 && r->gpu_rate + r->host_rate > 0)
         snprintf(ratio, sizeof ratio, "%.2fx", (r->gpu_rate > 0 ? r->gpu_rate : r->host_rate) / r->cpu_rate);
-    printf("%-*s %-*s %-8s %10.3f %10.3f %7.3g %-4s %7.3g %-4s %10.3f %7.3g %-4s %8s  %s\n", KERNEL_W, r->kernel, SHAPE_W,
+    printf("%-*s %-*s %-8s %10.3f %10.3f %8.3g %-4s %8.3g %-4s %10.3f %8.3g %-4s %8s  %s\n", KERNEL_W, r->kernel, SHAPE_W,
            r->shape, r->variant, r->gpu_ms, r->host_ms, r->gpu_rate, r->unit, r->host_rate, r->unit, r->cpu_ms,
            r->cpu_rate, r->unit, ratio, r->check[0] ? r->check : "-");
     fflush(stdout);
