@@ -113,7 +113,9 @@ static enn_status recurrent_layout(const enn_model_config *c, uint32_t d, enn_la
         snprintf(name, sizeof name, "layer%u.bias", i);
         /* GRU reset_after keeps two bias vectors (input and recurrent). */
         if (c->kind == ENN_MODEL_GRU) ENN_TRY(enn_layout_add(l, name, 2, gates * u, ENN_INIT_ZEROS));
-        else ENN_TRY(enn_layout_add(l, name, gates * u, 0, ENN_INIT_ZEROS));
+        else
+            ENN_TRY(enn_layout_add(l, name, gates * u, 0,
+                                   c->kind == ENN_MODEL_LSTM ? ENN_INIT_LSTM_BIAS : ENN_INIT_ZEROS));
         in = u;
     }
     return ENN_OK;

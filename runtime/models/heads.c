@@ -1,4 +1,5 @@
-/* Heads and losses on top of the cell's hidden states hs [T+1, Bp, f]:
+/* Heads and losses on top of the recurrent part's hidden states m->seq.hs [T+1, Bp, f]
+ * (the Engram cell's, or a baseline's top layer):
  *
  *   classifier      feature = attention pooling over t of h_1..h_T, or h_T (paper mode)
  *                   dropped = dropout(feature);  logits = dropped out.W + out.b   [B, C]
@@ -33,7 +34,7 @@
 
 static const enn_view NO_VIEW = {0};
 
-static uint32_t feature_size(const enn_model *m) { return m->cell.h; }
+static uint32_t feature_size(const enn_model *m) { return m->seq.f; }
 
 static enn_view tensor(const enn_model *m, const enn_buffer *buf, const char *name)
 {
@@ -44,7 +45,7 @@ static enn_view tensor(const enn_model *m, const enn_buffer *buf, const char *na
 static enn_status alloc(enn_model *m, enn_buffer **out, uint64_t bytes)
 {
     ENN_TRY(enn_buffer_create(m->ctx, bytes, out));
-    m->cell.activation_bytes += enn_view_round(bytes);
+    m->head_bytes += enn_view_round(bytes);
     return ENN_OK;
 }
 
@@ -70,7 +71,7 @@ enn_status enn_head_create(enn_model *m)
 {
     enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t f = feature_size(m), Bp = m->cell.Bp, T = c->max_seq_len, K = c->outputs;
+    uint32_t f = feature_size(m), Bp = m->seq.Bp, T = c->max_seq_len, K = c->outputs;
     hd->W = tensor(m, m->params, "out.W");
     hd->b = tensor(m, m->params, "out.b");
     hd->dW = tensor(m, m->grads, "out.W");
@@ -166,7 +167,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
 {
     enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t B = batch->size, T = batch->seq_len, Bp = m->cell.Bp, K = c->outputs;
+    uint32_t B = batch->size, T = batch->seq_len, Bp = m->seq.Bp, K = c->outputs;
     if (c->head == ENN_HEAD_CLASSIFIER) {
         if (!batch->labels) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the classifier's batch has no labels");
         for (uint32_t i = 0; i < B; i++)
@@ -235,11 +236,11 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
 
 static enn_view hs_step(const enn_model *m, uint32_t t)
 {
-    return enn_cell_step(m->cell.hs, t, enn_cell_row_slab(&m->cell, m->cell.h));
+    return enn_cell_step(m->seq.hs, t, enn_view_round((uint64_t)m->seq.Bp * m->seq.f * 4));
 }
 static enn_view dhs_step(const enn_model *m, uint32_t t)
 {
-    return enn_cell_step(m->cell.dhs, t, enn_cell_row_slab(&m->cell, m->cell.h));
+    return enn_cell_step(m->seq.dhs, t, enn_view_round((uint64_t)m->seq.Bp * m->seq.f * 4));
 }
 
 static enn_dropout_params dropout_params(const enn_model *m, const enn_forward_inputs *in)
@@ -258,7 +259,7 @@ static int dropout_on(const enn_model *m, int training, const enn_forward_inputs
 static enn_status lm_chunks(enn_model *m, enn_recorder *rec, uint32_t T, uint32_t B, int training)
 {
     enn_head *hd = &m->head;
-    uint32_t f = feature_size(m), K = m->config.outputs, Bp = m->cell.Bp;
+    uint32_t f = feature_size(m), K = m->config.outputs, Bp = m->seq.Bp;
     uint64_t rows = (uint64_t)T * Bp;
     uint64_t cslab = enn_view_round((uint64_t)hd->chunk_rows * 4);
     uint32_t chunks = (uint32_t)((rows + hd->chunk_rows - 1) / hd->chunk_rows);
@@ -300,7 +301,7 @@ enn_status enn_head_forward(enn_model *m, enn_recorder *rec, uint32_t T, uint32_
 {
     enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t f = feature_size(m), K = c->outputs, Bp = m->cell.Bp;
+    uint32_t f = feature_size(m), K = c->outputs, Bp = m->seq.Bp;
     if (c->head == ENN_HEAD_LANGUAGE_MODEL) return lm_chunks(m, rec, T, B, training);
     if (c->head == ENN_HEAD_REGRESSOR) {
         uint64_t slab = enn_view_round((uint64_t)Bp * K * 4);
@@ -342,10 +343,10 @@ enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32
 {
     enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t f = feature_size(m), K = c->outputs, Bp = m->cell.Bp;
+    uint32_t f = feature_size(m), K = c->outputs, Bp = m->seq.Bp;
     if (c->head == ENN_HEAD_LANGUAGE_MODEL) return ENN_OK; /* done chunk by chunk in the forward */
     /* Steps the head does not reach keep zero gradient. */
-    ENN_TRY(enn_record_fill(rec, m->cell.dhs, 0, 0, 0));
+    ENN_TRY(enn_record_fill(rec, m->seq.dhs, 0, 0, 0));
     if (c->head == ENN_HEAD_REGRESSOR) {
         uint64_t slab = enn_view_round((uint64_t)Bp * K * 4);
         uint32_t steps = c->return_sequences ? T : 1;
@@ -406,7 +407,7 @@ enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result
     }
     uint32_t chunks = 1;
     if (c->head == ENN_HEAD_LANGUAGE_MODEL) {
-        uint64_t rows = (uint64_t)T * m->cell.Bp;
+        uint64_t rows = (uint64_t)T * m->seq.Bp;
         chunks = (uint32_t)((rows + hd->chunk_rows - 1) / hd->chunk_rows);
     }
     double sum = 0;
@@ -425,7 +426,7 @@ enn_status enn_head_outputs(enn_model *m, uint32_t T, uint32_t B, float *out)
 {
     enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t K = c->outputs, Bp = m->cell.Bp;
+    uint32_t K = c->outputs, Bp = m->seq.Bp;
     if (c->head == ENN_HEAD_CLASSIFIER) return enn_buffer_download(m->ctx, hd->logits, 0, out, (size_t)B * K * 4);
     if (c->head == ENN_HEAD_REGRESSOR) {
         uint64_t slab = enn_view_round((uint64_t)Bp * K * 4);

@@ -85,6 +85,10 @@ enn_status enn_init_parameters(const enn_layout *l, uint64_t seed, float *params
             ENN_TRY(orthogonal(w, fan_in, fan_out, seed, stream));
             break;
         case ENN_INIT_UNIFORM_EMBEDDING: uniform(w, t->count, 0.05, seed, stream); break;
+        case ENN_INIT_LSTM_BIAS:
+            /* Keras's unit_forget_bias: gates are packed [i | f | c | o]. */
+            for (uint64_t k = t->count / 4; k < t->count / 2; k++) w[k] = 1.0f;
+            break;
         }
     }
     return ENN_OK;

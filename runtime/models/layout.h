@@ -16,6 +16,7 @@ typedef enum enn_init {
     ENN_INIT_GLOROT_UNIFORM, /* uniform, limit sqrt(6 / (fan_in + fan_out)) */
     ENN_INIT_ORTHOGONAL,     /* recurrent kernels of the baselines */
     ENN_INIT_UNIFORM_EMBEDDING, /* Keras Embedding: uniform(-0.05, 0.05) */
+    ENN_INIT_LSTM_BIAS,      /* zeros, except the forget gate's quarter [u, 2u): ones (unit_forget_bias) */
 } enn_init;
 
 typedef struct enn_tensor_info {

@@ -2,11 +2,12 @@
  *
  *   enn_model_train_step
  *     upload the batch (time-major, padded to Bp rows)        stage_batch
- *     record:  initial state h0, H0                            record_initial_state
+ *     record:  initial state h0, H0 (baselines: h0, c0 = 0)      record_initial_state
  *              zero the gradients
- *              enn_cell_forward      (models/enn_cell.c)
- *              enn_head_forward      (models/heads.c: loss)
- *              enn_head_backward, enn_cell_backward
+ *              enn_cell_forward      (models/enn_cell.c), or for a baseline
+ *              enn_rnn_forward       (models/rnn_layers.c)
+ *              enn_head_forward      (models/heads.c: loss, reading m->seq)
+ *              enn_head_backward, enn_cell_backward / enn_rnn_backward
  *              enn_adam_update       (ops/adam.c: clipnorm, Adam)
  *     one submission, one wait; read the loss statistics. */
 #include <stdio.h>
@@ -40,6 +41,7 @@ void enn_model_destroy(enn_model *m)
     enn_recorder_destroy(m->rec);
     enn_head_destroy(m);
     enn_cell_destroy(&m->cell);
+    enn_rnn_stack_destroy(&m->rnn);
     if (m->table) enn_param_table_destroy(m->ctx, m->table);
     enn_buffer_destroy(m->ctx, m->params);
     enn_buffer_destroy(m->ctx, m->grads);
@@ -62,9 +64,7 @@ static enn_status zeroed_buffer(enn_model *m, enn_buffer **out)
 static enn_status model_build(enn_model *m)
 {
     const enn_model_config *c = &m->config;
-    if (c->kind != ENN_MODEL_ENN)
-        return enn_error(ENN_ERROR_UNSUPPORTED, "the %s baseline is not implemented on the device yet",
-                         c->kind == ENN_MODEL_RNN ? "rnn" : c->kind == ENN_MODEL_GRU ? "gru" : "lstm");
+    m->baseline = c->kind != ENN_MODEL_ENN;
     ENN_TRY(enn_model_layout(c, &m->layout));
     int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
     m->features = embedded ? c->embedding_dim : c->input_features;
@@ -85,7 +85,18 @@ static enn_status model_build(enn_model *m)
         ranges[i] = (enn_param_range){(uint32_t)(m->layout.tensors[i].offset / 4), (uint32_t)m->layout.tensors[i].count,
                                       ENN_PARAM_DECAY};
     ENN_TRY(enn_param_table_create(m->ctx, ranges, m->layout.count, &m->table));
-    ENN_TRY(enn_cell_create(m->ctx, c, &m->layout, m->params, m->grads, m->features, &m->cell));
+    if (m->baseline) {
+        ENN_TRY(enn_rnn_stack_create(m->ctx, c, &m->layout, m->params, m->grads, m->features, &m->rnn));
+        const enn_rnn_layer *top = enn_rnn_top(&m->rnn);
+        m->seq = (enn_sequence_output){top->hs, top->dhs, top->units, m->rnn.Bp};
+        m->x = m->rnn.x;
+        m->dx = m->rnn.dx;
+    } else {
+        ENN_TRY(enn_cell_create(m->ctx, c, &m->layout, m->params, m->grads, m->features, &m->cell));
+        m->seq = (enn_sequence_output){m->cell.hs, m->cell.dhs, m->cell.h, m->cell.Bp};
+        m->x = m->cell.x;
+        m->dx = m->cell.dx;
+    }
     ENN_TRY(enn_head_create(m));
     return enn_recorder_create(m->ctx, &m->rec);
 }
@@ -135,11 +146,11 @@ static enn_status check_batch(const enn_model *m, const enn_batch *b)
     return ENN_OK;
 }
 
-/* The batch's inputs into the cell's time-major, padded x (and the head's targets). */
+/* The batch's inputs into the recurrent part's time-major, padded x (and the head's targets). */
 static enn_status stage_batch(enn_model *m, const enn_batch *b)
 {
     const enn_model_config *c = &m->config;
-    uint32_t B = b->size, T = b->seq_len, Bp = m->cell.Bp, d = m->features;
+    uint32_t B = b->size, T = b->seq_len, Bp = m->seq.Bp, d = m->features;
     ENN_TRY(enn_head_upload(m, b));
     if (c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING) return ENN_OK;
     int float_tokens = c->head == ENN_HEAD_LANGUAGE_MODEL;
@@ -154,7 +165,7 @@ static enn_status stage_batch(enn_model *m, const enn_batch *b)
             for (uint32_t k = 0; k < d; k++)
                 x[((size_t)t * Bp + s) * d + k] =
                     float_tokens ? (float)b->tokens[(size_t)s * T + t] : b->x[((size_t)s * T + t) * d + k];
-    return enn_buffer_upload(m->ctx, m->cell.x, 0, x, n * sizeof *x);
+    return enn_buffer_upload(m->ctx, m->x, 0, x, n * sizeof *x);
 }
 
 /* Overrides from enn_forward_inputs, uploaded before recording. */
@@ -163,6 +174,14 @@ static enn_status stage_overrides(enn_model *m, uint32_t T, uint32_t B, const en
     enn_cell *c = &m->cell;
     c->noise_buffer_set = 0;
     if (!in) return ENN_OK;
+    if (in->keep_mask && m->head.keep_mask)
+        ENN_TRY(enn_buffer_upload(m->ctx, m->head.keep_mask, 0, in->keep_mask, (size_t)B * m->seq.f * 4));
+    if (m->baseline) {
+        if (in->h0 || in->H0 || in->noise)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "a baseline starts from zero state and has no trace: "
+                             "h0, H0 and noise must be NULL");
+        return ENN_OK;
+    }
     uint64_t trace = (uint64_t)trace_copies(m, B) * c->N * c->h * 4;
     if (in->h0) ENN_TRY(enn_buffer_upload(m->ctx, c->hs, 0, in->h0, (size_t)B * c->h * 4));
     if (in->H0) ENN_TRY(enn_buffer_upload(m->ctx, c->H, 0, in->H0, trace));
@@ -173,8 +192,6 @@ static enn_status stage_overrides(enn_model *m, uint32_t T, uint32_t B, const en
                                       (const char *)in->noise + t * trace, trace));
         c->noise_buffer_set = 1;
     }
-    if (in->keep_mask && m->head.keep_mask)
-        ENN_TRY(enn_buffer_upload(m->ctx, m->head.keep_mask, 0, in->keep_mask, (size_t)B * c->h * 4));
     return ENN_OK;
 }
 
@@ -183,6 +200,9 @@ static enn_status stage_overrides(enn_model *m, uint32_t T, uint32_t B, const en
  * (evaluation, so that it is deterministic). */
 static enn_status record_initial_state(enn_model *m, uint32_t B, int training, const enn_forward_inputs *in)
 {
+    /* Baselines: zero (Keras's default) or carried, in training and evaluation alike. */
+    if (m->baseline)
+        return enn_rnn_initial_state(&m->rnn, m->rec, m->config.cell.stateful && m->have_state ? m->last_T : 0);
     enn_cell *c = &m->cell;
     enn_recorder *rec = m->rec;
     uint64_t sh = enn_cell_row_slab(c, c->h), str = enn_cell_trace_slab(c);
@@ -221,25 +241,31 @@ static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_i
     enn_recorder *rec = m->rec;
     ENN_TRY(enn_recorder_begin(rec));
     ENN_TRY(record_initial_state(m, B, training, in));
-    uint32_t Bp = m->cell.Bp;
+    uint32_t Bp = m->seq.Bp;
     if (embedded)
         ENN_TRY(enn_embedding_forward(rec, T * Bp, c->embedding_dim, c->outputs,
                                       tensor_at(m, m->params, "embedding.table"), enn_view_of(m->head.tokens),
-                                      enn_view_of(m->cell.x)));
+                                      enn_view_of(m->x)));
     if (training) ENN_TRY(enn_record_fill(rec, m->grads, 0, 0, 0));
-    /* Evaluation is deterministic: no trace noise. */
-    int noise = m->cell.noise;
-    if (!training) m->cell.noise = 0;
-    enn_status s = enn_cell_forward(&m->cell, rec, T, B, m->passes);
-    m->cell.noise = noise;
-    ENN_TRY(s);
+    if (m->baseline) {
+        ENN_TRY(enn_rnn_forward(&m->rnn, rec, T, B));
+    } else {
+        /* Evaluation is deterministic: no trace noise. */
+        int noise = m->cell.noise;
+        if (!training) m->cell.noise = 0;
+        enn_status s = enn_cell_forward(&m->cell, rec, T, B, m->passes);
+        m->cell.noise = noise;
+        ENN_TRY(s);
+    }
     ENN_TRY(enn_head_forward(m, rec, T, B, training, in));
     if (training) {
         ENN_TRY(enn_head_backward(m, rec, T, B, 1, in));
-        ENN_TRY(enn_cell_backward(&m->cell, rec, T, B, m->passes, embedded || kind == PASS_GRADIENTS));
+        int want_dx = embedded || kind == PASS_GRADIENTS;
+        if (m->baseline) ENN_TRY(enn_rnn_backward(&m->rnn, rec, T, B, want_dx));
+        else ENN_TRY(enn_cell_backward(&m->cell, rec, T, B, m->passes, want_dx));
         if (embedded)
             ENN_TRY(enn_embedding_backward(rec, T * Bp, c->embedding_dim, c->outputs, enn_view_of(m->head.tokens),
-                                           enn_view_of(m->cell.dx), enn_view_of(m->head.embedding_ws),
+                                           enn_view_of(m->dx), enn_view_of(m->head.embedding_ws),
                                            tensor_at(m, m->grads, "embedding.table")));
     }
     if (kind == PASS_TRAIN) {
@@ -305,7 +331,7 @@ enn_status enn_model_memory(const enn_model *m, uint64_t *parameter_bytes, uint6
 {
     if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_memory: model is NULL");
     if (parameter_bytes) *parameter_bytes = 4 * m->layout.bytes;
-    if (activation_bytes) *activation_bytes = m->cell.activation_bytes;
+    if (activation_bytes) *activation_bytes = m->cell.activation_bytes + m->rnn.activation_bytes + m->head_bytes;
     return ENN_OK;
 }
 
@@ -362,14 +388,30 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
         return enn_buffer_download(m->ctx, buf, t->offset, dst, count * 4);
     }
     if (!m->last_T) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no forward pass has run yet", name);
-    enn_cell *c = &m->cell;
-    uint32_t T = m->last_T, B = m->last_B, h = c->h, N = c->N, d = m->features;
-    uint64_t sh = enn_cell_row_slab(c, h), str = enn_cell_trace_slab(c);
-    size_t trace = (size_t)trace_copies(m, B) * N * h;
+    uint32_t T = m->last_T, B = m->last_B, d = m->features, f = m->seq.f, Bp = m->seq.Bp;
     if (!strcmp(name, "out.hs")) {
-        ENN_TRY(expect_count(name, (size_t)T * B * h, count));
-        return gather_steps(m, c->hs, 1, sh, T, B, h, 0, dst);
+        ENN_TRY(expect_count(name, (size_t)T * B * f, count));
+        return gather_steps(m, m->seq.hs, 1, enn_view_round((uint64_t)Bp * f * 4), T, B, f, 0, dst);
     }
+    if (!strcmp(name, "out.logits")) return enn_head_outputs(m, T, B, dst);
+    if (!strcmp(name, "grad.input.x")) {
+        ENN_TRY(expect_count(name, (size_t)B * T * d, count));
+        /* dx is [T, Bp, d] with rows packed (not slab-aligned): read it whole. */
+        size_t n = (size_t)T * Bp * d;
+        float *all = malloc(n * sizeof *all);
+        if (!all) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", name);
+        enn_status s = enn_buffer_download(m->ctx, m->dx, 0, all, n * sizeof *all);
+        for (uint32_t tt = 0; s == ENN_OK && tt < T; tt++)
+            for (uint32_t b = 0; b < B; b++)
+                memcpy(dst + ((size_t)b * T + tt) * d, all + ((size_t)tt * Bp + b) * d, d * sizeof *dst);
+        free(all);
+        return s;
+    }
+    if (m->baseline) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the baseline model has no tensor named \"%s\"", name);
+    enn_cell *c = &m->cell;
+    uint32_t h = c->h, N = c->N;
+    uint64_t str = enn_cell_trace_slab(c);
+    size_t trace = (size_t)trace_copies(m, B) * N * h;
     if (!strcmp(name, "out.a")) {
         ENN_TRY(expect_count(name, (size_t)T * B * N, count));
         return gather_steps(m, c->a, 0, enn_view_round((uint64_t)c->Bp * N * 4), T, B, N, 0, dst);
@@ -378,7 +420,6 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
         ENN_TRY(expect_count(name, trace, count));
         return enn_buffer_download(m->ctx, c->H, T * str, dst, trace * 4);
     }
-    if (!strcmp(name, "out.logits")) return enn_head_outputs(m, T, B, dst);
     if (!strcmp(name, "grad.input.h0")) {
         ENN_TRY(expect_count(name, (size_t)B * h, count));
         return enn_buffer_download(m->ctx, c->dhs, 0, dst, (size_t)B * h * 4);
@@ -386,19 +427,6 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
     if (!strcmp(name, "grad.input.H0")) {
         ENN_TRY(expect_count(name, trace, count));
         return enn_buffer_download(m->ctx, c->dH[0], 0, dst, trace * 4);
-    }
-    if (!strcmp(name, "grad.input.x")) {
-        ENN_TRY(expect_count(name, (size_t)B * T * d, count));
-        /* dx is [T, Bp, d] with rows packed (not slab-aligned): read it whole. */
-        size_t n = (size_t)T * c->Bp * d;
-        float *all = malloc(n * sizeof *all);
-        if (!all) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", name);
-        enn_status s = enn_buffer_download(m->ctx, c->dx, 0, all, n * sizeof *all);
-        for (uint32_t tt = 0; s == ENN_OK && tt < T; tt++)
-            for (uint32_t b = 0; b < B; b++)
-                memcpy(dst + ((size_t)b * T + tt) * d, all + ((size_t)tt * c->Bp + b) * d, d * sizeof *dst);
-        free(all);
-        return s;
     }
     return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the model has no tensor named \"%s\"", name);
 }

@@ -1,12 +1,22 @@
-/* A model: the recurrent part (the Engram cell), a head and a loss, the flat parameter,
- * gradient and Adam buffers, and one recorder that records each training step. */
+/* A model: the recurrent part (the Engram cell, or a baseline's stack of RNN/GRU/LSTM
+ * layers), a head and a loss, the flat parameter, gradient and Adam buffers, and one
+ * recorder that records each training step. */
 #ifndef ENN_MODELS_MODEL_H
 #define ENN_MODELS_MODEL_H
 
 #include "enn.h"
 #include "models/enn_cell.h"
 #include "models/layout.h"
+#include "models/rnn_layers.h"
 #include "ops/reduce.h"
+
+/* What the head sees of the recurrent part, whichever it is: the top layer's hidden
+ * states and where the head writes their gradient. */
+typedef struct enn_sequence_output {
+    enn_buffer *hs;                /* [T+1, Bp, f]: h_0 .. h_T (slab t at t * enn_view_round(Bp * f * 4)) */
+    enn_buffer *dhs;               /* [T+1, Bp, f]: the head writes slabs 1..T */
+    uint32_t f, Bp;
+} enn_sequence_output;
 
 typedef struct enn_head {
     enn_view W, b, dW, db;         /* out.W [f, outputs], out.b [outputs] */
@@ -35,11 +45,16 @@ struct enn_model {
     enn_context *ctx;
     enn_model_config config;
     enn_layout layout;
-    uint32_t features;             /* d of the cell's input */
+    uint32_t features;             /* d of the recurrent part's input */
     enn_buffer *params, *grads, *adam_m, *adam_v;
     enn_param_table *table;
+    int baseline;                  /* config.kind is RNN, GRU or LSTM: rnn is used, else cell */
     enn_cell cell;
+    enn_rnn_stack rnn;
+    enn_sequence_output seq;       /* the recurrent part's output, for the head */
+    enn_buffer *x, *dx;            /* [T, Bp, d]: the recurrent part's input and its gradient */
     enn_head head;
+    uint64_t head_bytes;           /* device memory of the head's buffers */
     enn_recorder *rec;
     uint64_t step;                 /* Adam updates done */
     uint64_t passes;               /* forward passes: picks noise and dropout streams */
@@ -57,7 +72,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch);
 /* training: dropout on (unless inputs say otherwise). Writes loss stats to head.stats. */
 enn_status enn_head_forward(enn_model *m, enn_recorder *rec, uint32_t T, uint32_t B, int training,
                             const enn_forward_inputs *inputs);
-/* Writes the cell's dhs slabs 1..T and accumulates the head's parameter gradients. */
+/* Writes seq.dhs slabs 1..T and accumulates the head's parameter gradients. */
 enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32_t B, int training,
                              const enn_forward_inputs *inputs);
 /* Reads the loss statistics after the recording has run. */
