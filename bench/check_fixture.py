@@ -105,9 +105,70 @@ def rel_err(a, b):
     return float(np.max(np.abs(a - b)) / (1.0 + np.max(np.abs(b)))) if a.size else 0.0
 
 
+def check_baseline(path, tensors, conf, gradcheck, fd_entries=3, verbose=True):
+    """A baseline fixture: redrawn from its seed, recomputed, and finite differences of the
+    torch forward (float64) on a few entries of each gradient."""
+    kind, task = conf["baseline"]["kind"], conf["task"]
+    P = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+    I = {k[len("input."):]: v for k, v in tensors.items() if k.startswith("input.")}
+    problems = []
+    P2, I2 = mf.baseline_draw(kind, task, conf["seed"])
+    for k in set(P) | set(P2) | set(I) | set(I2):
+        a, b = (P, P2) if k in P or k in P2 else (I, I2)
+        if k not in a or k not in b or not np.array_equal(a[k], b[k]):
+            problems.append(f"{k} is not what seed {conf['seed']} draws")
+    res = mf.baseline_compute(kind, task, P, I)
+    stored = {k: v for k, v in tensors.items() if k.startswith(("out.", "grad."))}
+    if set(res) != set(stored):
+        problems.append(f"tensor names differ: {sorted(set(res) ^ set(stored))}")
+    worst_repro = max([rel_err(res[k], stored[k]) for k in set(res) & set(stored)] or [0.0])
+    if worst_repro > 1e-10:
+        problems.append(f"recomputed tensors differ by {worst_repro:.2e}")
+
+    def loss():
+        p, i = mf.to_torch(P, I)
+        with torch.no_grad():
+            return float(mf.baseline_forward(kind, task, p, i)["loss"])
+
+    rng = np.random.default_rng(0)
+    worst_fd = 0.0
+    for gname in sorted(k for k in stored if k.startswith("grad.")):
+        key = gname[len("grad."):]
+        src, k = (I, key[len("input."):]) if key.startswith("input.") else (P, key)
+        g = stored[gname]
+        for fi in rng.choice(g.size, size=min(fd_entries, g.size), replace=False):
+            idx = np.unravel_index(fi, g.shape)
+            orig = src[k][idx]
+            step = 1e-6 * max(1.0, abs(orig))
+            src[k][idx] = orig + step
+            lp = loss()
+            src[k][idx] = orig - step
+            lm = loss()
+            src[k][idx] = orig
+            fd = (lp - lm) / (2 * step)
+            err = abs(fd - g[idx]) / max(1e-3, abs(fd) + abs(g[idx]))
+            worst_fd = max(worst_fd, err)
+            if err > 1e-5:
+                problems.append(f"{gname}{list(idx)}: stored {g[idx]:.9g}, finite difference {fd:.9g}")
+    gc = ""
+    if gradcheck:
+        ok = mf.baseline_gradcheck(kind, task, P, I)
+        gc = " gradcheck " + ("ok" if ok else "FAILED")
+        if not ok:
+            problems.append("gradcheck failed")
+    if verbose:
+        status = "ok" if not problems else "FAILED"
+        print(f"{os.path.basename(path):44s} {status}: recompute {worst_repro:.1e} finite differences {worst_fd:.1e}{gc}")
+        for p in problems:
+            print("   ", p)
+    return not problems
+
+
 def check(path, gradcheck, fd_entries=3, verbose=True):
     tensors, meta = safetensors_io.read(path)
     conf = json.loads(meta["config"])
+    if "baseline" in conf:
+        return check_baseline(path, tensors, conf, gradcheck, fd_entries, verbose)
     task, cell = conf["task"], conf["cell"]
     cfg = et.ENNConfig(**cell)
     P = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Gradient fixtures for the ENN, computed in float64 by the PyTorch transcription
+"""Gradient fixtures for the ENN and the RNN/GRU/LSTM baselines, computed in float64 by the PyTorch transcription
 (bench/enn_torch.py) and written as safetensors into tests/data/enn_torch/<case>.safetensors.
 The C double-precision reference and the GPU engine are tested against them (llm.c's approach).
 
@@ -10,6 +10,8 @@ is the first one (counting up from crc32 of its name) whose forward pass stays c
 non-differentiable points by a margin (no ReLU input, no unclipped trace value and no squared
 norm within MARGIN of its kink), so that a float32 engine cannot land on the other side of a
 kink than float64 did; clipping cases must also clip some trace entries.
+The baseline cases (base_*) run torch.nn.RNN/GRU/LSTM (torch's own cells, float64) on weights drawn
+in libenn's Keras layout and mapped to torch's, so the fixtures hold libenn's names and layout.
 See bench/README.md for the tensor names."""
 import argparse
 import json
@@ -262,6 +264,179 @@ def self_test():
     assert r.grad.tolist() == [0.0, 0.0, 1.0], r.grad
 
 
+# ----------------------------------------------------------------------------------------------
+# Baselines: two stacked torch.nn layers (Keras semantics, see enn_torch.BaselineModel) and a head
+
+BASELINE_UNITS = (6, 5)
+BASELINE_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# torch's gate blocks, as indices of Keras's: LSTM i,f,g,o = Keras i,f,c,o; GRU torch r,z,n
+# against Keras z,r,h.
+TORCH_GATE_ORDER = {"rnn": [0], "gru": [1, 0, 2], "lstm": [0, 1, 2, 3]}
+
+
+def baseline_case_list():
+    """(name, kind, task) for every baseline fixture."""
+    cases = []
+    for kind in ("rnn", "gru", "lstm"):
+        cases.append((f"base_{kind}_cls_last", kind, dict(model="classifier", C=3, pooling="last", dropout_rate=0.3)))
+        cases.append((f"base_{kind}_lm_embedding", kind, dict(model="lm", V=11, e=5, lm_input="embedding")))
+    cases.append(("base_lstm_cls_attention", "lstm", dict(model="classifier", C=3, pooling="attention",
+                                                          dropout_rate=0.3)))
+    return cases
+
+
+def baseline_param_shapes(kind, task):
+    """libenn's tensor names and shapes (Keras layout [in, gates*u]; GRU bias [2, 3u])."""
+    G = BASELINE_GATES[kind]
+    d = task["e"] if task["model"] == "lm" else SHAPES["d"]
+    shapes = {}
+    if task["model"] == "lm":
+        shapes["embedding.table"] = (task["V"], d)
+    din = d
+    for i, u in enumerate(BASELINE_UNITS):
+        shapes[f"layer{i}.kernel"] = (din, G * u)
+        shapes[f"layer{i}.recurrent_kernel"] = (u, G * u)
+        shapes[f"layer{i}.bias"] = (2, G * u) if kind == "gru" else (G * u,)
+        din = u
+    if task["model"] == "classifier" and task["pooling"] == "attention":
+        shapes.update({"pool.w": (din,), "pool.b": (1,)})
+    shapes.update({"out.W": (din, task["C"] if task["model"] == "classifier" else task["V"]),
+                   "out.b": (task["C"] if task["model"] == "classifier" else task["V"],)})
+    return shapes
+
+
+def baseline_draw(kind, task, seed):
+    rng = np.random.default_rng(seed)
+    B, T = SHAPES["B"], SHAPES["T"]
+    params = {}
+    for name, shape in baseline_param_shapes(kind, task).items():
+        if name.endswith("kernel"):
+            v = rng.uniform(-0.7, 0.7, shape)
+        elif name.endswith(".bias"):
+            v = rng.uniform(-0.3, 0.3, shape)
+        elif name == "out.b":
+            v = rng.uniform(-0.2, 0.2, shape)
+        else:   # pool.w, pool.b, out.W, embedding.table
+            v = rng.normal(0.0, 0.5, shape)
+        params[name] = v
+    inputs = {}
+    if task["model"] == "lm":
+        V = task["V"]
+        tokens = rng.integers(1, V, (B, T))
+        tokens[1, T - 2:] = 0
+        targets = np.zeros_like(tokens)
+        targets[:, :-1] = tokens[:, 1:]
+        targets[2, 1] = 0
+        inputs["tokens"] = tokens.astype(np.int32)
+        inputs["targets"] = targets.astype(np.int32)
+    else:
+        inputs["x"] = rng.normal(0.0, 1.0, (B, T, SHAPES["d"]))
+        inputs["keep_mask"] = (rng.uniform(size=(B, BASELINE_UNITS[-1])) >= task["dropout_rate"]).astype(np.float64)
+        inputs["labels"] = rng.integers(0, task["C"], B).astype(np.int32)
+    return params, inputs
+
+
+def torch_layer_weights(kind, i, p):
+    """torch's weight_ih/hh [gates*u, in] and biases, as differentiable functions of libenn's
+    Keras-layout tensors: gate blocks reordered, matrices transposed. Keras SimpleRNN and LSTM
+    have one bias (torch's recurrent one is zero); GRU reset_after has both."""
+    u = p[f"layer{i}.recurrent_kernel"].shape[0]
+
+    def reorder(m):   # blocks along the last axis
+        return torch.cat([m[..., g * u:(g + 1) * u] for g in TORCH_GATE_ORDER[kind]], dim=-1)
+
+    b = p[f"layer{i}.bias"]
+    w = {"weight_ih_l0": reorder(p[f"layer{i}.kernel"]).t(), "weight_hh_l0": reorder(p[f"layer{i}.recurrent_kernel"]).t()}
+    if kind == "gru":
+        w["bias_ih_l0"], w["bias_hh_l0"] = reorder(b[0]), reorder(b[1])
+    else:
+        w["bias_ih_l0"], w["bias_hh_l0"] = reorder(b), torch.zeros_like(b)
+    return w
+
+
+def baseline_forward(kind, task, p, inp):
+    """Loss, logits and the top layer's hs [T,B,f] through torch.nn's own recurrent layers."""
+    y = p["embedding.table"][inp["tokens"]] if task["model"] == "lm" else inp["x"]
+    for i, u in enumerate(BASELINE_UNITS):
+        w = torch_layer_weights(kind, i, p)
+        flat = [w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"]]
+        h0 = torch.zeros(1, y.shape[0], u, dtype=y.dtype)
+        # what torch.nn.RNN/GRU/LSTM.forward run (one layer, batch first), on weights that are
+        # functions of libenn's tensors
+        if kind == "lstm":
+            y = torch._VF.lstm(y, (h0, h0), flat, True, 1, 0.0, False, False, True)[0]
+        else:
+            op = torch._VF.gru if kind == "gru" else torch._VF.rnn_tanh
+            y = op(y, h0, flat, True, 1, 0.0, False, False, True)[0]
+    hs = y.transpose(0, 1)
+    out = {"hs": hs}
+    if task["model"] == "classifier":
+        out["loss"], out["logits"], w = et.classifier_head(p, hs, inp.get("keep_mask"), inp["labels"],
+                                                           task["pooling"], task["dropout_rate"])
+        if w is not None:
+            out["pool_p"] = w
+    else:
+        out["loss"], out["logits"] = et.lm_head(p, hs, inp["targets"])
+    return out
+
+
+def baseline_compute(kind, task, params, inputs):
+    p, inp = to_torch(params, inputs)
+    out = baseline_forward(kind, task, p, inp)
+    leaves = [(f"grad.{k}", v) for k, v in p.items()]
+    if "x" in inp:
+        leaves.append(("grad.input.x", inp["x"]))
+    grads = torch.autograd.grad(out["loss"], [v for _, v in leaves])
+    res = {f"out.{k}": (v.detach().numpy().reshape(1) if k == "loss" else v.detach().numpy()) for k, v in out.items()}
+    res.update({name: g.numpy() for (name, _), g in zip(leaves, grads)})
+    return res
+
+
+def baseline_gradcheck(kind, task, params, inputs):
+    p, inp = to_torch(params, inputs)
+    names = list(p) + (["x"] if "x" in inp else [])
+    tensors = [p[k] if k in p else inp[k] for k in names]
+
+    def f(*vals):
+        p2, i2 = dict(p), dict(inp)
+        for k, v in zip(names, vals):
+            (p2 if k in p else i2)[k] = v
+        return baseline_forward(kind, task, p2, i2)["loss"]
+
+    return torch.autograd.gradcheck(f, tensors, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def baseline_metadata(name, kind, task, seed):
+    d = task["e"] if task["model"] == "lm" else SHAPES["d"]
+    config = {"case": name, "task": task, "baseline": {"kind": kind, "units": list(BASELINE_UNITS)},
+              "cell": {"d": d}, "B": SHAPES["B"], "T": SHAPES["T"], "seed": seed,
+              "layout": {"x": "[B,T,d]", "tokens": "[B,T]", "hs": "[T,B,f] (top layer)",
+                         "kernel": "[in, gates*u], Keras gate order (LSTM i,f,c,o; GRU z,r,h)",
+                         "bias": "[gates*u]; GRU [2, 3u] (input, recurrent)", "logits": "classifier [B,C]; lm [B,T,V]",
+                         "loss": "[1]"}}
+    return {"config": json.dumps(config, sort_keys=True), "generator": "bench/make_fixtures.py",
+            "torch": torch.__version__}
+
+
+def write_baselines(args):
+    total = 0
+    for name, kind, task in baseline_case_list():
+        if args.only and name not in args.only:
+            continue
+        seed = zlib.crc32(name.encode())
+        params, inputs = baseline_draw(kind, task, seed)
+        results = baseline_compute(kind, task, params, inputs)
+        path = os.path.join(args.out, f"{name}.safetensors")
+        safetensors_io.write(path, fixture_tensors(params, inputs, results), baseline_metadata(name, kind, task, seed))
+        size = os.path.getsize(path)
+        total += size
+        gc = ""
+        if not args.no_gradcheck:
+            gc = " gradcheck " + ("ok" if baseline_gradcheck(kind, task, params, inputs) else "FAILED")
+        print(f"{name:36s} seed {seed} loss {float(results['out.loss'][0]):.12f} {size} bytes{gc}")
+    return total
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -289,6 +464,7 @@ def main():
         print(f"{name:36s} seed {seed} loss {float(results['out.loss'][0]):.12f} clipped {rec.clipped:3d} "
               f"margins relu {rec.relu_min:.1e} clip {rec.clip_min:.1e} l2 {rec.l2_min:.1e} "
               f"{size} bytes{gc}")
+    total += write_baselines(args)
     print(f"total {total} bytes")
 
 

@@ -1,7 +1,8 @@
 /* The whole model on the device against values dumped from an independent PyTorch
  * transcription of the spec (bench/make_fixtures.py, float64): the loss, the outputs,
  * the final trace and the gradient of every parameter, of the input, of h0 and of H0,
- * for every option combination the fixtures cover. */
+ * for every option combination the fixtures cover; and the RNN/GRU/LSTM baselines
+ * (base_*) against torch.nn's own recurrent kernels, with weights in libenn's layout. */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -51,16 +52,26 @@ static void load_fixture(const char *name, fixture *f)
     c->max_batch = f->B;
     c->max_seq_len = f->T;
     c->input_features = (uint32_t)jnum(cell, "d");
-    c->cell.hidden = (uint32_t)jnum(cell, "h");
-    c->cell.memory_slots = (uint32_t)jnum(cell, "N");
-    c->cell.hebbian_rate = (float)jnum(cell, "eta");
-    c->cell.trace_scale = (float)jnum(cell, "alpha");
-    c->cell.temperature = (float)jnum(cell, "tau");
-    c->cell.sparsity = (float)jnum(cell, "lam");
-    c->cell.layer_norm = json_is_true(json_object_get(cell, "layer_norm"));
-    c->cell.trace_mode = !strcmp(jstr(cell, "trace_mode"), "per_sample") ? ENN_TRACE_PER_SAMPLE : ENN_TRACE_SHARED;
-    c->cell.trace_gradient = !strcmp(jstr(cell, "trace_gradient"), "stop") ? ENN_TRACE_GRADIENT_STOP
-                                                                             : ENN_TRACE_GRADIENT_EXACT;
+    json_t *baseline = json_object_get(f->config, "baseline");
+    if (baseline) {
+        const char *kind = jstr(baseline, "kind");
+        c->kind = !strcmp(kind, "rnn") ? ENN_MODEL_RNN : !strcmp(kind, "gru") ? ENN_MODEL_GRU : ENN_MODEL_LSTM;
+        json_t *units = json_object_get(baseline, "units");
+        c->layers = (uint32_t)json_array_size(units);
+        for (uint32_t i = 0; i < c->layers; i++)
+            c->layer_units[i] = (uint32_t)json_integer_value(json_array_get(units, i));
+    } else {
+        c->cell.hidden = (uint32_t)jnum(cell, "h");
+        c->cell.memory_slots = (uint32_t)jnum(cell, "N");
+        c->cell.hebbian_rate = (float)jnum(cell, "eta");
+        c->cell.trace_scale = (float)jnum(cell, "alpha");
+        c->cell.temperature = (float)jnum(cell, "tau");
+        c->cell.sparsity = (float)jnum(cell, "lam");
+        c->cell.layer_norm = json_is_true(json_object_get(cell, "layer_norm"));
+        c->cell.trace_mode = !strcmp(jstr(cell, "trace_mode"), "per_sample") ? ENN_TRACE_PER_SAMPLE : ENN_TRACE_SHARED;
+        c->cell.trace_gradient = !strcmp(jstr(cell, "trace_gradient"), "stop") ? ENN_TRACE_GRADIENT_STOP
+                                                                                 : ENN_TRACE_GRADIENT_EXACT;
+    }
     if (head == ENN_HEAD_CLASSIFIER) {
         c->outputs = (uint32_t)jnum(task, "C");
         c->dropout = (float)jnum(task, "dropout_rate");
@@ -182,9 +193,12 @@ static void run_fixture(const char *name)
     memcpy(&ref_loss, loss->data, 8);
     cr_expect(fabs(r.loss - ref_loss) <= 1e-4 * fabs(ref_loss) + 1e-6, "%s: loss %.7g, reference %.7g", name, r.loss,
               ref_loss);
+    int baseline = f.model.kind != ENN_MODEL_ENN;
     expect_close(model, &f, "out.hs", "out.hs");
-    expect_close(model, &f, "out.a", "out.a");
-    expect_close(model, &f, "out.H_T", "out.H_T");
+    if (!baseline) {
+        expect_close(model, &f, "out.a", "out.a");
+        expect_close(model, &f, "out.H_T", "out.H_T");
+    }
     if (f.model.head != ENN_HEAD_LANGUAGE_MODEL) expect_close(model, &f, "out.logits", "out.logits");
     for (uint32_t i = 0; i < enn_model_parameter_tensors(model); i++) {
         enn_tensor_desc d;
@@ -193,8 +207,8 @@ static void run_fixture(const char *name)
         snprintf(key, sizeof key, "grad.%s", d.name);
         expect_close(model, &f, key, key);
     }
-    expect_close(model, &f, "grad.input.h0", "grad.input.h0");
-    if (f.model.cell.trace_gradient == ENN_TRACE_GRADIENT_EXACT) expect_close(model, &f, "grad.input.H0", "grad.input.H0");
+    if (!baseline) expect_close(model, &f, "grad.input.h0", "grad.input.h0");
+    if (!baseline && f.model.cell.trace_gradient == ENN_TRACE_GRADIENT_EXACT) expect_close(model, &f, "grad.input.H0", "grad.input.H0");
     if (enn_safetensors_find(f.st, "grad.input.x")) expect_close(model, &f, "grad.input.x", "grad.input.x");
 
     free(x); free(y); free(labels); free(tokens); free(targets); free(h0); free(H0); free(xi); free(keep);
@@ -228,3 +242,10 @@ FIXTURE(reg_sequence)
 FIXTURE(lm_embedding)
 FIXTURE(lm_embedding_per_sample_stop)
 FIXTURE(lm_float)
+FIXTURE(base_rnn_cls_last)
+FIXTURE(base_rnn_lm_embedding)
+FIXTURE(base_gru_cls_last)
+FIXTURE(base_gru_lm_embedding)
+FIXTURE(base_lstm_cls_last)
+FIXTURE(base_lstm_lm_embedding)
+FIXTURE(base_lstm_cls_attention)
