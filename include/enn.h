@@ -183,7 +183,10 @@ ENN_API enn_status enn_memory_get_stats(const enn_context *ctx, enn_memory_stats
  * An ENN (or an RNN/GRU/LSTM baseline) with a head and a loss, trained on the device.
  * Parameters, gradients and Adam moments each live in one flat device buffer; tensor
  * names follow the spec's symbols (W_z, b_z, M, W_u, b_u, W_o, b_o, ln1.gain, ...), and
- * every matrix is laid out [in, out] as in Keras. */
+ * every matrix is laid out [in, out] as in Keras. A baseline's layer i has
+ * layer<i>.kernel [in, G u], layer<i>.recurrent_kernel [u, G u] and layer<i>.bias [G u]
+ * (GRU: [2, 3u], the input then the recurrent bias), gates packed in Keras's order:
+ * LSTM i, f, c, o (G = 4); GRU z, r, h (G = 3); SimpleRNN G = 1. */
 typedef struct enn_model enn_model;
 
 typedef enum enn_head_kind {
@@ -239,7 +242,10 @@ typedef struct enn_cell_config {
     float noise_std;           /* sigma: 0.001 */
     enn_trace_mode trace_mode;
     enn_trace_gradient trace_gradient;
-    int stateful;              /* 0: h0 and H0 drawn anew for every training batch */
+    int stateful;              /* 0: h0 and H0 drawn anew for every training batch (baselines:
+                                  every layer's h0 and c0 are 0, as in Keras); 1: the state
+                                  after one batch is the next batch's initial state (also
+                                  for the baselines) */
 } enn_cell_config;
 
 typedef struct enn_optimizer_config {
@@ -308,10 +314,11 @@ typedef struct enn_step_result {
  * rule (training: h0, H0 ~ Normal(0, 0.01^2) and Philox noise and dropout; evaluation:
  * zeros, no noise, no dropout). */
 typedef struct enn_forward_inputs {
-    const float *h0;           /* [B, h] */
+    const float *h0;           /* [B, h] (ENN only: a baseline rejects h0, H0 and noise) */
     const float *H0;           /* [N, h], or [B, N, h] per-sample */
     const float *noise;        /* [T, N, h], or [T, B, N, h] per-sample: xi, already scaled */
-    const float *keep_mask;    /* [B, h] 1 = kept, 0 = dropped (scaled by 1 / (1 - rate)) */
+    const float *keep_mask;    /* [B, f] 1 = kept, 0 = dropped (scaled by 1 / (1 - rate));
+                                  f = h, or a baseline's last layer units */
     int no_dropout;            /* 1: dropout off */
 } enn_forward_inputs;
 
@@ -340,7 +347,8 @@ ENN_API uint64_t enn_model_step_count(const enn_model *model);
  * after a training step or enn_model_compute_gradients, "adam.m.<name>" and
  * "adam.v.<name>" for the optimiser's moments, and the last forward pass's
  * "out.logits", "out.hs" [T, B, h], "out.H_T", "out.a" [T, B, N], "grad.input.x",
- * "grad.input.h0", "grad.input.H0". */
+ * "grad.input.h0", "grad.input.H0". A baseline has "out.logits", "out.hs" [T, B, f]
+ * (its last layer's hidden states) and "grad.input.x". */
 typedef struct enn_tensor_desc {
     const char *name;
     uint32_t rank;

@@ -300,3 +300,69 @@ static void check_memorises(enn_model_kind kind)
 Test(baselines, rnn_memorises_a_tiny_set) { check_memorises(ENN_MODEL_RNN); }
 Test(baselines, gru_memorises_a_tiny_set) { check_memorises(ENN_MODEL_GRU); }
 Test(baselines, lstm_memorises_a_tiny_set) { check_memorises(ENN_MODEL_LSTM); }
+
+/* ---------------------------------------------------------------- stateful */
+
+/* A stateful baseline that sees a sequence in two halves ends where a plain one that sees
+ * it whole does: the second half's hidden states match the whole run's last steps (same
+ * seed, same initialisation; only fp32 rounding of differently shaped GEMMs differs). */
+static void check_stateful(enn_model_kind kind)
+{
+    enum { B = 3, T = 6, H = 3, D = 2 };
+    uint64_t st = 5;
+    float x[B * T * D], first[B * H * D], second[B * H * D], y[B * T];
+    for (int i = 0; i < B * T * D; i++) x[i] = (float)test_rand_uniform(&st, -1, 1);
+    for (int i = 0; i < B * T; i++) y[i] = 0.0f;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < H; t++)
+            for (int k = 0; k < D; k++) {
+                first[(b * H + t) * D + k] = x[(b * T + t) * D + k];
+                second[(b * H + t) * D + k] = x[(b * T + H + t) * D + k];
+            }
+    enn_model_config c;
+    enn_model_config_init(&c, ENN_HEAD_REGRESSOR);
+    c.kind = kind;
+    c.layers = 2;
+    c.layer_units[0] = 5;
+    c.layer_units[1] = 4;
+    c.input_features = D;
+    c.max_seq_len = T;
+    c.max_batch = B;
+    c.outputs = 1;
+    c.return_sequences = 1;
+    enn_context *ctx = test_context();
+    enn_model *whole, *halves;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &whole));
+    c.cell.stateful = 1;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &halves));
+    enn_batch bw = {.size = B, .seq_len = T, .x = x, .y = y};
+    enn_batch b1 = {.size = B, .seq_len = H, .x = first, .y = y}, b2 = {.size = B, .seq_len = H, .x = second, .y = y};
+    enn_step_result r;
+    float hw[T * B * 4], h2[H * B * 4];
+    ENN_ASSERT_OK(enn_model_evaluate(whole, &bw, &r, NULL));
+    ENN_ASSERT_OK(enn_model_read(whole, "out.hs", hw, T * B * 4));
+    ENN_ASSERT_OK(enn_model_evaluate(halves, &b1, &r, NULL));
+    ENN_ASSERT_OK(enn_model_evaluate(halves, &b2, &r, NULL));
+    ENN_ASSERT_OK(enn_model_read(halves, "out.hs", h2, H * B * 4));
+    double worst = 0;
+    for (int i = 0; i < H * B * 4; i++) worst = fmax(worst, fabs(h2[i] - hw[H * B * 4 + i]));
+    cr_expect_lt(worst, 1e-5, "%s: the carried state's run differs by %g", kind_name(kind), worst);
+    /* And the carry matters: from zero, the second half gives other states. */
+    float h0[H * B * 4];
+    enn_model *fresh;
+    c.cell.stateful = 0;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &fresh));
+    ENN_ASSERT_OK(enn_model_evaluate(fresh, &b2, &r, NULL));
+    ENN_ASSERT_OK(enn_model_read(fresh, "out.hs", h0, H * B * 4));
+    double diff = 0;
+    for (int i = 0; i < H * B * 4; i++) diff = fmax(diff, fabs(h0[i] - h2[i]));
+    cr_expect_gt(diff, 1e-3, "%s: the carried state made no difference", kind_name(kind));
+    enn_model_destroy(whole);
+    enn_model_destroy(halves);
+    enn_model_destroy(fresh);
+    test_context_finish(ctx);
+}
+
+Test(baselines, rnn_stateful_carries_the_state) { check_stateful(ENN_MODEL_RNN); }
+Test(baselines, gru_stateful_carries_the_state) { check_stateful(ENN_MODEL_GRU); }
+Test(baselines, lstm_stateful_carries_the_state) { check_stateful(ENN_MODEL_LSTM); }
