@@ -77,7 +77,8 @@ void store_c(uint base_c, uint m, uint n, float acc)
     if ((pc.flags & 1u) != 0u) v += bias[n];
     uint act = (pc.flags >> 1) & 3u;
     if (act == ACT_RELU) v = max(v, 0.0);
-    else if (act == ACT_TANH) v = tanh(v);
+    else if (act == ACT_TANH) v = tanh(clamp(v, -15.0, 15.0));   // tanh(15) is 1.0 in float; no driver's
+                                                                 // exp-based tanh can overflow to NaN
     else if (act == ACT_SIGMOID) v = 1.0 / (1.0 + exp(-v));
     c[i] = v;
 }

@@ -366,3 +366,56 @@ static void check_stateful(enn_model_kind kind)
 Test(baselines, rnn_stateful_carries_the_state) { check_stateful(ENN_MODEL_RNN); }
 Test(baselines, gru_stateful_carries_the_state) { check_stateful(ENN_MODEL_GRU); }
 Test(baselines, lstm_stateful_carries_the_state) { check_stateful(ENN_MODEL_LSTM); }
+
+/* ---------------------------------------------------------------- saturation */
+
+/* Inputs of +-60 drive every gate far into saturation (exp(2 * 60) overflows a float):
+ * the hidden states must stay within [-1, 1] and every gradient finite. */
+static void check_saturation(enn_model_kind kind)
+{
+    enum { B = 2, T = 3, D = 3, C = 2 };
+    uint64_t st = 9;
+    float x[B * T * D];
+    uint32_t labels[B] = {0, 1};
+    for (int i = 0; i < B * T * D; i++) x[i] = test_rand_uniform(&st, -1, 1) < 0 ? -60.0f : 60.0f;
+    enn_model_config c;
+    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
+    c.kind = kind;
+    c.layers = 2;
+    c.layer_units[0] = 8;
+    c.layer_units[1] = 4;
+    c.input_features = D;
+    c.max_seq_len = T;
+    c.max_batch = B;
+    c.outputs = C;
+    c.pooling = ENN_POOL_LAST;
+    enn_context *ctx = test_context();
+    enn_model *m;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    enn_batch b = {.size = B, .seq_len = T, .x = x, .labels = labels};
+    enn_forward_inputs in = {.no_dropout = 1};
+    enn_step_result r;
+    ENN_ASSERT_OK(enn_model_compute_gradients(m, &b, &in, &r));
+    float hs[T * B * 4];
+    ENN_ASSERT_OK(enn_model_read(m, "out.hs", hs, T * B * 4));
+    for (int i = 0; i < T * B * 4; i++)
+        cr_expect(isfinite(hs[i]) && fabsf(hs[i]) <= 1.0f, "%s: h[%d] = %g", kind_name(kind), i, hs[i]);
+    cr_expect(isfinite(r.loss), "%s: loss %g", kind_name(kind), r.loss);
+    for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
+        enn_tensor_desc d;
+        ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
+        size_t n = (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
+        float *g = malloc(n * sizeof *g);
+        char name[96];
+        snprintf(name, sizeof name, "grad.%s", d.name);
+        ENN_ASSERT_OK(enn_model_read(m, name, g, n));
+        for (size_t k = 0; k < n; k++) cr_expect(isfinite(g[k]), "%s: %s[%zu] = %g", kind_name(kind), name, k, g[k]);
+        free(g);
+    }
+    enn_model_destroy(m);
+    test_context_finish(ctx);
+}
+
+Test(baselines, rnn_saturated_gates_stay_finite) { check_saturation(ENN_MODEL_RNN); }
+Test(baselines, gru_saturated_gates_stay_finite) { check_saturation(ENN_MODEL_GRU); }
+Test(baselines, lstm_saturated_gates_stay_finite) { check_saturation(ENN_MODEL_LSTM); }
