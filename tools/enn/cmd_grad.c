@@ -32,7 +32,7 @@ static void usage(FILE *f)
             "  --noise      [T, N, h], or [T, B, N, h] per-sample: trace noise xi, already\n"
             "               scaled by sigma (else drawn from the seed when noise is on)\n"
             "  --keep-mask  [B, h] dropout mask, 1 kept / 0 dropped (else no dropout)\n\n"
-            "Writes out.loss [], out.logits, out.hs [T, B, h], out.a [T, B, N], out.H_T,\n"
+            "Writes out.loss [1], out.logits, out.hs [T, B, h], out.a [T, B, N], out.H_T,\n"
             "grad.<parameter> for every parameter (same names and [in, out] layout as the\n"
             "checkpoint), grad.input.x [B, T, d], grad.input.h0 [B, h] and (exact trace\n"
             "gradient) grad.input.H0.\n");
@@ -221,7 +221,7 @@ static int run(enn_context *ctx, const grad_args *a)
     if (!loss) goto done;
     *loss = r.loss;
     snprintf(o->names[0], sizeof o->names[0], "out.loss");
-    o->t[o->count++] = (enn_st_tensor){.name = o->names[0], .dtype = ENN_ST_F32, .rank = 0, .data = loss};
+    o->t[o->count++] = (enn_st_tensor){.name = o->names[0], .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = loss};
     uint64_t logits[3] = {B, T, c->outputs};
     int per_step = lm || (c->head == ENN_HEAD_REGRESSOR && c->return_sequences);
     if (per_step ? add_output(m, o, "out.logits", 3, logits) : add_output(m, o, "out.logits", 2, (uint64_t[]){B, c->outputs}))
