@@ -367,7 +367,8 @@ ENN_API enn_status enn_model_memory(const enn_model *model, uint64_t *parameter_
  * state as "state.h" [Bp, h] and "state.H" [nH, N, h] (Bp, nH: the padded batch and trace
  * copies of the model), and metadata: "format" = "enn.checkpoint", "format_version",
  * "config" (enn_model_config_to_json), "step" (Adam updates), "passes" (forward passes:
- * they pick the noise and dropout streams), "state_T", "state_B". A model loaded from it
+ * they pick the noise and dropout streams), "state_T", "state_B", and "data_crc32" (of the
+ * data section; checked when present). A model loaded from it
  * continues training bit for bit like the model that wrote it. */
 
 /* Writes atomically (temporary file, fsync, rename): an existing file at `path` is

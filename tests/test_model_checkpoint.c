@@ -172,7 +172,8 @@ static void resume_case(int stateful)
 Test(model_checkpoint, resume_is_bit_exact) { resume_case(0); }
 Test(model_checkpoint, resume_is_bit_exact_stateful) { resume_case(1); }
 
-/* Rewrites a checkpoint with one change: `drop` omitted, `retype` given another dtype
+/* Rewrites a checkpoint with one change: `drop` omitted ("" adds a tensor "extra"),
+ * `retype` given another dtype
  * (same bytes reinterpreted, so the file is a valid safetensors file), metadata `key`
  * set to `value`. */
 static void rewrite(const char *from, const char *to, const char *drop, const char *retype, const char *key,
@@ -181,7 +182,9 @@ static void rewrite(const char *from, const char *to, const char *drop, const ch
     enn_safetensors *st;
     ENN_ASSERT_OK(enn_safetensors_read(from, &st));
     uint32_t n = enn_safetensors_count(st), out = 0;
-    enn_st_tensor *t = calloc(n, sizeof *t);
+    enn_st_tensor *t = calloc(n + 1, sizeof *t);
+    static const float one = 1.0f;
+    if (drop && !drop[0]) t[out++] = (enn_st_tensor){.name = "extra", .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = &one};
     for (uint32_t i = 0; i < n; i++) {
         const enn_st_tensor *s = enn_safetensors_at(st, i);
         if (drop && !strcmp(s->name, drop)) continue;
@@ -191,6 +194,7 @@ static void rewrite(const char *from, const char *to, const char *drop, const ch
         }
         out++;
     }
+    /* No data_crc32: the checksum is optional, and these files test the other checks. */
     static const char *const keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B"};
     enn_st_meta meta[7];
     for (int i = 0; i < 7; i++) {
@@ -263,6 +267,10 @@ Test(model_checkpoint, rejects_bad_files_and_leaves_the_model_alone)
     flipped[3] = 0x7f; /* the header length */
     test_write_file(bad, flipped, size);
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "header length");
+    memcpy(flipped, bytes, size);
+    flipped[size - 5] ^= 0x01; /* one bit of the data section */
+    test_write_file(bad, flipped, size);
+    expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "CRC-32");
     free(flipped);
 
     /* A checkpoint of another configuration: W_z [3, 10] instead of [3, 8]. */
@@ -275,6 +283,10 @@ Test(model_checkpoint, rejects_bad_files_and_leaves_the_model_alone)
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "tensor \"M\" is I32");
     rewrite(good, bad, "adam.v.out.b", NULL, NULL, NULL);
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "lacks tensor \"adam.v.out.b\"");
+    rewrite(good, bad, NULL, NULL, NULL, NULL);
+    ENN_ASSERT_OK(enn_model_load_into(m, bad)); /* the rewrite alone breaks nothing */
+    rewrite(good, bad, "", NULL, NULL, NULL);
+    expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "tensor \"extra\" is not part of this model");
     rewrite(good, bad, NULL, NULL, "config", "{\"version\": 1, \"kind\": ");
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "not valid JSON");
     rewrite(good, bad, NULL, NULL, "config", "{\"version\": 1}");

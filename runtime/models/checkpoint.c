@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -33,6 +34,23 @@ static enn_buffer *kind_buffer(enn_model *m, int kind)
 /* The carried state of a stateful model: slab last_T of hs ([Bp, h]) and of H
  * ([nH, N, h]), which the next pass copies to slab 0. */
 static int has_carried_state(const enn_model *m) { return m->config.cell.stateful && m->have_state; }
+
+/* CRC-32 (zlib's) of the tensors' bytes in the order given, in chunks zlib can take. */
+static uint32_t tensors_crc32(const enn_st_tensor *const *tensors, uint32_t count)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint32_t i = 0; i < count; i++) {
+        const unsigned char *p = tensors[i]->data;
+        uint64_t left = enn_st_elements(tensors[i]) * enn_st_dtype_size(tensors[i]->dtype);
+        while (left) {
+            uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            crc = crc32(crc, p, n);
+            p += n;
+            left -= n;
+        }
+    }
+    return (uint32_t)crc;
+}
 
 static uint64_t state_h_floats(const enn_model *m) { return (uint64_t)m->cell.Bp * m->cell.h; }
 static uint64_t state_H_floats(const enn_model *m) { return (uint64_t)m->cell.nH * m->cell.N * m->cell.h; }
@@ -79,6 +97,12 @@ enn_status enn_model_save(enn_model *m, const char *path)
     }
     if (s == ENN_OK) s = enn_model_config_to_json(&m->config, &config);
     if (s == ENN_OK) {
+        /* The data section holds the tensors in this order: its checksum lets a load
+         * refuse flipped bits that no shape or offset check could see. */
+        const enn_st_tensor *order[MOMENT_KINDS * ENN_MAX_TENSORS + 2];
+        for (uint32_t i = 0; i < count; i++) order[i] = &tensors[i];
+        char crc[16];
+        snprintf(crc, sizeof crc, "%08x", tensors_crc32(order, count));
         char version[16], step[24], passes[24], st_T[16], st_B[16];
         snprintf(version, sizeof version, "%d", FORMAT_VERSION);
         snprintf(step, sizeof step, "%llu", (unsigned long long)m->step);
@@ -86,7 +110,7 @@ enn_status enn_model_save(enn_model *m, const char *path)
         snprintf(st_T, sizeof st_T, "%u", state ? m->last_T : 0);
         snprintf(st_B, sizeof st_B, "%u", state ? m->last_B : 0);
         enn_st_meta meta[] = {{"format", FORMAT_NAME}, {"format_version", version}, {"config", config},
-                              {"step", step}, {"passes", passes}, {"state_T", st_T}, {"state_B", st_B}};
+                              {"step", step}, {"passes", passes}, {"state_T", st_T}, {"state_B", st_B}, {"data_crc32", crc}};
         s = enn_safetensors_write(path, tensors, count, meta, sizeof meta / sizeof *meta);
     }
     for (int k = 0; k < MOMENT_KINDS; k++) free(host[k]);
@@ -117,6 +141,32 @@ static enn_status meta_u64(const checkpoint *c, const char *key, uint64_t max, u
     return ENN_OK;
 }
 
+static int by_data_offset(const void *a, const void *b)
+{
+    const unsigned char *x = (*(const enn_st_tensor *const *)a)->data, *y = (*(const enn_st_tensor *const *)b)->data;
+    return x < y ? -1 : x > y;
+}
+
+/* "data_crc32", when present (enn writes it; other writers need not), must match the
+ * tensors' bytes in file order. */
+static enn_status check_crc(const enn_safetensors *st)
+{
+    const char *path = enn_safetensors_path(st), *want = enn_safetensors_meta(st, "data_crc32");
+    if (!want) return ENN_OK;
+    uint32_t n = enn_safetensors_count(st);
+    const enn_st_tensor **order = malloc((n ? n : 1) * sizeof *order);
+    if (!order) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "checking %s", path);
+    for (uint32_t i = 0; i < n; i++) order[i] = enn_safetensors_at(st, i);
+    qsort(order, n, sizeof *order, by_data_offset);
+    char got[16];
+    snprintf(got, sizeof got, "%08x", tensors_crc32(order, n));
+    free(order);
+    if (strcmp(got, want))
+        return enn_error(ENN_ERROR_FORMAT, "%s: the tensor data's CRC-32 is %s, the checkpoint says %s (corrupted file)",
+                         path, got, want);
+    return ENN_OK;
+}
+
 static enn_status read_checkpoint(const char *path, checkpoint *c)
 {
     memset(c, 0, sizeof *c);
@@ -130,6 +180,7 @@ static enn_status read_checkpoint(const char *path, checkpoint *c)
     if (version != FORMAT_VERSION)
         return enn_error(ENN_ERROR_FORMAT, "%s: checkpoint format version %llu; this libenn reads version %d", path,
                          (unsigned long long)version, FORMAT_VERSION);
+    ENN_TRY(check_crc(c->st));
     const char *config = enn_safetensors_meta(c->st, "config");
     if (!config) return enn_error(ENN_ERROR_FORMAT, "%s: the checkpoint's metadata lacks \"config\"", path);
     ENN_TRY(enn_model_config_from_json(config, path, &c->config));
