@@ -313,7 +313,8 @@ typedef struct enn_step_result {
 /* Explicit values for what training otherwise draws itself, for checking the library
  * against another implementation number for number (enn grad). NULL fields: the usual
  * rule (training: h0, H0 ~ Normal(0, 0.01^2) and Philox noise and dropout; evaluation:
- * zeros, no noise, no dropout). */
+ * zeros, no noise, no dropout). A given h0 or H0 also replaces a stateful model's
+ * carried state for that pass. */
 typedef struct enn_forward_inputs {
     const float *h0;           /* [B, h] */
     const float *H0;           /* [N, h], or [B, N, h] per-sample */

@@ -384,3 +384,44 @@ Test(model_checkpoint, opens_in_python)
     test_context_finish(ctx);
     test_tmpdir_remove(dir);
 }
+
+/* Explicit h0 and H0 (enn grad) win over a stateful model's carried state: a model that
+ * carries state and a copy of its parameters that carries none give the same pass. */
+Test(model_checkpoint, given_initial_state_overrides_carried_state)
+{
+    enn_context *ctx = test_context();
+    enn_model_config c = small_config(13, 1);
+    c.dropout = 0.0f;
+    enn_model *carrying, *plain;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &carrying));
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &plain));
+    train(carrying, 0, 2);
+    for (uint32_t i = 0; i < enn_model_parameter_tensors(carrying); i++) {
+        enn_tensor_desc d;
+        ENN_ASSERT_OK(enn_model_parameter_desc(carrying, i, &d));
+        size_t n = (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
+        float *v = malloc(n * 4);
+        ENN_ASSERT_OK(enn_model_read(carrying, d.name, v, n));
+        ENN_ASSERT_OK(enn_model_write(plain, d.name, v, n));
+        free(v);
+    }
+    float h0[B * H], H0[B * N * H], noise[T * B * N * H];
+    uint64_t state = 99;
+    for (size_t i = 0; i < B * H; i++) h0[i] = (float)test_rand_uniform(&state, -0.1, 0.1);
+    for (size_t i = 0; i < B * N * H; i++) H0[i] = (float)test_rand_uniform(&state, -0.1, 0.1);
+    for (size_t i = 0; i < T * B * N * H; i++) noise[i] = (float)test_rand_uniform(&state, -0.01, 0.01);
+    enn_forward_inputs in = {.h0 = h0, .H0 = H0, .noise = noise, .no_dropout = 1};
+    batch_data b;
+    make_batch(4, &b);
+    enn_step_result r1, r2;
+    ENN_ASSERT_OK(enn_model_compute_gradients(carrying, &b.batch, &in, &r1));
+    ENN_ASSERT_OK(enn_model_compute_gradients(plain, &b.batch, &in, &r2));
+    float hs1[T * B * H], hs2[T * B * H];
+    ENN_ASSERT_OK(enn_model_read(carrying, "out.hs", hs1, T * B * H));
+    ENN_ASSERT_OK(enn_model_read(plain, "out.hs", hs2, T * B * H));
+    cr_expect_eq(memcmp(hs1, hs2, sizeof hs1), 0, "the carried state was used instead of the given h0, H0");
+    cr_expect_eq(memcmp(&r1.loss, &r2.loss, 4), 0, "losses %.9g and %.9g", r1.loss, r2.loss);
+    enn_model_destroy(carrying);
+    enn_model_destroy(plain);
+    test_context_finish(ctx);
+}
