@@ -283,6 +283,13 @@ ENN_API void enn_model_config_init(enn_model_config *config, enn_head_kind head)
 /* Checks a configuration; an impossible one is ENN_ERROR_INVALID_ARGUMENT with a message
  * naming the field. */
 ENN_API enn_status enn_model_config_check(const enn_model_config *config);
+/* The configuration as JSON text (every field under a readable key, enumerations as
+ * words, and a "version" key), malloc'ed: release it with free(). */
+ENN_API enn_status enn_model_config_to_json(const enn_model_config *config, char **json);
+/* Parses what enn_model_config_to_json writes. Strict: a missing or unknown key, a wrong
+ * type or an unknown word is ENN_ERROR_FORMAT naming the key. `origin` (a file name, or
+ * NULL) starts each message. The result is not checked: call enn_model_config_check. */
+ENN_API enn_status enn_model_config_from_json(const char *json, const char *origin, enn_model_config *config);
 /* Parameters of the model: `trainable` counts every learned tensor; `reference` adds
  * what the reference Keras package also counts (its unused, non-trainable initial-trace
  * weight of N*h for an ENN), which is how the paper's table counts. Either may be NULL. */
@@ -312,7 +319,8 @@ typedef struct enn_step_result {
 /* Explicit values for what training otherwise draws itself, for checking the library
  * against another implementation number for number (enn grad). NULL fields: the usual
  * rule (training: h0, H0 ~ Normal(0, 0.01^2) and Philox noise and dropout; evaluation:
- * zeros, no noise, no dropout). */
+ * zeros, no noise, no dropout). A given h0 or H0 also replaces a stateful model's
+ * carried state for that pass. */
 typedef struct enn_forward_inputs {
     const float *h0;           /* [B, h] (ENN only: a baseline rejects h0, H0 and noise) */
     const float *H0;           /* [N, h], or [B, N, h] per-sample */
@@ -361,6 +369,28 @@ ENN_API enn_status enn_model_read(enn_model *model, const char *name, float *dst
 ENN_API enn_status enn_model_write(enn_model *model, const char *name, const float *src, size_t count);
 /* Device memory the model holds: parameters, gradients, optimiser state, activations. */
 ENN_API enn_status enn_model_memory(const enn_model *model, uint64_t *parameter_bytes, uint64_t *activation_bytes);
+
+/* ---------------------------------------------------------------- checkpoints
+ * A checkpoint is a safetensors file: every parameter under its name (F32, [in, out]),
+ * the Adam moments as "adam.m.<name>" and "adam.v.<name>", a stateful model's carried
+ * state as "state.h" [Bp, h] and "state.H" [nH, N, h] (Bp, nH: the padded batch and trace
+ * copies of the model), and metadata: "format" = "enn.checkpoint", "format_version",
+ * "config" (enn_model_config_to_json), "step" (Adam updates), "passes" (forward passes:
+ * they pick the noise and dropout streams), "state_T", "state_B", and "data_crc32" (of the
+ * data section; checked when present). A model loaded from it
+ * continues training bit for bit like the model that wrote it. */
+
+/* Writes atomically (temporary file, fsync, rename): an existing file at `path` is
+ * replaced whole or not at all. */
+ENN_API enn_status enn_model_save(enn_model *model, const char *path);
+/* Creates a model from a checkpoint's configuration and loads it. */
+ENN_API enn_status enn_model_load(enn_context *ctx, const char *path, enn_model **out);
+/* Loads into an existing model: every tensor's name, shape and dtype must match the
+ * model's, and nothing else may be in the file. The whole file is read and checked
+ * before anything changes, so on failure the model is as it was. The model keeps its own
+ * configuration except the learning rate, which is training state and comes from the
+ * checkpoint like the step and pass counters. */
+ENN_API enn_status enn_model_load_into(enn_model *model, const char *path);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,22 @@ struct enn_safetensors {
 static void put_u64le(unsigned char *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Makes the rename itself durable: without an fsync of the directory, a crash right
+ * after it can leave the old file (or none) in place. Best effort: some file systems
+ * refuse fsync on a directory, and the data is already safe. */
+static void sync_directory(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
 }
 
 enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors, uint32_t count,
@@ -114,6 +131,7 @@ enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors,
         return enn_error(ENN_ERROR_IO, "cannot write %s: %s", path, strerror(err ? err : EIO));
     }
     free(tmp);
+    sync_directory(path);
     return ENN_OK;
 }
 

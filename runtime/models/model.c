@@ -207,8 +207,10 @@ static enn_status record_initial_state(enn_model *m, uint32_t B, int training, c
     enn_recorder *rec = m->rec;
     uint64_t sh = enn_cell_row_slab(c, c->h), str = enn_cell_trace_slab(c);
     if (m->config.cell.stateful && m->have_state) {
-        ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
-        return enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str);
+        /* A given h0 / H0 (enn grad on a stateful checkpoint) wins over the carried one. */
+        if (!(in && in->h0)) ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
+        if (!(in && in->H0)) ENN_TRY(enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str));
+        return ENN_OK;
     }
     if (!(in && in->h0)) {
         ENN_TRY(enn_record_fill(rec, c->hs, 0, sh, 0));

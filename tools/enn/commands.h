@@ -6,5 +6,7 @@
 int cmd_devices(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
 
 #endif

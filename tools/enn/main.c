@@ -13,6 +13,8 @@ static const struct {
     {"devices", cmd_devices, "list Vulkan devices, their capabilities, and which one is chosen"},
     {"smoke", cmd_smoke, "run a few dispatches on the chosen device and check the result"},
     {"bench", cmd_bench, "`enn bench ops`: kernel throughput beside a CPU baseline"},
+    {"init", cmd_init, "write a freshly initialised model of any configuration to a checkpoint"},
+    {"grad", cmd_grad, "loss, outputs and every gradient of one batch, for checking against another implementation"},
 };
 
 static void usage(FILE *f)
