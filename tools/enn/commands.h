@@ -6,5 +6,6 @@
 int cmd_devices(int argc, char **argv);
 int cmd_smoke(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_trace_demo(int argc, char **argv);
 
 #endif
