@@ -13,7 +13,7 @@ trace_stats trace_stats_compute(const float *H, size_t n)
         double v = H[i];
         sum += v;
         sum_abs += fabs(v);
-        small += fabs(v) < TRACE_SPARSITY_THRESHOLD;
+        small += fabsf(H[i]) < (float)TRACE_SPARSITY_THRESHOLD; /* in float, as numpy compares a float32 trace */
         if (v > s.max) s.max = v;
         if (v < s.min) s.min = v;
     }

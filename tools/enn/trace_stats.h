@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-/* |H| below this counts as zero for the sparsity. */
+/* |H| below this counts as zero for the sparsity (compared in float: 0.01f itself is not). */
 #define TRACE_SPARSITY_THRESHOLD 0.01
 
 typedef struct trace_stats {
