@@ -11,7 +11,6 @@
 #include "trace_monitor.h"
 
 #define DEMO_FEATURES 3
-#define DEMO_STEPS 16
 #define DEMO_BATCH 32
 #define DEMO_TRAIN_BATCHES 4
 
@@ -26,15 +25,15 @@ static float uniform(uint64_t *s)
 
 /* Sequences whose class is the sign of feature 0 summed over the first half: the model
  * must remember the early steps, which is what the trace is for. */
-static void make_batch(uint64_t *rng, float *x, uint32_t *labels)
+static void make_batch(uint64_t *rng, uint32_t T, float *x, uint32_t *labels)
 {
     for (uint32_t b = 0; b < DEMO_BATCH; b++) {
         float sum = 0.0f;
-        for (uint32_t t = 0; t < DEMO_STEPS; t++)
+        for (uint32_t t = 0; t < T; t++)
             for (uint32_t f = 0; f < DEMO_FEATURES; f++) {
                 float v = uniform(rng);
-                x[((size_t)b * DEMO_STEPS + t) * DEMO_FEATURES + f] = v;
-                if (f == 0 && t < DEMO_STEPS / 2) sum += v;
+                x[((size_t)b * T + t) * DEMO_FEATURES + f] = v;
+                if (f == 0 && t < (T + 1) / 2) sum += v;
             }
         labels[b] = sum > 0.0f;
     }
@@ -42,28 +41,33 @@ static void make_batch(uint64_t *rng, float *x, uint32_t *labels)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: enn trace-demo --out DIR [--epochs E]\n\n"
-               "Trains a small ENN (h = 32, N = 16) on synthetic sequences for E epochs (default 3)\n"
-               "and writes the trace monitor's pictures and trace_stats.csv into DIR.\n");
+    fprintf(f, "usage: enn trace-demo --out DIR [--epochs E] [--hidden H] [--slots N] [--steps T]\n\n"
+               "Trains a small ENN (by default h = 32, N = 16, T = 16) on synthetic sequences for E\n"
+               "epochs (default 3) and writes the trace monitor's pictures and trace_stats.csv into DIR.\n");
 }
 
 int cmd_trace_demo(int argc, char **argv)
 {
     const char *out = NULL;
-    unsigned epochs = 3;
+    unsigned epochs = 3, hidden = 32, slots = 16, steps = 16;
+    struct { const char *flag; unsigned *value, max; } options[] = {
+        {"--epochs", &epochs, 1000}, {"--hidden", &hidden, 1024}, {"--slots", &slots, 1024}, {"--steps", &steps, 4096}};
     for (int i = 1; i < argc; i++) {
+        size_t k = 0;
+        while (k < sizeof options / sizeof *options && strcmp(argv[i], options[k].flag)) k++;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
-        } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
+        } else if (k < sizeof options / sizeof *options && i + 1 < argc) {
             char *end;
-            epochs = (unsigned)strtoul(argv[++i], &end, 10);
-            if (*end || epochs == 0 || epochs > 1000) {
-                fprintf(stderr, "enn trace-demo: --epochs wants 1..1000, not %s\n", argv[i]);
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v == 0 || v > options[k].max) {
+                fprintf(stderr, "enn trace-demo: %s wants 1..%u, not %s\n", options[k].flag, options[k].max, argv[i]);
                 return 2;
             }
+            *options[k].value = (unsigned)v;
         } else {
             usage(stderr);
             return 2;
@@ -77,15 +81,15 @@ int cmd_trace_demo(int argc, char **argv)
     enn_model_config cfg;
     enn_model_config_init(&cfg, ENN_HEAD_CLASSIFIER);
     cfg.input_features = DEMO_FEATURES;
-    cfg.max_seq_len = DEMO_STEPS;
+    cfg.max_seq_len = steps;
     cfg.max_batch = DEMO_BATCH;
     cfg.outputs = 2;
-    cfg.cell.hidden = 32;
-    cfg.cell.memory_slots = 16;
+    cfg.cell.hidden = hidden;
+    cfg.cell.memory_slots = slots;
     cfg.optimizer.learning_rate = 1e-2f;
     cfg.seed = 7;
 
-    size_t xs = (size_t)DEMO_BATCH * DEMO_STEPS * DEMO_FEATURES;
+    size_t xs = (size_t)DEMO_BATCH * steps * DEMO_FEATURES;
     float *x = malloc((DEMO_TRAIN_BATCHES + 1) * xs * sizeof *x);
     uint32_t *labels = malloc((DEMO_TRAIN_BATCHES + 1) * DEMO_BATCH * sizeof *labels);
     enn_context *ctx = NULL;
@@ -97,8 +101,8 @@ int cmd_trace_demo(int argc, char **argv)
         goto done;
     }
     uint64_t rng = 0x9e3779b97f4a7c15ull;
-    for (int k = 0; k <= DEMO_TRAIN_BATCHES; k++) make_batch(&rng, x + k * xs, labels + k * DEMO_BATCH);
-    enn_batch val = {.size = DEMO_BATCH, .seq_len = DEMO_STEPS, .x = x + DEMO_TRAIN_BATCHES * xs,
+    for (int k = 0; k <= DEMO_TRAIN_BATCHES; k++) make_batch(&rng, steps, x + k * xs, labels + k * DEMO_BATCH);
+    enn_batch val = {.size = DEMO_BATCH, .seq_len = steps, .x = x + DEMO_TRAIN_BATCHES * xs,
                      .labels = labels + DEMO_TRAIN_BATCHES * DEMO_BATCH};
 
     if (enn_context_create(NULL, &ctx) || enn_model_create(ctx, &cfg, &model) ||
@@ -108,7 +112,7 @@ int cmd_trace_demo(int argc, char **argv)
         double loss = 0.0;
         uint32_t correct = 0, counted = 0;
         for (int k = 0; k < DEMO_TRAIN_BATCHES; k++) {
-            enn_batch b = {.size = DEMO_BATCH, .seq_len = DEMO_STEPS, .x = x + k * xs, .labels = labels + k * DEMO_BATCH};
+            enn_batch b = {.size = DEMO_BATCH, .seq_len = steps, .x = x + k * xs, .labels = labels + k * DEMO_BATCH};
             enn_step_result r;
             if (enn_model_train_step(model, &b, &r)) goto fail;
             loss += r.loss;

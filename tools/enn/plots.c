@@ -293,9 +293,12 @@ enn_status plot_heatmap_png(const char *path, const plot_heatmap *hm)
     cairo_rectangle(cr, x0, y0, x1 - x0, y1 - y0);
     cairo_clip(cr);
     cairo_translate(cr, x0, y0);
-    cairo_scale(cr, (x1 - x0) / hm->cols, (y1 - y0) / hm->rows);
+    double sx = (x1 - x0) / hm->cols, sy = (y1 - y0) / hm->rows;
+    cairo_scale(cr, sx, sy);
     cairo_set_source_surface(cr, cells, 0, 0);
-    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    /* Sharp cells when each is at least a pixel; more cells than pixels (a long
+     * sequence's attention) are averaged rather than dropped. */
+    cairo_pattern_set_filter(cairo_get_source(cr), sx >= 1 && sy >= 1 ? CAIRO_FILTER_NEAREST : CAIRO_FILTER_GOOD);
     cairo_paint(cr);
     cairo_restore(cr);
     cairo_surface_destroy(cells);

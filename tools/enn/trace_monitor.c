@@ -210,12 +210,11 @@ static enn_status draw(const trace_monitor *m, const float *attention, uint32_t 
     hm.value_label = "\u0394H";
     ENN_TRY(heatmap(m, "trace_difference.png", &hm));
 
-    /* Attention: probabilities, so the colour scale starts at 0. */
-    float amax = 0.0f;
-    for (size_t i = 0; i < (size_t)m->N * T; i++) amax = fmaxf(amax, attention[i]);
+    /* Attention: the colours span the values present (near-uniform attention over many
+     * slots would otherwise be one flat colour); the colour bar gives the numbers. */
     plot_heatmap att = {.title = att_title, .x_label = "time step", .y_label = "memory slot",
                         .value_label = "attention a", .values = attention, .rows = m->N, .cols = T,
-                        .colormap = PLOT_SEQUENTIAL, .lo = 0.0f, .hi = amax};
+                        .colormap = PLOT_SEQUENTIAL};
     ENN_TRY(heatmap(m, "attention.png", &att));
 
     uint32_t n = m->count;
