@@ -12,7 +12,9 @@
  *
  * and trace_stats.csv with the numbers behind trace_stats.png and training_curves.png.
  * With a per-sample trace ([B,N,h]) the pictures show sample 0's. Evaluation starts from
- * H_0 = 0 with no noise, so the pictures are what one batch writes into an empty trace. */
+ * H_0 = 0 with no noise, so the pictures are what one batch writes into an empty trace
+ * (a stateful model instead starts from, and carries on, its state, as with any
+ * enn_model_evaluate). */
 #ifndef ENN_TOOLS_TRACE_MONITOR_H
 #define ENN_TOOLS_TRACE_MONITOR_H
 
