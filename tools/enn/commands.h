@@ -8,5 +8,6 @@ int cmd_smoke(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
+int cmd_trace_demo(int argc, char **argv);
 
 #endif

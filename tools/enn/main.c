@@ -15,13 +15,14 @@ static const struct {
     {"bench", cmd_bench, "`enn bench ops`: kernel throughput beside a CPU baseline"},
     {"init", cmd_init, "write a freshly initialised model of any configuration to a checkpoint"},
     {"grad", cmd_grad, "loss, outputs and every gradient of one batch, for checking against another implementation"},
+    {"trace-demo", cmd_trace_demo, "train a small ENN a few epochs and draw the trace monitor's pictures"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: enn <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n`enn <command> --help` describes a command's options.\n"
                "Environment: ENN_DEVICE (index or name substring), ENN_VALIDATION=1,\n"
                "ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,\n"
