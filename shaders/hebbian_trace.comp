@@ -19,8 +19,8 @@
 //
 // Speed (lavapipe turns every buffer access into a per-lane loop): elements go VW at a
 // time (vec4 when h % 4 == 0; the Philox normals then come four per block, bit for bit
-// the scalar ones), invocations loop over the elements with the grid's stride (the
-// launcher caps the grid on CPU devices), and backward_inputs takes ROWS batch rows per
+// the scalar ones), invocations loop over the elements with the grid's stride (past the
+// largest grid), and backward_inputs takes ROWS batch rows per
 // workgroup so that each loaded vector of a shared G serves ROWS rows.
 //
 //! variant hebbian_trace_v4 -DVW=4
@@ -166,14 +166,18 @@ void main()
     for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
         uint rows = min(uint(ROWS), B - b0);
         for (uint n = t; n < N; n += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, i = b * N + n;
+                    float acc = 0.0;
+                    for (uint j = 0u; j < hv; j++) acc += dot(G_in[b * N * hv + n * hv + j], z[b * hv + j]);
+                    da[i] = pc.beta_da != 0.0 ? acc + pc.beta_da * da[i] : acc;
+                }
+                continue;
+            }
             float acc[ROWS];
             for (uint r = 0u; r < ROWS; r++) acc[r] = 0.0;
-            if (per_sample) {
-                for (uint r = 0u; r < ROWS; r++) {
-                    uint b = min(b0 + r, B - 1u);
-                    for (uint j = 0u; j < hv; j++) acc[r] += dot(G_in[b * N * hv + n * hv + j], z[b * hv + j]);
-                }
-            } else {
+            {
                 for (uint j = 0u; j < hv; j++) {
                     VT g = G_in[n * hv + j];
                     for (uint r = 0u; r < ROWS; r++) acc[r] += dot(g, z[min(b0 + r, B - 1u) * hv + j]);
@@ -187,14 +191,18 @@ void main()
             }
         }
         for (uint j = t; j < hv; j += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, i = b * hv + j;
+                    VT acc = VT(0.0);
+                    for (uint n = 0u; n < N; n++) acc += G_in[b * N * hv + n * hv + j] * a[b * N + n];
+                    dz[i] = pc.beta_dz != 0.0 ? acc + pc.beta_dz * dz[i] : acc;
+                }
+                continue;
+            }
             VT acc[ROWS];
             for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
-            if (per_sample) {
-                for (uint r = 0u; r < ROWS; r++) {
-                    uint b = min(b0 + r, B - 1u);
-                    for (uint n = 0u; n < N; n++) acc[r] += G_in[b * N * hv + n * hv + j] * a[b * N + n];
-                }
-            } else {
+            {
                 for (uint n = 0u; n < N; n++) {
                     VT g = G_in[n * hv + j];
                     for (uint r = 0u; r < ROWS; r++) acc[r] += g * a[min(b0 + r, B - 1u) * N + n];
