@@ -95,16 +95,22 @@ void main()
         // Logits: one invocation per slot, dot products over h in registers.
         for (uint n = t; n < N; n += WG) {
             if (per_sample) {
-                for (uint r = 0u; r < rows; r++) {
-                    uint ho = (b0 + r) * N * hv + n * hv;
-                    float dot_ze = 0.0, ee = 0.0;
-                    for (uint j = 0u; j < hv; j++) {
-                        VT e = M[n * hv + j] + pc.alpha * H[ho + j];
-                        dot_ze += dot(z[(b0 + r) * hv + j], e);
-                        ee += dot(e, e);
+                // Each loaded vector of M serves the tile's rows; rows past the batch
+                // repeat the last one (no branch around the loads) and are not kept.
+                float dot_ze[ROWS], ee[ROWS];
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = ee[r] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT mv = M[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) {
+                        uint b = min(b0 + r, pc.B - 1u);
+                        VT e = mv + pc.alpha * H[b * N * hv + n * hv + j];
+                        dot_ze[r] += dot(z[b * hv + j], e);
+                        ee[r] += dot(e, e);
                     }
-                    sh_a[r * MAX_N + n] = dot_ze * sh_rz[r] * inversesqrt(max(ee, EPS_SQ)) * pc.inv_tau;
                 }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows)
+                        sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * inversesqrt(max(ee[r], EPS_SQ)) * pc.inv_tau;
             } else {
                 float dot_ze[ROWS], ee = 0.0;
                 for (uint r = 0u; r < ROWS; r++) dot_ze[r] = 0.0;
@@ -142,19 +148,27 @@ void main()
         // in the same pass over H.
         for (uint j = t; j < hv; j += WG) {
             if (per_sample) {
-                for (uint r = 0u; r < rows; r++) {
-                    uint b = b0 + r, ho = b * N * hv;
-                    VT zj = z[b * hv + j], acc = VT(0.0);
-                    for (uint n = 0u; n < N; n++) {
-                        float an = sh_a[r * MAX_N + n];
-                        VT hold = H[ho + n * hv + j];
-                        acc += an * (M[n * hv + j] + pc.alpha * hold);
-                        precise VT d = an * zj;
-                        VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at((ho + n * hv + j) * VW));
-                        H_new[ho + n * hv + j] = clamp(pre, -pc.clip, pc.clip);
-                    }
-                    m[b * hv + j] = acc;
+                VT zj[ROWS], acc[ROWS];
+                for (uint r = 0u; r < ROWS; r++) {
+                    zj[r] = z[min(b0 + r, pc.B - 1u) * hv + j];
+                    acc[r] = VT(0.0);
                 }
+                for (uint n = 0u; n < N; n++) {
+                    VT mv = M[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) {
+                        if (r < rows) {
+                            uint k = (b0 + r) * N * hv + n * hv + j;
+                            float an = sh_a[r * MAX_N + n];
+                            VT hold = H[k];
+                            acc[r] += an * (mv + pc.alpha * hold);
+                            precise VT d = an * zj[r];
+                            VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
+                            H_new[k] = clamp(pre, -pc.clip, pc.clip);
+                        }
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) m[(b0 + r) * hv + j] = acc[r];
             } else {
                 VT acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
