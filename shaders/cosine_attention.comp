@@ -18,8 +18,20 @@
 //   dz    = r_z (sum_n ds_n r_n E_n - zn Q)        (drop the zn Q term if |z|^2 < 1e-12)
 //   dE_n  = sum_b [a_bn dm_b + r_n (ds_bn zn_b - En_n ds_bn s_bn)]   (same clamp rule)
 //
+// The backward kernels take ROWS batch rows (resp. memory slots) per workgroup and load
+// VW-wide vectors (vec4 when h % 4 == 0); per-row sums live in registers and the softmax
+// gradient of a row is a serial loop of one invocation (no shared-memory tree
+// reductions: lavapipe turns every shared or buffer access into a per-lane loop).
+// The launcher picks ROWS = 8 on CPU devices, 1 on GPUs (more workgroups).
+//
 //! variant cosine_attention_backward -DBACKWARD=1
+//! variant cosine_attention_backward_v4 -DBACKWARD=1 -DVW=4
+//! variant cosine_attention_backward_r8 -DBACKWARD=1 -DROWS=8
+//! variant cosine_attention_backward_v4r8 -DBACKWARD=1 -DVW=4 -DROWS=8
 //! variant cosine_attention_backward_memory -DBACKWARD_MEMORY=1
+//! variant cosine_attention_backward_memory_v4 -DBACKWARD_MEMORY=1 -DVW=4
+//! variant cosine_attention_backward_memory_r8 -DBACKWARD_MEMORY=1 -DROWS=8
+//! variant cosine_attention_backward_memory_v4r8 -DBACKWARD_MEMORY=1 -DVW=4 -DROWS=8
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;    // shared arrays hold N <= MAX_N slots
 #include "reduce.glsl"
@@ -36,6 +48,18 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
+
+#ifndef VW
+#define VW 1
+#endif
+#ifndef ROWS
+#define ROWS 1
+#endif
+#if VW == 4
+#define VT vec4
+#else
+#define VT float
+#endif
 
 #if !defined(BACKWARD) && !defined(BACKWARD_MEMORY)
 layout(std430, set = 0, binding = 0) readonly buffer Z { float z[]; };
@@ -92,76 +116,139 @@ void main()
 #endif
 
 #ifdef BACKWARD
-layout(std430, set = 0, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Em { float E[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Em { VT E[]; };
 layout(std430, set = 0, binding = 2) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 3) readonly buffer DM { float dm[]; };
+layout(std430, set = 0, binding = 3) readonly buffer DM { VT dm[]; };
 layout(std430, set = 0, binding = 4) readonly buffer DA { float da_in[]; };
-layout(std430, set = 0, binding = 5) buffer DZ { float dz[]; };
+layout(std430, set = 0, binding = 5) buffer DZ { VT dz[]; };
 // Workspace: ds [B,N], then q = ds * s [B,N], then the signed 1/|z| [B] (negative when
 // the norm was clamped), for the shared-mode memory gradient.
 layout(std430, set = 0, binding = 6) writeonly buffer WS { float ws[]; };
-layout(std430, set = 0, binding = 7) buffer DE { float dE[]; };   // per-sample mode only
+layout(std430, set = 0, binding = 7) buffer DE { VT dE[]; };   // per-sample mode only
 
-shared float sh_s[MAX_N];    // s_n
-shared float sh_r[MAX_N];    // 1/|E_n|, negative when clamped
-shared float sh_d[MAX_N];    // da_n, then ds_n
+// Per row r of the tile and slot n, at [r * MAX_N + n]:
+shared float sh_s[ROWS * MAX_N];    // s_n
+shared float sh_r[ROWS * MAX_N];    // 1/|E_n|, negative when clamped
+shared float sh_d[ROWS * MAX_N];    // da_n, then ds_n
+shared float sh_rz[ROWS];           // 1/|z|, negative when clamped
+shared float sh_Q[ROWS];
+
+void keep_slot(uint r, uint n, float dot_ze, float dme, float ee)
+{
+    float rE = inversesqrt(max(ee, EPS_SQ));
+    sh_s[r * MAX_N + n] = dot_ze * abs(sh_rz[r]) * rE;
+    sh_r[r * MAX_N + n] = ee < EPS_SQ ? -rE : rE;
+    sh_d[r * MAX_N + n] = dme;
+}
 
 void main()
 {
     uint t = gl_LocalInvocationID.x;
-    uint N = pc.N, h = pc.h, B = pc.B;
+    uint N = pc.N, h = pc.h, B = pc.B, hv = h / VW;
     bool per_sample = pc.e_stride != 0u;
-    for (uint b = gl_WorkGroupID.x; b < B; b += gl_NumWorkGroups.x) {
-        uint zo = b * h, eo = b * pc.e_stride;
-        float p = 0.0;
-        for (uint j = t; j < h; j += WG) p += z[zo + j] * z[zo + j];
-        float zss = workgroup_sum(p);
-        bool z_clamped = zss < EPS_SQ;
-        float rz = inversesqrt(max(zss, EPS_SQ));
-        float c_part = 0.0;
-        for (uint n = t; n < N; n += WG) {
-            float dot_ze = 0.0, ee = 0.0, dme = 0.0;
-            for (uint j = 0u; j < h; j++) {
-                float e = E[eo + n * h + j];
-                dot_ze += z[zo + j] * e;
-                ee += e * e;
-                dme += dm[zo + j] * e;
+    for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
+        uint rows = min(uint(ROWS), B - b0);
+        for (uint r = t; r < rows; r += WG) {
+            float zss = 0.0;
+            for (uint j = 0u; j < hv; j++) {
+                VT v = z[(b0 + r) * hv + j];
+                zss += dot(v, v);
             }
-            float rE = inversesqrt(max(ee, EPS_SQ));
-            sh_s[n] = dot_ze * rz * rE;
-            sh_r[n] = ee < EPS_SQ ? -rE : rE;
-            float da = dme + (pc.has_da != 0u ? da_in[b * N + n] : 0.0);
-            sh_d[n] = da;
-            c_part += a[b * N + n] * da;
+            float rz = inversesqrt(max(zss, EPS_SQ));
+            sh_rz[r] = zss < EPS_SQ ? -rz : rz;
         }
-        float c = workgroup_sum(c_part);
-        float q_part = 0.0;
+        barrier();
+        // Similarities and dm . E_n: one invocation per slot.
         for (uint n = t; n < N; n += WG) {
-            float ds = a[b * N + n] * (sh_d[n] - c) * pc.inv_tau;
-            sh_d[n] = ds;
-            float q = ds * sh_s[n];
-            q_part += q;
-            ws[b * N + n] = ds;
-            ws[B * N + b * N + n] = q;
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, eo = b * N * hv + n * hv;
+                    float dot_ze = 0.0, ee = 0.0, dme = 0.0;
+                    for (uint j = 0u; j < hv; j++) {
+                        VT e = E[eo + j];
+                        dot_ze += dot(z[b * hv + j], e);
+                        ee += dot(e, e);
+                        dme += dot(dm[b * hv + j], e);
+                    }
+                    keep_slot(r, n, dot_ze, dme, ee);
+                }
+            } else {
+                float dot_ze[ROWS], dme[ROWS], ee = 0.0;
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = dme[r] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT e = E[n * hv + j];
+                    ee += dot(e, e);
+                    for (uint r = 0u; r < ROWS; r++) {
+                        if (r < rows) {
+                            dot_ze[r] += dot(z[(b0 + r) * hv + j], e);
+                            dme[r] += dot(dm[(b0 + r) * hv + j], e);
+                        }
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) keep_slot(r, n, dot_ze[r], dme[r], ee);
+            }
         }
-        float Q = workgroup_sum(q_part);
-        if (t == 0u) ws[2u * B * N + b] = z_clamped ? -rz : rz;
-        for (uint j = t; j < h; j += WG) {
-            float g = 0.0;
-            for (uint n = 0u; n < N; n++) g += sh_d[n] * abs(sh_r[n]) * E[eo + n * h + j];
-            float zn = z[zo + j] * rz;
-            float v = (g - (z_clamped ? 0.0 : zn * Q)) * rz;
-            dz[zo + j] = pc.beta_dz != 0.0 ? v + pc.beta_dz * dz[zo + j] : v;
+        barrier();
+        // The softmax gradient, one invocation per row.
+        for (uint r = t; r < rows; r += WG) {
+            uint b = b0 + r;
+            float c = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                float da = sh_d[r * MAX_N + n] + (pc.has_da != 0u ? da_in[b * N + n] : 0.0);
+                sh_d[r * MAX_N + n] = da;
+                c += a[b * N + n] * da;
+            }
+            float Q = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                float ds = a[b * N + n] * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
+                sh_d[r * MAX_N + n] = ds;
+                float q = ds * sh_s[r * MAX_N + n];
+                Q += q;
+                ws[b * N + n] = ds;
+                ws[B * N + b * N + n] = q;
+            }
+            sh_Q[r] = Q;
+            ws[2u * B * N + b] = sh_rz[r];
         }
-        if (per_sample) {
-            for (uint i = t; i < N * h; i += WG) {
-                uint n = i / h, j = i - n * h;
-                float rE = abs(sh_r[n]);
-                float zn = z[zo + j] * rz;
-                float proj = sh_r[n] < 0.0 ? 0.0 : E[eo + i] * rE * sh_s[n];
-                float v = a[b * N + n] * dm[zo + j] + sh_d[n] * (zn - proj) * rE;
-                dE[eo + i] = pc.beta_dE != 0.0 ? v + pc.beta_dE * dE[eo + i] : v;
+        barrier();
+        // dz (and per-sample dE): one invocation per vector of h.
+        for (uint j = t; j < hv; j += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, eo = b * N * hv;
+                    float rz = abs(sh_rz[r]);
+                    VT zn = z[b * hv + j] * rz, dmj = dm[b * hv + j], g = VT(0.0);
+                    for (uint n = 0u; n < N; n++) {
+                        float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs);
+                        VT e = E[eo + n * hv + j];
+                        g += ds * rE * e;
+                        VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[r * MAX_N + n];
+                        VT v = a[b * N + n] * dmj + ds * (zn - proj) * rE;
+                        uint k = eo + n * hv + j;
+                        dE[k] = pc.beta_dE != 0.0 ? v + pc.beta_dE * dE[k] : v;
+                    }
+                    VT v = (g - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz;
+                    dz[b * hv + j] = pc.beta_dz != 0.0 ? v + pc.beta_dz * dz[b * hv + j] : v;
+                }
+            } else {
+                VT g[ROWS];
+                for (uint r = 0u; r < ROWS; r++) g[r] = VT(0.0);
+                for (uint n = 0u; n < N; n++) {
+                    VT e = E[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++)
+                        if (r < rows) g[r] += sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]) * e;
+                }
+                for (uint r = 0u; r < ROWS; r++) {
+                    if (r < rows) {
+                        uint b = b0 + r;
+                        float rz = abs(sh_rz[r]);
+                        VT zn = z[b * hv + j] * rz;
+                        VT v = (g[r] - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz;
+                        dz[b * hv + j] = pc.beta_dz != 0.0 ? v + pc.beta_dz * dz[b * hv + j] : v;
+                    }
+                }
             }
         }
         barrier();
@@ -170,34 +257,57 @@ void main()
 #endif
 
 #ifdef BACKWARD_MEMORY
-layout(std430, set = 0, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Em { float E[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Em { VT E[]; };
 layout(std430, set = 0, binding = 2) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 3) readonly buffer DM { float dm[]; };
+layout(std430, set = 0, binding = 3) readonly buffer DM { VT dm[]; };
 layout(std430, set = 0, binding = 4) readonly buffer WS { float ws[]; };
-layout(std430, set = 0, binding = 5) buffer DE { float dE[]; };
+layout(std430, set = 0, binding = 5) buffer DE { VT dE[]; };
 
+shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clamped
+shared float sh_Q[ROWS];    // sum_b q_bn
+
+// ROWS memory slots per workgroup, one invocation per vector of h, the batch summed in
+// order in registers (deterministic, no atomics).
 void main()
 {
     uint t = gl_LocalInvocationID.x;
-    uint N = pc.N, h = pc.h, B = pc.B;
-    for (uint n = gl_WorkGroupID.x; n < N; n += gl_NumWorkGroups.x) {
-        float p = 0.0, q = 0.0;
-        for (uint j = t; j < h; j += WG) p += E[n * h + j] * E[n * h + j];
-        for (uint b = t; b < B; b += WG) q += ws[B * N + b * N + n];
-        float ee = workgroup_sum(p);
-        float Q = workgroup_sum(q);
-        float rE = inversesqrt(max(ee, EPS_SQ));
-        bool clamped = ee < EPS_SQ;
-        for (uint j = t; j < h; j += WG) {
-            float ret = 0.0, g = 0.0;
-            for (uint b = 0u; b < B; b++) {
-                ret += a[b * N + n] * dm[b * h + j];
-                g += ws[b * N + n] * z[b * h + j] * abs(ws[2u * B * N + b]);
-            }
-            float v = ret + (g - (clamped ? 0.0 : E[n * h + j] * rE * Q)) * rE;
-            dE[n * h + j] = pc.beta_dE != 0.0 ? v + pc.beta_dE * dE[n * h + j] : v;
+    uint N = pc.N, h = pc.h, B = pc.B, hv = h / VW;
+    for (uint n0 = gl_WorkGroupID.x * ROWS; n0 < N; n0 += gl_NumWorkGroups.x * ROWS) {
+        uint slots = min(uint(ROWS), N - n0);
+        for (uint k = t; k < slots; k += WG) {
+            uint n = n0 + k;
+            float ee = 0.0, Q = 0.0;
+            for (uint j = 0u; j < hv; j++) ee += dot(E[n * hv + j], E[n * hv + j]);
+            for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
+            float rE = inversesqrt(max(ee, EPS_SQ));
+            sh_rE[k] = ee < EPS_SQ ? -rE : rE;
+            sh_Q[k] = Q;
         }
+        barrier();
+        for (uint j = t; j < hv; j += WG) {
+            VT ret[ROWS], g[ROWS];
+            for (uint k = 0u; k < ROWS; k++) ret[k] = g[k] = VT(0.0);
+            for (uint b = 0u; b < B; b++) {
+                VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
+                for (uint k = 0u; k < ROWS; k++) {
+                    if (k < slots) {
+                        ret[k] += a[b * N + n0 + k] * dmj;
+                        g[k] += ws[b * N + n0 + k] * zj;
+                    }
+                }
+            }
+            for (uint k = 0u; k < ROWS; k++) {
+                if (k < slots) {
+                    uint n = n0 + k;
+                    float rE = abs(sh_rE[k]);
+                    VT e = E[n * hv + j];
+                    VT v = ret[k] + (g[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
+                    dE[n * hv + j] = pc.beta_dE != 0.0 ? v + pc.beta_dE * dE[n * hv + j] : v;
+                }
+            }
+        }
+        barrier();
     }
 }
 #endif

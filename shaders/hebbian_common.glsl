@@ -16,3 +16,17 @@ float hebbian_pre(float decay, float eta, float h_old, float d, float xi)
     precise float pre = decay * h_old + eta * (d + xi);
     return pre;
 }
+
+// The same, four consecutive elements at once (component for component the scalar
+// operations above, so the roundings are identical).
+vec4 hebbian_philox_noise4(float sigma, uvec2 seed, uvec2 stream, uint idx)
+{
+    precise vec4 v = sigma * philox_normal4(seed, stream, idx);
+    return v;
+}
+
+vec4 hebbian_pre(float decay, float eta, vec4 h_old, vec4 d, vec4 xi)
+{
+    precise vec4 pre = decay * h_old + eta * (d + xi);
+    return pre;
+}

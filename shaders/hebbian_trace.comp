@@ -17,8 +17,19 @@
 // The backward pass recomputes pre with the same `precise` operations as the forward
 // pass, so its clip mask is exactly the forward pass's.
 //
+// Speed (lavapipe turns every buffer access into a per-lane loop): elements go VW at a
+// time (vec4 when h % 4 == 0; the Philox normals then come four per block, bit for bit
+// the scalar ones), invocations loop over the elements with the grid's stride (past the
+// largest grid), and backward_inputs takes ROWS batch rows per
+// workgroup so that each loaded vector of a shared G serves ROWS rows.
+//
+//! variant hebbian_trace_v4 -DVW=4
 //! variant hebbian_trace_backward_trace -DBACKWARD_TRACE=1
+//! variant hebbian_trace_backward_trace_v4 -DBACKWARD_TRACE=1 -DVW=4
 //! variant hebbian_trace_backward_inputs -DBACKWARD_INPUTS=1
+//! variant hebbian_trace_backward_inputs_v4 -DBACKWARD_INPUTS=1 -DVW=4
+//! variant hebbian_trace_backward_inputs_r8 -DBACKWARD_INPUTS=1 -DROWS=8
+//! variant hebbian_trace_backward_inputs_v4r8 -DBACKWARD_INPUTS=1 -DVW=4 -DROWS=8
 layout(local_size_x_id = 0) in;
 #include "philox.glsl"
 #include "hebbian_common.glsl"
@@ -40,99 +51,170 @@ layout(push_constant) uniform Push {
     float g_scale;
 } pc;
 
-uint flat_index()
+#ifndef VW
+#define VW 1
+#endif
+#ifndef ROWS
+#define ROWS 1
+#endif
+#if VW == 4
+#define VT vec4
+#else
+#define VT float
+#endif
+
+const uint WG = gl_WorkGroupSize.x;
+
+// Vectors of H (VW elements each) the element loops cover.
+uint vector_count()
 {
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    return (pc.per_sample != 0u ? pc.B * pc.N * pc.h : pc.N * pc.h) / VW;
 }
 
 #if !defined(BACKWARD_INPUTS)
-layout(std430, set = 0, binding = 0) readonly buffer Hm { float H[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Hm { VT H[]; };
 layout(std430, set = 0, binding = 1) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 2) readonly buffer Z { float z[]; };
-layout(std430, set = 0, binding = 3) readonly buffer Xi { float xi[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Z { VT z[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
 
-float noise_at(uint idx)
+// Noise of the VW elements starting at flat element idx.
+VT noise_at(uint idx)
 {
+#if VW == 4
+    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
+#else
     if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
-    if (pc.noise_mode == 2u) return xi[idx];
-    return 0.0;
+#endif
+    if (pc.noise_mode == 2u) return xi[idx / VW];
+    return VT(0.0);
 }
 
-// The unclipped new trace at flat index idx of H.
-float trace_pre(uint idx)
+// The unclipped new trace of vector iv of H. The batch sum runs in order with `precise`
+// operations, component for component the same in every variant and kernel.
+VT trace_pre(uint iv)
 {
-    uint nh = pc.N * pc.h;
+    uint idx = iv * VW, nh = pc.N * pc.h, hv = pc.h / VW;
     uint b = pc.per_sample != 0u ? idx / nh : 0u;
     uint nj = idx - b * nh;
-    uint n = nj / pc.h, j = nj - n * pc.h;
-    precise float d;
+    uint n = nj / pc.h, jv = (nj - n * pc.h) / VW;
+    precise VT d;
     if (pc.per_sample != 0u) {
-        d = a[b * pc.N + n] * z[b * pc.h + j];
+        d = a[b * pc.N + n] * z[b * hv + jv];
     } else {
-        d = 0.0;
-        for (uint k = 0u; k < pc.B; k++) d += a[k * pc.N + n] * z[k * pc.h + j];
+        d = VT(0.0);
+        for (uint k = 0u; k < pc.B; k++) d += a[k * pc.N + n] * z[k * hv + jv];
         d = d * pc.inv_batch;
     }
-    return hebbian_pre(pc.decay, pc.eta, H[idx], d, noise_at(idx));
+    return hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(idx));
 }
 #endif
 
 #if !defined(BACKWARD_TRACE) && !defined(BACKWARD_INPUTS)
-layout(std430, set = 0, binding = 4) writeonly buffer HNew { float H_new[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer HNew { VT H_new[]; };
 
 void main()
 {
-    uint idx = flat_index();
-    uint count = pc.per_sample != 0u ? pc.B * pc.N * pc.h : pc.N * pc.h;
-    if (idx >= count) return;
-    H_new[idx] = clamp(trace_pre(idx), -pc.clip, pc.clip);
+    uint count = vector_count(), stride = gl_NumWorkGroups.x * WG;
+    for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride)
+        H_new[iv] = clamp(trace_pre(iv), -pc.clip, pc.clip);
 }
 #endif
 
 #ifdef BACKWARD_TRACE
-layout(std430, set = 0, binding = 4) readonly buffer DHNew { float dH_new[]; };
-layout(std430, set = 0, binding = 5) buffer DHPrev { float dH_prev[]; };
-layout(std430, set = 0, binding = 6) writeonly buffer G { float G_out[]; };
+layout(std430, set = 0, binding = 4) readonly buffer DHNew { VT dH_new[]; };
+layout(std430, set = 0, binding = 5) buffer DHPrev { VT dH_prev[]; };
+layout(std430, set = 0, binding = 6) writeonly buffer G { VT G_out[]; };
+
+// The gradient passes where the clip did not bind (bounds included).
+float pass_clip(float pre, float d)
+{
+    return (pre >= -pc.clip && pre <= pc.clip) ? d : 0.0;
+}
 
 void main()
 {
-    uint idx = flat_index();
-    uint count = pc.per_sample != 0u ? pc.B * pc.N * pc.h : pc.N * pc.h;
-    if (idx >= count) return;
-    float pre = trace_pre(idx);
-    float g = (pre >= -pc.clip && pre <= pc.clip) ? dH_new[idx] : 0.0;
-    float v = pc.decay * g;
-    dH_prev[idx] = pc.beta_dH != 0.0 ? v + pc.beta_dH * dH_prev[idx] : v;
-    G_out[idx] = pc.g_scale * g;
+    uint count = vector_count(), stride = gl_NumWorkGroups.x * WG;
+    for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride) {
+        VT pre = trace_pre(iv), dn = dH_new[iv];
+#if VW == 4
+        VT g = vec4(pass_clip(pre.x, dn.x), pass_clip(pre.y, dn.y), pass_clip(pre.z, dn.z), pass_clip(pre.w, dn.w));
+#else
+        VT g = pass_clip(pre, dn);
+#endif
+        VT v = pc.decay * g;
+        dH_prev[iv] = pc.beta_dH != 0.0 ? v + pc.beta_dH * dH_prev[iv] : v;
+        G_out[iv] = pc.g_scale * g;
+    }
 }
 #endif
 
 #ifdef BACKWARD_INPUTS
-layout(std430, set = 0, binding = 0) readonly buffer G { float G_in[]; };
+layout(std430, set = 0, binding = 0) readonly buffer G { VT G_in[]; };
 layout(std430, set = 0, binding = 1) readonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 2) readonly buffer Z { float z[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Z { VT z[]; };
 layout(std430, set = 0, binding = 3) buffer DA { float da[]; };
-layout(std430, set = 0, binding = 4) buffer DZ { float dz[]; };
+layout(std430, set = 0, binding = 4) buffer DZ { VT dz[]; };
 
-// One invocation per element of da [B,N] (the first B*N indices) or dz [B,h] (the rest).
+// ROWS batch rows per workgroup: da [B,N] with one invocation per slot, then dz [B,h]
+// with one invocation per vector of h; sums in registers. Rows past the batch repeat the
+// last row (so that the loads need no branch) and are not written.
 void main()
 {
-    uint idx = flat_index();
-    uint N = pc.N, h = pc.h, nda = pc.B * N;
-    if (idx >= nda + pc.B * h) return;
-    if (idx < nda) {
-        uint b = idx / N, n = idx - b * N;
-        uint go = (pc.per_sample != 0u ? b * N * h : 0u) + n * h;
-        float acc = 0.0;
-        for (uint j = 0u; j < h; j++) acc += G_in[go + j] * z[b * h + j];
-        da[idx] = pc.beta_da != 0.0 ? acc + pc.beta_da * da[idx] : acc;
-    } else {
-        uint i = idx - nda;
-        uint b = i / h, j = i - b * h;
-        uint go = pc.per_sample != 0u ? b * N * h : 0u;
-        float acc = 0.0;
-        for (uint n = 0u; n < N; n++) acc += G_in[go + n * h + j] * a[b * N + n];
-        dz[i] = pc.beta_dz != 0.0 ? acc + pc.beta_dz * dz[i] : acc;
+    uint t = gl_LocalInvocationID.x;
+    uint N = pc.N, B = pc.B, hv = pc.h / VW;
+    bool per_sample = pc.per_sample != 0u;
+    for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
+        uint rows = min(uint(ROWS), B - b0);
+        for (uint n = t; n < N; n += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, i = b * N + n;
+                    float acc = 0.0;
+                    for (uint j = 0u; j < hv; j++) acc += dot(G_in[b * N * hv + n * hv + j], z[b * hv + j]);
+                    da[i] = pc.beta_da != 0.0 ? acc + pc.beta_da * da[i] : acc;
+                }
+                continue;
+            }
+            float acc[ROWS];
+            for (uint r = 0u; r < ROWS; r++) acc[r] = 0.0;
+            {
+                for (uint j = 0u; j < hv; j++) {
+                    VT g = G_in[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) acc[r] += dot(g, z[min(b0 + r, B - 1u) * hv + j]);
+                }
+            }
+            for (uint r = 0u; r < ROWS; r++) {
+                if (r < rows) {
+                    uint i = (b0 + r) * N + n;
+                    da[i] = pc.beta_da != 0.0 ? acc[r] + pc.beta_da * da[i] : acc[r];
+                }
+            }
+        }
+        for (uint j = t; j < hv; j += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, i = b * hv + j;
+                    VT acc = VT(0.0);
+                    for (uint n = 0u; n < N; n++) acc += G_in[b * N * hv + n * hv + j] * a[b * N + n];
+                    dz[i] = pc.beta_dz != 0.0 ? acc + pc.beta_dz * dz[i] : acc;
+                }
+                continue;
+            }
+            VT acc[ROWS];
+            for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
+            {
+                for (uint n = 0u; n < N; n++) {
+                    VT g = G_in[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) acc[r] += g * a[min(b0 + r, B - 1u) * N + n];
+                }
+            }
+            for (uint r = 0u; r < ROWS; r++) {
+                if (r < rows) {
+                    uint i = (b0 + r) * hv + j;
+                    dz[i] = pc.beta_dz != 0.0 ? acc[r] + pc.beta_dz * dz[i] : acc[r];
+                }
+            }
+        }
     }
 }
 #endif

@@ -1,28 +1,49 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// One step of the ENN's memory path fused into one workgroup per batch row (the
-// forward-pass fast path; DESIGN.md: one dispatch per step instead of several):
+// One step of the ENN's memory path fused into one dispatch (the forward-pass fast path;
+// DESIGN.md: one dispatch per step instead of several). A workgroup takes ROWS batch rows:
 //   E = M + alpha H_b          (read on the fly, never stored)
 //   a = softmax_n(cos(z_b, E_n) / tau_e),  m = a E                (as cosine_attention)
 //   per-sample trace only: H_new_b = clip(pre, -c, c), pre = (1 - eta) H_b + eta (a z_b^T + xi)
 // In shared-trace mode the update needs every row's a (the batch mean), so the launcher
 // follows this kernel with hebbian_trace. The update's arithmetic is hebbian_common.glsl,
 // so hebbian_trace_backward_trace recomputes exactly this kernel's clip mask.
+//
+// Speed (lavapipe runs a workgroup as SIMD lanes of one CPU thread and turns every
+// buffer access into a per-lane loop): loads are VW-wide (vec4 when h % 4 == 0), the
+// per-row sums live in registers, a shared-trace workgroup reuses each loaded E vector
+// for ROWS rows, and the softmax of a row is a serial loop of one invocation instead of
+// shared-memory tree reductions. The launcher picks ROWS = 1 on GPUs (more workgroups).
+//
+//! variant memory_step_v4 -DVW=4
+//! variant memory_step_r8 -DROWS=8
+//! variant memory_step_v4r8 -DVW=4 -DROWS=8
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
-#include "reduce.glsl"
 #include "philox.glsl"
 #include "hebbian_common.glsl"
 
+#ifndef VW
+#define VW 1
+#endif
+#ifndef ROWS
+#define ROWS 1
+#endif
+#if VW == 4
+#define VT vec4
+#else
+#define VT float
+#endif
+
 #define EPS_SQ 1e-12
 
-layout(std430, set = 0, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Mm { float M[]; };
-layout(std430, set = 0, binding = 2) readonly buffer Hm { float H[]; };
-layout(std430, set = 0, binding = 3) readonly buffer Xi { float xi[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };
+layout(std430, set = 0, binding = 1) readonly buffer Mm { VT M[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer A { float a[]; };
-layout(std430, set = 0, binding = 5) writeonly buffer Mo { float m[]; };
-layout(std430, set = 0, binding = 6) writeonly buffer HNew { float H_new[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer Mo { VT m[]; };
+layout(std430, set = 0, binding = 6) writeonly buffer HNew { VT H_new[]; };
 
 layout(push_constant) uniform Push {
     uint B, N, h;
@@ -39,56 +60,124 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
-shared float sh_a[MAX_N];
+shared float sh_a[ROWS * MAX_N];   // logits, then attention weights, of the tile's rows
+shared float sh_rz[ROWS];          // 1/|z_b|
+
+// Noise of the VW elements of H starting at flat element idx.
+VT noise_at(uint idx)
+{
+#if VW == 4
+    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
+#else
+    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
+#endif
+    if (pc.noise_mode == 2u) return xi[idx / VW];
+    return VT(0.0);
+}
 
 void main()
 {
     uint t = gl_LocalInvocationID.x;
-    uint N = pc.N, h = pc.h;
+    uint N = pc.N, h = pc.h, hv = h / VW;   // hv: vectors per row
     bool per_sample = pc.per_sample != 0u;
-    for (uint b = gl_WorkGroupID.x; b < pc.B; b += gl_NumWorkGroups.x) {
-        uint zo = b * h, ho = per_sample ? b * N * h : 0u;
-        float p = 0.0;
-        for (uint j = t; j < h; j += WG) p += z[zo + j] * z[zo + j];
-        float rz = inversesqrt(max(workgroup_sum(p), EPS_SQ));
-        float local_max = -3.4e38;
-        for (uint n = t; n < N; n += WG) {
-            float dot_ze = 0.0, ee = 0.0;
-            for (uint j = 0u; j < h; j++) {
-                float e = M[n * h + j] + pc.alpha * H[ho + n * h + j];
-                dot_ze += z[zo + j] * e;
-                ee += e * e;
+    for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < pc.B; b0 += gl_NumWorkGroups.x * ROWS) {
+        uint rows = min(uint(ROWS), pc.B - b0);
+        // 1/|z_b|, one invocation per row.
+        for (uint r = t; r < rows; r += WG) {
+            float p = 0.0;
+            for (uint j = 0u; j < hv; j++) {
+                VT v = z[(b0 + r) * hv + j];
+                p += dot(v, v);
             }
-            float logit = dot_ze * rz * inversesqrt(max(ee, EPS_SQ)) * pc.inv_tau;
-            sh_a[n] = logit;
-            local_max = max(local_max, logit);
-        }
-        float mx = workgroup_max(local_max);
-        float se = 0.0;
-        for (uint n = t; n < N; n += WG) {
-            float e = exp(sh_a[n] - mx);
-            sh_a[n] = e;
-            se += e;
-        }
-        float inv_sum = 1.0 / workgroup_sum(se);
-        for (uint n = t; n < N; n += WG) {
-            float an = sh_a[n] * inv_sum;
-            sh_a[n] = an;
-            a[b * N + n] = an;
+            sh_rz[r] = inversesqrt(max(p, EPS_SQ));
         }
         barrier();
-        for (uint j = t; j < h; j += WG) {
-            float acc = 0.0;
-            for (uint n = 0u; n < N; n++) acc += sh_a[n] * (M[n * h + j] + pc.alpha * H[ho + n * h + j]);
-            m[zo + j] = acc;
+        // Logits: one invocation per slot, dot products over h in registers.
+        for (uint n = t; n < N; n += WG) {
+            if (per_sample) {
+                // Each loaded vector of M serves the tile's rows; rows past the batch
+                // repeat the last one (no branch around the loads) and are not kept.
+                float dot_ze[ROWS], ee[ROWS];
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = ee[r] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT mv = M[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) {
+                        uint b = min(b0 + r, pc.B - 1u);
+                        VT e = mv + pc.alpha * H[b * N * hv + n * hv + j];
+                        dot_ze[r] += dot(z[b * hv + j], e);
+                        ee[r] += dot(e, e);
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows)
+                        sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * inversesqrt(max(ee[r], EPS_SQ)) * pc.inv_tau;
+            } else {
+                float dot_ze[ROWS], ee = 0.0;
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    ee += dot(e, e);
+                    for (uint r = 0u; r < ROWS; r++)
+                        if (r < rows) dot_ze[r] += dot(z[(b0 + r) * hv + j], e);
+                }
+                float re = inversesqrt(max(ee, EPS_SQ)) * pc.inv_tau;
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * re;
+            }
         }
-        if (per_sample) {
-            for (uint i = t; i < N * h; i += WG) {
-                uint n = i / h, j = i - n * h;
-                precise float d = sh_a[n] * z[zo + j];
-                float noise = pc.noise_mode == 1u ? hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, ho + i)
-                            : pc.noise_mode == 2u ? xi[ho + i] : 0.0;
-                H_new[ho + i] = clamp(hebbian_pre(pc.decay, pc.eta, H[ho + i], d, noise), -pc.clip, pc.clip);
+        barrier();
+        // Softmax over the slots, one invocation per row.
+        for (uint r = t; r < rows; r += WG) {
+            float mx = -3.4e38;
+            for (uint n = 0u; n < N; n++) mx = max(mx, sh_a[r * MAX_N + n]);
+            float se = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                float e = exp(sh_a[r * MAX_N + n] - mx);
+                sh_a[r * MAX_N + n] = e;
+                se += e;
+            }
+            float inv_sum = 1.0 / se;
+            for (uint n = 0u; n < N; n++) {
+                float an = sh_a[r * MAX_N + n] * inv_sum;
+                sh_a[r * MAX_N + n] = an;
+                a[(b0 + r) * N + n] = an;
+            }
+        }
+        barrier();
+        // Retrieval m = a E, one invocation per vector of h; per-sample: the trace update
+        // in the same pass over H.
+        for (uint j = t; j < hv; j += WG) {
+            if (per_sample) {
+                VT zj[ROWS], acc[ROWS];
+                for (uint r = 0u; r < ROWS; r++) {
+                    zj[r] = z[min(b0 + r, pc.B - 1u) * hv + j];
+                    acc[r] = VT(0.0);
+                }
+                for (uint n = 0u; n < N; n++) {
+                    VT mv = M[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) {
+                        if (r < rows) {
+                            uint k = (b0 + r) * N * hv + n * hv + j;
+                            float an = sh_a[r * MAX_N + n];
+                            VT hold = H[k];
+                            acc[r] += an * (mv + pc.alpha * hold);
+                            precise VT d = an * zj[r];
+                            VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
+                            H_new[k] = clamp(pre, -pc.clip, pc.clip);
+                        }
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) m[(b0 + r) * hv + j] = acc[r];
+            } else {
+                VT acc[ROWS];
+                for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
+                for (uint n = 0u; n < N; n++) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    for (uint r = 0u; r < ROWS; r++) acc[r] += sh_a[r * MAX_N + n] * e;
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) m[(b0 + r) * hv + j] = acc[r];
             }
         }
         barrier();

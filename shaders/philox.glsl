@@ -120,6 +120,17 @@ float philox_box_muller(uint w0, uint w1, bool sine)
     return n;
 }
 
+// Both normals of one Box-Muller pair: (cosine one, sine one).
+vec2 philox_box_muller2(uint w0, uint w1)
+{
+    precise float u1 = float(((w0 >> 9) << 1) | 1u) * 5.96046448e-08;
+    precise float u2 = float(w1 >> 8) * 5.96046448e-08;
+    precise float r = philox_sqrt(philox_minus_two_log(u1));
+    vec2 cs = philox_cos_sin_turns(u2);
+    precise vec2 n = r * cs;
+    return n;
+}
+
 float philox_normal_sub(uvec2 seed, uvec2 stream, uint index, uint sub)
 {
     uvec4 r = philox_block_sub(seed, stream, index, sub);
@@ -130,6 +141,15 @@ float philox_normal_sub(uvec2 seed, uvec2 stream, uint index, uint sub)
 float philox_normal(uvec2 seed, uvec2 stream, uint index)
 {
     return philox_normal_sub(seed, stream, index, 0u);
+}
+
+// philox_normal at indices idx .. idx + 3 (idx a multiple of 4): one Philox block and
+// two Box-Muller pairs instead of four and four, bit for bit the scalar values.
+vec4 philox_normal4(uvec2 seed, uvec2 stream, uint idx)
+{
+    uvec4 r = philox_block_sub(seed, stream, idx, 0u);
+    vec2 lo = philox_box_muller2(r.x, r.y), hi = philox_box_muller2(r.z, r.w);
+    return vec4(lo, hi);
 }
 
 // Standard normal truncated to [-2, 2] by rejection: attempt k draws from sub-stream k

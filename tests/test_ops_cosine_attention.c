@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/context.h"
 #include "harness.h"
 #include "ops/cosine_attention.h"
 #include "ops_testutil.h"
@@ -207,5 +208,26 @@ Test(cosine_attention, rejects_bad_arguments)
     ENN_ASSERT_OK(enn_recorder_run(rec));
     enn_buffer_destroy(ctx, b);
     enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+/* The launcher lays work out per device type (8 rows per workgroup on CPU devices, one
+ * on GPUs); lavapipe is a CPU device, so posing as a GPU tests the GPU layout here. */
+Test(cosine_attention, device_gpu_layout)
+{
+    enn_context *ctx = test_context();
+    enn_device_type real = ctx->caps.device_type;
+    ctx->caps.device_type = ENN_DEVICE_DISCRETE_GPU;
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    uint64_t st = 79;
+    for (int k = 0; k < 4; k++) {
+        uint32_t B = tu_pick_dim(&st, 20), N = tu_pick_dim(&st, 70), h = tu_pick_dim(&st, 40) * 4 - (k == 3);
+        check(run_case(ctx, rec, &st, B, N, h, k & 1, 1, k == 2, 0), "gpu layout", B, N, h, k & 1);
+    }
+    check(run_case(ctx, rec, &st, 4, 6, 9, 0, 1, 0, 1), "gpu layout clamped", 4, 6, 9, 0);
+    check(run_case(ctx, rec, &st, 4, 6, 8, 1, 1, 0, 1), "gpu layout clamped", 4, 6, 8, 1);
+    enn_recorder_destroy(rec);
+    ctx->caps.device_type = real;
     test_context_finish(ctx);
 }

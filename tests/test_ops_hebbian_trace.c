@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/context.h"
 #include "harness.h"
 #include "ops/hebbian_trace.h"
 #include "ops/philox.h"
@@ -282,5 +283,27 @@ Test(hebbian_trace, rejects_bad_arguments)
     ENN_ASSERT_OK(enn_recorder_run(rec));
     enn_buffer_destroy(ctx, b);
     enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+/* backward_inputs lays work out per device type (8 rows per workgroup on CPU devices,
+ * one on GPUs); lavapipe is a CPU device, so posing as a GPU tests the GPU layout here.
+ * Widths of whole vec4s and not. */
+Test(hebbian_trace, device_gpu_layout)
+{
+    enn_context *ctx = test_context();
+    enn_device_type real = ctx->caps.device_type;
+    ctx->caps.device_type = ENN_DEVICE_DISCRETE_GPU;
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    uint64_t st = 92;
+    for (int k = 0; k < 6; k++) {
+        uint32_t B = tu_pick_dim(&st, 20), N = tu_pick_dim(&st, 40), h = tu_pick_dim(&st, 30) * 4 - (k >= 4);
+        int ps = k & 1, noise = k % 3;
+        check(run_case(ctx, rec, &st, B, N, h, ps, (enn_noise_mode)noise, 0.05f, k == 2), "gpu layout", B, N, h, ps,
+              noise);
+    }
+    enn_recorder_destroy(rec);
+    ctx->caps.device_type = real;
     test_context_finish(ctx);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/context.h"
 #include "harness.h"
 #include "ops/cosine_attention.h"
 #include "ops/effective_memory.h"
@@ -85,5 +86,24 @@ Test(memory_step, fused_matches_separate_ops_and_reference)
     run_case(ctx, rec, &st, 128, 64, 128, 0, ENN_NOISE_PHILOX);
     run_case(ctx, rec, &st, 128, 64, 128, 1, ENN_NOISE_PHILOX);
     enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+/* The launcher lays work out per device type (8 rows per workgroup on CPU devices, one
+ * on GPUs); lavapipe is a CPU device, so posing as a GPU tests the GPU layout here. */
+Test(memory_step, gpu_layout)
+{
+    enn_context *ctx = test_context();
+    enn_device_type real = ctx->caps.device_type;
+    ctx->caps.device_type = ENN_DEVICE_DISCRETE_GPU;
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    uint64_t st = 32;
+    for (int k = 0; k < 6; k++) {
+        uint32_t B = tu_pick_dim(&st, 20), N = tu_pick_dim(&st, 70), h = tu_pick_dim(&st, 40) * 4 - (k >= 4);
+        run_case(ctx, rec, &st, B, N, h, k & 1, (enn_noise_mode)(k % 3));
+    }
+    enn_recorder_destroy(rec);
+    ctx->caps.device_type = real;
     test_context_finish(ctx);
 }

@@ -86,30 +86,42 @@ enn_status enn_cosine_attention_backward(enn_recorder *rec, enn_memory_shape s, 
     if (has_da) ENN_TRY(enn_ops_check_view(op, "da_in", da_in, ba));
     uint32_t max_n = 64;
     ENN_TRY(max_n_for(rec, op, s, 3, &max_n));
+    /* vec4 loads when rows of h are whole vectors; 8 rows (slots) per workgroup on CPU
+     * devices (each loaded vector of E serves 8 rows; 2 cores need few groups), one on
+     * GPUs (more workgroups). */
+    const enn_context *ctx = enn_recorder_context(rec);
+    int vec4 = s.h % 4 == 0;
+    uint32_t rows = ctx->caps.device_type == ENN_DEVICE_CPU ? 8 : 1;
+    if (((uint64_t)3 * rows * max_n + 2 * rows) * 4 > ctx->caps.max_shared_memory) rows = 1;
+    static const char *const row_kernels[2][2] = {{"cosine_attention_backward", "cosine_attention_backward_r8"},
+                                                  {"cosine_attention_backward_v4", "cosine_attention_backward_v4r8"}};
+    static const char *const slot_kernels[2][2] = {
+        {"cosine_attention_backward_memory", "cosine_attention_backward_memory_r8"},
+        {"cosine_attention_backward_memory_v4", "cosine_attention_backward_memory_v4r8"}};
     const uint32_t spec[4] = {ATTENTION_LOCAL, 1, 1, max_n};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, "cosine_attention_backward", 8, sizeof(attention_push), spec, 4, &p));
+    ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 8, sizeof(attention_push), spec, 4, &p));
     attention_push push = {s.B, s.N, s.h, s.per_sample ? s.N * s.h : 0, 1.0f / tau_e, (uint32_t)has_da, beta_dz,
                            beta_dE};
     enn_access dz_access = beta_dz != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
     enn_access dE_access = beta_dE != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
     /* Without da_in, a is bound in its place (never read). In shared mode the first
-     * kernel does not touch dE; a read binding of one byte-range keeps the descriptor valid
+     * kernel does not touch dE; a read binding of one vector keeps the descriptor valid
      * without a false write hazard. */
     enn_binding bind[8] = {
         enn_bind(z, bz, ENN_ACCESS_READ),      enn_bind(E, bE, ENN_ACCESS_READ),
         enn_bind(a, ba, ENN_ACCESS_READ),      enn_bind(dm, bz, ENN_ACCESS_READ),
         enn_bind(has_da ? da_in : a, ba, ENN_ACCESS_READ), enn_bind(dz, bz, dz_access),
         enn_bind(workspace, bws, ENN_ACCESS_WRITE),
-        s.per_sample ? enn_bind(dE, bE, dE_access) : enn_bind(dE, 4, ENN_ACCESS_READ)};
-    ENN_TRY(enn_record_dispatch(rec, p, bind, 8, &push, enn_ops_row_groups(rec, s.B), 1, 1, op));
+        s.per_sample ? enn_bind(dE, bE, dE_access) : enn_bind(dE, vec4 ? 16 : 4, ENN_ACCESS_READ)};
+    ENN_TRY(enn_record_dispatch(rec, p, bind, 8, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1, op));
     if (s.per_sample) return ENN_OK;
 
     const enn_pipeline *pm;
-    ENN_TRY(enn_ops_pipeline(rec, "cosine_attention_backward_memory", 6, sizeof(attention_push), spec, 4, &pm));
+    ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 6, sizeof(attention_push), spec, 4, &pm));
     enn_binding bm[6] = {enn_bind(z, bz, ENN_ACCESS_READ),  enn_bind(E, bE, ENN_ACCESS_READ),
                          enn_bind(a, ba, ENN_ACCESS_READ),  enn_bind(dm, bz, ENN_ACCESS_READ),
                          enn_bind(workspace, bws, ENN_ACCESS_READ), enn_bind(dE, bE, dE_access)};
-    return enn_record_dispatch(rec, pm, bm, 6, &push, enn_ops_row_groups(rec, s.N), 1, 1,
+    return enn_record_dispatch(rec, pm, bm, 6, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
                                "cosine_attention_backward_memory");
 }

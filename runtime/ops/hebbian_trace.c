@@ -33,6 +33,24 @@ static enn_status check(const char *op, enn_memory_shape s, const enn_hebbian_pa
     return ENN_OK;
 }
 
+/* vec4 elements when rows of h are whole vectors. */
+static int use_vec4(enn_memory_shape s)
+{
+    return s.h % 4 == 0;
+}
+
+/* The grid of the element kernels (which loop with the grid's stride past the largest
+ * grid): one invocation per vector. (Capping the grid at a few workgroups per core was
+ * slower on lavapipe, not faster.) */
+static uint32_t element_groups(enn_recorder *rec, uint64_t vectors)
+{
+    const enn_context *ctx = enn_recorder_context(rec);
+    uint64_t groups = (vectors + HEBBIAN_LOCAL - 1) / HEBBIAN_LOCAL;
+    uint64_t cap = ctx->caps.max_workgroup_count[0] < 65535u ? ctx->caps.max_workgroup_count[0] : 65535u;
+    if (groups > cap) groups = cap;
+    return groups ? (uint32_t)groups : 1;
+}
+
 static hebbian_push make_push(enn_memory_shape s, const enn_hebbian_params *p)
 {
     hebbian_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
@@ -57,16 +75,16 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: H_new overlaps H", op);
     const uint32_t spec[1] = {HEBBIAN_LOCAL};
     const enn_pipeline *pipe;
-    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace", 5, sizeof(hebbian_push), spec, 1, &pipe));
+    int vec4 = use_vec4(s);
+    ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_v4" : "hebbian_trace", 5, sizeof(hebbian_push), spec, 1,
+                             &pipe));
     hebbian_push push = make_push(s, p);
     int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
     enn_binding bind[5] = {enn_bind(H, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
                            enn_bind(z, bz, ENN_ACCESS_READ),
                            buffer_noise ? enn_bind(p->noise.xi, bH, ENN_ACCESS_READ) : enn_bind(H, bH, ENN_ACCESS_READ),
                            enn_bind(H_new, bH, ENN_ACCESS_WRITE)};
-    uint32_t gx = 1, gy = 1;
-    ENN_TRY(enn_ops_grid(rec, n, HEBBIAN_LOCAL, &gx, &gy));
-    return enn_record_dispatch(rec, pipe, bind, 5, &push, gx, gy, 1, op);
+    return enn_record_dispatch(rec, pipe, bind, 5, &push, element_groups(rec, n / (vec4 ? 4 : 1)), 1, 1, op);
 }
 
 uint64_t enn_hebbian_trace_workspace_bytes(enn_memory_shape s)
@@ -91,8 +109,16 @@ enn_status enn_hebbian_trace_backward(enn_recorder *rec, enn_memory_shape s, enn
     ENN_TRY(enn_ops_check_view(op, "z", z, bz));
     const uint32_t spec[1] = {HEBBIAN_LOCAL};
     const enn_pipeline *pt, *pi;
-    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace_backward_trace", 7, sizeof(hebbian_push), spec, 1, &pt));
-    ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace_backward_inputs", 5, sizeof(hebbian_push), spec, 1, &pi));
+    /* backward_inputs: 8 batch rows per workgroup on CPU devices (each loaded vector of a
+     * shared G serves 8 rows), one on GPUs (more workgroups). */
+    int vec4 = use_vec4(s);
+    uint32_t rows = enn_recorder_context(rec)->caps.device_type == ENN_DEVICE_CPU ? 8 : 1;
+    static const char *const input_kernels[2][2] = {
+        {"hebbian_trace_backward_inputs", "hebbian_trace_backward_inputs_r8"},
+        {"hebbian_trace_backward_inputs_v4", "hebbian_trace_backward_inputs_v4r8"}};
+    ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_backward_trace_v4" : "hebbian_trace_backward_trace", 7,
+                             sizeof(hebbian_push), spec, 1, &pt));
+    ENN_TRY(enn_ops_pipeline(rec, input_kernels[vec4][rows == 8], 5, sizeof(hebbian_push), spec, 1, &pi));
     hebbian_push push = make_push(s, p);
     push.beta_dH = beta_dH, push.beta_da = beta_da, push.beta_dz = beta_dz;
     push.g_scale = s.per_sample ? p->eta : p->eta * push.inv_batch;
@@ -103,13 +129,12 @@ enn_status enn_hebbian_trace_backward(enn_recorder *rec, enn_memory_shape s, enn
                          enn_bind(dH_new, bH, ENN_ACCESS_READ),
                          enn_bind(dH, bH, beta_dH != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE),
                          enn_bind(workspace, bH, ENN_ACCESS_WRITE)};
-    uint32_t gx = 1, gy = 1;
-    ENN_TRY(enn_ops_grid(rec, n, HEBBIAN_LOCAL, &gx, &gy));
-    ENN_TRY(enn_record_dispatch(rec, pt, bt, 7, &push, gx, gy, 1, "hebbian_trace_backward_trace"));
+    ENN_TRY(enn_record_dispatch(rec, pt, bt, 7, &push, element_groups(rec, n / (vec4 ? 4 : 1)), 1, 1,
+                                "hebbian_trace_backward_trace"));
     enn_binding bi[5] = {enn_bind(workspace, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
                          enn_bind(z, bz, ENN_ACCESS_READ),
                          enn_bind(da, ba, beta_da != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE),
                          enn_bind(dz, bz, beta_dz != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
-    ENN_TRY(enn_ops_grid(rec, (uint64_t)s.B * (s.N + s.h), HEBBIAN_LOCAL, &gx, &gy));
-    return enn_record_dispatch(rec, pi, bi, 5, &push, gx, gy, 1, "hebbian_trace_backward_inputs");
+    return enn_record_dispatch(rec, pi, bi, 5, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+                               "hebbian_trace_backward_inputs");
 }

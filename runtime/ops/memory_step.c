@@ -42,26 +42,34 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
     uint32_t max_n = 64;
     while (max_n < s.N) max_n *= 2;
     const enn_context *ctx = enn_recorder_context(rec);
-    if (((uint64_t)max_n + STEP_LOCAL) * 4 > ctx->caps.max_shared_memory)
+    /* vec4 loads when rows of h are whole vectors; on a CPU device 8 batch rows per
+     * workgroup (each loaded vector of M, H serves 8 rows; 2 cores need few groups), on
+     * GPUs one row per workgroup (more workgroups). */
+    int vec4 = s.h % 4 == 0;
+    uint32_t rows = ctx->caps.device_type == ENN_DEVICE_CPU ? 8 : 1;
+    if ((uint64_t)rows * (max_n + 1) * 4 > ctx->caps.max_shared_memory) rows = 1;
+    if ((uint64_t)rows * (max_n + 1) * 4 > ctx->caps.max_shared_memory)
         return enn_error(ENN_ERROR_UNSUPPORTED, "%s: N = %u memory slots do not fit the device's %u bytes of shared memory",
                          op, s.N, ctx->caps.max_shared_memory);
+    static const char *const names[2][2] = {{"memory_step", "memory_step_r8"}, {"memory_step_v4", "memory_step_v4r8"}};
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, "memory_step", 7, sizeof(step_push), spec, 4, &p));
+    ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     step_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
                       .noise_mode = (uint32_t)hp->noise.mode, .inv_tau = 1.0f / tau_e, .alpha = alpha,
                       .decay = 1.0f - hp->eta, .eta = hp->eta, .sigma = hp->noise.sigma, .clip = hp->clip};
     enn_ops_split64(hp->noise.seed, push.seed);
     enn_ops_split64(hp->noise.stream, push.stream);
     /* In shared mode the kernel leaves H_new alone (hebbian_trace writes it next); a
-     * 4-byte read of H keeps the binding valid without a false hazard. */
+     * one-vector read of H keeps the binding valid without a false hazard. */
+    uint64_t one = vec4 ? 16 : 4;
     enn_binding b[7] = {enn_bind(z, bz, ENN_ACCESS_READ), enn_bind(M, bm, ENN_ACCESS_READ),
                         enn_bind(H, bH, ENN_ACCESS_READ),
                         buffer_noise && s.per_sample ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ)
-                                                     : enn_bind(H, 4, ENN_ACCESS_READ),
+                                                     : enn_bind(H, one, ENN_ACCESS_READ),
                         enn_bind(a, ba, ENN_ACCESS_WRITE), enn_bind(m, bz, ENN_ACCESS_WRITE),
-                        s.per_sample ? enn_bind(H_new, bH, ENN_ACCESS_WRITE) : enn_bind(H, 4, ENN_ACCESS_READ)};
-    ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, s.B), 1, 1, op));
+                        s.per_sample ? enn_bind(H_new, bH, ENN_ACCESS_WRITE) : enn_bind(H, one, ENN_ACCESS_READ)};
+    ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1, op));
     if (s.per_sample) return ENN_OK;
     return enn_hebbian_trace_forward(rec, s, H_new, H, a, z, hp);
 }
