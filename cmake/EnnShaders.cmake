@@ -18,6 +18,9 @@ function(enn_embed_shaders out_var)
   set(sources "")
   foreach(comp ${ENN_COMP_FILES})
     get_filename_component(base ${comp} NAME_WE)
+    # The variant lines are read here, at configure time: editing a shader must
+    # re-run the configuration so that a new variant is built and embedded.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${comp})
     set(variants "${base}|vulkan1.1|")
     file(STRINGS ${comp} decls REGEX "^//! variant ")
     foreach(d ${decls})
