@@ -568,6 +568,7 @@ void enn_context_untrack_fence(enn_context *ctx, VkFence fence)
 enn_status enn_context_wait_pending(enn_context *ctx)
 {
     if (!ctx->pending_count) return ENN_OK;
+    ctx->host_waits++;
     VkResult r = vkWaitForFences(ctx->device, ctx->pending_count, ctx->pending_fences, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS) return enn_vk_error(r, "vkWaitForFences (pending submissions)");
     ctx->pending_count = 0;

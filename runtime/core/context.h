@@ -63,6 +63,10 @@ struct enn_context {
     /* Submissions not yet known to be complete; uploads and downloads wait for them. */
     VkFence *pending_fences;
     uint32_t pending_count, pending_capacity;
+
+    /* Times the host blocked on the device: each fence wait (a recording, a staged copy,
+     * the pending submissions before a transfer). Read by `enn bench train`. */
+    uint64_t host_waits;
 };
 
 /* 1 when the environment variable is set to something other than "" or "0". */

@@ -311,3 +311,8 @@ enn_status enn_memory_get_stats(const enn_context *ctx, enn_memory_stats *out)
     *out = ctx->allocator->stats;
     return ENN_OK;
 }
+
+void enn_memory_reset_peak(enn_context *ctx)
+{
+    if (ctx && ctx->allocator) ctx->allocator->stats.peak_used_bytes = ctx->allocator->stats.used_bytes;
+}

@@ -20,4 +20,8 @@ struct enn_buffer {
 /* Default size of a block; requests above half of it get a block of their own. */
 #define ENN_BLOCK_BYTES ((VkDeviceSize)64 << 20)
 
+/* Starts a new peak: peak_used_bytes becomes the bytes in use now (benchmarks measure
+ * one model after another on one context). */
+void enn_memory_reset_peak(enn_context *ctx);
+
 #endif

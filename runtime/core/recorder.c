@@ -92,8 +92,20 @@ enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out)
     return ENN_OK;
 }
 
+/* The host blocks once per wait, however many segments it covers: nothing is submitted
+ * between the segments' fence waits. */
+static void count_host_wait(enn_recorder *rec, uint32_t end)
+{
+    for (uint32_t i = 0; i < end && i < rec->seg_count; i++)
+        if (rec->segs[i].submitted) {
+            rec->ctx->host_waits++;
+            return;
+        }
+}
+
 static void wait_segments(enn_recorder *rec)
 {
+    count_host_wait(rec, rec->seg_count);
     for (uint32_t i = 0; i < rec->seg_count; i++)
         if (rec->segs[i].submitted) {
             vkWaitForFences(rec->ctx->device, 1, &rec->segs[i].fence, VK_TRUE, UINT64_MAX);
@@ -424,6 +436,7 @@ enn_status enn_recorder_wait(enn_recorder *rec)
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_wait: rec is NULL");
     enn_context *ctx = rec->ctx;
     uint32_t last = rec->stats.submits;
+    count_host_wait(rec, last);
     for (uint32_t i = 0; i < rec->seg_count && i < last; i++) {
         segment *s = &rec->segs[i];
         if (!s->submitted) continue;

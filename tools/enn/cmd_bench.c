@@ -246,7 +246,8 @@ static const struct {
 
 static void usage(void)
 {
-    printf("usage: enn bench ops [options]\n\n"
+    printf("usage: enn bench ops [options]\n"
+           "       enn bench train [options]   (training steps per model: enn bench train --help)\n\n"
            "Per kernel and shape: milliseconds per run and rate from GPU timestamp queries and\n"
            "from the host clock (submit to fence, per run), and a CPU baseline measured in the\n"
            "same run with the ratio device / CPU (from the gpu rate, else the host rate): GEMM\n"
@@ -270,9 +271,10 @@ static void usage(void)
 
 int cmd_bench(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "train")) return cmd_bench_train(argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "ops")) {
         if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(); return 0; }
-        fprintf(stderr, "enn bench: expected `enn bench ops` (see --help)\n");
+        fprintf(stderr, "enn bench: expected `enn bench ops` or `enn bench train` (see --help)\n");
         return 2;
     }
     bench_options o = {.min_size = 128, .max_size = 4096, .target_s = 0.3};

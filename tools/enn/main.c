@@ -12,7 +12,7 @@ static const struct {
 } commands[] = {
     {"devices", cmd_devices, "list Vulkan devices, their capabilities, and which one is chosen"},
     {"smoke", cmd_smoke, "run a few dispatches on the chosen device and check the result"},
-    {"bench", cmd_bench, "`enn bench ops`: kernel throughput beside a CPU baseline"},
+    {"bench", cmd_bench, "`enn bench ops`: kernel throughput beside a CPU baseline; `enn bench train`: training steps"},
     {"init", cmd_init, "write a freshly initialised model of any configuration to a checkpoint"},
     {"grad", cmd_grad, "loss, outputs and every gradient of one batch, for checking against another implementation"},
     {"trace-demo", cmd_trace_demo, "train a small ENN a few epochs and draw the trace monitor's pictures"},

@@ -1,0 +1,28 @@
+# `enn bench train` end to end on the test device, with tiny shapes: the command exits 0
+# (no failure, no validation message), prints a line per ENN model with its throughput,
+# and a kernel profile. No timing is checked. Baselines not yet on the device print
+# "not available" and are not required here.
+# The device the Criterion suites use (tests/common/harness.c): ENN_TEST_DEVICE, else lavapipe.
+if(DEFINED ENV{ENN_TEST_DEVICE} AND NOT "$ENV{ENN_TEST_DEVICE}" STREQUAL "")
+  set(ENV{ENN_DEVICE} "$ENV{ENN_TEST_DEVICE}")
+else()
+  set(ENV{ENN_DEVICE} llvmpipe)
+endif()
+execute_process(COMMAND ${ENN} bench train --config paper-mnist,paper-lm --steps 1 --warmup 1 --batch 8 --seq 4
+                        --profile
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "enn bench train exited with ${rc}")
+endif()
+foreach(model enn enn-per-sample enn-stop)
+  if(NOT out MATCHES "paper-mnist +${model} +[0-9]+ +8 +4 +[0-9.]+ samples/s +[0-9.]+ +[1-9][0-9]* +[1-9][0-9]* +[0-9.]+ +[0-9.]+ +[0-9.]+")
+    message(FATAL_ERROR "no result line for paper-mnist ${model}")
+  endif()
+endforeach()
+if(NOT out MATCHES "paper-lm +enn +[0-9]+ +8 +4 +[0-9.]+ tokens/s")
+  message(FATAL_ERROR "no result line for paper-lm enn")
+endif()
+if(NOT out MATCHES "sum of kernels +[0-9.]+")
+  message(FATAL_ERROR "no kernel profile")
+endif()
