@@ -92,15 +92,20 @@ enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out)
     return ENN_OK;
 }
 
-/* The host blocks once per wait, however many segments it covers: nothing is submitted
- * between the segments' fence waits. */
+/* The host blocks once per wait, however many segments it covers (nothing is submitted
+ * between the segments' fence waits), and only for segments nobody has waited for yet:
+ * those still on the context's pending list (enn_context_wait_pending empties it). */
 static void count_host_wait(enn_recorder *rec, uint32_t end)
 {
-    for (uint32_t i = 0; i < end && i < rec->seg_count; i++)
-        if (rec->segs[i].submitted) {
-            rec->ctx->host_waits++;
-            return;
-        }
+    enn_context *ctx = rec->ctx;
+    for (uint32_t i = 0; i < end && i < rec->seg_count; i++) {
+        if (!rec->segs[i].submitted) continue;
+        for (uint32_t k = 0; k < ctx->pending_count; k++)
+            if (ctx->pending_fences[k] == rec->segs[i].fence) {
+                ctx->host_waits++;
+                return;
+            }
+    }
 }
 
 static void wait_segments(enn_recorder *rec)
