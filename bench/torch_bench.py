@@ -5,6 +5,7 @@ samples per second over a few Adam steps (after warm-up), float32.
 
     /usr/bin/python3 bench/torch_bench.py [--configs paper-mnist long ...] [--models ENN-shared GRU ...]
                                           [--steps 5] [--warmup 1] [--threads 2] [--device cpu|cuda]
+                                          [--batch 128] [--seq T]
 
 Configs (B=128 unless --batch):
   paper-mnist   T=28, d=28, h=128, N=64, 10 classes; baselines 128 then 64
@@ -67,6 +68,9 @@ def sync(device):
 
 
 def bench(name, cname, c, args, dtype):
+    """Times one model; prints its line and returns samples/s, ms/step, parameters and loss."""
+    if getattr(args, "seq", 0):
+        c = dict(c, T=args.seq)
     torch.manual_seed(0)
     model = make_model(name, c, dtype).to(args.device)
     model.train()
@@ -95,6 +99,7 @@ def bench(name, cname, c, args, dtype):
     sps = args.batch * args.steps / dt
     print(f"{cname:14s} {name:15s} params {nparams:>10,d}  {sps:10.1f} samples/s  {1e3 * dt / args.steps:9.1f} ms/step"
           f"  loss {float(loss):.4f}", flush=True)
+    return dict(samples_per_s=sps, ms_per_step=1e3 * dt / args.steps, params=nparams, loss=float(loss))
 
 
 def main():
@@ -105,6 +110,7 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seq", type=int, default=0, help="override the sequence length T")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()

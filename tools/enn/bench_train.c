@@ -316,8 +316,7 @@ static void usage(void)
            "  --batch B, --seq T    override the batch size (128) and sequence length\n"
            "  --profile             then run N more steps with timestamp queries and print the GPU\n"
            "                        time of every kernel by name, per step\n"
-           "  --all                 on CPU devices (lavapipe), also the slow combinations (those\n"
-           "                        named by both --config and --model always run)\n\n"
+           "  --all                 on CPU devices (lavapipe), also the slow combinations\n\n"
            "configurations:\n");
     for (size_t i = 0; i < CONFIG_COUNT; i++) printf("  %-14s %s\n", configs[i].name, configs[i].about);
     printf("models:\n  ");
@@ -397,8 +396,7 @@ int cmd_bench_train(int argc, char **argv)
         for (size_t mi = 0; mi < MODEL_COUNT; mi++) {
             if (!o.model_on[mi]) continue;
             const train_model *tm = &models[mi];
-            /* Named explicitly (both --config and --model): run it anyway. */
-            int skip = cpu && !o.all && !(configs_given && models_given) &&
+            int skip = cpu && !o.all &&
                        (c->cpu_skip == SKIP_ALL || (c->cpu_skip == SKIP_PER_SAMPLE && tm->trace == ENN_TRACE_PER_SAMPLE));
             if (skip) {
                 char prefix[64];
