@@ -1,7 +1,7 @@
 # `enn bench train` end to end on the test device, with tiny shapes: the command exits 0
-# (no failure, no validation message), prints a line per ENN model with its throughput,
-# and a kernel profile. No timing is checked. Baselines not yet on the device print
-# "not available" and are not required here.
+# (no failure, no validation message), prints a line per model with its throughput,
+# and a kernel profile. No timing is checked.
+
 # The device the Criterion suites use (tests/common/harness.c): ENN_TEST_DEVICE, else lavapipe.
 if(DEFINED ENV{ENN_TEST_DEVICE} AND NOT "$ENV{ENN_TEST_DEVICE}" STREQUAL "")
   set(ENV{ENN_DEVICE} "$ENV{ENN_TEST_DEVICE}")
@@ -15,14 +15,16 @@ message("${out}${err}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "enn bench train exited with ${rc}")
 endif()
-foreach(model enn enn-per-sample enn-stop)
+foreach(model enn enn-per-sample enn-stop rnn gru lstm)
   if(NOT out MATCHES "paper-mnist +${model} +[0-9]+ +8 +4 +[0-9.]+ samples/s +[0-9.]+ +[1-9][0-9]* +[1-9][0-9]* +[0-9.]+ +[0-9.]+ +[0-9.]+")
     message(FATAL_ERROR "no result line for paper-mnist ${model}")
   endif()
 endforeach()
-if(NOT out MATCHES "paper-lm +enn +[0-9]+ +8 +4 +[0-9.]+ tokens/s")
-  message(FATAL_ERROR "no result line for paper-lm enn")
-endif()
+foreach(model enn enn-stop rnn gru lstm)
+  if(NOT out MATCHES "paper-lm +${model} +[0-9]+ +8 +4 +[0-9.]+ tokens/s")
+    message(FATAL_ERROR "no result line for paper-lm ${model}")
+  endif()
+endforeach()
 if(NOT out MATCHES "sum of kernels +[0-9.]+")
   message(FATAL_ERROR "no kernel profile")
 endif()
