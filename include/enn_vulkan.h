@@ -74,7 +74,9 @@ ENN_API enn_status enn_buffer_vulkan(const enn_buffer *buf, VkBuffer *buffer,
  * Without push descriptors (enn_capabilities.push_descriptors) the descriptor sets of
  * a recording belong to the stream and are reused by its next enn_stream_record: the
  * previous recording must have finished executing (and is not to be submitted again)
- * by then. enn_stream_position counts recorded steps. */
+ * by then, and a step must fit one submission of the context
+ * (enn_context_options.max_dispatches_per_submit; a step is about 15 commands).
+ * enn_stream_position counts recorded steps. */
 typedef struct enn_stream_io {
     VkBuffer input;
     VkDeviceSize input_offset;

@@ -306,3 +306,38 @@ static void external_case(int pool_path)
 
 Test(stream, recorded_into_callers_command_buffer_push_descriptors) { external_case(0); }
 Test(stream, recorded_into_callers_command_buffer_descriptor_pool) { external_case(1); }
+
+/* The recorder's external mode: never submits, never nests, ends once. */
+Test(stream, external_recorder_rules)
+{
+    enn_context *ctx = test_context();
+    enn_vulkan_handles vk;
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
+    VkCommandPool pool;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .queueFamilyIndex = vk.queue_family};
+    cr_assert_eq(vkCreateCommandPool(vk.device, &pci, NULL, &pool), VK_SUCCESS);
+    VkCommandBuffer cmd;
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
+    cr_assert_eq(vkAllocateCommandBuffers(vk.device, &ai, &cmd), VK_SUCCESS);
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    cr_assert_eq(vkBeginCommandBuffer(cmd, &bi), VK_SUCCESS);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    cr_assert_eq(enn_recorder_end_external(rec), ENN_ERROR_INVALID_ARGUMENT);
+    ENN_ASSERT_OK(enn_recorder_begin_external(rec, cmd));
+    cr_assert_eq(enn_recorder_begin_external(rec, cmd), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert_eq(enn_recorder_begin(rec), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert_eq(enn_recorder_submit(rec), ENN_ERROR_INVALID_ARGUMENT);
+    ENN_ASSERT_OK(enn_recorder_end_external(rec));
+    cr_assert_eq(enn_recorder_end_external(rec), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert_eq(enn_recorder_get_stats(rec).submits, 0);
+    /* The recorder still works on its own afterwards. */
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    enn_recorder_destroy(rec);
+    cr_assert_eq(vkEndCommandBuffer(cmd), VK_SUCCESS);
+    vkDestroyCommandPool(vk.device, pool, NULL);
+    test_context_finish(ctx);
+}
