@@ -76,7 +76,8 @@ ENN_API enn_status enn_buffer_vulkan(const enn_buffer *buf, VkBuffer *buffer,
  * previous recording must have finished executing (and is not to be submitted again)
  * by then, and a step must fit one submission of the context
  * (enn_context_options.max_dispatches_per_submit; a step is about 15 commands).
- * enn_stream_position counts recorded steps. */
+ * enn_stream_position counts recorded steps. On failure `cmd` may hold part of a step:
+ * the caller resets or frees it rather than submitting it. */
 typedef struct enn_stream_io {
     VkBuffer input;
     VkDeviceSize input_offset;

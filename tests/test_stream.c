@@ -63,13 +63,13 @@ static void check_stream(enn_model *m, const enn_batch *batch)
     const enn_model_config *c = enn_model_get_config(m);
     uint32_t B = batch->size, T = batch->seq_len, h = c->cell.hidden, N = c->cell.memory_slots, K = c->outputs;
     uint32_t d = c->input_features;
-    int lm = c->head == ENN_HEAD_LANGUAGE_MODEL, tokens = lm && c->lm_input == ENN_LM_EMBEDDING;
+    int lm = c->head == ENN_HEAD_LANGUAGE_MODEL;
     int per_step = lm || (c->head == ENN_HEAD_REGRESSOR && c->return_sequences);
     size_t trace = (size_t)(c->cell.trace_mode == ENN_TRACE_PER_SAMPLE ? B : 1) * N * h;
 
     /* Evaluate the whole sequence: hidden states, final trace, outputs. */
     float *hs = malloc((size_t)T * B * h * sizeof *hs), *H_T = malloc(trace * sizeof *H_T);
-    float *full = malloc((size_t)B * T * K * sizeof *full), *prefix = malloc((size_t)B * T * K * sizeof *prefix);
+    float *full = malloc((size_t)B * T * K * sizeof *full);
     float *out = malloc((size_t)B * K * sizeof *out), *want = malloc((size_t)B * K * sizeof *want);
     float *h_now = malloc((size_t)B * h * sizeof *h_now), *H_now = malloc(trace * sizeof *H_now);
     float *x_t = malloc((size_t)B * d * sizeof *x_t);
@@ -125,9 +125,8 @@ static void check_stream(enn_model *m, const enn_batch *batch)
     }
     ENN_ASSERT_OK(enn_stream_state(s, h_now, NULL));
     expect_close(h_now, hs, (size_t)B * h, "h after reset", 0);
-    (void)tokens;
     enn_stream_destroy(s);
-    free(hs); free(H_T); free(full); free(prefix); free(out); free(want); free(h_now); free(H_now); free(x_t);
+    free(hs); free(H_T); free(full); free(out); free(want); free(h_now); free(H_now); free(x_t);
     free(tok_t);
 }
 
@@ -191,6 +190,16 @@ Test(stream, language_model_embedding)
     enn_model_config c = small_config(ENN_HEAD_LANGUAGE_MODEL);
     c.outputs = 11;
     run_case(&c, 2, 5);
+}
+
+Test(stream, language_model_float_feature_per_sample)
+{
+    enn_model_config c = small_config(ENN_HEAD_LANGUAGE_MODEL);
+    c.lm_input = ENN_LM_FLOAT_FEATURE;
+    c.input_features = 1;
+    c.outputs = 7;
+    c.cell.trace_mode = ENN_TRACE_PER_SAMPLE;
+    run_case(&c, 2, 4);
 }
 
 Test(stream, rejects_bad_arguments)
@@ -286,7 +295,7 @@ static void external_case(int pool_path)
         cr_assert_eq(vkWaitForFences(vk.device, 1, &fence, VK_TRUE, UINT64_MAX), VK_SUCCESS);
         cr_assert_eq(vkResetFences(vk.device, 1, &fence), VK_SUCCESS);
         ENN_ASSERT_OK(enn_buffer_download(ctx, outb, 20, got, (size_t)B * K * 4));
-        /* The same kernels on the same data: equal up to nothing but, allow rounding. */
+        /* The same kernels on the same data: expected bit for bit, checked with TOL. */
         expect_close(got, want[t], (size_t)B * K, "recorded output", t);
     }
     cr_assert_eq(enn_stream_position(ext), 3);
