@@ -213,11 +213,20 @@ Test(stream, rejects_bad_arguments)
     cr_assert_null(s);
     cr_assert_eq(enn_stream_create(NULL, 1, &s), ENN_ERROR_INVALID_ARGUMENT);
     ENN_ASSERT_OK(enn_stream_create(m, 0, &s));
+    cr_assert_eq(enn_stream_position(s), 0);
     uint32_t tok = 0;
     cr_assert_eq(enn_stream_step_tokens(s, &tok, NULL), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_stream_step(s, NULL, NULL), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_stream_record(s, VK_NULL_HANDLE, NULL), ENN_ERROR_INVALID_ARGUMENT);
     enn_stream_destroy(s);
+    enn_model_destroy(m);
+
+    /* Baselines are not streamed (yet): said so, not mis-run. */
+    c.kind = ENN_MODEL_GRU;
+    c.layers = 1;
+    c.layer_units[0] = 8;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    cr_assert_eq(enn_stream_create(m, 1, &s), ENN_ERROR_UNSUPPORTED);
     enn_model_destroy(m);
     test_context_finish(ctx);
 }

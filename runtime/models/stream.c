@@ -102,6 +102,9 @@ enn_status enn_stream_create(enn_model *model, uint32_t batch, enn_stream **out)
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_stream_create: out is NULL");
     *out = NULL;
     if (!model) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_stream_create: model is NULL");
+    if (model->baseline)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "enn_stream_create: streaming runs the Engram cell; the rnn, gru and "
+                         "lstm baselines cannot be streamed yet");
     if (batch == 0) batch = 1;
     if (batch > model->config.max_batch)
         return enn_error(ENN_ERROR_SHAPE, "enn_stream_create: %u streams; the model takes 1..%u (max_batch)", batch,
