@@ -392,6 +392,44 @@ ENN_API enn_status enn_model_load(enn_context *ctx, const char *path, enn_model 
  * checkpoint like the step and pass counters. */
 ENN_API enn_status enn_model_load_into(enn_model *model, const char *path);
 
+/* ---------------------------------------------------------------- streaming inference
+ * A stream runs a trained model one time step at a time, keeping the recurrent state
+ * (h and the trace H) on the device between calls: for programs that get frames or
+ * tokens as they come. A step is the cell's single-step forward (input projection,
+ * memory step with the trace update, integrator, layer norms) with no noise and no
+ * dropout, then the head. Stepping a sequence x_1..x_T from a reset gives exactly the
+ * hidden states of enn_model_evaluate on that sequence (up to fp32 rounding), and each
+ * step returns what evaluate would return for the sequence so far:
+ *   classifier, attention pooling   logits of the context pooled over steps 1..t (the
+ *                                    pooling's softmax is kept as running sums), so
+ *                                    step T gives evaluate's logits
+ *   classifier, last-state pooling  logits of h_t
+ *   regressor                       the prediction from h_t (return_sequences or not)
+ *   language model                  logits over the vocabulary for the next token
+ * The stream reads the model's parameters where they live, so training the model
+ * between steps changes the steps after it. The model must outlive its streams. */
+typedef struct enn_stream enn_stream;
+
+/* `batch` parallel, independent streams (1..max_batch of the model; 0 means 1). With a
+ * shared trace (ENN_TRACE_SHARED) the streams of one enn_stream share one trace, as the
+ * samples of a batch do. Starts reset. Only ENN models (not the baselines). */
+ENN_API enn_status enn_stream_create(enn_model *model, uint32_t batch, enn_stream **out);
+ENN_API void enn_stream_destroy(enn_stream *stream);
+/* h = 0, H = 0 and the pooling sums emptied: the state evaluation starts from. */
+ENN_API enn_status enn_stream_reset(enn_stream *stream);
+/* One step for every stream. x: [batch, input_features] (a language model with float
+ * token input: [batch] token ids as floats). out, when not NULL: [batch, outputs]. */
+ENN_API enn_status enn_stream_step(enn_stream *stream, const float *x, float *out);
+/* The same for an embedding language model: tokens [batch] ids. */
+ENN_API enn_status enn_stream_step_tokens(enn_stream *stream, const uint32_t *tokens, float *out);
+/* Floats per stream of a step's output (the model's outputs). */
+ENN_API uint32_t enn_stream_outputs(const enn_stream *stream);
+/* Steps since the last reset (recorded steps count when they are recorded). */
+ENN_API uint64_t enn_stream_position(const enn_stream *stream);
+/* The current state, either may be NULL: h [batch, hidden]; H [N, hidden] (shared
+ * trace) or [batch, N, hidden] (per-sample trace). */
+ENN_API enn_status enn_stream_state(enn_stream *stream, float *h, float *H);
+
 #ifdef __cplusplus
 }
 #endif

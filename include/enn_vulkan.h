@@ -46,6 +46,47 @@ ENN_API enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan
 ENN_API enn_status enn_buffer_vulkan(const enn_buffer *buf, VkBuffer *buffer,
                                      VkDeviceSize *offset, VkDeviceSize *size);
 
+/* Streaming inference inside the caller's own submission (a renderer that makes its
+ * input and uses the output on the GPU). enn_stream_record records one step of `stream`
+ * (see enn_stream_step) into `cmd`, which the caller has begun and will end, submit and
+ * synchronise; nothing is submitted by libenn and nothing waits.
+ *
+ *   io->input   [batch, input_features] floats at input_offset (an embedding language
+ *               model: [batch] uint32 token ids; a float-token language model: [batch]
+ *               floats), read with a transfer (needs VK_BUFFER_USAGE_TRANSFER_SRC_BIT)
+ *   io->output  [batch, outputs] floats written at output_offset with a transfer
+ *               (VK_BUFFER_USAGE_TRANSFER_DST_BIT); output may be VK_NULL_HANDLE
+ *   Offsets need no alignment. enn_buffer_vulkan gives a libenn buffer's VkBuffer.
+ *
+ * Barrier contract (same queue): libenn's commands begin with a pipeline barrier from
+ * every earlier command (ALL_COMMANDS, MEMORY_WRITE) to its compute and transfer reads
+ * and writes, and end with one from its writes to every later command and the host
+ * (ALL_COMMANDS | HOST, MEMORY_READ | MEMORY_WRITE | HOST_READ). The caller adds no
+ * barrier of its own around the step. Across queues the caller orders the submissions
+ * with semaphores (and transfers ownership of exclusive buffers, if the queue families
+ * differ). cmd must be on a queue family that supports compute.
+ *
+ * The recorded step reads and writes the stream's state in place, so submitting the
+ * command buffer N times (if it was not begun ONE_TIME_SUBMIT) runs N steps, with the
+ * same io buffers. Submissions that touch one stream must not overlap in time on
+ * different queues. Host calls on the stream (step, reset, state) and training the
+ * model wait for libenn's queue only: the caller waits for its own submissions first.
+ * Without push descriptors (enn_capabilities.push_descriptors) the descriptor sets of
+ * a recording belong to the stream and are reused by its next enn_stream_record: the
+ * previous recording must have finished executing (and is not to be submitted again)
+ * by then, and a step must fit one submission of the context
+ * (enn_context_options.max_dispatches_per_submit; a step is about 15 commands).
+ * enn_stream_position counts recorded steps. On failure `cmd` may hold part of a step:
+ * the caller resets or frees it rather than submitting it. */
+typedef struct enn_stream_io {
+    VkBuffer input;
+    VkDeviceSize input_offset;
+    VkBuffer output;
+    VkDeviceSize output_offset;
+} enn_stream_io;
+
+ENN_API enn_status enn_stream_record(enn_stream *stream, VkCommandBuffer cmd, const enn_stream_io *io);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,6 +55,10 @@ struct enn_recorder {
     enn_timing *timings;
     uint32_t timing_count;
     enn_recorder_stats stats;
+    /* External mode (enn_recorder_begin_external): segment 0's command buffer is
+     * swapped for the caller's while it lasts; own_cmd keeps ours. */
+    int external;
+    VkCommandBuffer own_cmd;
 };
 
 static enn_status set_add(range_set *s, range r)
@@ -123,6 +127,11 @@ void enn_recorder_destroy(enn_recorder *rec)
 {
     if (!rec) return;
     VkDevice dev = rec->ctx->device;
+    if (rec->external) {
+        /* The caller's command buffer is the caller's to end or drop. */
+        rec->segs[0].cmd = rec->own_cmd;
+        rec->external = rec->recording = 0;
+    }
     if (rec->recording) {
         /* An unsubmitted segment is simply dropped. */
         vkEndCommandBuffer(rec->segs[rec->current].cmd);
@@ -227,6 +236,7 @@ enn_status enn_recorder_begin(enn_recorder *rec)
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: already recording");
     wait_segments(rec);
+    /* An external recording's descriptor sets live in segment 0's pool: reset below. */
     ENN_VK_TRY(vkResetCommandPool(rec->ctx->device, rec->pool, 0));
     rec->stats = (enn_recorder_stats){0};
     rec->timed_count = 0;
@@ -245,6 +255,14 @@ static enn_status make_room(enn_recorder *rec)
         return segment_open(rec);
     }
     if (rec->segs[rec->current].dispatches >= rec->cap) {
+        /* The caller's buffer is never split: push descriptors need no room, pool
+         * descriptor sets do. */
+        if (rec->external) {
+            if (!rec->ctx->enabled.push_descriptors)
+                return enn_error(ENN_ERROR_UNSUPPORTED, "recording into the caller's command buffer: more than %u "
+                                 "commands need push descriptors, which this device does not have", rec->cap);
+            return ENN_OK;
+        }
         ENN_TRY(segment_close(rec));
         ENN_TRY(segment_open(rec));
     }
@@ -414,6 +432,9 @@ enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSiz
 enn_status enn_recorder_submit(enn_recorder *rec)
 {
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_submit: rec is NULL");
+    if (rec->external)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_submit: the recording is in the caller's command "
+                         "buffer (end it with enn_recorder_end_external; the caller submits)");
     if (!rec->recording) return ENN_OK;
     return segment_close(rec);
 }
@@ -483,6 +504,67 @@ uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out)
 {
     if (out) *out = rec ? rec->timings : NULL;
     return rec ? rec->timing_count : 0;
+}
+
+/* All stages and all memory writes before -> libenn's compute and transfer commands. */
+static void external_barrier_in(VkCommandBuffer cmd)
+{
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+}
+
+enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
+{
+    if (!rec || cmd == VK_NULL_HANDLE)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: NULL argument");
+    if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: already recording");
+    wait_segments(rec);
+    if (rec->seg_count == 0) {
+        if (rec->seg_capacity == 0) {
+            rec->segs = calloc(4, sizeof *rec->segs);
+            if (!rec->segs) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder segments");
+            rec->seg_capacity = 4;
+        }
+        ENN_TRY(segment_init(rec, &rec->segs[0]));
+        rec->seg_count = 1;
+    }
+    segment *s = &rec->segs[0];
+    /* The previous external recording's sets go; the caller has waited for it. */
+    if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
+    rec->own_cmd = s->cmd;
+    s->cmd = cmd;
+    s->dispatches = 0;
+    s->timed_count = 0;
+    rec->stats = (enn_recorder_stats){0};
+    rec->timed_count = rec->timing_count = 0;
+    rec->timestamps = 0;
+    rec->current = 0;
+    rec->recording = rec->external = 1;
+    rec->reads.count = rec->writes.count = 0;
+    external_barrier_in(cmd);
+    rec->stats.barriers++;
+    return ENN_OK;
+}
+
+enn_status enn_recorder_end_external(enn_recorder *rec)
+{
+    if (!rec || !rec->external)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_end_external: no external recording is open");
+    segment *s = &rec->segs[0];
+    /* Same closing barrier as an own submission: writes visible to everything after. */
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT | VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    rec->stats.barriers++;
+    s->cmd = rec->own_cmd;
+    rec->recording = rec->external = 0;
+    return ENN_OK;
 }
 
 enn_context *enn_recorder_context(const enn_recorder *rec) { return rec ? rec->ctx : NULL; }

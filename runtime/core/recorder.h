@@ -68,6 +68,18 @@ enn_status enn_recorder_wait(enn_recorder *rec);
 /* Submit and wait. */
 enn_status enn_recorder_run(enn_recorder *rec);
 
+/* External mode, for a program that owns the submission (enn_stream_record): the
+ * recorder records into the caller's command buffer, which must be in the recording
+ * state, and never begins, ends, splits or submits it. The recorded commands open with
+ * a barrier that waits for every earlier command on the queue (any stage, any memory
+ * write) and close with one that makes their writes visible to every later command and
+ * to the host, so the caller needs no barrier of its own on the same queue. Without push
+ * descriptors the descriptor sets come from the recorder's pool: they stay valid until
+ * the next enn_recorder_begin_external (or begin) on this recorder, and the recording
+ * is then limited to the per-submission cap of dispatches. No timestamps. */
+enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd);
+enn_status enn_recorder_end_external(enn_recorder *rec);
+
 /* The context the recorder records for (ops use it to fetch pipelines). */
 enn_context *enn_recorder_context(const enn_recorder *rec);
 
