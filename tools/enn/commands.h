@@ -11,5 +11,7 @@ int cmd_grad(int argc, char **argv);
 int cmd_trace_demo(int argc, char **argv);
 /* `enn bench train` (bench_train.c); argv[0] is "train". */
 int cmd_bench_train(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const struct {
     {"init", cmd_init, "write a freshly initialised model of any configuration to a checkpoint"},
     {"grad", cmd_grad, "loss, outputs and every gradient of one batch, for checking against another implementation"},
     {"trace-demo", cmd_trace_demo, "train a small ENN a few epochs and draw the trace monitor's pictures"},
+    {"train", cmd_train, "train a model on a data set (the paper's protocol) and print test metrics"},
+    {"eval", cmd_eval, "evaluate a checkpoint: loss, accuracy, perplexity, confusion matrix, F1"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,76 @@
+/* enn eval: loads a checkpoint and evaluates it on the test part of a data set: loss,
+ * accuracy, perplexity (language models), a confusion matrix and per-class
+ * precision/recall/F1 (classifiers). */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "enn.h"
+#include "metrics.h"
+#include "train_data.h"
+#include "train_loop.h"
+#include "train_options.h"
+
+/* TODO(merge): enn_model_load (runtime/models/checkpoint.c, another branch) creates the
+ * model from the checkpoint; until it is merged, loading reports that it is missing. */
+static enn_status model_load(enn_context *ctx, const char *path, enn_model **out)
+{
+    (void)ctx;
+    *out = NULL;
+    fprintf(stderr, "enn eval: %s: checkpoints cannot be loaded yet (enn_model_load is not in this build)\n", path);
+    return ENN_ERROR_UNSUPPORTED;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    train_options o;
+    train_options_init(&o);
+    int parsed = train_options_parse(&o, argc, argv, 1);
+    if (parsed) return parsed > 0 ? 0 : 2;
+
+    int rc = 1;
+    train_data data;
+    enn_context *ctx = NULL;
+    enn_model *model = NULL;
+    batch_buffers buf = {0};
+    confusion matrix = {0};
+    if (train_data_load(&o, 0, &data)) return 1;
+    if (!data.test.n) {
+        fprintf(stderr, "enn eval: the data set has no test part\n");
+        goto done;
+    }
+    enn_context_options copt = {.device = o.device[0] ? o.device : NULL};
+    if (enn_context_create(&copt, &ctx)) goto fail;
+    if (model_load(ctx, o.checkpoint, &model)) goto done;
+    const enn_model_config *c = enn_model_get_config(model);
+    if (c->head != data.head || c->outputs < data.outputs || c->max_seq_len < data.test.T) {
+        fprintf(stderr, "enn eval: %s was trained for another task or shape than this data set\n", o.checkpoint);
+        goto done;
+    }
+    if (batch_buffers_init(&buf, &data.test, c, c->max_batch) ||
+        (data.head == ENN_HEAD_CLASSIFIER && confusion_init(&matrix, c->outputs))) {
+        fprintf(stderr, "enn eval: out of memory\n");
+        goto done;
+    }
+    metric_sum sum;
+    if (evaluate_dataset(model, &data.test, &buf, &sum, matrix.counts ? &matrix : NULL, "eval", o.plain, NULL))
+        goto fail;
+    double loss = metric_loss(&sum);
+    printf("eval: %llu %s, loss %.4f", (unsigned long long)sum.counted,
+           data.head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
+    if (data.head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
+    printf("\n");
+    if (matrix.counts && o.report) confusion_print(stdout, &matrix, NULL);
+    if (data.head != ENN_HEAD_REGRESSOR) printf("accuracy %.4f\n", metric_accuracy(&sum));
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "enn eval: %s\n", enn_last_error());
+done:
+    confusion_free(&matrix);
+    batch_buffers_free(&buf);
+    enn_model_destroy(model);
+    enn_context_destroy(ctx);
+    train_data_free(&data);
+    return rc;
+}

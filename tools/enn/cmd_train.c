@@ -1,0 +1,396 @@
+/* enn train: trains a model on a data set with the protocol of the paper's experiments
+ * (ENN-SPEC.md), logs every epoch, keeps the best weights, and prints the test metrics.
+ *
+ *   load the data, hold out the validation part        train_data.c
+ *   per epoch: shuffled batches -> enn_model_train_step, progress bar
+ *              validation loss/accuracy, trace monitor  train_loop.c
+ *              metrics.csv / metrics.jsonl, early stopping, reduce-on-plateau
+ *   restore the best weights, save them, evaluate on the test set */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "enn.h"
+#include "enn_data.h"
+#include "metrics.h"
+#include "progress.h"
+#include "train_data.h"
+#include "train_loop.h"
+#include "train_options.h"
+
+static const char *const fashion_mnist_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process. */
+static volatile sig_atomic_t interrupted;
+static void on_interrupt(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
+
+/* TODO(merge): enn_model_save (runtime/models/checkpoint.c, another branch) writes the
+ * checkpoint; until it is merged, saving reports that it is not available. */
+static enn_status model_save(enn_model *model, const char *path)
+{
+    (void)model;
+    (void)path;
+    return ENN_ERROR_UNSUPPORTED;
+}
+
+/* Saves the model's current weights as the best checkpoint; warns once if saving is not
+ * available, so that training goes on. Returns 0, or -1 on a real failure. */
+static int save_best(enn_model *model, const char *path)
+{
+    static int warned;
+    enn_status s = model_save(model, path);
+    if (s == ENN_ERROR_UNSUPPORTED) {
+        if (!warned) fprintf(stderr, "enn train: checkpoints cannot be saved yet (enn_model_save is not in this build)\n");
+        warned = 1;
+        return 0;
+    }
+    if (s) {
+        fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) {
+                fprintf(stderr, "enn train: cannot create %s: %s\n", buf, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c) return 0;
+        }
+    }
+}
+
+static FILE *open_log(const char *dir, const char *name, const char *header)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    int fresh = stat(path, &st) != 0 || st.st_size == 0;
+    FILE *f = fopen(path, "a");
+    if (!f) fprintf(stderr, "enn train: cannot open %s: %s\n", path, strerror(errno));
+    else if (fresh && header) fprintf(f, "%s\n", header);
+    return f;
+}
+
+typedef struct epoch_record {
+    uint32_t epoch;
+    double train_loss, train_acc, val_loss, val_acc, lr, seconds;
+    int have_trace;
+    trace_stats trace;
+} epoch_record;
+
+static void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
+{
+    /* NaN (no validation set, no accuracy for a regressor) is an empty CSV field and a
+     * JSON null. */
+#define NUM(buf, v) (isnan(v) ? "" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
+#define JNUM(buf, v) (isnan(v) ? "null" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
+    char a[32], b[32], c[32], d[32], e[32], t[5][32];
+    const trace_stats *s = &r->trace;
+    double tv[5] = {s->mean_abs, s->max, s->min, s->std, s->sparsity};
+    for (int i = 0; i < 5; i++)
+        if (!r->have_trace) tv[i] = NAN;
+    if (csv) {
+        fprintf(csv, "%u,%s,%s,%s,%s,%s,%.3f", r->epoch, NUM(a, r->train_loss), NUM(b, r->train_acc),
+                NUM(c, r->val_loss), NUM(d, r->val_acc), NUM(e, r->lr), r->seconds);
+        for (int i = 0; i < 5; i++) fprintf(csv, ",%s", NUM(t[i], tv[i]));
+        fprintf(csv, "\n");
+        fflush(csv);
+    }
+    if (json) {
+        fprintf(json,
+                "{\"epoch\": %u, \"train_loss\": %s, \"train_accuracy\": %s, \"val_loss\": %s, "
+                "\"val_accuracy\": %s, \"learning_rate\": %s, \"seconds\": %.3f",
+                r->epoch, JNUM(a, r->train_loss), JNUM(b, r->train_acc), JNUM(c, r->val_loss), JNUM(d, r->val_acc),
+                JNUM(e, r->lr), r->seconds);
+        const char *names[5] = {"trace_mean_abs", "trace_max", "trace_min", "trace_std", "trace_sparsity"};
+        for (int i = 0; i < 5; i++) fprintf(json, ", \"%s\": %s", names[i], JNUM(t[i], tv[i]));
+        fprintf(json, "}\n");
+        fflush(json);
+    }
+#undef NUM
+#undef JNUM
+}
+
+static const char *model_name(enn_model_kind k)
+{
+    static const char *names[] = {"enn", "rnn", "gru", "lstm"};
+    return k <= ENN_MODEL_LSTM ? names[k] : "?";
+}
+
+static void print_model(const enn_model_config *c, const train_data *d)
+{
+    uint64_t trainable = 0, reference = 0;
+    enn_model_parameter_count(c, &trainable, &reference);
+    const char *task = d->head == ENN_HEAD_CLASSIFIER ? "classifier"
+                       : d->head == ENN_HEAD_REGRESSOR ? "regressor"
+                                                       : "language model";
+    if (c->kind == ENN_MODEL_ENN)
+        printf("model: ENN %s, h=%u N=%u, %s pooling, input [T=%u, d=%u], %u outputs: %llu parameters\n", task,
+               c->cell.hidden, c->cell.memory_slots, c->pooling == ENN_POOL_LAST ? "last-state" : "attention",
+               c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
+    else
+        printf("model: %s %s, %u layers, input [T=%u, d=%u], %u outputs: %llu parameters\n", model_name(c->kind), task,
+               c->layers, c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
+}
+
+/* Test metrics as the last lines of the run (parsed by tests/test_train_cli.c:
+ * "test accuracy <value>"). */
+static void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix)
+{
+    double loss = metric_loss(sum);
+    printf("test: %llu %s, loss %.4f", (unsigned long long)sum->counted,
+           d->head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
+    if (d->head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
+    printf("\n");
+    if (matrix && matrix->counts && o->report)
+        confusion_print(stdout, matrix, o->data.kind == DATA_FASHION_MNIST ? fashion_mnist_classes : NULL);
+    if (d->head != ENN_HEAD_REGRESSOR) printf("test accuracy %.4f\n", metric_accuracy(sum));
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_options o;
+    train_options_init(&o);
+    int parsed = train_options_parse(&o, argc, argv, 0);
+    if (parsed) return parsed > 0 ? 0 : 2;
+
+    int rc = 1;
+    train_data data;
+    enn_dataset val = {0};
+    enn_context *ctx = NULL;
+    enn_model *model = NULL;
+    batch_buffers train_buf = {0}, eval_buf = {0};
+    weights best = {0};
+    confusion matrix = {0};
+    size_t *order = NULL;
+    FILE *csv = NULL, *json = NULL;
+    double t_start = now_seconds();
+
+    if (train_data_load(&o, 1, &data)) return 1;
+    if (o.shuffle_split && enn_dataset_shuffle(&data.train, o.seed)) goto fail;
+    if (enn_dataset_split(&data.train, o.validation_split, &val)) goto fail;
+    printf("data: %s, %zu training, %zu validation, %zu test samples of [T=%u, d=%u]%s\n",
+           data_kind_name(o.data.kind), data.train.n, val.n, data.test.n, data.train.T,
+           data.train.tokens ? 1 : data.train.d, o.quick ? " (--quick subset)" : "");
+
+    enn_context_options copt = {.device = o.device[0] ? o.device : NULL};
+    if (enn_context_create(&copt, &ctx)) goto fail;
+    enn_capabilities caps;
+    enn_context_capabilities(ctx, &caps);
+    printf("device: %s\n", caps.device_name);
+
+    enn_model_config config;
+    train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
+                               &config);
+    if (enn_model_create(ctx, &config, &model)) goto fail;
+    print_model(&config, &data);
+    printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s\n",
+           o.epochs, o.batch, o.learning_rate,
+           o.clip == ENN_CLIP_NONE ? "none" : o.clip == ENN_CLIP_GLOBAL ? "global" : "per-tensor", o.clip_norm,
+           o.early_stopping ? "on" : "off", o.plateau ? "on" : "off");
+    fflush(stdout);
+
+    if (batch_buffers_init(&train_buf, &data.train, &config, o.batch) ||
+        batch_buffers_init(&eval_buf, &data.train, &config, o.batch) ||
+        !(order = malloc(data.train.n * sizeof *order))) {
+        fprintf(stderr, "enn train: out of memory for the batch buffers\n");
+        goto done;
+    }
+    if (make_dirs(o.out_dir)) goto done;
+    char best_path[1200];
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", o.out_dir);
+    csv = open_log(o.out_dir, "metrics.csv",
+                   "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
+                   "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity");
+    json = open_log(o.out_dir, "metrics.jsonl", NULL);
+    if (!csv || !json) goto done;
+    if (data.vocab) {
+        char vocab_path[1200];
+        snprintf(vocab_path, sizeof vocab_path, "%s/vocab.txt", o.out_dir);
+        if (enn_vocab_save(data.vocab, vocab_path)) goto fail;
+    }
+
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    const enn_dataset *monitor_set = val.n ? &val : &data.train;
+    double best_loss = INFINITY, plateau_best = INFINITY;
+    uint32_t wait = 0, plateau_wait = 0, best_epoch = 0, last_epoch = 0, epoch = 0;
+    int timed_out = 0, have_best = 0;
+    size_t batches = enn_batch_count(data.train.n, o.batch, 0);
+    for (epoch = 1; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
+        double t0 = now_seconds();
+        enn_permutation(order, data.train.n, o.seed * 0x9E3779B97F4A7C15ull + epoch);
+        char label[32];
+        snprintf(label, sizeof label, "epoch %u/%u", epoch, o.epochs);
+        progress bar;
+        progress_begin(&bar, stderr, o.plain, label, batches);
+        metric_sum train_sum = {0};
+        size_t done_batches = 0;
+        for (size_t i = 0; i < batches && !interrupted && !timed_out; i++) {
+            size_t first = i * o.batch;
+            uint32_t count = (uint32_t)(data.train.n - first < o.batch ? data.train.n - first : o.batch);
+            enn_batch batch;
+            enn_step_result r;
+            if (batch_gather(&train_buf, &data.train, order, first, count, &batch) ||
+                enn_model_train_step(model, &batch, &r))
+                goto fail;
+            if (!isfinite(r.loss)) {
+                progress_end(&bar);
+                fprintf(stderr, "enn train: the loss is %g at epoch %u, batch %zu: stopping\n", r.loss, epoch, i + 1);
+                goto done;
+            }
+            metric_add(&train_sum, r.loss, r.correct, r.counted);
+            done_batches++;
+            progress_update(&bar, i + 1, count, metric_loss(&train_sum),
+                            data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum));
+            if (o.max_time > 0 && now_seconds() - t_start > o.max_time) timed_out = 1;
+        }
+        progress_end(&bar);
+        if (done_batches < batches) {
+            printf("epoch %u: %s after %zu of %zu batches\n", epoch, interrupted ? "interrupted" : "time limit reached",
+                   done_batches, batches);
+            if (!have_best && done_batches) {
+                /* Nothing better to restore: keep what the partial epoch learned. */
+                if (weights_take(model, &best)) goto fail;
+                have_best = 1;
+                best_epoch = epoch;
+            }
+            break;
+        }
+
+        epoch_record rec = {.epoch = epoch, .train_loss = metric_loss(&train_sum),
+                            .train_acc = data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum),
+                            .val_loss = NAN, .val_acc = NAN, .lr = enn_model_learning_rate(model)};
+        if (val.n) {
+            metric_sum val_sum;
+            if (evaluate_dataset(model, &val, &eval_buf, &val_sum, NULL, "validation", o.plain, NULL)) goto fail;
+            rec.val_loss = metric_loss(&val_sum);
+            if (data.head != ENN_HEAD_REGRESSOR) rec.val_acc = metric_accuracy(&val_sum);
+        }
+        rec.have_trace = config.kind == ENN_MODEL_ENN;
+        if (rec.have_trace && trace_monitor(model, monitor_set, &eval_buf, &rec.trace)) goto fail;
+        rec.seconds = now_seconds() - t0;
+
+        printf("epoch %u/%u: loss %.4f", epoch, o.epochs, rec.train_loss);
+        if (!isnan(rec.train_acc)) printf(" acc %.4f", rec.train_acc);
+        if (val.n) printf(" | val loss %.4f", rec.val_loss);
+        if (!isnan(rec.val_acc)) printf(" acc %.4f", rec.val_acc);
+        printf(" | lr %.3g | %.1f s", rec.lr, rec.seconds);
+        if (rec.have_trace)
+            printf(" | trace mean|H| %.4g max %.4g min %.4g std %.4g sparsity %.3f", rec.trace.mean_abs,
+                   rec.trace.max, rec.trace.min, rec.trace.std, rec.trace.sparsity);
+        printf("\n");
+        fflush(stdout);
+        log_epoch(csv, json, &rec);
+        last_epoch = epoch;
+
+        /* Early stopping and reduce-on-plateau watch the validation loss (the training
+         * loss when nothing is held out), as Keras's callbacks do. */
+        double monitored = val.n ? rec.val_loss : rec.train_loss;
+        if (monitored < best_loss) {
+            best_loss = monitored;
+            best_epoch = epoch;
+            wait = 0;
+            if (o.restore_best && weights_take(model, &best)) goto fail;
+            have_best = 1;
+            if (save_best(model, best_path)) goto done;
+        } else if (o.early_stopping && ++wait >= o.patience) {
+            printf("early stopping: no improvement of the %s loss for %u epochs (best: epoch %u, %.4f)\n",
+                   val.n ? "validation" : "training", wait, best_epoch, best_loss);
+            last_epoch = epoch;
+            break;
+        }
+        if (o.plateau) {
+            if (monitored < plateau_best - 1e-4) { /* Keras ReduceLROnPlateau min_delta */
+                plateau_best = monitored;
+                plateau_wait = 0;
+            } else if (++plateau_wait >= o.plateau_patience) {
+                float lr = enn_model_learning_rate(model);
+                if (lr > o.min_learning_rate) {
+                    float next = fmaxf(lr * o.plateau_factor, o.min_learning_rate);
+                    if (enn_model_set_learning_rate(model, next)) goto fail;
+                    printf("reduce-on-plateau: learning rate %.3g -> %.3g\n", lr, next);
+                }
+                plateau_wait = 0;
+            }
+        }
+    }
+    if (o.restore_best && have_best && best.count && best_epoch != last_epoch) {
+        if (weights_restore(model, &best)) goto fail;
+        printf("restored the weights of epoch %u\n", best_epoch);
+    }
+    if (interrupted || timed_out) {
+        if (save_best(model, best_path)) goto done;
+        if (interrupted) {
+            printf("interrupted: weights saved; test evaluation skipped\n");
+            rc = 130;
+            goto done;
+        }
+    }
+
+    if (data.test.n) {
+        metric_sum test_sum;
+        if (data.head == ENN_HEAD_CLASSIFIER && confusion_init(&matrix, data.outputs)) {
+            fprintf(stderr, "enn train: out of memory for the confusion matrix\n");
+            goto done;
+        }
+        if (evaluate_dataset(model, &data.test, &eval_buf, &test_sum, matrix.counts ? &matrix : NULL, "test",
+                             o.plain, &interrupted))
+            goto fail;
+        if (interrupted) {
+            printf("interrupted during the test evaluation\n");
+            rc = 130;
+            goto done;
+        }
+        print_test(&o, &data, &test_sum, &matrix);
+    } else {
+        printf("no test set (csv/npy: --test-data names one)\n");
+    }
+    const char *first_message = NULL;
+    uint32_t messages = enn_context_validation_messages(ctx, &first_message);
+    if (messages) {
+        fprintf(stderr, "enn train: %u validation messages; the first: %s\n", messages, first_message);
+        goto done;
+    }
+    printf("total time %.1f s\n", now_seconds() - t_start);
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "enn train: %s\n", enn_last_error());
+done:
+    if (csv) fclose(csv);
+    if (json) fclose(json);
+    free(order);
+    confusion_free(&matrix);
+    weights_free(&best);
+    batch_buffers_free(&train_buf);
+    batch_buffers_free(&eval_buf);
+    enn_model_destroy(model);
+    enn_context_destroy(ctx);
+    enn_dataset_free(&val);
+    train_data_free(&data);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* The data sets of `enn train` / `enn eval`: the training and test parts of a data set
+ * named on the command line, and the task (head) they imply. */
+#ifndef ENN_TOOLS_TRAIN_DATA_H
+#define ENN_TOOLS_TRAIN_DATA_H
+
+#include "enn_data.h"
+#include "train_options.h"
+
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct train_data {
+    enn_dataset train;      /* empty when only the test part was asked for */
+    enn_dataset test;       /* empty when the data set has none */
+    enn_head_kind head;     /* labels: classifier; y: regressor; tokens: language model */
+    uint32_t outputs;       /* classes, regression outputs, or vocabulary size */
+    enn_vocab *vocab;       /* wikitext */
+} train_data;
+
+/* Loads the data (honouring --train-samples, --test-samples and the wikitext options).
+ * Prints the problem to stderr and returns -1 on failure. */
+int train_data_load(const train_options *o, int need_train, train_data *out);
+void train_data_free(train_data *d);
+
+#endif

@@ -1,0 +1,453 @@
+/* Flags and config files of `enn train` / `enn eval` (see train_options.h). */
+#include "train_options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_options_init(train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->validation_split = 0.1;
+    o->seq_len = 0;
+    o->text_fraction = 1.0;
+    o->model = (model_flags){
+        .kind = ENN_MODEL_ENN, .eta = NAN, .alpha = NAN, .tau = NAN, .lambda = NAN, .noise_std = NAN,
+        .dropout = NAN, .weight_decay = NAN, .layer_norm = -1, .noise = -1, .trace_mode = -1,
+        .trace_gradient = -1, .stateful = -1, .pooling = -1, .lm_input = -1,
+    };
+    o->epochs = 50;
+    o->batch = 128;
+    o->learning_rate = 1e-3f;
+    o->clip = ENN_CLIP_PER_TENSOR;
+    o->clip_norm = 1.0f;
+    o->early_stopping = 1;
+    o->restore_best = 1;
+    o->patience = 3;
+    o->plateau = 1;
+    o->plateau_factor = 0.5f;
+    o->plateau_patience = 2;
+    o->min_learning_rate = 1e-5f;
+    o->seed = 1;
+    o->report = 1;
+}
+
+const char *data_kind_name(data_kind k)
+{
+    static const char *names[] = {"none", "fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
+    return k <= DATA_NPY ? names[k] : "?";
+}
+
+void train_options_usage(FILE *f, int for_eval)
+{
+    if (for_eval)
+        fprintf(f, "usage: enn eval CHECKPOINT --data SET [options]\n\n"
+                   "Evaluates a saved model on the test part of a data set: loss, accuracy, perplexity\n"
+                   "(language models), a confusion matrix and per-class precision/recall/F1.\n\n");
+    else
+        fprintf(f, "usage: enn train --data SET [options]\n\n"
+                   "Trains a model with the protocol of the paper's experiments (Adam 1e-3, per-tensor\n"
+                   "clipnorm 1.0, batch 128, early stopping on validation loss with patience 3 and the\n"
+                   "best weights restored, reduce-on-plateau 0.5/2/1e-5, the last 10%% of the training\n"
+                   "data for validation), then prints the test metrics. Ctrl-C stops after the current\n"
+                   "batch and saves. Later settings win; --config FILE reads `flag value` lines\n"
+                   "(without the leading --; # starts a comment) at its place on the command line.\n\n");
+    fprintf(f,
+            "data:\n"
+            "  --data fashion-mnist        /usr/share/datasets/fashion-mnist (apt install dataset-fashion-mnist)\n"
+            "  --data mnist-idx DIR        {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+            "  --data cifar10 DIR          data_batch_{1..5}.bin, test_batch.bin (rows: T=32, d=96)\n"
+            "  --data wikitext DIR         wiki.{train,test}.tokens (language model)\n"
+            "  --data csv FILE | --data npy X.npy Y.npy   (and --test-data csv|npy ... for a test set)\n"
+            "  --train-samples N           first N training samples (default all)\n"
+            "  --test-samples N            first N test samples (default all)\n"
+            "  --validation-split F        0.1; --shuffle-split: a random validation set, not the last F\n"
+            "  --seq-len T                 wikitext span length (32); csv steps per row (1)\n"
+            "  --vocab-size V              wikitext: most ids (default: every token)\n"
+            "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
+            "model:\n"
+            "  --model enn|rnn|gru|lstm    enn (baselines: two layers 128, 64 as in the paper)\n"
+            "  --hidden H --slots N        ENN hidden size 128, memory slots 64\n"
+            "  --units A,B                 baseline layer sizes\n"
+            "  --eta E --alpha A --tau T --lambda L   Hebbian rate 0.05, trace scale 0.5,\n"
+            "                              temperature 1.5, sparsity 0.1\n"
+            "  --no-layer-norm --no-noise --noise-std S --stateful\n"
+            "  --trace shared|per-sample   --trace-gradient exact|stop\n"
+            "  --pooling attention|last    --dropout P (0.3)\n"
+            "  --lm-input embedding|float  --embedding-dim D (128)\n"
+            "training:\n"
+            "  --epochs E (50) --batch B (128) --lr R (1e-3) --weight-decay W (0: Adam)\n"
+            "  --clip per-tensor|global|none --clip-norm C (1.0)\n"
+            "  --patience P (3) --no-early-stopping --no-restore-best\n"
+            "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
+            "  --seed S (1) --device NAME|INDEX --max-time SECONDS\n"
+            "  --out DIR                   metrics.csv, metrics.jsonl, best.safetensors (runs/<data>)\n"
+            "  --plain                     progress as plain lines even on a terminal\n"
+            "  --no-report                 no confusion matrix or per-class scores\n"
+            "presets:\n"
+            "  --quick                     the main job's subset: the first %d training samples,\n"
+            "                              %d epochs (a few minutes on two CPU cores with lavapipe)\n"
+            "  --paper                     the reference package's choices: last-state pooling,\n"
+            "                              the token id as a float feature (language model),\n"
+            "                              a quarter of WikiText's training lines\n"
+            "  --config FILE               flags from a file\n",
+            QUICK_TRAIN_SAMPLES, QUICK_EPOCHS);
+}
+
+/* ------------------------------------------------------------------ value parsing */
+static int bad(const char *flag, const char *value, const char *want)
+{
+    fprintf(stderr, "enn: %s: '%s' is not %s\n", flag, value ? value : "(missing)", want);
+    return -1;
+}
+
+static int parse_u64(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!v || !*v || *v == '-') return bad(flag, v, "a non-negative integer");
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < min || x > max) {
+        char want[96];
+        snprintf(want, sizeof want, "an integer in [%llu, %llu]", (unsigned long long)min, (unsigned long long)max);
+        return bad(flag, v, want);
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t x;
+    if (parse_u64(flag, v, min, max, &x)) return -1;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *v, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || !*v || errno || *end || !(x >= min && x <= max)) {
+        char want[96];
+        snprintf(want, sizeof want, "a number in [%g, %g]", min, max);
+        return bad(flag, v, want);
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_float(const char *flag, const char *v, double min, double max, float *out)
+{
+    double x;
+    if (parse_double(flag, v, min, max, &x)) return -1;
+    *out = (float)x;
+    return 0;
+}
+
+static int parse_choice(const char *flag, const char *v, const char *const *names, int count, int *out)
+{
+    for (int i = 0; v && i < count; i++)
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            return 0;
+        }
+    char want[160] = "one of";
+    for (int i = 0; i < count; i++) {
+        strncat(want, " ", sizeof want - strlen(want) - 1);
+        strncat(want, names[i], sizeof want - strlen(want) - 1);
+    }
+    return bad(flag, v, want);
+}
+
+static int copy_path(const char *flag, const char *v, char *dst, size_t size)
+{
+    if (!v || !*v) return bad(flag, v, "a path");
+    if (strlen(v) >= size) return bad(flag, v, "a path short enough");
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+/* --data NAME ARGS...: the number of arguments depends on NAME. Returns the number of
+ * argv entries consumed after the flag, or -1. */
+static int parse_data(const char *flag, int argc, char **argv, int i, data_spec *d)
+{
+    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
+    static const int args[] = {0, 1, 1, 1, 1, 2};
+    int k;
+    if (i >= argc) return bad(flag, NULL, "a data set");
+    if (parse_choice(flag, argv[i], names, 6, &k)) return -1;
+    memset(d, 0, sizeof *d);
+    d->kind = (data_kind)(k + 1);
+    for (int a = 0; a < args[k]; a++) {
+        if (i + 1 + a >= argc || !strncmp(argv[i + 1 + a], "--", 2)) {
+            fprintf(stderr, "enn: %s %s takes %d path%s\n", flag, names[k], args[k], args[k] > 1 ? "s" : "");
+            return -1;
+        }
+        if (copy_path(flag, argv[i + 1 + a], d->path[a], sizeof d->path[a])) return -1;
+    }
+    return 1 + args[k];
+}
+
+static int parse_config(train_options *o, const char *path, int for_eval, int depth);
+
+/* One flag at argv[i]; returns how many entries it used, 0 for an unknown flag, -1 on
+ * an error, -2 for --help. */
+static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth)
+{
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    model_flags *m = &o->model;
+    int k;
+#define FLAG(name) (!strcmp(f, name))
+#define VALUE(expr) return (expr) ? -1 : 2
+#define SWITCH(stmt) \
+    do {             \
+        stmt;        \
+        return 1;    \
+    } while (0)
+    if (FLAG("--help") || FLAG("-h")) return -2;
+    if (FLAG("--data")) {
+        int used = parse_data(f, argc, argv, i + 1, &o->data);
+        return used < 0 ? -1 : used + 1;
+    }
+    if (FLAG("--test-data")) {
+        int used = parse_data(f, argc, argv, i + 1, &o->test_data);
+        if (used < 0) return -1;
+        if (o->test_data.kind != DATA_CSV && o->test_data.kind != DATA_NPY) {
+            fprintf(stderr, "enn: --test-data is for csv and npy data; the other sets have their own test files\n");
+            return -1;
+        }
+        return used + 1;
+    }
+    if (FLAG("--config")) {
+        if (!v) return bad(f, v, "a file");
+        return parse_config(o, v, for_eval, depth + 1) ? -1 : 2;
+    }
+    if (FLAG("--train-samples")) {
+        uint64_t n;
+        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        o->train_samples = (size_t)n;
+        return 2;
+    }
+    if (FLAG("--test-samples")) {
+        uint64_t n;
+        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        o->test_samples = (size_t)n;
+        return 2;
+    }
+    if (FLAG("--validation-split")) VALUE(parse_double(f, v, 0.0, 0.9, &o->validation_split));
+    if (FLAG("--shuffle-split")) SWITCH(o->shuffle_split = 1);
+    if (FLAG("--seq-len")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->seq_len));
+    if (FLAG("--vocab-size")) VALUE(parse_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
+    if (FLAG("--text-fraction")) VALUE(parse_double(f, v, 1e-6, 1.0, &o->text_fraction));
+
+    if (FLAG("--model")) {
+        static const char *const kinds[] = {"enn", "rnn", "gru", "lstm"};
+        if (parse_choice(f, v, kinds, 4, &k)) return -1;
+        m->kind = (enn_model_kind)k;
+        return 2;
+    }
+    if (FLAG("--hidden")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->hidden));
+    if (FLAG("--slots")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->slots));
+    if (FLAG("--embedding-dim")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->embedding_dim));
+    if (FLAG("--units")) {
+        char buf[256], *save = NULL;
+        if (!v || strlen(v) >= sizeof buf) return bad(f, v, "a list like 128,64");
+        memcpy(buf, v, strlen(v) + 1);
+        uint32_t n = 0;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n == ENN_MAX_LAYERS) return bad(f, v, "at most 4 layer sizes");
+            if (parse_u32(f, t, 1, 1u << 16, &m->units[n++])) return -1;
+        }
+        if (!n) return bad(f, v, "a list like 128,64");
+        m->layers = n;
+        return 2;
+    }
+    if (FLAG("--eta")) VALUE(parse_float(f, v, 0.0, 1.0, &m->eta));
+    if (FLAG("--alpha")) VALUE(parse_float(f, v, 0.0, 1e6, &m->alpha));
+    if (FLAG("--tau")) VALUE(parse_float(f, v, 1e-6, 1e6, &m->tau));
+    if (FLAG("--lambda")) VALUE(parse_float(f, v, 0.0, 1e6, &m->lambda));
+    if (FLAG("--noise-std")) VALUE(parse_float(f, v, 0.0, 1e3, &m->noise_std));
+    if (FLAG("--dropout")) VALUE(parse_float(f, v, 0.0, 0.99, &m->dropout));
+    if (FLAG("--weight-decay")) VALUE(parse_float(f, v, 0.0, 10.0, &m->weight_decay));
+    if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
+    if (FLAG("--no-noise")) SWITCH(m->noise = 0);
+    if (FLAG("--stateful")) SWITCH(m->stateful = 1);
+    if (FLAG("--trace")) {
+        static const char *const names[] = {"shared", "per-sample"};
+        VALUE(parse_choice(f, v, names, 2, &m->trace_mode));
+    }
+    if (FLAG("--trace-gradient")) {
+        static const char *const names[] = {"exact", "stop"};
+        VALUE(parse_choice(f, v, names, 2, &m->trace_gradient));
+    }
+    if (FLAG("--pooling")) {
+        static const char *const names[] = {"attention", "last"};
+        VALUE(parse_choice(f, v, names, 2, &m->pooling));
+    }
+    if (FLAG("--lm-input")) {
+        static const char *const names[] = {"embedding", "float"};
+        VALUE(parse_choice(f, v, names, 2, &m->lm_input));
+    }
+
+    if (FLAG("--epochs")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->epochs));
+    if (FLAG("--batch")) VALUE(parse_u32(f, v, 1, 1u << 16, &o->batch));
+    if (FLAG("--lr")) VALUE(parse_float(f, v, 1e-12, 1e3, &o->learning_rate));
+    if (FLAG("--clip")) {
+        static const char *const names[] = {"none", "per-tensor", "global"};
+        if (parse_choice(f, v, names, 3, &k)) return -1;
+        o->clip = (enn_clip_mode)k;
+        return 2;
+    }
+    if (FLAG("--clip-norm")) VALUE(parse_float(f, v, 1e-12, 1e12, &o->clip_norm));
+    if (FLAG("--patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->patience));
+    if (FLAG("--no-early-stopping")) SWITCH(o->early_stopping = 0);
+    if (FLAG("--no-restore-best")) SWITCH(o->restore_best = 0);
+    if (FLAG("--plateau-factor")) VALUE(parse_float(f, v, 1e-6, 0.999999, &o->plateau_factor));
+    if (FLAG("--plateau-patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->plateau_patience));
+    if (FLAG("--min-lr")) VALUE(parse_float(f, v, 0.0, 1e3, &o->min_learning_rate));
+    if (FLAG("--no-plateau")) SWITCH(o->plateau = 0);
+    if (FLAG("--seed")) VALUE(parse_u64(f, v, 0, UINT64_MAX, &o->seed));
+    if (FLAG("--device")) VALUE(copy_path(f, v, o->device, sizeof o->device));
+    if (FLAG("--max-time")) VALUE(parse_double(f, v, 0.0, 1e9, &o->max_time));
+    if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
+    if (FLAG("--plain")) SWITCH(o->plain = 1);
+    if (FLAG("--no-report")) SWITCH(o->report = 0);
+    if (FLAG("--quick")) SWITCH((o->quick = 1, o->train_samples = QUICK_TRAIN_SAMPLES, o->epochs = QUICK_EPOCHS));
+    if (FLAG("--full")) SWITCH((o->quick = 0, o->train_samples = 0, o->epochs = 50));
+    if (FLAG("--paper")) SWITCH((o->paper = 1, o->text_fraction = 0.25));
+#undef FLAG
+#undef VALUE
+#undef SWITCH
+    return 0;
+}
+
+static int parse_tokens(train_options *o, int argc, char **argv, int for_eval, int depth)
+{
+    for (int i = 0; i < argc;) {
+        if (strncmp(argv[i], "--", 2) && strcmp(argv[i], "-h")) {
+            if (for_eval && !o->checkpoint[0]) {
+                if (copy_path("CHECKPOINT", argv[i], o->checkpoint, sizeof o->checkpoint)) return -1;
+                i++;
+                continue;
+            }
+            fprintf(stderr, "enn: unexpected argument '%s'\n", argv[i]);
+            return -1;
+        }
+        int used = parse_flag(o, argc, argv, i, for_eval, depth);
+        if (used == -2) return 1;
+        if (used < 0) return -1;
+        if (used == 0) {
+            fprintf(stderr, "enn: unknown option '%s' (see --help)\n", argv[i]);
+            return -1;
+        }
+        i += used;
+    }
+    return 0;
+}
+
+/* A config file: each line `flag value...` (the leading -- optional), `#` comments. */
+static int parse_config(train_options *o, const char *path, int for_eval, int depth)
+{
+    if (depth > 4) {
+        fprintf(stderr, "enn: %s: config files include each other too deeply\n", path);
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "enn: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int rc = 0, lineno = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *tokens[16], flag[128], *save = NULL;
+        int n = 0;
+        for (char *t = strtok_r(line, " \t\r\n=", &save); t && n < 16; t = strtok_r(NULL, " \t\r\n=", &save))
+            tokens[n++] = t;
+        if (!n) continue;
+        snprintf(flag, sizeof flag, "%s%s", strncmp(tokens[0], "--", 2) ? "--" : "", tokens[0]);
+        tokens[0] = flag;
+        int r = parse_tokens(o, n, tokens, 0, depth);
+        if (r) {
+            fprintf(stderr, "enn: (in %s, line %d)\n", path, lineno);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
+{
+    int r = parse_tokens(o, argc - 1, argv + 1, for_eval, 0);
+    if (r) {
+        if (r > 0) train_options_usage(stdout, for_eval);
+        return r;
+    }
+    if (o->data.kind == DATA_NONE) {
+        fprintf(stderr, "enn: which data? --data fashion-mnist, mnist-idx DIR, cifar10 DIR, wikitext DIR, csv FILE "
+                        "or npy X Y (see --help)\n");
+        return -1;
+    }
+    if (for_eval && !o->checkpoint[0]) {
+        fprintf(stderr, "enn eval: which checkpoint? usage: enn eval CHECKPOINT --data SET\n");
+        return -1;
+    }
+    if (!o->out_dir[0]) snprintf(o->out_dir, sizeof o->out_dir, "runs/%s", data_kind_name(o->data.kind));
+    return 0;
+}
+
+void train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
+                                uint32_t outputs, enn_model_config *c)
+{
+    const model_flags *m = &o->model;
+    enn_model_config_init(c, head);
+    c->kind = m->kind;
+    if (m->kind != ENN_MODEL_ENN) {
+        /* The paper's baselines: two stacked layers of 128 and 64 units. */
+        c->layers = 2;
+        c->layer_units[0] = 128;
+        c->layer_units[1] = 64;
+    }
+    if (m->layers) {
+        c->layers = m->layers;
+        memcpy(c->layer_units, m->units, sizeof c->layer_units);
+    }
+    c->input_features = features;
+    c->max_seq_len = seq_len;
+    c->max_batch = o->batch;
+    c->outputs = outputs;
+    if (m->hidden) c->cell.hidden = m->hidden;
+    if (m->slots) c->cell.memory_slots = m->slots;
+    if (!isnan(m->eta)) c->cell.hebbian_rate = m->eta;
+    if (!isnan(m->alpha)) c->cell.trace_scale = m->alpha;
+    if (!isnan(m->tau)) c->cell.temperature = m->tau;
+    if (!isnan(m->lambda)) c->cell.sparsity = m->lambda;
+    if (!isnan(m->noise_std)) c->cell.noise_std = m->noise_std;
+    if (m->layer_norm >= 0) c->cell.layer_norm = m->layer_norm;
+    if (m->noise >= 0) c->cell.noise = m->noise;
+    if (m->trace_mode >= 0) c->cell.trace_mode = (enn_trace_mode)m->trace_mode;
+    if (m->trace_gradient >= 0) c->cell.trace_gradient = (enn_trace_gradient)m->trace_gradient;
+    if (m->stateful >= 0) c->cell.stateful = m->stateful;
+    if (o->paper) {
+        /* The reference package: last-state pooling, the token id as a float feature. */
+        c->pooling = ENN_POOL_LAST;
+        c->lm_input = ENN_LM_FLOAT_FEATURE;
+    }
+    if (m->pooling >= 0) c->pooling = (enn_pooling)m->pooling;
+    if (m->lm_input >= 0) c->lm_input = (enn_lm_input)m->lm_input;
+    if (head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_FLOAT_FEATURE) c->input_features = 1;
+    if (m->embedding_dim) c->embedding_dim = m->embedding_dim;
+    if (!isnan(m->dropout)) c->dropout = m->dropout;
+    c->optimizer.learning_rate = o->learning_rate;
+    c->optimizer.clip = o->clip;
+    c->optimizer.clip_norm = o->clip_norm;
+    if (!isnan(m->weight_decay)) c->optimizer.weight_decay = m->weight_decay;
+    c->seed = o->seed;
+}

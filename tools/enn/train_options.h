@@ -1,0 +1,88 @@
+/* Options of `enn train` and `enn eval`: the data set, the model, and the training
+ * protocol, from flags and from an optional config file (one `flag value` a line).
+ *
+ * TODO(merge): the model flags overlap tools/enn/model_options.c of `enn init`; unify. */
+#ifndef ENN_TOOLS_TRAIN_OPTIONS_H
+#define ENN_TOOLS_TRAIN_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "enn.h"
+
+typedef enum data_kind {
+    DATA_NONE = 0,
+    DATA_FASHION_MNIST, /* /usr/share/datasets/fashion-mnist (Debian dataset-fashion-mnist) */
+    DATA_MNIST_IDX,     /* DIR with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] */
+    DATA_CIFAR10,       /* DIR with data_batch_{1..5}.bin and test_batch.bin */
+    DATA_WIKITEXT,      /* DIR with wiki.{train,valid,test}.tokens */
+    DATA_CSV,           /* FILE */
+    DATA_NPY,           /* X Y */
+} data_kind;
+
+typedef struct data_spec {
+    data_kind kind;
+    char path[2][1024];
+} data_spec;
+
+/* Model settings given on the command line; unset ones keep the spec's defaults
+ * (floats NAN, ints -1, counts 0). */
+typedef struct model_flags {
+    enn_model_kind kind;
+    uint32_t hidden, slots, embedding_dim;
+    uint32_t layers, units[ENN_MAX_LAYERS];
+    float eta, alpha, tau, lambda, noise_std, dropout, weight_decay;
+    int layer_norm, noise, trace_mode, trace_gradient, stateful, pooling, lm_input;
+} model_flags;
+
+typedef struct train_options {
+    data_spec data, test_data;      /* test_data: csv/npy only (the others have a test file) */
+    size_t train_samples;           /* 0: all; else the first N of the training file */
+    size_t test_samples;            /* 0: all; else the first N of the test file */
+    double validation_split;        /* 0.1: the last 10% of the training data, as Keras */
+    int shuffle_split;              /* 1: shuffle before splitting (random validation set) */
+    uint32_t seq_len;               /* wikitext spans (32); csv: steps per row (1) */
+    uint32_t vocab_size;            /* wikitext: most ids (0: every token) */
+    double text_fraction;           /* wikitext: fraction of training lines (paper: 0.25) */
+
+    model_flags model;
+
+    uint32_t epochs, batch;
+    float learning_rate, clip_norm;
+    enn_clip_mode clip;
+    int early_stopping, restore_best;
+    uint32_t patience;
+    int plateau;
+    float plateau_factor, min_learning_rate;
+    uint32_t plateau_patience;
+    uint64_t seed;
+    char device[256];               /* "" : ENN_DEVICE, else the best device */
+    char out_dir[1024];
+    char checkpoint[1024];          /* enn eval: the checkpoint to load */
+    double max_time;                /* stop training after this many seconds (0: no limit) */
+    int plain;                      /* progress as plain lines even on a terminal */
+    int report;                     /* print the confusion matrix and per-class scores */
+    int paper, quick;
+} train_options;
+
+/* The protocol of the paper's experiments (ENN-SPEC.md), full data, up to 50 epochs. */
+void train_options_init(train_options *o);
+/* Parses argv[1..argc) (argv[0] is the command name). Returns 0, 1 after printing the
+ * help (caller exits 0), or -1 after printing an error to stderr (caller exits 2).
+ * `for_eval`: the first positional argument is the checkpoint. */
+int train_options_parse(train_options *o, int argc, char **argv, int for_eval);
+void train_options_usage(FILE *f, int for_eval);
+const char *data_kind_name(data_kind k);
+
+/* The model configuration for the data: head, input features, sequence length and
+ * outputs come from the data set; the rest from the flags (and --paper). */
+void train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
+                                uint32_t outputs, enn_model_config *config);
+
+/* The quick main job (`--quick`): sized to train on lavapipe on two CPU cores in a few
+ * minutes (see README). */
+#define QUICK_TRAIN_SAMPLES 6000
+#define QUICK_EPOCHS 2
+
+#endif
