@@ -1,0 +1,118 @@
+/* The metrics of `enn train` / `enn eval` (tools/enn/metrics.c) on cases small enough
+ * to work out by hand; each expected value is derived in the comment beside it. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "metrics.h"
+
+/* Exact rationals computed in double: only rounding of the last bit separates them. */
+#define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-12, "%s = %.17g, expected %.17g", #a, (double)(a), (double)(b))
+
+Test(train_metrics, weighted_mean_over_batches)
+{
+    metric_sum s = {0};
+    cr_assert(isnan(metric_loss(&s)) && isnan(metric_accuracy(&s)), "nothing counted is NaN, not 0");
+    metric_add(&s, 1.0f, 3, 4); /* 4 samples of mean loss 1 */
+    metric_add(&s, 2.0f, 1, 2); /* 2 samples of mean loss 2: a short last batch */
+    NEAR(metric_loss(&s), 8.0 / 6.0); /* (4*1 + 2*2) / 6, not the mean of the batch means (1.5) */
+    NEAR(metric_accuracy(&s), 4.0 / 6.0);
+}
+
+Test(train_metrics, perplexity)
+{
+    NEAR(metric_perplexity(0.0), 1.0);
+    cr_assert(fabs(metric_perplexity(log(50.0)) - 50.0) < 1e-9); /* uniform over 50 tokens */
+}
+
+/* Truth/prediction pairs, 3 classes:
+ *   (0,0) (0,0) (0,1) (1,1) (1,2) (1,0) (2,2) (2,2) (2,0)
+ * rows (truth): 0: [2 1 0]  1: [1 1 1]  2: [1 0 2]
+ * class 0: tp 2, predicted 4 (column 0), actual 3 -> P 1/2, R 2/3, F1 2*(1/3)/(7/6) = 4/7
+ * class 1: tp 1, predicted 2, actual 3            -> P 1/2, R 1/3, F1 2*(1/6)/(5/6) = 2/5
+ * class 2: tp 2, predicted 3, actual 3            -> P 2/3, R 2/3, F1 2/3
+ * accuracy 5/9; macro P (1/2 + 1/2 + 2/3)/3 = 5/9, R (2/3 + 1/3 + 2/3)/3 = 5/9,
+ * F1 (4/7 + 2/5 + 2/3)/3. */
+Test(train_metrics, confusion_precision_recall_f1)
+{
+    confusion c;
+    cr_assert_eq(confusion_init(&c, 3), 0);
+    const uint32_t pairs[][2] = {{0, 0}, {0, 0}, {0, 1}, {1, 1}, {1, 2}, {1, 0}, {2, 2}, {2, 2}, {2, 0}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) confusion_add(&c, pairs[i][0], pairs[i][1]);
+    cr_assert_eq(c.counts[0 * 3 + 1], 1); /* row = truth, column = prediction */
+    cr_assert_eq(c.counts[1 * 3 + 0], 1);
+    cr_assert_eq(c.counts[2 * 3 + 0], 1);
+    class_scores s0 = confusion_class(&c, 0), s1 = confusion_class(&c, 1), s2 = confusion_class(&c, 2);
+    NEAR(s0.precision, 0.5);
+    NEAR(s0.recall, 2.0 / 3.0);
+    NEAR(s0.f1, 4.0 / 7.0);
+    NEAR(s1.precision, 0.5);
+    NEAR(s1.recall, 1.0 / 3.0);
+    NEAR(s1.f1, 0.4);
+    NEAR(s2.precision, 2.0 / 3.0);
+    NEAR(s2.recall, 2.0 / 3.0);
+    NEAR(s2.f1, 2.0 / 3.0);
+    cr_assert_eq(s0.support, 3);
+    NEAR(confusion_accuracy(&c), 5.0 / 9.0);
+    class_scores m = confusion_macro(&c);
+    NEAR(m.precision, 5.0 / 9.0);
+    NEAR(m.recall, 5.0 / 9.0);
+    NEAR(m.f1, (4.0 / 7.0 + 0.4 + 2.0 / 3.0) / 3.0);
+    cr_assert_eq(m.support, 9);
+    confusion_free(&c);
+}
+
+/* A class that never occurs and is never predicted scores 0 and stays out of the macro
+ * average; out-of-range labels are ignored. */
+Test(train_metrics, absent_class)
+{
+    confusion c;
+    cr_assert_eq(confusion_init(&c, 3), 0);
+    confusion_add(&c, 0, 0);
+    confusion_add(&c, 1, 0);
+    confusion_add(&c, 7, 0); /* ignored */
+    class_scores s2 = confusion_class(&c, 2);
+    cr_assert(s2.precision == 0.0 && s2.recall == 0.0 && s2.f1 == 0.0 && s2.support == 0);
+    /* class 0: P 1/2, R 1; class 1: P 0 (never predicted), R 0 */
+    class_scores m = confusion_macro(&c);
+    NEAR(m.precision, 0.25);
+    NEAR(m.recall, 0.5);
+    NEAR(m.f1, (2.0 / 3.0 + 0.0) / 2.0);
+    confusion_free(&c);
+}
+
+/* The prediction is the first largest logit. */
+Test(train_metrics, confusion_from_logits)
+{
+    confusion c;
+    cr_assert_eq(confusion_init(&c, 3), 0);
+    const float logits[] = {
+        0.1f, 0.7f, 0.2f,    /* -> 1 */
+        -1.0f, -3.0f, -0.5f, /* -> 2 */
+        2.0f, 2.0f, 1.0f,    /* tie -> 0 */
+    };
+    const uint32_t labels[] = {1, 0, 0};
+    confusion_add_logits(&c, logits, labels, 3);
+    cr_assert_eq(c.counts[1 * 3 + 1], 1);
+    cr_assert_eq(c.counts[0 * 3 + 2], 1);
+    cr_assert_eq(c.counts[0 * 3 + 0], 1);
+    NEAR(confusion_accuracy(&c), 2.0 / 3.0);
+    confusion_free(&c);
+}
+
+/* H = [0.005, -0.02, 0.03, -0.001]: mean |H| 0.056/4 = 0.014; max 0.03; min -0.02;
+ * mean 0.0035, deviations 0.0015 -0.0235 0.0265 -0.0045, squares summing to 1.277e-3,
+ * population std sqrt(1.277e-3 / 4) = 0.0178675683852...; |H| < 0.01 for 2 of 4
+ * entries, and 0.01 itself does not count as small (compared in float, as the reference's
+ * float32 tf.abs(H) < 0.01 does: 0.01f is not below 0.01f). */
+Test(train_metrics, trace_statistics)
+{
+    const float H[] = {0.005f, -0.02f, 0.03f, -0.001f};
+    trace_stats t = trace_statistics(H, 4);
+    /* float inputs: tolerances of a few float ulps of the values. */
+    cr_assert(fabs(t.mean_abs - 0.014) < 1e-8, "mean_abs %g", t.mean_abs);
+    cr_assert(fabs(t.max - 0.03) < 1e-8 && fabs(t.min + 0.02) < 1e-8);
+    cr_assert(fabs(t.std - 0.0178675683852056) < 1e-8, "std %.12g", t.std);
+    NEAR(t.sparsity, 0.5);
+    const float edge[] = {0.01f, -0.01f, 0.0099f, 0.0f};
+    NEAR(trace_statistics(edge, 4).sparsity, 0.5);
+}
