@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages libenn needs (only those missing) and builds it.
 #   tools/setup.sh [build-dir] [extra cmake args...]
+# ENN_BUILD_TARGET=<target> builds only that target (tools/main.sh: the enn command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,4 @@ shift || true
 if [ ! -f "$build/CMakeCache.txt" ] || [ $# -gt 0 ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
 fi
-cmake --build "$build" -j "$(nproc)"
+cmake --build "$build" -j "$(nproc)" ${ENN_BUILD_TARGET:+--target "$ENN_BUILD_TARGET"}

@@ -87,12 +87,13 @@ void train_options_usage(FILE *f, int for_eval)
             "  --no-report                 no confusion matrix or per-class scores\n"
             "presets:\n"
             "  --quick                     the main job's subset: the first %d training samples,\n"
-            "                              %d epochs (a few minutes on two CPU cores with lavapipe)\n"
+            "                              %d epochs, training stopped after %.0f s at the latest\n"
+            "  --full                      undoes --quick: all the data, up to 50 epochs\n"
             "  --paper                     the reference package's choices: last-state pooling,\n"
             "                              the token id as a float feature (language model),\n"
             "                              a quarter of WikiText's training lines\n"
             "  --config FILE               flags from a file\n",
-            QUICK_TRAIN_SAMPLES, QUICK_EPOCHS);
+            QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
 }
 
 /* ------------------------------------------------------------------ value parsing */
@@ -315,8 +316,10 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--no-report")) SWITCH(o->report = 0);
-    if (FLAG("--quick")) SWITCH((o->quick = 1, o->train_samples = QUICK_TRAIN_SAMPLES, o->epochs = QUICK_EPOCHS));
-    if (FLAG("--full")) SWITCH((o->quick = 0, o->train_samples = 0, o->epochs = 50));
+    if (FLAG("--quick"))
+        SWITCH((o->quick = 1, o->train_samples = QUICK_TRAIN_SAMPLES, o->epochs = QUICK_EPOCHS,
+                o->max_time = QUICK_MAX_TIME));
+    if (FLAG("--full")) SWITCH((o->quick = 0, o->train_samples = 0, o->epochs = 50, o->max_time = 0));
     if (FLAG("--paper")) SWITCH((o->paper = 1, o->text_fraction = 0.25));
 #undef FLAG
 #undef VALUE
