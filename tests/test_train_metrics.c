@@ -1,9 +1,11 @@
-/* The metrics of `enn train` / `enn eval` (tools/enn/metrics.c) on cases small enough
- * to work out by hand; each expected value is derived in the comment beside it. */
+/* The metrics of `enn train` / `enn eval` (tools/enn/metrics.c) and its callbacks
+ * (tools/enn/schedule.c) on cases small enough to work out by hand; each expected value
+ * is derived in the comment beside it. */
 #include <criterion/criterion.h>
 #include <math.h>
 
 #include "metrics.h"
+#include "schedule.h"
 
 /* Exact rationals computed in double: only rounding of the last bit separates them. */
 #define NEAR(a, b) cr_assert(fabs((double)(a) - (double)(b)) < 1e-12, "%s = %.17g, expected %.17g", #a, (double)(a), (double)(b))
@@ -115,4 +117,43 @@ Test(train_metrics, trace_statistics)
     NEAR(t.sparsity, 0.5);
     const float edge[] = {0.01f, -0.01f, 0.0099f, 0.0f};
     NEAR(trace_statistics(edge, 4).sparsity, 0.5);
+}
+
+/* Early stopping, patience 3, as Keras: losses 1.0, 0.9 (best), 0.95, 0.9 (equal is no
+ * improvement), 0.92 -> three epochs without improvement after epoch 2: stop after
+ * epoch 5 with epoch 2 the best. */
+Test(train_schedule, early_stopping)
+{
+    early_stopping e;
+    early_stopping_init(&e, 3);
+    const double losses[] = {1.0, 0.9, 0.95, 0.9, 0.92};
+    const int improved[] = {1, 1, 0, 0, 0}, stops[] = {0, 0, 0, 0, 1};
+    for (uint32_t i = 0; i < 5; i++) {
+        int stop = -1;
+        cr_assert_eq(early_stopping_update(&e, i + 1, losses[i], &stop), improved[i], "epoch %u", i + 1);
+        cr_assert_eq(stop, stops[i], "epoch %u", i + 1);
+    }
+    cr_assert_eq(e.best_epoch, 2);
+    NEAR(e.best, 0.9);
+    int stop;
+    early_stopping_init(&e, 1);
+    cr_assert_eq(early_stopping_update(&e, 1, NAN, &stop), 0, "a NaN loss is never an improvement");
+    cr_assert_eq(stop, 1);
+}
+
+/* Reduce-on-plateau, patience 2, factor 0.5, min_lr 0.2, starting at lr 1:
+ *   1.0 best; 0.99991 is not below 1.0 - 1e-4 (wait 1); 0.99995 (wait 2 -> lr 0.5);
+ *   0.5 best; 0.6, 0.6 (-> 0.25); 0.7, 0.7 (-> max(0.125, 0.2) = 0.2); 0.7, 0.7 (at the
+ *   floor: stays 0.2). */
+Test(train_schedule, reduce_on_plateau)
+{
+    plateau p;
+    plateau_init(&p, 2, 0.5f, 0.2f);
+    const double losses[] = {1.0, 0.99991, 0.99995, 0.5, 0.6, 0.6, 0.7, 0.7, 0.7, 0.7};
+    const float lrs[] = {1.0f, 1.0f, 0.5f, 0.5f, 0.5f, 0.25f, 0.25f, 0.2f, 0.2f, 0.2f};
+    float lr = 1.0f;
+    for (int i = 0; i < 10; i++) {
+        lr = plateau_update(&p, losses[i], lr);
+        cr_assert_eq(lr, lrs[i], "epoch %d: lr %g, expected %g", i + 1, lr, lrs[i]);
+    }
 }

@@ -19,6 +19,7 @@
 #include "enn_data.h"
 #include "metrics.h"
 #include "progress.h"
+#include "schedule.h"
 #include "train_data.h"
 #include "train_loop.h"
 #include "train_options.h"
@@ -236,9 +237,12 @@ int cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     const enn_dataset *monitor_set = val.n ? &val : &data.train;
-    double best_loss = INFINITY, plateau_best = INFINITY;
-    uint32_t wait = 0, plateau_wait = 0, best_epoch = 0, last_epoch = 0, epoch = 0;
-    int timed_out = 0, have_best = 0;
+    early_stopping stopper;
+    plateau lr_plateau;
+    early_stopping_init(&stopper, o.patience);
+    plateau_init(&lr_plateau, o.plateau_patience, o.plateau_factor, o.min_learning_rate);
+    uint32_t last_epoch = 0, epoch = 0;
+    int timed_out = 0, have_best = 0, partial = 0;
     size_t batches = enn_batch_count(data.train.n, o.batch, 0);
     for (epoch = 1; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
         double t0 = now_seconds();
@@ -272,12 +276,7 @@ int cmd_train(int argc, char **argv)
         if (done_batches < batches) {
             printf("epoch %u: %s after %zu of %zu batches\n", epoch, interrupted ? "interrupted" : "time limit reached",
                    done_batches, batches);
-            if (!have_best && done_batches) {
-                /* Nothing better to restore: keep what the partial epoch learned. */
-                if (weights_take(model, &best)) goto fail;
-                have_best = 1;
-                best_epoch = epoch;
-            }
+            partial = 1; /* the weights moved on from the last finished epoch's */
             break;
         }
 
@@ -310,37 +309,29 @@ int cmd_train(int argc, char **argv)
         /* Early stopping and reduce-on-plateau watch the validation loss (the training
          * loss when nothing is held out), as Keras's callbacks do. */
         double monitored = val.n ? rec.val_loss : rec.train_loss;
-        if (monitored < best_loss) {
-            best_loss = monitored;
-            best_epoch = epoch;
-            wait = 0;
+        int stop = 0;
+        if (early_stopping_update(&stopper, epoch, monitored, &stop)) {
             if (o.restore_best && weights_take(model, &best)) goto fail;
             have_best = 1;
             if (save_best(model, best_path)) goto done;
-        } else if (o.early_stopping && ++wait >= o.patience) {
+        }
+        if (o.early_stopping && stop) {
             printf("early stopping: no improvement of the %s loss for %u epochs (best: epoch %u, %.4f)\n",
-                   val.n ? "validation" : "training", wait, best_epoch, best_loss);
-            last_epoch = epoch;
+                   val.n ? "validation" : "training", stopper.wait, stopper.best_epoch, stopper.best);
             break;
         }
         if (o.plateau) {
-            if (monitored < plateau_best - 1e-4) { /* Keras ReduceLROnPlateau min_delta */
-                plateau_best = monitored;
-                plateau_wait = 0;
-            } else if (++plateau_wait >= o.plateau_patience) {
-                float lr = enn_model_learning_rate(model);
-                if (lr > o.min_learning_rate) {
-                    float next = fmaxf(lr * o.plateau_factor, o.min_learning_rate);
-                    if (enn_model_set_learning_rate(model, next)) goto fail;
-                    printf("reduce-on-plateau: learning rate %.3g -> %.3g\n", lr, next);
-                }
-                plateau_wait = 0;
+            float lr = enn_model_learning_rate(model), next = plateau_update(&lr_plateau, monitored, lr);
+            if (next != lr) {
+                if (enn_model_set_learning_rate(model, next)) goto fail;
+                printf("reduce-on-plateau: learning rate %.3g -> %.3g\n", lr, next);
             }
         }
     }
-    if (o.restore_best && have_best && best.count && best_epoch != last_epoch) {
+    if (o.restore_best && have_best && best.count && (partial || stopper.best_epoch != last_epoch)) {
         if (weights_restore(model, &best)) goto fail;
-        printf("restored the weights of epoch %u\n", best_epoch);
+        printf("restored the weights of epoch %u (the lowest %s loss, %.4f)\n", stopper.best_epoch,
+               val.n ? "validation" : "training", stopper.best);
     }
     if (interrupted || timed_out) {
         if (save_best(model, best_path)) goto done;
