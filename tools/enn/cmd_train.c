@@ -146,13 +146,19 @@ static void print_model(const enn_model_config *c, const train_data *d)
     const char *task = d->head == ENN_HEAD_CLASSIFIER ? "classifier"
                        : d->head == ENN_HEAD_REGRESSOR ? "regressor"
                                                        : "language model";
+    char detail[96] = "";
+    if (d->head == ENN_HEAD_CLASSIFIER)
+        snprintf(detail, sizeof detail, ", %s pooling", c->pooling == ENN_POOL_LAST ? "last-state" : "attention");
+    else if (d->head == ENN_HEAD_LANGUAGE_MODEL)
+        snprintf(detail, sizeof detail, c->lm_input == ENN_LM_EMBEDDING ? ", embedding %u" : ", token id as a float",
+                 c->embedding_dim);
     if (c->kind == ENN_MODEL_ENN)
-        printf("model: ENN %s, h=%u N=%u, %s pooling, input [T=%u, d=%u], %u outputs: %llu parameters\n", task,
-               c->cell.hidden, c->cell.memory_slots, c->pooling == ENN_POOL_LAST ? "last-state" : "attention",
-               c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
+        printf("model: ENN %s, h=%u N=%u%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", task, c->cell.hidden,
+               c->cell.memory_slots, detail, c->max_seq_len, c->input_features, c->outputs,
+               (unsigned long long)trainable);
     else
-        printf("model: %s %s, %u layers, input [T=%u, d=%u], %u outputs: %llu parameters\n", model_name(c->kind), task,
-               c->layers, c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
+        printf("model: %s %s, %u layers%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", model_name(c->kind),
+               task, c->layers, detail, c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
 }
 
 /* Test metrics as the last lines of the run (parsed by tests/test_train_cli.c:
