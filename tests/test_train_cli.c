@@ -2,6 +2,7 @@
  * Fashion-MNIST for one epoch on lavapipe (validation layer on) and must beat chance by
  * a wide margin. Skipped when the data set (Debian dataset-fashion-mnist) is missing. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,17 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
     fclose(f);
     cr_assert(!strncmp(text, "epoch,train_loss,", 17), "%s", text);
     cr_assert(strstr(text, "\n1,") && !strstr(text, "\n2,"), "%s", text);
+    free(out);
+    /* The best checkpoint, evaluated by `enn eval` on the same test images: evaluation
+     * is deterministic, so it must give the very accuracy training printed. */
+    snprintf(args, sizeof args, "eval %s/best.safetensors --data fashion-mnist --test-samples 1000 --plain", dir);
+    rc = run_enn(args, &out);
+    cr_assert_eq(rc, 0, "enn %s exited with %d:\n%s", args, rc, out);
+    line = strstr(out, "\naccuracy ");
+    cr_assert(line, "no accuracy in the output:\n%s", out);
+    cr_assert(fabs(atof(line + strlen("\naccuracy ")) - accuracy) < 1e-9, "enn eval: %s; enn train: %.4f",
+              line + 1, accuracy);
+    cr_assert(strstr(out, "confusion matrix") && strstr(out, "macro average"), "%s", out);
     free(out);
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     cr_assert_eq(system(args), 0);
@@ -155,6 +167,9 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d:\n%s", status, out);
     cr_assert(strstr(out, "interrupted"), "%s", out);
     cr_assert(!strstr(out, "test accuracy"), "an interrupted run skips the test:\n%s", out);
+    char last[128];
+    snprintf(last, sizeof last, "%s/last.safetensors", dir);
+    cr_assert_eq(access(last, R_OK), 0, "no %s after Ctrl-C:\n%s", last, out);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);

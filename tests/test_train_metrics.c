@@ -101,24 +101,6 @@ Test(train_metrics, confusion_from_logits)
     confusion_free(&c);
 }
 
-/* H = [0.005, -0.02, 0.03, -0.001]: mean |H| 0.056/4 = 0.014; max 0.03; min -0.02;
- * mean 0.0035, deviations 0.0015 -0.0235 0.0265 -0.0045, squares summing to 1.277e-3,
- * population std sqrt(1.277e-3 / 4) = 0.0178675683852...; |H| < 0.01 for 2 of 4
- * entries, and 0.01 itself does not count as small (compared in float, as the reference's
- * float32 tf.abs(H) < 0.01 does: 0.01f is not below 0.01f). */
-Test(train_metrics, trace_statistics)
-{
-    const float H[] = {0.005f, -0.02f, 0.03f, -0.001f};
-    trace_stats t = trace_statistics(H, 4);
-    /* float inputs: tolerances of a few float ulps of the values. */
-    cr_assert(fabs(t.mean_abs - 0.014) < 1e-8, "mean_abs %g", t.mean_abs);
-    cr_assert(fabs(t.max - 0.03) < 1e-8 && fabs(t.min + 0.02) < 1e-8);
-    cr_assert(fabs(t.std - 0.0178675683852056) < 1e-8, "std %.12g", t.std);
-    NEAR(t.sparsity, 0.5);
-    const float edge[] = {0.01f, -0.01f, 0.0099f, 0.0f};
-    NEAR(trace_statistics(edge, 4).sparsity, 0.5);
-}
-
 /* Early stopping, patience 3, as Keras: losses 1.0, 0.9 (best), 0.95, 0.9 (equal is no
  * improvement), 0.92 -> three epochs without improvement after epoch 2: stop after
  * epoch 5 with epoch 2 the best. */

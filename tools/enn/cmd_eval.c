@@ -11,16 +11,6 @@
 #include "train_loop.h"
 #include "train_options.h"
 
-/* TODO(merge): enn_model_load (runtime/models/checkpoint.c, another branch) creates the
- * model from the checkpoint; until it is merged, loading reports that it is missing. */
-static enn_status model_load(enn_context *ctx, const char *path, enn_model **out)
-{
-    (void)ctx;
-    *out = NULL;
-    fprintf(stderr, "enn eval: %s: checkpoints cannot be loaded yet (enn_model_load is not in this build)\n", path);
-    return ENN_ERROR_UNSUPPORTED;
-}
-
 int cmd_eval(int argc, char **argv)
 {
     train_options o;
@@ -41,7 +31,7 @@ int cmd_eval(int argc, char **argv)
     }
     enn_context_options copt = {.device = o.device[0] ? o.device : NULL};
     if (enn_context_create(&copt, &ctx)) goto fail;
-    if (model_load(ctx, o.checkpoint, &model)) goto done;
+    if (enn_model_load(ctx, o.checkpoint, &model)) goto fail;
     const enn_model_config *c = enn_model_get_config(model);
     if (c->head != data.head || c->outputs < data.outputs || c->max_seq_len < data.test.T) {
         fprintf(stderr, "enn eval: %s was trained for another task or shape than this data set\n", o.checkpoint);
@@ -60,7 +50,7 @@ int cmd_eval(int argc, char **argv)
            data.head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
     if (data.head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
     printf("\n");
-    if (matrix.counts && o.report) confusion_print(stdout, &matrix, NULL);
+    if (matrix.counts && o.report) confusion_print(stdout, &matrix, train_data_class_names(o.data.kind));
     if (data.head != ENN_HEAD_REGRESSOR) printf("accuracy %.4f\n", metric_accuracy(&sum));
     rc = 0;
     goto done;

@@ -24,9 +24,6 @@
 #include "train_loop.h"
 #include "train_options.h"
 
-static const char *const fashion_mnist_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
 /* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process. */
 static volatile sig_atomic_t interrupted;
 static void on_interrupt(int sig)
@@ -35,27 +32,11 @@ static void on_interrupt(int sig)
     signal(sig, SIG_DFL);
 }
 
-/* TODO(merge): enn_model_save (runtime/models/checkpoint.c, another branch) writes the
- * checkpoint; until it is merged, saving reports that it is not available. */
-static enn_status model_save(enn_model *model, const char *path)
+/* Writes a checkpoint (enn_model_save: parameters, Adam moments, configuration).
+ * Returns 0, or -1 after printing the problem. */
+static int save_checkpoint(enn_model *model, const char *path)
 {
-    (void)model;
-    (void)path;
-    return ENN_ERROR_UNSUPPORTED;
-}
-
-/* Saves the model's current weights as the best checkpoint; warns once if saving is not
- * available, so that training goes on. Returns 0, or -1 on a real failure. */
-static int save_best(enn_model *model, const char *path)
-{
-    static int warned;
-    enn_status s = model_save(model, path);
-    if (s == ENN_ERROR_UNSUPPORTED) {
-        if (!warned) fprintf(stderr, "enn train: checkpoints cannot be saved yet (enn_model_save is not in this build)\n");
-        warned = 1;
-        return 0;
-    }
-    if (s) {
+    if (enn_model_save(model, path)) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
         return -1;
     }
@@ -171,7 +152,7 @@ static void print_test(const train_options *o, const train_data *d, const metric
     if (d->head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
     printf("\n");
     if (matrix && matrix->counts && o->report)
-        confusion_print(stdout, matrix, o->data.kind == DATA_FASHION_MNIST ? fashion_mnist_classes : NULL);
+        confusion_print(stdout, matrix, train_data_class_names(o->data.kind));
     if (d->head != ENN_HEAD_REGRESSOR) printf("test accuracy %.4f\n", metric_accuracy(sum));
 }
 
@@ -225,8 +206,9 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (make_dirs(o.out_dir)) goto done;
-    char best_path[1200];
+    char best_path[1200], last_path[1200];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", o.out_dir);
+    snprintf(last_path, sizeof last_path, "%s/last.safetensors", o.out_dir);
     csv = open_log(o.out_dir, "metrics.csv",
                    "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
                    "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity");
@@ -319,7 +301,7 @@ int cmd_train(int argc, char **argv)
         if (early_stopping_update(&stopper, epoch, monitored, &stop)) {
             if (o.restore_best && weights_take(model, &best)) goto fail;
             have_best = 1;
-            if (save_best(model, best_path)) goto done;
+            if (save_checkpoint(model, best_path)) goto done;
         }
         if (o.early_stopping && stop) {
             printf("early stopping: no improvement of the %s loss for %u epochs (best: epoch %u, %.4f)\n",
@@ -334,18 +316,21 @@ int cmd_train(int argc, char **argv)
             }
         }
     }
+    /* Cut short: the exact state (Adam moments too) goes to last.safetensors, from which
+     * training could go on; best.safetensors already holds the best finished epoch. */
+    if (interrupted || timed_out) {
+        if (save_checkpoint(model, last_path)) goto done;
+        printf("saved %s\n", last_path);
+    }
     if (o.restore_best && have_best && best.count && (partial || stopper.best_epoch != last_epoch)) {
         if (weights_restore(model, &best)) goto fail;
         printf("restored the weights of epoch %u (the lowest %s loss, %.4f)\n", stopper.best_epoch,
                val.n ? "validation" : "training", stopper.best);
     }
-    if (interrupted || timed_out) {
-        if (save_best(model, best_path)) goto done;
-        if (interrupted) {
-            printf("interrupted: weights saved; test evaluation skipped\n");
-            rc = 130;
-            goto done;
-        }
+    if (interrupted) {
+        printf("interrupted: test evaluation skipped\n");
+        rc = 130;
+        goto done;
     }
 
     if (data.test.n) {
@@ -372,6 +357,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "enn train: %u validation messages; the first: %s\n", messages, first_message);
         goto done;
     }
+    if (have_best) printf("best checkpoint: %s (epoch %u)\n", best_path, stopper.best_epoch);
     printf("total time %.1f s\n", now_seconds() - t_start);
     rc = 0;
     goto done;

@@ -92,28 +92,6 @@ class_scores confusion_macro(const confusion *c)
     return m;
 }
 
-trace_stats trace_statistics(const float *H, size_t count)
-{
-    trace_stats t = {0};
-    if (!count) return t;
-    double sum = 0.0, sum_abs = 0.0, small = 0.0;
-    t.max = t.min = H[0];
-    for (size_t i = 0; i < count; i++) {
-        double v = H[i];
-        sum += v;
-        sum_abs += fabs(v);
-        if (fabsf(H[i]) < 0.01f) small += 1.0; /* in float, as the reference's float32 test */
-        if (v > t.max) t.max = v;
-        if (v < t.min) t.min = v;
-    }
-    double mean = sum / (double)count, var = 0.0;
-    for (size_t i = 0; i < count; i++) var += ((double)H[i] - mean) * ((double)H[i] - mean);
-    t.mean_abs = sum_abs / (double)count;
-    t.std = sqrt(var / (double)count);
-    t.sparsity = small / (double)count;
-    return t;
-}
-
 void confusion_print(FILE *f, const confusion *c, const char *const *names)
 {
     fprintf(f, "confusion matrix (rows: true class, columns: predicted):\n      ");

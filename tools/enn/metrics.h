@@ -1,7 +1,7 @@
 /* Metrics of `enn train` and `enn eval`, pure host arithmetic (unit-tested in
  * tests/test_train_metrics.c): running loss and accuracy over batches, a confusion
- * matrix with per-class precision, recall and F1, perplexity, and the statistics of a
- * Hebbian trace that the trace monitor records every epoch. */
+ * matrix with per-class precision, recall and F1, and perplexity. (The trace monitor's
+ * statistics are in trace_stats.c.) */
 #ifndef ENN_TOOLS_METRICS_H
 #define ENN_TOOLS_METRICS_H
 
@@ -49,14 +49,6 @@ double confusion_accuracy(const confusion *c);
  * average does when every class is present. */
 class_scores confusion_macro(const confusion *c);
 
-/* The trace monitor's numbers for one trace (the reference package's HebbianTraceMonitor):
- * mean |H|, max, min, standard deviation (population), and sparsity = fraction of
- * entries with |H| < 0.01. */
-typedef struct trace_stats {
-    double mean_abs, max, min, std, sparsity;
-} trace_stats;
-
-trace_stats trace_statistics(const float *H, size_t count);
 
 #endif
 

@@ -183,3 +183,10 @@ void train_data_free(train_data *d)
     enn_vocab_free(d->vocab);
     memset(d, 0, sizeof *d);
 }
+
+const char *const *train_data_class_names(data_kind kind)
+{
+    static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    return kind == DATA_FASHION_MNIST ? fashion : NULL;
+}

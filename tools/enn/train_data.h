@@ -8,6 +8,9 @@
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* Names of the ten classes of --data fashion-mnist; NULL for other data. */
+const char *const *train_data_class_names(data_kind kind);
+
 typedef struct train_data {
     enn_dataset train;      /* empty when only the test part was asked for */
     enn_dataset test;       /* empty when the data set has none */

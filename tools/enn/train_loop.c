@@ -148,7 +148,7 @@ enn_status trace_monitor(enn_model *model, const enn_dataset *ds, batch_buffers 
     float *H = malloc(n * sizeof *H);
     if (!H) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading the trace");
     s = enn_model_read(model, "out.H_T", H, n);
-    if (!s) *out = trace_statistics(H, n);
+    if (!s) *out = trace_stats_compute(H, n);
     free(H);
     return s;
 }

@@ -9,6 +9,7 @@
 #include "enn.h"
 #include "enn_data.h"
 #include "metrics.h"
+#include "trace_stats.h"
 
 /* Host buffers for one batch of up to `capacity` samples. */
 typedef struct batch_buffers {
