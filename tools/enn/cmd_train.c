@@ -264,8 +264,12 @@ int cmd_train(int argc, char **argv)
         if (done_batches < batches) {
             printf("epoch %u: %s after %zu of %zu batches\n", epoch, interrupted ? "interrupted" : "time limit reached",
                    done_batches, batches);
-            partial = 1; /* the weights moved on from the last finished epoch's */
-            break;
+            /* Ctrl-C: stop now. Time limit: validate this shorter epoch like any other,
+             * so that what it learned counts when the best epoch is chosen. */
+            if (interrupted || !done_batches) {
+                partial = done_batches > 0; /* the weights moved on from the last epoch's */
+                break;
+            }
         }
 
         epoch_record rec = {.epoch = epoch, .train_loss = metric_loss(&train_sum),
