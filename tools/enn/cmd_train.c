@@ -23,6 +23,7 @@
 #include "train_data.h"
 #include "train_loop.h"
 #include "train_options.h"
+#include "trace_monitor.h"
 
 /* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process. */
 static volatile sig_atomic_t interrupted;
@@ -168,7 +169,9 @@ int cmd_train(int argc, char **argv)
     enn_dataset val = {0};
     enn_context *ctx = NULL;
     enn_model *model = NULL;
-    batch_buffers train_buf = {0}, eval_buf = {0};
+    batch_buffers train_buf = {0}, eval_buf = {0}, sample_buf = {0};
+    trace_monitor *mon = NULL; /* the trace monitor's pictures (ENN) */
+    enn_batch sample = {0};
     weights best = {0};
     confusion matrix = {0};
     size_t *order = NULL;
@@ -225,6 +228,16 @@ int cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     const enn_dataset *monitor_set = val.n ? &val : &data.train;
+    /* The trace monitor's pictures: one fixed sample batch, evaluated after every epoch. */
+    if (o.plots && config.kind == ENN_MODEL_ENN) {
+        char plot_dir[sizeof o.out_dir + 8];
+        snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
+        uint32_t count = (uint32_t)(monitor_set->n < 64 ? monitor_set->n : 64);
+        if (batch_buffers_init(&sample_buf, monitor_set, &config, count) ||
+            batch_gather(&sample_buf, monitor_set, NULL, 0, count, &sample) ||
+            trace_monitor_create(plot_dir, NULL, &mon) || trace_monitor_capture_initial(mon, model, &sample))
+            goto fail;
+    }
     early_stopping stopper;
     plateau lr_plateau;
     early_stopping_init(&stopper, o.patience);
@@ -282,7 +295,12 @@ int cmd_train(int argc, char **argv)
             if (data.head != ENN_HEAD_REGRESSOR) rec.val_acc = metric_accuracy(&val_sum);
         }
         rec.have_trace = config.kind == ENN_MODEL_ENN;
-        if (rec.have_trace && trace_monitor(model, monitor_set, &eval_buf, &rec.trace)) goto fail;
+        if (rec.have_trace && mon) {
+            trace_epoch_metrics em = {rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc};
+            if (trace_monitor_epoch(mon, epoch, model, &sample, &em, &rec.trace)) goto fail;
+        } else if (rec.have_trace && trace_sample_stats(model, monitor_set, &eval_buf, &rec.trace)) {
+            goto fail;
+        }
         rec.seconds = now_seconds() - t0;
 
         printf("epoch %u/%u: loss %.4f", epoch, o.epochs, rec.train_loss);
@@ -375,6 +393,8 @@ done:
     weights_free(&best);
     batch_buffers_free(&train_buf);
     batch_buffers_free(&eval_buf);
+    batch_buffers_free(&sample_buf);
+    trace_monitor_destroy(mon);
     enn_model_destroy(model);
     enn_context_destroy(ctx);
     enn_dataset_free(&val);

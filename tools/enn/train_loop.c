@@ -133,7 +133,7 @@ void weights_free(weights *w)
     memset(w, 0, sizeof *w);
 }
 
-enn_status trace_monitor(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, trace_stats *out)
+enn_status trace_sample_stats(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, trace_stats *out)
 {
     const enn_model_config *c = enn_model_get_config(model);
     if (c->kind != ENN_MODEL_ENN) return enn_error(ENN_ERROR_UNSUPPORTED, "only ENN models have a trace");

@@ -49,6 +49,6 @@ void weights_free(weights *w);
 
 /* The trace monitor: evaluates the first min(64, n) samples and returns the statistics
  * of the final trace H_T (ENN models only; ENN_ERROR_UNSUPPORTED for baselines). */
-enn_status trace_monitor(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, trace_stats *out);
+enn_status trace_sample_stats(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, trace_stats *out);
 
 #endif

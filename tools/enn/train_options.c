@@ -31,6 +31,7 @@ void train_options_init(train_options *o)
     o->min_learning_rate = 1e-5f;
     o->seed = 1;
     o->report = 1;
+    o->plots = 1;
 }
 
 const char *data_kind_name(data_kind k)
@@ -86,6 +87,9 @@ void train_options_usage(FILE *f, int for_eval)
             "                              last.safetensors when cut short (default runs/<data>)\n"
             "  --plain                     progress as plain lines even on a terminal\n"
             "  --no-report                 no confusion matrix or per-class scores\n"
+            "  --no-plots                  no trace-monitor pictures (ENN: <out>/plots/*.png, drawn\n"
+            "                              after every epoch: trace heatmap, initial trace, change,\n"
+            "                              statistics over epochs, attention over time, curves)\n"
             "presets:\n"
             "  --quick                     the main job's subset: the first %d training samples,\n"
             "                              %d epochs, training stopped after %.0f s at the latest\n"
@@ -317,6 +321,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--no-report")) SWITCH(o->report = 0);
+    if (FLAG("--no-plots")) SWITCH(o->plots = 0);
     if (FLAG("--quick"))
         SWITCH((o->quick = 1, o->train_samples = QUICK_TRAIN_SAMPLES, o->epochs = QUICK_EPOCHS,
                 o->max_time = QUICK_MAX_TIME));

@@ -63,6 +63,7 @@ typedef struct train_options {
     double max_time;                /* stop training after this many seconds (0: no limit) */
     int plain;                      /* progress as plain lines even on a terminal */
     int report;                     /* print the confusion matrix and per-class scores */
+    int plots;                      /* ENN: the trace monitor's pictures in <out>/plots */
     int paper, quick;
 } train_options;
 
