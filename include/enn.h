@@ -356,7 +356,10 @@ ENN_API uint64_t enn_model_step_count(const enn_model *model);
  * "adam.v.<name>" for the optimiser's moments, and the last forward pass's
  * "out.logits", "out.hs" [T, B, h], "out.H_T", "out.a" [T, B, N], "grad.input.x",
  * "grad.input.h0", "grad.input.H0". A baseline has "out.logits", "out.hs" [T, B, f]
- * (its last layer's hidden states) and "grad.input.x". */
+ * (its last layer's hidden states) and "grad.input.x". A stateful ENN's carried state
+ * (what its next batch starts from) is "state.h" [max_batch, h] and "state.H" ([N, h], or
+ * [max_batch, N, h] per-sample): read it, or write it to set the trace the model goes on
+ * from. */
 typedef struct enn_tensor_desc {
     const char *name;
     uint32_t rank;

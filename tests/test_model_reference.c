@@ -235,3 +235,61 @@ Test(model_reference, memorises_a_small_data_set)
     enn_model_destroy(model);
     test_context_finish(ctx);
 }
+
+/* A stateful model's carried trace is readable and writable: writing the state a pass
+ * ended with into a fresh model makes that model's next pass identical to the first
+ * model's next pass. */
+Test(model_reference, stateful_trace_read_and_write)
+{
+    enn_context *ctx = test_context();
+    const uint32_t B = 4, T = 5, d = 3;
+    enn_model_config c;
+    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
+    c.max_batch = B;
+    c.max_seq_len = T;
+    c.input_features = d;
+    c.outputs = 3;
+    c.cell.hidden = 8;
+    c.cell.memory_slots = 5;
+    c.cell.stateful = 1;
+    c.cell.trace_mode = ENN_TRACE_PER_SAMPLE;
+    enn_model *a, *b;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &a));
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &b));
+    uint64_t seed = 3;
+    float *x1 = randf((size_t)B * T * d, -1, 1, &seed), *x2 = randf((size_t)B * T * d, -1, 1, &seed);
+    uint32_t labels[4] = {0, 1, 2, 1};
+    enn_batch b1 = {.size = B, .seq_len = T, .x = x1, .labels = labels};
+    enn_batch b2 = {.size = B, .seq_len = T, .x = x2, .labels = labels};
+    const size_t nh = (size_t)B * 8, nH = (size_t)B * 5 * 8;
+    float *h = malloc(nh * sizeof *h), *H = malloc(nH * sizeof *H), *zero = calloc(nH, sizeof *zero);
+    /* Before any pass the carried state is zero. */
+    ENN_ASSERT_OK(enn_model_read(a, "state.H", H, nH));
+    cr_assert_eq(memcmp(H, zero, nH * sizeof *H), 0);
+    enn_step_result r;
+    ENN_ASSERT_OK(enn_model_evaluate(a, &b1, &r, NULL));
+    ENN_ASSERT_OK(enn_model_read(a, "state.h", h, nh));
+    ENN_ASSERT_OK(enn_model_read(a, "state.H", H, nH));
+    float *HT = malloc(nH * sizeof *HT);
+    ENN_ASSERT_OK(enn_model_read(a, "out.H_T", HT, nH));
+    cr_assert_eq(memcmp(H, HT, nH * sizeof *H), 0, "the carried trace is the last pass's final trace");
+    cr_assert_neq(memcmp(H, zero, nH * sizeof *H), 0);
+    ENN_ASSERT_OK(enn_model_write(b, "state.h", h, nh));
+    ENN_ASSERT_OK(enn_model_write(b, "state.H", H, nH));
+    float la[12], lb[12];
+    ENN_ASSERT_OK(enn_model_evaluate(a, &b2, &r, la));
+    ENN_ASSERT_OK(enn_model_evaluate(b, &b2, &r, lb));
+    cr_assert_eq(memcmp(la, lb, sizeof la), 0, "a model given the carried state goes on exactly like the original");
+    /* A wrong size, and a model that carries nothing, are refused. */
+    cr_assert_eq(enn_model_write(b, "state.H", H, nH - 1), ENN_ERROR_SHAPE);
+    enn_model *c2;
+    c.cell.stateful = 0;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &c2));
+    cr_assert_eq(enn_model_write(c2, "state.H", H, nH), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "stateful") != NULL, "%s", enn_last_error());
+    free(x1); free(x2); free(h); free(H); free(HT); free(zero);
+    enn_model_destroy(a);
+    enn_model_destroy(b);
+    enn_model_destroy(c2);
+    test_context_finish(ctx);
+}

@@ -208,8 +208,9 @@ static enn_status record_initial_state(enn_model *m, uint32_t B, int training, c
     uint64_t sh = enn_cell_row_slab(c, c->h), str = enn_cell_trace_slab(c);
     if (m->config.cell.stateful && m->have_state) {
         /* A given h0 / H0 (enn grad on a stateful checkpoint) wins over the carried one. */
-        if (!(in && in->h0)) ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
-        if (!(in && in->H0)) ENN_TRY(enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str));
+        /* last_T == 0: the state was written into slab 0 (enn_model_write "state.*"). */
+        if (m->last_T && !(in && in->h0)) ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
+        if (m->last_T && !(in && in->H0)) ENN_TRY(enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str));
         return ENN_OK;
     }
     if (!(in && in->h0)) {
@@ -380,6 +381,32 @@ static enn_status gather_steps(enn_model *m, const enn_buffer *buf, uint32_t fir
     return ENN_OK;
 }
 
+/* The carried state of a stateful ENN, "state.h" [max_batch, h] and "state.H" ([N, h],
+ * or [max_batch, N, h] per-sample): where it lives (the slab the next batch starts from)
+ * and its size. */
+static enn_status carried_state(enn_model *m, const char *name, size_t count, enn_buffer **buf, uint64_t *offset,
+                                size_t *bytes)
+{
+    if (m->baseline || !m->config.cell.stateful)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: only a stateful ENN (cell.stateful) carries its state "
+                         "between batches; for one pass give h0 and H0 in enn_forward_inputs", name);
+    enn_cell *c = &m->cell;
+    uint32_t slab = m->have_state ? m->last_T : 0;
+    size_t n;
+    if (!strcmp(name, "state.h")) {
+        n = (size_t)m->config.max_batch * c->h;
+        *buf = c->hs;
+        *offset = slab * enn_cell_row_slab(c, c->h);
+    } else {
+        n = (size_t)(c->per_sample ? m->config.max_batch : 1) * c->N * c->h;
+        *buf = c->H;
+        *offset = slab * enn_cell_trace_slab(c);
+    }
+    ENN_TRY(expect_count(name, n, count));
+    *bytes = n * 4;
+    return ENN_OK;
+}
+
 enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t count)
 {
     if (!m || !name || !dst) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_read: NULL argument");
@@ -388,6 +415,17 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
     if (flat_tensor(m, name, &buf, &t)) {
         ENN_TRY(expect_count(name, t->count, count));
         return enn_buffer_download(m->ctx, buf, t->offset, dst, count * 4);
+    }
+    if (!strcmp(name, "state.h") || !strcmp(name, "state.H")) {
+        enn_buffer *sb;
+        uint64_t off;
+        size_t bytes;
+        ENN_TRY(carried_state(m, name, count, &sb, &off, &bytes));
+        if (!m->have_state) {
+            memset(dst, 0, bytes);
+            return ENN_OK;
+        }
+        return enn_buffer_download(m->ctx, sb, off, dst, bytes);
     }
     if (!m->last_T) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no forward pass has run yet", name);
     uint32_t T = m->last_T, B = m->last_B, d = m->features, f = m->seq.f, Bp = m->seq.Bp;
@@ -438,6 +476,26 @@ enn_status enn_model_write(enn_model *m, const char *name, const float *src, siz
     if (!m || !name || !src) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_write: NULL argument");
     enn_buffer *buf;
     const enn_tensor_info *t;
+    if (!strcmp(name, "state.h") || !strcmp(name, "state.H")) {
+        enn_buffer *sb;
+        uint64_t off;
+        size_t bytes;
+        ENN_TRY(carried_state(m, name, count, &sb, &off, &bytes));
+        if (!m->have_state) {
+            /* The other half of the state starts at zero, as a fresh model's would. */
+            enn_cell *c = &m->cell;
+            float *zero = calloc(1, enn_cell_trace_slab(c) > enn_cell_row_slab(c, c->h) ? enn_cell_trace_slab(c)
+                                                                                        : enn_cell_row_slab(c, c->h));
+            if (!zero) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "writing %s", name);
+            enn_status s = enn_buffer_upload(m->ctx, c->hs, 0, zero, enn_cell_row_slab(c, c->h));
+            if (s == ENN_OK) s = enn_buffer_upload(m->ctx, c->H, 0, zero, enn_cell_trace_slab(c));
+            free(zero);
+            ENN_TRY(s);
+            m->have_state = 1;
+            m->last_T = 0;
+        }
+        return enn_buffer_upload(m->ctx, sb, off, src, bytes);
+    }
     if (!flat_tensor(m, name, &buf, &t))
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the model has no writable tensor named \"%s\"", name);
     ENN_TRY(expect_count(name, t->count, count));
