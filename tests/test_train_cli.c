@@ -78,6 +78,19 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
     fclose(f);
     cr_assert(!strncmp(text, "epoch,train_loss,", 17), "%s", text);
     cr_assert(strstr(text, "\n1,") && !strstr(text, "\n2,"), "%s", text);
+    /* The pictures: the trace monitor's after the epoch, the test set's at the end (their
+     * content is checked by test_trace_monitor, which decodes them). */
+    const char *pictures[] = {"trace_heatmap.png", "training_curves.png", "attention.png", "confusion_matrix.png",
+                              "class_scores.png"};
+    for (size_t i = 0; i < sizeof pictures / sizeof *pictures; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s", dir, pictures[i]);
+        f = fopen(path, "rb");
+        cr_assert(f, "no %s", path);
+        unsigned char magic[8] = {0};
+        cr_assert_eq(fread(magic, 1, 8, f), 8u);
+        fclose(f);
+        cr_assert(!memcmp(magic, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG", path);
+    }
     free(out);
     /* The best checkpoint, evaluated by `enn eval` on the same test images: evaluation
      * is deterministic, so it must give the very accuracy training printed. */

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "enn.h"
+#include "class_plots.h"
 #include "metrics.h"
 #include "train_data.h"
 #include "train_loop.h"
@@ -51,6 +52,12 @@ int cmd_eval(int argc, char **argv)
     if (data.head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
     printf("\n");
     if (matrix.counts && o.report) confusion_print(stdout, &matrix, train_data_class_names(o.data.kind));
+    if (matrix.counts && o.plots && o.out_dir[0]) {
+        if (class_plots_write(o.out_dir, &matrix, train_data_class_names(o.data.kind)))
+            fprintf(stderr, "enn eval: could not draw the confusion matrix: %s\n", enn_last_error());
+        else
+            printf("pictures: %s/confusion_matrix.png, %s/class_scores.png\n", o.out_dir, o.out_dir);
+    }
     if (data.head != ENN_HEAD_REGRESSOR) printf("accuracy %.4f\n", metric_accuracy(&sum));
     rc = 0;
     goto done;

@@ -23,6 +23,7 @@
 #include "train_data.h"
 #include "train_loop.h"
 #include "train_options.h"
+#include "class_plots.h"
 #include "trace_monitor.h"
 
 /* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process. */
@@ -370,6 +371,12 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
         print_test(&o, &data, &test_sum, &matrix);
+        if (matrix.counts && o.plots) {
+            char plot_dir[sizeof o.out_dir + 8];
+            snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
+            if (class_plots_write(plot_dir, &matrix, train_data_class_names(o.data.kind)))
+                fprintf(stderr, "enn train: could not draw the confusion matrix: %s\n", enn_last_error());
+        }
     } else {
         printf("no test set (csv/npy: --test-data names one)\n");
     }
