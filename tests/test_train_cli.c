@@ -66,6 +66,10 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
     const char *test = strstr(out, "\ntest: ");
     cr_assert(test && strstr(test, "loss "), "no test loss in the output:\n%s", out);
     double loss = atof(strstr(test, "loss ") + 5);
+    /* Chance is 0.1. Measured with this exact command: a correct model reaches 0.59-0.67
+     * (loss ~1.1); with no gradient reaching the cell (only pooling and the output layer
+     * learning, on the untrained cell's features) 0.35 (loss 1.68); with the recurrent
+     * gradient's sign flipped 0.01. So 0.5 and a loss under 1.5 need the whole gradient. */
     cr_assert(accuracy > 0.5 && accuracy <= 1.0, "test accuracy %g; output:\n%s", accuracy, out);
     cr_assert(loss < 1.5, "test loss %g; output:\n%s", loss, out);
     /* The per-epoch log: a header and one row for the one epoch. */
