@@ -25,7 +25,7 @@ typedef struct model_option {
 static const char *const head_words[] = {"classifier", "regressor", "language_model", NULL};
 
 static const model_option options[] = {
-    {"--model", O_ENUM, AT(kind), enn_model_kind_names, "enn | rnn | gru | lstm (baselines: not on the device yet)"},
+    {"--model", O_ENUM, AT(kind), enn_model_kind_names, "enn | rnn | gru | lstm"},
     {"--head", O_ENUM, AT(head), head_words, "classifier | regressor | language-model (sets the head's defaults)"},
     {"--layers", O_U32, AT(layers), NULL, "baselines: stacked recurrent layers"},
     {"--units", O_UNITS, AT(layer_units), NULL, "baselines: units per layer, comma-separated (128,64)"},
@@ -51,6 +51,14 @@ static const model_option options[] = {
     {"--lm-input", O_ENUM, AT(lm_input), enn_lm_input_names, "language model: embedding | float (embedding)"},
     {"--embedding-dim", O_U32, AT(embedding_dim), NULL, "language model: embedding size (128)"},
     {"--learning-rate", O_F32, AT(optimizer.learning_rate), NULL, "Adam step size (0.001)"},
+    /* The short names `enn train` also takes, so that one set of flags works for both. */
+    {"--slots", O_U32, AT(cell.memory_slots), NULL, "same as --memory-slots"},
+    {"--eta", O_F32, AT(cell.hebbian_rate), NULL, "same as --hebbian-rate"},
+    {"--alpha", O_F32, AT(cell.trace_scale), NULL, "same as --trace-scale"},
+    {"--tau", O_F32, AT(cell.temperature), NULL, "same as --temperature"},
+    {"--lambda", O_F32, AT(cell.sparsity), NULL, "same as --sparsity"},
+    {"--trace", O_ENUM, AT(cell.trace_mode), enn_trace_mode_names, "same as --trace-mode"},
+    {"--lr", O_F32, AT(optimizer.learning_rate), NULL, "same as --learning-rate"},
     {"--beta1", O_F32, AT(optimizer.beta1), NULL, "Adam beta1 (0.9)"},
     {"--beta2", O_F32, AT(optimizer.beta2), NULL, "Adam beta2 (0.999)"},
     {"--epsilon", O_F32, AT(optimizer.epsilon), NULL, "Adam epsilon (1e-7)"},

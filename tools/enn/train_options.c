@@ -70,6 +70,9 @@ void train_options_usage(FILE *f, int for_eval)
             "model:\n"
             "  --model enn|rnn|gru|lstm    enn (baselines: two layers 128, 64 as in the paper)\n"
             "  --hidden H --slots N        ENN hidden size 128, memory slots 64\n"
+            "                              (enn init's long names work too: --memory-slots,\n"
+            "                              --hebbian-rate, --trace-scale, --temperature,\n"
+            "                              --sparsity, --trace-mode, --learning-rate)\n"
             "  --units A,B                 baseline layer sizes\n"
             "  --eta E --alpha A --tau T --lambda L   Hebbian rate 0.05, trace scale 0.5,\n"
             "                              temperature 1.5, sparsity 0.1\n"
@@ -256,7 +259,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         return 2;
     }
     if (FLAG("--hidden")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->hidden));
-    if (FLAG("--slots")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->slots));
+    if (FLAG("--slots") || FLAG("--memory-slots")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->slots));
     if (FLAG("--embedding-dim")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->embedding_dim));
     if (FLAG("--units")) {
         char buf[256], *save = NULL;
@@ -271,17 +274,17 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         m->layers = n;
         return 2;
     }
-    if (FLAG("--eta")) VALUE(parse_float(f, v, 0.0, 1.0, &m->eta));
-    if (FLAG("--alpha")) VALUE(parse_float(f, v, 0.0, 1e6, &m->alpha));
-    if (FLAG("--tau")) VALUE(parse_float(f, v, 1e-6, 1e6, &m->tau));
-    if (FLAG("--lambda")) VALUE(parse_float(f, v, 0.0, 1e6, &m->lambda));
+    if (FLAG("--eta") || FLAG("--hebbian-rate")) VALUE(parse_float(f, v, 0.0, 1.0, &m->eta));
+    if (FLAG("--alpha") || FLAG("--trace-scale")) VALUE(parse_float(f, v, 0.0, 1e6, &m->alpha));
+    if (FLAG("--tau") || FLAG("--temperature")) VALUE(parse_float(f, v, 1e-6, 1e6, &m->tau));
+    if (FLAG("--lambda") || FLAG("--sparsity")) VALUE(parse_float(f, v, 0.0, 1e6, &m->lambda));
     if (FLAG("--noise-std")) VALUE(parse_float(f, v, 0.0, 1e3, &m->noise_std));
     if (FLAG("--dropout")) VALUE(parse_float(f, v, 0.0, 0.99, &m->dropout));
     if (FLAG("--weight-decay")) VALUE(parse_float(f, v, 0.0, 10.0, &m->weight_decay));
     if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
     if (FLAG("--no-noise")) SWITCH(m->noise = 0);
     if (FLAG("--stateful")) SWITCH(m->stateful = 1);
-    if (FLAG("--trace")) {
+    if (FLAG("--trace") || FLAG("--trace-mode")) {
         static const char *const names[] = {"shared", "per-sample"};
         VALUE(parse_choice(f, v, names, 2, &m->trace_mode));
     }
@@ -300,7 +303,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
 
     if (FLAG("--epochs")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->epochs));
     if (FLAG("--batch")) VALUE(parse_u32(f, v, 1, 1u << 16, &o->batch));
-    if (FLAG("--lr")) VALUE(parse_float(f, v, 1e-12, 1e3, &o->learning_rate));
+    if (FLAG("--lr") || FLAG("--learning-rate")) VALUE(parse_float(f, v, 1e-12, 1e3, &o->learning_rate));
     if (FLAG("--clip")) {
         static const char *const names[] = {"none", "per-tensor", "global"};
         if (parse_choice(f, v, names, 3, &k)) return -1;

@@ -1,7 +1,10 @@
 /* Options of `enn train` and `enn eval`: the data set, the model, and the training
  * protocol, from flags and from an optional config file (one `flag value` a line).
  *
- * TODO(merge): the model flags overlap tools/enn/model_options.c of `enn init`; unify. */
+ * The model flags share their names with `enn init` (tools/enn/model_options.c): each
+ * command takes both the short names (--slots, --eta, --alpha, --tau, --lambda, --trace,
+ * --lr) and the long ones (--memory-slots, --hebbian-rate, --trace-scale, --temperature,
+ * --sparsity, --trace-mode, --learning-rate). The two parsers are still separate files. */
 #ifndef ENN_TOOLS_TRAIN_OPTIONS_H
 #define ENN_TOOLS_TRAIN_OPTIONS_H
 
