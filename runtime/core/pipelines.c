@@ -176,18 +176,20 @@ enn_status enn_pipelines_create(enn_context *ctx, const char *cache_dir)
     return ENN_OK;
 }
 
+static void pipeline_free(enn_context *ctx, enn_pipeline *p)
+{
+    if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, NULL);
+    if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
+    if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
+    free(p);
+}
+
 void enn_pipelines_destroy(enn_context *ctx)
 {
     enn_pipeline_registry *reg = ctx->pipelines;
     if (!reg) return;
     if (enn_pipeline_cache_save(ctx) != ENN_OK) { /* a cache that cannot be saved is not an error */ }
-    for (uint32_t i = 0; i < reg->count; i++) {
-        enn_pipeline *p = reg->items[i];
-        if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, NULL);
-        if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
-        if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
-        free(p);
-    }
+    for (uint32_t i = 0; i < reg->count; i++) pipeline_free(ctx, reg->items[i]);
     free(reg->items);
     if (reg->cache) vkDestroyPipelineCache(ctx->device, reg->cache, NULL);
     free(reg);
@@ -206,13 +208,6 @@ static int same_desc(const enn_pipeline *p, const enn_pipeline_desc *d)
            (d->spec_count == 0 || !memcmp(p->spec, d->spec, d->spec_count * sizeof(uint32_t)));
 }
 
-static void pipeline_free(enn_context *ctx, enn_pipeline *p)
-{
-    if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, NULL);
-    if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
-    if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
-    free(p);
-}
 
 static enn_status build(enn_context *ctx, const enn_shader_module *mod, enn_pipeline *p)
 {
