@@ -91,6 +91,9 @@ enn_status enn_context_wait_pending(enn_context *ctx);
 /* Forgets a fence (its owner is about to destroy or reuse it, after waiting on it). */
 void enn_context_untrack_fence(enn_context *ctx, VkFence fence);
 
+/* A memory type in `bits` with every property in `want`; 0 when there is none. */
+int enn_find_memory_type(enn_context *ctx, uint32_t bits, VkMemoryPropertyFlags want, uint32_t *out);
+
 /* Services created with the context (memory.c, pipelines.c, transfer.c). */
 enn_status enn_allocator_create(enn_context *ctx);
 void enn_allocator_destroy(enn_context *ctx);

@@ -40,8 +40,19 @@ typedef struct timed_dispatch {
     double gpu_ms;
 } timed_dispatch;
 
+/* Host-visible memory the recorder's transfers go through (enn_record_upload/readback). */
+typedef struct host_area {
+    VkBuffer buffer;
+    VkDeviceMemory memory;
+    unsigned char *mapped;
+    VkDeviceSize size, used;
+} host_area;
+
 struct enn_recorder {
     enn_context *ctx;
+    host_area area;                /* the current staging area */
+    host_area *retired;            /* areas outgrown during a recording, freed at the next begin */
+    uint32_t retired_count;
     VkCommandPool pool;
     segment *segs;
     uint32_t seg_count, seg_capacity;
@@ -123,6 +134,22 @@ static void wait_segments(enn_recorder *rec)
         }
 }
 
+static void area_free(enn_context *ctx, host_area *a)
+{
+    if (a->mapped) vkUnmapMemory(ctx->device, a->memory);
+    if (a->buffer) vkDestroyBuffer(ctx->device, a->buffer, NULL);
+    if (a->memory) vkFreeMemory(ctx->device, a->memory, NULL);
+    memset(a, 0, sizeof *a);
+}
+
+static void free_retired(enn_recorder *rec)
+{
+    for (uint32_t i = 0; i < rec->retired_count; i++) area_free(rec->ctx, &rec->retired[i]);
+    free(rec->retired);
+    rec->retired = NULL;
+    rec->retired_count = 0;
+}
+
 void enn_recorder_destroy(enn_recorder *rec)
 {
     if (!rec) return;
@@ -145,6 +172,8 @@ void enn_recorder_destroy(enn_recorder *rec)
         if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
     }
     vkDestroyCommandPool(dev, rec->pool, NULL);
+    free_retired(rec);
+    area_free(rec->ctx, &rec->area);
     free(rec->segs);
     free(rec->reads.items);
     free(rec->writes.items);
@@ -236,6 +265,8 @@ enn_status enn_recorder_begin(enn_recorder *rec)
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: already recording");
     wait_segments(rec);
+    free_retired(rec);
+    rec->area.used = 0;
     /* An external recording's descriptor sets live in segment 0's pool: reset below. */
     ENN_VK_TRY(vkResetCommandPool(rec->ctx->device, rec->pool, 0));
     rec->stats = (enn_recorder_stats){0};
@@ -429,6 +460,109 @@ enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSiz
     return ENN_OK;
 }
 
+/* `bytes` of the staging area, 16-byte aligned; a larger area replaces a full one (the
+ * old one stays alive until the next begin: this recording's copies still use it). */
+static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buffer, VkDeviceSize *offset,
+                            unsigned char **host)
+{
+    enn_context *ctx = rec->ctx;
+    VkDeviceSize need = (bytes + 15) / 16 * 16;
+    if (rec->area.used + need > rec->area.size) {
+        if (rec->area.buffer) {
+            host_area *r = realloc(rec->retired, (rec->retired_count + 1) * sizeof *r);
+            if (!r) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder staging");
+            rec->retired = r;
+            rec->retired[rec->retired_count++] = rec->area;
+            memset(&rec->area, 0, sizeof rec->area);
+        }
+        host_area a = {.size = need * 2 > ((VkDeviceSize)1 << 20) ? need * 2 : ((VkDeviceSize)1 << 20)};
+        VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = a.size,
+                                 .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                 .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+        VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &a.buffer);
+        if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateBuffer (recorder staging)");
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(ctx->device, a.buffer, &req);
+        uint32_t type;
+        VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+        if (!enn_find_memory_type(ctx, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &type) &&
+            !enn_find_memory_type(ctx, req.memoryTypeBits, hv, &type)) {
+            area_free(ctx, &a);
+            return enn_error(ENN_ERROR_UNSUPPORTED, "the device has no host-visible coherent memory for staging");
+        }
+        VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                   .memoryTypeIndex = type};
+        r = vkAllocateMemory(ctx->device, &ai, NULL, &a.memory);
+        if (r == VK_SUCCESS) r = vkBindBufferMemory(ctx->device, a.buffer, a.memory, 0);
+        if (r == VK_SUCCESS) r = vkMapMemory(ctx->device, a.memory, 0, VK_WHOLE_SIZE, 0, (void **)&a.mapped);
+        if (r != VK_SUCCESS) {
+            area_free(ctx, &a);
+            return enn_vk_error(r, "recorder staging memory");
+        }
+        rec->area = a;
+    }
+    *buffer = rec->area.buffer;
+    *offset = rec->area.used;
+    *host = rec->area.mapped + rec->area.used;
+    rec->area.used += need;
+    return ENN_OK;
+}
+
+enn_status enn_record_upload(enn_recorder *rec, const enn_buffer *dst, VkDeviceSize offset, const void *src,
+                             VkDeviceSize bytes)
+{
+    if (!rec || !src) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_upload: NULL argument");
+    range r;
+    ENN_TRY(resolve_range("enn_record_upload", dst, offset, bytes, &r));
+    if (!bytes) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_upload: size is zero");
+    if (dst->mapped) {
+        /* Nothing recorded so far has run yet; only other recordings could touch dst. */
+        ENN_TRY(enn_context_wait_pending(rec->ctx));
+        memcpy((unsigned char *)dst->mapped + offset, src, bytes);
+        return ENN_OK;
+    }
+    VkBuffer staging;
+    VkDeviceSize at;
+    unsigned char *host;
+    ENN_TRY(area_take(rec, bytes, &staging, &at, &host));
+    memcpy(host, src, bytes);
+    ENN_TRY(make_room(rec));
+    enn_access a = ENN_ACCESS_WRITE;
+    ENN_TRY(track(rec, &r, &a, 1));
+    VkBufferCopy region = {at, r.begin, bytes};
+    vkCmdCopyBuffer(rec->segs[rec->current].cmd, staging, r.buffer, 1, &region);
+    rec->segs[rec->current].dispatches++;
+    rec->stats.transfers++;
+    return ENN_OK;
+}
+
+enn_status enn_record_readback(enn_recorder *rec, const enn_buffer *src, VkDeviceSize offset, VkDeviceSize bytes,
+                               const void **host)
+{
+    if (!rec || !host) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_readback: NULL argument");
+    range r;
+    ENN_TRY(resolve_range("enn_record_readback", src, offset, bytes, &r));
+    if (!bytes) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_record_readback: size is zero");
+    if (src->mapped) {
+        /* The segment's closing barrier makes the device's writes visible to the host. */
+        *host = (const unsigned char *)src->mapped + offset;
+        return ENN_OK;
+    }
+    VkBuffer staging;
+    VkDeviceSize at;
+    unsigned char *dst;
+    ENN_TRY(area_take(rec, bytes, &staging, &at, &dst));
+    ENN_TRY(make_room(rec));
+    enn_access a = ENN_ACCESS_READ;
+    ENN_TRY(track(rec, &r, &a, 1));
+    VkBufferCopy region = {r.begin, at, bytes};
+    vkCmdCopyBuffer(rec->segs[rec->current].cmd, r.buffer, staging, 1, &region);
+    rec->segs[rec->current].dispatches++;
+    rec->stats.transfers++;
+    *host = dst;
+    return ENN_OK;
+}
+
 enn_status enn_recorder_submit(enn_recorder *rec)
 {
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_submit: rec is NULL");
@@ -487,6 +621,13 @@ enn_status enn_recorder_wait(enn_recorder *rec)
         }
     }
     return ENN_OK;
+}
+
+void enn_recorder_abort(enn_recorder *rec)
+{
+    if (!rec || !rec->recording || rec->external) return;
+    vkEndCommandBuffer(rec->segs[rec->current].cmd);
+    rec->recording = 0;
 }
 
 enn_status enn_recorder_run(enn_recorder *rec)

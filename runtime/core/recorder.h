@@ -61,10 +61,22 @@ enn_status enn_record_fill(enn_recorder *rec, const enn_buffer *buf, VkDeviceSiz
                            uint32_t value);
 enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSize src_offset,
                            const enn_buffer *dst, VkDeviceSize dst_offset, VkDeviceSize size);
+/* Host data into a device buffer as part of this recording, so that a step's inputs
+ * cost no submission of their own: copied straight into a mapped buffer (unified memory),
+ * else through the recorder's host-visible staging area and a transfer command. */
+enn_status enn_record_upload(enn_recorder *rec, const enn_buffer *dst, VkDeviceSize offset, const void *src,
+                             VkDeviceSize bytes);
+/* The opposite: *host receives the address where `bytes` of src will be readable after
+ * enn_recorder_wait (until the next enn_recorder_begin), with no wait of its own. */
+enn_status enn_record_readback(enn_recorder *rec, const enn_buffer *src, VkDeviceSize offset, VkDeviceSize bytes,
+                               const void **host);
 /* Submits what has been recorded, without waiting. */
 enn_status enn_recorder_submit(enn_recorder *rec);
 /* Waits for every submission of this recording and gathers the timestamps. */
 enn_status enn_recorder_wait(enn_recorder *rec);
+/* Drops what has been recorded and not submitted (after a failure while recording);
+ * the next enn_recorder_begin starts afresh. */
+void enn_recorder_abort(enn_recorder *rec);
 /* Submit and wait. */
 enn_status enn_recorder_run(enn_recorder *rec);
 

@@ -10,7 +10,7 @@
 
 #define STAGING_BYTES ((VkDeviceSize)16 << 20)
 
-static int find_host_type(enn_context *ctx, uint32_t bits, VkMemoryPropertyFlags want, uint32_t *out)
+int enn_find_memory_type(enn_context *ctx, uint32_t bits, VkMemoryPropertyFlags want, uint32_t *out)
 {
     const VkPhysicalDeviceMemoryProperties *mp = &ctx->memory_properties;
     for (uint32_t t = 0; t < mp->memoryTypeCount; t++)
@@ -45,9 +45,9 @@ enn_status enn_transfer_create(enn_context *ctx)
     VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
     ctx->staging_coherent = 1;
     /* Cached memory makes downloads fast; coherent saves flushes. Take both if offered. */
-    if (!find_host_type(ctx, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &type) &&
-        !find_host_type(ctx, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, &type)) {
-        if (!find_host_type(ctx, req.memoryTypeBits, hv, &type))
+    if (!enn_find_memory_type(ctx, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &type) &&
+        !enn_find_memory_type(ctx, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, &type)) {
+        if (!enn_find_memory_type(ctx, req.memoryTypeBits, hv, &type))
             return enn_error(ENN_ERROR_UNSUPPORTED, "the device has no host-visible memory for staging");
         ctx->staging_coherent = 0;
     }

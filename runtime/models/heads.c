@@ -174,7 +174,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
             if (batch->labels[i] >= K)
                 return enn_error(ENN_ERROR_INVALID_ARGUMENT, "label %u of sample %u is not a class (0..%u)",
                                  batch->labels[i], i, K - 1);
-        return enn_buffer_upload(m->ctx, hd->labels, 0, batch->labels, (size_t)B * 4);
+        return enn_record_upload(m->rec, hd->labels, 0, batch->labels, (size_t)B * 4);
     }
     if (c->head == ENN_HEAD_REGRESSOR) {
         if (!batch->y) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the regressor's batch has no targets (y)");
@@ -188,7 +188,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
                 for (uint32_t k = 0; k < K; k++)
                     h[s * slab / 4 + (size_t)b * K + k] =
                         c->return_sequences ? batch->y[((size_t)b * T + s) * K + k] : batch->y[(size_t)b * K + k];
-        return enn_buffer_upload(m->ctx, hd->targets, 0, h, slab * steps);
+        return enn_record_upload(m->rec, hd->targets, 0, h, slab * steps);
     }
     /* Language model: targets [T, Bp] laid out chunk by chunk; the per-chunk share of
      * the non-pad tokens scales each chunk's gradient to the mean over the batch. */
@@ -216,7 +216,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     for (uint32_t k = 0; k < hd->chunks; k++) hd->chunk_scale[k] = total ? (float)counts[k] / (float)total : 0.0f;
     free(counts);
     hd->total_tokens = total;
-    ENN_TRY(enn_buffer_upload(m->ctx, hd->labels, 0, lab, cslab * hd->chunks));
+    ENN_TRY(enn_record_upload(m->rec, hd->labels, 0, lab, cslab * hd->chunks));
     if (c->lm_input == ENN_LM_EMBEDDING) {
         if (!batch->tokens) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no tokens");
         uint32_t *ids = (uint32_t *)host_floats(m, (size_t)T * Bp);
@@ -229,7 +229,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
                                      "vocabulary of %u", id, b, t, K);
                 ids[(size_t)t * Bp + b] = id;
             }
-        ENN_TRY(enn_buffer_upload(m->ctx, hd->tokens, 0, ids, (size_t)T * Bp * 4));
+        ENN_TRY(enn_record_upload(m->rec, hd->tokens, 0, ids, (size_t)T * Bp * 4));
     }
     return ENN_OK;
 }
@@ -390,6 +390,25 @@ enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32
     return ENN_OK;
 }
 
+/* Slabs of head.stats the pass writes: one per chunk (language model), per step
+ * (sequence regressor), else one. */
+static uint32_t stats_slabs(const enn_model *m, uint32_t T)
+{
+    const enn_model_config *c = &m->config;
+    if (c->head == ENN_HEAD_REGRESSOR) return c->return_sequences ? T : 1;
+    if (c->head == ENN_HEAD_LANGUAGE_MODEL) {
+        uint64_t rows = (uint64_t)T * m->seq.Bp;
+        return (uint32_t)((rows + m->head.chunk_rows - 1) / m->head.chunk_rows);
+    }
+    return 1;
+}
+
+enn_status enn_head_record_result(enn_model *m, enn_recorder *rec, uint32_t T)
+{
+    return enn_record_readback(rec, m->head.stats, 0, (VkDeviceSize)stats_slabs(m, T) * STATS_SLAB,
+                               &m->head.stats_host);
+}
+
 enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result *out)
 {
     enn_head *hd = &m->head;
@@ -399,7 +418,7 @@ enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result
         uint32_t steps = c->return_sequences ? T : 1;
         for (uint32_t s = 0; s < steps; s++) {
             float loss;
-            ENN_TRY(enn_buffer_download(m->ctx, hd->stats, (size_t)s * STATS_SLAB, &loss, 4));
+            memcpy(&loss, (const unsigned char *)hd->stats_host + (size_t)s * STATS_SLAB, 4);
             out->loss += loss;
         }
         out->counted = B;
@@ -413,7 +432,7 @@ enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result
     double sum = 0;
     for (uint32_t k = 0; k < chunks; k++) {
         enn_xent_stats st;
-        ENN_TRY(enn_buffer_download(m->ctx, hd->stats, (size_t)k * STATS_SLAB, &st, sizeof st));
+        memcpy(&st, (const unsigned char *)hd->stats_host + (size_t)k * STATS_SLAB, sizeof st);
         sum += st.sum_loss;
         out->correct += st.correct;
         out->counted += st.count;

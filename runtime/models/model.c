@@ -165,7 +165,7 @@ static enn_status stage_batch(enn_model *m, const enn_batch *b)
             for (uint32_t k = 0; k < d; k++)
                 x[((size_t)t * Bp + s) * d + k] =
                     float_tokens ? (float)b->tokens[(size_t)s * T + t] : b->x[((size_t)s * T + t) * d + k];
-    return enn_buffer_upload(m->ctx, m->x, 0, x, n * sizeof *x);
+    return enn_record_upload(m->rec, m->x, 0, x, n * sizeof *x);
 }
 
 /* Overrides from enn_forward_inputs, uploaded before recording. */
@@ -231,18 +231,19 @@ static enn_status record_initial_state(enn_model *m, uint32_t B, int training, c
 typedef enum pass_kind { PASS_TRAIN, PASS_GRADIENTS, PASS_EVALUATE } pass_kind;
 
 /* Records and runs one forward (and backward, and update) pass. */
-static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_inputs *in, pass_kind kind,
-                           enn_step_result *result)
+static enn_status record_and_run(enn_model *m, const enn_batch *b, const enn_forward_inputs *in, pass_kind kind,
+                                 enn_step_result *result)
 {
     ENN_TRY(check_batch(m, b));
     const enn_model_config *c = &m->config;
     uint32_t T = b->seq_len, B = b->size;
     int training = kind != PASS_EVALUATE;
     int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
-    ENN_TRY(stage_batch(m, b));
     ENN_TRY(stage_overrides(m, T, B, in));
     enn_recorder *rec = m->rec;
     ENN_TRY(enn_recorder_begin(rec));
+    /* The batch goes in with the step's own commands: no submission of its own. */
+    ENN_TRY(stage_batch(m, b));
     ENN_TRY(record_initial_state(m, B, training, in));
     uint32_t Bp = m->seq.Bp;
     if (embedded)
@@ -276,6 +277,8 @@ static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_i
         ENN_TRY(enn_adam_update(rec, m->table, &hp, enn_view_of(m->params), enn_view_of(m->grads),
                                 enn_view_of(m->adam_m), enn_view_of(m->adam_v)));
     }
+    /* The loss statistics come back with the step too. */
+    ENN_TRY(enn_head_record_result(m, rec, T));
     ENN_TRY(enn_recorder_run(rec));
     if (kind == PASS_TRAIN) m->step++;
     m->passes++;
@@ -286,6 +289,15 @@ static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_i
     ENN_TRY(enn_head_result(m, T, B, &r));
     if (result) *result = r;
     return ENN_OK;
+}
+
+/* One pass; a failure while recording drops the recording so that the next pass can run. */
+static enn_status run_pass(enn_model *m, const enn_batch *b, const enn_forward_inputs *in, pass_kind kind,
+                           enn_step_result *result)
+{
+    enn_status s = record_and_run(m, b, in, kind, result);
+    if (s != ENN_OK) enn_recorder_abort(m->rec);
+    return s;
 }
 
 enn_status enn_model_train_step(enn_model *m, const enn_batch *b, enn_step_result *result)

@@ -31,6 +31,7 @@ typedef struct enn_head {
     enn_buffer *targets;           /* regressor [T] slabs of [Bp, outputs] float */
     enn_buffer *logits;            /* [rows, outputs]: one chunk of rows at a time */
     enn_buffer *dlogits;           /* like logits (a language model with large chunks works in place) */
+    const void *stats_host;        /* where the last pass's statistics are readable */
     float *chunk_scale;            /* language model: each chunk's share of the counted tokens */
     uint32_t total_tokens;         /* language model: non-pad targets in the batch */
     enn_buffer *row_loss, *lse, *pred; /* [rows] */
@@ -75,6 +76,8 @@ enn_status enn_head_forward(enn_model *m, enn_recorder *rec, uint32_t T, uint32_
 /* Writes seq.dhs slabs 1..T and accumulates the head's parameter gradients. */
 enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32_t B, int training,
                              const enn_forward_inputs *inputs);
+/* Records the copy of the loss statistics to the host (no wait of its own). */
+enn_status enn_head_record_result(enn_model *m, enn_recorder *rec, uint32_t T);
 /* Reads the loss statistics after the recording has run. */
 enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result *out);
 /* Copies the head's outputs (logits or predictions) to the caller's layout. */
