@@ -6,7 +6,6 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "ops/cosine_attention.h"
-#include "ops/effective_memory.h"
 #include "ops/elementwise.h"
 #include "ops/gemm.h"
 #include "ops/hebbian_trace.h"
@@ -127,14 +126,11 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     if (c->layer_norm) ENN_TRY(alloc(c, &c->dzr, T * sh));
     ENN_TRY(alloc(c, &c->dm, T * sh));
     ENN_TRY(alloc(c, &c->dx, (uint64_t)T * c->Bp * (d ? d : 1) * 4));
-    ENN_TRY(alloc(c, &c->da, sa));
     ENN_TRY(alloc(c, &c->dH[0], str));
     ENN_TRY(alloc(c, &c->dH[1], str));
-    ENN_TRY(alloc(c, &c->E, str));
     ENN_TRY(alloc(c, &c->dE, str));
     enn_memory_shape ms = {c->Bp, N, h, c->per_sample};
     ENN_TRY(alloc(c, &c->attention_ws, enn_cosine_attention_workspace_bytes(ms)));
-    ENN_TRY(alloc(c, &c->hebbian_ws, enn_hebbian_trace_workspace_bytes(ms)));
     if (!c->layer_norm) {
         c->z = c->zr;
         c->dzr = c->dz;
@@ -145,7 +141,7 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     enn_status s = enn_recorder_begin(rec);
     enn_buffer *all[] = {c->x, c->zr, c->layer_norm ? c->z : NULL, c->a, c->m, c->H, c->u, c->hs, c->dhs,
                          c->layer_norm ? c->hp : NULL, c->dhp, c->du, c->dz, c->layer_norm ? c->dzr : NULL,
-                         c->dm, c->dx, c->da, c->dH[0], c->dH[1]};
+                         c->dm, c->dx, c->dH[0], c->dH[1]};
     for (size_t i = 0; i < sizeof all / sizeof *all && s == ENN_OK; i++)
         if (all[i]) s = enn_record_fill(rec, all[i], 0, 0, 0);
     if (s == ENN_OK) s = enn_recorder_run(rec);
@@ -159,8 +155,8 @@ void enn_cell_destroy(enn_cell *c)
     enn_buffer *all[] = {c->W_u_scratch, c->dW_u_scratch, c->x, c->zr, c->layer_norm ? c->z : NULL,
                          c->ln1_mean, c->ln1_rstd, c->ln2_mean, c->ln2_rstd, c->a, c->m, c->H, c->u,
                          c->layer_norm ? c->hp : NULL, c->hs, c->dhs, c->dhp, c->du, c->dz,
-                         c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->da, c->dH[0], c->dH[1], c->E, c->dE,
-                         c->attention_ws, c->hebbian_ws, c->noise_buf};
+                         c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->dH[0], c->dH[1], c->dE,
+                         c->attention_ws, c->noise_buf};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(c->ctx, all[i]);
     memset(c, 0, sizeof *c);
@@ -316,32 +312,34 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
     ENN_TRY(gemm(rec, "enn.dm", enn_view_of(c->dm), enn_view_of(c->du), 0, c->W_u_block[1], 1, R, h, 3 * h, 0.0f,
                  NO_VIEW, ENN_ACT_NONE));
 
-    /* Reverse scan over the memory path. dH[cur] is the gradient of H_t+1 (zero after the
-     * last step: nothing reads the final trace). */
+    /* Reverse scan over the memory path, two dispatches per step. The carry dH[cur] is
+     * g_t, the clip-masked gradient reaching step t's trace update (zero for the last
+     * step: nothing reads the final trace); each step writes g_t-1 into the other buffer,
+     * and step 0 writes the gradient of H_0. E is recomputed from M and H_t on the fly. */
     enn_memory_shape ms = {B, N, h, c->per_sample};
-    int cur = 0;
-    ENN_TRY(enn_record_fill(rec, c->dH[cur], 0, 0, 0));
+    int exact = !c->stop_gradient, cur = 0;
+    if (exact) ENN_TRY(enn_record_fill(rec, c->dH[cur], 0, 0, 0));
     for (uint32_t t = T; t-- > 0;) {
-        enn_view H_t = enn_cell_step(c->H, t, str), a_t = enn_cell_step(c->a, t, sa);
-        enn_view z_t = enn_cell_step(c->z, t, sh), dz_t = enn_cell_step(c->dz, t, sh);
-        enn_view dH_next = enn_view_of(c->dH[cur]), dH_t = enn_view_of(c->dH[1 - cur]);
-        ENN_TRY(enn_effective_memory_forward(rec, ms, enn_view_of(c->E), c->M, H_t, c->alpha));
-        if (!c->stop_gradient) {
-            enn_hebbian_params hp = hebbian_params(c, step, t);
-            ENN_TRY(enn_hebbian_trace_backward(rec, ms, dH_t, enn_view_of(c->da), dz_t, enn_view_of(c->hebbian_ws),
-                                               dH_next, H_t, a_t, z_t, &hp, 0.0f, 0.0f, 1.0f));
+        enn_memory_backward_step st = {
+            .z = enn_cell_step(c->z, t, sh), .a = enn_cell_step(c->a, t, sa), .H = enn_cell_step(c->H, t, str),
+            .dm = enn_cell_step(c->dm, t, sh), .M = c->M, .dz = enn_cell_step(c->dz, t, sh),
+            .dM = c->dM, .dE = enn_view_of(c->dE), .workspace = enn_view_of(c->attention_ws),
+            .prev_hebbian = {.eta = c->eta, .clip = c->clip}};
+        if (exact) {
+            st.g = enn_view_of(c->dH[cur]);
+            st.g_prev = enn_view_of(c->dH[1 - cur]);
+            if (t > 0) {
+                st.prev_z = enn_cell_step(c->z, t - 1, sh);
+                st.prev_a = enn_cell_step(c->a, t - 1, sa);
+                st.prev_H = enn_cell_step(c->H, t - 1, str);
+                st.prev_hebbian = hebbian_params(c, step, t - 1);
+            }
+            cur = 1 - cur;
         }
-        ENN_TRY(enn_cosine_attention_backward(rec, ms, dz_t, enn_view_of(c->dE), enn_view_of(c->attention_ws),
-                                              enn_cell_step(c->dm, t, sh),
-                                              c->stop_gradient ? NO_VIEW : enn_view_of(c->da), z_t,
-                                              enn_view_of(c->E), a_t, c->tau_e, 1.0f, 0.0f));
-        /* dM sums over steps; dH_t = (Hebbian part) + alpha dE. In stop mode H is a
-         * constant, so its gradient is only written for the record (and stays unused). */
-        ENN_TRY(enn_effective_memory_backward(rec, ms, c->dM, dH_t, enn_view_of(c->dE), c->alpha, 1.0f,
-                                              c->stop_gradient ? 0.0f : 1.0f));
-        cur = 1 - cur;
+        ENN_TRY(enn_memory_step_backward(rec, ms, &st, c->alpha, c->tau_e));
     }
-    /* dH[cur] is now the gradient of H_0; keep it in dH[0]. */
+    /* dH[cur] is now the gradient of H_0; keep it in dH[0]. In stop mode H is a
+     * constant input: its gradient is zero. */
     if (cur != 0) ENN_TRY(enn_record_copy(rec, c->dH[1], 0, c->dH[0], 0, str));
     if (c->stop_gradient) ENN_TRY(enn_record_fill(rec, c->dH[0], 0, 0, 0));
 

@@ -15,8 +15,8 @@
  *          h_t+1 = LayerNorm2(hp_t)
  *
  * The backward pass mirrors it: a reverse loop over the h-dependent part, then every
- * weight gradient as one GEMM over all steps, then a reverse scan over the memory path,
- * then layer norm 1, the ReLU and W_z for all steps at once.
+ * weight gradient as one GEMM over all steps, then a reverse scan over the memory path
+ * (two dispatches per step), then layer norm 1, the ReLU and W_z for all steps at once.
  *
  * Rows: every sequence buffer is [T, Bp, width] with Bp >= B chosen so that each step's
  * slice starts on a view boundary (Bp = B for the paper's shapes). Rows B..Bp-1 are
@@ -62,10 +62,9 @@ typedef struct enn_cell {
     /* gradients of activations */
     enn_buffer *dhs;      /* [T+1, Bp, h]: the head writes slabs 1..T; slab 0 is dh_0 */
     enn_buffer *dhp, *du, *dz, *dzr, *dm, *dx; /* like their activations */
-    enn_buffer *da;       /* [B, N] */
-    enn_buffer *dH[2];    /* [nH, N, h]: the running gradient of H_t and H_t+1 */
-    enn_buffer *E, *dE;   /* [nH, N, h]: effective memory of one step, recomputed */
-    enn_buffer *attention_ws, *hebbian_ws;
+    enn_buffer *dH[2];    /* [nH, N, h]: the reverse scan's carry (see enn_memory_step_backward) */
+    enn_buffer *dE;       /* [nH, N, h]: per-sample mode's gradient of one step's E */
+    enn_buffer *attention_ws; /* softmax and similarity gradients of one step */
     enn_buffer *noise_buf; /* [T] slabs of [nH, N, h] given noise (enn grad), or NULL */
     int noise_buffer_set; /* use `noise` instead of Philox noise */
 

@@ -2,6 +2,10 @@
 #include "ops/memory_step.h"
 #include "ops/launch.h"
 
+#include <string.h>
+
+#include "ops/cosine_attention.h"
+
 #define STEP_LOCAL 64
 
 typedef struct step_push {
@@ -72,4 +76,118 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
     ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1, op));
     if (s.per_sample) return ENN_OK;
     return enn_hebbian_trace_forward(rec, s, H_new, H, a, z, hp);
+}
+
+typedef struct backward_push {
+    uint32_t B, N, h, per_sample;
+    uint32_t seed[2], stream[2];
+    uint32_t noise_mode, has_trace, has_prev;
+    float inv_tau, alpha, decay, eta, sigma, clip, inv_batch, g_scale;
+} backward_push;
+
+enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const enn_memory_backward_step *st,
+                                    float alpha, float tau_e)
+{
+    const char *op = "memory_step_backward";
+    if (!st) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no arguments", op);
+    if (s.B == 0 || s.N == 0 || s.h == 0)
+        return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
+    if ((uint64_t)s.B * s.N * s.h >= 0xffffffffull)
+        return enn_error(ENN_ERROR_SHAPE, "%s: B*N*h = %u*%u*%u passes 2^32 elements", op, s.B, s.N, s.h);
+    if (!(tau_e > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: tau_e = %g must be positive", op, tau_e);
+    const enn_hebbian_params *hp = &st->prev_hebbian;
+    int trace = st->g.buf != NULL, prev = trace && st->prev_H.buf != NULL;
+    if (trace && (!(hp->eta >= 0.0f && hp->eta <= 1.0f) || !(hp->clip > 0.0f)))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eta = %g, clip = %g", op, hp->eta, hp->clip);
+    if (prev && hp->noise.mode != ENN_NOISE_OFF && hp->noise.mode != ENN_NOISE_PHILOX &&
+        hp->noise.mode != ENN_NOISE_BUFFER)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: unknown noise mode %d", op, (int)hp->noise.mode);
+    uint64_t bz = (uint64_t)s.B * s.h * 4, ba = (uint64_t)s.B * s.N * 4, bm = (uint64_t)s.N * s.h * 4;
+    uint64_t bH = bm * (s.per_sample ? s.B : 1), bws = enn_cosine_attention_workspace_bytes(s);
+    ENN_TRY(enn_ops_check_view(op, "z", st->z, bz));
+    ENN_TRY(enn_ops_check_view(op, "a", st->a, ba));
+    ENN_TRY(enn_ops_check_view(op, "H", st->H, bH));
+    ENN_TRY(enn_ops_check_view(op, "dm", st->dm, bz));
+    ENN_TRY(enn_ops_check_view(op, "M", st->M, bm));
+    ENN_TRY(enn_ops_check_view(op, "dz", st->dz, bz));
+    ENN_TRY(enn_ops_check_view(op, "dM", st->dM, bm));
+    ENN_TRY(enn_ops_check_view(op, "workspace", st->workspace, bws));
+    if (s.per_sample) ENN_TRY(enn_ops_check_view(op, "dE", st->dE, bH));
+    int buffer_noise = prev && hp->noise.mode == ENN_NOISE_BUFFER;
+    if (trace) {
+        ENN_TRY(enn_ops_check_view(op, "g", st->g, bH));
+        ENN_TRY(enn_ops_check_view(op, "g_prev", st->g_prev, bH));
+        if (st->g.buf == st->g_prev.buf && st->g.offset < st->g_prev.offset + bH &&
+            st->g_prev.offset < st->g.offset + bH)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: g_prev overlaps g", op);
+    }
+    if (prev) {
+        ENN_TRY(enn_ops_check_view(op, "prev_z", st->prev_z, bz));
+        ENN_TRY(enn_ops_check_view(op, "prev_a", st->prev_a, ba));
+        ENN_TRY(enn_ops_check_view(op, "prev_H", st->prev_H, bH));
+        if (buffer_noise) ENN_TRY(enn_ops_check_view(op, "noise buffer xi", hp->noise.xi, bH));
+    }
+
+    uint32_t max_n = 64;
+    while (max_n < s.N) max_n *= 2;
+    const enn_context *ctx = enn_recorder_context(rec);
+    /* As the forward kernels: vec4 loads when rows of h are whole vectors; on a CPU device
+     * 8 rows (slots) per workgroup, on GPUs one (more workgroups). */
+    int vec4 = s.h % 4 == 0;
+    uint32_t rows = ctx->caps.device_type == ENN_DEVICE_CPU ? 8 : 1;
+    if (((uint64_t)3 * rows * max_n + 2 * rows) * 4 > ctx->caps.max_shared_memory) rows = 1;
+    if (((uint64_t)3 * rows * max_n + 2 * rows) * 4 > ctx->caps.max_shared_memory)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s: N = %u memory slots do not fit the device's %u bytes of shared memory",
+                         op, s.N, ctx->caps.max_shared_memory);
+    backward_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
+                          .noise_mode = prev ? (uint32_t)hp->noise.mode : 0, .has_trace = (uint32_t)trace,
+                          .has_prev = (uint32_t)prev, .inv_tau = 1.0f / tau_e, .alpha = alpha,
+                          .decay = 1.0f - hp->eta, .eta = hp->eta, .sigma = hp->noise.sigma, .clip = hp->clip,
+                          .inv_batch = 1.0f / (float)s.B,
+                          .g_scale = s.per_sample ? hp->eta : hp->eta / (float)s.B};
+    enn_ops_split64(hp->noise.seed, push.seed);
+    enn_ops_split64(hp->noise.stream, push.stream);
+    const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
+    /* Bindings a kernel does not use get one vector of z, read (valid, no false hazard). */
+    enn_binding none = enn_bind(st->z, vec4 ? 16 : 4, ENN_ACCESS_READ);
+    enn_binding common[7] = {enn_bind(st->z, bz, ENN_ACCESS_READ),  enn_bind(st->M, bm, ENN_ACCESS_READ),
+                             enn_bind(st->H, bH, ENN_ACCESS_READ),  enn_bind(st->a, ba, ENN_ACCESS_READ),
+                             enn_bind(st->dm, bz, ENN_ACCESS_READ), trace ? enn_bind(st->g, bH, ENN_ACCESS_READ) : none,
+                             enn_bind(st->workspace, bws, ENN_ACCESS_WRITE)};
+
+    static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
+                                                  {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
+    const enn_pipeline *p;
+    ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 9, sizeof push, spec, 4, &p));
+    enn_binding b_rows[9];
+    memcpy(b_rows, common, sizeof common);
+    b_rows[7] = enn_bind(st->dz, bz, ENN_ACCESS_READ_WRITE);
+    b_rows[8] = s.per_sample ? enn_bind(st->dE, bH, ENN_ACCESS_WRITE) : none;
+    ENN_TRY(enn_record_dispatch(rec, p, b_rows, 9, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+                                "memory_step_backward_rows"));
+
+    enn_binding b_mem[14];
+    memcpy(b_mem, common, sizeof common);
+    b_mem[6] = enn_bind(st->workspace, bws, ENN_ACCESS_READ);
+    b_mem[7] = enn_bind(st->dM, bm, ENN_ACCESS_READ_WRITE);
+    b_mem[8] = prev ? enn_bind(st->prev_H, bH, ENN_ACCESS_READ) : none;
+    b_mem[9] = prev ? enn_bind(st->prev_a, ba, ENN_ACCESS_READ) : none;
+    b_mem[10] = prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none;
+    b_mem[11] = buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none;
+    b_mem[12] = trace ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none;
+    b_mem[13] = s.per_sample ? enn_bind(st->dE, bH, ENN_ACCESS_READ) : none;
+    if (s.per_sample) {
+        static const char *const elem_kernels[2] = {"memory_step_backward_elems", "memory_step_backward_elems_v4"};
+        uint32_t vectors = s.N * s.h / (vec4 ? 4 : 1);  /* the kernel strides over the grid */
+        ENN_TRY(enn_ops_pipeline(rec, elem_kernels[vec4], 14, sizeof push, spec, 4, &p));
+        return enn_record_dispatch(rec, p, b_mem, 14, &push,
+                                   enn_ops_row_groups(rec, (vectors + STEP_LOCAL - 1) / STEP_LOCAL), 1, 1,
+                                   "memory_step_backward_elems");
+    }
+    static const char *const slot_kernels[2][2] = {
+        {"memory_step_backward_slots", "memory_step_backward_slots_r8"},
+        {"memory_step_backward_slots_v4", "memory_step_backward_slots_v4r8"}};
+    ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
+    return enn_record_dispatch(rec, p, b_mem, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
+                               "memory_step_backward_slots");
 }

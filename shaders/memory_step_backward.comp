@@ -1,0 +1,357 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// The backward pass of one step t of the ENN's memory path in two dispatches (the
+// reverse scan's fast path; DESIGN.md: fused per-step kernels). Forward, for reference:
+//   E_t = M + alpha H_t;  a_t = softmax(cos(z_t, E_t) / tau_e);  m_t = a_t E_t
+//   pre_t = (1 - eta) H_t + eta (D_t + xi_t),  H_t+1 = clip(pre_t)
+//   D_t = mean_b outer(a_tb, z_tb) (shared trace) or outer(a_tb, z_tb) per sample.
+// The scan carries g_t = [pre_t inside the clip] * dH_t+1, the gradient reaching the
+// update's unclipped value (zero for the last step: nothing reads the final trace).
+//
+//   memory_step_backward        per batch row b (as cosine_attention_backward, with E
+//       read on the fly): the gradient reaching a_tb from m (dm . E_n) and from the
+//       update (gs g_t[n] . z_tb, gs = eta/B shared, eta per sample), the softmax and
+//       similarity gradients ds -> workspace; dz_tb += attention part + gs g_t^T a_tb;
+//       per-sample mode: dE_tb directly.
+//   memory_step_backward_slots  shared trace, per memory slot n (as
+//       cosine_attention_backward_memory): dE_t[n] summed over the batch, then
+//       dM += dE_t, dH_t = (1 - eta) g_t + alpha dE_t, and the next carry
+//       g_t-1 = [pre_t-1 inside the clip] * dH_t, with pre_t-1 recomputed bit for bit as
+//       the forward pass computed it (hebbian_common.glsl, the same summation order);
+//       at t = 0 it writes dH_0 instead.
+//   memory_step_backward_elems  per-sample trace: the same per element of [N,h], over
+//       the batch's traces (dM sums the samples in order: deterministic, no atomics).
+// Without the trace's gradient (trace_gradient = stop) g is absent: only dM.
+//
+// Speed: as the forward kernels (VW-wide loads, ROWS rows or slots per workgroup on CPU
+// devices, per-row sums in registers, serial softmax gradient per row).
+//
+//! variant memory_step_backward_v4 -DVW=4
+//! variant memory_step_backward_r8 -DROWS=8
+//! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
+//! variant memory_step_backward_slots -DSLOTS_KERNEL=1
+//! variant memory_step_backward_slots_v4 -DSLOTS_KERNEL=1 -DVW=4
+//! variant memory_step_backward_slots_r8 -DSLOTS_KERNEL=1 -DROWS=8
+//! variant memory_step_backward_slots_v4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8
+//! variant memory_step_backward_elems -DELEMS_KERNEL=1
+//! variant memory_step_backward_elems_v4 -DELEMS_KERNEL=1 -DVW=4
+layout(local_size_x_id = 0) in;
+layout(constant_id = 3) const uint MAX_N = 64;
+#include "philox.glsl"
+#include "hebbian_common.glsl"
+
+#if !defined(SLOTS_KERNEL) && !defined(ELEMS_KERNEL)
+#define ROWS_KERNEL 1
+#endif
+#ifndef VW
+#define VW 1
+#endif
+#ifndef ROWS
+#define ROWS 1
+#endif
+#if VW == 4
+#define VT vec4
+#else
+#define VT float
+#endif
+
+#define EPS_SQ 1e-12
+
+layout(push_constant) uniform Push {
+    uint B, N, h;
+    uint per_sample;
+    uvec2 seed;
+    uvec2 stream;      // noise stream of step t-1
+    uint noise_mode;   // 0 none, 1 Philox, 2 buffer
+    uint has_trace;    // g_t is bound: the trace's gradient is exact
+    uint has_prev;     // a step t-1 exists: write g_t-1, else dH_0
+    float inv_tau;
+    float alpha;
+    float decay;       // 1 - eta
+    float eta;
+    float sigma;
+    float clip;
+    float inv_batch;   // 1/B
+    float g_scale;     // eta/B (shared) or eta (per sample)
+} pc;
+
+const uint WG = gl_WorkGroupSize.x;
+
+// Step t's inputs, every kernel (unused ones are bound to a placeholder).
+layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };       // z_t [B,h]
+layout(std430, set = 0, binding = 1) readonly buffer Mm { VT M[]; };      // [N,h]
+layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };      // H_t
+layout(std430, set = 0, binding = 3) readonly buffer A { float a[]; };    // a_t [B,N]
+layout(std430, set = 0, binding = 4) readonly buffer DM { VT dm[]; };     // [B,h]
+layout(std430, set = 0, binding = 5) readonly buffer G { VT g[]; };       // g_t, like H
+// Workspace: ds [B,N], q = ds * s [B,N], the signed 1/|z| [B] (negative when clamped).
+layout(std430, set = 0, binding = 6) buffer WS { float ws[]; };
+
+#ifdef ROWS_KERNEL
+layout(std430, set = 0, binding = 7) buffer DZ { VT dz[]; };              // += [B,h]
+layout(std430, set = 0, binding = 8) writeonly buffer DE { VT dE[]; };    // per sample [B,N,h]
+
+// Per row r of the tile and slot n, at [r * MAX_N + n]:
+shared float sh_s[ROWS * MAX_N];    // s_n = zn . En_n
+shared float sh_r[ROWS * MAX_N];    // 1/|E_n|, negative when clamped
+shared float sh_d[ROWS * MAX_N];    // da_n, then ds_n
+shared float sh_rz[ROWS];           // 1/|z|, negative when clamped
+shared float sh_Q[ROWS];            // sum_n ds_n s_n
+
+void keep_slot(uint r, uint n, float dot_ze, float da, float ee)
+{
+    float rE = inversesqrt(max(ee, EPS_SQ));
+    sh_s[r * MAX_N + n] = dot_ze * abs(sh_rz[r]) * rE;
+    sh_r[r * MAX_N + n] = ee < EPS_SQ ? -rE : rE;
+    sh_d[r * MAX_N + n] = da;
+}
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint N = pc.N, B = pc.B, hv = pc.h / VW;
+    bool per_sample = pc.per_sample != 0u, trace = pc.has_trace != 0u;
+    for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
+        uint rows = min(uint(ROWS), B - b0);
+        for (uint r = t; r < rows; r += WG) {
+            float zss = 0.0;
+            for (uint j = 0u; j < hv; j++) {
+                VT v = z[(b0 + r) * hv + j];
+                zss += dot(v, v);
+            }
+            float rz = inversesqrt(max(zss, EPS_SQ));
+            sh_rz[r] = zss < EPS_SQ ? -rz : rz;
+        }
+        barrier();
+        // Per slot: similarity, |E_n|^2, and the gradient reaching a_n (dm . E_n + gs g_n . z).
+        for (uint n = t; n < N; n += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, eo = b * N * hv + n * hv;
+                    float dot_ze = 0.0, ee = 0.0, dme = 0.0, dgz = 0.0;
+                    for (uint j = 0u; j < hv; j++) {
+                        VT e = M[n * hv + j] + pc.alpha * H[eo + j], zj = z[b * hv + j];
+                        dot_ze += dot(zj, e);
+                        ee += dot(e, e);
+                        dme += dot(dm[b * hv + j], e);
+                        if (trace) dgz += dot(g[eo + j], zj);
+                    }
+                    keep_slot(r, n, dot_ze, dme + pc.g_scale * dgz, ee);
+                }
+            } else {
+                float dot_ze[ROWS], dme[ROWS], dgz[ROWS], ee = 0.0;
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = dme[r] = dgz[r] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT gv = trace ? g[n * hv + j] : VT(0.0);
+                    ee += dot(e, e);
+                    for (uint r = 0u; r < ROWS; r++) {
+                        if (r < rows) {
+                            VT zj = z[(b0 + r) * hv + j];
+                            dot_ze[r] += dot(zj, e);
+                            dme[r] += dot(dm[(b0 + r) * hv + j], e);
+                            dgz[r] += dot(gv, zj);
+                        }
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows) keep_slot(r, n, dot_ze[r], dme[r] + pc.g_scale * dgz[r], ee);
+            }
+        }
+        barrier();
+        // The softmax gradient, one invocation per row.
+        for (uint r = t; r < rows; r += WG) {
+            uint b = b0 + r;
+            float c = 0.0;
+            for (uint n = 0u; n < N; n++) c += a[b * N + n] * sh_d[r * MAX_N + n];
+            float Q = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                float ds = a[b * N + n] * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
+                sh_d[r * MAX_N + n] = ds;
+                float q = ds * sh_s[r * MAX_N + n];
+                Q += q;
+                ws[b * N + n] = ds;
+                ws[B * N + b * N + n] = q;
+            }
+            sh_Q[r] = Q;
+            ws[2u * B * N + b] = sh_rz[r];
+        }
+        barrier();
+        // dz (and per-sample dE): one invocation per vector of h.
+        for (uint j = t; j < hv; j += WG) {
+            if (per_sample) {
+                for (uint r = 0u; r < rows; r++) {
+                    uint b = b0 + r, eo = b * N * hv;
+                    float rz = abs(sh_rz[r]);
+                    VT zn = z[b * hv + j] * rz, dmj = dm[b * hv + j], ga = VT(0.0), gt = VT(0.0);
+                    for (uint n = 0u; n < N; n++) {
+                        float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
+                        uint k = eo + n * hv + j;
+                        VT e = M[n * hv + j] + pc.alpha * H[k];
+                        ga += ds * rE * e;
+                        if (trace) gt += an * g[k];
+                        VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[r * MAX_N + n];
+                        dE[k] = an * dmj + ds * (zn - proj) * rE;
+                    }
+                    VT v = (ga - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt;
+                    dz[b * hv + j] += v;
+                }
+            } else {
+                VT ga[ROWS], gt[ROWS];
+                for (uint r = 0u; r < ROWS; r++) ga[r] = gt[r] = VT(0.0);
+                for (uint n = 0u; n < N; n++) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT gv = trace ? g[n * hv + j] : VT(0.0);
+                    for (uint r = 0u; r < ROWS; r++) {
+                        if (r < rows) {
+                            ga[r] += sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]) * e;
+                            gt[r] += a[(b0 + r) * N + n] * gv;
+                        }
+                    }
+                }
+                for (uint r = 0u; r < ROWS; r++) {
+                    if (r < rows) {
+                        uint b = b0 + r;
+                        float rz = abs(sh_rz[r]);
+                        VT zn = z[b * hv + j] * rz;
+                        VT v = (ga[r] - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt[r];
+                        dz[b * hv + j] += v;
+                    }
+                }
+            }
+        }
+        barrier();
+    }
+}
+#endif
+
+#if defined(SLOTS_KERNEL) || defined(ELEMS_KERNEL)
+layout(std430, set = 0, binding = 7) buffer DMout { VT dM[]; };             // += [N,h]
+layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H_t-1
+layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
+layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
+layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
+layout(std430, set = 0, binding = 12) writeonly buffer GOut { VT g_out[]; };// g_t-1 or dH_0
+layout(std430, set = 0, binding = 13) readonly buffer DE { VT dE_in[]; };   // per sample
+
+// Noise of step t-1 at the VW elements from flat element idx of H.
+VT noise_at(uint idx)
+{
+#if VW == 4
+    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
+#else
+    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
+#endif
+    if (pc.noise_mode == 2u) return xi[idx / VW];
+    return VT(0.0);
+}
+
+float pass_clip(float pre, float d)
+{
+    return (pre >= -pc.clip && pre <= pc.clip) ? d : 0.0;
+}
+
+VT masked(VT pre, VT d)
+{
+#if VW == 4
+    return vec4(pass_clip(pre.x, d.x), pass_clip(pre.y, d.y), pass_clip(pre.z, d.z), pass_clip(pre.w, d.w));
+#else
+    return pass_clip(pre, d);
+#endif
+}
+
+// dH_t from the update's carry and the memory's gradient; then the carry of step t-1.
+// D is step t-1's outer-product term, computed by the caller as the forward pass did.
+void write_carry(uint k, VT dE_k, VT D)
+{
+    VT dHt = pc.decay * g[k] + pc.alpha * dE_k;
+    if (pc.has_prev != 0u) {
+        VT pre = hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW));
+        g_out[k] = masked(pre, dHt);
+    } else {
+        g_out[k] = dHt;
+    }
+}
+#endif
+
+#ifdef SLOTS_KERNEL
+shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clamped
+shared float sh_Q[ROWS];    // sum_b q_bn
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint N = pc.N, B = pc.B, hv = pc.h / VW;
+    bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
+    for (uint n0 = gl_WorkGroupID.x * ROWS; n0 < N; n0 += gl_NumWorkGroups.x * ROWS) {
+        uint slots = min(uint(ROWS), N - n0);
+        for (uint k = t; k < slots; k += WG) {
+            uint n = n0 + k;
+            float ee = 0.0, Q = 0.0;
+            for (uint j = 0u; j < hv; j++) {
+                VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                ee += dot(e, e);
+            }
+            for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
+            float rE = inversesqrt(max(ee, EPS_SQ));
+            sh_rE[k] = ee < EPS_SQ ? -rE : rE;
+            sh_Q[k] = Q;
+        }
+        barrier();
+        for (uint j = t; j < hv; j += WG) {
+            VT ret[ROWS], gs[ROWS];
+            precise VT D[ROWS];   // step t-1's batch mean, summed exactly as hebbian_trace does
+            for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = D[k] = VT(0.0);
+            for (uint b = 0u; b < B; b++) {
+                VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
+                for (uint k = 0u; k < ROWS; k++) {
+                    if (k < slots) {
+                        ret[k] += a[b * N + n0 + k] * dmj;
+                        gs[k] += ws[b * N + n0 + k] * zj;
+                    }
+                }
+            }
+            if (prev) {
+                for (uint b = 0u; b < B; b++)
+                    for (uint k = 0u; k < ROWS; k++)
+                        if (k < slots) D[k] += a_prev[b * N + n0 + k] * z_prev[b * hv + j];
+                for (uint k = 0u; k < ROWS; k++) D[k] = D[k] * pc.inv_batch;
+            }
+            for (uint k = 0u; k < ROWS; k++) {
+                if (k < slots) {
+                    uint n = n0 + k, i = n * hv + j;
+                    float rE = abs(sh_rE[k]);
+                    VT e = M[i] + pc.alpha * H[i];
+                    VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
+                    dM[i] += v;
+                    if (carry) write_carry(i, v, D[k]);
+                }
+            }
+        }
+        barrier();
+    }
+}
+#endif
+
+#ifdef ELEMS_KERNEL
+// One invocation per vector of [N,h], over the batch's traces in order.
+void main()
+{
+    uint N = pc.N, hv = pc.h / VW, count = N * hv, stride = gl_NumWorkGroups.x * WG;
+    bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
+    for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride) {
+        uint n = iv / hv, j = iv - n * hv;
+        VT s = VT(0.0);
+        for (uint b = 0u; b < pc.B; b++) {
+            uint k = b * count + iv;
+            VT v = dE_in[k];
+            s += v;
+            if (carry) {
+                precise VT D = prev ? a_prev[b * N + n] * z_prev[b * hv + j] : VT(0.0);
+                write_carry(k, v, D);
+            }
+        }
+        dM[iv] += s;
+    }
+}
+#endif
