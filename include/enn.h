@@ -246,6 +246,13 @@ typedef struct enn_cell_config {
                                   every layer's h0 and c0 are 0, as in Keras); 1: the state
                                   after one batch is the next batch's initial state (also
                                   for the baselines) */
+    uint32_t recompute_interval; /* 0: the backward pass reads every step's stored trace H_t;
+                                  K >= 2: only H_t for t a multiple of K (and the step
+                                  before) is stored, the others are recomputed in the
+                                  backward pass (one trace-update dispatch each): trace
+                                  memory falls from T+1 to about 2T/K + K slabs, same
+                                  results bit for bit. What dominates a per-sample trace's
+                                  memory at long T ([T+1, B, N, h] floats). */
 } enn_cell_config;
 
 typedef struct enn_optimizer_config {

@@ -88,7 +88,8 @@ enn_status enn_model_save(enn_model *m, const char *path)
             s = enn_buffer_download(m->ctx, m->cell.hs, (uint64_t)m->last_T * enn_cell_row_slab(&m->cell, m->cell.h),
                                     state_h, state_h_floats(m) * 4);
         if (s == ENN_OK)
-            s = enn_buffer_download(m->ctx, m->cell.H, (uint64_t)m->last_T * enn_cell_trace_slab(&m->cell), state_H,
+            s = enn_buffer_download(m->ctx, enn_cell_trace(&m->cell, m->last_T, m->last_T).buf,
+                                    enn_cell_trace(&m->cell, m->last_T, m->last_T).offset, state_H,
                                     state_H_floats(m) * 4);
         tensors[count++] = (enn_st_tensor){.name = "state.h", .dtype = ENN_ST_F32, .rank = 2,
                                            .shape = {m->cell.Bp, m->cell.h}, .data = state_h};
@@ -287,7 +288,8 @@ static enn_status apply_checkpoint(enn_model *m, const checkpoint *c)
         s = enn_buffer_upload(m->ctx, m->cell.hs, (uint64_t)c->state_T * enn_cell_row_slab(&m->cell, m->cell.h),
                               state_h->data, state_h_floats(m) * 4);
     if (s == ENN_OK && state_H)
-        s = enn_buffer_upload(m->ctx, m->cell.H, (uint64_t)c->state_T * enn_cell_trace_slab(&m->cell), state_H->data,
+        s = enn_buffer_upload(m->ctx, (enn_buffer *)enn_cell_trace(&m->cell, c->state_T, c->state_T).buf,
+                              enn_cell_trace(&m->cell, c->state_T, c->state_T).offset, state_H->data,
                               state_H_floats(m) * 4);
     ENN_TRY(s);
     m->step = c->step;

@@ -67,6 +67,7 @@ enn_status enn_model_config_check(const enn_model_config *c)
         REQUIRE(!e->noise || e->noise_std >= 0.0f, "noise_std must not be negative");
         REQUIRE(e->trace_mode <= ENN_TRACE_PER_SAMPLE, "trace_mode %d is unknown", (int)e->trace_mode);
         REQUIRE(e->trace_gradient <= ENN_TRACE_GRADIENT_STOP, "trace_gradient %d is unknown", (int)e->trace_gradient);
+        REQUIRE(e->recompute_interval != 1, "recompute_interval 1 stores every trace twice: use 0 (store all) or >= 2");
     } else {
         REQUIRE(c->layers >= 1 && c->layers <= ENN_MAX_LAYERS, "layers must be 1..%d, not %u", ENN_MAX_LAYERS, c->layers);
         for (uint32_t i = 0; i < c->layers; i++) REQUIRE(c->layer_units[i] > 0, "layer %u has no units", i);

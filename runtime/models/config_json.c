@@ -44,12 +44,14 @@ typedef struct field {
     field_type type;
     size_t offset;                /* into the struct the table describes */
     const char *const *names;     /* F_ENUM */
+    int optional;                 /* may be missing (files written before it existed): 0 */
 } field;
 
-#define U32(s, k, m) {k, F_U32, offsetof(s, m), NULL}
-#define F32(s, k, m) {k, F_F32, offsetof(s, m), NULL}
-#define BOOL(s, k, m) {k, F_BOOL, offsetof(s, m), NULL}
-#define ENUM(s, k, m, n) {k, F_ENUM, offsetof(s, m), n}
+#define U32(s, k, m) {k, F_U32, offsetof(s, m), NULL, 0}
+#define F32(s, k, m) {k, F_F32, offsetof(s, m), NULL, 0}
+#define BOOL(s, k, m) {k, F_BOOL, offsetof(s, m), NULL, 0}
+#define ENUM(s, k, m, n) {k, F_ENUM, offsetof(s, m), n, 0}
+#define U32_OPTIONAL(s, k, m) {k, F_U32, offsetof(s, m), NULL, 1}
 
 static const field cell_fields[] = {
     U32(enn_cell_config, "hidden", hidden),
@@ -64,6 +66,7 @@ static const field cell_fields[] = {
     ENUM(enn_cell_config, "trace_mode", trace_mode, enn_trace_mode_names),
     ENUM(enn_cell_config, "trace_gradient", trace_gradient, enn_trace_gradient_names),
     BOOL(enn_cell_config, "stateful", stateful),
+    U32_OPTIONAL(enn_cell_config, "recompute_interval", recompute_interval),
 };
 
 static const field optimizer_fields[] = {
@@ -170,6 +173,7 @@ static enn_status get_fields(const char *origin, const char *where, json_t *obj,
         const char *key = fields[i].key;
         json_t *v = json_object_get(obj, key);
         void *p = (char *)base + fields[i].offset;
+        if (!v && fields[i].optional) continue;
         if (!v) return BAD("%s: config lacks the key \"%s%s\"", origin, where, key);
         switch (fields[i].type) {
         case F_U32:

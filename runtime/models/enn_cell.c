@@ -37,6 +37,25 @@ enn_view enn_cell_step(const enn_buffer *seq, uint32_t t, uint64_t slab_bytes)
     return enn_view_at(seq, (VkDeviceSize)t * slab_bytes);
 }
 
+/* With recompute interval K, the stored traces are H_0, H_kK-1 and H_kK (k >= 1), in that
+ * order, then H_T in a slab of its own; the others live in a ring of K slabs. */
+static int trace_stored(const enn_cell *c, uint32_t i, uint32_t T)
+{
+    uint32_t K = c->recompute;
+    return !K || i == T || i % K == 0 || (i + 1) % K == 0;
+}
+
+enn_view enn_cell_trace(const enn_cell *c, uint32_t i, uint32_t T)
+{
+    uint64_t str = enn_cell_trace_slab(c);
+    uint32_t K = c->recompute;
+    if (!K) return enn_cell_step(c->H, i, str);
+    if (i == T) return enn_cell_step(c->H, 2 * ((c->T + 1) / K) + 1, str);
+    if (i % K == 0) return enn_cell_step(c->H, 2 * (i / K), str);
+    if ((i + 1) % K == 0) return enn_cell_step(c->H, 2 * ((i + 1) / K) - 1, str);
+    return enn_cell_step(c->H_ring, i % K, str);
+}
+
 static enn_view tensor_view(const enn_layout *l, const enn_buffer *buf, const char *name)
 {
     const enn_tensor_info *t = enn_layout_find(l, name);
@@ -74,6 +93,7 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     c->layer_norm = e->layer_norm;
     c->stop_gradient = e->trace_gradient == ENN_TRACE_GRADIENT_STOP;
     c->seed = cfg->seed;
+    c->recompute = e->recompute_interval;
 
 #define PARAM(field, name) c->field = tensor_view(l, params, name), c->d##field = tensor_view(l, grads, name)
     PARAM(W_z, "W_z"); PARAM(b_z, "b_z"); PARAM(M, "M"); PARAM(W_u, "W_u"); PARAM(b_u, "b_u");
@@ -116,7 +136,12 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     }
     ENN_TRY(alloc(c, &c->a, T * sa));
     ENN_TRY(alloc(c, &c->m, T * sh));
-    ENN_TRY(alloc(c, &c->H, (T + 1) * str));
+    if (c->recompute) {
+        ENN_TRY(alloc(c, &c->H, (2 * ((T + 1) / c->recompute) + 2) * str));
+        ENN_TRY(alloc(c, &c->H_ring, (uint64_t)c->recompute * str));
+    } else {
+        ENN_TRY(alloc(c, &c->H, (T + 1) * str));
+    }
     ENN_TRY(alloc(c, &c->u, T * s3h));
     ENN_TRY(alloc(c, &c->hs, (T + 1) * sh));
     ENN_TRY(alloc(c, &c->dhs, (T + 1) * sh));
@@ -139,7 +164,7 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     enn_recorder *rec;
     ENN_TRY(enn_recorder_create(ctx, &rec));
     enn_status s = enn_recorder_begin(rec);
-    enn_buffer *all[] = {c->x, c->zr, c->layer_norm ? c->z : NULL, c->a, c->m, c->H, c->u, c->hs, c->dhs,
+    enn_buffer *all[] = {c->x, c->zr, c->layer_norm ? c->z : NULL, c->a, c->m, c->H, c->H_ring, c->u, c->hs, c->dhs,
                          c->layer_norm ? c->hp : NULL, c->dhp, c->du, c->dz, c->layer_norm ? c->dzr : NULL,
                          c->dm, c->dx, c->dH[0], c->dH[1]};
     for (size_t i = 0; i < sizeof all / sizeof *all && s == ENN_OK; i++)
@@ -156,7 +181,7 @@ void enn_cell_destroy(enn_cell *c)
                          c->ln1_mean, c->ln1_rstd, c->ln2_mean, c->ln2_rstd, c->a, c->m, c->H, c->u,
                          c->layer_norm ? c->hp : NULL, c->hs, c->dhs, c->dhp, c->du, c->dz,
                          c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->dH[0], c->dH[1], c->dE,
-                         c->attention_ws, c->noise_buf};
+                         c->attention_ws, c->noise_buf, c->H_ring};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(c->ctx, all[i]);
     memset(c, 0, sizeof *c);
@@ -234,8 +259,8 @@ enn_status enn_cell_forward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_t
     for (uint32_t t = 0; t < T; t++) {
         enn_hebbian_params hp = hebbian_params(c, step, t);
         ENN_TRY(enn_memory_step_forward(rec, ms, enn_cell_step(c->a, t, sa), enn_cell_step(c->m, t, sh),
-                                        enn_cell_step(c->H, t + 1, str), enn_cell_step(c->z, t, sh), c->M,
-                                        enn_cell_step(c->H, t, str), c->alpha, c->tau_e, &hp));
+                                        enn_cell_trace(c, t + 1, T), enn_cell_step(c->z, t, sh), c->M,
+                                        enn_cell_trace(c, t, T), c->alpha, c->tau_e, &hp));
     }
 
     /* The [z, m] part of the integrator for all steps: u = z W_u[z] + m W_u[m] + b_u. */
@@ -319,24 +344,37 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
     enn_memory_shape ms = {B, N, h, c->per_sample};
     int exact = !c->stop_gradient, cur = 0;
     if (exact) ENN_TRY(enn_record_fill(rec, c->dH[cur], 0, 0, 0));
-    for (uint32_t t = T; t-- > 0;) {
-        enn_memory_backward_step st = {
-            .z = enn_cell_step(c->z, t, sh), .a = enn_cell_step(c->a, t, sa), .H = enn_cell_step(c->H, t, str),
-            .dm = enn_cell_step(c->dm, t, sh), .M = c->M, .dz = enn_cell_step(c->dz, t, sh),
-            .dM = c->dM, .dE = enn_view_of(c->dE), .workspace = enn_view_of(c->attention_ws),
-            .prev_hebbian = {.eta = c->eta, .clip = c->clip}};
-        if (exact) {
-            st.g = enn_view_of(c->dH[cur]);
-            st.g_prev = enn_view_of(c->dH[1 - cur]);
-            if (t > 0) {
-                st.prev_z = enn_cell_step(c->z, t - 1, sh);
-                st.prev_a = enn_cell_step(c->a, t - 1, sa);
-                st.prev_H = enn_cell_step(c->H, t - 1, str);
-                st.prev_hebbian = hebbian_params(c, step, t - 1);
-            }
-            cur = 1 - cur;
+    /* With recomputation, segment by segment from the last: first the segment's traces
+     * that were not stored, from its stored first one (a trace update per step, bit for
+     * bit the forward pass's), then its steps' backward. */
+    uint32_t seg = c->recompute ? c->recompute : T;
+    for (uint32_t k = (T + seg - 1) / seg; k-- > 0;) {
+        uint32_t s0 = k * seg, s1 = s0 + seg < T ? s0 + seg : T;
+        for (uint32_t i = s0 + 1; i < s1; i++) {
+            if (trace_stored(c, i, T)) continue;
+            enn_hebbian_params hp = hebbian_params(c, step, i - 1);
+            ENN_TRY(enn_hebbian_trace_forward(rec, ms, enn_cell_trace(c, i, T), enn_cell_trace(c, i - 1, T),
+                                              enn_cell_step(c->a, i - 1, sa), enn_cell_step(c->z, i - 1, sh), &hp));
         }
-        ENN_TRY(enn_memory_step_backward(rec, ms, &st, c->alpha, c->tau_e));
+        for (uint32_t t = s1; t-- > s0;) {
+            enn_memory_backward_step st = {
+                .z = enn_cell_step(c->z, t, sh), .a = enn_cell_step(c->a, t, sa), .H = enn_cell_trace(c, t, T),
+                .dm = enn_cell_step(c->dm, t, sh), .M = c->M, .dz = enn_cell_step(c->dz, t, sh),
+                .dM = c->dM, .dE = enn_view_of(c->dE), .workspace = enn_view_of(c->attention_ws),
+                .prev_hebbian = {.eta = c->eta, .clip = c->clip}};
+            if (exact) {
+                st.g = enn_view_of(c->dH[cur]);
+                st.g_prev = enn_view_of(c->dH[1 - cur]);
+                if (t > 0) {
+                    st.prev_z = enn_cell_step(c->z, t - 1, sh);
+                    st.prev_a = enn_cell_step(c->a, t - 1, sa);
+                    st.prev_H = enn_cell_trace(c, t - 1, T);
+                    st.prev_hebbian = hebbian_params(c, step, t - 1);
+                }
+                cur = 1 - cur;
+            }
+            ENN_TRY(enn_memory_step_backward(rec, ms, &st, c->alpha, c->tau_e));
+        }
     }
     /* dH[cur] is now the gradient of H_0; keep it in dH[0]. In stop mode H is a
      * constant input: its gradient is zero. */

@@ -36,6 +36,7 @@ typedef struct enn_cell {
     /* hyper-parameters */
     float eta, alpha, tau_e, noise_std, clip, ln_eps;
     int layer_norm, per_sample, stop_gradient, noise;
+    uint32_t recompute;   /* trace recompute interval K (0: every H_t stored) */
     uint64_t seed;
 
     /* views of the parameters and their gradients in the model's flat buffers */
@@ -54,7 +55,9 @@ typedef struct enn_cell {
     enn_buffer *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd; /* [T, Bp] */
     enn_buffer *a;        /* [T] slabs of [B, N] */
     enn_buffer *m;        /* [T, Bp, h] */
-    enn_buffer *H;        /* [T+1] slabs of [nH, N, h]: H_0 .. H_T */
+    enn_buffer *H;        /* [T+1] slabs of [nH, N, h]: H_0 .. H_T; with recomputation the
+                             stored ones only, and H_ring the others: see enn_cell_trace */
+    enn_buffer *H_ring;   /* [K] slabs, or NULL */
     enn_buffer *u;        /* [T, Bp, 3h] */
     enn_buffer *hp;       /* [T, Bp, h] (hp is hs + one slab when layer norm is off) */
     enn_buffer *hs;       /* [T+1, Bp, h]: h_0 .. h_T */
@@ -85,6 +88,8 @@ uint32_t enn_cell_padded_batch(uint32_t B, uint32_t h);
 enn_view enn_cell_step(const enn_buffer *seq, uint32_t t, uint64_t slab_bytes);
 uint64_t enn_cell_row_slab(const enn_cell *cell, uint32_t width); /* Bp * width floats, rounded */
 uint64_t enn_cell_trace_slab(const enn_cell *cell);              /* nH * N * h floats, rounded */
+/* Where the trace H_i of a T-step pass lives (H_0 and H_T always stored). */
+enn_view enn_cell_trace(const enn_cell *cell, uint32_t i, uint32_t T);
 
 /* Forward over T steps of a batch of B (<= the sizes at creation). Reads x, hs slab 0
  * (h_0) and H slab 0 (H_0); `step` picks the noise stream (Philox, seed and step) when

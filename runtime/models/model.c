@@ -210,7 +210,10 @@ static enn_status record_initial_state(enn_model *m, uint32_t B, int training, c
         /* A given h0 / H0 (enn grad on a stateful checkpoint) wins over the carried one. */
         /* last_T == 0: the state was written into slab 0 (enn_model_write "state.*"). */
         if (m->last_T && !(in && in->h0)) ENN_TRY(enn_record_copy(rec, c->hs, (uint64_t)m->last_T * sh, c->hs, 0, sh));
-        if (m->last_T && !(in && in->H0)) ENN_TRY(enn_record_copy(rec, c->H, (uint64_t)m->last_T * str, c->H, 0, str));
+        if (m->last_T && !(in && in->H0)) {
+            enn_view last = enn_cell_trace(c, m->last_T, m->last_T);
+            ENN_TRY(enn_record_copy(rec, last.buf, last.offset, c->H, 0, str));
+        }
         return ENN_OK;
     }
     if (!(in && in->h0)) {
@@ -411,8 +414,9 @@ static enn_status carried_state(enn_model *m, const char *name, size_t count, en
         *offset = slab * enn_cell_row_slab(c, c->h);
     } else {
         n = (size_t)(c->per_sample ? m->config.max_batch : 1) * c->N * c->h;
-        *buf = c->H;
-        *offset = slab * enn_cell_trace_slab(c);
+        enn_view v = enn_cell_trace(c, slab, slab);  /* H_0 or the last pass's H_T */
+        *buf = (enn_buffer *)v.buf;
+        *offset = v.offset;
     }
     ENN_TRY(expect_count(name, n, count));
     *bytes = n * 4;
@@ -470,7 +474,8 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
     }
     if (!strcmp(name, "out.H_T")) {
         ENN_TRY(expect_count(name, trace, count));
-        return enn_buffer_download(m->ctx, c->H, T * str, dst, trace * 4);
+        enn_view last = enn_cell_trace(c, T, T);
+        return enn_buffer_download(m->ctx, last.buf, last.offset, dst, trace * 4);
     }
     if (!strcmp(name, "grad.input.h0")) {
         ENN_TRY(expect_count(name, (size_t)B * h, count));

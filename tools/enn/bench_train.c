@@ -67,6 +67,7 @@ typedef struct train_options {
     int config_on[CONFIG_COUNT], model_on[MODEL_COUNT];
     uint32_t steps, warmup;
     uint32_t batch, seq;       /* 0: the configuration's */
+    uint32_t recompute;        /* the ENN's trace recompute interval (0: store all) */
     int profile, all;
 } train_options;
 
@@ -221,6 +222,7 @@ static int bench_one(enn_context *ctx, const train_config *c, const train_model 
     uint32_t B = o->batch ? o->batch : 128, T = o->seq ? o->seq : c->T;
     enn_model_config mc;
     model_config(c, tm, B, T, &mc);
+    if (tm->kind == ENN_MODEL_ENN) mc.cell.recompute_interval = o->recompute;
     uint64_t params = 0;
     if (enn_model_parameter_count(&mc, &params, NULL) != ENN_OK) params = 0;
 
@@ -314,6 +316,8 @@ static void usage(void)
            "  --steps N             timed steps per model (default 5)\n"
            "  --warmup N            untimed steps first (default 1)\n"
            "  --batch B, --seq T    override the batch size (128) and sequence length\n"
+           "  --recompute K         ENN: store the trace every K steps and recompute the others in\n"
+           "                        the backward pass (compare ms/step and peak MiB with K = 0)\n"
            "  --profile             then run N more steps with timestamp queries and print the GPU\n"
            "                        time of every kernel by name, per step\n"
            "  --all                 on CPU devices (lavapipe), also the slow combinations\n\n"
@@ -371,6 +375,7 @@ int cmd_bench_train(int argc, char **argv)
         else if (val && !strcmp(arg, "--warmup")) { o.warmup = (uint32_t)atoi(val); i++; }
         else if (val && !strcmp(arg, "--batch")) { o.batch = (uint32_t)atoi(val); i++; }
         else if (val && !strcmp(arg, "--seq")) { o.seq = (uint32_t)atoi(val); i++; }
+        else if (val && !strcmp(arg, "--recompute")) { o.recompute = (uint32_t)atoi(val); i++; }
         else { fprintf(stderr, "enn bench train: unknown option '%s' (see --help)\n", arg); return 2; }
         if (bad) { fprintf(stderr, "enn bench train: no configuration or model '%s' (see --help)\n", bad); return 2; }
     }

@@ -44,6 +44,8 @@ static const model_option options[] = {
     {"--trace-mode", O_ENUM, AT(cell.trace_mode), enn_trace_mode_names, "shared | per-sample (shared)"},
     {"--trace-gradient", O_ENUM, AT(cell.trace_gradient), enn_trace_gradient_names, "exact | stop (exact)"},
     {"--stateful", O_SWITCH, AT(cell.stateful), NULL, "carry h and H across batches: on | off (off)"},
+    {"--recompute", O_U32, AT(cell.recompute_interval), NULL,
+     "store the trace every K steps, recompute the rest in the backward pass (0: store all)"},
     {"--outputs", O_U32, AT(outputs), NULL, "classes, regression outputs or vocabulary size"},
     {"--pooling", O_ENUM, AT(pooling), enn_pooling_names, "classifier: attention | last (attention)"},
     {"--dropout", O_F32, AT(dropout), NULL, "classifier: rate before the dense layer (0.3)"},

@@ -77,6 +77,8 @@ void train_options_usage(FILE *f, int for_eval)
             "  --eta E --alpha A --tau T --lambda L   Hebbian rate 0.05, trace scale 0.5,\n"
             "                              temperature 1.5, sparsity 0.1\n"
             "  --no-layer-norm --no-noise --noise-std S --stateful\n"
+            "  --recompute K      store the trace every K steps and recompute the rest in the\n"
+            "                     backward pass (less memory at long T; 0: store all)\n"
             "  --trace shared|per-sample   --trace-gradient exact|stop\n"
             "  --pooling attention|last    --dropout P (0.3)\n"
             "  --lm-input embedding|float  --embedding-dim D (128)\n"
@@ -284,6 +286,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
     if (FLAG("--no-noise")) SWITCH(m->noise = 0);
     if (FLAG("--stateful")) SWITCH(m->stateful = 1);
+    if (FLAG("--recompute")) VALUE(parse_u32(f, v, 0, 1u << 20, &m->recompute));
     if (FLAG("--trace") || FLAG("--trace-mode")) {
         static const char *const names[] = {"shared", "per-sample"};
         VALUE(parse_choice(f, v, names, 2, &m->trace_mode));
@@ -447,6 +450,7 @@ void train_options_model_config(const train_options *o, enn_head_kind head, uint
     if (m->trace_mode >= 0) c->cell.trace_mode = (enn_trace_mode)m->trace_mode;
     if (m->trace_gradient >= 0) c->cell.trace_gradient = (enn_trace_gradient)m->trace_gradient;
     if (m->stateful >= 0) c->cell.stateful = m->stateful;
+    c->cell.recompute_interval = m->recompute;
     if (o->paper) {
         /* The reference package: last-state pooling, the token id as a float feature. */
         c->pooling = ENN_POOL_LAST;

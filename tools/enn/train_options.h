@@ -37,6 +37,7 @@ typedef struct model_flags {
     uint32_t layers, units[ENN_MAX_LAYERS];
     float eta, alpha, tau, lambda, noise_std, dropout, weight_decay;
     int layer_norm, noise, trace_mode, trace_gradient, stateful, pooling, lm_input;
+    uint32_t recompute;  /* trace recompute interval (0: store every step) */
 } model_flags;
 
 typedef struct train_options {
