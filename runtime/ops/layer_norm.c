@@ -68,14 +68,31 @@ enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgai
                          enn_bind(dx, bx, beta_dx != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
     ENN_TRY(enn_record_dispatch(rec, pi, bi, 6, &push, enn_ops_row_groups(rec, rows), 1, 1, "layer_norm_backward_input"));
     if (!params) return ENN_OK;
+    return enn_layer_norm_backward_params(rec, dgain, dbias, dy, x, mean, rstd, rows, cols, beta_params);
+}
+
+enn_status enn_layer_norm_backward_params(enn_recorder *rec, enn_view dgain, enn_view dbias, enn_view dy, enn_view x,
+                                          enn_view mean, enn_view rstd, uint32_t rows, uint32_t cols, float beta)
+{
+    const char *op = "layer_norm_backward_params";
+    ENN_TRY(check_shape(op, rows, cols));
+    uint64_t bx = (uint64_t)rows * cols * 4, bc = (uint64_t)cols * 4, br = (uint64_t)rows * 4;
+    ENN_TRY(enn_ops_check_view(op, "dy", dy, bx));
+    ENN_TRY(enn_ops_check_view(op, "x", x, bx));
+    ENN_TRY(enn_ops_check_view(op, "mean", mean, br));
+    ENN_TRY(enn_ops_check_view(op, "rstd", rstd, br));
+    ENN_TRY(enn_ops_check_view(op, "dgain", dgain, bc));
+    ENN_TRY(enn_ops_check_view(op, "dbias", dbias, bc));
+    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
     const enn_pipeline *pp;
     ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 1, &pp));
-    enn_access pa = beta_params != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
+    layer_norm_push push = {rows, cols, 0, 0, beta};
+    enn_access pa = beta != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
     enn_binding bp[6] = {enn_bind(x, bx, ENN_ACCESS_READ),     enn_bind(dy, bx, ENN_ACCESS_READ),
                          enn_bind(mean, br, ENN_ACCESS_READ),  enn_bind(rstd, br, ENN_ACCESS_READ),
                          enn_bind(dgain, bc, pa), enn_bind(dbias, bc, pa)};
     uint32_t gx = 1, gy = 1;
     ENN_TRY(enn_ops_grid(rec, cols, LAYER_NORM_LOCAL, &gx, &gy));
     if (gy != 1) return enn_error(ENN_ERROR_SHAPE, "%s: %u columns are too many for one grid row", op, cols);
-    return enn_record_dispatch(rec, pp, bp, 6, &push, gx, 1, 1, "layer_norm_backward_params");
+    return enn_record_dispatch(rec, pp, bp, 6, &push, gx, 1, 1, op);
 }

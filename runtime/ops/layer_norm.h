@@ -18,4 +18,12 @@ enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgai
                                    enn_view x, enn_view gain, enn_view mean, enn_view rstd, uint32_t rows,
                                    uint32_t cols, float beta_dx, float beta_params);
 
+/* The parameter gradients alone, one dispatch: dgain[c] = beta dgain[c] + sum_rows dy xhat,
+ * dbias[c] = beta dbias[c] + sum_rows dy, xhat = (x - mean) rstd; dy, x [rows,cols], mean,
+ * rstd [rows] as the forward pass saved them; beta 0 or 1. For a layer norm applied step by
+ * step (enn_recurrence): all T * Bp rows at once, padding rows with dy = 0 (and finite x,
+ * mean, rstd) adding nothing. */
+enn_status enn_layer_norm_backward_params(enn_recorder *rec, enn_view dgain, enn_view dbias, enn_view dy, enn_view x,
+                                          enn_view mean, enn_view rstd, uint32_t rows, uint32_t cols, float beta);
+
 #endif
