@@ -40,6 +40,7 @@ int bench_hebbian_trace(enn_context *ctx, const bench_options *o);
 int bench_memory_step(enn_context *ctx, const bench_options *o);
 int bench_effective_memory(enn_context *ctx, const bench_options *o);
 int bench_layer_norm(enn_context *ctx, const bench_options *o);
+int bench_recurrence(enn_context *ctx, const bench_options *o);
 int bench_xent(enn_context *ctx, const bench_options *o);
 int bench_embedding(enn_context *ctx, const bench_options *o);
 int bench_elementwise(enn_context *ctx, const bench_options *o);

@@ -324,3 +324,61 @@ void cpu_attention_pooling_backward(uint32_t T, uint32_t B, uint32_t h, const fl
         }
     }
 }
+
+void cpu_recurrence_forward(uint32_t T, uint32_t B, uint32_t h, const float *W_uh, const float *W_o, const float *b_o,
+                            const float *gain, const float *bias, float eps, float *u, float *hs, float *hp,
+                            float *mean, float *rstd)
+{
+    size_t w = 3 * (size_t)h, R = (size_t)B;
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < R; b++) {
+            float *ut = u + (t * R + b) * w, *pt = hp + (t * R + b) * h;
+            const float *ht = hs + (t * R + b) * h;
+            for (size_t j = 0; j < w; j++) {
+                float s = ut[j];
+                for (size_t k = 0; k < h; k++) s += ht[k] * W_uh[k * w + j];
+                ut[j] = s > 0 ? s : 0;
+            }
+            for (size_t j = 0; j < h; j++) {
+                float s = b_o[j];
+                for (size_t k = 0; k < w; k++) s += ut[k] * W_o[k * h + j];
+                pt[j] = s > 0 ? s : 0;
+            }
+        }
+        cpu_layer_norm_forward(B, h, hp + t * R * h, gain, bias, eps, hs + (t + 1) * R * h, mean + t * R,
+                               rstd + t * R);
+    }
+}
+
+void cpu_recurrence_backward(uint32_t T, uint32_t B, uint32_t h, const float *W_uh, const float *W_o,
+                             const float *gain, const float *u, const float *hp, const float *mean, const float *rstd,
+                             float *dhs, float *dhp, float *du)
+{
+    size_t w = 3 * (size_t)h, R = (size_t)B;
+    for (size_t t = T; t-- > 0;)
+        for (size_t b = 0; b < R; b++) {
+            const float *g = dhs + ((t + 1) * R + b) * h, *x = hp + (t * R + b) * h, *ut = u + (t * R + b) * w;
+            float *dp = dhp + (t * R + b) * h, *dut = du + (t * R + b) * w, *dh = dhs + (t * R + b) * h;
+            float mu = mean[t * R + b], rs = rstd[t * R + b], s1 = 0, s2 = 0;
+            for (size_t j = 0; j < h; j++) {
+                s1 += g[j] * gain[j];
+                s2 += g[j] * gain[j] * (x[j] - mu) * rs;
+            }
+            s1 /= h;
+            s2 /= h;
+            for (size_t j = 0; j < h; j++) {
+                float v = rs * (g[j] * gain[j] - s1 - (x[j] - mu) * rs * s2);
+                dp[j] = x[j] > 0 ? v : 0;
+            }
+            for (size_t k = 0; k < w; k++) {
+                float s = 0;
+                for (size_t j = 0; j < h; j++) s += dp[j] * W_o[k * h + j];
+                dut[k] = ut[k] > 0 ? s : 0;
+            }
+            for (size_t j = 0; j < h; j++) {
+                float s = 0;
+                for (size_t k = 0; k < w; k++) s += dut[k] * W_uh[j * w + k];
+                dh[j] += s;
+            }
+        }
+}

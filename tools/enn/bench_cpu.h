@@ -60,4 +60,15 @@ void cpu_attention_pooling_backward(uint32_t T, uint32_t B, uint32_t h, const fl
                                     const float *s, const float *p, const float *dctx, float *dhs, float *dw,
                                     float *scratch);
 
+/* The ENN cell's h-dependent recurrence with layer norm (runtime/ops/recurrence.h), dense
+ * [T,B,w] steps: u [T,B,3h] in/out, hs [T+1,B,h] (slab 0 in), hp [T,B,h], mean, rstd [T,B]. */
+void cpu_recurrence_forward(uint32_t T, uint32_t B, uint32_t h, const float *W_uh, const float *W_o, const float *b_o,
+                            const float *gain, const float *bias, float eps, float *u, float *hs, float *hp,
+                            float *mean, float *rstd);
+/* dhs [T+1,B,h] in/out (slabs 1..T: the head's gradients; every slab gets the recurrent
+ * part added), dhp [T,B,h], du [T,B,3h] out. */
+void cpu_recurrence_backward(uint32_t T, uint32_t B, uint32_t h, const float *W_uh, const float *W_o,
+                             const float *gain, const float *u, const float *hp, const float *mean, const float *rstd,
+                             float *dhs, float *dhp, float *du);
+
 #endif

@@ -234,6 +234,7 @@ static const struct {
     {"memory_step", bench_memory_step},
     {"effective_memory", bench_effective_memory},
     {"layer_norm", bench_layer_norm},
+    {"recurrence", bench_recurrence},
     {"softmax_xent", bench_xent},
     {"embedding", bench_embedding},
     {"elementwise", bench_elementwise},
