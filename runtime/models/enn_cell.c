@@ -11,6 +11,7 @@
 #include "ops/hebbian_trace.h"
 #include "ops/layer_norm.h"
 #include "ops/memory_step.h"
+#include "ops/recurrence.h"
 #include "ops/reduce.h"
 
 #define TRACE_CLIP 0.1f
@@ -130,8 +131,8 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
         ENN_TRY(alloc(c, &c->z, T * sh));
         ENN_TRY(alloc(c, &c->ln1_mean, T * srow));
         ENN_TRY(alloc(c, &c->ln1_rstd, T * srow));
-        ENN_TRY(alloc(c, &c->ln2_mean, T * srow));
-        ENN_TRY(alloc(c, &c->ln2_rstd, T * srow));
+        ENN_TRY(alloc(c, &c->ln2_mean, (uint64_t)T * c->Bp * 4)); /* contiguous: see enn_recurrence_forward */
+        ENN_TRY(alloc(c, &c->ln2_rstd, (uint64_t)T * c->Bp * 4));
         ENN_TRY(alloc(c, &c->hp, T * sh));
     }
     ENN_TRY(alloc(c, &c->a, T * sa));
@@ -166,7 +167,7 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     enn_status s = enn_recorder_begin(rec);
     enn_buffer *all[] = {c->x, c->zr, c->layer_norm ? c->z : NULL, c->a, c->m, c->H, c->H_ring, c->u, c->hs, c->dhs,
                          c->layer_norm ? c->hp : NULL, c->dhp, c->du, c->dz, c->layer_norm ? c->dzr : NULL,
-                         c->dm, c->dx, c->dH[0], c->dH[1]};
+                         c->dm, c->dx, c->dH[0], c->dH[1], c->ln2_mean, c->ln2_rstd};
     for (size_t i = 0; i < sizeof all / sizeof *all && s == ENN_OK; i++)
         if (all[i]) s = enn_record_fill(rec, all[i], 0, 0, 0);
     if (s == ENN_OK) s = enn_recorder_run(rec);
@@ -209,6 +210,20 @@ static enn_status gemm(enn_recorder *rec, const char *name, enn_view c_out, enn_
 
 static const enn_view NO_VIEW = {0};
 
+static enn_view view_or_none(const enn_buffer *b) { return b ? enn_view_of(b) : NO_VIEW; }
+
+/* A sequence buffer for the recurrence op: step t at t * slab bytes (none: NULL). */
+static enn_recurrence_seq seq(const enn_buffer *b, uint64_t slab)
+{
+    return (enn_recurrence_seq){view_or_none(b), b ? slab : 0};
+}
+
+static enn_recurrence_shape recurrence_shape(const enn_cell *c, uint32_t T, uint32_t B)
+{
+    return (enn_recurrence_shape){.T = T, .B = B, .Bp = c->Bp, .h = c->h, .layer_norm = c->layer_norm,
+                                  .eps = c->ln_eps};
+}
+
 static enn_hebbian_params hebbian_params(const enn_cell *c, uint64_t step, uint32_t t)
 {
     enn_hebbian_params p = {.eta = c->eta, .clip = c->clip};
@@ -243,8 +258,8 @@ enn_status enn_cell_forward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_t
 {
     ENN_TRY(check_sizes(c, "enn_cell_forward", T, B));
     const uint32_t h = c->h, N = c->N, R = T * c->Bp;
-    const uint64_t sh = enn_cell_row_slab(c, h), s3h = enn_cell_row_slab(c, 3 * h), str = enn_cell_trace_slab(c);
-    const uint64_t sa = enn_view_round((uint64_t)c->Bp * N * 4), srow = enn_view_round((uint64_t)c->Bp * 4);
+    const uint64_t sh = enn_cell_row_slab(c, h), s3h = enn_cell_row_slab(c, 3 * h);
+    const uint64_t sa = enn_view_round((uint64_t)c->Bp * N * 4);
     ENN_TRY(stage_W_u(c, rec));
 
     /* zr = ReLU(x W_z + b_z), z = LayerNorm1(zr): all steps at once. */
@@ -269,18 +284,12 @@ enn_status enn_cell_forward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_t
     ENN_TRY(gemm(rec, "enn.integrate_zm", enn_view_of(c->u), enn_view_of(c->m), 0, c->W_u_block[1], 0, R, 3 * h, h,
                  1.0f, NO_VIEW, ENN_ACT_NONE));
 
-    /* Only the h-dependent part is sequential. */
-    for (uint32_t t = 0; t < T; t++) {
-        enn_view u_t = enn_cell_step(c->u, t, s3h), h_t = enn_cell_step(c->hs, t, sh);
-        enn_view h_next = enn_cell_step(c->hs, t + 1, sh);
-        enn_view hp_t = c->layer_norm ? enn_cell_step(c->hp, t, sh) : h_next;
-        ENN_TRY(gemm(rec, "enn.recurrent", u_t, h_t, 0, c->W_u_block[2], 0, B, 3 * h, h, 1.0f, NO_VIEW, ENN_ACT_RELU));
-        ENN_TRY(gemm(rec, "enn.output", hp_t, u_t, 0, c->W_o, 0, B, h, 3 * h, 0.0f, c->b_o, ENN_ACT_RELU));
-        if (c->layer_norm)
-            ENN_TRY(enn_layer_norm_forward(rec, h_next, enn_cell_step(c->ln2_mean, t, srow),
-                                           enn_cell_step(c->ln2_rstd, t, srow), hp_t, c->ln2_gain, c->ln2_bias, B, h,
-                                           c->ln_eps));
-    }
+    /* Only the h-dependent part is sequential: rows are independent in it, so one
+     * dispatch carries every row through all steps (enn_recurrence_forward). */
+    enn_recurrence_shape rs = recurrence_shape(c, T, B);
+    ENN_TRY(enn_recurrence_forward(rec, &rs, seq(c->u, s3h), seq(c->hs, sh), seq(c->layer_norm ? c->hp : NULL, sh),
+                                   view_or_none(c->ln2_mean), view_or_none(c->ln2_rstd), c->W_u_block[2], c->W_o,
+                                   c->b_o, c->ln2_gain, c->ln2_bias));
     return ENN_OK;
 }
 
@@ -289,7 +298,7 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
     ENN_TRY(check_sizes(c, "enn_cell_backward", T, B));
     const uint32_t h = c->h, N = c->N, R = T * c->Bp;
     const uint64_t sh = enn_cell_row_slab(c, h), s3h = enn_cell_row_slab(c, 3 * h), str = enn_cell_trace_slab(c);
-    const uint64_t sa = enn_view_round((uint64_t)c->Bp * N * 4), srow = enn_view_round((uint64_t)c->Bp * 4);
+    const uint64_t sa = enn_view_round((uint64_t)c->Bp * N * 4);
 
     /* Rows the loop below does not write must hold zero gradient (a smaller batch than
      * the last one leaves stale rows otherwise). */
@@ -297,25 +306,17 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
     ENN_TRY(enn_record_fill(rec, c->du, 0, 0, 0));
     ENN_TRY(enn_record_fill(rec, c->dhs, 0, sh, 0));
 
-    /* Reverse loop over the h-dependent part. */
-    for (uint32_t t = T; t-- > 0;) {
-        enn_view g = enn_cell_step(c->dhs, t + 1, sh), dhp_t = enn_cell_step(c->dhp, t, sh);
-        enn_view u_t = enn_cell_step(c->u, t, s3h), du_t = enn_cell_step(c->du, t, s3h);
-        if (c->layer_norm) {
-            enn_view hp_t = enn_cell_step(c->hp, t, sh);
-            ENN_TRY(enn_layer_norm_backward(rec, dhp_t, c->dln2_gain, c->dln2_bias, g, hp_t, c->ln2_gain,
-                                            enn_cell_step(c->ln2_mean, t, srow), enn_cell_step(c->ln2_rstd, t, srow),
-                                            B, h, 0.0f, 1.0f));
-            ENN_TRY(enn_activation_backward(rec, ENN_ACT_RELU, (uint64_t)B * h, hp_t, dhp_t, 0.0f, dhp_t));
-        } else {
-            ENN_TRY(enn_activation_backward(rec, ENN_ACT_RELU, (uint64_t)B * h, enn_cell_step(c->hs, t + 1, sh), g,
-                                            0.0f, dhp_t));
-        }
-        ENN_TRY(gemm(rec, "enn.output_backward", du_t, dhp_t, 0, c->W_o, 1, B, 3 * h, h, 0.0f, NO_VIEW, ENN_ACT_NONE));
-        ENN_TRY(enn_activation_backward(rec, ENN_ACT_RELU, (uint64_t)B * 3 * h, u_t, du_t, 0.0f, du_t));
-        ENN_TRY(gemm(rec, "enn.recurrent_backward", enn_cell_step(c->dhs, t, sh), du_t, 0, c->W_u_block[2], 1, B, h,
-                     3 * h, 1.0f, NO_VIEW, ENN_ACT_NONE));
-    }
+    /* The h-dependent part in reverse, one dispatch; then layer norm 2's parameter
+     * gradients over all steps' rows at once (padding rows carry zero gradient). */
+    enn_recurrence_shape rs = recurrence_shape(c, T, B);
+    ENN_TRY(enn_recurrence_backward(rec, &rs, seq(c->dhs, sh), seq(c->dhp, sh), seq(c->du, s3h), seq(c->u, s3h),
+                                    seq(c->layer_norm ? NULL : c->hs, sh), seq(c->layer_norm ? c->hp : NULL, sh),
+                                    view_or_none(c->ln2_mean), view_or_none(c->ln2_rstd), c->W_u_block[2], c->W_o,
+                                    c->ln2_gain));
+    if (c->layer_norm)
+        ENN_TRY(enn_layer_norm_backward_params(rec, c->dln2_gain, c->dln2_bias, enn_cell_step(c->dhs, 1, sh),
+                                               enn_view_of(c->hp), enn_view_of(c->ln2_mean),
+                                               enn_view_of(c->ln2_rstd), R, h, 1.0f));
 
     /* Weight gradients of the loop, each one GEMM over all steps. */
     ENN_TRY(gemm(rec, "enn.dW_o", c->dW_o, enn_view_of(c->u), 1, enn_view_of(c->dhp), 0, 3 * h, h, R, 1.0f, NO_VIEW,

@@ -466,7 +466,6 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
     if (m->baseline) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the baseline model has no tensor named \"%s\"", name);
     enn_cell *c = &m->cell;
     uint32_t h = c->h, N = c->N;
-    uint64_t str = enn_cell_trace_slab(c);
     size_t trace = (size_t)trace_copies(m, B) * N * h;
     if (!strcmp(name, "out.a")) {
         ENN_TRY(expect_count(name, (size_t)T * B * N, count));
