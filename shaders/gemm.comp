@@ -22,7 +22,10 @@
 // write nothing.
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_f16 -DTILED=1 -DSTORAGE_F16=1
-//! variant gemm_coopmat -DCOOPMAT=1
+//! variant gemm_coopmat_t44 -DCOOPMAT=1 -DTM=4 -DTN=4
+//! variant gemm_coopmat_t42 -DCOOPMAT=1 -DTM=4 -DTN=2
+//! variant gemm_coopmat_t24 -DCOOPMAT=1 -DTM=2 -DTN=4
+//! variant gemm_coopmat_t22 -DCOOPMAT=1 -DTM=2 -DTN=2
 #extension GL_GOOGLE_include_directive : require
 
 #if defined(STORAGE_F16) || defined(COOPMAT)

@@ -81,14 +81,21 @@ static int coopmat_config(const enn_capabilities *caps, const enn_coopmat_shape 
     uint32_t sg = caps->subgroup_size, sg_m = t[0], sg_n = t[1], tiles_m = t[2], tiles_n = t[3], bk = t[4];
     /* Staged rows are whole 16-byte chunks and every step a whole number of products. */
     if (bk % shape->k || bk % 8 || shape->m % 8 || shape->n % 8) return 0;
+    /* The accumulator grid is compiled in: one shader variant per TM x TN (gemm.comp). */
+    static const char *const names[5][5] = {[2] = {[2] = "gemm_coopmat_t22", [4] = "gemm_coopmat_t24"},
+                                            [4] = {[2] = "gemm_coopmat_t42", [4] = "gemm_coopmat_t44"}};
+    if (tiles_m > 4 || tiles_n > 4 || !names[tiles_m][tiles_n]) return 0;
     uint32_t threads = sg * sg_m * sg_n;
     if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
-    cfg->shader = "gemm_coopmat";
-    uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, tiles_m, tiles_n, bk};
+    cfg->shader = names[tiles_m][tiles_n];
+    uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, bk};
     memcpy(cfg->spec, s, sizeof s);
-    cfg->spec_count = 14;
+    cfg->spec_count = 12;
     cfg->tile_m = sg_m * tiles_m * shape->m;
     cfg->tile_n = sg_n * tiles_n * shape->n;
+    /* Each invocation holds at most 4 16-byte chunks of each tile (named registers in
+     * the shader); with either layout a tile has tile_m * bk / 8 (or tile_n * bk / 8). */
+    if (cfg->tile_m * bk / 8 > 4 * threads || cfg->tile_n * bk / 8 > 4 * threads) return 0;
     /* Two stages; the epilogue's per-subgroup fp32 scratch reuses them and must fit too. */
     cfg->shared_bytes = 2 * coopmat_stage_bytes(cfg->tile_m, cfg->tile_n, bk);
     uint32_t scratch = sg_m * sg_n * shape->m * shape->n * 4;
@@ -143,6 +150,7 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
          * workgroup and shared memory the device allows. ENN_GEMM_COOPMAT_TILES=sg_m,sg_n,
          * tiles_m,tiles_n,bk replaces the list, for tuning runs. */
         static const uint32_t shapes[][5] = {{2, 2, 4, 4, 32}, {2, 2, 2, 4, 32}, {2, 2, 2, 2, 32}, {1, 1, 2, 2, 32}};
+        /* tiles_m and tiles_n must be 2 or 4 (the compiled variants). */
         uint32_t list[sizeof shapes / sizeof shapes[0]][5], count = sizeof shapes / sizeof shapes[0];
         memcpy(list, shapes, sizeof shapes);
         const char *tune = getenv("ENN_GEMM_COOPMAT_TILES");
