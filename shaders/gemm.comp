@@ -15,13 +15,17 @@
 //   gemm_tiled    shared-memory tiles (BM x BK of A, BK x BN of B) staged by the whole
 //                 workgroup, then register-blocked TM x TN per invocation. For GPUs.
 //   gemm_f16      gemm_tiled with A and B stored as float16 (accumulation stays fp32).
-//   gemm_coopmat  fp16 A and B staged in shared memory, multiplied by NV cooperative
-//                 matrices (tensor cores) into fp32 accumulators.
+//   gemm_coopmat  fp16 A and B staged in shared memory (two stages, 16-byte loads),
+//                 multiplied by NV cooperative matrices (tensor cores) into fp32
+//                 accumulators (gemm_coopmat.glsl).
 // Every variant handles any M, N, K: tiles that overhang the matrix read zeros and
 // write nothing.
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_f16 -DTILED=1 -DSTORAGE_F16=1
-//! variant gemm_coopmat -DCOOPMAT=1
+//! variant gemm_coopmat_t44 -DCOOPMAT=1 -DTM=4 -DTN=4
+//! variant gemm_coopmat_t42 -DCOOPMAT=1 -DTM=4 -DTN=2
+//! variant gemm_coopmat_t24 -DCOOPMAT=1 -DTM=2 -DTN=4
+//! variant gemm_coopmat_t22 -DCOOPMAT=1 -DTM=2 -DTN=2
 #extension GL_GOOGLE_include_directive : require
 
 #if defined(STORAGE_F16) || defined(COOPMAT)
@@ -35,6 +39,7 @@
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_control_flow_attributes : require
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
@@ -345,75 +350,5 @@ void main()
 
 #ifdef COOPMAT
 // ---------------------------------------------------------------- cooperative matrices
-// A workgroup of SG_COUNT subgroups (SG_SIZE invocations each, laid out along x)
-// computes a BM x BN tile; subgroup s owns rows (s / SG_N) * WM .. + WM and columns
-// (s % SG_N) * WN .. + WN, as (WM / CM) x (WN / CN) accumulators of the device's
-// CM x CN x CK shape. Per BK step the workgroup stages fp16 op(A) [BM][BK] and op(B)
-// [BK][BN] in shared memory (zeros outside; 16-byte loads inside, gemm_stage_f16.glsl),
-// so edges and transposes cost nothing in the multiply loop. Results go through a per-subgroup CM x CN fp32 scratch to the epilogue.
-layout(constant_id = 5) const uint CM = 16;
-layout(constant_id = 6) const uint CN = 16;
-layout(constant_id = 7) const uint CK = 16;
-layout(constant_id = 8) const uint SG_SIZE = 32;
-layout(constant_id = 9) const uint SG_M = 2;   // subgroups along M
-layout(constant_id = 10) const uint SG_N = 2;  // subgroups along N
-layout(constant_id = 11) const uint TILES_M = 2;  // accumulators per subgroup along M
-layout(constant_id = 12) const uint TILES_N = 4;  // and along N
-layout(constant_id = 13) const uint BK = 32;
-const uint WM = TILES_M * CM, WN = TILES_N * CN;
-const uint BM = SG_M * WM, BN = SG_N * WN;
-const uint PAD = 8u;  // skews rows of the staged tiles across shared-memory banks
-const uint LDA_S = BK + PAD, LDB_S = BN + PAD;
-
-shared float16_t tile_a[BM * LDA_S];  // [m][k]
-shared float16_t tile_b[BK * LDB_S];  // [k][n]
-shared float scratch[SG_M * SG_N * CM * CN];
-#define PUT_A(mm, kk, v) tile_a[(mm) * LDA_S + (kk)] = float16_t(v)
-#define PUT_B(kk, nn, v) tile_b[(kk) * LDB_S + (nn)] = float16_t(v)
-#include "gemm_stage_f16.glsl"
-
-void main()
-{
-    uint tile_m, tile_n;
-    if (!tile_coords(tile_m, tile_n)) return;
-    uint batch = pc.batch_base + gl_WorkGroupID.z;
-    uint base_a = batch * pc.stride_a, base_b = batch * pc.stride_b, base_c = batch * pc.stride_c;
-    uint m_tile = tile_m * BM, n_tile = tile_n * BN;
-    uint tid = gl_LocalInvocationIndex, threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y;
-    uint sg = tid / SG_SIZE, lane = tid % SG_SIZE;
-    uint sg_m = sg / SG_N, sg_n = sg % SG_N;
-
-    fcoopmatNV<32, gl_ScopeSubgroup, CM, CN> acc[TILES_M][TILES_N];
-    for (uint i = 0u; i < TILES_M; i++)
-        for (uint j = 0u; j < TILES_N; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, CM, CN>(0.0);
-
-    for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        stage_a(base_a, m_tile, k0, tid, threads);
-        stage_b(base_b, n_tile, k0, tid, threads);
-        barrier();
-        for (uint kk = 0u; kk < BK; kk += CK) {
-            fcoopmatNV<16, gl_ScopeSubgroup, CM, CK> fa[TILES_M];
-            fcoopmatNV<16, gl_ScopeSubgroup, CK, CN> fb;
-            for (uint i = 0u; i < TILES_M; i++)
-                coopMatLoadNV(fa[i], tile_a, (sg_m * WM + i * CM) * LDA_S + kk, LDA_S, false);
-            for (uint j = 0u; j < TILES_N; j++) {
-                coopMatLoadNV(fb, tile_b, kk * LDB_S + sg_n * WN + j * CN, LDB_S, false);
-                for (uint i = 0u; i < TILES_M; i++) acc[i][j] = coopMatMulAddNV(fa[i], fb, acc[i][j]);
-            }
-        }
-        barrier();
-    }
-
-    uint scratch_base = sg * CM * CN;
-    for (uint i = 0u; i < TILES_M; i++)
-        for (uint j = 0u; j < TILES_N; j++) {
-            coopMatStoreNV(acc[i][j], scratch, scratch_base, CN, false);
-            subgroupBarrier();
-            for (uint e = lane; e < CM * CN; e += SG_SIZE) {
-                uint m = m_tile + sg_m * WM + i * CM + e / CN, n = n_tile + sg_n * WN + j * CN + e % CN;
-                if (m < pc.M && n < pc.N) store_c(base_c, m, n, scratch[scratch_base + e]);
-            }
-            subgroupBarrier();
-        }
-}
+#include "gemm_coopmat.glsl"
 #endif

@@ -1,5 +1,5 @@
 // Staging of fp16 op(A) [BM x BK] and op(B) [BK x BN] tiles into shared memory, for the
-// gemm_f16 and gemm_coopmat variants of gemm.comp. The includer defines BM, BN, BK
+// gemm_f16 variant of gemm.comp. The includer defines BM, BN, BK
 // (multiples of 8), TRANS_A, TRANS_B, the buffers a[], b[] and pc, and the stores
 //   PUT_A(mm, kk, value)  and  PUT_B(kk, nn, value)   (value is a float)
 // When the tile lies inside the matrix and the rows are 16-byte aligned (ld and the

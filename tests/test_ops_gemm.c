@@ -202,6 +202,32 @@ Test(gemm, tiled_batched) { batched_for(ENN_GEMM_TILED); }
 Test(gemm, f16_batched) { batched_for(ENN_GEMM_F16); }
 Test(gemm, coopmat_batched) { batched_for(ENN_GEMM_COOPMAT); }
 
+/* Shapes that are whole tiles of every variant, with 16-byte aligned rows: the fast paths
+ * (coopmat: 16-byte staging loads, accumulators stored straight to C with alpha and beta
+ * applied on the matrices) in all four transposes, beside a padded C whose sentinel
+ * must survive. */
+static void interior_for(enn_gemm_variant v)
+{
+    enn_context *ctx = test_context();
+    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
+    }
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    for (int t = 0; t < 4; t++) {
+        gemm_case gc = {256, 256, 96, t & 1, t >> 1, 8, 8, 4, 1, 0, 0.75f, t % 2 ? 0.5f : 0.0f, 0, ENN_ACT_NONE};
+        check_case(ctx, rec, v, &gc, 900 + t);
+    }
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+Test(gemm, reg_interior_tiles) { interior_for(ENN_GEMM_REG); }
+Test(gemm, tiled_interior_tiles) { interior_for(ENN_GEMM_TILED); }
+Test(gemm, f16_interior_tiles) { interior_for(ENN_GEMM_F16); }
+Test(gemm, coopmat_interior_tiles) { interior_for(ENN_GEMM_COOPMAT); }
+
 /* Each dimension at 4096, the others small (a full 4096^3 is a benchmark, not a CI test
  * on lavapipe). The tiled variant is run too, at the sizes its 64-wide tiles waste least. */
 static void large_for(enn_gemm_variant v, int with_long_k)

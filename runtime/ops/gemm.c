@@ -63,6 +63,45 @@ static int subgroup_ballot(const enn_context *ctx)
     return (sp.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sp.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
 }
 
+/* Bytes of one stage of gemm_coopmat.glsl: the fp16 A and B tiles as stored, rows padded
+ * by 8 halves; the larger of the transposed and plain layouts. */
+static uint32_t coopmat_stage_bytes(uint32_t bm, uint32_t bn, uint32_t bk)
+{
+    const uint32_t pad = 8; /* as PAD in the shader */
+    uint32_t a_plain = bm * (bk + pad), a_trans = bk * (bm + pad);
+    uint32_t b_plain = bk * (bn + pad), b_trans = bn * (bk + pad);
+    return 2 * ((a_plain > a_trans ? a_plain : a_trans) + (b_plain > b_trans ? b_plain : b_trans));
+}
+
+/* gemm_coopmat with sg_m x sg_n subgroups of tiles_m x tiles_n accumulators and steps of bk
+ * (t = {sg_m, sg_n, tiles_m, tiles_n, bk}); 0 when the device cannot run that shape. */
+static int coopmat_config(const enn_capabilities *caps, const enn_coopmat_shape *shape, const uint32_t t[5],
+                          gemm_config *cfg)
+{
+    uint32_t sg = caps->subgroup_size, sg_m = t[0], sg_n = t[1], tiles_m = t[2], tiles_n = t[3], bk = t[4];
+    /* Staged rows are whole 16-byte chunks and every step a whole number of products. */
+    if (bk % shape->k || bk % 8 || shape->m % 8 || shape->n % 8) return 0;
+    /* The accumulator grid is compiled in: one shader variant per TM x TN (gemm.comp). */
+    static const char *const names[5][5] = {[2] = {[2] = "gemm_coopmat_t22", [4] = "gemm_coopmat_t24"},
+                                            [4] = {[2] = "gemm_coopmat_t42", [4] = "gemm_coopmat_t44"}};
+    if (tiles_m > 4 || tiles_n > 4 || !names[tiles_m][tiles_n]) return 0;
+    uint32_t threads = sg * sg_m * sg_n;
+    if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
+    cfg->shader = names[tiles_m][tiles_n];
+    uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, bk};
+    memcpy(cfg->spec, s, sizeof s);
+    cfg->spec_count = 12;
+    cfg->tile_m = sg_m * tiles_m * shape->m;
+    cfg->tile_n = sg_n * tiles_n * shape->n;
+    /* Each invocation holds at most 4 16-byte chunks of each tile (named registers in
+     * the shader); with either layout a tile has tile_m * bk / 8 (or tile_n * bk / 8). */
+    if (cfg->tile_m * bk / 8 > 4 * threads || cfg->tile_n * bk / 8 > 4 * threads) return 0;
+    /* Two stages; the epilogue's per-subgroup fp32 scratch reuses them and must fit too. */
+    cfg->shared_bytes = 2 * coopmat_stage_bytes(cfg->tile_m, cfg->tile_n, bk);
+    uint32_t scratch = sg_m * sg_n * shape->m * shape->n * 4;
+    return scratch <= cfg->shared_bytes && cfg->shared_bytes <= caps->max_shared_memory;
+}
+
 /* Fills the tile shape of variant v for this device; 0 when it cannot run there. The
  * transposes and vec4 flags (spec ids 3..6) are filled in per call by the launcher. */
 static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *cfg)
@@ -107,31 +146,27 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
             return 0;
         const enn_coopmat_shape *shape = coopmat_shape(caps);
         if (!shape || !caps->subgroup_size) return 0;
-        /* 2 x 2 subgroups, each 2 x 4 accumulators: a (4 CM) x (8 CN) tile. Untuned:
-         * ENN_GEMM_COOPMAT_TILES=sg_m,sg_n,tiles_m,tiles_n,bk overrides it for tuning
-         * runs on a device that has cooperative matrices. */
-        uint32_t sg = caps->subgroup_size, sg_m = 2, sg_n = 2, tiles_m = 2, tiles_n = 4;
-        uint32_t bk = shape->k >= 32 ? shape->k : 32 / shape->k * shape->k;
+        /* Tile shapes {sg_m, sg_n, tiles_m, tiles_n, bk}, best first: the first whose
+         * workgroup and shared memory the device allows. On an H100 (BENCHMARKS.md) 2 x 4
+         * subgroups of 4 x 2 accumulators (128 x 128 tiles, 256 invocations, 40 KiB of
+         * shared memory) measured best at 4096^3: 149 TFLOP/s against 108 for 2 x 2
+         * subgroups of 4 x 4 and 90 for 64 x 64 tiles. ENN_GEMM_COOPMAT_TILES=sg_m,sg_n,
+         * tiles_m,tiles_n,bk replaces the list, for tuning runs; tiles_m and tiles_n must
+         * be 2 or 4 (the compiled variants). */
+        static const uint32_t shapes[][5] = {{2, 4, 4, 2, 32}, {2, 2, 4, 4, 32}, {2, 2, 2, 2, 32}, {1, 1, 2, 2, 32}};
+        uint32_t list[sizeof shapes / sizeof shapes[0]][5], count = sizeof shapes / sizeof shapes[0];
+        memcpy(list, shapes, sizeof shapes);
         const char *tune = getenv("ENN_GEMM_COOPMAT_TILES");
         if (tune && tune[0]) {
-            uint32_t t[5];
+            uint32_t *t = list[0];
             if (sscanf(tune, "%u,%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3], &t[4]) != 5 || !t[0] || !t[1] || !t[2] ||
-                !t[3] || !t[4] || t[4] % shape->k || t[4] % 8)
+                !t[3] || !t[4])
                 return 0;
-            sg_m = t[0]; sg_n = t[1]; tiles_m = t[2]; tiles_n = t[3]; bk = t[4];
+            count = 1;
         }
-        uint32_t threads = sg * sg_m * sg_n;
-        if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
-        cfg->shader = "gemm_coopmat";
-        uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, tiles_m, tiles_n, bk};
-        memcpy(cfg->spec, s, sizeof s);
-        cfg->spec_count = 14;
-        cfg->tile_m = sg_m * tiles_m * shape->m;
-        cfg->tile_n = sg_n * tiles_n * shape->n;
-        const uint32_t pad = 8;  /* as in the shader */
-        cfg->shared_bytes = cfg->tile_m * (bk + pad) * 2 + bk * (cfg->tile_n + pad) * 2 +
-                            sg_m * sg_n * shape->m * shape->n * 4;
-        return cfg->shared_bytes <= caps->max_shared_memory;
+        for (uint32_t i = 0; i < count; i++)
+            if (coopmat_config(caps, shape, list[i], cfg)) return 1;
+        return 0;
     }
     default: return 0;
     }

@@ -15,7 +15,8 @@
  *                  the workgroup limits, else ENN_GEMM_REG.
  *   fp16 A and B:  ENN_GEMM_COOPMAT when caps.cooperative_matrix (VK_NV_cooperative_matrix,
  *                  fp16 x fp16 -> fp32; ENN_DISABLE_COOPMAT turns it off) and the tile fits
- *                  the shared memory, else ENN_GEMM_F16 (needs caps.storage_16bit;
+ *                  the shared memory (tile shape: gemm.c; ENN_GEMM_COOPMAT_TILES=
+ *                  sg_m,sg_n,tiles_m,tiles_n,bk overrides it for tuning), else ENN_GEMM_F16 (needs caps.storage_16bit;
  *                  ENN_DISABLE_FP16 turns fp16 off altogether).
  * A variant is forced by desc.variant or, when that is ENN_GEMM_AUTO, by the environment
  * variable ENN_GEMM_VARIANT=reg|tiled|f16|coopmat. A forced variant the device or the
