@@ -1,7 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// The backward pass of one step t of the ENN's memory path in two dispatches (the
-// reverse scan's fast path; DESIGN.md: fused per-step kernels). Forward, for reference:
+// The backward pass of one step t of the ENN's memory path (the reverse scan's fast path;
+// DESIGN.md: fused per-step kernels). Forward, for reference:
 //   E_t = M + alpha H_t;  a_t = softmax(cos(z_t, E_t) / tau_e);  m_t = a_t E_t
 //   pre_t = (1 - eta) H_t + eta (D_t + xi_t),  H_t+1 = clip(pre_t)
 //   D_t = mean_b outer(a_tb, z_tb) (shared trace) or outer(a_tb, z_tb) per sample.
@@ -11,17 +11,19 @@
 //   memory_step_backward        per batch row b (as cosine_attention_backward, with E
 //       read on the fly): the gradient reaching a_tb from m (dm . E_n) and from the
 //       update (gs g_t[n] . z_tb, gs = eta/B shared, eta per sample), the softmax and
-//       similarity gradients ds -> workspace; dz_tb += attention part + gs g_t^T a_tb;
-//       per-sample mode: dE_tb directly.
+//       similarity gradients ds -> workspace; dz_tb += attention part + gs g_t^T a_tb.
+//       Per-sample trace: also the rest of the step, since sample b owns its trace:
+//       dE_tb, added to the sample's dM accumulator (the caller sums the samples once
+//       after the scan), and the carry (below). One dispatch per step.
 //   memory_step_backward_slots  shared trace, per memory slot n (as
-//       cosine_attention_backward_memory): dE_t[n] summed over the batch, then
-//       dM += dE_t, dH_t = (1 - eta) g_t + alpha dE_t, and the next carry
-//       g_t-1 = [pre_t-1 inside the clip] * dH_t, with pre_t-1 recomputed bit for bit as
-//       the forward pass computed it (hebbian_common.glsl, the same summation order);
-//       at t = 0 it writes dH_0 instead.
-//   memory_step_backward_elems  per-sample trace: the same per element of [N,h], over
-//       the batch's traces (dM sums the samples in order: deterministic, no atomics).
-// Without the trace's gradient (trace_gradient = stop) g is absent: only dM.
+//       cosine_attention_backward_memory): dE_t[n] summed over the batch, dM += dE_t,
+//       and the carry. Two dispatches per step.
+// The carry: dH_t = (1 - eta) g_t + alpha dE_t, and g_t-1 = [pre_t-1 inside the clip] *
+// dH_t, or dH_0 itself at t = 0. H_t = clip(pre_t-1) is stored, so |H_t| < clip means
+// pre_t-1 = H_t passed; only where |H_t| reaches the clip is pre_t-1 recomputed (bit for
+// bit as the forward pass computed it: hebbian_common.glsl, the same summation order), to
+// tell a value exactly on the bound (passes) from a clipped one.
+// Without the trace's gradient (trace_gradient = stop) g is absent: no carry.
 //
 // Speed: as the forward kernels (VW-wide loads, ROWS rows or slots per workgroup on CPU
 // devices, per-row sums in registers, serial softmax gradient per row).
@@ -33,14 +35,12 @@
 //! variant memory_step_backward_slots_v4 -DSLOTS_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots_r8 -DSLOTS_KERNEL=1 -DROWS=8
 //! variant memory_step_backward_slots_v4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8
-//! variant memory_step_backward_elems -DELEMS_KERNEL=1
-//! variant memory_step_backward_elems_v4 -DELEMS_KERNEL=1 -DVW=4
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
 #include "philox.glsl"
 #include "hebbian_common.glsl"
 
-#if !defined(SLOTS_KERNEL) && !defined(ELEMS_KERNEL)
+#if !defined(SLOTS_KERNEL)
 #define ROWS_KERNEL 1
 #endif
 #ifndef VW
@@ -77,7 +77,7 @@ layout(push_constant) uniform Push {
 
 const uint WG = gl_WorkGroupSize.x;
 
-// Step t's inputs, every kernel (unused ones are bound to a placeholder).
+// Both kernels bind the same 14 buffers (unused ones get a placeholder).
 layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };       // z_t [B,h]
 layout(std430, set = 0, binding = 1) readonly buffer Mm { VT M[]; };      // [N,h]
 layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };      // H_t
@@ -86,10 +86,44 @@ layout(std430, set = 0, binding = 4) readonly buffer DM { VT dm[]; };     // [B,
 layout(std430, set = 0, binding = 5) readonly buffer G { VT g[]; };       // g_t, like H
 // Workspace: ds [B,N], q = ds * s [B,N], the signed 1/|z| [B] (negative when clamped).
 layout(std430, set = 0, binding = 6) buffer WS { float ws[]; };
+layout(std430, set = 0, binding = 7) buffer DZ { VT dz[]; };                // rows: += [B,h]
+layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H_t-1
+layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
+layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
+layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
+layout(std430, set = 0, binding = 12) writeonly buffer GOut { VT g_out[]; };// g_t-1 or dH_0
+// += : slots, dM [N,h]; rows (per sample), each sample's dM [B,N,h]
+layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
+
+// Noise of step t-1 at the VW elements from flat element idx of H.
+VT noise_at(uint idx)
+{
+#if VW == 4
+    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
+#else
+    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
+#endif
+    if (pc.noise_mode == 2u) return xi[idx / VW];
+    return VT(0.0);
+}
+
+float pass_clip(float pre, float d)
+{
+    return (pre >= -pc.clip && pre <= pc.clip) ? d : 0.0;
+}
+
+#if VW == 4
+bool inside_clip(vec4 v) { return all(lessThan(abs(v), vec4(pc.clip))); }
+VT masked(vec4 pre, vec4 d)
+{
+    return vec4(pass_clip(pre.x, d.x), pass_clip(pre.y, d.y), pass_clip(pre.z, d.z), pass_clip(pre.w, d.w));
+}
+#else
+bool inside_clip(float v) { return abs(v) < pc.clip; }
+VT masked(float pre, float d) { return pass_clip(pre, d); }
+#endif
 
 #ifdef ROWS_KERNEL
-layout(std430, set = 0, binding = 7) buffer DZ { VT dz[]; };              // += [B,h]
-layout(std430, set = 0, binding = 8) writeonly buffer DE { VT dE[]; };    // per sample [B,N,h]
 
 // Per row r of the tile and slot n, at [r * MAX_N + n]:
 shared float sh_s[ROWS * MAX_N];    // s_n = zn . En_n
@@ -110,7 +144,7 @@ void main()
 {
     uint t = gl_LocalInvocationID.x;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
-    bool per_sample = pc.per_sample != 0u, trace = pc.has_trace != 0u;
+    bool per_sample = pc.per_sample != 0u, trace = pc.has_trace != 0u, prev = trace && pc.has_prev != 0u;
     for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
         uint rows = min(uint(ROWS), B - b0);
         for (uint r = t; r < rows; r += WG) {
@@ -187,11 +221,19 @@ void main()
                     for (uint n = 0u; n < N; n++) {
                         float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
                         uint k = eo + n * hv + j;
-                        VT e = M[n * hv + j] + pc.alpha * H[k];
+                        VT Hk = H[k], e = M[n * hv + j] + pc.alpha * Hk;
                         ga += ds * rE * e;
-                        if (trace) gt += an * g[k];
                         VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[r * MAX_N + n];
-                        dE[k] = an * dmj + ds * (zn - proj) * rE;
+                        VT v = an * dmj + ds * (zn - proj) * rE;   // dE_tb[n]
+                        dM[k] += v;
+                        if (!trace) continue;
+                        VT gk = g[k], dHt = pc.decay * gk + pc.alpha * v;
+                        gt += an * gk;
+                        if (prev && !inside_clip(Hk)) {
+                            precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
+                            dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), dHt);
+                        }
+                        g_out[k] = dHt;
                     }
                     VT v = (ga - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt;
                     dz[b * hv + j] += v;
@@ -225,55 +267,6 @@ void main()
 }
 #endif
 
-#if defined(SLOTS_KERNEL) || defined(ELEMS_KERNEL)
-layout(std430, set = 0, binding = 7) buffer DMout { VT dM[]; };             // += [N,h]
-layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H_t-1
-layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
-layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
-layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
-layout(std430, set = 0, binding = 12) writeonly buffer GOut { VT g_out[]; };// g_t-1 or dH_0
-layout(std430, set = 0, binding = 13) readonly buffer DE { VT dE_in[]; };   // per sample
-
-// Noise of step t-1 at the VW elements from flat element idx of H.
-VT noise_at(uint idx)
-{
-#if VW == 4
-    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
-#else
-    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
-#endif
-    if (pc.noise_mode == 2u) return xi[idx / VW];
-    return VT(0.0);
-}
-
-float pass_clip(float pre, float d)
-{
-    return (pre >= -pc.clip && pre <= pc.clip) ? d : 0.0;
-}
-
-VT masked(VT pre, VT d)
-{
-#if VW == 4
-    return vec4(pass_clip(pre.x, d.x), pass_clip(pre.y, d.y), pass_clip(pre.z, d.z), pass_clip(pre.w, d.w));
-#else
-    return pass_clip(pre, d);
-#endif
-}
-
-// dH_t from the update's carry and the memory's gradient; then the carry of step t-1.
-// D is step t-1's outer-product term, computed by the caller as the forward pass did.
-void write_carry(uint k, VT dE_k, VT D)
-{
-    VT dHt = pc.decay * g[k] + pc.alpha * dE_k;
-    if (pc.has_prev != 0u) {
-        VT pre = hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW));
-        g_out[k] = masked(pre, dHt);
-    } else {
-        g_out[k] = dHt;
-    }
-}
-#endif
-
 #ifdef SLOTS_KERNEL
 shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clamped
 shared float sh_Q[ROWS];    // sum_b q_bn
@@ -300,8 +293,7 @@ void main()
         barrier();
         for (uint j = t; j < hv; j += WG) {
             VT ret[ROWS], gs[ROWS];
-            precise VT D[ROWS];   // step t-1's batch mean, summed exactly as hebbian_trace does
-            for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = D[k] = VT(0.0);
+            for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = VT(0.0);
             for (uint b = 0u; b < B; b++) {
                 VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
                 for (uint k = 0u; k < ROWS; k++) {
@@ -311,47 +303,27 @@ void main()
                     }
                 }
             }
-            if (prev) {
-                for (uint b = 0u; b < B; b++)
-                    for (uint k = 0u; k < ROWS; k++)
-                        if (k < slots) D[k] += a_prev[b * N + n0 + k] * z_prev[b * hv + j];
-                for (uint k = 0u; k < ROWS; k++) D[k] = D[k] * pc.inv_batch;
-            }
             for (uint k = 0u; k < ROWS; k++) {
                 if (k < slots) {
                     uint n = n0 + k, i = n * hv + j;
                     float rE = abs(sh_rE[k]);
-                    VT e = M[i] + pc.alpha * H[i];
+                    VT Hi = H[i], e = M[i] + pc.alpha * Hi;
                     VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
                     dM[i] += v;
-                    if (carry) write_carry(i, v, D[k]);
+                    if (!carry) continue;
+                    VT dHt = pc.decay * g[i] + pc.alpha * v;
+                    if (prev && !inside_clip(Hi)) {
+                        // Step t-1's batch mean, summed exactly as hebbian_trace does.
+                        precise VT D = VT(0.0);
+                        for (uint b = 0u; b < B; b++) D += a_prev[b * N + n] * z_prev[b * hv + j];
+                        D = D * pc.inv_batch;
+                        dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
+                    }
+                    g_out[i] = dHt;
                 }
             }
         }
         barrier();
-    }
-}
-#endif
-
-#ifdef ELEMS_KERNEL
-// One invocation per vector of [N,h], over the batch's traces in order.
-void main()
-{
-    uint N = pc.N, hv = pc.h / VW, count = N * hv, stride = gl_NumWorkGroups.x * WG;
-    bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
-    for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride) {
-        uint n = iv / hv, j = iv - n * hv;
-        VT s = VT(0.0);
-        for (uint b = 0u; b < pc.B; b++) {
-            uint k = b * count + iv;
-            VT v = dE_in[k];
-            s += v;
-            if (carry) {
-                precise VT D = prev ? a_prev[b * N + n] * z_prev[b * hv + j] : VT(0.0);
-                write_carry(k, v, D);
-            }
-        }
-        dM[iv] += s;
     }
 }
 #endif

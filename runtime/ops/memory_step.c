@@ -110,9 +110,9 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     ENN_TRY(enn_ops_check_view(op, "dm", st->dm, bz));
     ENN_TRY(enn_ops_check_view(op, "M", st->M, bm));
     ENN_TRY(enn_ops_check_view(op, "dz", st->dz, bz));
-    ENN_TRY(enn_ops_check_view(op, "dM", st->dM, bm));
+    if (s.per_sample) ENN_TRY(enn_ops_check_view(op, "dM_samples", st->dM_samples, bH));
+    else ENN_TRY(enn_ops_check_view(op, "dM", st->dM, bm));
     ENN_TRY(enn_ops_check_view(op, "workspace", st->workspace, bws));
-    if (s.per_sample) ENN_TRY(enn_ops_check_view(op, "dE", st->dE, bH));
     int buffer_noise = prev && hp->noise.mode == ENN_NOISE_BUFFER;
     if (trace) {
         ENN_TRY(enn_ops_check_view(op, "g", st->g, bH));
@@ -148,46 +148,40 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     enn_ops_split64(hp->noise.seed, push.seed);
     enn_ops_split64(hp->noise.stream, push.stream);
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
-    /* Bindings a kernel does not use get one vector of z, read (valid, no false hazard). */
+    /* Both kernels bind the same 14 buffers; what a kernel does not use gets one vector of
+     * z, read (valid, no false hazard). */
     enn_binding none = enn_bind(st->z, vec4 ? 16 : 4, ENN_ACCESS_READ);
-    enn_binding common[7] = {enn_bind(st->z, bz, ENN_ACCESS_READ),  enn_bind(st->M, bm, ENN_ACCESS_READ),
-                             enn_bind(st->H, bH, ENN_ACCESS_READ),  enn_bind(st->a, ba, ENN_ACCESS_READ),
-                             enn_bind(st->dm, bz, ENN_ACCESS_READ), trace ? enn_bind(st->g, bH, ENN_ACCESS_READ) : none,
-                             enn_bind(st->workspace, bws, ENN_ACCESS_WRITE)};
-
+    enn_binding b[14] = {
+        enn_bind(st->z, bz, ENN_ACCESS_READ),
+        enn_bind(st->M, bm, ENN_ACCESS_READ),
+        enn_bind(st->H, bH, ENN_ACCESS_READ),
+        enn_bind(st->a, ba, ENN_ACCESS_READ),
+        enn_bind(st->dm, bz, ENN_ACCESS_READ),
+        trace ? enn_bind(st->g, bH, ENN_ACCESS_READ) : none,
+        enn_bind(st->workspace, bws, ENN_ACCESS_WRITE),
+        enn_bind(st->dz, bz, ENN_ACCESS_READ_WRITE),
+        prev ? enn_bind(st->prev_H, bH, ENN_ACCESS_READ) : none,
+        prev ? enn_bind(st->prev_a, ba, ENN_ACCESS_READ) : none,
+        prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none,
+        buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none,
+        trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none,
+        s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ_WRITE) : none};
     static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
                                                   {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 9, sizeof push, spec, 4, &p));
-    enn_binding b_rows[9];
-    memcpy(b_rows, common, sizeof common);
-    b_rows[7] = enn_bind(st->dz, bz, ENN_ACCESS_READ_WRITE);
-    b_rows[8] = s.per_sample ? enn_bind(st->dE, bH, ENN_ACCESS_WRITE) : none;
-    ENN_TRY(enn_record_dispatch(rec, p, b_rows, 9, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+    ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
+    ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                 "memory_step_backward_rows"));
+    if (s.per_sample) return ENN_OK;
 
-    enn_binding b_mem[14];
-    memcpy(b_mem, common, sizeof common);
-    b_mem[6] = enn_bind(st->workspace, bws, ENN_ACCESS_READ);
-    b_mem[7] = enn_bind(st->dM, bm, ENN_ACCESS_READ_WRITE);
-    b_mem[8] = prev ? enn_bind(st->prev_H, bH, ENN_ACCESS_READ) : none;
-    b_mem[9] = prev ? enn_bind(st->prev_a, ba, ENN_ACCESS_READ) : none;
-    b_mem[10] = prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none;
-    b_mem[11] = buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none;
-    b_mem[12] = trace ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none;
-    b_mem[13] = s.per_sample ? enn_bind(st->dE, bH, ENN_ACCESS_READ) : none;
-    if (s.per_sample) {
-        static const char *const elem_kernels[2] = {"memory_step_backward_elems", "memory_step_backward_elems_v4"};
-        uint32_t vectors = s.N * s.h / (vec4 ? 4 : 1);  /* the kernel strides over the grid */
-        ENN_TRY(enn_ops_pipeline(rec, elem_kernels[vec4], 14, sizeof push, spec, 4, &p));
-        return enn_record_dispatch(rec, p, b_mem, 14, &push,
-                                   enn_ops_row_groups(rec, (vectors + STEP_LOCAL - 1) / STEP_LOCAL), 1, 1,
-                                   "memory_step_backward_elems");
-    }
+    b[6] = enn_bind(st->workspace, bws, ENN_ACCESS_READ);
+    b[7] = none;
+    b[12] = trace ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none;
+    b[13] = enn_bind(st->dM, bm, ENN_ACCESS_READ_WRITE);
     static const char *const slot_kernels[2][2] = {
         {"memory_step_backward_slots", "memory_step_backward_slots_r8"},
         {"memory_step_backward_slots_v4", "memory_step_backward_slots_v4r8"}};
     ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
-    return enn_record_dispatch(rec, p, b_mem, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
+    return enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
                                "memory_step_backward_slots");
 }

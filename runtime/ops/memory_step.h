@@ -20,15 +20,17 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
                                    const enn_hebbian_params *hebbian);
 
 /* The backward pass of step t of the memory path, fused (the reverse scan's fast path):
- * two dispatches per step in either trace mode. The scan carries
+ * two dispatches per step with a shared trace, one per sample. The scan carries
  *   g_t = [pre_t inside the clip] * dH_t+1     (like H; zero for the last step)
  * where pre_t is the unclipped update of step t. Given g_t, it
  *   adds to dz_t the gradients through the attention and the update,
- *   adds dE_t (summed over the batch's traces) to dM,
+ *   adds dE_t to dM (shared trace), or each sample's dE_tb to dM_samples[b] (per-sample
+ *     trace: the caller sums dM_samples over the samples once, after the scan),
  *   writes g_prev = [pre_t-1 inside the clip] * dH_t, dH_t = (1 - eta) g_t + alpha dE_t,
- *     recomputing pre_t-1 bit for bit as the forward pass did (prev_* and prev_hebbian are
- *     step t-1's inputs), or, at t = 0 (prev_H.buf NULL), dH_0 itself.
- * With g.buf NULL (trace_gradient = stop) only dz and dM are produced. */
+ *     where pre_t-1 is recomputed bit for bit as the forward pass did only where H_t
+ *     reaches the clip (prev_* and prev_hebbian are step t-1's inputs), or, at t = 0
+ *     (prev_H.buf NULL), dH_0 itself.
+ * With g.buf NULL (trace_gradient = stop) only dz and dM (dM_samples) are produced. */
 typedef struct enn_memory_backward_step {
     enn_view z, a, H, dm;   /* step t: z [B,h], a [B,N], H_t, dm [B,h] (the gradient reaching m) */
     enn_view M;             /* the memory bank [N,h] (E = M + alpha H is recomputed) */
@@ -37,8 +39,8 @@ typedef struct enn_memory_backward_step {
     enn_view prev_z, prev_a, prev_H;   /* step t-1's inputs; prev_H NULL buf at t = 0 */
     enn_hebbian_params prev_hebbian;   /* eta, clip and the noise of step t-1's update */
     enn_view g_prev;        /* out, like H: g_t-1, or dH_0 at t = 0 (must not overlap g) */
-    enn_view dM;            /* [N,h], += */
-    enn_view dE;            /* per-sample trace only: scratch like H */
+    enn_view dM;            /* shared trace: [N,h], += */
+    enn_view dM_samples;    /* per-sample trace: [B,N,h], += */
     enn_view workspace;     /* enn_cosine_attention_workspace_bytes(s) */
 } enn_memory_backward_step;
 
