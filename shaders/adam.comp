@@ -1,7 +1,9 @@
 #version 450
 // Adam / AdamW over a flat parameter buffer described by a parameter table, with the
 // gradient clipped on the fly (the gradient buffer is not modified). One workgroup per
-// chunk of the table, as in reduce_sumsq_partial.
+// chunk of the table, as in reduce_sumsq_partial: chunks [chunk_base, total_chunks) in one
+// dispatch, the four flat buffers bound from float elem_base on (a window, when they are
+// larger than one binding may be).
 //
 // Keras's formula (tf.keras optimizer_v2 and Keras 3 agree), with t the 1-based step:
 //   alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)            (computed on the host)
@@ -27,7 +29,7 @@ layout(std430, set = 0, binding = 5) buffer V { float v2[]; };
 layout(push_constant) uniform Push {
     uint chunk_elems;
     uint tensor_count;
-    uint total_chunks;
+    uint total_chunks;  // the end of this dispatch's chunks
     uint clip_mode;     // 0 none, 1 per tensor, 2 global
     float clipnorm;
     float alpha;        // bias-corrected step size
@@ -35,6 +37,8 @@ layout(push_constant) uniform Push {
     float beta2;
     float epsilon;
     float decay;        // lr * weight_decay (0: plain Adam)
+    uint chunk_base;    // the first chunk of this dispatch
+    uint elem_base;     // the float of the flat buffers that their bindings start at
 } pc;
 
 const uint FLAG_DECAY = 1u;
@@ -42,7 +46,7 @@ const uint FLAG_DECAY = 1u;
 void main()
 {
     uint t = gl_LocalInvocationID.x;
-    uint w = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    uint w = pc.chunk_base + gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     if (w >= pc.total_chunks) return;
     uint k = table_tensor_of_chunk(w, pc.tensor_count);
     uint offset = table[4u * k], count = table[4u * k + 1u], first = table[4u * k + 2u];
@@ -61,7 +65,7 @@ void main()
     uint begin = (w - first) * pc.chunk_elems;
     uint end = min(count, begin + pc.chunk_elems);
     for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
-        uint at = offset + i;
+        uint at = offset + i - pc.elem_base;
         float g = grads[at] * scale;
         float p = params[at];
         if (decay != 0.0) p -= p * decay;

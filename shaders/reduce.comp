@@ -7,7 +7,9 @@
 //   reduce_cols       out[row0 + r] = alpha * sum_c x[r, c] + beta * out[row0 + r]
 //                     One workgroup per row, strided over the columns.
 //   reduce_sumsq_partial   sum of squares of each chunk of a parameter table (or of one
-//                     flat range when tensor_count is 0): partials[chunk]
+//                     flat range when tensor_count is 0): partials[chunk]. Chunks
+//                     [chunk_base, total_chunks) in one dispatch, x bound from float
+//                     elem_base on (a window, when x is larger than one binding may be).
 //   reduce_sumsq_final     per tensor: out[k] = sum of its chunks' partials (sqrt'ed
 //                     when take_sqrt), one workgroup per tensor.
 // elem_offset: where the matrix starts inside its binding (rows are bound a chunk at a
@@ -28,6 +30,8 @@ layout(push_constant) uniform Push {
     uint total_chunks;
     uint flat_count;
     uint take_sqrt;
+    uint chunk_base;     // partial: the first chunk of this dispatch
+    uint elem_base;      // partial: the float of the flat buffer that x's binding starts at
 } pc;
 
 shared float s_sum[gl_WorkGroupSize.x];
@@ -40,7 +44,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer Partials { float partials[
 void main()
 {
     uint t = gl_LocalInvocationID.x;
-    uint w = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    uint w = pc.chunk_base + gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     if (w >= pc.total_chunks) return;
     uint offset = 0u, count = pc.flat_count, first = 0u;
     if (pc.tensor_count > 0u) {
@@ -53,7 +57,7 @@ void main()
     uint end = min(count, begin + pc.chunk_elems);
     float s = 0.0;
     for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
-        float v = x[offset + i];
+        float v = x[offset + i - pc.elem_base];
         s += v * v;
     }
     s_sum[t] = s;

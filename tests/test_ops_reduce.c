@@ -7,6 +7,7 @@
 #include "core/recorder.h"
 #include "device_data.h"
 #include "harness.h"
+#include "runtime_helpers.h"
 #include "ops/reduce.h"
 #include "ref_elementwise.h"
 
@@ -104,6 +105,53 @@ Test(ops_reduce, global_l2_norm)
     }
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
+}
+
+/* A flat buffer larger than one binding may be is read a window of chunks at a time:
+ * with the limit lowered to 64 KiB (ENN_MAX_BINDING_BYTES), 0.4 and 0.9 MB buffers give
+ * the reference's norm, bit-identical to the same norm read in one binding. */
+Test(ops_reduce, global_l2_norm_in_windows)
+{
+    const uint32_t sizes[] = {100003, 219018};
+    float norms[2][2];
+    uint64_t seed = 34;
+    float *x[2];
+    double want[2];
+    for (int i = 0; i < 2; i++) {
+        x[i] = malloc(sizes[i] * 4ull);
+        double *xd = malloc(sizes[i] * 8ull);
+        dd_fill_uniform(&seed, x[i], xd, sizes[i], -1, 1);
+        want[i] = sqrt(ref_sumsq(sizes[i], xd));
+        free(xd);
+    }
+    for (int lowered = 0; lowered < 2; lowered++) {
+        if (lowered) test_setenv("ENN_MAX_BINDING_BYTES", "65536");
+        enn_context *ctx = test_context();
+        unsetenv("ENN_MAX_BINDING_BYTES");
+        enn_recorder *rec;
+        ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+        for (int i = 0; i < 2; i++) {
+            uint32_t n = sizes[i];
+            enn_buffer *bx = dd_upload(ctx, x[i], n * 4ull), *bout = dd_upload(ctx, NULL, 4);
+            enn_buffer *bws = dd_upload(ctx, NULL, enn_l2_norm_workspace_bytes(n));
+            ENN_ASSERT_OK(enn_recorder_begin(rec));
+            ENN_ASSERT_OK(enn_l2_norm(rec, n, enn_view_of(bx), enn_view_of(bws), enn_view_of(bout)));
+            ENN_ASSERT_OK(enn_recorder_run(rec));
+            uint32_t d = enn_recorder_get_stats(rec).dispatches;
+            if (lowered) cr_expect_gt(d, 2, "n %u: %u dispatches, no windows", n, d);
+            dd_download(ctx, bout, 0, &norms[lowered][i], 4);
+            cr_expect(fabs(norms[lowered][i] - want[i]) <= TOL_NORM * want[i], "n %u (limit lowered: %d): norm %.9g, "
+                      "want %.9g", n, lowered, norms[lowered][i], want[i]);
+            enn_buffer_destroy(ctx, bx), enn_buffer_destroy(ctx, bout), enn_buffer_destroy(ctx, bws);
+        }
+        enn_recorder_destroy(rec);
+        test_context_finish(ctx);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_expect(!memcmp(&norms[0][i], &norms[1][i], 4), "n %u: %.9g in windows, %.9g whole", sizes[i], norms[1][i],
+                  norms[0][i]);
+        free(x[i]);
+    }
 }
 
 /* The ENN's tensors (d = 28, h = 128, N = 64) laid out in one flat buffer at aligned

@@ -200,4 +200,18 @@ void enn_apply_disable_switches(enn_capabilities *caps)
     }
     if (enn_env_flag("ENN_DISABLE_TIMESTAMPS")) caps->timestamps = 0;
     if (enn_env_flag("ENN_FORCE_STAGING")) caps->unified_memory = 0;
+    /* ENN_MAX_BINDING_BYTES=n: act as if one storage binding covered at most n bytes
+     * (rounded down to 256, at least 64 KiB), so the paths that split large buffers
+     * into windows run on small test shapes. Only ever lowers the device's limit;
+     * a value that is not a number is ignored. */
+    const char *range = getenv("ENN_MAX_BINDING_BYTES");
+    if (range && range[0]) {
+        char *end = NULL;
+        unsigned long long v = strtoull(range, &end, 10);
+        if (end && !*end) {
+            v = v / 256 * 256;
+            if (v < 65536) v = 65536;
+            if (v < caps->max_storage_buffer_range) caps->max_storage_buffer_range = v;
+        }
+    }
 }

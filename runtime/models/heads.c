@@ -22,6 +22,7 @@
 #include "ops/dropout.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
+#include "ops/gemm_split_k.h"
 #include "ops/pooling.h"
 #include "ops/reduce.h"
 #include "ops/softmax_cross_entropy.h"
@@ -134,6 +135,11 @@ enn_status enn_head_create(enn_model *m)
         }
         if (hd->stats) enn_buffer_destroy(m->ctx, hd->stats);
         ENN_TRY(alloc(m, &hd->stats, (uint64_t)STATS_SLAB * hd->chunks));
+        /* dh = dlogits W^T has a [chunk_rows, f] output and K = V: split K so that more
+         * than a handful of workgroups share the V-long loop (ENN_DISABLE_SPLIT_K: no). */
+        hd->dh_splits = enn_env_flag("ENN_DISABLE_SPLIT_K") ? 1 : enn_gemm_split_k_count(hd->chunk_rows, f, K);
+        if (hd->dh_splits > 1)
+            ENN_TRY(alloc(m, &hd->split_ws, enn_gemm_split_k_workspace_bytes(hd->chunk_rows, f, hd->dh_splits)));
     }
     return ENN_OK;
 }
@@ -144,7 +150,7 @@ void enn_head_destroy(enn_model *m)
     enn_buffer *all[] = {hd->pool_s, hd->pool_p, hd->pool_partial, hd->feature, (enn_buffer *)hd->pool_w.buf,
                          (enn_buffer *)hd->dpool_w.buf, hd->dropped, hd->dfeature, hd->keep_mask, hd->labels,
                          hd->targets, hd->logits, hd->dlogits, hd->row_loss, hd->lse, hd->pred, hd->stats, hd->tokens,
-                         hd->embedding_ws};
+                         hd->embedding_ws, hd->split_ws};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(m->ctx, all[i]);
     free(hd->chunk_scale);
@@ -281,8 +287,17 @@ static enn_status lm_chunks(enn_model *m, enn_recorder *rec, uint32_t T, uint32_
                                                    hd->chunk_scale[k], dlogits));
         ENN_TRY(gemm(rec, "lm.dW", hd->dW, h_rows, 1, dlogits, 0, f, K, n, 1.0f, NO_VIEW));
         ENN_TRY(enn_sum_rows(rec, n, K, dlogits, 1.0f, 1.0f, hd->db));
-        ENN_TRY(gemm(rec, "lm.dhs", dhs_step(m, 1 + (uint32_t)(first / Bp)), dlogits, 0, hd->W, 1, n, f, K, 0.0f,
-                     NO_VIEW));
+        enn_view dh = dhs_step(m, 1 + (uint32_t)(first / Bp));
+        if (hd->dh_splits > 1) {
+            enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+            d.a = dlogits, d.b = hd->W, d.c = dh;
+            d.m = n, d.n = f, d.k = K;
+            d.trans_b = 1;
+            d.name = "lm.dhs";
+            ENN_TRY(enn_gemm_split_k(rec, &d, hd->dh_splits, enn_view_of(hd->split_ws)));
+        } else {
+            ENN_TRY(gemm(rec, "lm.dhs", dh, dlogits, 0, hd->W, 1, n, f, K, 0.0f, NO_VIEW));
+        }
     }
     return ENN_OK;
 }

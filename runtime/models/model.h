@@ -40,6 +40,8 @@ typedef struct enn_head {
     uint32_t chunks;
     enn_buffer *tokens;            /* embedding language model: [T, Bp] ids */
     enn_buffer *embedding_ws;
+    uint32_t dh_splits;            /* language model: K-slices of dh = dlogits W^T (1: no split) */
+    enn_buffer *split_ws;          /* [dh_splits, chunk_rows, f] partial products of dh */
 } enn_head;
 
 struct enn_model {

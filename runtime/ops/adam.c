@@ -10,6 +10,7 @@
 typedef struct adam_push {
     uint32_t chunk_elems, tensor_count, total_chunks, clip_mode;
     float clipnorm, alpha, beta1, beta2, epsilon, decay;
+    uint32_t chunk_base, elem_base; /* the window: first chunk, float its bindings start at */
 } adam_push;
 
 enn_adam_params enn_adam_params_keras(void)
@@ -48,15 +49,27 @@ enn_status enn_adam_update(enn_recorder *rec, const enn_param_table *t, const en
     /* Bias correction in double on the host (pow of beta for large t stays accurate). */
     double t_step = (double)hp->step;
     double alpha = hp->lr * sqrt(1.0 - pow(hp->beta2, t_step)) / (1.0 - pow(hp->beta1, t_step));
-    adam_push push = {ENN_PARAM_CHUNK, t->tensor_count, t->chunk_count, (uint32_t)hp->clip, hp->clipnorm,
-                      (float)alpha, hp->beta1, hp->beta2, hp->epsilon, hp->lr * hp->weight_decay};
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 0);
     const enn_pipeline *pipe;
     ENN_TRY(enn_ops_pipeline_local(ctx, "adam", 6, sizeof(adam_push), local, 0, &pipe));
-    enn_binding b[6] = {ENN_IN(t->table), ENN_IN(t->sumsq), enn_bind(params, bytes, ENN_ACCESS_READ_WRITE),
-                        enn_bind(grads, bytes, ENN_ACCESS_READ), enn_bind(m, bytes, ENN_ACCESS_READ_WRITE),
-                        enn_bind(v, bytes, ENN_ACCESS_READ_WRITE)};
-    uint32_t gx, gy;
-    ENN_TRY(enn_ops_grid_groups(ctx, t->chunk_count, op, &gx, &gy));
-    return enn_record_dispatch(rec, pipe, b, 6, &push, gx, gy, 1, op);
+    /* One dispatch per window of chunks whose floats one binding covers (one in all
+     * unless the buffers are larger than the device binds). */
+    for (uint32_t c0 = 0; c0 < t->chunk_count;) {
+        enn_param_window w;
+        ENN_TRY(enn_param_table_window(ctx, t, c0, &w));
+        adam_push push = {ENN_PARAM_CHUNK, t->tensor_count, w.chunk0 + w.chunks, (uint32_t)hp->clip, hp->clipnorm,
+                          (float)alpha, hp->beta1, hp->beta2, hp->epsilon, hp->lr * hp->weight_decay,
+                          w.chunk0, w.elem_base};
+        uint64_t at = (uint64_t)w.elem_base * 4;
+        enn_binding b[6] = {ENN_IN(t->table), ENN_IN(t->sumsq),
+                            enn_bind(enn_view_at(params.buf, params.offset + at), w.bytes, ENN_ACCESS_READ_WRITE),
+                            enn_bind(enn_view_at(grads.buf, grads.offset + at), w.bytes, ENN_ACCESS_READ),
+                            enn_bind(enn_view_at(m.buf, m.offset + at), w.bytes, ENN_ACCESS_READ_WRITE),
+                            enn_bind(enn_view_at(v.buf, v.offset + at), w.bytes, ENN_ACCESS_READ_WRITE)};
+        uint32_t gx, gy;
+        ENN_TRY(enn_ops_grid_groups(ctx, w.chunks, op, &gx, &gy));
+        ENN_TRY(enn_record_dispatch(rec, pipe, b, 6, &push, gx, gy, 1, op));
+        c0 += w.chunks;
+    }
+    return ENN_OK;
 }

@@ -14,6 +14,7 @@ typedef struct sum_push {
 
 typedef struct sumsq_push {
     uint32_t chunk_elems, tensor_count, total_chunks, flat_count, take_sqrt;
+    uint32_t chunk_base, elem_base; /* the window: first chunk, float its binding starts at */
 } sumsq_push;
 
 static enn_status check_matrix(const char *op, const enn_context *ctx, uint32_t rows, uint32_t cols, uint32_t *chunk)
@@ -120,11 +121,11 @@ enn_status enn_param_table_create(enn_context *ctx, const enn_param_range *range
     t->chunk_count = (uint32_t)chunks;
     t->chunk_elems = ENN_PARAM_CHUNK;
     t->extent = extent;
+    t->host = words;
     enn_status s = enn_buffer_create(ctx, count * 16ull, &t->table);
     if (s == ENN_OK) s = enn_buffer_upload(ctx, t->table, 0, words, count * 16ull);
     if (s == ENN_OK) s = enn_buffer_create(ctx, chunks * 4, &t->partials);
     if (s == ENN_OK) s = enn_buffer_create(ctx, count * 4ull, &t->sumsq);
-    free(words);
     if (s != ENN_OK) {
         enn_param_table_destroy(ctx, t);
         return s;
@@ -139,25 +140,102 @@ void enn_param_table_destroy(enn_context *ctx, enn_param_table *t)
     enn_buffer_destroy(ctx, t->table);
     enn_buffer_destroy(ctx, t->partials);
     enn_buffer_destroy(ctx, t->sumsq);
+    free(t->host);
     free(t);
 }
 
-/* The two passes: sum of squares per chunk, then per tensor. table_bind is the table, or
- * (flat mode, tensor_count 0) any readable binding. */
-static enn_status sumsq_passes(enn_recorder *rec, const char *op, enn_binding table_bind, uint32_t tensor_count,
-                               uint32_t chunks, uint64_t flat_count, enn_binding x_bind, enn_binding partials_bind,
-                               enn_binding out_bind, uint32_t outputs, int take_sqrt)
+/* Floats a window's binding start is aligned to. */
+static uint32_t window_align_floats(const enn_context *ctx)
+{
+    uint64_t a = ctx->caps.min_storage_buffer_offset_alignment;
+    if (a < ENN_VIEW_ALIGN) a = ENN_VIEW_ALIGN;
+    return (uint32_t)(a / 4);
+}
+
+enn_status enn_param_table_window(const enn_context *ctx, const enn_param_table *t, uint32_t chunk0,
+                                  enn_param_window *out)
+{
+    uint64_t range = ctx->caps.max_storage_buffer_range;
+    if (chunk0 >= t->chunk_count)
+        return enn_error(ENN_ERROR_INTERNAL, "parameter table window at chunk %u of %u", chunk0, t->chunk_count);
+    if (t->extent * 4 <= range) {
+        *out = (enn_param_window){chunk0, t->chunk_count - chunk0, 0, t->extent * 4};
+        return ENN_OK;
+    }
+    /* Grow the window chunk by chunk over the tensors in table order (tensors need not
+     * be in offset order, so the span is the min and max over its chunks); a tensor's
+     * remaining chunks are tried whole first, so the walk is short. */
+    uint64_t align = window_align_floats(ctx), lo = UINT64_MAX, hi = 0;
+    uint32_t k = 0, c = chunk0;
+    while (k + 1 < t->tensor_count && t->host[4 * (k + 1) + 2] <= chunk0) k++;
+    for (; k < t->tensor_count; k++) {
+        uint64_t offset = t->host[4 * k], count = t->host[4 * k + 1], first = t->host[4 * k + 2];
+        uint64_t nchunks = (count + ENN_PARAM_CHUNK - 1) / ENN_PARAM_CHUNK;
+        uint64_t s = offset + (c - first) * ENN_PARAM_CHUNK, e = offset + count;
+        uint64_t nlo = s < lo ? s : lo, nhi = e > hi ? e : hi;
+        if ((nhi - nlo / align * align) * 4 <= range) {
+            lo = nlo, hi = nhi;
+            c = (uint32_t)(first + nchunks);
+            continue;
+        }
+        for (uint64_t j = c - first; j < nchunks; j++) {
+            s = offset + j * ENN_PARAM_CHUNK;
+            e = s + ENN_PARAM_CHUNK < offset + count ? s + ENN_PARAM_CHUNK : offset + count;
+            nlo = s < lo ? s : lo, nhi = e > hi ? e : hi;
+            if ((nhi - nlo / align * align) * 4 > range) break;
+            lo = nlo, hi = nhi;
+            c++;
+        }
+        break;
+    }
+    if (c == chunk0)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "parameter table: a chunk of %u floats does not fit a binding of %llu "
+                         "bytes", ENN_PARAM_CHUNK, (unsigned long long)range);
+    uint64_t base = lo / align * align;
+    *out = (enn_param_window){chunk0, c - chunk0, (uint32_t)base, (hi - base) * 4};
+    return ENN_OK;
+}
+
+/* The two passes: sum of squares per chunk, then per tensor. table is the parameter
+ * table, or NULL in flat mode (flat_count floats from x). x is bound a window of chunks
+ * at a time when it is larger than one binding may be. */
+static enn_status sumsq_passes(enn_recorder *rec, const char *op, const enn_param_table *table, uint32_t chunks,
+                               uint64_t flat_count, enn_view x, enn_binding partials_bind, enn_binding out_bind,
+                               uint32_t outputs, int take_sqrt)
 {
     enn_context *ctx = enn_recorder_context(rec);
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 4);
     const enn_pipeline *partial, *final;
     ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_partial", 3, sizeof(sumsq_push), local, 0, &partial));
     ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_final", 3, sizeof(sumsq_push), local, 0, &final));
-    sumsq_push push = {ENN_PARAM_CHUNK, tensor_count, chunks, (uint32_t)flat_count, take_sqrt ? 1u : 0u};
-    uint32_t gx, gy;
-    ENN_TRY(enn_ops_grid_groups(ctx, chunks, op, &gx, &gy));
-    enn_binding b1[3] = {table_bind, x_bind, partials_bind};
-    ENN_TRY(enn_record_dispatch(rec, partial, b1, 3, &push, gx, gy, 1, "sumsq_partial"));
+    uint32_t tensor_count = table ? table->tensor_count : 0;
+    /* Flat mode has no table: x's first window doubles as the (unread) table binding. */
+    enn_binding table_bind = table ? ENN_IN(table->table) : enn_bind(x, 4, ENN_ACCESS_READ);
+    for (uint32_t c0 = 0; c0 < chunks;) {
+        enn_param_window w;
+        if (table) ENN_TRY(enn_param_table_window(ctx, table, c0, &w));
+        else {
+            /* Flat chunks start at multiples of ENN_PARAM_CHUNK floats, 16 KiB apart. */
+            uint64_t per = ctx->caps.max_storage_buffer_range / (ENN_PARAM_CHUNK * 4ull);
+            if (!per)
+                return enn_error(ENN_ERROR_UNSUPPORTED, "%s: a chunk of %u floats does not fit a binding", op,
+                                 ENN_PARAM_CHUNK);
+            uint32_t n = chunks - c0 < per ? chunks - c0 : (uint32_t)per;
+            uint64_t base = (uint64_t)c0 * ENN_PARAM_CHUNK, end = base + (uint64_t)n * ENN_PARAM_CHUNK;
+            if (end > flat_count) end = flat_count;
+            w = (enn_param_window){c0, n, (uint32_t)base, (end - base) * 4};
+        }
+        sumsq_push push = {ENN_PARAM_CHUNK, tensor_count, w.chunk0 + w.chunks, (uint32_t)flat_count,
+                           take_sqrt ? 1u : 0u, w.chunk0, w.elem_base};
+        uint32_t gx, gy;
+        ENN_TRY(enn_ops_grid_groups(ctx, w.chunks, op, &gx, &gy));
+        enn_binding b1[3] = {table_bind, enn_bind(enn_view_at(x.buf, x.offset + (uint64_t)w.elem_base * 4), w.bytes,
+                                                  ENN_ACCESS_READ),
+                             partials_bind};
+        ENN_TRY(enn_record_dispatch(rec, partial, b1, 3, &push, gx, gy, 1, "sumsq_partial"));
+        c0 += w.chunks;
+    }
+    sumsq_push push = {ENN_PARAM_CHUNK, tensor_count, chunks, (uint32_t)flat_count, take_sqrt ? 1u : 0u, 0, 0};
     partials_bind.access = ENN_ACCESS_READ;
     enn_binding b2[3] = {table_bind, partials_bind, out_bind};
     if (outputs > ctx->caps.max_workgroup_count[0])
@@ -172,8 +250,7 @@ enn_status enn_param_table_sumsq(enn_recorder *rec, const enn_param_table *t, en
     if (!t) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: table is NULL", op);
     ENN_TRY(enn_ops_check_view(op, "x", x, t->extent * 4));
     ENN_TRY(enn_ops_check_view(op, "out", out, t->tensor_count * 4ull));
-    return sumsq_passes(rec, op, ENN_IN(t->table), t->tensor_count, t->chunk_count, 0,
-                        enn_bind(x, t->extent * 4, ENN_ACCESS_READ), ENN_OUT(t->partials),
+    return sumsq_passes(rec, op, t, t->chunk_count, 0, x, ENN_OUT(t->partials),
                         enn_bind(out, t->tensor_count * 4ull, ENN_ACCESS_WRITE), t->tensor_count, take_sqrt);
 }
 
@@ -187,8 +264,6 @@ enn_status enn_l2_norm(enn_recorder *rec, uint64_t n, enn_view x, enn_view works
     ENN_TRY(enn_ops_check_view(op, "workspace", workspace, enn_l2_norm_workspace_bytes(n)));
     ENN_TRY(enn_ops_check_view(op, "out", out, 4));
     uint32_t chunks = (uint32_t)(enn_l2_norm_workspace_bytes(n) / 4);
-    enn_binding xb = enn_bind(x, n * 4, ENN_ACCESS_READ);
-    /* No table in flat mode: x doubles as the (unread) table binding. */
-    return sumsq_passes(rec, op, xb, 0, chunks, n, xb, enn_bind(workspace, chunks * 4ull, ENN_ACCESS_WRITE),
+    return sumsq_passes(rec, op, NULL, chunks, n, x, enn_bind(workspace, chunks * 4ull, ENN_ACCESS_WRITE),
                         enn_bind(out, 4, ENN_ACCESS_WRITE), 1, 1);
 }

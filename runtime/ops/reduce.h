@@ -34,9 +34,26 @@ typedef struct enn_param_table {
     uint32_t chunk_count;
     uint32_t chunk_elems;
     uint64_t extent;        /* floats the flat buffer must hold: max(offset + count) */
+    uint32_t *host;         /* the table's words on the host, for splitting it into windows */
 } enn_param_table;
 
 #define ENN_PARAM_CHUNK 4096u
+
+/* Chunks [chunk0, chunk0 + chunks) of a table whose floats all lie in one binding of
+ * `bytes` bytes that starts `elem_base` floats into the flat buffer (a multiple of the
+ * device's storage offset alignment). A flat buffer larger than one binding may be (the
+ * 188,590-word model's 195 MB against lavapipe's 128 MiB) is bound a window at a time;
+ * each chunk is computed exactly as in one dispatch, so results are bit-identical. */
+typedef struct enn_param_window {
+    uint32_t chunk0, chunks;
+    uint32_t elem_base;
+    uint64_t bytes;
+} enn_param_window;
+
+/* The window starting at chunk0 (< table->chunk_count) on this context: the whole table
+ * when it fits one binding, else as many chunks as fit. */
+enn_status enn_param_table_window(const enn_context *ctx, const enn_param_table *table, uint32_t chunk0,
+                                  enn_param_window *out);
 
 /* Builds and uploads the table. Ranges must be non-empty and must not overlap. */
 enn_status enn_param_table_create(enn_context *ctx, const enn_param_range *ranges, uint32_t count,
