@@ -268,12 +268,18 @@ void main()
 #endif
 
 #ifdef SLOTS_KERNEL
+// PARTS threads share one vector j of a slot and split the batch sum among them (GPUs:
+// a batch of 128 summed by one thread is a long serial chain); JT = WG / PARTS threads
+// cover the vectors of h. CPU devices use PARTS = 1 (lanes are loops there anyway).
+layout(constant_id = 4) const uint PARTS = 1;
+const uint JT = WG / PARTS;
 shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clamped
 shared float sh_Q[ROWS];    // sum_b q_bn
+shared VT sh_ret[PARTS > 1u ? WG * ROWS : 1u], sh_gs[PARTS > 1u ? WG * ROWS : 1u];
 
 void main()
 {
-    uint t = gl_LocalInvocationID.x;
+    uint t = gl_LocalInvocationID.x, part = t / JT, jl = t % JT;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
     bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
     for (uint n0 = gl_WorkGroupID.x * ROWS; n0 < N; n0 += gl_NumWorkGroups.x * ROWS) {
@@ -291,37 +297,58 @@ void main()
             sh_Q[k] = Q;
         }
         barrier();
-        for (uint j = t; j < hv; j += WG) {
+        // The loop over vectors is uniform (j0), so that the barriers below are too.
+        for (uint j0 = 0u; j0 < hv; j0 += JT) {
+            uint j = j0 + jl;
+            bool in_row = j < hv;
             VT ret[ROWS], gs[ROWS];
             for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = VT(0.0);
-            for (uint b = 0u; b < B; b++) {
-                VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
+            if (in_row) {
+                for (uint b = part; b < B; b += PARTS) {
+                    VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
+                    for (uint k = 0u; k < ROWS; k++) {
+                        if (k < slots) {
+                            ret[k] += a[b * N + n0 + k] * dmj;
+                            gs[k] += ws[b * N + n0 + k] * zj;
+                        }
+                    }
+                }
+            }
+            if (PARTS > 1u) {
+                for (uint k = 0u; k < ROWS; k++) {
+                    sh_ret[t * ROWS + k] = ret[k];
+                    sh_gs[t * ROWS + k] = gs[k];
+                }
+                barrier();
+                if (part == 0u)
+                    for (uint p = 1u; p < PARTS; p++)
+                        for (uint k = 0u; k < ROWS; k++) {
+                            ret[k] += sh_ret[(p * JT + jl) * ROWS + k];
+                            gs[k] += sh_gs[(p * JT + jl) * ROWS + k];
+                        }
+            }
+            if (part == 0u && in_row) {
                 for (uint k = 0u; k < ROWS; k++) {
                     if (k < slots) {
-                        ret[k] += a[b * N + n0 + k] * dmj;
-                        gs[k] += ws[b * N + n0 + k] * zj;
+                        uint n = n0 + k, i = n * hv + j;
+                        float rE = abs(sh_rE[k]);
+                        VT Hi = H[i], e = M[i] + pc.alpha * Hi;
+                        VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
+                        dM[i] += v;
+                        if (!carry) continue;
+                        VT dHt = pc.decay * g[i] + pc.alpha * v;
+                        if (prev && !inside_clip(Hi)) {
+                            // Step t-1's batch mean, summed exactly as hebbian_trace does.
+                            precise VT D = VT(0.0);
+                            for (uint b = 0u; b < B; b++) D += a_prev[b * N + n] * z_prev[b * hv + j];
+                            D = D * pc.inv_batch;
+                            dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
+                        }
+                        g_out[i] = dHt;
                     }
                 }
             }
-            for (uint k = 0u; k < ROWS; k++) {
-                if (k < slots) {
-                    uint n = n0 + k, i = n * hv + j;
-                    float rE = abs(sh_rE[k]);
-                    VT Hi = H[i], e = M[i] + pc.alpha * Hi;
-                    VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
-                    dM[i] += v;
-                    if (!carry) continue;
-                    VT dHt = pc.decay * g[i] + pc.alpha * v;
-                    if (prev && !inside_clip(Hi)) {
-                        // Step t-1's batch mean, summed exactly as hebbian_trace does.
-                        precise VT D = VT(0.0);
-                        for (uint b = 0u; b < B; b++) D += a_prev[b * N + n] * z_prev[b * hv + j];
-                        D = D * pc.inv_batch;
-                        dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
-                    }
-                    g_out[i] = dHt;
-                }
-            }
+            if (PARTS > 1u) barrier();
         }
         barrier();
     }

@@ -8,6 +8,7 @@
 #include "ops/cosine_attention.h"
 #include "ops/elementwise.h"
 #include "ops/gemm.h"
+#include "ops/gemm_split_k.h"
 #include "ops/hebbian_trace.h"
 #include "ops/layer_norm.h"
 #include "ops/memory_step.h"
@@ -157,6 +158,15 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     if (c->per_sample) ENN_TRY(alloc(c, &c->dM_samples, str));
     enn_memory_shape ms = {c->Bp, N, h, c->per_sample};
     ENN_TRY(alloc(c, &c->attention_ws, enn_cosine_attention_workspace_bytes(ms)));
+    /* The weight gradients' split-K workspace (GPUs), sized for the longest sequence. */
+    uint64_t ws = 0;
+    uint32_t R = T * c->Bp, shapes[3][2] = {{3 * h, h}, {h, 3 * h}, {d ? d : 1, h}};
+    for (int i = 0; i < 3; i++) {
+        uint32_t s = enn_gemm_split_k_count_for(ctx, shapes[i][0], shapes[i][1], R);
+        uint64_t b = s > 1 ? enn_gemm_split_k_workspace_bytes(shapes[i][0], shapes[i][1], s) : 0;
+        if (b > ws) ws = b;
+    }
+    if (ws) ENN_TRY(alloc(c, &c->split_ws, ws));
     if (!c->layer_norm) {
         c->z = c->zr;
         c->dzr = c->dz;
@@ -182,7 +192,7 @@ void enn_cell_destroy(enn_cell *c)
                          c->ln1_mean, c->ln1_rstd, c->ln2_mean, c->ln2_rstd, c->a, c->m, c->H, c->u,
                          c->layer_norm ? c->hp : NULL, c->hs, c->dhs, c->dhp, c->du, c->dz,
                          c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->dH[0], c->dH[1], c->dM_samples,
-                         c->attention_ws, c->noise_buf, c->H_ring};
+                         c->attention_ws, c->noise_buf, c->H_ring, c->split_ws};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(c->ctx, all[i]);
     memset(c, 0, sizeof *c);
@@ -222,6 +232,26 @@ static enn_recurrence_shape recurrence_shape(const enn_cell *c, uint32_t T, uint
 {
     return (enn_recurrence_shape){.T = T, .B = B, .Bp = c->Bp, .h = c->h, .layer_norm = c->layer_norm,
                                   .eps = c->ln_eps};
+}
+
+/* A weight gradient dW = X^T dY (+ beta dW) over all m-wide rows of X and n-wide rows
+ * of dY: few output tiles and a long K, so split-K on GPUs. */
+static enn_status weight_gradient(const enn_cell *c, enn_recorder *rec, const char *name, enn_view dW, enn_view X,
+                                  enn_view dY, uint32_t m, uint32_t n, uint32_t rows, float beta)
+{
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    d.a = X;
+    d.trans_a = 1;
+    d.b = dY;
+    d.c = dW;
+    d.m = m;
+    d.n = n;
+    d.k = rows;
+    d.beta = beta;
+    d.name = name;
+    uint32_t splits = c->split_ws ? enn_gemm_split_k_count_for(c->ctx, m, n, rows) : 1;
+    if (splits > 1) return enn_gemm_split_k(rec, &d, splits, enn_view_of(c->split_ws));
+    return enn_gemm(rec, &d);
 }
 
 static enn_hebbian_params hebbian_params(const enn_cell *c, uint64_t step, uint32_t t)
@@ -319,13 +349,12 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
                                                enn_view_of(c->ln2_rstd), R, h, 1.0f));
 
     /* Weight gradients of the loop, each one GEMM over all steps. */
-    ENN_TRY(gemm(rec, "enn.dW_o", c->dW_o, enn_view_of(c->u), 1, enn_view_of(c->dhp), 0, 3 * h, h, R, 1.0f, NO_VIEW,
-                 ENN_ACT_NONE));
+    ENN_TRY(weight_gradient(c, rec, "enn.dW_o", c->dW_o, enn_view_of(c->u), enn_view_of(c->dhp), 3 * h, h, R, 1.0f));
     ENN_TRY(enn_sum_rows(rec, R, h, enn_view_of(c->dhp), 1.0f, 1.0f, c->db_o));
     enn_view rows_in[3] = {enn_view_of(c->z), enn_view_of(c->m), enn_view_of(c->hs)};
     for (int k = 0; k < 3; k++)
-        ENN_TRY(gemm(rec, "enn.dW_u", c->dW_u_block[k], rows_in[k], 1, enn_view_of(c->du), 0, h, 3 * h, R,
-                     c->W_u_staged[k] ? 0.0f : 1.0f, NO_VIEW, ENN_ACT_NONE));
+        ENN_TRY(weight_gradient(c, rec, "enn.dW_u", c->dW_u_block[k], rows_in[k], enn_view_of(c->du), h, 3 * h, R,
+                                c->W_u_staged[k] ? 0.0f : 1.0f));
     ENN_TRY(enn_sum_rows(rec, R, 3 * h, enn_view_of(c->du), 1.0f, 1.0f, c->db_u));
     uint64_t block = (uint64_t)h * 3 * h * 4;
     for (int k = 0; k < 3; k++)
@@ -393,8 +422,7 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
                                         enn_view_of(c->ln1_rstd), R, h, 0.0f, 1.0f));
     ENN_TRY(enn_activation_backward(rec, ENN_ACT_RELU, (uint64_t)R * h, enn_view_of(c->zr), enn_view_of(c->dzr), 0.0f,
                                     enn_view_of(c->dzr)));
-    ENN_TRY(gemm(rec, "enn.dW_z", c->dW_z, enn_view_of(c->x), 1, enn_view_of(c->dzr), 0, c->d, h, R, 1.0f, NO_VIEW,
-                 ENN_ACT_NONE));
+    ENN_TRY(weight_gradient(c, rec, "enn.dW_z", c->dW_z, enn_view_of(c->x), enn_view_of(c->dzr), c->d, h, R, 1.0f));
     ENN_TRY(enn_sum_rows(rec, R, h, enn_view_of(c->dzr), 1.0f, 1.0f, c->db_z));
     if (want_dx)
         ENN_TRY(gemm(rec, "enn.dx", enn_view_of(c->dx), enn_view_of(c->dzr), 0, c->W_z, 1, R, c->d, h, 0.0f, NO_VIEW,

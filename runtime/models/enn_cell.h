@@ -68,6 +68,7 @@ typedef struct enn_cell {
     enn_buffer *dH[2];    /* [nH, N, h]: the reverse scan's carry (see enn_memory_step_backward) */
     enn_buffer *dM_samples; /* per-sample trace: [Bp, N, h], each sample's dM over the steps */
     enn_buffer *attention_ws; /* softmax and similarity gradients of one step */
+    enn_buffer *split_ws;     /* split-K partial weight gradients (GPUs), or NULL */
     enn_buffer *noise_buf; /* [T] slabs of [nH, N, h] given noise (enn grad), or NULL */
     int noise_buffer_set; /* use `noise` instead of Philox noise */
 

@@ -78,3 +78,21 @@ enn_status enn_gemm_split_k(enn_recorder *rec, const enn_gemm_desc *d, uint32_t 
     }
     return enn_sum_rows(rec, full, (uint32_t)mn, workspace, 1.0f, beta, d->c);
 }
+
+/* Weight gradients (dW = X^T dY over all R = T * B rows) have small outputs and K = R: on
+ * a GPU a few dozen output tiles leave most of the device idle for the whole K-loop. */
+#define GPU_TILE 64u          /* the tiled GEMM's output tile edge */
+#define GPU_TILES_WANTED 256u /* about two workgroups per multiprocessor on a large GPU */
+#define MIN_SLICE 64u         /* floats of K per slice: 256-byte slices */
+
+uint32_t enn_gemm_split_k_count_for(const enn_context *ctx, uint32_t m, uint32_t n, uint32_t k)
+{
+    if (ctx->caps.device_type == ENN_DEVICE_CPU || enn_env_flag("ENN_DISABLE_SPLIT_K")) return 1;
+    uint64_t tiles = (uint64_t)((m + GPU_TILE - 1) / GPU_TILE) * ((n + GPU_TILE - 1) / GPU_TILE);
+    if (tiles >= GPU_TILES_WANTED || k < 2 * MIN_SLICE) return 1;
+    uint64_t s = GPU_TILES_WANTED / tiles, by_k = k / MIN_SLICE, fit = MAX_WORKSPACE / ((uint64_t)m * n * 4);
+    if (s > by_k) s = by_k;
+    if (s > fit) s = fit;
+    if (s > MAX_SPLITS) s = MAX_SPLITS;
+    return s < 2 ? 1 : (uint32_t)s;
+}

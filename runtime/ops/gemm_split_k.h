@@ -19,6 +19,10 @@
  * the output is wide and the output is small, else about K / 2048 slices, at most
  * 256 and with a workspace of at most 64 MiB. */
 uint32_t enn_gemm_split_k_count(uint32_t m, uint32_t n, uint32_t k);
+/* The split count for a weight gradient on ctx's device: 1 on CPU devices (their cores are
+ * busy without it) and with ENN_DISABLE_SPLIT_K=1; on GPUs enough slices (of at least 64
+ * floats of K) that the product has about 256 workgroups. */
+uint32_t enn_gemm_split_k_count_for(const enn_context *ctx, uint32_t m, uint32_t n, uint32_t k);
 /* Bytes of the workspace enn_gemm_split_k needs for `splits` slices. */
 uint64_t enn_gemm_split_k_workspace_bytes(uint32_t m, uint32_t n, uint32_t splits);
 

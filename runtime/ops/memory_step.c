@@ -181,7 +181,18 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     static const char *const slot_kernels[2][2] = {
         {"memory_step_backward_slots", "memory_step_backward_slots_r8"},
         {"memory_step_backward_slots_v4", "memory_step_backward_slots_v4r8"}};
-    ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
+    /* GPUs: a 256-wide workgroup per slot, PARTS threads per vector of h splitting the
+     * batch sum; CPU devices: one thread per vector (PARTS = 1). */
+    uint32_t local = STEP_LOCAL, parts = 1;
+    if (ctx->caps.device_type != ENN_DEVICE_CPU) {
+        local = enn_ops_local_size(ctx, 256, 0);
+        uint32_t vectors = 1;
+        while (vectors < s.h / (vec4 ? 4 : 1)) vectors *= 2;
+        parts = local > vectors ? local / vectors : 1;
+        if ((uint64_t)2 * local * rows * (vec4 ? 16 : 4) + 8 * rows > ctx->caps.max_shared_memory) local = STEP_LOCAL, parts = 1;
+    }
+    const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
+    ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
     return enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
                                "memory_step_backward_slots");
 }
