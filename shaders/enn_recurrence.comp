@@ -31,6 +31,10 @@ layout(constant_id = 3) const uint ROWS = 1;  // batch rows per workgroup
 layout(constant_id = 4) const uint H = 4;     // hidden width h (a multiple of VW)
 layout(constant_id = 5) const uint LN = 1;    // 1: layer norm after the output ReLU
 layout(constant_id = 6) const uint G = 1;     // lanes per row in the layer-norm sums
+// Threads splitting the 3h-long sums of the h-wide products (hp forward, dhs backward):
+// on GPUs h/VW columns alone leave most of the workgroup idle and each thread a chain of
+// 3h loads; CPU devices use 1 (lanes are loops there).
+layout(constant_id = 7) const uint KP = 1;
 
 #ifndef VW
 #define VW 1
@@ -50,6 +54,12 @@ const uint H4 = H / VW;      // an h-wide row in VT units
 const uint U4 = 3u * H / VW; // a 3h-wide row in VT units
 
 shared vec2 seg_scratch[WG];
+
+// The column groups c < H4 with their KP parts, in passes of WG threads (a uniform loop,
+// so that the part sums' barriers are uniform too): thread `tid` of a pass takes
+// column idx % H4 and part idx / H4 of the k-range [0, U4).
+#define SPLIT_PASSES for (uint c0 = 0u; c0 < H4 * KP; c0 += WG)
+shared VT sh_part[KP > 1u ? WG * ROWS : 1u];
 
 // Sums v over the G lanes of each row's segment; called by every invocation in uniform
 // control flow; starts and ends with a barrier.
@@ -128,11 +138,12 @@ void main()
             // hp_t = ReLU(u_t W_o + b_o): columns c of h. Written to hs directly without
             // layer norm.
             uint hb = (t + 1u) * pc.slab_hs + b0 * H4, pb = t * pc.slab_hp + b0 * H4;
-            for (uint c = tid; c < H4; c += WG) {
+            SPLIT_PASSES {
+                uint idx = c0 + tid, c = idx % H4, part = idx / H4;
+                bool on = idx < H4 * KP;
                 VT acc[ROWS];
-                VT bo = b_o[c];
-                for (uint r = 0u; r < ROWS; r++) acc[r] = bo;
-                for (uint k = 0u; k < U4; k++) {
+                for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
+                for (uint k = on ? part * U4 / KP : 0u, k_end = on ? (part + 1u) * U4 / KP : 0u; k < k_end; k++) {
 #if VW == 4
                     vec4 w0 = W_o[(4u * k) * H4 + c], w1 = W_o[(4u * k + 1u) * H4 + c];
                     vec4 w2 = W_o[(4u * k + 2u) * H4 + c], w3 = W_o[(4u * k + 3u) * H4 + c];
@@ -145,14 +156,25 @@ void main()
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_u[r * U4 + k] * w;
 #endif
                 }
-                for (uint r = 0u; r < ROWS; r++) {
-                    VT v = max(acc[r], VT(0.0));
-                    sh_h[r * H4 + c] = v;
-                    if (r < nrows) {
-                        if (LN != 0u) hp[pb + r * H4 + c] = v;
-                        else hs[hb + r * H4 + c] = v;
+                if (KP > 1u) {
+                    for (uint r = 0u; r < ROWS; r++) sh_part[tid * ROWS + r] = acc[r];
+                    barrier();
+                    if (on && part == 0u)
+                        for (uint q = 1u; q < KP; q++)
+                            for (uint r = 0u; r < ROWS; r++) acc[r] += sh_part[(tid + q * H4) * ROWS + r];
+                }
+                if (on && part == 0u) {
+                    VT bo = b_o[c];
+                    for (uint r = 0u; r < ROWS; r++) {
+                        VT v = max(acc[r] + bo, VT(0.0));
+                        sh_h[r * H4 + c] = v;
+                        if (r < nrows) {
+                            if (LN != 0u) hp[pb + r * H4 + c] = v;
+                            else hs[hb + r * H4 + c] = v;
+                        }
                     }
                 }
+                if (KP > 1u) barrier();
             }
             barrier();
             if (LN != 0u) {
@@ -291,10 +313,12 @@ void main()
             // dhs_t += du_t W_uh^T: column groups c of h, dot products along the rows
             // 4c..4c+3 of W_uh. The sum is also the next step's g.
             uint gb = t * pc.slab_dhs + b0 * H4;
-            for (uint c = tid; c < H4; c += WG) {
+            SPLIT_PASSES {
+                uint idx = c0 + tid, c = idx % H4, part = idx / H4;
+                bool on = idx < H4 * KP;
                 VT acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
-                for (uint k = 0u; k < U4; k++) {
+                for (uint k = on ? part * U4 / KP : 0u, k_end = on ? (part + 1u) * U4 / KP : 0u; k < k_end; k++) {
 #if VW == 4
                     vec4 w0 = W_uh[(4u * c) * U4 + k], w1 = W_uh[(4u * c + 1u) * U4 + k];
                     vec4 w2 = W_uh[(4u * c + 2u) * U4 + k], w3 = W_uh[(4u * c + 3u) * U4 + k];
@@ -307,14 +331,24 @@ void main()
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_du[r * U4 + k] * w;
 #endif
                 }
-                for (uint r = 0u; r < ROWS; r++) {
-                    VT v = VT(0.0);
-                    if (r < nrows) {
-                        v = dhs[gb + r * H4 + c] + acc[r];
-                        dhs[gb + r * H4 + c] = v;
-                    }
-                    sh_g[r * H4 + c] = v;
+                if (KP > 1u) {
+                    for (uint r = 0u; r < ROWS; r++) sh_part[tid * ROWS + r] = acc[r];
+                    barrier();
+                    if (on && part == 0u)
+                        for (uint q = 1u; q < KP; q++)
+                            for (uint r = 0u; r < ROWS; r++) acc[r] += sh_part[(tid + q * H4) * ROWS + r];
                 }
+                if (on && part == 0u) {
+                    for (uint r = 0u; r < ROWS; r++) {
+                        VT v = VT(0.0);
+                        if (r < nrows) {
+                            v = dhs[gb + r * H4 + c] + acc[r];
+                            dhs[gb + r * H4 + c] = v;
+                        }
+                        sh_g[r * H4 + c] = v;
+                    }
+                }
+                if (KP > 1u) barrier();
             }
             barrier();
         }

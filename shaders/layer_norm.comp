@@ -9,8 +9,9 @@
 //                               saves mean and rstd [rows] for the backward pass
 //   layer_norm_backward_input   dx = rstd (dyg - mean(dyg) - xhat mean(dyg xhat)),
 //                               dyg = dy gain; one workgroup per row
-//   layer_norm_backward_params  dgain = sum_rows dy xhat, dbias = sum_rows dy; one
-//                               invocation per column, rows in order (deterministic)
+//   layer_norm_backward_params  dgain = sum_rows dy xhat, dbias = sum_rows dy; PARTS
+//                               invocations per column split the rows (GPUs: the ENN
+//                               sums T * B rows), their sums added in a fixed order
 //
 //! variant layer_norm_backward_input -DBACKWARD_INPUT=1
 //! variant layer_norm_backward_params -DBACKWARD_PARAMS=1
@@ -101,17 +102,31 @@ layout(std430, set = 0, binding = 3) readonly buffer Rstd { float rstd_in[]; };
 layout(std430, set = 0, binding = 4) buffer DGain { float dgain[]; };
 layout(std430, set = 0, binding = 5) buffer DBias { float dbias[]; };
 
+layout(constant_id = 3) const uint PARTS = 1;
+const uint CT = WG / PARTS;   // columns per workgroup
+shared vec2 sh_part[PARTS > 1u ? WG : 1u];
+
 void main()
 {
-    uint c = gl_GlobalInvocationID.x;
-    uint C = pc.cols;
-    if (c >= C) return;
+    uint t = gl_LocalInvocationID.x, part = t / CT, C = pc.cols;
+    uint c = gl_WorkGroupID.x * CT + t % CT;
     float sg = 0.0, sb = 0.0;
-    for (uint r = 0u; r < pc.rows; r++) {
-        float d = dy[r * C + c];
-        sg += d * (x[r * C + c] - mean_in[r]) * rstd_in[r];
-        sb += d;
+    if (c < C)
+        for (uint r = part; r < pc.rows; r += PARTS) {
+            float d = dy[r * C + c];
+            sg += d * (x[r * C + c] - mean_in[r]) * rstd_in[r];
+            sb += d;
+        }
+    if (PARTS > 1u) {
+        sh_part[t] = vec2(sg, sb);
+        barrier();
+        if (part == 0u)
+            for (uint q = 1u; q < PARTS; q++) {
+                sg += sh_part[t + q * CT].x;
+                sb += sh_part[t + q * CT].y;
+            }
     }
+    if (part != 0u || c >= C) return;
     dgain[c] = pc.beta_params != 0.0 ? sg + pc.beta_params * dgain[c] : sg;
     dbias[c] = pc.beta_params != 0.0 ? sb + pc.beta_params * dbias[c] : sb;
 }

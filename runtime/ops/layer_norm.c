@@ -83,16 +83,21 @@ enn_status enn_layer_norm_backward_params(enn_recorder *rec, enn_view dgain, enn
     ENN_TRY(enn_ops_check_view(op, "rstd", rstd, br));
     ENN_TRY(enn_ops_check_view(op, "dgain", dgain, bc));
     ENN_TRY(enn_ops_check_view(op, "dbias", dbias, bc));
-    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
+    /* GPUs: 16 columns x 16 parts of the rows per 256-wide workgroup; CPU devices: one
+     * invocation per column (their lanes are loops anyway). */
+    const enn_context *ctx = enn_recorder_context(rec);
+    uint32_t local = LAYER_NORM_LOCAL, parts = 1;
+    if (ctx->caps.device_type != ENN_DEVICE_CPU && enn_ops_local_size(ctx, 256, 0) == 256) local = 256, parts = 16;
+    const uint32_t spec[4] = {local, 1, 1, parts};
     const enn_pipeline *pp;
-    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 1, &pp));
+    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 4, &pp));
     layer_norm_push push = {rows, cols, 0, 0, beta};
     enn_access pa = beta != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
     enn_binding bp[6] = {enn_bind(x, bx, ENN_ACCESS_READ),     enn_bind(dy, bx, ENN_ACCESS_READ),
                          enn_bind(mean, br, ENN_ACCESS_READ),  enn_bind(rstd, br, ENN_ACCESS_READ),
                          enn_bind(dgain, bc, pa), enn_bind(dbias, bc, pa)};
     uint32_t gx = 1, gy = 1;
-    ENN_TRY(enn_ops_grid(rec, cols, LAYER_NORM_LOCAL, &gx, &gy));
+    ENN_TRY(enn_ops_grid(rec, cols, local / parts, &gx, &gy));
     if (gy != 1) return enn_error(ENN_ERROR_SHAPE, "%s: %u columns are too many for one grid row", op, cols);
     return enn_record_dispatch(rec, pp, bp, 6, &push, gx, 1, 1, op);
 }

@@ -18,7 +18,7 @@ typedef struct backward_push {
 /* How one dispatch is laid out: vector width, workgroup size, rows per workgroup, lanes
  * per row in the layer-norm sums. */
 typedef struct plan {
-    uint32_t vw, local, rows, lanes;
+    uint32_t vw, local, rows, lanes, kparts;
 } plan;
 
 static uint32_t pow2_ceil(uint32_t x)
@@ -28,10 +28,10 @@ static uint32_t pow2_ceil(uint32_t x)
     return p;
 }
 
-static uint64_t shared_bytes(uint32_t h, uint32_t rows, uint32_t local)
+static uint64_t shared_bytes(uint32_t h, uint32_t rows, uint32_t local, uint32_t vw, int split)
 {
-    /* the rows' h- and 3h-wide vectors, and the vec2 reduction scratch */
-    return (uint64_t)rows * 4 * h * 4 + (uint64_t)local * 8;
+    /* the rows' h- and 3h-wide vectors, the vec2 reduction scratch and the k-split partial sums */
+    return (uint64_t)rows * 4 * h * 4 + (uint64_t)local * 8 + (split ? (uint64_t)local * rows * vw * 4 : 0);
 }
 
 static enn_status make_plan(const enn_context *ctx, const enn_recurrence_shape *s, const char *op, plan *p)
@@ -59,13 +59,16 @@ static enn_status make_plan(const enn_context *ctx, const enn_recurrence_shape *
         return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %u rows per workgroup need a workgroup of %u invocations", op, rows,
                          pow2_ceil(rows));
     if (!s->rows_per_group)
-        while (rows > 1 && shared_bytes(s->h, rows, p->local) > ctx->caps.max_shared_memory) rows--;
-    if (shared_bytes(s->h, rows, p->local) > ctx->caps.max_shared_memory)
+        while (rows > 1 && shared_bytes(s->h, rows, p->local, p->vw, !cpu) > ctx->caps.max_shared_memory) rows--;
+    if (shared_bytes(s->h, rows, p->local, p->vw, !cpu) > ctx->caps.max_shared_memory)
         return enn_error(ENN_ERROR_UNSUPPORTED,
                          "%s: h = %u with %u rows per workgroup needs %llu bytes of shared memory; %s has %u", op, s->h,
-                         rows, (unsigned long long)shared_bytes(s->h, rows, p->local), ctx->caps.device_name,
+                         rows, (unsigned long long)shared_bytes(s->h, rows, p->local, p->vw, !cpu), ctx->caps.device_name,
                          ctx->caps.max_shared_memory);
     p->rows = rows;
+    /* GPUs: threads the h-wide products' columns leave idle split those sums' k-range. */
+    uint32_t columns = s->h / p->vw;
+    p->kparts = !cpu && p->local >= 2 * columns ? p->local / columns : 1;
     p->lanes = 1;
     while (p->lanes * 2 * rows <= p->local) p->lanes *= 2;
     return ENN_OK;
@@ -112,8 +115,8 @@ static enn_status check_seq(const enn_context *ctx, const char *op, const char *
 static enn_status get_pipeline(enn_recorder *rec, const char *name, const enn_recurrence_shape *s, const plan *p,
                                uint32_t push_size, const enn_pipeline **out)
 {
-    const uint32_t spec[7] = {p->local, 1, 1, p->rows, s->h, s->layer_norm ? 1u : 0u, p->lanes};
-    return enn_ops_pipeline(rec, name, 10, push_size, spec, 7, out);
+    const uint32_t spec[8] = {p->local, 1, 1, p->rows, s->h, s->layer_norm ? 1u : 0u, p->lanes, p->kparts};
+    return enn_ops_pipeline(rec, name, 10, push_size, spec, 8, out);
 }
 
 enn_status enn_recurrence_forward(enn_recorder *rec, const enn_recurrence_shape *s, enn_recurrence_seq u,
