@@ -30,3 +30,15 @@ vec4 hebbian_pre(float decay, float eta, vec4 h_old, vec4 d, vec4 xi)
     precise vec4 pre = decay * h_old + eta * (d + xi);
     return pre;
 }
+
+// The batch sum of step t's outer products at slot n, vector j (shared trace): `parts`
+// interleaved partial sums (b = p, p + parts, ...) added in order p = 0, 1, ... . The
+// update may compute the partial sums in parallel (GPUs); every kernel that recomputes
+// the update's clip mask sums the same way, so the roundings agree bit for bit. D must be
+// `precise`; A is a [B, N] float array, Z a [B, hv] array of D's type.
+#define HEBBIAN_BATCH_SUM(D, A, Z, B, N, hv, n, j, parts)                              \
+    for (uint p_ = 0u; p_ < (parts); p_++) {                                           \
+        precise VT s_ = VT(0.0);                                                       \
+        for (uint b_ = p_; b_ < (B); b_ += (parts)) s_ += A[b_ * (N) + (n)] * Z[b_ * (hv) + (j)]; \
+        D = p_ == 0u ? s_ : D + s_;                                                    \
+    }

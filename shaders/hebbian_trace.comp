@@ -49,6 +49,7 @@ layout(push_constant) uniform Push {
     float beta_da;
     float beta_dz;
     float g_scale;
+    uint mean_parts;   // the batch sum's interleaved parts (hebbian_common.glsl)
 } pc;
 
 #ifndef VW
@@ -102,7 +103,7 @@ VT trace_pre(uint iv)
         d = a[b * pc.N + n] * z[b * hv + jv];
     } else {
         d = VT(0.0);
-        for (uint k = 0u; k < pc.B; k++) d += a[k * pc.N + n] * z[k * hv + jv];
+        HEBBIAN_BATCH_SUM(d, a, z, pc.B, pc.N, hv, n, jv, pc.mean_parts)
         d = d * pc.inv_batch;
     }
     return hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(idx));
@@ -112,11 +113,36 @@ VT trace_pre(uint iv)
 #if !defined(BACKWARD_TRACE) && !defined(BACKWARD_INPUTS)
 layout(std430, set = 0, binding = 4) writeonly buffer HNew { VT H_new[]; };
 
+shared VT sh_part[WG];
+
 void main()
 {
-    uint count = vector_count(), stride = gl_NumWorkGroups.x * WG;
-    for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride)
-        H_new[iv] = clamp(trace_pre(iv), -pc.clip, pc.clip);
+    uint count = vector_count();
+    uint P = pc.per_sample != 0u ? 1u : pc.mean_parts;
+    if (P <= 1u) {
+        uint stride = gl_NumWorkGroups.x * WG;
+        for (uint iv = gl_GlobalInvocationID.x; iv < count; iv += stride)
+            H_new[iv] = clamp(trace_pre(iv), -pc.clip, pc.clip);
+        return;
+    }
+    // Shared trace on GPUs: P threads per vector, each summing every P-th batch row, the
+    // parts added in order by the first (as HEBBIAN_BATCH_SUM does serially).
+    uint JT = WG / P, t = gl_LocalInvocationID.x, part = t / JT, l = t % JT, hv = pc.h / VW;
+    for (uint v0 = gl_WorkGroupID.x * JT; v0 < count; v0 += gl_NumWorkGroups.x * JT) {
+        uint iv = v0 + l, n = iv / hv, jv = iv - n * hv;
+        precise VT s = VT(0.0);
+        if (iv < count)
+            for (uint b = part; b < pc.B; b += P) s += a[b * pc.N + n] * z[b * hv + jv];
+        sh_part[t] = s;
+        barrier();
+        if (part == 0u && iv < count) {
+            precise VT d = s;
+            for (uint q = 1u; q < P; q++) d = d + sh_part[t + q * JT];
+            d = d * pc.inv_batch;
+            H_new[iv] = clamp(hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(iv * VW)), -pc.clip, pc.clip);
+        }
+        barrier();
+    }
 }
 #endif
 

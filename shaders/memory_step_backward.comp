@@ -73,6 +73,7 @@ layout(push_constant) uniform Push {
     float clip;
     float inv_batch;   // 1/B
     float g_scale;     // eta/B (shared) or eta (per sample)
+    uint mean_parts;   // how the forward pass summed the batch mean (hebbian_common.glsl)
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
@@ -340,7 +341,7 @@ void main()
                         if (prev && !inside_clip(Hi)) {
                             // Step t-1's batch mean, summed exactly as hebbian_trace does.
                             precise VT D = VT(0.0);
-                            for (uint b = 0u; b < B; b++) D += a_prev[b * N + n] * z_prev[b * hv + j];
+                            HEBBIAN_BATCH_SUM(D, a_prev, z_prev, B, N, hv, n, j, pc.mean_parts)
                             D = D * pc.inv_batch;
                             dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
                         }

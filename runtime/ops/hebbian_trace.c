@@ -10,7 +10,19 @@ typedef struct hebbian_push {
     uint32_t noise_mode;
     float decay, eta, inv_batch, sigma, clip;
     float beta_dH, beta_da, beta_dz, g_scale;
+    uint32_t mean_parts;
 } hebbian_push;
+
+#define MEAN_LOCAL 256 /* GPUs: the update's workgroup when the batch sum is split */
+
+uint32_t enn_hebbian_mean_parts(const enn_context *ctx, enn_memory_shape s)
+{
+    if (s.per_sample || ctx->caps.device_type == ENN_DEVICE_CPU || enn_ops_local_size(ctx, MEAN_LOCAL, 0) < MEAN_LOCAL)
+        return 1;
+    uint32_t vectors = 1, hv = s.h % 4 == 0 ? s.h / 4 : s.h;
+    while (vectors < hv) vectors *= 2;
+    return vectors >= MEAN_LOCAL ? 1 : MEAN_LOCAL / vectors;
+}
 
 static uint64_t trace_elems(enn_memory_shape s)
 {
@@ -51,13 +63,14 @@ static uint32_t element_groups(enn_recorder *rec, uint64_t vectors)
     return groups ? (uint32_t)groups : 1;
 }
 
-static hebbian_push make_push(enn_memory_shape s, const enn_hebbian_params *p)
+static hebbian_push make_push(const enn_context *ctx, enn_memory_shape s, const enn_hebbian_params *p)
 {
     hebbian_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
                          .noise_mode = (uint32_t)p->noise.mode, .decay = 1.0f - p->eta, .eta = p->eta,
                          .inv_batch = 1.0f / (float)s.B, .sigma = p->noise.sigma, .clip = p->clip};
     enn_ops_split64(p->noise.seed, push.seed);
     enn_ops_split64(p->noise.stream, push.stream);
+    push.mean_parts = enn_hebbian_mean_parts(ctx, s);
     return push;
 }
 
@@ -73,18 +86,25 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
     ENN_TRY(enn_ops_check_view(op, "z", z, bz));
     if (H_new.buf == H.buf && H_new.offset < H.offset + bH && H.offset < H_new.offset + bH)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: H_new overlaps H", op);
-    const uint32_t spec[1] = {HEBBIAN_LOCAL};
+    hebbian_push push = make_push(enn_recorder_context(rec), s, p);
+    /* A split batch sum: MEAN_LOCAL threads, mean_parts per vector (see the shader). */
+    uint32_t local = push.mean_parts > 1 ? MEAN_LOCAL : HEBBIAN_LOCAL;
+    const uint32_t spec[1] = {local};
     const enn_pipeline *pipe;
     int vec4 = use_vec4(s);
     ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_v4" : "hebbian_trace", 5, sizeof(hebbian_push), spec, 1,
                              &pipe));
-    hebbian_push push = make_push(s, p);
     int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
     enn_binding bind[5] = {enn_bind(H, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
                            enn_bind(z, bz, ENN_ACCESS_READ),
                            buffer_noise ? enn_bind(p->noise.xi, bH, ENN_ACCESS_READ) : enn_bind(H, bH, ENN_ACCESS_READ),
                            enn_bind(H_new, bH, ENN_ACCESS_WRITE)};
-    return enn_record_dispatch(rec, pipe, bind, 5, &push, element_groups(rec, n / (vec4 ? 4 : 1)), 1, 1, op);
+    uint64_t vectors = n / (vec4 ? 4 : 1);
+    uint32_t groups = push.mean_parts > 1
+                          ? enn_ops_row_groups(rec, (uint32_t)((vectors + local / push.mean_parts - 1) /
+                                                               (local / push.mean_parts)))
+                          : element_groups(rec, vectors);
+    return enn_record_dispatch(rec, pipe, bind, 5, &push, groups, 1, 1, op);
 }
 
 uint64_t enn_hebbian_trace_workspace_bytes(enn_memory_shape s)
@@ -119,7 +139,7 @@ enn_status enn_hebbian_trace_backward(enn_recorder *rec, enn_memory_shape s, enn
     ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_backward_trace_v4" : "hebbian_trace_backward_trace", 7,
                              sizeof(hebbian_push), spec, 1, &pt));
     ENN_TRY(enn_ops_pipeline(rec, input_kernels[vec4][rows == 8], 5, sizeof(hebbian_push), spec, 1, &pi));
-    hebbian_push push = make_push(s, p);
+    hebbian_push push = make_push(enn_recorder_context(rec), s, p);
     push.beta_dH = beta_dH, push.beta_da = beta_da, push.beta_dz = beta_dz;
     push.g_scale = s.per_sample ? p->eta : p->eta * push.inv_batch;
     int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;

@@ -30,6 +30,12 @@ typedef struct enn_hebbian_params {
     enn_trace_noise noise;
 } enn_hebbian_params;
 
+/* How the shared trace's batch sum is split (interleaved partial sums added in order):
+ * 1 on CPU devices and for a per-sample trace; on GPUs enough parts to fill a 256-wide
+ * workgroup. Every kernel that sums the batch mean uses this count, so the forward
+ * update and the backward passes' recomputed clip masks agree bit for bit. */
+uint32_t enn_hebbian_mean_parts(const enn_context *ctx, enn_memory_shape s);
+
 /* H_new: like H, out (must not overlap H); H: [N,h] or [B,N,h]; a: [B,N]; z: [B,h]. */
 enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_view H_new, enn_view H, enn_view a,
                                      enn_view z, const enn_hebbian_params *p);

@@ -83,6 +83,7 @@ typedef struct backward_push {
     uint32_t seed[2], stream[2];
     uint32_t noise_mode, has_trace, has_prev;
     float inv_tau, alpha, decay, eta, sigma, clip, inv_batch, g_scale;
+    uint32_t mean_parts;
 } backward_push;
 
 enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const enn_memory_backward_step *st,
@@ -144,7 +145,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
                           .has_prev = (uint32_t)prev, .inv_tau = 1.0f / tau_e, .alpha = alpha,
                           .decay = 1.0f - hp->eta, .eta = hp->eta, .sigma = hp->noise.sigma, .clip = hp->clip,
                           .inv_batch = 1.0f / (float)s.B,
-                          .g_scale = s.per_sample ? hp->eta : hp->eta / (float)s.B};
+                          .g_scale = s.per_sample ? hp->eta : hp->eta / (float)s.B,
+                          .mean_parts = enn_hebbian_mean_parts(ctx, s)};
     enn_ops_split64(hp->noise.seed, push.seed);
     enn_ops_split64(hp->noise.stream, push.stream);
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
