@@ -34,9 +34,13 @@
 /* A chunk of language-model logits on a CPU device (lavapipe: 128 MiB bindings, host
  * memory shared with everything else). */
 #define LOGITS_CHUNK_BYTES ((uint64_t)96 << 20)
-/* On a GPU a chunk may take this share of the largest device-local heap: bigger chunks
- * make every head GEMM bigger (better tiling) and read and write dW fewer times per step. */
+/* On a GPU a chunk may take this share of the largest device-local heap, up to 1 GiB:
+ * bigger chunks make every head GEMM bigger (better tiling) and read and write dW fewer
+ * times per step. On the H100 (paper-lm-full, V = 188,590) 128-row chunks took 63 ms per
+ * LSTM step, 512 to 4096 rows all 46-47 ms (BENCHMARKS.md): 1 GiB (1408 rows there) keeps
+ * that speed at half the memory of one 3 GiB chunk. */
 #define LOGITS_HEAP_SHARE 8
+#define LOGITS_CHUNK_MAX_BYTES ((uint64_t)1 << 30)
 
 static const enn_view NO_VIEW = {0};
 
@@ -75,7 +79,7 @@ static enn_status gemm(enn_recorder *rec, const char *name, enn_view c, enn_view
 
 /* Rows of language-model logits per chunk, a multiple of Bp (a chunk starts on a step's
  * slab): as many as one binding, one allocation and the byte budget allow (96 MiB on a CPU
- * device, 1/LOGITS_HEAP_SHARE of the device-local heap on a GPU), or ENN_LM_CHUNK_ROWS
+ * device, 1/LOGITS_HEAP_SHARE of the device-local heap up to 1 GiB on a GPU), or ENN_LM_CHUNK_ROWS
  * (tuning; rounded down to a multiple of Bp, at least Bp, still within the binding). */
 static enn_status lm_chunk_rows(const enn_model *m, uint64_t rows, uint32_t *out)
 {
@@ -86,6 +90,7 @@ static enn_status lm_chunk_rows(const enn_model *m, uint64_t rows, uint32_t *out
     if (alloc_max && alloc_max < limit) limit = alloc_max;
     uint64_t budget = caps->device_type == ENN_DEVICE_CPU ? LOGITS_CHUNK_BYTES
                                                           : caps->device_local_bytes / LOGITS_HEAP_SHARE;
+    if (budget > LOGITS_CHUNK_MAX_BYTES) budget = LOGITS_CHUNK_MAX_BYTES;
     if (budget < LOGITS_CHUNK_BYTES) budget = LOGITS_CHUNK_BYTES;
     if (budget > limit) budget = limit;
     uint64_t per_chunk = budget / row_bytes;
