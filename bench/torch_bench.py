@@ -11,6 +11,9 @@ Configs (B=128 unless --batch):
   paper-mnist   T=28, d=28, h=128, N=64, 10 classes; baselines 128 then 64
   paper-lm      T=32, embedding 128, h=128, N=64, vocabulary 10,000; baselines 128 then 128
   paper-lm-full the same with the paper's vocabulary 188,590 (logits alone are 3 GB in float32)
+  lm-head       the output layer alone at paper-lm-full's shapes: R = B*T rows of random features
+                (h=128) -> torch.nn.Linear(128, 188590) -> F.cross_entropy(ignore_index=0) -> Adam on
+                the layer's weight and bias (no clipping); the last step's targets are padding, as above
   long          T=784, d=1 (MNIST pixel by pixel), h=128, N=64; baselines 128 then 64
   wide          T=28, d=28, h=512, N=256; baselines 512 then 256
 Models: ENN-shared (paper mode trace), ENN-per-sample, ENN-stop (shared, stop-gradient trace),
@@ -30,6 +33,7 @@ CONFIGS = {
     "paper-mnist": dict(model="classifier", T=28, d=28, h=128, N=64, C=10, sizes=(128, 64)),
     "paper-lm": dict(model="lm", T=32, d=128, h=128, N=64, V=10000, sizes=(128, 128)),
     "paper-lm-full": dict(model="lm", T=32, d=128, h=128, N=64, V=188590, sizes=(128, 128)),
+    "lm-head": dict(model="lm-head", T=32, d=128, h=128, N=64, V=188590, sizes=(128, 128)),
     "long": dict(model="classifier", T=784, d=1, h=128, N=64, C=10, sizes=(128, 64)),
     "wide": dict(model="classifier", T=28, d=28, h=512, N=256, C=10, sizes=(512, 256)),
 }
@@ -42,7 +46,23 @@ def make_task(c):
     return dict(model="classifier", C=c["C"], pooling="attention", dropout_rate=0.3)
 
 
+class LMHead(torch.nn.Module):
+    """The language model's output layer alone: features [B, T, h] -> logits -> mean
+    cross-entropy over the non-padding targets (id 0 ignored)."""
+
+    def __init__(self, h, V, dtype):
+        super().__init__()
+        self.out = torch.nn.Linear(h, V, dtype=dtype)
+
+    def forward(self, batch):
+        logits = self.out(batch["features"])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 batch["targets"].reshape(-1), ignore_index=0)
+
+
 def make_model(name, c, dtype):
+    if c["model"] == "lm-head":
+        return LMHead(c["h"], c["V"], dtype)
     task = make_task(c)
     if name.startswith("ENN"):
         mode = "per_sample" if name == "ENN-per-sample" else "shared"
@@ -53,6 +73,11 @@ def make_model(name, c, dtype):
 
 
 def make_batch(c, B, device, dtype, gen):
+    if c["model"] == "lm-head":
+        targets = torch.randint(1, c["V"], (B, c["T"]), generator=gen)
+        targets[:, -1] = 0
+        return {"features": (torch.rand(B, c["T"], c["h"], generator=gen, dtype=dtype) * 2 - 1).to(device),
+                "targets": targets.to(device)}
     if c["model"] == "lm":
         tokens = torch.randint(1, c["V"], (B, c["T"]), generator=gen)
         targets = torch.zeros_like(tokens)
@@ -84,7 +109,8 @@ def bench(name, cname, c, args, dtype):
         opt.zero_grad(set_to_none=True)
         loss = model(batch)
         loss.backward()
-        et.clip_each_grad_norm_(params, 1.0)
+        if c["model"] != "lm-head":
+            et.clip_each_grad_norm_(params, 1.0)
         opt.step()
         return loss
 
@@ -97,6 +123,8 @@ def bench(name, cname, c, args, dtype):
     sync(args.device)
     dt = time.perf_counter() - t0
     sps = args.batch * args.steps / dt
+    if c["model"] == "lm-head":
+        name = "Dense+xent"
     print(f"{cname:14s} {name:15s} params {nparams:>10,d}  {sps:10.1f} samples/s  {1e3 * dt / args.steps:9.1f} ms/step"
           f"  loss {float(loss):.4f}", flush=True)
     return dict(samples_per_s=sps, ms_per_step=1e3 * dt / args.steps, params=nparams, loss=float(loss))
@@ -115,6 +143,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):   # plain fp32 GEMMs, as the library's
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_flush_denormal(True)   # subnormal intermediates slowed the CPU ENN 40x otherwise
     print(f"# torch {torch.__version__}, device {args.device}, threads {args.threads}, batch {args.batch}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, float32")

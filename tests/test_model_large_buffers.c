@@ -1,6 +1,8 @@
 /* Whole models on the paths that only large shapes take, made to run at small shapes:
  *  - the language model's dh = dlogits W^T split over the vocabulary (split-K) against
  *    the same gradients computed with one GEMM (ENN_DISABLE_SPLIT_K);
+ *  - the language model's logits in one chunk of rows (the default at these shapes) against
+ *    one chunk per step (ENN_LM_CHUNK_ROWS);
  *  - training steps with clipnorm (per tensor and global) whose flat parameter buffers
  *    exceed one binding (ENN_MAX_BINDING_BYTES lowered below them), bit-identical to the
  *    same steps bound whole. */
@@ -89,6 +91,59 @@ Test(model_large_buffers, language_model_split_k_dh)
     }
     cr_expect(gmax > 0, "all gradients are zero");
     cr_expect(emax <= TOL_SPLIT * gmax, "split-K gradients differ by %g (largest gradient %g)", emax, gmax);
+    free(g[0]), free(g[1]);
+    test_context_finish(ctx);
+}
+
+/* One chunk against T chunks: the same products, summed in another order (dW and db
+ * accumulate chunk by chunk, and each chunk's gradient scale is count_k / total / count_k
+ * instead of 1 / total, one rounding apart). Sums of B*T = 12 rows, so the fp32 orders
+ * differ by a few 2^-24 of the largest term; 1e-5 of the largest gradient is a wide margin
+ * for that, while a chunk's rows lost, doubled or scaled by the wrong count move gradients
+ * by a third or more. */
+#define TOL_CHUNKS 1e-5
+
+Test(model_large_buffers, language_model_chunk_rows_override)
+{
+    const uint32_t V = 300;
+    enn_context *ctx = test_context();
+    enn_model_config c;
+    lm_config(&c, V);
+    uint32_t tokens[B * T], targets[B * T];
+    for (int i = 0; i < B * T; i++) tokens[i] = (uint32_t)(1 + (i * 97) % (V - 1)), targets[i] = (uint32_t)((i * 61 + 7) % V);
+    targets[4] = 0, targets[9] = 0; /* padding targets, in different steps */
+    enn_batch batch = {.size = B, .seq_len = T, .tokens = tokens, .targets = targets};
+    size_t cap = 1 << 20;
+    float *g[2] = {malloc(cap * 4), malloc(cap * 4)};
+    size_t n[2];
+    uint32_t dispatches[2];
+    float loss[2];
+    for (int chunked = 0; chunked < 2; chunked++) {
+        if (chunked) test_setenv("ENN_LM_CHUNK_ROWS", "1"); /* rounded up to Bp: one step per chunk */
+        enn_model *m;
+        ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+        unsetenv("ENN_LM_CHUNK_ROWS");
+        enn_step_result r;
+        ENN_ASSERT_OK(enn_model_compute_gradients(m, &batch, NULL, &r));
+        loss[chunked] = r.loss;
+        enn_model_step_stats st;
+        ENN_ASSERT_OK(enn_model_last_step_stats(m, &st));
+        dispatches[chunked] = st.dispatches;
+        n[chunked] = read_grads(m, g[chunked], cap);
+        enn_model_destroy(m);
+    }
+    /* every chunk records its own GEMMs and losses: proof the override took */
+    cr_expect_gt(dispatches[1], dispatches[0], "ENN_LM_CHUNK_ROWS changed nothing (%u vs %u dispatches)",
+                 dispatches[1], dispatches[0]);
+    cr_expect(fabsf(loss[0] - loss[1]) <= 1e-5f * fabsf(loss[0]), "loss %g chunked vs %g whole", loss[1], loss[0]);
+    cr_assert_eq(n[0], n[1]);
+    double gmax = 0, emax = 0;
+    for (size_t i = 0; i < n[0]; i++) {
+        gmax = fmax(gmax, fabs(g[0][i]));
+        emax = fmax(emax, fabs(g[0][i] - g[1][i]));
+    }
+    cr_expect(gmax > 0, "all gradients are zero");
+    cr_expect(emax <= TOL_CHUNKS * gmax, "chunked gradients differ by %g (largest gradient %g)", emax, gmax);
     free(g[0]), free(g[1]);
     test_context_finish(ctx);
 }

@@ -316,3 +316,8 @@ void enn_memory_reset_peak(enn_context *ctx)
 {
     if (ctx && ctx->allocator) ctx->allocator->stats.peak_used_bytes = ctx->allocator->stats.used_bytes;
 }
+
+uint64_t enn_memory_max_allocation(const enn_context *ctx)
+{
+    return ctx && ctx->allocator ? ctx->allocator->max_allocation : 0;
+}

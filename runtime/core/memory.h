@@ -24,4 +24,7 @@ struct enn_buffer {
  * one model after another on one context). */
 void enn_memory_reset_peak(enn_context *ctx);
 
+/* The largest single allocation the device takes (maxMemoryAllocationSize), in bytes. */
+uint64_t enn_memory_max_allocation(const enn_context *ctx);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "models/model.h"
 #include "ops/dropout.h"
 #include "ops/embedding.h"
@@ -30,8 +31,16 @@
 #define STATS_SLAB 256
 /* Dropout streams: apart from the trace noise's (step << 20) + t streams. */
 #define DROPOUT_STREAM(pass) (((uint64_t)(pass) << 20) + 0xd0000u)
-/* A chunk of language-model logits stays within one binding of at most this size. */
+/* A chunk of language-model logits on a CPU device (lavapipe: 128 MiB bindings, host
+ * memory shared with everything else). */
 #define LOGITS_CHUNK_BYTES ((uint64_t)96 << 20)
+/* On a GPU a chunk may take this share of the largest device-local heap, up to 1 GiB:
+ * bigger chunks make every head GEMM bigger (better tiling) and read and write dW fewer
+ * times per step. On the H100 (paper-lm-full, V = 188,590) 128-row chunks took 63 ms per
+ * LSTM step, 512 to 4096 rows all 46-47 ms (BENCHMARKS.md): 1 GiB (1408 rows there) keeps
+ * that speed at half the memory of one 3 GiB chunk. */
+#define LOGITS_HEAP_SHARE 8
+#define LOGITS_CHUNK_MAX_BYTES ((uint64_t)1 << 30)
 
 static const enn_view NO_VIEW = {0};
 
@@ -66,6 +75,39 @@ static enn_status gemm(enn_recorder *rec, const char *name, enn_view c, enn_view
     d.beta = beta;
     d.name = name;
     return enn_gemm(rec, &d);
+}
+
+/* Rows of language-model logits per chunk, a multiple of Bp (a chunk starts on a step's
+ * slab): as many as one binding, one allocation and the byte budget allow (96 MiB on a CPU
+ * device, 1/LOGITS_HEAP_SHARE of the device-local heap up to 1 GiB on a GPU), or ENN_LM_CHUNK_ROWS
+ * (tuning; rounded down to a multiple of Bp, at least Bp, still within the binding). */
+static enn_status lm_chunk_rows(const enn_model *m, uint64_t rows, uint32_t *out)
+{
+    const enn_capabilities *caps = &m->ctx->caps;
+    uint32_t K = m->config.outputs, Bp = m->seq.Bp;
+    uint64_t row_bytes = (uint64_t)K * 4;
+    uint64_t limit = caps->max_storage_buffer_range, alloc_max = enn_memory_max_allocation(m->ctx);
+    if (alloc_max && alloc_max < limit) limit = alloc_max;
+    uint64_t budget = caps->device_type == ENN_DEVICE_CPU ? LOGITS_CHUNK_BYTES
+                                                          : caps->device_local_bytes / LOGITS_HEAP_SHARE;
+    if (budget > LOGITS_CHUNK_MAX_BYTES) budget = LOGITS_CHUNK_MAX_BYTES;
+    if (budget < LOGITS_CHUNK_BYTES) budget = LOGITS_CHUNK_BYTES;
+    if (budget > limit) budget = limit;
+    uint64_t per_chunk = budget / row_bytes;
+    const char *env = getenv("ENN_LM_CHUNK_ROWS");
+    if (env && env[0]) {
+        char *end = NULL;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (end && !*end && v > 0) per_chunk = v < Bp ? Bp : v;
+        if (per_chunk > limit / row_bytes) per_chunk = limit / row_bytes;
+    }
+    per_chunk = per_chunk / Bp * Bp;
+    if (per_chunk == 0)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "a vocabulary of %u words needs %llu bytes of logits per batch "
+                         "step; the device binds at most %llu", K, (unsigned long long)Bp * row_bytes,
+                         (unsigned long long)limit);
+    *out = (uint32_t)(per_chunk < rows ? per_chunk : rows);
+    return ENN_OK;
 }
 
 enn_status enn_head_create(enn_model *m)
@@ -109,15 +151,8 @@ enn_status enn_head_create(enn_model *m)
         ENN_TRY(alloc(m, &hd->targets, steps * slab));
         hd->chunks = steps;
     } else {
-        uint64_t rows = (uint64_t)T * Bp, per_chunk = LOGITS_CHUNK_BYTES / ((uint64_t)K * 4);
-        if (per_chunk > m->ctx->caps.max_storage_buffer_range / ((uint64_t)K * 4))
-            per_chunk = m->ctx->caps.max_storage_buffer_range / ((uint64_t)K * 4);
-        per_chunk = per_chunk / Bp * Bp;
-        if (per_chunk == 0)
-            return enn_error(ENN_ERROR_UNSUPPORTED, "a vocabulary of %u words needs %llu bytes of logits per batch "
-                             "step; the device binds at most %llu", K, (unsigned long long)Bp * K * 4,
-                             (unsigned long long)m->ctx->caps.max_storage_buffer_range);
-        hd->chunk_rows = (uint32_t)(per_chunk < rows ? per_chunk : rows);
+        uint64_t rows = (uint64_t)T * Bp;
+        ENN_TRY(lm_chunk_rows(m, rows, &hd->chunk_rows));
         hd->chunks = (uint32_t)((rows + hd->chunk_rows - 1) / hd->chunk_rows);
         uint64_t logit_bytes = (uint64_t)hd->chunk_rows * K * 4;
         ENN_TRY(alloc(m, &hd->logits, logit_bytes));
