@@ -13,11 +13,15 @@
 // buffer access into a per-lane loop): loads are VW-wide (vec4 when h % 4 == 0), the
 // per-row sums live in registers, a shared-trace workgroup reuses each loaded E vector
 // for ROWS rows, and the softmax of a row is a serial loop of one invocation instead of
-// shared-memory tree reductions. The launcher picks ROWS = 1 on GPUs (more workgroups).
+// shared-memory tree reductions. memory_step_wide, for GPUs: one row per workgroup of WG
+// threads, every serial loop cut into parts (SJ threads per slot over h, PN threads per
+// vector over the slots, tree reductions for the norms and the softmax).
 //
 //! variant memory_step_v4 -DVW=4
 //! variant memory_step_r8 -DROWS=8
 //! variant memory_step_v4r8 -DVW=4 -DROWS=8
+//! variant memory_step_wide -DWIDE=1
+//! variant memory_step_wide_v4 -DWIDE=1 -DVW=4
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
 #include "philox.glsl"
@@ -75,6 +79,7 @@ VT noise_at(uint idx)
     return VT(0.0);
 }
 
+#ifndef WIDE
 void main()
 {
     uint t = gl_LocalInvocationID.x;
@@ -183,3 +188,106 @@ void main()
         barrier();
     }
 }
+#endif
+
+#ifdef WIDE
+layout(constant_id = 4) const uint SJ = 4;    // threads per slot in the logits
+layout(constant_id = 5) const uint JW = 32;   // threads per slot-part in the retrieval
+const uint PN = WG / JW;
+shared float sh_red[WG];
+shared VT sh_m[WG];
+
+// Sum (op 0) or maximum (op 1) of v over the workgroup; every invocation calls it.
+float workgroup_reduce(float v, uint op)
+{
+    uint t = gl_LocalInvocationID.x;
+    sh_red[t] = v;
+    barrier();
+    for (uint s = WG / 2u; s > 0u; s >>= 1) {
+        if (t < s) sh_red[t] = op == 0u ? sh_red[t] + sh_red[t + s] : max(sh_red[t], sh_red[t + s]);
+        barrier();
+    }
+    float r = sh_red[0];
+    barrier();
+    return r;
+}
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint N = pc.N, hv = pc.h / VW;
+    bool per_sample = pc.per_sample != 0u;
+    for (uint b = gl_WorkGroupID.x; b < pc.B; b += gl_NumWorkGroups.x) {
+        uint eo = per_sample ? b * N * hv : 0u;
+        float zp = 0.0;
+        for (uint j = t; j < hv; j += WG) {
+            VT v = z[b * hv + j];
+            zp += dot(v, v);
+        }
+        float rz = inversesqrt(max(workgroup_reduce(zp, 0u), EPS_SQ));
+        // Logits: SJ threads per slot over the vectors of h.
+        uint sub = t % SJ;
+        for (uint n0 = 0u; n0 < N; n0 += WG / SJ) {
+            uint n = n0 + t / SJ;
+            vec2 acc = vec2(0.0);   // z . E_n, |E_n|^2
+            if (n < N)
+                for (uint j = sub; j < hv; j += SJ) {
+                    VT e = M[n * hv + j] + pc.alpha * H[eo + n * hv + j];
+                    acc += vec2(dot(z[b * hv + j], e), dot(e, e));
+                }
+            sh_m[t] = VT(acc.x);
+            sh_red[t] = acc.y;
+            barrier();
+            if (sub == 0u && n < N) {
+                for (uint q = 1u; q < SJ; q++) acc += vec2(float(sh_m[t + q]), sh_red[t + q]);
+                sh_a[n] = acc.x * rz * inversesqrt(max(acc.y, EPS_SQ)) * pc.inv_tau;
+            }
+            barrier();
+        }
+        // Softmax over the slots.
+        float mx = -3.4e38;
+        for (uint n = t; n < N; n += WG) mx = max(mx, sh_a[n]);
+        mx = workgroup_reduce(mx, 1u);
+        float se = 0.0;
+        for (uint n = t; n < N; n += WG) {
+            float e = exp(sh_a[n] - mx);
+            sh_a[n] = e;
+            se += e;
+        }
+        float inv_sum = 1.0 / workgroup_reduce(se, 0u);
+        for (uint n = t; n < N; n += WG) {
+            float an = sh_a[n] * inv_sum;
+            sh_a[n] = an;
+            a[b * N + n] = an;
+        }
+        barrier();
+        // Retrieval m = a E: PN threads per vector of h, each over every PN-th slot;
+        // per-sample: the trace update of the same elements.
+        uint jl = t % JW, part = t / JW;
+        for (uint j0 = 0u; j0 < hv; j0 += JW) {
+            uint j = j0 + jl;
+            VT acc = VT(0.0);
+            if (j < hv) {
+                VT zj = z[b * hv + j];
+                for (uint n = part; n < N; n += PN) {
+                    uint k = eo + n * hv + j;
+                    float an = sh_a[n];
+                    VT hold = H[k];
+                    acc += an * (M[n * hv + j] + pc.alpha * hold);
+                    if (per_sample) {
+                        precise VT d = an * zj;
+                        H_new[k] = clamp(hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW)), -pc.clip, pc.clip);
+                    }
+                }
+            }
+            sh_m[t] = acc;
+            barrier();
+            if (part == 0u && j < hv) {
+                for (uint q = 1u; q < PN; q++) acc += sh_m[t + q * JW];
+                m[b * hv + j] = acc;
+            }
+            barrier();
+        }
+    }
+}
+#endif

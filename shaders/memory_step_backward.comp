@@ -15,6 +15,10 @@
 //       Per-sample trace: also the rest of the step, since sample b owns its trace:
 //       dE_tb, added to the sample's dM accumulator (the caller sums the samples once
 //       after the scan), and the carry (below). One dispatch per step.
+//   memory_step_backward_wide   the same for GPUs: one row per workgroup of WG threads,
+//       every serial loop of the row kernel cut into parts (SJ threads per slot over
+//       h, PN threads per vector over the slots, tree sums over the slots), so that no
+//       thread walks a chain of N * h / VW loads.
 //   memory_step_backward_slots  shared trace, per memory slot n (as
 //       cosine_attention_backward_memory): dE_t[n] summed over the batch, dM += dE_t,
 //       and the carry. Two dispatches per step.
@@ -31,6 +35,8 @@
 //! variant memory_step_backward_v4 -DVW=4
 //! variant memory_step_backward_r8 -DROWS=8
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
+//! variant memory_step_backward_wide -DWIDE_KERNEL=1
+//! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
 //! variant memory_step_backward_slots_v4 -DSLOTS_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots_r8 -DSLOTS_KERNEL=1 -DROWS=8
@@ -40,7 +46,7 @@ layout(constant_id = 3) const uint MAX_N = 64;
 #include "philox.glsl"
 #include "hebbian_common.glsl"
 
-#if !defined(SLOTS_KERNEL)
+#if !defined(SLOTS_KERNEL) && !defined(WIDE_KERNEL)
 #define ROWS_KERNEL 1
 #endif
 #ifndef VW
@@ -264,6 +270,125 @@ void main()
             }
         }
         barrier();
+    }
+}
+#endif
+
+#ifdef WIDE_KERNEL
+layout(constant_id = 4) const uint SJ = 4;    // threads per slot in the per-slot sums (WG / SJ >= MAX_N not needed)
+layout(constant_id = 5) const uint JW = 32;   // threads per slot-part in the dz pass: a power of two >= 1
+const uint PN = WG / JW;                      // parts of the slot range in the dz pass
+
+shared float sh_s[MAX_N], sh_r[MAX_N], sh_d[MAX_N];
+shared vec4 sh_red[WG];
+shared VT sh_ga[WG], sh_gt[WG];
+
+// Sums v over the workgroup (every invocation calls it; starts and ends with a barrier).
+float workgroup_sum(float v)
+{
+    uint t = gl_LocalInvocationID.x;
+    sh_red[t].x = v;
+    barrier();
+    for (uint s = WG / 2u; s > 0u; s >>= 1) {
+        if (t < s) sh_red[t].x += sh_red[t + s].x;
+        barrier();
+    }
+    float r = sh_red[0].x;
+    barrier();
+    return r;
+}
+
+void main()
+{
+    uint t = gl_LocalInvocationID.x;
+    uint N = pc.N, B = pc.B, hv = pc.h / VW;
+    bool per_sample = pc.per_sample != 0u, trace = pc.has_trace != 0u, prev = trace && pc.has_prev != 0u;
+    for (uint b = gl_WorkGroupID.x; b < B; b += gl_NumWorkGroups.x) {
+        uint eo = per_sample ? b * N * hv : 0u;
+        float zp = 0.0;
+        for (uint j = t; j < hv; j += WG) {
+            VT v = z[b * hv + j];
+            zp += dot(v, v);
+        }
+        float zss = workgroup_sum(zp);
+        float rzs = inversesqrt(max(zss, EPS_SQ)), rz = rzs;
+        if (zss < EPS_SQ) rzs = -rzs;
+        // Per slot, SJ threads over the vectors of h: similarity, |E_n|^2, and the
+        // gradient reaching a_n (dm . E_n + gs g_n . z).
+        uint sub = t % SJ;
+        for (uint n0 = 0u; n0 < N; n0 += WG / SJ) {
+            uint n = n0 + t / SJ;
+            vec4 acc = vec4(0.0);   // dot_ze, ee, dme, dgz
+            if (n < N)
+                for (uint j = sub; j < hv; j += SJ) {
+                    VT e = M[n * hv + j] + pc.alpha * H[eo + n * hv + j], zj = z[b * hv + j];
+                    acc += vec4(dot(zj, e), dot(e, e), dot(dm[b * hv + j], e), trace ? dot(g[eo + n * hv + j], zj) : 0.0);
+                }
+            sh_red[t] = acc;
+            barrier();
+            if (sub == 0u && n < N) {
+                for (uint q = 1u; q < SJ; q++) acc += sh_red[t + q];
+                float rE = inversesqrt(max(acc.y, EPS_SQ));
+                sh_s[n] = acc.x * rz * rE;
+                sh_r[n] = acc.y < EPS_SQ ? -rE : rE;
+                sh_d[n] = acc.z + pc.g_scale * acc.w;
+            }
+            barrier();
+        }
+        // The softmax gradient: c = sum_n a_n da_n, ds_n = a_n (da_n - c) / tau, Q = sum ds_n s_n.
+        float pa = 0.0;
+        for (uint n = t; n < N; n += WG) pa += a[b * N + n] * sh_d[n];
+        float c = workgroup_sum(pa);
+        float pq = 0.0;
+        for (uint n = t; n < N; n += WG) {
+            float ds = a[b * N + n] * (sh_d[n] - c) * pc.inv_tau, q = ds * sh_s[n];
+            sh_d[n] = ds;
+            pq += q;
+            ws[b * N + n] = ds;
+            ws[B * N + b * N + n] = q;
+        }
+        float Q = workgroup_sum(pq);
+        if (t == 0u) ws[2u * B * N + b] = rzs;
+        // dz (and the per-sample rest): PN threads per vector of h, each over every PN-th slot.
+        uint jl = t % JW, part = t / JW;
+        for (uint j0 = 0u; j0 < hv; j0 += JW) {
+            uint j = j0 + jl;
+            VT ga = VT(0.0), gt = VT(0.0);
+            if (j < hv) {
+                VT zn = z[b * hv + j] * rz, dmj = dm[b * hv + j];
+                for (uint n = part; n < N; n += PN) {
+                    float ds = sh_d[n], rEs = sh_r[n], rE = abs(rEs), an = a[b * N + n];
+                    uint k = eo + n * hv + j;
+                    VT Hk = H[k], e = M[n * hv + j] + pc.alpha * Hk;
+                    ga += ds * rE * e;
+                    VT gk = trace ? g[k] : VT(0.0);
+                    gt += an * gk;
+                    if (!per_sample) continue;
+                    VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[n];
+                    VT v = an * dmj + ds * (zn - proj) * rE;   // dE_tb[n]
+                    dM[k] += v;
+                    if (!trace) continue;
+                    VT dHt = pc.decay * gk + pc.alpha * v;
+                    if (prev && !inside_clip(Hk)) {
+                        precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
+                        dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), dHt);
+                    }
+                    g_out[k] = dHt;
+                }
+            }
+            sh_ga[t] = ga;
+            sh_gt[t] = gt;
+            barrier();
+            if (part == 0u && j < hv) {
+                for (uint q = 1u; q < PN; q++) {
+                    ga += sh_ga[t + q * JW];
+                    gt += sh_gt[t + q * JW];
+                }
+                VT zn = z[b * hv + j] * rz;
+                dz[b * hv + j] += (ga - (zss < EPS_SQ ? VT(0.0) : zn * Q)) * rz + pc.g_scale * gt;
+            }
+            barrier();
+        }
     }
 }
 #endif

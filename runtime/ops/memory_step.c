@@ -4,9 +4,25 @@
 
 #include <string.h>
 
+#define WIDE_LOCAL 256 /* GPUs: the row kernels' workgroup */
+
 #include "ops/cosine_attention.h"
 
 #define STEP_LOCAL 64
+
+/* GPUs run the row kernels one row per WIDE_LOCAL-wide workgroup: slot_threads threads
+ * per memory slot in the per-slot sums, `vectors` (a power of two >= the vectors of h, at
+ * most the workgroup) threads per part of the slot range in the per-vector sums. */
+static int wide_plan(const enn_context *ctx, enn_memory_shape s, uint32_t *slot_threads, uint32_t *vectors)
+{
+    if (ctx->caps.device_type == ENN_DEVICE_CPU || enn_ops_local_size(ctx, WIDE_LOCAL, 0) != WIDE_LOCAL) return 0;
+    uint32_t hv = s.h % 4 == 0 ? s.h / 4 : s.h;
+    *slot_threads = 1;
+    while (*slot_threads * s.N < WIDE_LOCAL && *slot_threads < 16) *slot_threads *= 2;
+    *vectors = 1;
+    while (*vectors < hv && *vectors < WIDE_LOCAL) *vectors *= 2;
+    return 1;
+}
 
 typedef struct step_push {
     uint32_t B, N, h, per_sample;
@@ -58,7 +74,17 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
     static const char *const names[2][2] = {{"memory_step", "memory_step_r8"}, {"memory_step_v4", "memory_step_v4r8"}};
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
+    uint32_t groups = (s.B + rows - 1) / rows;
+    uint32_t slot_threads, vectors;
+    if (wide_plan(ctx, s, &slot_threads, &vectors)) {
+        /* GPUs: one row per 256-wide workgroup, its serial loops cut into parts. */
+        const uint32_t wide_spec[6] = {WIDE_LOCAL, 1, 1, max_n, slot_threads, vectors};
+        ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_wide_v4" : "memory_step_wide", 7, sizeof(step_push),
+                                 wide_spec, 6, &p));
+        groups = s.B;
+    } else {
+        ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
+    }
     step_push push = {.B = s.B, .N = s.N, .h = s.h, .per_sample = s.per_sample != 0,
                       .noise_mode = (uint32_t)hp->noise.mode, .inv_tau = 1.0f / tau_e, .alpha = alpha,
                       .decay = 1.0f - hp->eta, .eta = hp->eta, .sigma = hp->noise.sigma, .clip = hp->clip};
@@ -73,7 +99,7 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
                                                      : enn_bind(H, one, ENN_ACCESS_READ),
                         enn_bind(a, ba, ENN_ACCESS_WRITE), enn_bind(m, bz, ENN_ACCESS_WRITE),
                         s.per_sample ? enn_bind(H_new, bH, ENN_ACCESS_WRITE) : enn_bind(H, one, ENN_ACCESS_READ)};
-    ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1, op));
+    ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, groups), 1, 1, op));
     if (s.per_sample) return ENN_OK;
     return enn_hebbian_trace_forward(rec, s, H_new, H, a, z, hp);
 }
@@ -171,9 +197,19 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
                                                   {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
-    ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
-                                "memory_step_backward_rows"));
+    uint32_t slot_threads, vectors;
+    if (wide_plan(ctx, s, &slot_threads, &vectors)) {
+        /* GPUs: one row per 256-wide workgroup, its serial loops cut into parts. */
+        const uint32_t wide_spec[6] = {WIDE_LOCAL, 1, 1, max_n, slot_threads, vectors};
+        ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_backward_wide_v4" : "memory_step_backward_wide", 14,
+                                 sizeof push, wide_spec, 6, &p));
+        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, s.B), 1, 1,
+                                    "memory_step_backward_rows"));
+    } else {
+        ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
+        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+                                    "memory_step_backward_rows"));
+    }
     if (s.per_sample) return ENN_OK;
 
     b[6] = enn_bind(st->workspace, bws, ENN_ACCESS_READ);
