@@ -410,17 +410,46 @@ void main()
     bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
     for (uint n0 = gl_WorkGroupID.x * ROWS; n0 < N; n0 += gl_NumWorkGroups.x * ROWS) {
         uint slots = min(uint(ROWS), N - n0);
-        for (uint k = t; k < slots; k += WG) {
-            uint n = n0 + k;
-            float ee = 0.0, Q = 0.0;
-            for (uint j = 0u; j < hv; j++) {
-                VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
-                ee += dot(e, e);
+        if (PARTS > 1u) {
+            // |E_n|^2 and Q_n = sum_b q_bn as workgroup sums (GPUs).
+            for (uint k = 0u; k < slots; k++) {
+                uint n = n0 + k;
+                vec2 p = vec2(0.0);
+                for (uint j = t; j < hv; j += WG) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    p.x += dot(e, e);
+                }
+                for (uint b = t; b < B; b += WG) p.y += ws[B * N + b * N + n];
+                sh_ret[t] = VT(p.x);
+                sh_gs[t] = VT(p.y);
+                barrier();
+                for (uint s = WG / 2u; s > 0u; s >>= 1) {
+                    if (t < s) {
+                        sh_ret[t] += sh_ret[t + s];
+                        sh_gs[t] += sh_gs[t + s];
+                    }
+                    barrier();
+                }
+                if (t == 0u) {
+                    float ee = float(sh_ret[0]), rE = inversesqrt(max(ee, EPS_SQ));
+                    sh_rE[k] = ee < EPS_SQ ? -rE : rE;
+                    sh_Q[k] = float(sh_gs[0]);
+                }
+                barrier();
             }
-            for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
-            float rE = inversesqrt(max(ee, EPS_SQ));
-            sh_rE[k] = ee < EPS_SQ ? -rE : rE;
-            sh_Q[k] = Q;
+        } else {
+            for (uint k = t; k < slots; k += WG) {
+                uint n = n0 + k;
+                float ee = 0.0, Q = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    ee += dot(e, e);
+                }
+                for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
+                float rE = inversesqrt(max(ee, EPS_SQ));
+                sh_rE[k] = ee < EPS_SQ ? -rE : rE;
+                sh_Q[k] = Q;
+            }
         }
         barrier();
         // The loop over vectors is uniform (j0), so that the barriers below are too.
