@@ -35,6 +35,7 @@ layout(constant_id = 6) const uint G = 1;     // lanes per row in the layer-norm
 // on GPUs h/VW columns alone leave most of the workgroup idle and each thread a chain of
 // 3h loads; CPU devices use 1 (lanes are loops there).
 layout(constant_id = 7) const uint KP = 1;
+layout(constant_id = 8) const uint KPU = 1;   // the same for the 3h-wide products' h-long sums
 
 #ifndef VW
 #define VW 1
@@ -59,6 +60,16 @@ shared vec2 seg_scratch[WG];
 // so that the part sums' barriers are uniform too): thread `tid` of a pass takes
 // column idx % H4 and part idx / H4 of the k-range [0, U4).
 #define SPLIT_PASSES for (uint c0 = 0u; c0 < H4 * KP; c0 += WG)
+#define SPLIT_PASSES_U for (uint c0 = 0u; c0 < U4 * KPU; c0 += WG)
+// Adds the KPU (KP) parts' sums into part 0's acc: every thread of the pass calls it.
+#define GATHER_PARTS(parts, cols)                                                            \
+    if (parts > 1u) {                                                                        \
+        for (uint r = 0u; r < ROWS; r++) sh_part[tid * ROWS + r] = acc[r];                   \
+        barrier();                                                                           \
+        if (on && part == 0u)                                                                \
+            for (uint q = 1u; q < parts; q++)                                                \
+                for (uint r = 0u; r < ROWS; r++) acc[r] += sh_part[(tid + q * (cols)) * ROWS + r]; \
+    }
 shared VT sh_part[KP > 1u ? WG * ROWS : 1u];
 
 // Sums v over the G lanes of each row's segment; called by every invocation in uniform
@@ -112,10 +123,12 @@ void main()
         for (uint t = 0u; t < pc.T; t++) {
             // u_t = ReLU(u_t + h_t W_uh): columns c of 3h.
             uint ub = t * pc.slab_u + b0 * U4;
-            for (uint c = tid; c < U4; c += WG) {
+            SPLIT_PASSES_U {
+                uint idx = c0 + tid, c = idx % U4, part = idx / U4;
+                bool on = idx < U4 * KPU;
                 VT acc[ROWS];
-                for (uint r = 0u; r < ROWS; r++) acc[r] = r < nrows ? u[ub + r * U4 + c] : VT(0.0);
-                for (uint k = 0u; k < H4; k++) {
+                for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
+                for (uint k = on ? part * H4 / KPU : 0u, k_end = on ? (part + 1u) * H4 / KPU : 0u; k < k_end; k++) {
 #if VW == 4
                     vec4 w0 = W_uh[(4u * k) * U4 + c], w1 = W_uh[(4u * k + 1u) * U4 + c];
                     vec4 w2 = W_uh[(4u * k + 2u) * U4 + c], w3 = W_uh[(4u * k + 3u) * U4 + c];
@@ -128,11 +141,15 @@ void main()
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_h[r * H4 + k] * w;
 #endif
                 }
-                for (uint r = 0u; r < ROWS; r++) {
-                    VT v = max(acc[r], VT(0.0));
-                    sh_u[r * U4 + c] = v;
-                    if (r < nrows) u[ub + r * U4 + c] = v;
+                GATHER_PARTS(KPU, U4)
+                if (on && part == 0u) {
+                    for (uint r = 0u; r < ROWS; r++) {
+                        VT v = max(acc[r] + (r < nrows ? u[ub + r * U4 + c] : VT(0.0)), VT(0.0));
+                        sh_u[r * U4 + c] = v;
+                        if (r < nrows) u[ub + r * U4 + c] = v;
+                    }
                 }
+                if (KPU > 1u) barrier();
             }
             barrier();
             // hp_t = ReLU(u_t W_o + b_o): columns c of h. Written to hs directly without
@@ -284,10 +301,12 @@ void main()
             // du_t = (dhp W_o^T) * (u_t > 0): column groups c of 3h, dot products along
             // the rows 4c..4c+3 of W_o.
             uint ub = t * pc.slab_u + b0 * U4, db = t * pc.slab_du + b0 * U4;
-            for (uint c = tid; c < U4; c += WG) {
+            SPLIT_PASSES_U {
+                uint idx = c0 + tid, c = idx % U4, part = idx / U4;
+                bool on = idx < U4 * KPU;
                 VT acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
-                for (uint k = 0u; k < H4; k++) {
+                for (uint k = on ? part * H4 / KPU : 0u, k_end = on ? (part + 1u) * H4 / KPU : 0u; k < k_end; k++) {
 #if VW == 4
                     vec4 w0 = W_o[(4u * c) * H4 + k], w1 = W_o[(4u * c + 1u) * H4 + k];
                     vec4 w2 = W_o[(4u * c + 2u) * H4 + k], w3 = W_o[(4u * c + 3u) * H4 + k];
@@ -300,14 +319,18 @@ void main()
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_g[r * H4 + k] * w;
 #endif
                 }
-                for (uint r = 0u; r < ROWS; r++) {
-                    VT v = VT(0.0);
-                    if (r < nrows) {
-                        v = SELECT_POS(u[ub + r * U4 + c], acc[r]);
-                        du[db + r * U4 + c] = v;
+                GATHER_PARTS(KPU, U4)
+                if (on && part == 0u) {
+                    for (uint r = 0u; r < ROWS; r++) {
+                        VT v = VT(0.0);
+                        if (r < nrows) {
+                            v = SELECT_POS(u[ub + r * U4 + c], acc[r]);
+                            du[db + r * U4 + c] = v;
+                        }
+                        sh_du[r * U4 + c] = v;
                     }
-                    sh_du[r * U4 + c] = v;
                 }
+                if (KPU > 1u) barrier();
             }
             barrier();
             // dhs_t += du_t W_uh^T: column groups c of h, dot products along the rows

@@ -18,7 +18,7 @@ typedef struct backward_push {
 /* How one dispatch is laid out: vector width, workgroup size, rows per workgroup, lanes
  * per row in the layer-norm sums. */
 typedef struct plan {
-    uint32_t vw, local, rows, lanes, kparts;
+    uint32_t vw, local, rows, lanes, kparts, kparts_u;
 } plan;
 
 static uint32_t pow2_ceil(uint32_t x)
@@ -42,7 +42,8 @@ static enn_status make_plan(const enn_context *ctx, const enn_recurrence_shape *
      * workgroup's lanes as loops of one thread, so fewer, busier lanes there. */
     uint32_t lo = cpu ? 8 : 32, hi = cpu ? 64 : 256;
     if (!cpu && ctx->caps.subgroup_size > lo) lo = ctx->caps.subgroup_size;
-    uint32_t want = pow2_ceil(3 * s->h / p->vw);
+    /* GPUs: twice the widest product's columns, the rest splitting the sums (kparts). */
+    uint32_t want = pow2_ceil(3 * s->h / p->vw) * (cpu ? 1 : 2);
     want = want < lo ? lo : want > hi ? hi : want;
     uint32_t rows = s->rows_per_group;
     if (rows > MAX_FORCED_ROWS)
@@ -69,6 +70,7 @@ static enn_status make_plan(const enn_context *ctx, const enn_recurrence_shape *
     /* GPUs: threads the h-wide products' columns leave idle split those sums' k-range. */
     uint32_t columns = s->h / p->vw;
     p->kparts = !cpu && p->local >= 2 * columns ? p->local / columns : 1;
+    p->kparts_u = !cpu && p->local >= 2 * 3 * columns ? p->local / (3 * columns) : 1;
     p->lanes = 1;
     while (p->lanes * 2 * rows <= p->local) p->lanes *= 2;
     return ENN_OK;
@@ -115,8 +117,9 @@ static enn_status check_seq(const enn_context *ctx, const char *op, const char *
 static enn_status get_pipeline(enn_recorder *rec, const char *name, const enn_recurrence_shape *s, const plan *p,
                                uint32_t push_size, const enn_pipeline **out)
 {
-    const uint32_t spec[8] = {p->local, 1, 1, p->rows, s->h, s->layer_norm ? 1u : 0u, p->lanes, p->kparts};
-    return enn_ops_pipeline(rec, name, 10, push_size, spec, 8, out);
+    const uint32_t spec[9] = {p->local, 1, 1, p->rows, s->h, s->layer_norm ? 1u : 0u, p->lanes, p->kparts,
+                              p->kparts_u};
+    return enn_ops_pipeline(rec, name, 10, push_size, spec, 9, out);
 }
 
 enn_status enn_recurrence_forward(enn_recorder *rec, const enn_recurrence_shape *s, enn_recurrence_seq u,
