@@ -48,8 +48,11 @@ typedef struct host_area {
     VkDeviceSize size, used;
 } host_area;
 
+#define UNUSED_BINDING_BYTES 256
+
 struct enn_recorder {
     enn_context *ctx;
+    enn_buffer *unused;            /* what enn_record_unused_binding hands out, made once */
     host_area area;                /* the current staging area */
     host_area *retired;            /* areas outgrown during a recording, freed at the next begin */
     uint32_t retired_count;
@@ -172,6 +175,7 @@ void enn_recorder_destroy(enn_recorder *rec)
         if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
     }
     vkDestroyCommandPool(dev, rec->pool, NULL);
+    if (rec->unused) enn_buffer_destroy(rec->ctx, rec->unused);
     free_retired(rec);
     area_free(rec->ctx, &rec->area);
     free(rec->segs);
@@ -297,6 +301,13 @@ static enn_status make_room(enn_recorder *rec)
         ENN_TRY(segment_close(rec));
         ENN_TRY(segment_open(rec));
     }
+    return ENN_OK;
+}
+
+enn_status enn_record_unused_binding(enn_recorder *rec, enn_binding *out)
+{
+    if (!rec->unused) ENN_TRY(enn_buffer_create(rec->ctx, UNUSED_BINDING_BYTES, &rec->unused));
+    *out = (enn_binding){rec->unused, 0, UNUSED_BINDING_BYTES, ENN_ACCESS_READ_WRITE};
     return ENN_OK;
 }
 

@@ -95,6 +95,12 @@ enn_status enn_recorder_end_external(enn_recorder *rec);
 /* The context the recorder records for (ops use it to fetch pipelines). */
 enn_context *enn_recorder_context(const enn_recorder *rec);
 
+/* A binding for a shader buffer that a dispatch does not use: 256 bytes of a
+ * recorder-owned buffer, declared read-write. A shader binding not declared readonly
+ * counts as written for the validation layer's synchronisation checks, so a placeholder
+ * that pointed at real data would look like a write to it. */
+enn_status enn_record_unused_binding(enn_recorder *rec, enn_binding *out);
+
 enn_recorder_stats enn_recorder_get_stats(const enn_recorder *rec);
 /* GPU time per dispatch name, after enn_recorder_wait (empty without timestamps). */
 uint32_t enn_recorder_timings(const enn_recorder *rec, const enn_timing **out);

@@ -42,7 +42,7 @@ enn_status enn_effective_memory_forward(enn_recorder *rec, enn_memory_shape s, e
     effective_push push = {s.N * s.h, copies, 0, alpha, 0, 0};
     /* Binding 3 is unused in the forward pass: a read of M keeps it valid. */
     enn_binding b[4] = {enn_bind(M, bm, ENN_ACCESS_READ), enn_bind(H, bh, ENN_ACCESS_READ),
-                        enn_bind(E, bh, ENN_ACCESS_WRITE), enn_bind(M, bm, ENN_ACCESS_READ)};
+                        enn_bind(E, bh, ENN_ACCESS_WRITE), enn_bind(E, bh, ENN_ACCESS_WRITE)};
     return dispatch(rec, op, s, push, b);
 }
 

@@ -90,15 +90,17 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
                       .decay = 1.0f - hp->eta, .eta = hp->eta, .sigma = hp->noise.sigma, .clip = hp->clip};
     enn_ops_split64(hp->noise.seed, push.seed);
     enn_ops_split64(hp->noise.stream, push.stream);
-    /* In shared mode the kernel leaves H_new alone (hebbian_trace writes it next); a
-     * one-vector read of H keeps the binding valid without a false hazard. */
+    /* In shared mode the kernel leaves H_new alone (hebbian_trace writes it next): the
+     * recorder's unused binding stands in (one vector of H stands in for an unused xi). */
+    enn_binding unused;
+    ENN_TRY(enn_record_unused_binding(rec, &unused));
     uint64_t one = vec4 ? 16 : 4;
     enn_binding b[7] = {enn_bind(z, bz, ENN_ACCESS_READ), enn_bind(M, bm, ENN_ACCESS_READ),
                         enn_bind(H, bH, ENN_ACCESS_READ),
                         buffer_noise && s.per_sample ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ)
                                                      : enn_bind(H, one, ENN_ACCESS_READ),
                         enn_bind(a, ba, ENN_ACCESS_WRITE), enn_bind(m, bz, ENN_ACCESS_WRITE),
-                        s.per_sample ? enn_bind(H_new, bH, ENN_ACCESS_WRITE) : enn_bind(H, one, ENN_ACCESS_READ)};
+                        s.per_sample ? enn_bind(H_new, bH, ENN_ACCESS_WRITE) : unused};
     ENN_TRY(enn_record_dispatch(rec, p, b, 7, &push, enn_ops_row_groups(rec, groups), 1, 1, op));
     if (s.per_sample) return ENN_OK;
     return enn_hebbian_trace_forward(rec, s, H_new, H, a, z, hp);
@@ -177,8 +179,9 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     enn_ops_split64(hp->noise.stream, push.stream);
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
     /* Both kernels bind the same 14 buffers; what a kernel does not use gets one vector of
-     * z, read (valid, no false hazard). */
-    enn_binding none = enn_bind(st->z, vec4 ? 16 : 4, ENN_ACCESS_READ);
+     * z, read, where the shader declares it readonly, else the recorder's unused binding. */
+    enn_binding none = enn_bind(st->z, vec4 ? 16 : 4, ENN_ACCESS_READ), unused;
+    ENN_TRY(enn_record_unused_binding(rec, &unused));
     enn_binding b[14] = {
         enn_bind(st->z, bz, ENN_ACCESS_READ),
         enn_bind(st->M, bm, ENN_ACCESS_READ),
@@ -192,8 +195,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         prev ? enn_bind(st->prev_a, ba, ENN_ACCESS_READ) : none,
         prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none,
         buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none,
-        trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none,
-        s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ_WRITE) : none};
+        trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : unused,
+        s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ_WRITE) : unused};
     static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
                                                   {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
     const enn_pipeline *p;
@@ -213,8 +216,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     if (s.per_sample) return ENN_OK;
 
     b[6] = enn_bind(st->workspace, bws, ENN_ACCESS_READ);
-    b[7] = none;
-    b[12] = trace ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : none;
+    b[7] = unused;
+    b[12] = trace ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : unused;
     b[13] = enn_bind(st->dM, bm, ENN_ACCESS_READ_WRITE);
     static const char *const slot_kernels[2][2] = {
         {"memory_step_backward_slots", "memory_step_backward_slots_r8"},

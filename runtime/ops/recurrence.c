@@ -140,13 +140,15 @@ enn_status enn_recurrence_forward(enn_recorder *rec, const enn_recurrence_shape 
     ENN_TRY(enn_ops_check_view(op, "W_uh", W_uh, bw));
     ENN_TRY(enn_ops_check_view(op, "W_o", W_o, bw));
     ENN_TRY(enn_ops_check_view(op, "b_o", b_o, bv));
-    /* Bindings the layer-norm-free kernel never touches get one vector of W_o. */
-    enn_binding unused = enn_bind(W_o, 4 * p.vw, ENN_ACCESS_READ);
+    /* Bindings the layer-norm-free kernel never touches: one vector of W_o for the
+     * readonly ones, the recorder's unused binding for those the shader may write. */
+    enn_binding unused = enn_bind(W_o, 4 * p.vw, ENN_ACCESS_READ), unused_out;
+    ENN_TRY(enn_record_unused_binding(rec, &unused_out));
     enn_binding b[10] = {enn_bind(W_uh, bw, ENN_ACCESS_READ), enn_bind(W_o, bw, ENN_ACCESS_READ),
                          enn_bind(b_o, bv, ENN_ACCESS_READ),  unused,
                          unused,                              enn_bind(u.view, bu, ENN_ACCESS_READ_WRITE),
-                         enn_bind(hs.view, bhs, ENN_ACCESS_READ_WRITE), unused,
-                         unused,                              unused};
+                         enn_bind(hs.view, bhs, ENN_ACCESS_READ_WRITE), unused_out,
+                         unused_out,                          unused_out};
     if (s->layer_norm) {
         ENN_TRY(check_seq(ctx, op, "hp", hp, s, s->T, h, p.vw, &bhp, &push.slab_hp));
         ENN_TRY(enn_ops_check_view(op, "mean", mean, bstat));
