@@ -15,6 +15,7 @@
 
 #include "data_files.h"
 #include "harness.h"
+#include "model_snapshot.h"
 #include "io/safetensors.h"
 
 enum { B = 4, T = 5, D = 3, H = 8, N = 5, C = 3 };
@@ -61,39 +62,14 @@ static void train(enn_model *m, uint32_t first, uint32_t steps)
     }
 }
 
-/* Every parameter and both moments, concatenated. */
-static float *snapshot(enn_model *m, size_t *count)
-{
-    static const char *const prefixes[] = {"", "adam.m.", "adam.v."};
-    size_t total = 0;
-    for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
-        enn_tensor_desc d;
-        ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
-        total += 3 * (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
-    }
-    float *all = malloc(total * sizeof *all), *p = all;
-    for (int k = 0; k < 3; k++)
-        for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
-            enn_tensor_desc d;
-            ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
-            size_t n = (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
-            char name[96];
-            snprintf(name, sizeof name, "%s%s", prefixes[k], d.name);
-            ENN_ASSERT_OK(enn_model_read(m, name, p, n));
-            p += n;
-        }
-    *count = total;
-    return all;
-}
+static float *snapshot(enn_model *m, size_t *count) { return test_model_snapshot(m, 0, count); }
 
 static void expect_same(enn_model *a, enn_model *b, const char *what)
 {
     size_t na, nb;
     float *pa = snapshot(a, &na), *pb = snapshot(b, &nb);
     cr_assert_eq(na, nb);
-    size_t first = na;
-    for (size_t i = 0; i < na && first == na; i++)
-        if (memcmp(&pa[i], &pb[i], 4)) first = i;
+    size_t first = test_first_difference(pa, pb, na);
     cr_expect_eq(first, na, "%s: first difference at float %zu: %.9g vs %.9g", what, first, pa[first < na ? first : 0],
                  pb[first < na ? first : 0]);
     free(pa);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "model_snapshot.h"
 
 enum { B = 3, T = 7, D = 3, H = 8, N = 5, C = 3, STEPS = 3 };
 
@@ -50,27 +51,8 @@ static void train(enn_model *m)
 /* Every parameter, both Adam moments and the last pass's final trace, concatenated. */
 static float *snapshot(enn_model *m, size_t *count, size_t trace)
 {
-    static const char *const prefixes[] = {"", "adam.m.", "adam.v."};
-    size_t total = trace;
-    for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
-        enn_tensor_desc d;
-        ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
-        total += 3 * (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
-    }
-    float *all = malloc(total * sizeof *all), *p = all;
-    cr_assert_not_null(all);
-    for (int k = 0; k < 3; k++)
-        for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
-            enn_tensor_desc d;
-            ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
-            size_t n = (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
-            char name[96];
-            snprintf(name, sizeof name, "%s%s", prefixes[k], d.name);
-            ENN_ASSERT_OK(enn_model_read(m, name, p, n));
-            p += n;
-        }
-    ENN_ASSERT_OK(enn_model_read(m, "out.H_T", p, trace));
-    *count = total;
+    float *all = test_model_snapshot(m, trace, count);
+    ENN_ASSERT_OK(enn_model_read(m, "out.H_T", all + *count - trace, trace));
     return all;
 }
 
@@ -87,9 +69,7 @@ static void expect_same_training(enn_trace_mode mode, enn_trace_gradient gradien
     size_t trace = (size_t)(mode == ENN_TRACE_PER_SAMPLE ? B : 1) * N * H, na, nb;
     float *pa = snapshot(a, &na, trace), *pb = snapshot(b, &nb, trace);
     cr_assert_eq(na, nb);
-    size_t first = na;
-    for (size_t i = 0; i < na && first == na; i++)
-        if (memcmp(&pa[i], &pb[i], 4)) first = i;
+    size_t first = test_first_difference(pa, pb, na);
     cr_expect_eq(first, na, "mode %d, gradient %d, stateful %d, K = %u: first difference at float %zu of %zu: %.9g vs %.9g",
                  (int)mode, (int)gradient, stateful, K, first, na, pa[first < na ? first : 0], pb[first < na ? first : 0]);
     free(pa);
