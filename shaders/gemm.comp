@@ -12,8 +12,12 @@
 //                 (lavapipe), where every shared-memory or buffer access costs a loop
 //                 over the lanes, so the fewest, widest loads and the most FMAs per
 //                 load win.
-//   gemm_tiled    shared-memory tiles (BM x BK of A, BK x BN of B) staged by the whole
-//                 workgroup, then register-blocked TM x TN per invocation. For GPUs.
+//   gemm_tiled_<RM><RN>  shared-memory tiles (two stages, 16-byte loads, A staged
+//                 transposed) with a compile-time RM x RN register block per invocation,
+//                 spelled out by macros (gemm_tiled.glsl). For GPUs.
+//   gemm_tiled    the earlier shared-memory kernel: one stage, scalar loads, a TM x TN
+//                 block given by specialization constants (loops over arrays). Kept for
+//                 comparison (ENN_GEMM_TILES=loop) and for workgroups below 16 x 16.
 //   gemm_f16      gemm_tiled with A and B stored as float16 (accumulation stays fp32).
 //   gemm_coopmat  fp16 A and B staged in shared memory (two stages, 16-byte loads),
 //                 multiplied by NV cooperative matrices (tensor cores) into fp32
@@ -21,6 +25,10 @@
 // Every variant handles any M, N, K: tiles that overhang the matrix read zeros and
 // write nothing.
 //! variant gemm_tiled -DTILED=1
+//! variant gemm_tiled_88 -DTILED=1 -DRM=8 -DRN=8
+//! variant gemm_tiled_84 -DTILED=1 -DRM=8 -DRN=4
+//! variant gemm_tiled_48 -DTILED=1 -DRM=4 -DRN=8
+//! variant gemm_tiled_44 -DTILED=1 -DRM=4 -DRN=4
 //! variant gemm_f16 -DTILED=1 -DSTORAGE_F16=1
 //! variant gemm_coopmat_t44 -DCOOPMAT=1 -DTM=4 -DTN=4
 //! variant gemm_coopmat_t42 -DCOOPMAT=1 -DTM=4 -DTN=2
@@ -58,7 +66,7 @@ layout(push_constant) uniform Push {
     uint tiles_n;                       // workgroup tiles along N (grid is folded 2-D)
     uint tiles_total;                   // tiles per batch entry
     uint batch_base;                    // first batch entry of this dispatch
-    uint flags;                         // bit 0: bias; bits 1-2: activation
+    uint flags;                         // bit 0: bias; bits 1-2: activation; bits 3-4: gemm_tiled.glsl
     float alpha, beta;
 } pc;
 
@@ -277,7 +285,12 @@ void main()
 }
 #endif
 
-#ifdef TILED
+#if defined(TILED) && defined(RM)
+// ---------------------------------------------------------------- shared-memory tiles, fixed block
+#include "gemm_tiled.glsl"
+#endif
+
+#if defined(TILED) && !defined(RM)
 // ---------------------------------------------------------------- shared-memory tiles
 // A workgroup of WX x WY invocations computes a BM x BN tile of C (BM = WY*TM,
 // BN = WX*TN). Per step of BK along K it stages op(A)[BM][BK] and op(B)[BK][BN] in

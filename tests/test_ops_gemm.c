@@ -202,6 +202,49 @@ Test(gemm, tiled_batched) { batched_for(ENN_GEMM_TILED); }
 Test(gemm, f16_batched) { batched_for(ENN_GEMM_F16); }
 Test(gemm, coopmat_batched) { batched_for(ENN_GEMM_COOPMAT); }
 
+/* Each register block of the tiled kernel (gemm_tiled.glsl: compiled variants 8x8, 8x4,
+ * 4x8, 4x4, steps of 4 to 16), and the earlier kernel, forced through ENN_GEMM_TILES: the
+ * batched cases (all transposes, ld padding, shared B, beta, bias, activations) and one
+ * shape with a partial tile in M, N and K at once, aligned (16-byte loads) and not. */
+static void tiled_block(const char *tiles)
+{
+    setenv("ENN_GEMM_TILES", tiles, 1);
+    batched_for(ENN_GEMM_TILED);
+    enn_context *ctx = test_context();
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    const gemm_case cases[] = {
+        {136, 140, 36, 0, 0, 0, 0, 4, 1, 0, 1.0f, 0.5f, 1, ENN_ACT_TANH},
+        {140, 136, 20, 1, 1, 0, 0, 0, 1, 0, 1.0f, 0.0f, 0, ENN_ACT_NONE},
+        {131, 133, 37, 1, 0, 3, 1, 1, 1, 0, 0.5f, 0.0f, 1, ENN_ACT_RELU},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(ctx, rec, ENN_GEMM_TILED, &cases[i], 300 + i);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+Test(gemm, tiled_block_8x8_bk16) { tiled_block("8,8,16"); }
+Test(gemm, tiled_block_8x4_bk8) { tiled_block("8,4,8"); }
+Test(gemm, tiled_block_4x8_bk4) { tiled_block("4,8,4"); }
+Test(gemm, tiled_block_4x4_bk16) { tiled_block("4,4,16"); }
+Test(gemm, tiled_block_loop) { tiled_block("loop"); }
+
+/* A register block that is not compiled, or a malformed setting, is refused, not replaced. */
+Test(gemm, tiled_block_refused)
+{
+    enn_context *ctx = test_context();
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    d.variant = ENN_GEMM_TILED;
+    enn_gemm_variant v;
+    setenv("ENN_GEMM_TILES", "6,8,8", 1);
+    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    setenv("ENN_GEMM_TILES", "8,8", 1);
+    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    setenv("ENN_GEMM_TILES", "8,8,6", 1);
+    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    unsetenv("ENN_GEMM_TILES");
+    test_context_finish(ctx);
+}
+
 /* Shapes that are whole tiles of every variant, with 16-byte aligned rows: the fast paths
  * (coopmat: 16-byte staging loads, accumulators stored straight to C with alpha and beta
  * applied on the matrices) in all four transposes, beside a padded C whose sentinel

@@ -26,6 +26,7 @@ typedef struct gemm_config {
     uint32_t spec_count;
     uint32_t tile_m, tile_n;     /* C tile of one workgroup */
     uint32_t shared_bytes;
+    int vec4_flags;              /* push flags bits 3, 4: lda, ldb (and strides) multiples of 4 */
 } gemm_config;
 
 const char *enn_gemm_variant_name(enn_gemm_variant v)
@@ -102,6 +103,52 @@ static int coopmat_config(const enn_capabilities *caps, const enn_coopmat_shape 
     return scratch <= cfg->shared_bytes && cfg->shared_bytes <= caps->max_shared_memory;
 }
 
+/* gemm_tiled_<rm><rn> (gemm_tiled.glsl) on 16 x 16 invocations with steps of bk
+ * (t = {rm, rn, bk}); 0 when the device cannot run that shape. */
+static int tiled_shape_config(const enn_capabilities *caps, const uint32_t t[3], gemm_config *cfg)
+{
+    const uint32_t w = 16, threads = w * w;
+    uint32_t rm = t[0], rn = t[1], bk = t[2];
+    if ((rm != 4 && rm != 8) || (rn != 4 && rn != 8) || !bk || bk % 4) return 0;
+    if (caps->max_workgroup_invocations < threads || caps->max_workgroup_size[0] < w || caps->max_workgroup_size[1] < w)
+        return 0;
+    /* Each invocation holds at most 4 chunks of 4 floats of each tile (named registers). */
+    if (w * rm * bk / 4 > 4 * threads || w * rn * bk / 4 > 4 * threads) return 0;
+    static const char *const names[9][9] = {[4] = {[4] = "gemm_tiled_44", [8] = "gemm_tiled_48"},
+                                            [8] = {[4] = "gemm_tiled_84", [8] = "gemm_tiled_88"}};
+    memset(cfg, 0, sizeof *cfg);
+    cfg->shader = names[rm][rn];
+    uint32_t s[] = {w, w, 1, 0, 0, 0, 0, bk};   /* ids 5, 6 unused */
+    memcpy(cfg->spec, s, sizeof s);
+    cfg->spec_count = 8;
+    cfg->tile_m = w * rm;
+    cfg->tile_n = w * rn;
+    cfg->vec4_flags = 1;
+    cfg->shared_bytes = 2 * bk * (cfg->tile_m + cfg->tile_n) * 4;   /* two stages */
+    return cfg->shared_bytes <= caps->max_shared_memory;
+}
+
+/* The fp32 tiled kernel for this device: the first shape of the list that it can run (1),
+ * none (0: the caller takes the earlier kernel), or -1 when ENN_GEMM_TILES asks for a shape
+ * the device cannot run. ENN_GEMM_TILES=rm,rn,bk replaces the list (tuning runs; rm, rn 4
+ * or 8, bk a multiple of 4); ENN_GEMM_TILES=loop picks the earlier kernel.
+ * On an H100 (BENCHMARKS.md) ... */
+static int tiled_config(const enn_capabilities *caps, gemm_config *cfg)
+{
+    static const uint32_t shapes[][3] = {{8, 8, 8}, {8, 8, 16}, {8, 4, 16}, {4, 4, 16}};
+    uint32_t list[sizeof shapes / sizeof shapes[0]][3], count = sizeof shapes / sizeof shapes[0];
+    memcpy(list, shapes, sizeof shapes);
+    const char *tune = getenv("ENN_GEMM_TILES");
+    if (tune && tune[0]) {
+        if (!strcasecmp(tune, "loop")) return 0;
+        if (sscanf(tune, "%u,%u,%u", &list[0][0], &list[0][1], &list[0][2]) != 3) return -1;
+        return tiled_shape_config(caps, list[0], cfg) ? 1 : -1;
+    }
+    for (uint32_t i = 0; i < count; i++)
+        if (tiled_shape_config(caps, list[i], cfg)) return 1;
+    return 0;
+}
+
 /* Fills the tile shape of variant v for this device; 0 when it cannot run there. The
  * transposes and vec4 flags (spec ids 3..6) are filled in per call by the launcher. */
 static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *cfg)
@@ -124,12 +171,18 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
     }
     case ENN_GEMM_TILED:
     case ENN_GEMM_F16: {
+        if (v == ENN_GEMM_TILED) {
+            /* else the earlier kernel: devices below 16 x 16 invocations, ENN_GEMM_TILES=loop */
+            int r = tiled_config(caps, cfg);
+            if (r) return r > 0;
+        }
         if (v == ENN_GEMM_F16 && !(ctx->enabled.storage_16bit && caps->storage_16bit)) return 0;
         /* 16 x 16 invocations with 4 x 4 outputs each (64 x 64 tiles), or 8 x 8 where
          * the device caps a workgroup below 256 invocations. */
         uint32_t w = caps->max_workgroup_invocations >= 256 && caps->max_workgroup_size[0] >= 16 &&
                      caps->max_workgroup_size[1] >= 16 ? 16 : 8;
         uint32_t tm = 4, tn = 4, bk = 16;
+        memset(cfg, 0, sizeof *cfg);
         cfg->shader = v == ENN_GEMM_F16 ? "gemm_f16" : "gemm_tiled";
         uint32_t s[] = {w, w, 1, 0, 0, tm, tn, bk};
         memcpy(cfg->spec, s, sizeof s);
@@ -270,7 +323,6 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     cfg.spec[3] = d->trans_a ? 1 : 0;
     cfg.spec[4] = d->trans_b ? 1 : 0;
     if (v == ENN_GEMM_REG) {
-        /* vec4 loads need every vec4 to start at a multiple of 4 elements. */
         /* vec4 loads need every vec4 to start at a multiple of 4 elements, and the ones
          * along M (transposed A) or N (plain B) to end inside the matrix. */
         cfg.spec[5] = lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0) && (!d->trans_a || d->m % 4 == 0);
@@ -300,6 +352,10 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     gemm_push push = {d->m, d->n, d->k, lda, ldb, ldc, (uint32_t)d->stride_a, (uint32_t)d->stride_b,
                       (uint32_t)d->stride_c, tiles_n, (uint32_t)total, 0,
                       (d->bias.buf ? 1u : 0u) | ((uint32_t)d->act << 1), d->alpha, d->beta};
+    if (cfg.vec4_flags) { /* bits 3, 4: 16-byte loads of A, B (gemm_tiled.glsl checks each against the matrix) */
+        push.flags |= (lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0)) ? 8u : 0u;
+        push.flags |= (ldb % 4 == 0 && (batch == 1 || d->stride_b % 4 == 0)) ? 16u : 0u;
+    }
     const char *name = d->name ? d->name : cfg.shader;
     uint32_t max_z = ctx->caps.max_workgroup_count[2];
     for (uint32_t b0 = 0; b0 < batch; b0 += max_z) {

@@ -15,6 +15,8 @@ typedef struct bench_options {
     int quick;                     /* only each family's smallest shape (a smoke test) */
     double target_s;               /* time to spend per measurement */
     const char *filter;            /* family name, or NULL for all */
+    uint32_t gemm_shapes[8][5];    /* GEMM: M, N, K, ta, tb given by --gemm, instead of squares */
+    uint32_t gemm_count;
 } bench_options;
 
 /* One printed row. Rates are in `unit` (GFLOP/s or GB/s); 0 means not measured. */

@@ -115,8 +115,86 @@ static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_
     return ENN_OK;
 }
 
+/* --gemm M,N,K[,ta,tb]: fp32 products of given shapes (the LM head's, say), every fp32
+ * variant with --all-variants, else the device's choice. Checked on 64 sampled elements
+ * of C against a double-precision dot product (a full CPU product would dominate). */
+static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
+{
+    int rc = 1;
+    for (uint32_t si = 0; si < o->gemm_count; si++) {
+        const uint32_t *g = o->gemm_shapes[si];
+        uint32_t M = g[0], N = g[1], K = g[2], ta = g[3], tb = g[4];
+        size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+        float *a = malloc(na * 4), *b = malloc(nb * 4);
+        enn_recorder *rec = NULL;
+        enn_buffer *ba = NULL, *bb = NULL, *bc = NULL;
+        int ok = 0;
+        if (!a || !b) { fprintf(stderr, "enn bench: out of host memory\n"); goto next; }
+        uint64_t seed = 777 + si;
+        for (size_t i = 0; i < na + nb; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            float x = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+            if (i < na) a[i] = x; else b[i - na] = x;
+        }
+        if (enn_recorder_create(ctx, &rec) || enn_buffer_create(ctx, na * 4, &ba) || enn_buffer_create(ctx, nb * 4, &bb) ||
+            enn_buffer_create(ctx, nc * 4, &bc) || enn_buffer_upload(ctx, ba, 0, a, na * 4) ||
+            enn_buffer_upload(ctx, bb, 0, b, nb * 4))
+            goto next;
+        enn_recorder_set_timestamps(rec, 1);
+        enn_gemm_desc probe = ENN_GEMM_DESC_INIT;
+        enn_gemm_variant v32;
+        if (enn_gemm_pick_variant(ctx, &probe, &v32)) goto next;
+        for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++) {
+            if (!enn_gemm_variant_supported(ctx, (enn_gemm_variant)v, ENN_F32)) continue;
+            if (!o->all_variants && v != (int)v32) continue;
+            enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+            d.a = enn_view_of(ba); d.b = enn_view_of(bb); d.c = enn_view_of(bc);
+            d.m = M; d.n = N; d.k = K; d.trans_a = (int)ta; d.trans_b = (int)tb;
+            d.variant = (enn_gemm_variant)v;
+            d.name = "bench_gemm";
+            double gpu_ms, host_ms, flop = 2.0 * M * N * K;
+            if (time_gemm(ctx, rec, &d, 1, &gpu_ms, &host_ms)) goto next;
+            uint32_t reps = (uint32_t)fmin(fmax(o->target_s / (host_ms * 1e-3), 1), 200);
+            if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto next;
+            double err = 0, scale = 0;
+            uint64_t r = 99;
+            for (int t = 0; t < 64; t++) {
+                r = r * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t m = (uint32_t)((r >> 33) % M), n = (uint32_t)((r >> 7) % N);
+                if (t == 0) { m = M - 1; n = N - 1; }   /* the last tile's edge */
+                double ref = 0;
+                for (uint32_t k = 0; k < K; k++)
+                    ref += (double)a[ta ? (size_t)k * M + m : (size_t)m * K + k] * b[tb ? (size_t)n * K + k : (size_t)k * N + n];
+                float got;
+                if (enn_buffer_download(ctx, bc, ((size_t)m * N + n) * 4, &got, 4)) goto next;
+                if (!(fabs(got - ref) <= err)) err = fabs(got - ref);
+                if (fabs(ref) > scale) scale = fabs(ref);
+            }
+            err /= scale > 0 ? scale : 1;
+            bench_row row = {.kernel = "gemm", .variant = enn_gemm_variant_name((enn_gemm_variant)v), .gpu_ms = gpu_ms,
+                             .host_ms = host_ms, .gpu_rate = gpu_ms > 0 ? flop / (gpu_ms * 1e-3) * 1e-9 : 0,
+                             .host_rate = flop / (host_ms * 1e-3) * 1e-9, .unit = "GF/s"};
+            snprintf(row.shape, sizeof row.shape, "%ux%ux%u%s%s", M, N, K, ta ? " ta" : "", tb ? " tb" : "");
+            snprintf(row.check, sizeof row.check, "%s %.1e", err <= 1e-4 ? "ok" : "BAD", err);
+            bench_print_row(&row);
+            if (!(err <= 1e-4)) goto next;   /* fp32 sums of K products of values in [-0.5, 0.5] */
+        }
+        ok = 1;
+    next:
+        if (!ok) fprintf(stderr, "enn bench: gemm %ux%ux%u: %s\n", M, N, K, enn_last_error());
+        enn_buffer_destroy(ctx, ba);
+        enn_buffer_destroy(ctx, bb);
+        enn_buffer_destroy(ctx, bc);
+        enn_recorder_destroy(rec);
+        free(a); free(b);
+        if (!ok) return rc;
+    }
+    return 0;
+}
+
 int bench_gemm(enn_context *ctx, const bench_options *o)
 {
+    if (o->gemm_count) return bench_gemm_shapes(ctx, o);
     enn_recorder *rec = NULL;
     enn_buffer *ba = NULL, *bb = NULL, *bc = NULL, *ha = NULL, *hb = NULL;
     float *a = NULL, *b = NULL, *c = NULL, *dc = NULL;
@@ -288,6 +366,16 @@ int cmd_bench(int argc, char **argv)
         else if (val && !strcmp(arg, "--min")) { o.min_size = (uint32_t)atoi(val); i++; }
         else if (val && !strcmp(arg, "--max")) { o.max_size = (uint32_t)atoi(val); o.max_size_given = 1; i++; }
         else if (val && !strcmp(arg, "--threads")) { o.threads = atoi(val); i++; }
+        else if (val && !strcmp(arg, "--gemm") && o.gemm_count < 8) {
+            uint32_t *g = o.gemm_shapes[o.gemm_count];
+            int got = sscanf(val, "%u,%u,%u,%u,%u", &g[0], &g[1], &g[2], &g[3], &g[4]);
+            if ((got != 3 && got != 5) || !g[0] || !g[1] || !g[2]) {
+                fprintf(stderr, "enn bench: --gemm wants M,N,K or M,N,K,ta,tb, got '%s'\n", val);
+                return 2;
+            }
+            o.gemm_count++;
+            i++;
+        }
         else if (val && !strcmp(arg, "--time")) { o.target_s = atof(val); i++; }
         else { fprintf(stderr, "enn bench: unknown option '%s'\n", arg); return 2; }
     }
