@@ -12,7 +12,10 @@
  *   fp32 A and B:  CPU devices (lavapipe) -> ENN_GEMM_REG (register-blocked, no shared
  *                  memory: shared memory is a per-lane loop there);
  *                  GPUs -> ENN_GEMM_TILED when its tile fits caps.max_shared_memory and
- *                  the workgroup limits, else ENN_GEMM_REG.
+ *                  the workgroup limits, else ENN_GEMM_REG. ENN_GEMM_TILED is a compile-time
+ *                  register block per invocation (gemm_tiled.glsl; shape list in gemm.c);
+ *                  ENN_GEMM_TILES=rm,rn,bk (rm, rn 4 or 8) forces one for tuning, and
+ *                  ENN_GEMM_TILES=loop the earlier loop-over-arrays kernel (comparison).
  *   fp16 A and B:  ENN_GEMM_COOPMAT when caps.cooperative_matrix (VK_NV_cooperative_matrix,
  *                  fp16 x fp16 -> fp32; ENN_DISABLE_COOPMAT turns it off) and the tile fits
  *                  the shared memory (tile shape: gemm.c; ENN_GEMM_COOPMAT_TILES=
