@@ -16,6 +16,8 @@
 //                 (a gather on llvmpipe, ~3x faster there than storage-buffer loads),
 //                 a 16 x 8S block per subgroup, and every lane fetching the A block
 //                 itself instead of broadcasts. vec4 layouts only (VEC_A = VEC_B = 1).
+//                 gemm_texel_8: 8 x 8S blocks, for products below ~256^3, where the
+//                 16-row kernel's extra compile time (~2x) is not won back.
 //   gemm_tiled    shared-memory tiles (BM x BK of A, BK x BN of B) staged by the whole
 //                 workgroup, then register-blocked TM x TN per invocation. For GPUs.
 //   gemm_f16      gemm_tiled with A and B stored as float16 (accumulation stays fp32).
@@ -25,6 +27,7 @@
 // Every variant handles any M, N, K: tiles that overhang the matrix read zeros and
 // write nothing.
 //! variant gemm_texel -DTEXEL=1 -DRB=2
+//! variant gemm_texel_8 -DTEXEL=1 -DRB=1
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_f16 -DTILED=1 -DSTORAGE_F16=1
 //! variant gemm_coopmat_t44 -DCOOPMAT=1 -DTM=4 -DTN=4

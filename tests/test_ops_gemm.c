@@ -196,9 +196,11 @@ VARIANT_SUITE(texel, ENN_GEMM_TEXEL)
 
 /* The texel variant takes vec4 layouts only (most odd shapes above are refused): M and N
  * multiples of 4, any K (its last step masks what its vec4s read past K), leading
- * dimensions padded to multiples of 4, all four transposes. */
+ * dimensions padded to multiples of 4, all four transposes. The last shape is large
+ * enough for its 16-row tiles (the others run the 8-row kernel). */
 static const uint32_t vec4_shapes[][3] = {
     {4, 4, 1}, {12, 20, 7}, {36, 44, 41}, {68, 60, 66}, {128, 132, 33}, {4, 128, 257}, {132, 8, 3}, {16, 16, 16},
+    {260, 256, 259},
 };
 Test(gemm, texel_vec4_shapes) { shapes_for(ENN_GEMM_TEXEL, vec4_shapes, sizeof vec4_shapes / sizeof vec4_shapes[0], 1, 1); }
 
