@@ -111,6 +111,9 @@ typedef struct enn_capabilities {
     int push_descriptors;
     int unified_memory;              /* device-local memory is also host-visible */
     uint64_t device_local_bytes;     /* size of the largest device-local heap */
+    int texel_buffer_f32;            /* R32_SFLOAT and R32G32B32A32_SFLOAT uniform texel buffers */
+    uint32_t max_texel_buffer_elements;
+    uint32_t min_texel_buffer_offset_alignment;
 } enn_capabilities;
 
 typedef struct enn_context_options {

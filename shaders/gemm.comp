@@ -5,13 +5,19 @@
 //   bias (optional) has N entries, added to every row; batch b offsets A, B, C by
 //   b * stride_a, stride_b, stride_c elements (the batch index is the z workgroup).
 //
-// Four variants of one contract (runtime/ops/gemm.c picks one per device):
+// Six variants of one contract (runtime/ops/gemm.c picks one per device):
 //   gemm          register-blocked, no shared memory: a subgroup owns an 8 x 8S block
 //                 of C (8 x 8 per lane), shares the A block through subgroup broadcasts
 //                 and reads A and B as vec4s when the layout allows. For CPU-like devices
 //                 (lavapipe), where every shared-memory or buffer access costs a loop
 //                 over the lanes, so the fewest, widest loads and the most FMAs per
 //                 load win.
+//   gemm_texel    the same with A and B read as vec4 texels of uniform texel buffers
+//                 (a gather on llvmpipe, ~3x faster there than storage-buffer loads),
+//                 a 16 x 8S block per subgroup, and every lane fetching the A block
+//                 itself instead of broadcasts. vec4 layouts only (VEC_A = VEC_B = 1).
+//                 gemm_texel_8: 8 x 8S blocks, for products below ~256^3, where the
+//                 16-row kernel's extra compile time (~2x) is not won back.
 //   gemm_tiled_<RM><RN>  shared-memory tiles (two stages, 16-byte loads, A staged
 //                 transposed) with a compile-time RM x RN register block per invocation,
 //                 spelled out by macros (gemm_tiled.glsl). For GPUs.
@@ -24,6 +30,8 @@
 //                 accumulators (gemm_coopmat.glsl).
 // Every variant handles any M, N, K: tiles that overhang the matrix read zeros and
 // write nothing.
+//! variant gemm_texel -DTEXEL=1 -DRB=2
+//! variant gemm_texel_8 -DTEXEL=1 -DRB=1
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_tiled_88 -DTILED=1 -DRM=8 -DRN=8
 //! variant gemm_tiled_84 -DTILED=1 -DRM=8 -DRN=4
@@ -54,8 +62,12 @@ layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint TRANS_A = 0;
 layout(constant_id = 4) const uint TRANS_B = 0;
 
+#ifndef TEXEL
 layout(std430, set = 0, binding = 0) readonly buffer BufA { AB_TYPE a[]; };
 layout(std430, set = 0, binding = 1) readonly buffer BufB { AB_TYPE b[]; };
+#define A1(i) float(a[i])
+#define B1(i) float(b[i])
+#endif
 layout(std430, set = 0, binding = 2) buffer BufC { float c[]; };
 layout(std430, set = 0, binding = 3) readonly buffer BufBias { float bias[]; };
 
@@ -96,16 +108,53 @@ void store_c(uint base_c, uint m, uint n, float acc)
     c[i] = v;
 }
 
+#ifdef TEXEL
+// A and B as uniform texel buffers of vec4s (format R32G32B32A32_SFLOAT): llvmpipe
+// fetches texels with a gather and no per-lane branches, where a storage-buffer load
+// at a non-uniform address is a loop over the lanes with a bounds check in each. The
+// launcher runs this variant only where both vec4 flags hold (VEC_A = VEC_B = 1), so
+// the scalar loads below are compiled out.
+layout(constant_id = 5) const uint VEC_A = 1;
+layout(constant_id = 6) const uint VEC_B = 1;
+layout(set = 0, binding = 0) uniform samplerBuffer tex_a;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_b;
+#define A1(i) texelFetch(tex_a, int((i) >> 2))[(i) & 3u]
+#define B1(i) texelFetch(tex_b, int((i) >> 2))[(i) & 3u]
+#define A4(i) texelFetch(tex_a, int(i))
+#define B4(i) texelFetch(tex_b, int(i))
+
+// C and bias as vec4s where ldc, the batch stride of C and N are multiples of 4: a
+// quarter of the epilogue's storage-buffer accesses, each a loop over the lanes on
+// llvmpipe (and a quarter of the code to compile).
+layout(constant_id = 7) const uint VEC_C = 0;
+layout(std430, set = 0, binding = 2) buffer BufC4 { vec4 c4[]; };
+layout(std430, set = 0, binding = 3) readonly buffer BufBias4 { vec4 bias4[]; };
+
+// store_c for C[m][n .. n+3], n a multiple of 4 below N.
+void store_c4(uint base_c, uint m, uint n, vec4 acc)
+{
+    uint i = (base_c + m * pc.ldc + n) / 4u;
+    vec4 v = pc.alpha * acc;
+    if (pc.beta != 0.0) v += pc.beta * c4[i];
+    if ((pc.flags & 1u) != 0u) v += bias4[n / 4u];
+    uint act = (pc.flags >> 1) & 3u;
+    if (act == ACT_RELU) v = max(v, vec4(0.0));
+    else if (act == ACT_TANH) v = tanh(clamp(v, -15.0, 15.0));
+    else if (act == ACT_SIGMOID) v = 1.0 / (1.0 + exp(-v));
+    c4[i] = v;
+}
+#endif
+
 // op(A)[m][k] and op(B)[k][n] with zeros outside the matrix.
 float load_a(uint base, uint m, uint k)
 {
     if (m >= pc.M || k >= pc.K) return 0.0;
-    return float(a[base + (TRANS_A != 0u ? k * pc.lda + m : m * pc.lda + k)]);
+    return A1(base + (TRANS_A != 0u ? k * pc.lda + m : m * pc.lda + k));
 }
 float load_b(uint base, uint k, uint n)
 {
     if (k >= pc.K || n >= pc.N) return 0.0;
-    return float(b[base + (TRANS_B != 0u ? n * pc.ldb + k : k * pc.ldb + n)]);
+    return B1(base + (TRANS_B != 0u ? n * pc.ldb + k : k * pc.ldb + n));
 }
 
 #if !defined(TILED) && !defined(COOPMAT)
@@ -125,11 +174,15 @@ float load_b(uint base, uint k, uint n)
 #extension GL_KHR_shader_subgroup_ballot : require
 // vec4 loads of A or B are aligned (ld, stride multiples of 4) and stay inside the
 // matrix (transposed A: M % 4 == 0; plain B: N % 4 == 0); else scalar loads with checks.
+#ifndef TEXEL
 layout(constant_id = 5) const uint VEC_A = 0;
 layout(constant_id = 6) const uint VEC_B = 0;
 
 layout(std430, set = 0, binding = 0) readonly buffer BufA4 { vec4 a4[]; };
 layout(std430, set = 0, binding = 1) readonly buffer BufB4 { vec4 b4[]; };
+#define A4(i) a4[i]
+#define B4(i) b4[i]
+#endif
 
 // This lane's part of the 8 x 4 block of op(A) at rows m0.., columns k..:
 //   plain A: lane l holds row m0 + (l & 7), k .. k+3
@@ -138,11 +191,11 @@ vec4 lane_a(uint base, uint m0, uint k, uint lane, bool vec)
 {
     if (TRANS_A == 0u) {
         uint m = m0 + (lane & 7u);
-        if (vec) return a4[(base + min(m, pc.M - 1u) * pc.lda + k) / 4u];
+        if (vec) return A4((base + min(m, pc.M - 1u) * pc.lda + k) / 4u);
         return vec4(load_a(base, m, k), load_a(base, m, k + 1u), load_a(base, m, k + 2u), load_a(base, m, k + 3u));
     }
     uint kk = k + ((lane >> 1) & 3u), m = m0 + 4u * (lane & 1u);
-    if (vec) return a4[(base + min(kk, pc.K - 1u) * pc.lda + min(m, pc.M - 4u)) / 4u];
+    if (vec) return A4((base + min(kk, pc.K - 1u) * pc.lda + min(m, pc.M - 4u)) / 4u);
     return vec4(load_a(base, m, kk), load_a(base, m + 1u, kk), load_a(base, m + 2u, kk), load_a(base, m + 3u, kk));
 }
 
@@ -165,7 +218,7 @@ float elem_a(vec4 sh[8], uint r, uint kk)
 vec4 lane_b(uint base, uint k, uint kk, uint n, bool vec)
 {
     uint kr = k + kk;
-    if (vec && TRANS_B == 0u) return b4[(base + kr * pc.ldb + min(n, pc.N - 4u)) / 4u];
+    if (vec && TRANS_B == 0u) return B4((base + min(kr, pc.K - 1u) * pc.ldb + min(n, pc.N - 4u)) / 4u);
     return vec4(load_b(base, kr, n), load_b(base, kr, n + 1u), load_b(base, kr, n + 2u), load_b(base, kr, n + 3u));
 }
 
@@ -176,7 +229,7 @@ mat4 lane_b_cols(uint base, uint k, uint n)
     uint i1 = (base + min(n + 1u, pc.N - 1u) * pc.ldb + k) / 4u;
     uint i2 = (base + min(n + 2u, pc.N - 1u) * pc.ldb + k) / 4u;
     uint i3 = (base + min(n + 3u, pc.N - 1u) * pc.ldb + k) / 4u;
-    return mat4(b4[i0], b4[i1], b4[i2], b4[i3]);
+    return mat4(B4(i0), B4(i1), B4(i2), B4(i3));
 }
 
 // Rows per workgroup = 8 * RB, column groups of 4 per lane = CG (register block RB*8 x CG*4);
@@ -217,6 +270,8 @@ mat4 lane_b_cols(uint base, uint k, uint n)
     if (n < pc.N) store_c(base_c, m, n, acc[r][j][cc]); }
 #define STORE_ROW(r) { uint m = m0 + (r); if (m < pc.M) { \
     STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) STORE_J1(r) } }
+#define STORE_ROW4(r) { uint m = m0 + (r); if (m < pc.M) \
+    for (uint j = 0u; j < CG; j++) if (n0 + 4u * j < pc.N) store_c4(base_c, m, n0 + 4u * j, acc[r][j]); }
 #define ZERO_ROW(r) { for (uint j = 0u; j < CG; j++) acc[r][j] = vec4(0.0); }
 
 // op(B)[k .. k+3][n0 .. n0 + 4CG - 1] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
@@ -246,6 +301,13 @@ void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][CG])
 void load_share_a(uint base, uint m0, uint k, uint lane, bool vec, out vec4 sh[8 * RB])
 {
     vec4 part[8];
+#ifdef TEXEL
+    // Every lane fetches the whole A block itself (the same addresses in every lane):
+    // on llvmpipe a texel gather costs less than the 8 broadcasts it replaces.
+    for (uint b = 0u; b < RB; b++)
+        for (uint i = 0u; i < 8u; i++) sh[8u * b + i] = lane_a(base, m0 + 8u * b, k, i, vec);
+    return;
+#endif
     share_a(lane_a(base, m0, k, lane, vec), part);
     for (uint i = 0u; i < 8u; i++) sh[i] = part[i];
 #if RB == 2
@@ -253,6 +315,23 @@ void load_share_a(uint base, uint m0, uint k, uint lane, bool vec, out vec4 sh[8
     for (uint i = 0u; i < 8u; i++) sh[8u + i] = part[i];
 #endif
 }
+
+#ifdef TEXEL
+// The last step of K reads up to 3 columns of A and rows of B past K with its vec4
+// loads (clamped or rounded into the views, so inside them): zeros instead, in both
+// operands (what lies past K may be NaN, and NaN * 0 is NaN).
+void zero_past_k(uint k, inout vec4 bv[4][CG], inout vec4 sh[8 * RB])
+{
+    uint left = pc.K - k;  // 1 .. 3
+    bvec4 keep = lessThan(uvec4(0u, 1u, 2u, 3u), uvec4(left));
+    for (uint kk = 0u; kk < 4u; kk++)
+        for (uint j = 0u; j < CG; j++) bv[kk][j] = keep[kk] ? bv[kk][j] : vec4(0.0);
+    for (uint i = 0u; i < 8u * RB; i++) {
+        if (TRANS_A == 0u) sh[i] = mix(vec4(0.0), sh[i], keep);        // sh[r] = row r, k .. k+3
+        else sh[i] = keep[(i % 8u) / 2u] ? sh[i] : vec4(0.0);        // sh[8b + 2kk + h] = column k + kk
+    }
+}
+#endif
 
 void main()
 {
@@ -268,6 +347,17 @@ void main()
     vec4 acc[8 * RB][CG];  // acc[r][j] = C[m0 + r][n0 + 4j .. +3]
     ALL_ROWS(ZERO_ROW)
 
+#ifdef TEXEL
+    // One copy of the loads for the whole of K (each texel fetch is a lot of code to
+    // compile): the last step masks what it read past K.
+    for (uint k = 0u; k < pc.K; k += 4u) {
+        vec4 bv[4][CG], sh[8 * RB];
+        load_b_block(base_b, k, n0, VEC_B != 0u, bv);
+        load_share_a(base_a, m0, k, lane, VEC_A != 0u, sh);
+        if (k + 4u > pc.K) zero_past_k(k, bv, sh);
+        FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
+    }
+#else
     uint k_full = pc.K & ~3u;
     for (uint k = 0u; k < k_full; k += 4u) {
         vec4 bv[4][CG], sh[8 * RB];
@@ -281,6 +371,13 @@ void main()
         load_share_a(base_a, m0, k_full, lane, false, sh);
         FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
     }
+#endif
+#ifdef TEXEL
+    if (VEC_C != 0u) {
+        ALL_ROWS(STORE_ROW4)
+        return;
+    }
+#endif
     ALL_ROWS(STORE_ROW)
 }
 #endif

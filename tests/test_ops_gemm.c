@@ -42,8 +42,10 @@ typedef struct gemm_case {
 
 static const float SENTINEL = -12345.0f;
 
-/* Runs one case with variant v and checks every element of C (and the padding). */
-static void check_case(enn_context *ctx, enn_recorder *rec, enn_gemm_variant v, const gemm_case *gc, uint64_t seed)
+/* Runs one case with variant v and checks every element of C (and the padding); 0 when
+ * v is the texel variant and the layout is not one it takes (the launcher must then
+ * refuse it with ENN_ERROR_UNSUPPORTED), else 1. */
+static int check_case(enn_context *ctx, enn_recorder *rec, enn_gemm_variant v, const gemm_case *gc, uint64_t seed)
 {
     int f16 = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT;
     uint32_t batch = gc->batch ? gc->batch : 1;
@@ -100,6 +102,14 @@ static void check_case(enn_context *ctx, enn_recorder *rec, enn_gemm_variant v, 
     d.act = gc->act;
     d.ab_type = f16 ? ENN_F16 : ENN_F32;
     d.variant = v;
+    int ran = 1;
+    enn_gemm_variant picked;
+    enn_status st = enn_gemm_pick_variant(ctx, &d, &picked);
+    if (v == ENN_GEMM_TEXEL && st != ENN_OK) {
+        cr_assert_eq(st, ENN_ERROR_UNSUPPORTED, "texel %ux%ux%u: %s", gc->m, gc->n, gc->k, enn_last_error());
+        ran = 0;
+        goto done;
+    }
     ENN_ASSERT_OK(enn_recorder_begin(rec));
     ENN_ASSERT_OK(enn_gemm(rec, &d));
     ENN_ASSERT_OK(enn_recorder_run(rec));
@@ -125,11 +135,13 @@ static void check_case(enn_context *ctx, enn_recorder *rec, enn_gemm_variant v, 
                   gc->bias, gc->act, (unsigned long long)bt, (unsigned long long)row, (unsigned long long)col,
                   c[i], ref[i], tol);
     }
+done:
     enn_buffer_destroy(ctx, ba);
     enn_buffer_destroy(ctx, bb);
     enn_buffer_destroy(ctx, bc);
     enn_buffer_destroy(ctx, bbias);
     free(a); free(b); free(c); free(bias); free(a16); free(b16); free(ref); free(scale);
+    return ran;
 }
 
 /* Sizes that are 1, primes, and just off every tile size (4, 8, 16, 32, 64, 128). */
@@ -143,7 +155,8 @@ static const uint32_t paper_shapes[][3] = {
 };
 
 /* Every shape, all four transposes, with beta, bias and each activation in turn. */
-static void shapes_for(enn_gemm_variant v, const uint32_t (*shapes)[3], size_t count, int all_transposes)
+static void shapes_for(enn_gemm_variant v, const uint32_t (*shapes)[3], size_t count, int all_transposes,
+                       int pad_to_vec4)
 {
     enn_context *ctx = test_context();
     if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
@@ -152,27 +165,44 @@ static void shapes_for(enn_gemm_variant v, const uint32_t (*shapes)[3], size_t c
     }
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
-    uint32_t i = 0;
+    uint32_t i = 0, ran = 0;
     for (size_t s = 0; s < count; s++)
         for (int t = 0; t < 4; t++, i++) {
             if (!all_transposes && t != (int)(s % 4)) continue;
             gemm_case gc = {shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1, 0, 0, i % 3,
                             1, 0, i % 5 == 0 ? 1.0f : 0.75f, i % 2 ? 0.5f : 0.0f, i % 3 != 0,
                             (enn_activation)(i % 4)};
-            check_case(ctx, rec, v, &gc, 1000 + i);
+            if (pad_to_vec4) { /* leading dimensions padded to multiples of 4 */
+                uint32_t cols_a = gc.trans_a ? gc.m : gc.k, cols_b = gc.trans_b ? gc.k : gc.n;
+                gc.pad_a = (4 - cols_a % 4) % 4;
+                gc.pad_b = (4 - cols_b % 4) % 4;
+            }
+            ran += (uint32_t)check_case(ctx, rec, v, &gc, 1000 + i);
         }
+    cr_assert(ran > 0, "%s: no case ran", enn_gemm_variant_name(v));
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
 
 #define VARIANT_SUITE(tag, variant)                                                                \
-    Test(gemm, tag##_odd_shapes) { shapes_for(variant, odd_shapes, sizeof odd_shapes / sizeof odd_shapes[0], 1); } \
-    Test(gemm, tag##_paper_shapes) { shapes_for(variant, paper_shapes, sizeof paper_shapes / sizeof paper_shapes[0], 0); }
+    Test(gemm, tag##_odd_shapes) { shapes_for(variant, odd_shapes, sizeof odd_shapes / sizeof odd_shapes[0], 1, 0); } \
+    Test(gemm, tag##_paper_shapes) { shapes_for(variant, paper_shapes, sizeof paper_shapes / sizeof paper_shapes[0], 0, 0); }
 
 VARIANT_SUITE(reg, ENN_GEMM_REG)
 VARIANT_SUITE(tiled, ENN_GEMM_TILED)
 VARIANT_SUITE(f16, ENN_GEMM_F16)
 VARIANT_SUITE(coopmat, ENN_GEMM_COOPMAT)
+VARIANT_SUITE(texel, ENN_GEMM_TEXEL)
+
+/* The texel variant takes vec4 layouts only (most odd shapes above are refused): M and N
+ * multiples of 4, any K (its last step masks what its vec4s read past K), leading
+ * dimensions padded to multiples of 4, all four transposes. The last shape is large
+ * enough for its 16-row tiles (the others run the 8-row kernel). */
+static const uint32_t vec4_shapes[][3] = {
+    {4, 4, 1}, {12, 20, 7}, {36, 44, 41}, {68, 60, 66}, {128, 132, 33}, {4, 128, 257}, {132, 8, 3}, {16, 16, 16},
+    {260, 256, 259},
+};
+Test(gemm, texel_vec4_shapes) { shapes_for(ENN_GEMM_TEXEL, vec4_shapes, sizeof vec4_shapes / sizeof vec4_shapes[0], 1, 1); }
 
 /* Strided batches with padded leading dimensions (so vec4 paths fall back where the
  * strides are not multiples of 4), and a B shared by the whole batch. */
@@ -192,7 +222,9 @@ static void batched_for(enn_gemm_variant v)
         {33, 5, 64, 1, 1, 2, 1, 0, 2, 1, 1.0f, 0.0f, 1, ENN_ACT_SIGMOID},
         {28, 128, 28, 0, 0, 0, 0, 0, 6, 1, 1.0f, 0.0f, 1, ENN_ACT_NONE},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(ctx, rec, v, &cases[i], 77 + i);
+    uint32_t ran = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += (uint32_t)check_case(ctx, rec, v, &cases[i], 77 + i);
+    cr_assert(ran > 0, "%s: no batched case ran", enn_gemm_variant_name(v));
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
@@ -201,6 +233,7 @@ Test(gemm, reg_batched) { batched_for(ENN_GEMM_REG); }
 Test(gemm, tiled_batched) { batched_for(ENN_GEMM_TILED); }
 Test(gemm, f16_batched) { batched_for(ENN_GEMM_F16); }
 Test(gemm, coopmat_batched) { batched_for(ENN_GEMM_COOPMAT); }
+Test(gemm, texel_batched) { batched_for(ENN_GEMM_TEXEL); }
 
 /* Each register block of the tiled kernel (gemm_tiled.glsl: compiled variants 8x8, 8x4,
  * 4x8, 4x4, steps of 4 to 16), and the earlier kernel, forced through ENN_GEMM_TILES: the
@@ -299,6 +332,7 @@ Test(gemm, reg_large_dims) { large_for(ENN_GEMM_REG, 1); }
 Test(gemm, tiled_large_dims) { large_for(ENN_GEMM_TILED, 0); }
 Test(gemm, f16_large_dims) { large_for(ENN_GEMM_F16, 0); }
 Test(gemm, coopmat_large_dims) { large_for(ENN_GEMM_COOPMAT, 1); }
+Test(gemm, texel_large_dims) { large_for(ENN_GEMM_TEXEL, 1); }
 
 /* fp16 operands, through the automatic choice: coopmat where the device has it, the
  * fp16-storage tiled variant otherwise; a shape that is a multiple of no tile. */
@@ -329,8 +363,28 @@ Test(gemm, variant_selection)
     enn_gemm_desc d = ENN_GEMM_DESC_INIT;
     enn_gemm_variant v;
     ENN_ASSERT_OK(enn_gemm_pick_variant(ctx, &d, &v));
-    if (ctx->caps.device_type == ENN_DEVICE_CPU) cr_assert_eq(v, ENN_GEMM_REG, "CPU device picked %s", enn_gemm_variant_name(v));
+    int texel = enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32);
+    if (ctx->caps.device_type == ENN_DEVICE_CPU)
+        cr_assert_eq(v, texel ? ENN_GEMM_TEXEL : ENN_GEMM_REG, "CPU device picked %s", enn_gemm_variant_name(v));
     else cr_assert_eq(v, ENN_GEMM_TILED, "GPU picked %s", enn_gemm_variant_name(v));
+    if (ctx->caps.device_type == ENN_DEVICE_CPU && texel) {
+        /* An A of more texels than a texel buffer holds (K odd: one float per texel)
+         * falls back to the storage-buffer kernel, and cannot be forced onto texels. */
+        enn_gemm_desc big = ENN_GEMM_DESC_INIT;
+        big.k = 4097;
+        big.n = 8;
+        big.m = (uint32_t)(ctx->caps.max_texel_buffer_elements / big.k + 1);
+        ENN_ASSERT_OK(enn_gemm_pick_variant(ctx, &big, &v));
+        cr_assert_eq(v, ENN_GEMM_REG, "%u x %u A picked %s", big.m, big.k, enn_gemm_variant_name(v));
+        big.variant = ENN_GEMM_TEXEL;
+        cr_assert_eq(enn_gemm_pick_variant(ctx, &big, &v), ENN_ERROR_UNSUPPORTED);
+        /* ENN_DISABLE_GEMM_TEXEL switches it off. */
+        setenv("ENN_DISABLE_GEMM_TEXEL", "1", 1);
+        cr_assert(!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32));
+        ENN_ASSERT_OK(enn_gemm_pick_variant(ctx, &d, &v));
+        cr_assert_eq(v, ENN_GEMM_REG, "with ENN_DISABLE_GEMM_TEXEL picked %s", enn_gemm_variant_name(v));
+        unsetenv("ENN_DISABLE_GEMM_TEXEL");
+    }
     d.variant = ENN_GEMM_F16; /* fp32 operands in an fp16 kernel */
     cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
     if (!ctx->caps.cooperative_matrix) {

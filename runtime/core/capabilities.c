@@ -142,6 +142,13 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
     caps->max_storage_buffer_range = lim->maxStorageBufferRange;
     caps->min_storage_buffer_offset_alignment = (uint32_t)lim->minStorageBufferOffsetAlignment;
     caps->max_push_constants_size = lim->maxPushConstantsSize;
+    caps->max_texel_buffer_elements = lim->maxTexelBufferElements;
+    caps->min_texel_buffer_offset_alignment = (uint32_t)lim->minTexelBufferOffsetAlignment;
+    VkFormatProperties r32, rgba32;
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32_SFLOAT, &r32);
+    vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_SFLOAT, &rgba32);
+    caps->texel_buffer_f32 = (r32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
+                             (rgba32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT);
 
     caps->storage_16bit = s16.storageBuffer16BitAccess != 0;
     caps->fp16_arithmetic = has_f16 && f16.shaderFloat16;

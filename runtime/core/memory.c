@@ -32,8 +32,10 @@ struct enn_allocator {
 
 static VkBufferUsageFlags buffer_usage(void)
 {
-    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-           VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    /* Uniform texel buffers: some kernels read their inputs through buffer views
+     * (see enn_pipeline_desc.texel_formats). */
+    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+           VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 }
 
 /* Device-local memory; on a unified device a mappable, coherent device-local type. */

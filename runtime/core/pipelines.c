@@ -201,9 +201,16 @@ void enn_pipeline_get_stats(const enn_context *ctx, enn_pipeline_stats *out)
     *out = ctx->pipelines->stats;
 }
 
+static int same_formats(const enn_pipeline *p, const enn_pipeline_desc *d)
+{
+    for (uint32_t i = 0; i < d->num_buffers && i < ENN_MAX_BINDINGS; i++)
+        if (p->texel_formats[i] != (d->texel_formats ? d->texel_formats[i] : VK_FORMAT_UNDEFINED)) return 0;
+    return 1;
+}
+
 static int same_desc(const enn_pipeline *p, const enn_pipeline_desc *d)
 {
-    return !strcmp(p->shader, d->shader) && p->spec_count == d->spec_count && p->num_buffers == d->num_buffers &&
+    return same_formats(p, d) && !strcmp(p->shader, d->shader) && p->spec_count == d->spec_count && p->num_buffers == d->num_buffers &&
            p->push_size == d->push_size && p->required_subgroup_size == d->required_subgroup_size &&
            (d->spec_count == 0 || !memcmp(p->spec, d->spec, d->spec_count * sizeof(uint32_t)));
 }
@@ -213,7 +220,10 @@ static enn_status build(enn_context *ctx, const enn_shader_module *mod, enn_pipe
 {
     VkDescriptorSetLayoutBinding b[ENN_MAX_BINDINGS];
     for (uint32_t i = 0; i < p->num_buffers; i++)
-        b[i] = (VkDescriptorSetLayoutBinding){.binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                              .descriptorType = p->texel_formats[i] != VK_FORMAT_UNDEFINED
+                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     p->push_descriptors = ctx->enabled.push_descriptors;
     VkDescriptorSetLayoutCreateInfo dl = {
@@ -282,6 +292,7 @@ enn_status enn_pipeline_get(enn_context *ctx, const enn_pipeline_desc *d, const 
     p->num_buffers = d->num_buffers;
     p->push_size = d->push_size;
     p->required_subgroup_size = d->required_subgroup_size;
+    if (d->texel_formats) memcpy(p->texel_formats, d->texel_formats, d->num_buffers * sizeof(VkFormat));
     enn_status s = build(ctx, mod, p);
     if (s == ENN_OK && reg->count == reg->capacity) {
         uint32_t cap = reg->capacity ? reg->capacity * 2 : 32;

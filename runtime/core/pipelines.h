@@ -1,7 +1,8 @@
 /* Compute pipelines, created on first use from the embedded SPIR-V and kept per context.
  *
- * Every kernel has the same shape of interface: storage buffers at set 0, bindings
- * 0..num_buffers-1, and at most 128 bytes of push constants. Specialization constants
+ * Every kernel has the same shape of interface: buffers at set 0, bindings
+ * 0..num_buffers-1 (storage buffers, or uniform texel buffers where texel_formats
+ * says so), and at most 128 bytes of push constants. Specialization constants
  * are uint32 values with ids 0..spec_count-1; by convention ids 0, 1, 2 are the
  * workgroup size (local_size_x_id = 0, ...). */
 #ifndef ENN_CORE_PIPELINES_H
@@ -21,6 +22,7 @@ typedef struct enn_pipeline {
     uint32_t num_buffers;
     uint32_t push_size;
     uint32_t required_subgroup_size; /* 0: the driver's choice */
+    VkFormat texel_formats[ENN_MAX_BINDINGS]; /* VK_FORMAT_UNDEFINED: a storage buffer */
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
     VkPipeline pipeline;
@@ -34,6 +36,11 @@ typedef struct enn_pipeline_desc {
     const uint32_t *spec;
     uint32_t spec_count;
     uint32_t required_subgroup_size; /* needs subgroup size control; 0 for none */
+    /* NULL: every binding is a storage buffer. Else one format per binding: binding i
+     * is a uniform texel buffer (samplerBuffer) with views of format texel_formats[i],
+     * or a storage buffer where that is VK_FORMAT_UNDEFINED. The recorder creates the
+     * views (enn_record_dispatch). */
+    const VkFormat *texel_formats;
 } enn_pipeline_desc;
 
 /* The pipeline for this description, created and cached on first request. The pointer

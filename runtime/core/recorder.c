@@ -33,6 +33,10 @@ typedef struct segment {
     uint32_t first_timed;          /* index into rec->timed of its first dispatch */
     uint32_t timed_count;
     int submitted;
+    /* Texel-buffer views its dispatches bind, destroyed when the segment is reused
+     * (its previous submission has then completed) or the recorder is destroyed. */
+    VkBufferView *views;
+    uint32_t view_count, view_capacity;
 } segment;
 
 typedef struct timed_dispatch {
@@ -137,6 +141,12 @@ static void wait_segments(enn_recorder *rec)
         }
 }
 
+static void drop_views(enn_context *ctx, segment *s)
+{
+    for (uint32_t i = 0; i < s->view_count; i++) vkDestroyBufferView(ctx->device, s->views[i], NULL);
+    s->view_count = 0;
+}
+
 static void area_free(enn_context *ctx, host_area *a)
 {
     if (a->mapped) vkUnmapMemory(ctx->device, a->memory);
@@ -173,6 +183,8 @@ void enn_recorder_destroy(enn_recorder *rec)
         if (s->fence) vkDestroyFence(dev, s->fence, NULL);
         if (s->descriptors) vkDestroyDescriptorPool(dev, s->descriptors, NULL);
         if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
+        drop_views(rec->ctx, s);
+        free(s->views);
     }
     vkDestroyCommandPool(dev, rec->pool, NULL);
     if (rec->unused) enn_buffer_destroy(rec->ctx, rec->unused);
@@ -201,10 +213,11 @@ static enn_status segment_init(enn_recorder *rec, segment *s)
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     ENN_VK_TRY(vkCreateFence(ctx->device, &fi, NULL, &s->fence));
     if (!ctx->enabled.push_descriptors) {
-        VkDescriptorPoolSize size = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                     .descriptorCount = rec->cap * ENN_MAX_BINDINGS};
+        VkDescriptorPoolSize sizes[2] = {
+            {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS},
+            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS}};
         VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                         .maxSets = rec->cap, .poolSizeCount = 1, .pPoolSizes = &size};
+                                         .maxSets = rec->cap, .poolSizeCount = 2, .pPoolSizes = sizes};
         ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, NULL, &s->descriptors));
     }
     return ENN_OK;
@@ -232,6 +245,7 @@ static enn_status segment_open(enn_recorder *rec)
         ENN_VK_TRY(vkCreateQueryPool(rec->ctx->device, &qi, NULL, &s->queries));
     }
     if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
+    drop_views(rec->ctx, s);
     ENN_VK_TRY(vkResetFences(rec->ctx->device, 1, &s->fence));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -367,6 +381,48 @@ static enn_status resolve_range(const char *what, const enn_buffer *b, VkDeviceS
     return ENN_OK;
 }
 
+static uint32_t texel_bytes(VkFormat f)
+{
+    switch (f) {
+    case VK_FORMAT_R32_SFLOAT: return 4;
+    case VK_FORMAT_R32G32B32A32_SFLOAT: return 16;
+    default: return 0;
+    }
+}
+
+/* A view of binding i's range for a texel-buffer binding of the open segment. The view
+ * covers whole texels: the range rounded up, which stays inside the buffer's own
+ * reservation (a vec4 view of a matrix whose span ends mid-texel). */
+static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, const enn_binding *b, const range *r,
+                            VkFormat format, VkBufferView *out)
+{
+    enn_context *ctx = rec->ctx;
+    uint32_t tb = texel_bytes(format);
+    if (!tb) return enn_error(ENN_ERROR_INTERNAL, "%s: binding %u has texel format %d, which libenn does not view",
+                              label, i, (int)format);
+    VkDeviceSize bytes = (r->end - r->begin + tb - 1) / tb * tb;
+    if (!ctx->caps.texel_buffer_f32 || r->begin % ctx->caps.min_texel_buffer_offset_alignment ||
+        r->begin + bytes > b->buffer->offset + b->buffer->reserved ||
+        bytes / tb > ctx->caps.max_texel_buffer_elements)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "%s: binding %u ([%llu, +%llu) of its buffer) cannot be a texel buffer "
+                         "of %u-byte texels here (at most %u texels, offsets multiples of %u)", label, i,
+                         (unsigned long long)(r->begin - b->buffer->offset), (unsigned long long)(r->end - r->begin), tb,
+                         ctx->caps.max_texel_buffer_elements, ctx->caps.min_texel_buffer_offset_alignment);
+    segment *s = &rec->segs[rec->current];
+    if (s->view_count == s->view_capacity) {
+        uint32_t cap = s->view_capacity ? s->view_capacity * 2 : 64;
+        VkBufferView *v = realloc(s->views, cap * sizeof *v);
+        if (!v) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder buffer views");
+        s->views = v;
+        s->view_capacity = cap;
+    }
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = r->buffer,
+                                 .format = format, .offset = r->begin, .range = bytes};
+    ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, out));
+    s->views[s->view_count++] = *out;
+    return ENN_OK;
+}
+
 enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, const enn_binding *bindings,
                                uint32_t n, const void *push, uint32_t gx, uint32_t gy, uint32_t gz,
                                const char *name)
@@ -391,10 +447,11 @@ enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, cons
     for (uint32_t i = 0; i < n; i++) {
         ENN_TRY(resolve_range(label, bindings[i].buffer, bindings[i].offset, bindings[i].size, &ranges[i]));
         VkDeviceSize size = ranges[i].end - ranges[i].begin;
-        if (size > ctx->caps.max_storage_buffer_range)
+        int storage = pipe->texel_formats[i] == VK_FORMAT_UNDEFINED;  /* texel views: checked by make_view */
+        if (storage && size > ctx->caps.max_storage_buffer_range)
             return enn_error(ENN_ERROR_UNSUPPORTED, "%s: binding %u covers %llu bytes; the device binds at most %llu",
                              label, i, (unsigned long long)size, (unsigned long long)ctx->caps.max_storage_buffer_range);
-        if (ranges[i].begin % ctx->caps.min_storage_buffer_offset_alignment)
+        if (storage && ranges[i].begin % ctx->caps.min_storage_buffer_offset_alignment)
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: binding %u starts at byte %llu, not a multiple of %u",
                              label, i, (unsigned long long)bindings[i].offset, ctx->caps.min_storage_buffer_offset_alignment);
         acc[i] = bindings[i].access;
@@ -405,6 +462,14 @@ enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, cons
     }
     ENN_TRY(make_room(rec));
     segment *s = &rec->segs[rec->current];
+    VkBufferView views[ENN_MAX_BINDINGS];
+    for (uint32_t i = 0; i < n; i++) {
+        if (pipe->texel_formats[i] == VK_FORMAT_UNDEFINED) continue;
+        ENN_TRY(make_view(rec, label, i, &bindings[i], &ranges[i], pipe->texel_formats[i], &views[i]));
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+        writes[i].pBufferInfo = NULL;
+        writes[i].pTexelBufferView = &views[i];
+    }
     ENN_TRY(track(rec, ranges, acc, n));
     vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
     if (pipe->push_descriptors) {
@@ -687,6 +752,7 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
     segment *s = &rec->segs[0];
     /* The previous external recording's sets go; the caller has waited for it. */
     if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
+    drop_views(rec->ctx, s);
     rec->own_cmd = s->cmd;
     s->cmd = cmd;
     s->dispatches = 0;

@@ -37,6 +37,7 @@ const char *enn_gemm_variant_name(enn_gemm_variant v)
     case ENN_GEMM_TILED: return "tiled";
     case ENN_GEMM_F16: return "f16";
     case ENN_GEMM_COOPMAT: return "coopmat";
+    case ENN_GEMM_TEXEL: return "texel";
     default: return "?";
     }
 }
@@ -159,15 +160,17 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
     const enn_capabilities *caps = &ctx->caps;
     memset(cfg, 0, sizeof *cfg);
     switch (v) {
-    case ENN_GEMM_REG: {
+    case ENN_GEMM_REG:
+    case ENN_GEMM_TEXEL: {
         /* One subgroup per workgroup, 8 rows x 8 columns per lane (see the shader). */
         uint32_t sg = caps->subgroup_size;
         if (sg < 8 || !subgroup_ballot(ctx) || sg > caps->max_workgroup_size[0]) return 0;
-        cfg->shader = "gemm";
-        uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0};
+        if (v == ENN_GEMM_TEXEL && (!caps->texel_buffer_f32 || enn_env_flag("ENN_DISABLE_GEMM_TEXEL"))) return 0;
+        cfg->shader = v == ENN_GEMM_REG ? "gemm" : "gemm_texel";
+        uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0, 0};
         memcpy(cfg->spec, s, sizeof s);
-        cfg->spec_count = 7;
-        uint32_t rb = 1, cg = 2;  /* must match RB, CG in the shader */
+        cfg->spec_count = v == ENN_GEMM_TEXEL ? 8 : 7;  /* the texel variant also has VEC_C */
+        uint32_t rb = v == ENN_GEMM_TEXEL ? 2 : 1, cg = 2;  /* must match RB, CG in the shader */
         cfg->tile_m = 8 * rb;
         cfg->tile_n = sg * 4 * cg;
         return 1;
@@ -245,6 +248,55 @@ static enn_gemm_variant variant_from_env(void)
     return ENN_GEMM_VARIANT_COUNT; /* unknown: reported by the caller */
 }
 
+/* Elements one operand spans: (rows - 1) * ld + cols, plus the batch. */
+static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t batch, uint64_t stride)
+{
+    return (uint64_t)(rows - 1) * ld + cols + (uint64_t)(batch - 1) * stride;
+}
+
+/* The stored shapes and leading dimensions of A and B (see gemm.h). */
+typedef struct gemm_layout {
+    uint32_t rows_a, cols_a, rows_b, cols_b, lda, ldb, ldc, batch;
+    uint64_t span_a, span_b;  /* elements */
+    int vec_a, vec_b;         /* vec4 loads allowed (VEC_A, VEC_B in the shader) */
+} gemm_layout;
+
+static gemm_layout layout_of(const enn_gemm_desc *d)
+{
+    gemm_layout l;
+    l.batch = d->batch ? d->batch : 1;
+    l.rows_a = d->trans_a ? d->k : d->m;
+    l.cols_a = d->trans_a ? d->m : d->k;
+    l.rows_b = d->trans_b ? d->n : d->k;
+    l.cols_b = d->trans_b ? d->k : d->n;
+    l.lda = d->lda ? d->lda : l.cols_a;
+    l.ldb = d->ldb ? d->ldb : l.cols_b;
+    l.ldc = d->ldc ? d->ldc : d->n;
+    l.span_a = span(l.rows_a, l.cols_a, l.lda, l.batch, d->stride_a);
+    l.span_b = span(l.rows_b, l.cols_b, l.ldb, l.batch, d->stride_b);
+    /* vec4 loads need every vec4 to start at a multiple of 4 elements, and the ones
+     * along M (transposed A) or N (plain B) to end inside the matrix. */
+    l.vec_a = l.lda % 4 == 0 && (l.batch == 1 || d->stride_a % 4 == 0) && (!d->trans_a || d->m % 4 == 0);
+    l.vec_b = l.ldb % 4 == 0 && (l.batch == 1 || d->stride_b % 4 == 0) && (d->trans_b || d->n % 4 == 0);
+    return l;
+}
+
+/* The texel variant views A and B as texel buffers of 4 floats per texel, and loads
+ * only vec4s: both layouts must allow them (vec_a, vec_b; its scalar fallback would
+ * compile ~10x slower on lavapipe than the whole vec4 kernel). Each view must hold at
+ * most caps.max_texel_buffer_elements texels and start at a multiple of
+ * caps.min_texel_buffer_offset_alignment. */
+static int texel_fits(const enn_context *ctx, const enn_gemm_desc *d)
+{
+    gemm_layout l = layout_of(d);
+    uint64_t texels_a = (l.span_a + 3) / 4, texels_b = (l.span_b + 3) / 4;
+    uint32_t align = ctx->caps.min_texel_buffer_offset_alignment ? ctx->caps.min_texel_buffer_offset_alignment : 1;
+    return l.vec_a && l.vec_b && texels_a <= ctx->caps.max_texel_buffer_elements &&
+           texels_b <= ctx->caps.max_texel_buffer_elements &&
+           (!d->a.buf || (d->a.buf->offset + d->a.offset) % align == 0) &&
+           (!d->b.buf || (d->b.buf->offset + d->b.offset) % align == 0);
+}
+
 enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_gemm_variant *out)
 {
     enn_gemm_variant v = d->variant;
@@ -253,7 +305,7 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
         v = variant_from_env();
         why = "ENN_GEMM_VARIANT";
         if (v == ENN_GEMM_VARIANT_COUNT)
-            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want reg, tiled, f16 or coopmat",
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want reg, texel, tiled, f16 or coopmat",
                              getenv("ENN_GEMM_VARIANT"));
     }
     if (v != ENN_GEMM_AUTO) {
@@ -263,6 +315,14 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
             return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the %s variant, which %s cannot run for %s operands",
                              why, enn_gemm_variant_name(v), ctx->caps.device_name,
                              d->ab_type == ENN_F16 ? "fp16" : "fp32");
+        if (v == ENN_GEMM_TEXEL && !texel_fits(ctx, d))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the texel variant, which needs vec4 layouts "
+                             "(lda, ldb, strides multiples of 4; M too with trans_a, N without trans_b), views that "
+                             "start at multiples of %u bytes and at most %u vec4s per operand (A: %llu elements, "
+                             "B: %llu, M x N x K = %u x %u x %u, lda %u, ldb %u)",
+                             why, ctx->caps.min_texel_buffer_offset_alignment, ctx->caps.max_texel_buffer_elements,
+                             (unsigned long long)layout_of(d).span_a, (unsigned long long)layout_of(d).span_b,
+                             d->m, d->n, d->k, layout_of(d).lda, layout_of(d).ldb);
         *out = v;
         return ENN_OK;
     }
@@ -274,18 +334,16 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
                              "fp16 operands need it", ctx->caps.device_name);
         return ENN_OK;
     }
-    /* CPU devices run shared memory as a loop over lanes: register blocking wins there. */
+    /* CPU devices run shared memory as a loop over lanes: register blocking wins there,
+     * with A and B read through texel buffers (gathers) where they fit in one. */
     if (ctx->caps.device_type != ENN_DEVICE_CPU && enn_gemm_variant_supported(ctx, ENN_GEMM_TILED, ENN_F32))
         *out = ENN_GEMM_TILED;
+    else if (ctx->caps.device_type == ENN_DEVICE_CPU && enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32) &&
+             texel_fits(ctx, d))
+        *out = ENN_GEMM_TEXEL;
     else
         *out = ENN_GEMM_REG;
     return ENN_OK;
-}
-
-/* Elements one operand spans: (rows - 1) * ld + cols, plus the batch. */
-static uint64_t span(uint32_t rows, uint32_t cols, uint32_t ld, uint32_t batch, uint64_t stride)
-{
-    return (uint64_t)(rows - 1) * ld + cols + (uint64_t)(batch - 1) * stride;
 }
 
 enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
@@ -298,16 +356,13 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     if (d->ab_type != ENN_F32 && d->ab_type != ENN_F16)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: A and B must be ENN_F32 or ENN_F16");
     if ((unsigned)d->act > ENN_ACT_SIGMOID) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: activation %d", d->act);
-    uint32_t batch = d->batch ? d->batch : 1;
     /* Stored shapes: A is rows_a x cols_a with lda >= cols_a, and so on. */
-    uint32_t rows_a = d->trans_a ? d->k : d->m, cols_a = d->trans_a ? d->m : d->k;
-    uint32_t rows_b = d->trans_b ? d->n : d->k, cols_b = d->trans_b ? d->k : d->n;
-    uint32_t lda = d->lda ? d->lda : cols_a, ldb = d->ldb ? d->ldb : cols_b, ldc = d->ldc ? d->ldc : d->n;
+    gemm_layout l = layout_of(d);
+    uint32_t batch = l.batch, cols_a = l.cols_a, cols_b = l.cols_b, lda = l.lda, ldb = l.ldb, ldc = l.ldc;
     if (lda < cols_a || ldb < cols_b || ldc < d->n)
         return enn_error(ENN_ERROR_SHAPE, "enn_gemm: lda %u, ldb %u, ldc %u below the row lengths %u, %u, %u",
                          lda, ldb, ldc, cols_a, cols_b, d->n);
-    uint64_t span_a = span(rows_a, cols_a, lda, batch, d->stride_a);
-    uint64_t span_b = span(rows_b, cols_b, ldb, batch, d->stride_b);
+    uint64_t span_a = l.span_a, span_b = l.span_b;
     uint64_t span_c = span(d->m, d->n, ldc, batch, d->stride_c);
     if (batch > 1 && d->stride_c && d->stride_c < (uint64_t)(d->m - 1) * ldc + d->n)
         return enn_error(ENN_ERROR_SHAPE, "enn_gemm: stride_c %llu makes batch entries of C overlap (M x N = %u x %u, ldc %u)",
@@ -325,15 +380,28 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     if (!make_config(ctx, v, &cfg)) return enn_error(ENN_ERROR_INTERNAL, "enn_gemm: no tile shape for %s", enn_gemm_variant_name(v));
     cfg.spec[3] = d->trans_a ? 1 : 0;
     cfg.spec[4] = d->trans_b ? 1 : 0;
-    if (v == ENN_GEMM_REG) {
-        /* vec4 loads need every vec4 to start at a multiple of 4 elements, and the ones
-         * along M (transposed A) or N (plain B) to end inside the matrix. */
-        cfg.spec[5] = lda % 4 == 0 && (batch == 1 || d->stride_a % 4 == 0) && (!d->trans_a || d->m % 4 == 0);
-        cfg.spec[6] = ldb % 4 == 0 && (batch == 1 || d->stride_b % 4 == 0) && (d->trans_b || d->n % 4 == 0);
+    /* The texel variant's views: a vec4 per texel where the shader loads vec4s. */
+    VkFormat formats[4] = {VK_FORMAT_UNDEFINED, VK_FORMAT_UNDEFINED, VK_FORMAT_UNDEFINED, VK_FORMAT_UNDEFINED};
+    if (v == ENN_GEMM_REG || v == ENN_GEMM_TEXEL) {
+        cfg.spec[5] = (uint32_t)l.vec_a;
+        cfg.spec[6] = (uint32_t)l.vec_b;
+    }
+    if (v == ENN_GEMM_TEXEL) {
+        /* 16-row tiles only for large products: on lavapipe they run ~10-20% faster at
+         * 512^3 than 8-row ones but take about twice as long to compile, which small
+         * products (the ENN's) never win back. */
+        if (d->m < 256 || d->n < 256 || d->k < 256) {
+            cfg.shader = "gemm_texel_8";
+            cfg.tile_m = 8;
+        }
+        formats[0] = formats[1] = VK_FORMAT_R32G32B32A32_SFLOAT;
+        /* vec4 stores of C (and loads of the bias) */
+        cfg.spec[7] = ldc % 4 == 0 && (batch == 1 || d->stride_c % 4 == 0) && d->n % 4 == 0;
     }
     const enn_pipeline *pipe;
     enn_pipeline_desc pd = {.shader = cfg.shader, .num_buffers = 4, .push_size = sizeof(gemm_push),
-                            .spec = cfg.spec, .spec_count = cfg.spec_count};
+                            .spec = cfg.spec, .spec_count = cfg.spec_count,
+                            .texel_formats = v == ENN_GEMM_TEXEL ? formats : NULL};
     ENN_TRY(enn_pipeline_get(ctx, &pd, &pipe));
 
     uint32_t tiles_m = (d->m + cfg.tile_m - 1) / cfg.tile_m, tiles_n = (d->n + cfg.tile_n - 1) / cfg.tile_n;

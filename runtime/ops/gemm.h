@@ -9,8 +9,15 @@
  *          (elements); a stride of 0 shares that operand across the batch.
  *
  * Variants (shaders/gemm.comp) and how one is chosen, per device, unless forced:
- *   fp32 A and B:  CPU devices (lavapipe) -> ENN_GEMM_REG (register-blocked, no shared
- *                  memory: shared memory is a per-lane loop there);
+ *   fp32 A and B:  CPU devices (lavapipe) -> ENN_GEMM_TEXEL (register-blocked, no shared
+ *                  memory: shared memory is a per-lane loop there; A and B read through
+ *                  uniform texel buffers, whose fetches are gathers on llvmpipe) when the
+ *                  device has R32G32B32A32_SFLOAT uniform texel buffers, A and B allow vec4
+ *                  loads (lda, ldb and the batch strides multiples of 4, M too with
+ *                  trans_a, N too without trans_b) and each fits in one texel buffer
+ *                  (caps.max_texel_buffer_elements vec4s); else ENN_GEMM_REG (the same
+ *                  kernel on storage buffers). ENN_DISABLE_GEMM_TEXEL=1 turns the texel
+ *                  path off;
  *                  GPUs -> ENN_GEMM_TILED when its tile fits caps.max_shared_memory and
  *                  the workgroup limits, else ENN_GEMM_REG. ENN_GEMM_TILED is a compile-time
  *                  register block per invocation (gemm_tiled.glsl; shape list in gemm.c);
@@ -22,7 +29,7 @@
  *                  sg_m,sg_n,tiles_m,tiles_n,bk overrides it for tuning), else ENN_GEMM_F16 (needs caps.storage_16bit;
  *                  ENN_DISABLE_FP16 turns fp16 off altogether).
  * A variant is forced by desc.variant or, when that is ENN_GEMM_AUTO, by the environment
- * variable ENN_GEMM_VARIANT=reg|tiled|f16|coopmat. A forced variant the device or the
+ * variable ENN_GEMM_VARIANT=reg|texel|tiled|f16|coopmat. A forced variant the device or the
  * operand types cannot run is an ENN_ERROR_UNSUPPORTED, never a silent fallback. */
 #ifndef ENN_OPS_GEMM_H
 #define ENN_OPS_GEMM_H
@@ -37,6 +44,7 @@ typedef enum enn_gemm_variant {
     ENN_GEMM_TILED,    /* fp32, shared-memory tiles + register blocking */
     ENN_GEMM_F16,      /* fp16 A and B in storage, tiled, fp32 accumulation */
     ENN_GEMM_COOPMAT,  /* fp16 A and B, NV cooperative matrices, fp32 accumulation */
+    ENN_GEMM_TEXEL,    /* ENN_GEMM_REG reading A and B through uniform texel buffers */
     ENN_GEMM_VARIANT_COUNT
 } enn_gemm_variant;
 
@@ -66,7 +74,7 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d);
 enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_gemm_variant *out);
 /* 1 when the context can run the variant for operands of type ab_type. */
 int enn_gemm_variant_supported(enn_context *ctx, enn_gemm_variant v, enn_scalar_type ab_type);
-/* "reg", "tiled", "f16", "coopmat" ("auto" for ENN_GEMM_AUTO). */
+/* "reg", "tiled", "f16", "coopmat", "texel" ("auto" for ENN_GEMM_AUTO). */
 const char *enn_gemm_variant_name(enn_gemm_variant v);
 
 /* ---------------------------------------------------------------- linear layer
