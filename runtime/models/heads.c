@@ -321,7 +321,7 @@ static enn_status lm_chunks(enn_model *m, enn_recorder *rec, uint32_t T, uint32_
         ENN_TRY(enn_softmax_cross_entropy_backward(rec, &xs, logits, labels, enn_view_of(hd->lse), stats,
                                                    hd->chunk_scale[k], dlogits));
         ENN_TRY(gemm(rec, "lm.dW", hd->dW, h_rows, 1, dlogits, 0, f, K, n, 1.0f, NO_VIEW));
-        ENN_TRY(enn_sum_rows(rec, n, K, dlogits, 1.0f, 1.0f, hd->db));
+        ENN_TRY(enn_sum_rows_named(rec, "lm.db", n, K, dlogits, 1.0f, 1.0f, hd->db));
         enn_view dh = dhs_step(m, 1 + (uint32_t)(first / Bp));
         if (hd->dh_splits > 1) {
             enn_gemm_desc d = ENN_GEMM_DESC_INIT;

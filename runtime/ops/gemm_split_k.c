@@ -76,7 +76,8 @@ enn_status enn_gemm_split_k(enn_recorder *rec, const enn_gemm_desc *d, uint32_t 
         ENN_TRY(enn_gemm(rec, &t));
         beta = 1.0f;
     }
-    return enn_sum_rows(rec, full, (uint32_t)mn, workspace, 1.0f, beta, d->c);
+    /* Under the product's own name, so that a profile counts the sum with it. */
+    return enn_sum_rows_named(rec, d->name ? d->name : "gemm_split_k", full, (uint32_t)mn, workspace, 1.0f, beta, d->c);
 }
 
 /* Weight gradients (dW = X^T dY over all R = T * B rows) have small outputs and K = R: on

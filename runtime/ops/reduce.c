@@ -29,7 +29,12 @@ static enn_status check_matrix(const char *op, const enn_context *ctx, uint32_t 
 enn_status enn_sum_rows(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
                         enn_view out)
 {
-    const char *op = "sum_rows";
+    return enn_sum_rows_named(rec, "sum_rows", rows, cols, x, alpha, beta, out);
+}
+
+enn_status enn_sum_rows_named(enn_recorder *rec, const char *op, uint32_t rows, uint32_t cols, enn_view x, float alpha,
+                              float beta, enn_view out)
+{
     enn_context *ctx = enn_recorder_context(rec);
     uint32_t chunk;
     ENN_TRY(check_matrix(op, ctx, rows, cols, &chunk));

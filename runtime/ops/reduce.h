@@ -10,6 +10,9 @@
 /* out[cols] = alpha * sum over rows of x[rows, cols] + beta * out  (bias gradients: db = sum_rows dY) */
 enn_status enn_sum_rows(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
                         enn_view out);
+/* The same under the dispatch name `name` (what a profile reports it as). */
+enn_status enn_sum_rows_named(enn_recorder *rec, const char *name, uint32_t rows, uint32_t cols, enn_view x,
+                              float alpha, float beta, enn_view out);
 /* out[rows] = alpha * sum over cols of x[rows, cols] + beta * out */
 enn_status enn_sum_cols(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
                         enn_view out);

@@ -129,6 +129,14 @@ static void profile_print(profile *p, uint32_t steps, double host_ms)
                p->k[i].gpu_ms / steps, total > 0 ? 100.0 * p->k[i].gpu_ms / total : 0.0);
     printf("    %-32s %12s %12.3f   (host %.3f ms/step while profiling)\n", "sum of kernels", "", total / steps,
            host_ms);
+    /* A language model's output layer on its own (compare bench/torch_bench.py --configs
+     * lm-head), without its share of the optimiser step. */
+    double head = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (!strncmp(p->k[i].name, "lm.", 3) || !strncmp(p->k[i].name, "softmax_xent", 12)) head += p->k[i].gpu_ms;
+    if (head > 0)
+        printf("    %-32s %12s %12.3f   (lm.* and softmax_xent_*; the optimiser step not included)\n",
+               "output layer", "", head / steps);
 }
 
 /* Deterministic inputs of one batch, in the caller's layout (sample-major). */
