@@ -26,6 +26,8 @@
 //! variant enn_recurrence_v4 -DVW=4
 //! variant enn_recurrence_backward -DBACKWARD=1
 //! variant enn_recurrence_backward_v4 -DBACKWARD=1 -DVW=4
+//! variant enn_recurrence_tv4 -DVW=4 -DTEXEL_W=1
+//! variant enn_recurrence_backward_tv4 -DBACKWARD=1 -DVW=4 -DTEXEL_W=1
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint ROWS = 1;  // batch rows per workgroup
 layout(constant_id = 4) const uint H = 4;     // hidden width h (a multiple of VW)
@@ -55,6 +57,23 @@ const uint H4 = H / VW;      // an h-wide row in VT units
 const uint U4 = 3u * H / VW; // a 3h-wide row in VT units
 
 shared vec2 seg_scratch[WG];
+
+// The weights W_uh [h,3h] and W_o [3h,h] (bindings 0, 1): storage buffers, or with TEXEL_W
+// (CPU devices, VW = 4) uniform texel buffers of vec4s, which llvmpipe fetches with a
+// gather instead of a loop over the lanes with a bounds check each.
+#ifdef TEXEL_W
+#define WEIGHT_BINDINGS \
+    layout(set = 0, binding = 0) uniform samplerBuffer tex_W_uh; \
+    layout(set = 0, binding = 1) uniform samplerBuffer tex_W_o;
+#define WUH(i) texelFetch(tex_W_uh, int(i))
+#define WO(i) texelFetch(tex_W_o, int(i))
+#else
+#define WEIGHT_BINDINGS \
+    layout(std430, set = 0, binding = 0) readonly buffer Wuh { VT W_uh[]; }; \
+    layout(std430, set = 0, binding = 1) readonly buffer Wo { VT W_o[]; };
+#define WUH(i) W_uh[i]
+#define WO(i) W_o[i]
+#endif
 
 // The column groups c < H4 with their KP parts, in passes of WG threads (a uniform loop,
 // so that the part sums' barriers are uniform too): thread `tid` of a pass takes
@@ -89,8 +108,7 @@ vec2 segment_sum(vec2 v)
 }
 
 #ifndef BACKWARD
-layout(std430, set = 0, binding = 0) readonly buffer Wuh { VT W_uh[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Wo { VT W_o[]; };
+WEIGHT_BINDINGS
 layout(std430, set = 0, binding = 2) readonly buffer Bo { VT b_o[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Gain { VT gain[]; };
 layout(std430, set = 0, binding = 4) readonly buffer Bias { VT bias[]; };
@@ -130,14 +148,14 @@ void main()
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
                 for (uint k = on ? part * H4 / KPU : 0u, k_end = on ? (part + 1u) * H4 / KPU : 0u; k < k_end; k++) {
 #if VW == 4
-                    vec4 w0 = W_uh[(4u * k) * U4 + c], w1 = W_uh[(4u * k + 1u) * U4 + c];
-                    vec4 w2 = W_uh[(4u * k + 2u) * U4 + c], w3 = W_uh[(4u * k + 3u) * U4 + c];
+                    vec4 w0 = WUH((4u * k) * U4 + c), w1 = WUH((4u * k + 1u) * U4 + c);
+                    vec4 w2 = WUH((4u * k + 2u) * U4 + c), w3 = WUH((4u * k + 3u) * U4 + c);
                     for (uint r = 0u; r < ROWS; r++) {
                         vec4 x = sh_h[r * H4 + k];
                         acc[r] += x.x * w0 + x.y * w1 + x.z * w2 + x.w * w3;
                     }
 #else
-                    float w = W_uh[k * U4 + c];
+                    float w = WUH(k * U4 + c);
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_h[r * H4 + k] * w;
 #endif
                 }
@@ -162,14 +180,14 @@ void main()
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
                 for (uint k = on ? part * U4 / KP : 0u, k_end = on ? (part + 1u) * U4 / KP : 0u; k < k_end; k++) {
 #if VW == 4
-                    vec4 w0 = W_o[(4u * k) * H4 + c], w1 = W_o[(4u * k + 1u) * H4 + c];
-                    vec4 w2 = W_o[(4u * k + 2u) * H4 + c], w3 = W_o[(4u * k + 3u) * H4 + c];
+                    vec4 w0 = WO((4u * k) * H4 + c), w1 = WO((4u * k + 1u) * H4 + c);
+                    vec4 w2 = WO((4u * k + 2u) * H4 + c), w3 = WO((4u * k + 3u) * H4 + c);
                     for (uint r = 0u; r < ROWS; r++) {
                         vec4 x = sh_u[r * U4 + k];
                         acc[r] += x.x * w0 + x.y * w1 + x.z * w2 + x.w * w3;
                     }
 #else
-                    float w = W_o[k * H4 + c];
+                    float w = WO(k * H4 + c);
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_u[r * U4 + k] * w;
 #endif
                 }
@@ -227,8 +245,7 @@ void main()
 #endif
 
 #ifdef BACKWARD
-layout(std430, set = 0, binding = 0) readonly buffer Wuh { VT W_uh[]; };
-layout(std430, set = 0, binding = 1) readonly buffer Wo { VT W_o[]; };
+WEIGHT_BINDINGS
 layout(std430, set = 0, binding = 2) readonly buffer Gain { VT gain[]; };
 layout(std430, set = 0, binding = 3) readonly buffer U { VT u[]; };
 layout(std430, set = 0, binding = 4) readonly buffer Act { VT act[]; }; // hp_t, or h_{t+1} without LN
@@ -308,14 +325,14 @@ void main()
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
                 for (uint k = on ? part * H4 / KPU : 0u, k_end = on ? (part + 1u) * H4 / KPU : 0u; k < k_end; k++) {
 #if VW == 4
-                    vec4 w0 = W_o[(4u * c) * H4 + k], w1 = W_o[(4u * c + 1u) * H4 + k];
-                    vec4 w2 = W_o[(4u * c + 2u) * H4 + k], w3 = W_o[(4u * c + 3u) * H4 + k];
+                    vec4 w0 = WO((4u * c) * H4 + k), w1 = WO((4u * c + 1u) * H4 + k);
+                    vec4 w2 = WO((4u * c + 2u) * H4 + k), w3 = WO((4u * c + 3u) * H4 + k);
                     for (uint r = 0u; r < ROWS; r++) {
                         vec4 g = sh_g[r * H4 + k];
                         acc[r] += vec4(dot(w0, g), dot(w1, g), dot(w2, g), dot(w3, g));
                     }
 #else
-                    float w = W_o[c * H4 + k];
+                    float w = WO(c * H4 + k);
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_g[r * H4 + k] * w;
 #endif
                 }
@@ -343,14 +360,14 @@ void main()
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
                 for (uint k = on ? part * U4 / KP : 0u, k_end = on ? (part + 1u) * U4 / KP : 0u; k < k_end; k++) {
 #if VW == 4
-                    vec4 w0 = W_uh[(4u * c) * U4 + k], w1 = W_uh[(4u * c + 1u) * U4 + k];
-                    vec4 w2 = W_uh[(4u * c + 2u) * U4 + k], w3 = W_uh[(4u * c + 3u) * U4 + k];
+                    vec4 w0 = WUH((4u * c) * U4 + k), w1 = WUH((4u * c + 1u) * U4 + k);
+                    vec4 w2 = WUH((4u * c + 2u) * U4 + k), w3 = WUH((4u * c + 3u) * U4 + k);
                     for (uint r = 0u; r < ROWS; r++) {
                         vec4 d = sh_du[r * U4 + k];
                         acc[r] += vec4(dot(w0, d), dot(w1, d), dot(w2, d), dot(w3, d));
                     }
 #else
-                    float w = W_uh[c * U4 + k];
+                    float w = WUH(c * U4 + k);
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_du[r * U4 + k] * w;
 #endif
                 }

@@ -200,6 +200,7 @@ void enn_apply_disable_switches(enn_capabilities *caps)
         caps->cooperative_matrix = 0;
     }
     if (enn_env_flag("ENN_DISABLE_COOPMAT")) caps->cooperative_matrix = 0;
+    if (enn_env_flag("ENN_DISABLE_TEXEL_BUFFERS")) caps->texel_buffer_f32 = 0;
     /* Test hook: choose every kernel variant and launch shape as for a discrete GPU, so
      * that the GPU paths also run (slowly) on lavapipe in CI. */
     if (enn_env_flag("ENN_PLAN_AS_GPU")) caps->device_type = ENN_DEVICE_DISCRETE_GPU;

@@ -114,12 +114,28 @@ static enn_status check_seq(const enn_context *ctx, const char *op, const char *
     return ENN_OK;
 }
 
+/* CPU devices read the weights as vec4 texels of uniform texel buffers (the shader's
+ * TEXEL_W): llvmpipe gathers those, where a storage-buffer load is a per-lane loop. Needs
+ * vec4 rows, the format, views the device allows, and not ENN_DISABLE_TEXEL_BUFFERS. */
+static int texel_weights(const enn_context *ctx, const enn_recurrence_shape *s, const plan *p, enn_view W_uh,
+                         enn_view W_o)
+{
+    const enn_capabilities *c = &ctx->caps;
+    uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
+    return c->device_type == ENN_DEVICE_CPU && p->vw == 4 && c->texel_buffer_f32 &&
+           (uint64_t)3 * s->h * s->h / 4 <= c->max_texel_buffer_elements && W_uh.offset % align == 0 &&
+           W_o.offset % align == 0;
+}
+
 static enn_status get_pipeline(enn_recorder *rec, const char *name, const enn_recurrence_shape *s, const plan *p,
-                               uint32_t push_size, const enn_pipeline **out)
+                               int texel, uint32_t push_size, const enn_pipeline **out)
 {
     const uint32_t spec[9] = {p->local, 1, 1, p->rows, s->h, s->layer_norm ? 1u : 0u, p->lanes, p->kparts,
                               p->kparts_u};
-    return enn_ops_pipeline(rec, name, 10, push_size, spec, 9, out);
+    VkFormat formats[10] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT};  /* the rest UNDEFINED */
+    enn_pipeline_desc d = {.shader = name, .num_buffers = 10, .push_size = push_size, .spec = spec, .spec_count = 9,
+                           .texel_formats = texel ? formats : NULL};
+    return enn_pipeline_get(enn_recorder_context(rec), &d, out);
 }
 
 enn_status enn_recurrence_forward(enn_recorder *rec, const enn_recurrence_shape *s, enn_recurrence_seq u,
@@ -162,7 +178,9 @@ enn_status enn_recurrence_forward(enn_recorder *rec, const enn_recurrence_shape 
         b[9] = enn_bind(rstd, bstat, ENN_ACCESS_WRITE);
     }
     const enn_pipeline *pipe;
-    ENN_TRY(get_pipeline(rec, p.vw == 4 ? "enn_recurrence_v4" : "enn_recurrence", s, &p, sizeof push, &pipe));
+    int texel = texel_weights(ctx, s, &p, W_uh, W_o);
+    ENN_TRY(get_pipeline(rec, texel ? "enn_recurrence_tv4" : p.vw == 4 ? "enn_recurrence_v4" : "enn_recurrence", s, &p,
+                         texel, sizeof push, &pipe));
     uint32_t groups = enn_ops_row_groups(rec, (s->B + p.rows - 1) / p.rows);
     return enn_record_dispatch(rec, pipe, b, 10, &push, groups, 1, 1, op);
 }
@@ -213,8 +231,11 @@ enn_status enn_recurrence_backward(enn_recorder *rec, const enn_recurrence_shape
         b[6] = enn_bind(rstd, bstat, ENN_ACCESS_READ);
     }
     const enn_pipeline *pipe;
-    ENN_TRY(get_pipeline(rec, p.vw == 4 ? "enn_recurrence_backward_v4" : "enn_recurrence_backward", s, &p, sizeof push,
-                         &pipe));
+    int texel = texel_weights(ctx, s, &p, W_uh, W_o);
+    ENN_TRY(get_pipeline(rec,
+                         texel ? "enn_recurrence_backward_tv4"
+                               : p.vw == 4 ? "enn_recurrence_backward_v4" : "enn_recurrence_backward",
+                         s, &p, texel, sizeof push, &pipe));
     uint32_t groups = enn_ops_row_groups(rec, (s->B + p.rows - 1) / p.rows);
     return enn_record_dispatch(rec, pipe, b, 10, &push, groups, 1, 1, op);
 }
