@@ -35,6 +35,7 @@
 //! variant memory_step_backward_v4 -DVW=4
 //! variant memory_step_backward_r8 -DROWS=8
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
+//! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1
 //! variant memory_step_backward_wide -DWIDE_KERNEL=1
 //! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
@@ -85,12 +86,32 @@ layout(push_constant) uniform Push {
 const uint WG = gl_WorkGroupSize.x;
 
 // Both kernels bind the same 14 buffers (unused ones get a placeholder).
+#ifdef TEXEL_IN
+// The row kernel on CPU devices (VW = 4): its vector inputs as uniform texel buffers of
+// vec4s, which llvmpipe gathers instead of looping over the lanes with a bounds check each.
+layout(set = 0, binding = 0) uniform samplerBuffer tex_z;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_M;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_H;
+layout(set = 0, binding = 4) uniform samplerBuffer tex_dm;
+layout(set = 0, binding = 5) uniform samplerBuffer tex_g;
+#define LD_Z(i) texelFetch(tex_z, int(i))
+#define LD_M(i) texelFetch(tex_M, int(i))
+#define LD_H(i) texelFetch(tex_H, int(i))
+#define LD_DM(i) texelFetch(tex_dm, int(i))
+#define LD_G(i) texelFetch(tex_g, int(i))
+#else
 layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };       // z_t [B,h]
 layout(std430, set = 0, binding = 1) readonly buffer Mm { VT M[]; };      // [N,h]
 layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };      // H_t
-layout(std430, set = 0, binding = 3) readonly buffer A { float a[]; };    // a_t [B,N]
 layout(std430, set = 0, binding = 4) readonly buffer DM { VT dm[]; };     // [B,h]
 layout(std430, set = 0, binding = 5) readonly buffer G { VT g[]; };       // g_t, like H
+#define LD_Z(i) z[i]
+#define LD_M(i) M[i]
+#define LD_H(i) H[i]
+#define LD_DM(i) dm[i]
+#define LD_G(i) g[i]
+#endif
+layout(std430, set = 0, binding = 3) readonly buffer A { float a[]; };    // a_t [B,N]
 // Workspace: ds [B,N], q = ds * s [B,N], the signed 1/|z| [B] (negative when clamped).
 layout(std430, set = 0, binding = 6) buffer WS { float ws[]; };
 layout(std430, set = 0, binding = 7) buffer DZ { VT dz[]; };                // rows: += [B,h]
@@ -157,7 +178,7 @@ void main()
         for (uint r = t; r < rows; r += WG) {
             float zss = 0.0;
             for (uint j = 0u; j < hv; j++) {
-                VT v = z[(b0 + r) * hv + j];
+                VT v = LD_Z((b0 + r) * hv + j);
                 zss += dot(v, v);
             }
             float rz = inversesqrt(max(zss, EPS_SQ));
@@ -171,11 +192,11 @@ void main()
                     uint b = b0 + r, eo = b * N * hv + n * hv;
                     float dot_ze = 0.0, ee = 0.0, dme = 0.0, dgz = 0.0;
                     for (uint j = 0u; j < hv; j++) {
-                        VT e = M[n * hv + j] + pc.alpha * H[eo + j], zj = z[b * hv + j];
+                        VT e = LD_M(n * hv + j) + pc.alpha * LD_H(eo + j), zj = LD_Z(b * hv + j);
                         dot_ze += dot(zj, e);
                         ee += dot(e, e);
-                        dme += dot(dm[b * hv + j], e);
-                        if (trace) dgz += dot(g[eo + j], zj);
+                        dme += dot(LD_DM(b * hv + j), e);
+                        if (trace) dgz += dot(LD_G(eo + j), zj);
                     }
                     keep_slot(r, n, dot_ze, dme + pc.g_scale * dgz, ee);
                 }
@@ -183,14 +204,14 @@ void main()
                 float dot_ze[ROWS], dme[ROWS], dgz[ROWS], ee = 0.0;
                 for (uint r = 0u; r < ROWS; r++) dot_ze[r] = dme[r] = dgz[r] = 0.0;
                 for (uint j = 0u; j < hv; j++) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
-                    VT gv = trace ? g[n * hv + j] : VT(0.0);
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
+                    VT gv = trace ? LD_G(n * hv + j) : VT(0.0);
                     ee += dot(e, e);
                     for (uint r = 0u; r < ROWS; r++) {
                         if (r < rows) {
-                            VT zj = z[(b0 + r) * hv + j];
+                            VT zj = LD_Z((b0 + r) * hv + j);
                             dot_ze[r] += dot(zj, e);
-                            dme[r] += dot(dm[(b0 + r) * hv + j], e);
+                            dme[r] += dot(LD_DM((b0 + r) * hv + j), e);
                             dgz[r] += dot(gv, zj);
                         }
                     }
@@ -224,17 +245,17 @@ void main()
                 for (uint r = 0u; r < rows; r++) {
                     uint b = b0 + r, eo = b * N * hv;
                     float rz = abs(sh_rz[r]);
-                    VT zn = z[b * hv + j] * rz, dmj = dm[b * hv + j], ga = VT(0.0), gt = VT(0.0);
+                    VT zn = LD_Z(b * hv + j) * rz, dmj = LD_DM(b * hv + j), ga = VT(0.0), gt = VT(0.0);
                     for (uint n = 0u; n < N; n++) {
                         float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
                         uint k = eo + n * hv + j;
-                        VT Hk = H[k], e = M[n * hv + j] + pc.alpha * Hk;
+                        VT Hk = LD_H(k), e = LD_M(n * hv + j) + pc.alpha * Hk;
                         ga += ds * rE * e;
                         VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[r * MAX_N + n];
                         VT v = an * dmj + ds * (zn - proj) * rE;   // dE_tb[n]
                         dM[k] += v;
                         if (!trace) continue;
-                        VT gk = g[k], dHt = pc.decay * gk + pc.alpha * v;
+                        VT gk = LD_G(k), dHt = pc.decay * gk + pc.alpha * v;
                         gt += an * gk;
                         if (prev && !inside_clip(Hk)) {
                             precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
@@ -249,8 +270,8 @@ void main()
                 VT ga[ROWS], gt[ROWS];
                 for (uint r = 0u; r < ROWS; r++) ga[r] = gt[r] = VT(0.0);
                 for (uint n = 0u; n < N; n++) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
-                    VT gv = trace ? g[n * hv + j] : VT(0.0);
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
+                    VT gv = trace ? LD_G(n * hv + j) : VT(0.0);
                     for (uint r = 0u; r < ROWS; r++) {
                         if (r < rows) {
                             ga[r] += sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]) * e;
@@ -262,7 +283,7 @@ void main()
                     if (r < rows) {
                         uint b = b0 + r;
                         float rz = abs(sh_rz[r]);
-                        VT zn = z[b * hv + j] * rz;
+                        VT zn = LD_Z(b * hv + j) * rz;
                         VT v = (ga[r] - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt[r];
                         dz[b * hv + j] += v;
                     }

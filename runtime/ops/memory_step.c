@@ -24,6 +24,18 @@ static int wide_plan(const enn_context *ctx, enn_memory_shape s, uint32_t *slot_
     return 1;
 }
 
+/* CPU devices read the row kernels' vector inputs as vec4 texels where the device has
+ * RGBA32F uniform texel buffers (not with ENN_DISABLE_TEXEL_BUFFERS); views are 256-byte
+ * aligned, which covers any offset alignment lavapipe asks for. */
+static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, uint32_t rows)
+{
+    const enn_capabilities *c = &ctx->caps;
+    uint64_t texels = (uint64_t)(s.per_sample ? s.B : 1) * s.N * s.h / 4;  /* the largest view: H */
+    return c->device_type == ENN_DEVICE_CPU && vec4 && rows == 8 && c->texel_buffer_f32 &&
+           c->min_texel_buffer_offset_alignment <= ENN_VIEW_ALIGN && texels <= c->max_texel_buffer_elements &&
+           (uint64_t)s.B * s.h / 4 <= c->max_texel_buffer_elements;
+}
+
 typedef struct step_push {
     uint32_t B, N, h, per_sample;
     uint32_t seed[2], stream[2];
@@ -207,6 +219,15 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_backward_wide_v4" : "memory_step_backward_wide", 14,
                                  sizeof push, wide_spec, 6, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, s.B), 1, 1,
+                                    "memory_step_backward_rows"));
+    } else if (texel_inputs(ctx, s, vec4, rows)) {
+        /* CPU devices: z, M, H, dm and g read as vec4 texels (see the shader). */
+        VkFormat formats[14] = {0};
+        formats[0] = formats[1] = formats[2] = formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+        enn_pipeline_desc pd = {.shader = "memory_step_backward_tv4r8", .num_buffers = 14, .push_size = sizeof push,
+                                .spec = spec, .spec_count = 4, .texel_formats = formats};
+        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
+        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
