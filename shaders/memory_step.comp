@@ -20,6 +20,7 @@
 //! variant memory_step_v4 -DVW=4
 //! variant memory_step_r8 -DROWS=8
 //! variant memory_step_v4r8 -DVW=4 -DROWS=8
+//! variant memory_step_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1
 //! variant memory_step_wide -DWIDE=1
 //! variant memory_step_wide_v4 -DWIDE=1 -DVW=4
 layout(local_size_x_id = 0) in;
@@ -41,9 +42,23 @@ layout(constant_id = 3) const uint MAX_N = 64;
 
 #define EPS_SQ 1e-12
 
+#ifdef TEXEL_IN
+// CPU devices (VW = 4): z, M and H as uniform texel buffers of vec4s, which llvmpipe
+// gathers instead of looping over the lanes with a bounds check each.
+layout(set = 0, binding = 0) uniform samplerBuffer tex_z;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_M;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_H;
+#define LD_Z(i) texelFetch(tex_z, int(i))
+#define LD_M(i) texelFetch(tex_M, int(i))
+#define LD_H(i) texelFetch(tex_H, int(i))
+#else
 layout(std430, set = 0, binding = 0) readonly buffer Z { VT z[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Mm { VT M[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };
+#define LD_Z(i) z[i]
+#define LD_M(i) M[i]
+#define LD_H(i) H[i]
+#endif
 layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer Mo { VT m[]; };
@@ -91,7 +106,7 @@ void main()
         for (uint r = t; r < rows; r += WG) {
             float p = 0.0;
             for (uint j = 0u; j < hv; j++) {
-                VT v = z[(b0 + r) * hv + j];
+                VT v = LD_Z((b0 + r) * hv + j);
                 p += dot(v, v);
             }
             sh_rz[r] = inversesqrt(max(p, EPS_SQ));
@@ -105,11 +120,11 @@ void main()
                 float dot_ze[ROWS], ee[ROWS];
                 for (uint r = 0u; r < ROWS; r++) dot_ze[r] = ee[r] = 0.0;
                 for (uint j = 0u; j < hv; j++) {
-                    VT mv = M[n * hv + j];
+                    VT mv = LD_M(n * hv + j);
                     for (uint r = 0u; r < ROWS; r++) {
                         uint b = min(b0 + r, pc.B - 1u);
-                        VT e = mv + pc.alpha * H[b * N * hv + n * hv + j];
-                        dot_ze[r] += dot(z[b * hv + j], e);
+                        VT e = mv + pc.alpha * LD_H(b * N * hv + n * hv + j);
+                        dot_ze[r] += dot(LD_Z(b * hv + j), e);
                         ee[r] += dot(e, e);
                     }
                 }
@@ -120,10 +135,10 @@ void main()
                 float dot_ze[ROWS], ee = 0.0;
                 for (uint r = 0u; r < ROWS; r++) dot_ze[r] = 0.0;
                 for (uint j = 0u; j < hv; j++) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     ee += dot(e, e);
                     for (uint r = 0u; r < ROWS; r++)
-                        if (r < rows) dot_ze[r] += dot(z[(b0 + r) * hv + j], e);
+                        if (r < rows) dot_ze[r] += dot(LD_Z((b0 + r) * hv + j), e);
                 }
                 float re = inversesqrt(max(ee, EPS_SQ)) * pc.inv_tau;
                 for (uint r = 0u; r < ROWS; r++)
@@ -155,16 +170,16 @@ void main()
             if (per_sample) {
                 VT zj[ROWS], acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) {
-                    zj[r] = z[min(b0 + r, pc.B - 1u) * hv + j];
+                    zj[r] = LD_Z(min(b0 + r, pc.B - 1u) * hv + j);
                     acc[r] = VT(0.0);
                 }
                 for (uint n = 0u; n < N; n++) {
-                    VT mv = M[n * hv + j];
+                    VT mv = LD_M(n * hv + j);
                     for (uint r = 0u; r < ROWS; r++) {
                         if (r < rows) {
                             uint k = (b0 + r) * N * hv + n * hv + j;
                             float an = sh_a[r * MAX_N + n];
-                            VT hold = H[k];
+                            VT hold = LD_H(k);
                             acc[r] += an * (mv + pc.alpha * hold);
                             precise VT d = an * zj[r];
                             VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
@@ -178,7 +193,7 @@ void main()
                 VT acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
                 for (uint n = 0u; n < N; n++) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     for (uint r = 0u; r < ROWS; r++) acc[r] += sh_a[r * MAX_N + n] * e;
                 }
                 for (uint r = 0u; r < ROWS; r++)

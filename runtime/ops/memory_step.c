@@ -94,6 +94,13 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_wide_v4" : "memory_step_wide", 7, sizeof(step_push),
                                  wide_spec, 6, &p));
         groups = s.B;
+    } else if (texel_inputs(ctx, s, vec4, rows)) {
+        /* CPU devices: z, M and H read as vec4 texels (see the shader). */
+        VkFormat formats[7] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT,
+                               VK_FORMAT_R32G32B32A32_SFLOAT};
+        enn_pipeline_desc pd = {.shader = "memory_step_tv4r8", .num_buffers = 7, .push_size = sizeof(step_push),
+                                .spec = spec, .spec_count = 4, .texel_formats = formats};
+        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
