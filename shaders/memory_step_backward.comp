@@ -42,6 +42,7 @@
 //! variant memory_step_backward_slots_v4 -DSLOTS_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots_r8 -DSLOTS_KERNEL=1 -DROWS=8
 //! variant memory_step_backward_slots_v4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8
+//! variant memory_step_backward_slots_tv4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8 -DTEXEL_IN=1
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
 #include "philox.glsl"
@@ -87,8 +88,9 @@ const uint WG = gl_WorkGroupSize.x;
 
 // Both kernels bind the same 14 buffers (unused ones get a placeholder).
 #ifdef TEXEL_IN
-// The row kernel on CPU devices (VW = 4): its vector inputs as uniform texel buffers of
-// vec4s, which llvmpipe gathers instead of looping over the lanes with a bounds check each.
+// The row and slot kernels on CPU devices (VW = 4): their vector inputs as uniform texel
+// buffers of vec4s, which llvmpipe gathers instead of looping over the lanes with a bounds
+// check each.
 layout(set = 0, binding = 0) uniform samplerBuffer tex_z;
 layout(set = 0, binding = 1) uniform samplerBuffer tex_M;
 layout(set = 0, binding = 2) uniform samplerBuffer tex_H;
@@ -437,7 +439,7 @@ void main()
                 uint n = n0 + k;
                 vec2 p = vec2(0.0);
                 for (uint j = t; j < hv; j += WG) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     p.x += dot(e, e);
                 }
                 for (uint b = t; b < B; b += WG) p.y += ws[B * N + b * N + n];
@@ -463,7 +465,7 @@ void main()
                 uint n = n0 + k;
                 float ee = 0.0, Q = 0.0;
                 for (uint j = 0u; j < hv; j++) {
-                    VT e = M[n * hv + j] + pc.alpha * H[n * hv + j];
+                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     ee += dot(e, e);
                 }
                 for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
@@ -481,7 +483,7 @@ void main()
             for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = VT(0.0);
             if (in_row) {
                 for (uint b = part; b < B; b += PARTS) {
-                    VT dmj = dm[b * hv + j], zj = z[b * hv + j] * abs(ws[2u * B * N + b]);
+                    VT dmj = LD_DM(b * hv + j), zj = LD_Z(b * hv + j) * abs(ws[2u * B * N + b]);
                     for (uint k = 0u; k < ROWS; k++) {
                         if (k < slots) {
                             ret[k] += a[b * N + n0 + k] * dmj;
@@ -508,11 +510,11 @@ void main()
                     if (k < slots) {
                         uint n = n0 + k, i = n * hv + j;
                         float rE = abs(sh_rE[k]);
-                        VT Hi = H[i], e = M[i] + pc.alpha * Hi;
+                        VT Hi = LD_H(i), e = LD_M(i) + pc.alpha * Hi;
                         VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
                         dM[i] += v;
                         if (!carry) continue;
-                        VT dHt = pc.decay * g[i] + pc.alpha * v;
+                        VT dHt = pc.decay * LD_G(i) + pc.alpha * v;
                         if (prev && !inside_clip(Hi)) {
                             // Step t-1's batch mean, summed exactly as hebbian_trace does.
                             precise VT D = VT(0.0);

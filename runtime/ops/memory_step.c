@@ -261,7 +261,15 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         if ((uint64_t)2 * local * rows * (vec4 ? 16 : 4) + 8 * rows > ctx->caps.max_shared_memory) local = STEP_LOCAL, parts = 1;
     }
     const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
-    ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
+    if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
+        VkFormat formats[14] = {0};
+        formats[0] = formats[1] = formats[2] = formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+        enn_pipeline_desc pd = {.shader = "memory_step_backward_slots_tv4r8", .num_buffers = 14,
+                                .push_size = sizeof push, .spec = slot_spec, .spec_count = 5, .texel_formats = formats};
+        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
+    } else {
+        ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
+    }
     return enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
                                "memory_step_backward_slots");
 }
