@@ -198,9 +198,9 @@ void enn_cell_destroy(enn_cell *c)
     memset(c, 0, sizeof *c);
 }
 
-/* C[m x n] = act(A op B + beta C + bias): the engine's one way to call the GEMM. */
-static enn_status gemm(enn_recorder *rec, const char *name, enn_view c_out, enn_view a, int ta, enn_view b, int tb,
-                       uint32_t m, uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
+/* The descriptor of C[m x n] = act(A op B + beta C + bias). */
+static enn_gemm_desc gemm_desc(const char *name, enn_view c_out, enn_view a, int ta, enn_view b, int tb, uint32_t m,
+                               uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
 {
     enn_gemm_desc d = ENN_GEMM_DESC_INIT;
     d.a = a;
@@ -215,6 +215,14 @@ static enn_status gemm(enn_recorder *rec, const char *name, enn_view c_out, enn_
     d.beta = beta;
     d.act = act;
     d.name = name;
+    return d;
+}
+
+/* The engine's one way to call the GEMM. */
+static enn_status gemm(enn_recorder *rec, const char *name, enn_view c_out, enn_view a, int ta, enn_view b, int tb,
+                       uint32_t m, uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
+{
+    enn_gemm_desc d = gemm_desc(name, c_out, a, ta, b, tb, m, n, k, beta, bias, act);
     return enn_gemm(rec, &d);
 }
 
@@ -239,16 +247,7 @@ static enn_recurrence_shape recurrence_shape(const enn_cell *c, uint32_t T, uint
 static enn_status weight_gradient(const enn_cell *c, enn_recorder *rec, const char *name, enn_view dW, enn_view X,
                                   enn_view dY, uint32_t m, uint32_t n, uint32_t rows, float beta)
 {
-    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-    d.a = X;
-    d.trans_a = 1;
-    d.b = dY;
-    d.c = dW;
-    d.m = m;
-    d.n = n;
-    d.k = rows;
-    d.beta = beta;
-    d.name = name;
+    enn_gemm_desc d = gemm_desc(name, dW, X, 1, dY, 0, m, n, rows, beta, NO_VIEW, ENN_ACT_NONE);
     uint32_t splits = c->split_ws ? enn_gemm_split_k_count_for(c->ctx, m, n, rows) : 1;
     if (splits > 1) return enn_gemm_split_k(rec, &d, splits, enn_view_of(c->split_ws));
     return enn_gemm(rec, &d);

@@ -36,6 +36,35 @@ static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, ui
            (uint64_t)s.B * s.h / 4 <= c->max_texel_buffer_elements;
 }
 
+/* The shape, temperature and Hebbian parameters both passes take (hebbian NULL: not checked). */
+static enn_status check_step(const char *op, enn_memory_shape s, float tau_e, const enn_hebbian_params *hp)
+{
+    if (s.B == 0 || s.N == 0 || s.h == 0)
+        return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
+    if ((uint64_t)s.B * s.N * s.h >= 0xffffffffull)
+        return enn_error(ENN_ERROR_SHAPE, "%s: B*N*h = %u*%u*%u passes 2^32 elements", op, s.B, s.N, s.h);
+    if (!(tau_e > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: tau_e = %g must be positive", op, tau_e);
+    if (!hp) return ENN_OK;
+    if (!(hp->eta >= 0.0f && hp->eta <= 1.0f) || !(hp->clip > 0.0f))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eta = %g, clip = %g", op, hp->eta, hp->clip);
+    if (hp->noise.mode != ENN_NOISE_OFF && hp->noise.mode != ENN_NOISE_PHILOX && hp->noise.mode != ENN_NOISE_BUFFER)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: unknown noise mode %d", op, (int)hp->noise.mode);
+    return ENN_OK;
+}
+
+/* A row or slot kernel's pipeline on a CPU device with the texel inputs: bindings 0, 1, 2
+ * (z, M, H) and, for the backward kernels (`backward`), 4 and 5 (dm, g) as vec4 texels. */
+static enn_status texel_pipeline(enn_recorder *rec, const char *shader, uint32_t num_buffers, uint32_t push_size,
+                                 const uint32_t *spec, uint32_t spec_count, int backward, const enn_pipeline **out)
+{
+    VkFormat formats[14] = {0};
+    formats[0] = formats[1] = formats[2] = VK_FORMAT_R32G32B32A32_SFLOAT;
+    if (backward) formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+    enn_pipeline_desc pd = {.shader = shader, .num_buffers = num_buffers, .push_size = push_size, .spec = spec,
+                            .spec_count = spec_count, .texel_formats = formats};
+    return enn_pipeline_get(enn_recorder_context(rec), &pd, out);
+}
+
 typedef struct step_push {
     uint32_t B, N, h, per_sample;
     uint32_t seed[2], stream[2];
@@ -49,15 +78,7 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
 {
     const char *op = "memory_step_forward";
     if (!hp) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no Hebbian parameters", op);
-    if (s.B == 0 || s.N == 0 || s.h == 0)
-        return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
-    if ((uint64_t)s.B * s.N * s.h >= 0xffffffffull)
-        return enn_error(ENN_ERROR_SHAPE, "%s: B*N*h = %u*%u*%u passes 2^32 elements", op, s.B, s.N, s.h);
-    if (!(tau_e > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: tau_e = %g must be positive", op, tau_e);
-    if (!(hp->eta >= 0.0f && hp->eta <= 1.0f) || !(hp->clip > 0.0f))
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eta = %g, clip = %g", op, hp->eta, hp->clip);
-    if (hp->noise.mode != ENN_NOISE_OFF && hp->noise.mode != ENN_NOISE_PHILOX && hp->noise.mode != ENN_NOISE_BUFFER)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: unknown noise mode %d", op, (int)hp->noise.mode);
+    ENN_TRY(check_step(op, s, tau_e, hp));
     uint64_t bz = (uint64_t)s.B * s.h * 4, ba = (uint64_t)s.B * s.N * 4, bm = (uint64_t)s.N * s.h * 4;
     uint64_t bH = bm * (s.per_sample ? s.B : 1);
     ENN_TRY(enn_ops_check_view(op, "a", a, ba));
@@ -96,11 +117,7 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         groups = s.B;
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M and H read as vec4 texels (see the shader). */
-        VkFormat formats[7] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT,
-                               VK_FORMAT_R32G32B32A32_SFLOAT};
-        enn_pipeline_desc pd = {.shader = "memory_step_tv4r8", .num_buffers = 7, .push_size = sizeof(step_push),
-                                .spec = spec, .spec_count = 4, .texel_formats = formats};
-        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), spec, 4, 0, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
@@ -138,18 +155,9 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
 {
     const char *op = "memory_step_backward";
     if (!st) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: no arguments", op);
-    if (s.B == 0 || s.N == 0 || s.h == 0)
-        return enn_error(ENN_ERROR_SHAPE, "%s: empty shape B=%u N=%u h=%u", op, s.B, s.N, s.h);
-    if ((uint64_t)s.B * s.N * s.h >= 0xffffffffull)
-        return enn_error(ENN_ERROR_SHAPE, "%s: B*N*h = %u*%u*%u passes 2^32 elements", op, s.B, s.N, s.h);
-    if (!(tau_e > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: tau_e = %g must be positive", op, tau_e);
     const enn_hebbian_params *hp = &st->prev_hebbian;
     int trace = st->g.buf != NULL, prev = trace && st->prev_H.buf != NULL;
-    if (trace && (!(hp->eta >= 0.0f && hp->eta <= 1.0f) || !(hp->clip > 0.0f)))
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: eta = %g, clip = %g", op, hp->eta, hp->clip);
-    if (prev && hp->noise.mode != ENN_NOISE_OFF && hp->noise.mode != ENN_NOISE_PHILOX &&
-        hp->noise.mode != ENN_NOISE_BUFFER)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: unknown noise mode %d", op, (int)hp->noise.mode);
+    ENN_TRY(check_step(op, s, tau_e, trace ? hp : NULL));
     uint64_t bz = (uint64_t)s.B * s.h * 4, ba = (uint64_t)s.B * s.N * 4, bm = (uint64_t)s.N * s.h * 4;
     uint64_t bH = bm * (s.per_sample ? s.B : 1), bws = enn_cosine_attention_workspace_bytes(s);
     ENN_TRY(enn_ops_check_view(op, "z", st->z, bz));
@@ -229,11 +237,7 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
                                     "memory_step_backward_rows"));
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M, H, dm and g read as vec4 texels (see the shader). */
-        VkFormat formats[14] = {0};
-        formats[0] = formats[1] = formats[2] = formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
-        enn_pipeline_desc pd = {.shader = "memory_step_backward_tv4r8", .num_buffers = 14, .push_size = sizeof push,
-                                .spec = spec, .spec_count = 4, .texel_formats = formats};
-        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, spec, 4, 1, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
@@ -262,11 +266,7 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     }
     const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
-        VkFormat formats[14] = {0};
-        formats[0] = formats[1] = formats[2] = formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
-        enn_pipeline_desc pd = {.shader = "memory_step_backward_slots_tv4r8", .num_buffers = 14,
-                                .push_size = sizeof push, .spec = slot_spec, .spec_count = 5, .texel_formats = formats};
-        ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, slot_spec, 5, 1, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
     }
