@@ -327,7 +327,8 @@ static void usage(void)
            "  --recompute K         ENN: store the trace every K steps and recompute the others in\n"
            "                        the backward pass (compare ms/step and peak MiB with K = 0)\n"
            "  --profile             then run N more steps with timestamp queries and print the GPU\n"
-           "                        time of every kernel by name, per step\n"
+           "                        time of every kernel by name, per step (language models: also\n"
+           "                        the output layer's total, beside torch_bench.py's lm-head)\n"
            "  --all                 on CPU devices (lavapipe), also the slow combinations\n\n"
            "configurations:\n");
     for (size_t i = 0; i < CONFIG_COUNT; i++) printf("  %-14s %s\n", configs[i].name, configs[i].about);
