@@ -15,12 +15,26 @@
 //       0 on rows that do not count and everywhere when count is 0. One workgroup per
 //       (block of 4 * local size classes, row). The _inplace variant writes over the logits.
 //
+// CPU devices (lavapipe runs a workgroup's invocations as loops over SIMD lanes and each
+// invocation costs ~10 ns before it does anything, so these kernels give every invocation
+// a long run of work; logits are read as vec4 texels, which llvmpipe gathers):
+//   softmax_cross_entropy_backward_runs     invocation j owns vec4s [j * per_invocation,
+//       (j + 1) * per_invocation) of the chunk as one flat range of rows * V floats (a row
+//       boundary may fall inside a vec4); the owner of the last partial vec4 finishes it
+//       with scalars. dlogits may be the logits' memory (binding 4 aliases binding 0).
+//   softmax_cross_entropy_backward_columns  (V % 4 == 0) invocation c owns columns 4c..4c+3
+//       of every row of the chunk and also adds their sum to dbias (the output layer's bias
+//       gradient), which saves a pass over dlogits. A row's label and lse are the same for
+//       every lane, so they load once per row.
+//
 // Logits are bound a chunk of rows at a time (a binding may cover at most
 // maxStorageBufferRange bytes); elem_offset is where the chunk's first row starts inside
 // its binding and row0 its index among all rows (for labels, loss, lse, pred).
 //! variant softmax_cross_entropy_stats -DSTATS=1
 //! variant softmax_cross_entropy_backward -DBACKWARD=1
 //! variant softmax_cross_entropy_backward_inplace -DBACKWARD=1 -DIN_PLACE=1
+//! variant softmax_cross_entropy_backward_runs -DBACKWARD=1 -DCPU_RUNS=1
+//! variant softmax_cross_entropy_backward_columns -DBACKWARD=1 -DCPU_COLUMNS=1
 layout(local_size_x_id = 0) in;
 
 #if STATS
@@ -81,6 +95,112 @@ void main()
         stats.invalid = s_invalid[0];
     }
 }
+
+#elif BACKWARD && (CPU_RUNS || CPU_COLUMNS)
+layout(set = 0, binding = 0) uniform samplerBuffer tex_logits;  // vec4 texels
+layout(std430, set = 0, binding = 1) readonly buffer Labels { uint labels[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Lse { float lse[]; };
+layout(std430, set = 0, binding = 3) readonly buffer Stats {
+    float mean_loss;
+    float sum_loss;
+    uint count;
+    uint correct;
+    uint invalid;
+} stats;
+layout(std430, set = 0, binding = 4) writeonly buffer DLogits { float dlogits[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer DLogits4 { vec4 dlogits4[]; };
+#if CPU_COLUMNS
+layout(std430, set = 0, binding = 5) buffer DBias4 { vec4 dbias4[]; };
+#endif
+
+layout(push_constant) uniform Push {
+    uint rows;            // in this chunk
+    uint classes;
+    uint ignore_index;
+    uint row0;
+    uint elem_offset;     // of the chunk's first logit in the logits binding (a multiple of 4)
+    uint out_offset;      // of the chunk's first gradient in the dlogits binding (a multiple of 4)
+    float scale;
+    uint per_invocation;  // _runs: vec4s per invocation
+} pc;
+
+// What a row's gradients need: its label, its lse and scale / count (0 on rows that do not count).
+struct RowInfo {
+    uint label;
+    float lse;
+    float factor;
+};
+
+RowInfo row_info(uint r, uint count)
+{
+    RowInfo ri;
+    ri.label = labels[pc.row0 + r];
+    ri.lse = lse[pc.row0 + r];
+    bool counted = ri.label != pc.ignore_index && ri.label < pc.classes && count > 0u;
+    ri.factor = counted ? pc.scale / float(count) : 0.0;
+    return ri;
+}
+
+float grad(float x, uint v, RowInfo ri)
+{
+    if (ri.factor == 0.0) return 0.0;
+    float p = exp(x - ri.lse);
+    return (v == ri.label ? p - 1.0 : p) * ri.factor;
+}
+
+#if CPU_RUNS
+void main()
+{
+    uint j = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    uint total = pc.rows * pc.classes;
+    uint full = total / 4u;  // whole vec4s; the total % 4 floats after them go to the owner of vec4 `full`
+    uint q0 = j * pc.per_invocation;
+    if (q0 > full || (q0 == full && total % 4u == 0u)) return;
+    uint q1 = min(q0 + pc.per_invocation, full);
+    uint count = stats.count;
+    // One division finds the run's first row; after that the row advances by counting.
+    uint r = 4u * q0 / pc.classes, v = 4u * q0 - r * pc.classes;
+    RowInfo ri = row_info(r, count);
+    uint in0 = pc.elem_offset / 4u, out0 = pc.out_offset / 4u;
+    for (uint q = q0; q < q1; q++) {
+        vec4 x = texelFetch(tex_logits, int(in0 + q));
+        vec4 g;
+        for (uint c = 0u; c < 4u; c++, v++) {
+            if (v == pc.classes) { r++; v = 0u; ri = row_info(r, count); }
+            g[c] = grad(x[c], v, ri);
+        }
+        dlogits4[out0 + q] = g;
+    }
+    if (q1 < full) return;
+    for (uint i = 4u * full; i < total; i++, v++) {
+        if (v == pc.classes) { r++; v = 0u; ri = row_info(r, count); }
+        dlogits[pc.out_offset + i] = grad(texelFetch(tex_logits, int(in0 + i / 4u))[i % 4u], v, ri);
+    }
+}
+#else
+void main()
+{
+    uint c = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    uint vecs = pc.classes / 4u;
+    if (c >= vecs) return;
+    uint count = stats.count;
+    uint in0 = pc.elem_offset / 4u, out0 = pc.out_offset / 4u;
+    vec4 sum = vec4(0.0);
+    for (uint r = 0u; r < pc.rows; r++) {
+        RowInfo ri = row_info(r, count);
+        vec4 g = vec4(0.0);
+        if (ri.factor != 0.0) {
+            g = exp(texelFetch(tex_logits, int(in0 + r * vecs + c)) - ri.lse);
+            uint k = ri.label - 4u * c;  // the label's lane in this vec4, if it falls here
+            if (k < 4u) g[k] -= 1.0;
+            g *= ri.factor;
+        }
+        dlogits4[out0 + r * vecs + c] = g;
+        sum += g;
+    }
+    dbias4[c] += sum;
+}
+#endif
 
 #elif BACKWARD
 #if IN_PLACE

@@ -26,6 +26,7 @@
 typedef struct xent_case {
     uint32_t rows, classes, ignore, max_rows;
     int in_place, shifted, invalid;
+    int bias; /* also the bias gradient, added to random values already in dbias */
 } xent_case;
 
 static void run_case(enn_context *ctx, enn_recorder *rec, const xent_case *c, uint64_t *seed)
@@ -55,14 +56,19 @@ static void run_case(enn_context *ctx, enn_recorder *rec, const xent_case *c, ui
     enn_buffer *bloss = dd_upload(ctx, NULL, R * 4ull), *blse = dd_upload(ctx, NULL, R * 4ull);
     enn_buffer *bpred = dd_upload(ctx, NULL, R * 4ull), *bstats = dd_upload(ctx, NULL, sizeof(enn_xent_stats));
     enn_buffer *bgrad = c->in_place ? bl : dd_upload(ctx, NULL, n * 4);
+    float *dbias = malloc(V * 4ull), *dbias0 = malloc(V * 4ull);
+    dd_fill_uniform(seed, dbias0, NULL, V, -1, 1);
+    enn_buffer *bbias = c->bias ? dd_upload(ctx, dbias0, V * 4ull) : NULL;
     enn_xent_shape shape = {R, V, c->ignore, c->max_rows};
     const float scale = 1.5f;
     ENN_ASSERT_OK(enn_recorder_begin(rec));
     ENN_ASSERT_OK(enn_softmax_cross_entropy_forward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(bloss),
                                                     enn_view_of(blse), enn_view_of(bpred), enn_view_of(bstats)));
     ENN_ASSERT_OK(enn_softmax_cross_entropy_backward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(blse),
-                                                     enn_view_of(bstats), scale, enn_view_of(bgrad)));
+                                                     enn_view_of(bstats), scale, enn_view_of(bgrad),
+                                                     c->bias ? enn_view_of(bbias) : (enn_view){0}));
     ENN_ASSERT_OK(enn_recorder_run(rec));
+    if (c->bias) dd_download(ctx, bbias, 0, dbias, V * 4ull);
     enn_xent_stats st;
     dd_download(ctx, bstats, 0, &st, sizeof st);
     dd_download(ctx, bloss, 0, loss, R * 4ull);
@@ -93,10 +99,23 @@ static void run_case(enn_context *ctx, enn_recorder *rec, const xent_case *c, ui
         }
     e = dd_max_scaled_error(grad, gradd, mag, n, &w);
     cr_expect(e <= TOL_GRAD, "R %u V %u: gradient error %g at %zu (%g vs %g)", R, V, e, w, grad[w], gradd[w]);
+    /* Bias gradient: the initial value plus the column sums of the reference gradient;
+     * each term may carry TOL_GRAD of its size, and the fp32 sum rounds at most R times. */
+    for (uint32_t v = 0; c->bias && v < V; v++) {
+        double want = dbias0[v], size = fabs(dbias0[v]);
+        for (uint32_t r = 0; r < R; r++) want += gradd[(size_t)r * V + v], size += mag[(size_t)r * V + v];
+        double tol = (TOL_GRAD + R * 6e-8) * size + 1e-30;
+        if (!(fabs(dbias[v] - want) <= tol)) {
+            cr_expect(0, "R %u V %u: bias gradient %u is %.8g, want %.8g (tolerance %g)", R, V, v, dbias[v], want, tol);
+            break;
+        }
+    }
 
     enn_buffer_destroy(ctx, bl), enn_buffer_destroy(ctx, blab), enn_buffer_destroy(ctx, bloss);
     enn_buffer_destroy(ctx, blse), enn_buffer_destroy(ctx, bpred), enn_buffer_destroy(ctx, bstats);
     if (!c->in_place) enn_buffer_destroy(ctx, bgrad);
+    if (bbias) enn_buffer_destroy(ctx, bbias);
+    free(dbias), free(dbias0);
     free(logits), free(grad), free(logitsd), free(gradd), free(lossd), free(labels), free(pred), free(predd);
     free(loss), free(mag);
 }
@@ -108,19 +127,23 @@ Test(ops_softmax_cross_entropy, matches_reference)
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint64_t seed = 11;
     const xent_case cases[] = {
-        {1, 1, ENN_NO_IGNORE, 0, 0, 0, 0},
-        {1, 2, ENN_NO_IGNORE, 0, 1, 0, 0},
-        {7, 13, 0, 0, 0, 0, 0},
-        {28, 257, ENN_NO_IGNORE, 5, 0, 1, 0},   /* rows start unaligned; chunks of 5 rows */
-        {128, 10, ENN_NO_IGNORE, 0, 0, 0, 0},   /* MNIST: B = 128, 10 classes */
-        {64, 1031, 0, 7, 1, 1, 1},              /* in place, chunked, shifted, invalid labels */
-        {3, 200003, 0, 0, 1, 1, 0},             /* beyond the paper's vocabulary */
-        {2, 188590, 0, 0, 0, 0, 0},             /* the paper's WikiText vocabulary */
+        {1, 1, ENN_NO_IGNORE, 0, 0, 0, 0, 0},
+        {1, 2, ENN_NO_IGNORE, 0, 1, 0, 0, 1},
+        {7, 13, 0, 0, 0, 0, 0, 1},
+        {28, 257, ENN_NO_IGNORE, 5, 0, 1, 0, 1}, /* rows start unaligned; chunks of 5 rows */
+        {128, 10, ENN_NO_IGNORE, 0, 0, 0, 0, 1}, /* MNIST: B = 128, 10 classes */
+        {64, 1031, 0, 7, 1, 1, 1, 0},            /* in place, chunked, shifted, invalid labels */
+        {3, 200003, 0, 0, 1, 1, 0, 0},           /* beyond the paper's vocabulary */
+        {2, 188590, 0, 0, 0, 0, 0, 1},           /* the paper's WikiText vocabulary */
+        /* V % 4 == 0: CPU devices take the bias gradient in the same pass, chunk by chunk */
+        {64, 1024, 0, 7, 1, 1, 1, 1},
+        {5, 12, ENN_NO_IGNORE, 0, 0, 0, 0, 1},
+        {300, 1000, 0, 0, 0, 1, 0, 1},           /* more rows than a run of the flat kernel */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, rec, &cases[i], &seed);
     for (int k = 0; k < 4; k++) { /* random shapes, alternately chunked and in place */
         xent_case c = {1 + (uint32_t)(test_rand_u64(&seed) % 50), 1 + (uint32_t)(test_rand_u64(&seed) % 5000),
-                       k % 2 ? 0u : ENN_NO_IGNORE, k % 2 ? 3u : 0u, k % 2, k / 2, k % 2};
+                       k % 2 ? 0u : ENN_NO_IGNORE, k % 2 ? 3u : 0u, k % 2, k / 2, k % 2, k < 2};
         run_case(ctx, rec, &c, &seed);
     }
     enn_recorder_destroy(rec);
@@ -175,7 +198,7 @@ Test(ops_softmax_cross_entropy, device_backward_matches_finite_differences)
     ENN_ASSERT_OK(enn_softmax_cross_entropy_forward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(bloss),
                                                     enn_view_of(blse), enn_view_of(bpred), enn_view_of(bstats)));
     ENN_ASSERT_OK(enn_softmax_cross_entropy_backward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(blse),
-                                                     enn_view_of(bstats), 1.0f, enn_view_of(bg)));
+                                                     enn_view_of(bstats), 1.0f, enn_view_of(bg), (enn_view){0}));
     ENN_ASSERT_OK(enn_recorder_run(rec));
     dd_download(ctx, bg, 0, g, sizeof g);
     xent_fd f = {R, V, 0, labels};
@@ -210,7 +233,7 @@ Test(ops_softmax_cross_entropy, all_rows_ignored)
     ENN_ASSERT_OK(enn_softmax_cross_entropy_forward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(bloss),
                                                     enn_view_of(blse), enn_view_of(bpred), enn_view_of(bstats)));
     ENN_ASSERT_OK(enn_softmax_cross_entropy_backward(rec, &shape, enn_view_of(bl), enn_view_of(blab), enn_view_of(blse),
-                                                     enn_view_of(bstats), 1.0f, enn_view_of(bl)));
+                                                     enn_view_of(bstats), 1.0f, enn_view_of(bl), (enn_view){0}));
     ENN_ASSERT_OK(enn_recorder_run(rec));
     enn_xent_stats st;
     dd_download(ctx, bstats, 0, &st, sizeof st);

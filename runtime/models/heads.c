@@ -319,9 +319,8 @@ static enn_status lm_chunks(enn_model *m, enn_recorder *rec, uint32_t T, uint32_
                                                   enn_view_of(hd->lse), enn_view_of(hd->pred), stats));
         if (!training) continue;
         ENN_TRY(enn_softmax_cross_entropy_backward(rec, &xs, logits, labels, enn_view_of(hd->lse), stats,
-                                                   hd->chunk_scale[k], dlogits));
+                                                   hd->chunk_scale[k], dlogits, hd->db));
         ENN_TRY(gemm(rec, "lm.dW", hd->dW, h_rows, 1, dlogits, 0, f, K, n, 1.0f, NO_VIEW));
-        ENN_TRY(enn_sum_rows_named(rec, "lm.db", n, K, dlogits, 1.0f, 1.0f, hd->db));
         enn_view dh = dhs_step(m, 1 + (uint32_t)(first / Bp));
         if (hd->dh_splits > 1) {
             enn_gemm_desc d = ENN_GEMM_DESC_INIT;
@@ -412,12 +411,11 @@ enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32
     enn_xent_shape xs = {.rows = B, .classes = K, .ignore_index = ENN_NO_IGNORE};
     ENN_TRY(enn_softmax_cross_entropy_backward(rec, &xs, enn_view_of(hd->logits), enn_view_of(hd->labels),
                                                enn_view_of(hd->lse), enn_view_of(hd->stats), 1.0f,
-                                               enn_view_of(hd->dlogits)));
+                                               enn_view_of(hd->dlogits), hd->db));
     int dropped = dropout_on(m, training, in);
     enn_view feature = c->pooling == ENN_POOL_ATTENTION ? enn_view_of(hd->feature) : hs_step(m, T);
     enn_view x = dropped ? enn_view_of(hd->dropped) : feature;
     ENN_TRY(gemm(rec, "classifier.dW", hd->dW, x, 1, enn_view_of(hd->dlogits), 0, f, K, B, 1.0f, NO_VIEW));
-    ENN_TRY(enn_sum_rows(rec, B, K, enn_view_of(hd->dlogits), 1.0f, 1.0f, hd->db));
     /* The gradient of the pooled feature: into dfeature (attention pooling, whose
      * padding rows must read zero) or straight into dh_T (last-state pooling). Dropout's
      * backward then works in place. */

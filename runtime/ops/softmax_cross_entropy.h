@@ -39,9 +39,10 @@ enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_s
 /* dlogits [R, V] = scale * d mean_loss / d logits = scale * (softmax - onehot) / count.
  * dlogits may be the logits view itself: the gradient then overwrites the logits, which
  * saves an R x V buffer (3 GB for the paper's WikiText shapes). Needs the forward's
- * lse and stats. */
+ * lse and stats. With dbias.buf, also dbias [V] += sum over rows of dlogits (the bias
+ * gradient of the layer that made the logits; CPU devices add it in the same pass). */
 enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_shape *shape, enn_view logits,
                                               enn_view labels, enn_view lse, enn_view stats, float scale,
-                                              enn_view dlogits);
+                                              enn_view dlogits, enn_view dbias);
 
 #endif

@@ -538,7 +538,7 @@ static enn_status rec_xent_bwd(enn_recorder *rec, void *p)
 {
     xent_state *s = p;
     return enn_softmax_cross_entropy_backward(rec, &s->shape, V(s->blogits), V(s->blabels), V(s->blse), V(s->bstats),
-                                              1.0f, V(s->bdlogits));
+                                              1.0f, V(s->bdlogits), (enn_view){0});
 }
 static void cpu_xent_bwd(void *p)
 {
