@@ -199,6 +199,7 @@ vec4 lane_a(uint base, uint m0, uint k, uint lane, bool vec)
     return vec4(load_a(base, m, kk), load_a(base, m + 1u, kk), load_a(base, m + 2u, kk), load_a(base, m + 3u, kk));
 }
 
+#ifndef TEXEL
 // The 8 lanes' parts of the A block, in every lane (broadcast ids must be literals).
 void share_a(vec4 v, out vec4 sh[8])
 {
@@ -207,6 +208,7 @@ void share_a(vec4 v, out vec4 sh[8])
     sh[4] = subgroupBroadcast(v, 4u); sh[5] = subgroupBroadcast(v, 5u);
     sh[6] = subgroupBroadcast(v, 6u); sh[7] = subgroupBroadcast(v, 7u);
 }
+#endif
 
 // op(A)[m0 + r][k + kk] for r < 8, kk < 4, from the shared parts.
 float elem_a(vec4 sh[8], uint r, uint kk)
@@ -300,19 +302,20 @@ void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][CG])
 // The A block's 8 * RB rows at k .. k+3, in every lane.
 void load_share_a(uint base, uint m0, uint k, uint lane, bool vec, out vec4 sh[8 * RB])
 {
-    vec4 part[8];
 #ifdef TEXEL
     // Every lane fetches the whole A block itself (the same addresses in every lane):
-    // on llvmpipe a texel gather costs less than the 8 broadcasts it replaces.
+    // on llvmpipe a texel gather costs less than the 8 broadcasts it replaces, and the
+    // kernel needs no subgroup operations (any subgroup size, any workgroup size).
     for (uint b = 0u; b < RB; b++)
         for (uint i = 0u; i < 8u; i++) sh[8u * b + i] = lane_a(base, m0 + 8u * b, k, i, vec);
-    return;
-#endif
+#else
+    vec4 part[8];
     share_a(lane_a(base, m0, k, lane, vec), part);
     for (uint i = 0u; i < 8u; i++) sh[i] = part[i];
 #if RB == 2
     share_a(lane_a(base, m0 + 8u, k, lane, vec), part);
     for (uint i = 0u; i < 8u; i++) sh[8u + i] = part[i];
+#endif
 #endif
 }
 
@@ -339,7 +342,11 @@ void main()
     if (!tile_coords(tile_m, tile_n)) return;
     uint batch = pc.batch_base + gl_WorkGroupID.z;
     uint base_a = batch * pc.stride_a, base_b = batch * pc.stride_b, base_c = batch * pc.stride_c;
-    uint lane = gl_SubgroupInvocationID;
+#ifdef TEXEL
+    uint lane = gl_LocalInvocationID.x;
+#else
+    uint lane = gl_SubgroupInvocationID;  // the workgroup is one subgroup
+#endif
     uint m0 = tile_m * 8u * RB;
     uint n0 = (tile_n * gl_WorkGroupSize.x + lane) * 4u * CG;
     // No early exit: every lane takes part in the broadcasts.

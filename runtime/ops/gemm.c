@@ -162,17 +162,22 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
     switch (v) {
     case ENN_GEMM_REG:
     case ENN_GEMM_TEXEL: {
-        /* One subgroup per workgroup, 8 rows x 8 columns per lane (see the shader). */
-        uint32_t sg = caps->subgroup_size;
-        if (sg < 8 || !subgroup_ballot(ctx) || sg > caps->max_workgroup_size[0]) return 0;
+        /* reg: one subgroup per workgroup, whose lanes 0..7 share the A block by
+         * broadcasts (see the shader), so subgroups of at least 8. texel: no subgroup
+         * operations; one subgroup per workgroup where subgroups have 8 lanes or more,
+         * else 8 invocations. */
+        uint32_t sg = caps->subgroup_size, local = sg;
+        if (v == ENN_GEMM_REG && (sg < 8 || !subgroup_ballot(ctx))) return 0;
         if (v == ENN_GEMM_TEXEL && (!caps->texel_buffer_f32 || enn_env_flag("ENN_DISABLE_GEMM_TEXEL"))) return 0;
+        if (local < 8) local = 8;
+        if (local > caps->max_workgroup_size[0] || local > caps->max_workgroup_invocations) return 0;
         cfg->shader = v == ENN_GEMM_REG ? "gemm" : "gemm_texel";
-        uint32_t s[] = {sg, 1, 1, 0, 0, 0, 0, 0};
+        uint32_t s[] = {local, 1, 1, 0, 0, 0, 0, 0};
         memcpy(cfg->spec, s, sizeof s);
         cfg->spec_count = v == ENN_GEMM_TEXEL ? 8 : 7;  /* the texel variant also has VEC_C */
         uint32_t rb = v == ENN_GEMM_TEXEL ? 2 : 1, cg = 2;  /* must match RB, CG in the shader */
         cfg->tile_m = 8 * rb;
-        cfg->tile_n = sg * 4 * cg;
+        cfg->tile_n = local * 4 * cg;
         return 1;
     }
     case ENN_GEMM_TILED:
@@ -341,8 +346,14 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
     else if (ctx->caps.device_type == ENN_DEVICE_CPU && enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32) &&
              texel_fits(ctx, d))
         *out = ENN_GEMM_TEXEL;
-    else
+    else if (enn_gemm_variant_supported(ctx, ENN_GEMM_REG, ENN_F32))
         *out = ENN_GEMM_REG;
+    else if (enn_gemm_variant_supported(ctx, ENN_GEMM_TILED, ENN_F32))
+        *out = ENN_GEMM_TILED;  /* subgroups below 8 lanes (llvmpipe with 128-bit vectors) */
+    else
+        return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s runs none of the fp32 kernels (subgroup size %u, "
+                         "workgroups up to %u invocations, %u bytes of shared memory)", ctx->caps.device_name,
+                         ctx->caps.subgroup_size, ctx->caps.max_workgroup_invocations, ctx->caps.max_shared_memory);
     return ENN_OK;
 }
 
