@@ -180,20 +180,3 @@ void enn_cli_model_help(FILE *f)
     fprintf(f, "model options:\n");
     for (size_t i = 0; i < OPTION_COUNT; i++) fprintf(f, "  %-20s %s\n", options[i].flag, options[i].help);
 }
-
-int enn_cli_flag_value(int argc, char **argv, int *i, char *flag, size_t flag_size, const char **value)
-{
-    const char *arg = argv[*i], *eq = strchr(arg, '=');
-    if (eq) {
-        snprintf(flag, flag_size, "%.*s", (int)(eq - arg), arg);
-        *value = eq + 1;
-        return 1;
-    }
-    snprintf(flag, flag_size, "%s", arg);
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "enn: %s needs a value\n", arg);
-        return 0;
-    }
-    *value = argv[++*i];
-    return 1;
-}

@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 
+#include "cli_values.h"
 #include "enn.h"
 
 enum { ENN_CLI_ERROR = -1, ENN_CLI_UNKNOWN = 0, ENN_CLI_HANDLED = 1 };
@@ -31,9 +32,5 @@ int enn_cli_model_option(enn_model_config *config, const char *flag, const char 
 int enn_cli_model_finish(enn_model_config *config);
 /* One line per flag, for --help. */
 void enn_cli_model_help(FILE *f);
-
-/* Splits argv[*i] into flag and value: "--flag=value", or "--flag" followed by argv[*i+1]
- * (then *i advances). Returns 0 and prints a message if the value is missing. */
-int enn_cli_flag_value(int argc, char **argv, int *i, char *flag, size_t flag_size, const char **value);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_values.h"
+
 void train_options_init(train_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -106,77 +108,11 @@ void train_options_usage(FILE *f, int for_eval)
             QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
 }
 
-/* ------------------------------------------------------------------ value parsing */
-static int bad(const char *flag, const char *value, const char *want)
-{
-    fprintf(stderr, "enn: %s: '%s' is not %s\n", flag, value ? value : "(missing)", want);
-    return -1;
-}
-
-static int parse_u64(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!v || !*v || *v == '-') return bad(flag, v, "a non-negative integer");
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || x < min || x > max) {
-        char want[96];
-        snprintf(want, sizeof want, "an integer in [%llu, %llu]", (unsigned long long)min, (unsigned long long)max);
-        return bad(flag, v, want);
-    }
-    *out = x;
-    return 0;
-}
-
-static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
-{
-    uint64_t x;
-    if (parse_u64(flag, v, min, max, &x)) return -1;
-    *out = (uint32_t)x;
-    return 0;
-}
-
-static int parse_double(const char *flag, const char *v, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = v ? strtod(v, &end) : NAN;
-    if (!v || !*v || errno || *end || !(x >= min && x <= max)) {
-        char want[96];
-        snprintf(want, sizeof want, "a number in [%g, %g]", min, max);
-        return bad(flag, v, want);
-    }
-    *out = x;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *v, double min, double max, float *out)
-{
-    double x;
-    if (parse_double(flag, v, min, max, &x)) return -1;
-    *out = (float)x;
-    return 0;
-}
-
-static int parse_choice(const char *flag, const char *v, const char *const *names, int count, int *out)
-{
-    for (int i = 0; v && i < count; i++)
-        if (!strcmp(v, names[i])) {
-            *out = i;
-            return 0;
-        }
-    char want[160] = "one of";
-    for (int i = 0; i < count; i++) {
-        strncat(want, " ", sizeof want - strlen(want) - 1);
-        strncat(want, names[i], sizeof want - strlen(want) - 1);
-    }
-    return bad(flag, v, want);
-}
-
+/* ------------------------------------------------------------------ flags */
 static int copy_path(const char *flag, const char *v, char *dst, size_t size)
 {
-    if (!v || !*v) return bad(flag, v, "a path");
-    if (strlen(v) >= size) return bad(flag, v, "a path short enough");
+    if (!v || !*v) return enn_cli_bad(flag, v, "a path");
+    if (strlen(v) >= size) return enn_cli_bad(flag, v, "a path short enough");
     memcpy(dst, v, strlen(v) + 1);
     return 0;
 }
@@ -185,11 +121,11 @@ static int copy_path(const char *flag, const char *v, char *dst, size_t size)
  * argv entries consumed after the flag, or -1. */
 static int parse_data(const char *flag, int argc, char **argv, int i, data_spec *d)
 {
-    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
+    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy", NULL};
     static const int args[] = {0, 1, 1, 1, 1, 2};
     int k;
-    if (i >= argc) return bad(flag, NULL, "a data set");
-    if (parse_choice(flag, argv[i], names, 6, &k)) return -1;
+    if (i >= argc) return enn_cli_bad(flag, NULL, "a data set");
+    if (enn_cli_word(flag, argv[i], names, &k)) return -1;
     memset(d, 0, sizeof *d);
     d->kind = (data_kind)(k + 1);
     for (int a = 0; a < args[k]; a++) {
@@ -233,97 +169,97 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         return used + 1;
     }
     if (FLAG("--config")) {
-        if (!v) return bad(f, v, "a file");
+        if (!v) return enn_cli_bad(f, v, "a file");
         return parse_config(o, v, for_eval, depth + 1) ? -1 : 2;
     }
     if (FLAG("--train-samples")) {
         uint64_t n;
-        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        if (enn_cli_u64(f, v, 0, SIZE_MAX, &n)) return -1;
         o->train_samples = (size_t)n;
         return 2;
     }
     if (FLAG("--test-samples")) {
         uint64_t n;
-        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        if (enn_cli_u64(f, v, 0, SIZE_MAX, &n)) return -1;
         o->test_samples = (size_t)n;
         return 2;
     }
-    if (FLAG("--validation-split")) VALUE(parse_double(f, v, 0.0, 0.9, &o->validation_split));
+    if (FLAG("--validation-split")) VALUE(enn_cli_double(f, v, 0.0, 0.9, &o->validation_split));
     if (FLAG("--shuffle-split")) SWITCH(o->shuffle_split = 1);
-    if (FLAG("--seq-len")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->seq_len));
-    if (FLAG("--vocab-size")) VALUE(parse_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
-    if (FLAG("--text-fraction")) VALUE(parse_double(f, v, 1e-6, 1.0, &o->text_fraction));
+    if (FLAG("--seq-len")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->seq_len));
+    if (FLAG("--vocab-size")) VALUE(enn_cli_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
+    if (FLAG("--text-fraction")) VALUE(enn_cli_double(f, v, 1e-6, 1.0, &o->text_fraction));
 
     if (FLAG("--model")) {
-        static const char *const kinds[] = {"enn", "rnn", "gru", "lstm"};
-        if (parse_choice(f, v, kinds, 4, &k)) return -1;
+        static const char *const kinds[] = {"enn", "rnn", "gru", "lstm", NULL};
+        if (enn_cli_word(f, v, kinds, &k)) return -1;
         m->kind = (enn_model_kind)k;
         return 2;
     }
-    if (FLAG("--hidden")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->hidden));
-    if (FLAG("--slots") || FLAG("--memory-slots")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->slots));
-    if (FLAG("--embedding-dim")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->embedding_dim));
+    if (FLAG("--hidden")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->hidden));
+    if (FLAG("--slots") || FLAG("--memory-slots")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->slots));
+    if (FLAG("--embedding-dim")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->embedding_dim));
     if (FLAG("--units")) {
         char buf[256], *save = NULL;
-        if (!v || strlen(v) >= sizeof buf) return bad(f, v, "a list like 128,64");
+        if (!v || strlen(v) >= sizeof buf) return enn_cli_bad(f, v, "a list like 128,64");
         memcpy(buf, v, strlen(v) + 1);
         uint32_t n = 0;
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (n == ENN_MAX_LAYERS) return bad(f, v, "at most 4 layer sizes");
-            if (parse_u32(f, t, 1, 1u << 16, &m->units[n++])) return -1;
+            if (n == ENN_MAX_LAYERS) return enn_cli_bad(f, v, "at most 4 layer sizes");
+            if (enn_cli_u32(f, t, 1, 1u << 16, &m->units[n++])) return -1;
         }
-        if (!n) return bad(f, v, "a list like 128,64");
+        if (!n) return enn_cli_bad(f, v, "a list like 128,64");
         m->layers = n;
         return 2;
     }
-    if (FLAG("--eta") || FLAG("--hebbian-rate")) VALUE(parse_float(f, v, 0.0, 1.0, &m->eta));
-    if (FLAG("--alpha") || FLAG("--trace-scale")) VALUE(parse_float(f, v, 0.0, 1e6, &m->alpha));
-    if (FLAG("--tau") || FLAG("--temperature")) VALUE(parse_float(f, v, 1e-6, 1e6, &m->tau));
-    if (FLAG("--lambda") || FLAG("--sparsity")) VALUE(parse_float(f, v, 0.0, 1e6, &m->lambda));
-    if (FLAG("--noise-std")) VALUE(parse_float(f, v, 0.0, 1e3, &m->noise_std));
-    if (FLAG("--dropout")) VALUE(parse_float(f, v, 0.0, 0.99, &m->dropout));
-    if (FLAG("--weight-decay")) VALUE(parse_float(f, v, 0.0, 10.0, &m->weight_decay));
+    if (FLAG("--eta") || FLAG("--hebbian-rate")) VALUE(enn_cli_float(f, v, 0.0, 1.0, &m->eta));
+    if (FLAG("--alpha") || FLAG("--trace-scale")) VALUE(enn_cli_float(f, v, 0.0, 1e6, &m->alpha));
+    if (FLAG("--tau") || FLAG("--temperature")) VALUE(enn_cli_float(f, v, 1e-6, 1e6, &m->tau));
+    if (FLAG("--lambda") || FLAG("--sparsity")) VALUE(enn_cli_float(f, v, 0.0, 1e6, &m->lambda));
+    if (FLAG("--noise-std")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &m->noise_std));
+    if (FLAG("--dropout")) VALUE(enn_cli_float(f, v, 0.0, 0.99, &m->dropout));
+    if (FLAG("--weight-decay")) VALUE(enn_cli_float(f, v, 0.0, 10.0, &m->weight_decay));
     if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
     if (FLAG("--no-noise")) SWITCH(m->noise = 0);
     if (FLAG("--stateful")) SWITCH(m->stateful = 1);
-    if (FLAG("--recompute")) VALUE(parse_u32(f, v, 0, 1u << 20, &m->recompute));
+    if (FLAG("--recompute")) VALUE(enn_cli_u32(f, v, 0, 1u << 20, &m->recompute));
     if (FLAG("--trace") || FLAG("--trace-mode")) {
-        static const char *const names[] = {"shared", "per-sample"};
-        VALUE(parse_choice(f, v, names, 2, &m->trace_mode));
+        static const char *const names[] = {"shared", "per-sample", NULL};
+        VALUE(enn_cli_word(f, v, names, &m->trace_mode));
     }
     if (FLAG("--trace-gradient")) {
-        static const char *const names[] = {"exact", "stop"};
-        VALUE(parse_choice(f, v, names, 2, &m->trace_gradient));
+        static const char *const names[] = {"exact", "stop", NULL};
+        VALUE(enn_cli_word(f, v, names, &m->trace_gradient));
     }
     if (FLAG("--pooling")) {
-        static const char *const names[] = {"attention", "last"};
-        VALUE(parse_choice(f, v, names, 2, &m->pooling));
+        static const char *const names[] = {"attention", "last", NULL};
+        VALUE(enn_cli_word(f, v, names, &m->pooling));
     }
     if (FLAG("--lm-input")) {
-        static const char *const names[] = {"embedding", "float"};
-        VALUE(parse_choice(f, v, names, 2, &m->lm_input));
+        static const char *const names[] = {"embedding", "float", NULL};
+        VALUE(enn_cli_word(f, v, names, &m->lm_input));
     }
 
-    if (FLAG("--epochs")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->epochs));
-    if (FLAG("--batch")) VALUE(parse_u32(f, v, 1, 1u << 16, &o->batch));
-    if (FLAG("--lr") || FLAG("--learning-rate")) VALUE(parse_float(f, v, 1e-12, 1e3, &o->learning_rate));
+    if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
+    if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));
+    if (FLAG("--lr") || FLAG("--learning-rate")) VALUE(enn_cli_float(f, v, 1e-12, 1e3, &o->learning_rate));
     if (FLAG("--clip")) {
-        static const char *const names[] = {"none", "per-tensor", "global"};
-        if (parse_choice(f, v, names, 3, &k)) return -1;
+        static const char *const names[] = {"none", "per-tensor", "global", NULL};
+        if (enn_cli_word(f, v, names, &k)) return -1;
         o->clip = (enn_clip_mode)k;
         return 2;
     }
-    if (FLAG("--clip-norm")) VALUE(parse_float(f, v, 1e-12, 1e12, &o->clip_norm));
-    if (FLAG("--patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->patience));
+    if (FLAG("--clip-norm")) VALUE(enn_cli_float(f, v, 1e-12, 1e12, &o->clip_norm));
+    if (FLAG("--patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->patience));
     if (FLAG("--no-early-stopping")) SWITCH(o->early_stopping = 0);
     if (FLAG("--no-restore-best")) SWITCH(o->restore_best = 0);
-    if (FLAG("--plateau-factor")) VALUE(parse_float(f, v, 1e-6, 0.999999, &o->plateau_factor));
-    if (FLAG("--plateau-patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->plateau_patience));
-    if (FLAG("--min-lr")) VALUE(parse_float(f, v, 0.0, 1e3, &o->min_learning_rate));
+    if (FLAG("--plateau-factor")) VALUE(enn_cli_float(f, v, 1e-6, 0.999999, &o->plateau_factor));
+    if (FLAG("--plateau-patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->plateau_patience));
+    if (FLAG("--min-lr")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &o->min_learning_rate));
     if (FLAG("--no-plateau")) SWITCH(o->plateau = 0);
-    if (FLAG("--seed")) VALUE(parse_u64(f, v, 0, UINT64_MAX, &o->seed));
+    if (FLAG("--seed")) VALUE(enn_cli_u64(f, v, 0, UINT64_MAX, &o->seed));
     if (FLAG("--device")) VALUE(copy_path(f, v, o->device, sizeof o->device));
-    if (FLAG("--max-time")) VALUE(parse_double(f, v, 0.0, 1e9, &o->max_time));
+    if (FLAG("--max-time")) VALUE(enn_cli_double(f, v, 0.0, 1e9, &o->max_time));
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--no-report")) SWITCH(o->report = 0);
