@@ -78,7 +78,8 @@ static const model_option options[] = {
     {"--weight-decay", "W", F32(optimizer.weight_decay, 0.0, 10.0), .help = "> 0: AdamW"},
     {"--clip", NULL, WORD(optimizer.clip, enn_clip_names), .help = "gradient clipping"},
     {"--clip-norm", "C", F32(optimizer.clip_norm, 1e-12, 1e12), .help = "the clipping norm"},
-    {"--seed", "S", .type = O_U64, .offset = AT(seed), .help = "initialisation, noise and dropout"},
+    {"--seed", "S", .type = O_U64, .offset = AT(seed),
+     .help = "initialisation, noise, dropout and the training data's order"},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 _Static_assert(OPTION_COUNT <= 64, "enn_cli_model_flags.given has a bit per option");

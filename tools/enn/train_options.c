@@ -2,7 +2,6 @@
 #include "train_options.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,16 +13,9 @@ void train_options_init(train_options *o)
     o->validation_split = 0.1;
     o->seq_len = 0;
     o->text_fraction = 1.0;
-    o->model = (model_flags){
-        .kind = ENN_MODEL_ENN, .eta = NAN, .alpha = NAN, .tau = NAN, .lambda = NAN, .noise_std = NAN,
-        .dropout = NAN, .weight_decay = NAN, .layer_norm = -1, .noise = -1, .trace_mode = -1,
-        .trace_gradient = -1, .stateful = -1, .pooling = -1, .lm_input = -1,
-    };
+    enn_cli_model_flags_init(&o->model, ENN_CLI_FROM_DATA);
     o->epochs = 50;
     o->batch = 128;
-    o->learning_rate = 1e-3f;
-    o->clip = ENN_CLIP_PER_TENSOR;
-    o->clip_norm = 1.0f;
     o->early_stopping = 1;
     o->restore_best = 1;
     o->patience = 3;
@@ -31,7 +23,6 @@ void train_options_init(train_options *o)
     o->plateau_factor = 0.5f;
     o->plateau_patience = 2;
     o->min_learning_rate = 1e-5f;
-    o->seed = 1;
     o->report = 1;
     o->plots = 1;
 }
@@ -40,6 +31,16 @@ const char *data_kind_name(data_kind k)
 {
     static const char *names[] = {"none", "fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
     return k <= DATA_NPY ? names[k] : "?";
+}
+
+/* The model and optimizer flags' defaults here: the spec's, and the paper's two layers of
+ * 128 and 64 units for a baseline. */
+static void train_defaults(enn_model_config *c)
+{
+    enn_model_config_init(c, ENN_HEAD_CLASSIFIER);
+    c->layers = 2;
+    c->layer_units[0] = 128;
+    c->layer_units[1] = 64;
 }
 
 void train_options_usage(FILE *f, int for_eval)
@@ -69,27 +70,17 @@ void train_options_usage(FILE *f, int for_eval)
             "  --seq-len T                 wikitext span length (32); csv steps per row (1)\n"
             "  --vocab-size V              wikitext: most ids (default: every token)\n"
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
-            "model:\n"
-            "  --model enn|rnn|gru|lstm    enn (baselines: two layers 128, 64 as in the paper)\n"
-            "  --hidden H --slots N        ENN hidden size 128, memory slots 64\n"
-            "                              (enn init's long names work too: --memory-slots,\n"
-            "                              --hebbian-rate, --trace-scale, --temperature,\n"
-            "                              --sparsity, --trace-mode, --learning-rate)\n"
-            "  --units A,B                 baseline layer sizes\n"
-            "  --eta E --alpha A --tau T --lambda L   Hebbian rate 0.05, trace scale 0.5,\n"
-            "                              temperature 1.5, sparsity 0.1\n"
-            "  --no-layer-norm --no-noise --noise-std S --stateful\n"
-            "  --recompute K      store the trace every K steps and recompute the rest in the\n"
-            "                     backward pass (less memory at long T; 0: store all)\n"
-            "  --trace shared|per-sample   --trace-gradient exact|stop\n"
-            "  --pooling attention|last    --dropout P (0.3)\n"
-            "  --lm-input embedding|float  --embedding-dim D (128)\n"
+            "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
+            "largest batch):\n");
+    enn_model_config defaults;
+    train_defaults(&defaults);
+    enn_cli_model_help(f, ENN_CLI_FROM_DATA, &defaults);
+    fprintf(f,
             "training:\n"
-            "  --epochs E (50) --batch B (128) --lr R (1e-3) --weight-decay W (0: Adam)\n"
-            "  --clip per-tensor|global|none --clip-norm C (1.0)\n"
+            "  --epochs E (50) --batch B (128)\n"
             "  --patience P (3) --no-early-stopping --no-restore-best\n"
             "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
-            "  --seed S (1) --device NAME|INDEX --max-time SECONDS\n"
+            "  --device NAME|INDEX --max-time SECONDS\n"
             "  --out DIR                   metrics.csv, metrics.jsonl, best.safetensors, and\n"
             "                              last.safetensors when cut short (default runs/<data>)\n"
             "  --plain                     progress as plain lines even on a terminal\n"
@@ -145,8 +136,9 @@ static int parse_config(train_options *o, const char *path, int for_eval, int de
 static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth)
 {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    model_flags *m = &o->model;
-    int k;
+    /* The model flags (model_options.c): 1 or 2 entries used, 0 for another flag. */
+    int used = enn_cli_model_option(&o->model, f, v, 0);
+    if (used) return used;
 #define FLAG(name) (!strcmp(f, name))
 #define VALUE(expr) return (expr) ? -1 : 2
 #define SWITCH(stmt) \
@@ -190,66 +182,8 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--vocab-size")) VALUE(enn_cli_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
     if (FLAG("--text-fraction")) VALUE(enn_cli_double(f, v, 1e-6, 1.0, &o->text_fraction));
 
-    if (FLAG("--model")) {
-        static const char *const kinds[] = {"enn", "rnn", "gru", "lstm", NULL};
-        if (enn_cli_word(f, v, kinds, &k)) return -1;
-        m->kind = (enn_model_kind)k;
-        return 2;
-    }
-    if (FLAG("--hidden")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->hidden));
-    if (FLAG("--slots") || FLAG("--memory-slots")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->slots));
-    if (FLAG("--embedding-dim")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &m->embedding_dim));
-    if (FLAG("--units")) {
-        char buf[256], *save = NULL;
-        if (!v || strlen(v) >= sizeof buf) return enn_cli_bad(f, v, "a list like 128,64");
-        memcpy(buf, v, strlen(v) + 1);
-        uint32_t n = 0;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (n == ENN_MAX_LAYERS) return enn_cli_bad(f, v, "at most 4 layer sizes");
-            if (enn_cli_u32(f, t, 1, 1u << 16, &m->units[n++])) return -1;
-        }
-        if (!n) return enn_cli_bad(f, v, "a list like 128,64");
-        m->layers = n;
-        return 2;
-    }
-    if (FLAG("--eta") || FLAG("--hebbian-rate")) VALUE(enn_cli_float(f, v, 0.0, 1.0, &m->eta));
-    if (FLAG("--alpha") || FLAG("--trace-scale")) VALUE(enn_cli_float(f, v, 0.0, 1e6, &m->alpha));
-    if (FLAG("--tau") || FLAG("--temperature")) VALUE(enn_cli_float(f, v, 1e-6, 1e6, &m->tau));
-    if (FLAG("--lambda") || FLAG("--sparsity")) VALUE(enn_cli_float(f, v, 0.0, 1e6, &m->lambda));
-    if (FLAG("--noise-std")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &m->noise_std));
-    if (FLAG("--dropout")) VALUE(enn_cli_float(f, v, 0.0, 0.99, &m->dropout));
-    if (FLAG("--weight-decay")) VALUE(enn_cli_float(f, v, 0.0, 10.0, &m->weight_decay));
-    if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
-    if (FLAG("--no-noise")) SWITCH(m->noise = 0);
-    if (FLAG("--stateful")) SWITCH(m->stateful = 1);
-    if (FLAG("--recompute")) VALUE(enn_cli_u32(f, v, 0, 1u << 20, &m->recompute));
-    if (FLAG("--trace") || FLAG("--trace-mode")) {
-        static const char *const names[] = {"shared", "per-sample", NULL};
-        VALUE(enn_cli_word(f, v, names, &m->trace_mode));
-    }
-    if (FLAG("--trace-gradient")) {
-        static const char *const names[] = {"exact", "stop", NULL};
-        VALUE(enn_cli_word(f, v, names, &m->trace_gradient));
-    }
-    if (FLAG("--pooling")) {
-        static const char *const names[] = {"attention", "last", NULL};
-        VALUE(enn_cli_word(f, v, names, &m->pooling));
-    }
-    if (FLAG("--lm-input")) {
-        static const char *const names[] = {"embedding", "float", NULL};
-        VALUE(enn_cli_word(f, v, names, &m->lm_input));
-    }
-
     if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
     if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));
-    if (FLAG("--lr") || FLAG("--learning-rate")) VALUE(enn_cli_float(f, v, 1e-12, 1e3, &o->learning_rate));
-    if (FLAG("--clip")) {
-        static const char *const names[] = {"none", "per-tensor", "global", NULL};
-        if (enn_cli_word(f, v, names, &k)) return -1;
-        o->clip = (enn_clip_mode)k;
-        return 2;
-    }
-    if (FLAG("--clip-norm")) VALUE(enn_cli_float(f, v, 1e-12, 1e12, &o->clip_norm));
     if (FLAG("--patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->patience));
     if (FLAG("--no-early-stopping")) SWITCH(o->early_stopping = 0);
     if (FLAG("--no-restore-best")) SWITCH(o->restore_best = 0);
@@ -257,7 +191,6 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--plateau-patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->plateau_patience));
     if (FLAG("--min-lr")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &o->min_learning_rate));
     if (FLAG("--no-plateau")) SWITCH(o->plateau = 0);
-    if (FLAG("--seed")) VALUE(enn_cli_u64(f, v, 0, UINT64_MAX, &o->seed));
     if (FLAG("--device")) VALUE(copy_path(f, v, o->device, sizeof o->device));
     if (FLAG("--max-time")) VALUE(enn_cli_double(f, v, 0.0, 1e9, &o->max_time));
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
@@ -354,52 +287,26 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
     return 0;
 }
 
-void train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
-                                uint32_t outputs, enn_model_config *c)
+int train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
+                               uint32_t outputs, enn_model_config *c)
 {
-    const model_flags *m = &o->model;
     enn_model_config_init(c, head);
-    c->kind = m->kind;
-    if (m->kind != ENN_MODEL_ENN) {
+    if (o->model.values.kind != ENN_MODEL_ENN) {
         /* The paper's baselines: two stacked layers of 128 and 64 units. */
         c->layers = 2;
         c->layer_units[0] = 128;
         c->layer_units[1] = 64;
     }
-    if (m->layers) {
-        c->layers = m->layers;
-        memcpy(c->layer_units, m->units, sizeof c->layer_units);
-    }
-    c->input_features = features;
-    c->max_seq_len = seq_len;
-    c->max_batch = o->batch;
-    c->outputs = outputs;
-    if (m->hidden) c->cell.hidden = m->hidden;
-    if (m->slots) c->cell.memory_slots = m->slots;
-    if (!isnan(m->eta)) c->cell.hebbian_rate = m->eta;
-    if (!isnan(m->alpha)) c->cell.trace_scale = m->alpha;
-    if (!isnan(m->tau)) c->cell.temperature = m->tau;
-    if (!isnan(m->lambda)) c->cell.sparsity = m->lambda;
-    if (!isnan(m->noise_std)) c->cell.noise_std = m->noise_std;
-    if (m->layer_norm >= 0) c->cell.layer_norm = m->layer_norm;
-    if (m->noise >= 0) c->cell.noise = m->noise;
-    if (m->trace_mode >= 0) c->cell.trace_mode = (enn_trace_mode)m->trace_mode;
-    if (m->trace_gradient >= 0) c->cell.trace_gradient = (enn_trace_gradient)m->trace_gradient;
-    if (m->stateful >= 0) c->cell.stateful = m->stateful;
-    c->cell.recompute_interval = m->recompute;
     if (o->paper) {
         /* The reference package: last-state pooling, the token id as a float feature. */
         c->pooling = ENN_POOL_LAST;
         c->lm_input = ENN_LM_FLOAT_FEATURE;
     }
-    if (m->pooling >= 0) c->pooling = (enn_pooling)m->pooling;
-    if (m->lm_input >= 0) c->lm_input = (enn_lm_input)m->lm_input;
-    if (head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_FLOAT_FEATURE) c->input_features = 1;
-    if (m->embedding_dim) c->embedding_dim = m->embedding_dim;
-    if (!isnan(m->dropout)) c->dropout = m->dropout;
-    c->optimizer.learning_rate = o->learning_rate;
-    c->optimizer.clip = o->clip;
-    c->optimizer.clip_norm = o->clip_norm;
-    if (!isnan(m->weight_decay)) c->optimizer.weight_decay = m->weight_decay;
-    c->seed = o->seed;
+    c->input_features = features;
+    c->max_seq_len = seq_len;
+    c->max_batch = o->batch;
+    c->outputs = outputs;
+    /* The flags win over the presets, wherever they stand on the command line. */
+    enn_cli_model_apply(&o->model, c);
+    return enn_cli_model_finish(c);
 }
