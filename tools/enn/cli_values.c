@@ -15,16 +15,26 @@ int enn_cli_bad(const char *flag, const char *value, const char *want)
     return -1;
 }
 
-int enn_cli_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out)
+int enn_cli_is_u64(const char *text, uint64_t *out)
 {
-    char want[96];
-    snprintf(want, sizeof want, "an integer in [%llu, %llu]", (unsigned long long)min, (unsigned long long)max);
     /* A digit first: strtoull would also take a sign or white space ("-1" as 2^64 - 1). */
-    if (!value || !(*value >= '0' && *value <= '9')) return enn_cli_bad(flag, value, want);
+    if (!text || !(*text >= '0' && *text <= '9')) return 0;
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(value, &end, 10);
-    if (errno || *end || x < min || x > max) return enn_cli_bad(flag, value, want);
+    unsigned long long x = strtoull(text, &end, 10);
+    if (errno || *end) return 0;
+    *out = x;
+    return 1;
+}
+
+int enn_cli_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t x;
+    if (!enn_cli_is_u64(value, &x) || x < min || x > max) {
+        char want[96];
+        snprintf(want, sizeof want, "an integer in [%llu, %llu]", (unsigned long long)min, (unsigned long long)max);
+        return enn_cli_bad(flag, value, want);
+    }
     *out = x;
     return 0;
 }

@@ -14,6 +14,8 @@
 /* Prints the message above (value NULL: the value is missing); returns -1. */
 int enn_cli_bad(const char *flag, const char *value, const char *want);
 
+/* Whether `text` is a decimal integer (digits only), and which. Prints nothing. */
+int enn_cli_is_u64(const char *text, uint64_t *out);
 /* Decimal integers in [min, max]. */
 int enn_cli_u64(const char *flag, const char *value, uint64_t min, uint64_t max, uint64_t *out);
 int enn_cli_u32(const char *flag, const char *value, uint32_t min, uint32_t max, uint32_t *out);

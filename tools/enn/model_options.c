@@ -129,14 +129,17 @@ void enn_cli_model_flags_init(enn_cli_model_flags *f, unsigned refuse)
 static int parse_units(enn_cli_model_flags *f, const model_option *o, const char *flag, const char *value)
 {
     uint32_t units[ENN_MAX_LAYERS] = {0}, count = 0;
-    char buf[256], *save = NULL;
-    if (!value || strlen(value) >= sizeof buf) return enn_cli_bad(flag, value, "a list like 128,64");
+    char buf[256], want[96], *save = NULL;
+    snprintf(want, sizeof want, "1 to %d layer sizes in [%g, %g], like 128,64", ENN_MAX_LAYERS, o->min, o->max);
+    if (!value || strlen(value) >= sizeof buf) return enn_cli_bad(flag, value, want);
     memcpy(buf, value, strlen(value) + 1);
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (count == ENN_MAX_LAYERS) return enn_cli_bad(flag, value, "a list of at most 4 layer sizes");
-        if (enn_cli_u32(flag, t, (uint32_t)o->min, (uint32_t)o->max, &units[count++])) return -1;
+        uint64_t n;
+        if (count == ENN_MAX_LAYERS || !enn_cli_is_u64(t, &n) || n < o->min || n > o->max)
+            return enn_cli_bad(flag, value, want);
+        units[count++] = (uint32_t)n;
     }
-    if (!count) return enn_cli_bad(flag, value, "a list like 128,64");
+    if (!count) return enn_cli_bad(flag, value, want);
     memcpy(f->values.layer_units, units, sizeof units);
     f->values.layers = count;
     mark_given(f, AT(layers));
@@ -165,7 +168,10 @@ int enn_cli_model_option(enn_cli_model_flags *f, const char *flag, const char *v
     case O_SWITCH:
         /* --flag on|off, --flag=on|off, or the flag alone: on (--no-flag: off). */
         if (off) {
-            if (attached) return enn_cli_bad(flag, v, "a value: the flag takes none");
+            if (attached) {
+                fprintf(stderr, "enn: %s takes no value ('%s'): --%s=off does the same\n", flag, v, o->name + 2);
+                return ENN_CLI_ERROR;
+            }
             *(int *)p = 0;
             used = 1;
         } else if (!enn_cli_switch_word(v, p)) {
