@@ -56,7 +56,8 @@ void train_options_usage(FILE *f, int for_eval)
                    "best weights restored, reduce-on-plateau 0.5/2/1e-5, the last 10%% of the training\n"
                    "data for validation), then prints the test metrics. Ctrl-C stops after the current\n"
                    "batch and saves. Later settings win; --config FILE reads `flag value` lines\n"
-                   "(without the leading --; # starts a comment) at its place on the command line.\n\n");
+                   "(without the leading --; # starts a comment) at its place on the command line.\n"
+                   "Flags take `--flag value` or `--flag=value`.\n\n");
     fprintf(f,
             "data:\n"
             "  --data fashion-mnist        /usr/share/datasets/fashion-mnist (apt install dataset-fashion-mnist)\n"
@@ -132,12 +133,12 @@ static int parse_data(const char *flag, int argc, char **argv, int i, data_spec 
 static int parse_config(train_options *o, const char *path, int for_eval, int depth);
 
 /* One flag at argv[i]; returns how many entries it used, 0 for an unknown flag, -1 on
- * an error, -2 for --help. */
-static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth)
+ * an error, -2 for --help. `attached`: argv[i + 1] came as --flag=value. */
+static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth, int attached)
 {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     /* The model flags (model_options.c): 1 or 2 entries used, 0 for another flag. */
-    int used = enn_cli_model_option(&o->model, f, v, 0);
+    int used = enn_cli_model_option(&o->model, f, v, attached);
     if (used) return used;
 #define FLAG(name) (!strcmp(f, name))
 #define VALUE(expr) return (expr) ? -1 : 2
@@ -220,7 +221,26 @@ static int parse_tokens(train_options *o, int argc, char **argv, int for_eval, i
             fprintf(stderr, "enn: unexpected argument '%s'\n", argv[i]);
             return -1;
         }
-        int used = parse_flag(o, argc, argv, i, for_eval, depth);
+        const char *eq = strchr(argv[i], '=');
+        int used;
+        if (eq) {
+            /* "--flag=value": the flag, the value and what follows, as if written apart. */
+            char name[128], **split = malloc((size_t)(argc - i + 1) * sizeof *split);
+            if (!split) return -1;
+            snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
+            split[0] = name;
+            split[1] = (char *)(eq + 1);
+            memcpy(split + 2, argv + i + 1, (size_t)(argc - i - 1) * sizeof *split);
+            used = parse_flag(o, argc - i + 1, split, 0, for_eval, depth, 1);
+            free(split);
+            if (used == 1) {
+                fprintf(stderr, "enn: %s takes no value\n", name);
+                return -1;
+            }
+            if (used > 1) used--;
+        } else {
+            used = parse_flag(o, argc, argv, i, for_eval, depth, 0);
+        }
         if (used == -2) return 1;
         if (used < 0) return -1;
         if (used == 0) {
