@@ -5,7 +5,6 @@
 #include "model_options.h"
 
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli_values.h"
