@@ -11,7 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "data_files.h"
+#include "enn_data.h"
 #include "harness.h"
+#include "io/safetensors.h"
 
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
@@ -190,4 +193,134 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------ model flags
+ * `enn init` and `enn train` read their model flags from one table (tools/enn/
+ * model_options.c). Each command's flags are checked here against the other command's,
+ * not against written-out text: the same model flags give the same configuration, and a
+ * bad value the same message. */
+
+/* A tiny classification set in npy files: x [16, 4, 3], labels 0..2. */
+static void tiny_npy(const char *dir, char x[TEST_PATH_MAX], char y[TEST_PATH_MAX])
+{
+    float xs[16 * 4 * 3];
+    uint32_t labels[16];
+    uint64_t rng = 7;
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
+    for (uint32_t i = 0; i < 16; i++) labels[i] = i % 3;
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){16, 4, 3}));
+    enn_array ya = {.dtype = ENN_DTYPE_U32, .rank = 1, .shape = {16}, .data = labels};
+    ENN_ASSERT_OK(enn_npy_write(test_path(y, dir, "y.npy"), &ya));
+}
+
+/* The "config" metadata (the model configuration as JSON) of a checkpoint, malloc'ed. */
+static char *checkpoint_config(const char *path)
+{
+    enn_safetensors *st;
+    ENN_ASSERT_OK(enn_safetensors_read(path, &st));
+    const char *config = enn_safetensors_meta(st, "config");
+    cr_assert_not_null(config, "%s has no config", path);
+    char *copy = strdup(config);
+    enn_safetensors_free(st);
+    return copy;
+}
+
+/* Trains one epoch on the tiny set with `train_flags`, initialises a model of the same
+ * shape (what the data and --batch decide for enn train) with `init_flags`, and returns
+ * both checkpoints' configurations. */
+static void train_and_init(const char *train_flags, const char *init_flags, char **trained, char **initialised)
+{
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], path[TEST_PATH_MAX], args[2048], *out;
+    test_tmpdir(dir);
+    tiny_npy(dir, x, y);
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --epochs 1 --batch 8 --no-plateau --plain --no-plots --out '%s' %s",
+             x, y, dir, train_flags);
+    int rc = run_enn(args, &out);
+    cr_assert_eq(rc, 0, "enn %s exited with %d:\n%s", args, rc, out);
+    free(out);
+    *trained = checkpoint_config(test_path(path, dir, "best.safetensors"));
+    snprintf(args, sizeof args,
+             "init --head classifier --input-features 3 --max-seq-len 4 --max-batch 8 --outputs 3 %s --out '%s'",
+             init_flags, test_path(path, dir, "init.safetensors"));
+    rc = run_enn(args, &out);
+    cr_assert_eq(rc, 0, "enn %s exited with %d:\n%s", args, rc, out);
+    free(out);
+    *initialised = checkpoint_config(path);
+    test_tmpdir_remove(dir);
+}
+
+/* Every model flag, long names and on|off values for enn train, the short names, bare
+ * and --no- switches and --flag=value for enn init (before the one table, each command
+ * refused some of these). */
+Test(train_cli, init_and_train_build_the_same_model, .timeout = 300)
+{
+    char *trained, *initialised;
+    train_and_init("--hidden 8 --memory-slots 4 --hebbian-rate 0.07 --trace-scale 0.4 --temperature 1.25 "
+                   "--sparsity 0.2 --layer-norm off --noise-std 0.003 --trace-mode per-sample --trace-gradient stop "
+                   "--stateful on --recompute 2 --pooling last --dropout 0.1 --embedding-dim 16 --learning-rate 0.002 "
+                   "--beta1 0.8 --beta2 0.99 --epsilon 1e-6 --weight-decay 0.01 --clip global --clip-norm 2.5 "
+                   "--seed 12345",
+                   "--hidden=8 --slots 4 --eta 0.07 --alpha 0.4 --tau 1.25 --lambda 0.2 --no-layer-norm "
+                   "--noise-std 0.003 --trace per_sample --trace-gradient stop --stateful --recompute 2 --pooling last "
+                   "--dropout 0.1 --embedding-dim 16 --lr 0.002 --beta1 0.8 --beta2 0.99 --epsilon 1e-6 "
+                   "--weight-decay 0.01 --clip global --clip-norm 2.5 --seed 12345",
+                   &trained, &initialised);
+    cr_expect_str_eq(trained, initialised, "enn train and enn init built different models");
+    /* And the flags did something: every field they name differs from the default (a
+     * flag both commands ignored would leave its default in both). */
+    enn_model_config c, d;
+    ENN_ASSERT_OK(enn_model_config_from_json(initialised, "enn init", &c));
+    enn_model_config_init(&d, ENN_HEAD_CLASSIFIER);
+    const enn_cell_config *a = &c.cell, *b = &d.cell;
+    cr_expect(a->hidden != b->hidden && a->memory_slots != b->memory_slots && a->hebbian_rate != b->hebbian_rate &&
+                  a->trace_scale != b->trace_scale && a->temperature != b->temperature && a->sparsity != b->sparsity &&
+                  a->layer_norm != b->layer_norm && a->noise_std != b->noise_std && a->trace_mode != b->trace_mode &&
+                  a->trace_gradient != b->trace_gradient && a->stateful != b->stateful &&
+                  a->recompute_interval != b->recompute_interval,
+              "a cell flag was ignored:\n%s", initialised);
+    const enn_optimizer_config *p = &c.optimizer, *q = &d.optimizer;
+    cr_expect(p->learning_rate != q->learning_rate && p->beta1 != q->beta1 && p->beta2 != q->beta2 &&
+                  p->epsilon != q->epsilon && p->weight_decay != q->weight_decay && p->clip != q->clip &&
+                  p->clip_norm != q->clip_norm,
+              "an optimizer flag was ignored:\n%s", initialised);
+    cr_expect(c.pooling != d.pooling && c.dropout != d.dropout && c.embedding_dim != d.embedding_dim &&
+                  c.seed != d.seed,
+              "a head flag or the seed was ignored:\n%s", initialised);
+    free(trained);
+    free(initialised);
+
+    /* A baseline: enn train's default layers (128, 64) cut to one by --layers, which it
+     * did not take before, are enn init's default single layer. */
+    train_and_init("--model lstm --layers 1 --noise off", "--model lstm --no-noise", &trained, &initialised);
+    cr_expect_str_eq(trained, initialised, "enn train and enn init built different baselines");
+    free(trained);
+    free(initialised);
+}
+
+/* A bad model-flag value: exit 2 and the same message from both commands, naming the
+ * flag and the value; the flags the data decide are refused by enn train by name. */
+Test(train_cli, model_flag_errors_match)
+{
+    const char *bad[] = {"--hidden 0", "--slots -3", "--eta 2", "--trace sometimes", "--stateful=maybe",
+                         "--units 8,0", "--dropout=0.5x", "--seed"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char args[256], *from_train, *from_init;
+        snprintf(args, sizeof args, "train --data fashion-mnist %s", bad[i]);
+        cr_expect_eq(run_enn(args, &from_train), 2, "enn %s:\n%s", args, from_train);
+        snprintf(args, sizeof args, "init %s", bad[i]);
+        cr_expect_eq(run_enn(args, &from_init), 2, "enn %s:\n%s", args, from_init);
+        cr_expect_str_eq(from_train, from_init, "%s: enn train and enn init word the error differently", bad[i]);
+        char flag[32], *value;
+        snprintf(flag, sizeof flag, "%s", bad[i]);
+        flag[strcspn(flag, " =")] = 0;
+        value = (char *)bad[i] + strlen(flag) + (bad[i][strlen(flag)] ? 1 : 0);
+        cr_expect(strstr(from_init, flag) && strstr(from_init, value), "%s: %s", bad[i], from_init);
+        free(from_train);
+        free(from_init);
+    }
+    char *out;
+    cr_expect_eq(run_enn("train --data fashion-mnist --outputs 4", &out), 2, "%s", out);
+    cr_expect(strstr(out, "--outputs") && strstr(out, "from the data"), "%s", out);
+    free(out);
 }

@@ -12,7 +12,7 @@
 #include "enn.h"
 #include "enn_data.h"
 #include "io/safetensors.h"
-#include "model_options.h"
+#include "cli_values.h"
 
 static void usage(FILE *f)
 {

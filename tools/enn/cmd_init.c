@@ -11,40 +11,56 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: enn init [model options] [--device NAME] --out model.safetensors\n\n"
                "Writes a model initialised from --seed (He normal, Glorot uniform, zeros, as\n"
-               "the spec says) with zero Adam moments to a safetensors checkpoint.\n\n");
-    enn_cli_model_help(f);
+               "the spec says) with zero Adam moments to a safetensors checkpoint. Flags take\n"
+               "`--flag value` or `--flag=value`.\n\n"
+               "model options (defaults: the classifier's):\n");
+    enn_model_config defaults;
+    enn_model_config_init(&defaults, ENN_HEAD_CLASSIFIER);
+    enn_cli_model_help(f, 0, &defaults);
 }
 
 int cmd_init(int argc, char **argv)
 {
-    enn_model_config config;
-    enn_cli_model_defaults(argc, argv, &config);
+    enn_cli_model_flags flags;
+    enn_cli_model_flags_init(&flags, 0);
     const char *out = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         }
+        if (strncmp(argv[i], "--", 2)) {
+            fprintf(stderr, "enn init: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+        /* "--flag value" or "--flag=value". */
         char flag[64];
-        const char *value;
-        if (strncmp(argv[i], "--", 2) || !enn_cli_flag_value(argc, argv, &i, flag, sizeof flag, &value)) {
-            if (strncmp(argv[i], "--", 2)) fprintf(stderr, "enn init: unexpected argument '%s'\n", argv[i]);
-            return 2;
+        const char *eq = strchr(argv[i], '='), *value = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
+        snprintf(flag, sizeof flag, "%.*s", eq ? (int)(eq - argv[i]) : (int)strlen(argv[i]), argv[i]);
+        int used = enn_cli_model_option(&flags, flag, value, eq != NULL);
+        if (used == ENN_CLI_ERROR) return 2;
+        if (used == ENN_CLI_UNKNOWN) {
+            const char **own = !strcmp(flag, "--out") ? &out : !strcmp(flag, "--device") ? &device : NULL;
+            if (!own) {
+                fprintf(stderr, "enn init: unknown option '%s' (see enn init --help)\n", flag);
+                return 2;
+            }
+            if (!value) {
+                fprintf(stderr, "enn: %s needs a value\n", flag);
+                return 2;
+            }
+            *own = value;
+            used = 2;
         }
-        int r = enn_cli_model_option(&config, flag, value);
-        if (r == ENN_CLI_ERROR) return 2;
-        if (r == ENN_CLI_HANDLED) continue;
-        if (!strcmp(flag, "--out")) out = value;
-        else if (!strcmp(flag, "--device")) device = value;
-        else {
-            fprintf(stderr, "enn init: unknown option '%s' (see enn init --help)\n", flag);
-            return 2;
-        }
+        if (!eq) i += used - 1;
     }
     if (!out) {
         fprintf(stderr, "enn init: --out is required\n");
         return 2;
     }
+    enn_model_config config;
+    enn_model_config_init(&config, flags.values.head);
+    enn_cli_model_apply(&flags, &config);
     if (enn_cli_model_finish(&config)) return 2;
     enn_context_options options = {.device = device};
     enn_context *ctx = NULL;

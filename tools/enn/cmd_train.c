@@ -180,7 +180,7 @@ int cmd_train(int argc, char **argv)
     double t_start = now_seconds();
 
     if (train_data_load(&o, 1, &data)) return 1;
-    if (o.shuffle_split && enn_dataset_shuffle(&data.train, o.seed)) goto fail;
+    if (o.shuffle_split && enn_dataset_shuffle(&data.train, o.model.values.seed)) goto fail;
     if (enn_dataset_split(&data.train, o.validation_split, &val)) goto fail;
     printf("data: %s, %zu training, %zu validation, %zu test samples of [T=%u, d=%u]%s\n",
            data_kind_name(o.data.kind), data.train.n, val.n, data.test.n, data.train.T,
@@ -193,14 +193,16 @@ int cmd_train(int argc, char **argv)
     printf("device: %s\n", caps.device_name);
 
     enn_model_config config;
-    train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
-                               &config);
+    if (train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
+                                   &config))
+        goto done;
     if (enn_model_create(ctx, &config, &model)) goto fail;
     print_model(&config, &data);
+    const enn_optimizer_config *adam = &config.optimizer;
     printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s\n",
-           o.epochs, o.batch, o.learning_rate,
-           o.clip == ENN_CLIP_NONE ? "none" : o.clip == ENN_CLIP_GLOBAL ? "global" : "per-tensor", o.clip_norm,
-           o.early_stopping ? "on" : "off", o.plateau ? "on" : "off");
+           o.epochs, o.batch, adam->learning_rate,
+           adam->clip == ENN_CLIP_NONE ? "none" : adam->clip == ENN_CLIP_GLOBAL ? "global" : "per-tensor",
+           adam->clip_norm, o.early_stopping ? "on" : "off", o.plateau ? "on" : "off");
     fflush(stdout);
 
     if (batch_buffers_init(&train_buf, &data.train, &config, o.batch) ||
@@ -248,7 +250,7 @@ int cmd_train(int argc, char **argv)
     size_t batches = enn_batch_count(data.train.n, o.batch, 0);
     for (epoch = 1; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
         double t0 = now_seconds();
-        enn_permutation(order, data.train.n, o.seed * 0x9E3779B97F4A7C15ull + epoch);
+        enn_permutation(order, data.train.n, o.model.values.seed * 0x9E3779B97F4A7C15ull + epoch);
         char label[32];
         snprintf(label, sizeof label, "epoch %u/%u", epoch, o.epochs);
         progress bar;

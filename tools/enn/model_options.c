@@ -1,167 +1,197 @@
-/* Model flags of the `enn` commands: one table row per field of enn_model_config. The
- * words of enumerations are those of the checkpoint's config JSON (models/config_json.h),
- * with '-' for '_' accepted. */
+/* Model flags of the `enn` commands (see model_options.h): one table row per field of
+ * enn_model_config, with its long name, the short one `enn train` has always taken, the
+ * limits of its value and its --help line. The words of enumerations are those of the
+ * checkpoint's config JSON (models/config_json.h). */
 #include "model_options.h"
 
-#include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "cli_values.h"
 #include "models/config_json.h"
 
-typedef enum opt_type { O_U32, O_F32, O_SWITCH, O_ENUM, O_U64, O_UNITS } opt_type;
+typedef enum opt_type { O_U32, O_U64, O_F32, O_SWITCH, O_WORD, O_UNITS } opt_type;
 
 typedef struct model_option {
-    const char *flag;
+    const char *name;
+    const char *arg;           /* the value in --help (words and switches show theirs) */
     opt_type type;
-    size_t offset;
-    const char *const *names; /* O_ENUM */
+    size_t offset;             /* into enn_model_config */
+    double min, max;           /* O_U32, O_F32, --units' sizes (O_U64: any) */
+    const char *const *words;  /* O_WORD */
+    const char *alias;         /* a short name for the same flag, or NULL */
+    const char *from_data;     /* where a command with ENN_CLI_FROM_DATA takes this from */
+    int no_default;            /* --help shows no default: the command must be told */
     const char *help;
 } model_option;
 
 #define AT(member) offsetof(enn_model_config, member)
+#define U32(member, lo, hi) .type = O_U32, .offset = AT(member), .min = lo, .max = hi
+#define F32(member, lo, hi) .type = O_F32, .offset = AT(member), .min = lo, .max = hi
+#define SWITCH(member) .type = O_SWITCH, .offset = AT(member)
+#define WORD(member, list) .type = O_WORD, .offset = AT(member), .words = list
 
-static const char *const head_words[] = {"classifier", "regressor", "language_model", NULL};
-
+/* The limits refuse what could only be a typo, before a device or data set is touched;
+ * enn_model_config_check then refuses what no model can be (e.g. --recompute 1). */
 static const model_option options[] = {
-    {"--model", O_ENUM, AT(kind), enn_model_kind_names, "enn | rnn | gru | lstm"},
-    {"--head", O_ENUM, AT(head), head_words, "classifier | regressor | language-model (sets the head's defaults)"},
-    {"--layers", O_U32, AT(layers), NULL, "baselines: stacked recurrent layers"},
-    {"--units", O_UNITS, AT(layer_units), NULL, "baselines: units per layer, comma-separated (128,64)"},
-    {"--input-features", O_U32, AT(input_features), NULL, "d: features per step (not for an embedding LM)"},
-    {"--max-seq-len", O_U32, AT(max_seq_len), NULL, "T: longest sequence"},
-    {"--max-batch", O_U32, AT(max_batch), NULL, "B: largest batch (128)"},
-    {"--hidden", O_U32, AT(cell.hidden), NULL, "h: hidden size (128)"},
-    {"--memory-slots", O_U32, AT(cell.memory_slots), NULL, "N: memory slots (64)"},
-    {"--hebbian-rate", O_F32, AT(cell.hebbian_rate), NULL, "eta (0.05)"},
-    {"--trace-scale", O_F32, AT(cell.trace_scale), NULL, "alpha (0.5)"},
-    {"--temperature", O_F32, AT(cell.temperature), NULL, "tau (1.5)"},
-    {"--sparsity", O_F32, AT(cell.sparsity), NULL, "lambda (0.1)"},
-    {"--layer-norm", O_SWITCH, AT(cell.layer_norm), NULL, "on | off (on)"},
-    {"--noise", O_SWITCH, AT(cell.noise), NULL, "trace noise: on | off (on)"},
-    {"--noise-std", O_F32, AT(cell.noise_std), NULL, "sigma (0.001)"},
-    {"--trace-mode", O_ENUM, AT(cell.trace_mode), enn_trace_mode_names, "shared | per-sample (shared)"},
-    {"--trace-gradient", O_ENUM, AT(cell.trace_gradient), enn_trace_gradient_names, "exact | stop (exact)"},
-    {"--stateful", O_SWITCH, AT(cell.stateful), NULL, "carry h and H across batches: on | off (off)"},
-    {"--recompute", O_U32, AT(cell.recompute_interval), NULL,
-     "store the trace every K steps, recompute the rest in the backward pass (0: store all)"},
-    {"--outputs", O_U32, AT(outputs), NULL, "classes, regression outputs or vocabulary size"},
-    {"--pooling", O_ENUM, AT(pooling), enn_pooling_names, "classifier: attention | last (attention)"},
-    {"--dropout", O_F32, AT(dropout), NULL, "classifier: rate before the dense layer (0.3)"},
-    {"--return-sequences", O_SWITCH, AT(return_sequences), NULL, "regressor: predict at every step: on | off"},
-    {"--lm-input", O_ENUM, AT(lm_input), enn_lm_input_names, "language model: embedding | float (embedding)"},
-    {"--embedding-dim", O_U32, AT(embedding_dim), NULL, "language model: embedding size (128)"},
-    {"--learning-rate", O_F32, AT(optimizer.learning_rate), NULL, "Adam step size (0.001)"},
-    /* The short names `enn train` also takes, so that one set of flags works for both. */
-    {"--slots", O_U32, AT(cell.memory_slots), NULL, "same as --memory-slots"},
-    {"--eta", O_F32, AT(cell.hebbian_rate), NULL, "same as --hebbian-rate"},
-    {"--alpha", O_F32, AT(cell.trace_scale), NULL, "same as --trace-scale"},
-    {"--tau", O_F32, AT(cell.temperature), NULL, "same as --temperature"},
-    {"--lambda", O_F32, AT(cell.sparsity), NULL, "same as --sparsity"},
-    {"--trace", O_ENUM, AT(cell.trace_mode), enn_trace_mode_names, "same as --trace-mode"},
-    {"--lr", O_F32, AT(optimizer.learning_rate), NULL, "same as --learning-rate"},
-    {"--beta1", O_F32, AT(optimizer.beta1), NULL, "Adam beta1 (0.9)"},
-    {"--beta2", O_F32, AT(optimizer.beta2), NULL, "Adam beta2 (0.999)"},
-    {"--epsilon", O_F32, AT(optimizer.epsilon), NULL, "Adam epsilon (1e-7)"},
-    {"--weight-decay", O_F32, AT(optimizer.weight_decay), NULL, "> 0: AdamW (0)"},
-    {"--clip", O_ENUM, AT(optimizer.clip), enn_clip_names, "none | per-tensor | global (per-tensor)"},
-    {"--clip-norm", O_F32, AT(optimizer.clip_norm), NULL, "clipping norm (1.0)"},
-    {"--seed", O_U64, AT(seed), NULL, "initialisation, noise and dropout (1)"},
+    {"--model", NULL, WORD(kind, enn_model_kind_names), .help = "the recurrent part; baselines: --units"},
+    {"--head", NULL, WORD(head, enn_head_names), .from_data = "the data (labels, targets or tokens)",
+     .help = "the task and its defaults; lm: language-model"},
+    {"--layers", "L", U32(layers, 1, ENN_MAX_LAYERS), .help = "baselines: stacked recurrent layers"},
+    {"--units", "A,B", .type = O_UNITS, .offset = AT(layer_units), .min = 1, .max = 1 << 16,
+     .help = "baselines: units per layer, which also sets --layers"},
+    {"--input-features", "D", U32(input_features, 0, UINT32_MAX), .from_data = "the data's features per step",
+     .no_default = 1, .help = "d: features per step, not for an embedding language model"},
+    {"--max-seq-len", "T", U32(max_seq_len, 1, 1 << 20), .from_data = "the data (and --seq-len)", .no_default = 1,
+     .help = "T: the longest sequence"},
+    {"--max-batch", "B", U32(max_batch, 1, 1 << 16), .from_data = "--batch", .help = "B: the largest batch"},
+    {"--hidden", "H", U32(cell.hidden, 1, 1 << 16), .help = "h: hidden size"},
+    {"--memory-slots", "N", U32(cell.memory_slots, 1, 1 << 16), .alias = "--slots", .help = "N: memory slots"},
+    {"--hebbian-rate", "E", F32(cell.hebbian_rate, 0.0, 1.0), .alias = "--eta", .help = "eta"},
+    {"--trace-scale", "A", F32(cell.trace_scale, 0.0, 1e6), .alias = "--alpha", .help = "alpha"},
+    {"--temperature", "T", F32(cell.temperature, 1e-6, 1e6), .alias = "--tau", .help = "tau"},
+    {"--sparsity", "L", F32(cell.sparsity, 0.0, 1e6), .alias = "--lambda", .help = "lambda"},
+    {"--layer-norm", NULL, SWITCH(cell.layer_norm), .help = "the cell's layer norms"},
+    {"--noise", NULL, SWITCH(cell.noise), .help = "trace noise in training"},
+    {"--noise-std", "S", F32(cell.noise_std, 0.0, 1e3), .help = "sigma"},
+    {"--trace-mode", NULL, WORD(cell.trace_mode, enn_trace_mode_names), .alias = "--trace",
+     .help = "a trace for the batch or per sample"},
+    {"--trace-gradient", NULL, WORD(cell.trace_gradient, enn_trace_gradient_names),
+     .help = "stop: no gradient through the trace"},
+    {"--stateful", NULL, SWITCH(cell.stateful), .help = "carry h and H across batches"},
+    {"--recompute", "K", U32(cell.recompute_interval, 0, 1 << 20),
+     .help = "store the trace every K steps and recompute the rest in the backward pass, for less memory at "
+             "long T; 0 stores all"},
+    {"--outputs", "K", U32(outputs, 1, UINT32_MAX), .from_data = "the data (classes, targets or --vocab-size)",
+     .no_default = 1, .help = "classes, regression outputs or vocabulary size"},
+    {"--pooling", NULL, WORD(pooling, enn_pooling_names), .help = "classifier: over the steps"},
+    {"--dropout", "P", F32(dropout, 0.0, 0.99), .help = "classifier: rate before the dense layer"},
+    {"--return-sequences", NULL, SWITCH(return_sequences), .from_data = "the data (one target per sample)",
+     .help = "regressor: a prediction per step"},
+    {"--lm-input", NULL, WORD(lm_input, enn_lm_input_names), .help = "language model: token ids embedded or as a float"},
+    {"--embedding-dim", "D", U32(embedding_dim, 1, 1 << 16), .help = "language model: embedding size"},
+    {"--learning-rate", "R", F32(optimizer.learning_rate, 1e-12, 1e3), .alias = "--lr", .help = "Adam step size"},
+    {"--beta1", "B", F32(optimizer.beta1, 0.0, 1.0), .help = "Adam beta1, below 1"},
+    {"--beta2", "B", F32(optimizer.beta2, 0.0, 1.0), .help = "Adam beta2, below 1"},
+    {"--epsilon", "E", F32(optimizer.epsilon, 1e-30, 1.0), .help = "Adam epsilon"},
+    {"--weight-decay", "W", F32(optimizer.weight_decay, 0.0, 10.0), .help = "> 0: AdamW"},
+    {"--clip", NULL, WORD(optimizer.clip, enn_clip_names), .help = "gradient clipping"},
+    {"--clip-norm", "C", F32(optimizer.clip_norm, 1e-12, 1e12), .help = "the clipping norm"},
+    {"--seed", "S", .type = O_U64, .offset = AT(seed),
+     .help = "initialisation, noise, dropout and the training data's order"},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
+_Static_assert(OPTION_COUNT <= 64, "enn_cli_model_flags.given has a bit per option");
+_Static_assert(sizeof(enn_trace_mode) == sizeof(int) && sizeof(enn_clip_mode) == sizeof(int),
+               "word fields are stored as int");
 
-static int fail(const char *flag, const char *value, const char *what)
+static size_t field_size(const model_option *o)
 {
-    fprintf(stderr, "enn: %s %s: %s\n", flag, value ? value : "", what);
-    return ENN_CLI_ERROR;
-}
-
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    if (!s || !(*s >= '0' && *s <= '9')) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end || v > max) return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_switch(const char *s, int *out)
-{
-    static const char *const on[] = {"on", "true", "yes", "1"}, *const off[] = {"off", "false", "no", "0"};
-    for (int i = 0; i < 4; i++) {
-        if (!strcmp(s, on[i])) { *out = 1; return 1; }
-        if (!strcmp(s, off[i])) { *out = 0; return 1; }
+    switch (o->type) {
+    case O_U32: return sizeof(uint32_t);
+    case O_U64: return sizeof(uint64_t);
+    case O_F32: return sizeof(float);
+    case O_UNITS: return sizeof(((enn_model_config *)0)->layer_units);
+    default: return sizeof(int);
     }
+}
+
+/* The row for `flag`: its name, its alias, or "--no-" and a switch's name (*off set). */
+static const model_option *find(const char *flag, int *off)
+{
+    *off = 0;
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const model_option *o = &options[i];
+        if (!strcmp(flag, o->name) || (o->alias && !strcmp(flag, o->alias))) return o;
+        if (o->type == O_SWITCH && !strncmp(flag, "--no-", 5) && !strcmp(flag + 5, o->name + 2)) {
+            *off = 1;
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static void mark_given(enn_cli_model_flags *f, size_t offset)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (options[i].offset == offset) f->given |= 1ull << i;
+}
+
+void enn_cli_model_flags_init(enn_cli_model_flags *f, unsigned refuse)
+{
+    memset(f, 0, sizeof *f);
+    enn_model_config_init(&f->values, ENN_HEAD_CLASSIFIER);
+    f->refuse = refuse;
+}
+
+/* --units 128,64: the sizes and their count. */
+static int parse_units(enn_cli_model_flags *f, const model_option *o, const char *flag, const char *value)
+{
+    uint32_t units[ENN_MAX_LAYERS] = {0}, count = 0;
+    char buf[256], want[96], *save = NULL;
+    snprintf(want, sizeof want, "1 to %d layer sizes in [%g, %g], like 128,64", ENN_MAX_LAYERS, o->min, o->max);
+    if (!value || strlen(value) >= sizeof buf) return enn_cli_bad(flag, value, want);
+    memcpy(buf, value, strlen(value) + 1);
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        uint64_t n;
+        if (count == ENN_MAX_LAYERS || !enn_cli_is_u64(t, &n) || n < o->min || n > o->max)
+            return enn_cli_bad(flag, value, want);
+        units[count++] = (uint32_t)n;
+    }
+    if (!count) return enn_cli_bad(flag, value, want);
+    memcpy(f->values.layer_units, units, sizeof units);
+    f->values.layers = count;
+    mark_given(f, AT(layers));
     return 0;
 }
 
-void enn_cli_model_defaults(int argc, char **argv, enn_model_config *c)
+int enn_cli_model_option(enn_cli_model_flags *f, const char *flag, const char *value, int attached)
 {
-    enn_head_kind head = ENN_HEAD_CLASSIFIER;
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        if (!strcmp(argv[i], "--head") && i + 1 < argc) v = argv[i + 1];
-        else if (!strncmp(argv[i], "--head=", 7)) v = argv[i] + 7;
-        int h = v ? enn_enum_parse(head_words, !strcmp(v, "lm") ? "language_model" : v) : -1;
-        if (h >= 0) head = (enn_head_kind)h;
+    int off;
+    const model_option *o = find(flag, &off);
+    if (!o) return ENN_CLI_UNKNOWN;
+    if (o->from_data && (f->refuse & ENN_CLI_FROM_DATA)) {
+        fprintf(stderr, "enn: %s is not a flag here: the model takes it from %s\n", flag, o->from_data);
+        return ENN_CLI_ERROR;
     }
-    enn_model_config_init(c, head);
+    void *p = (char *)&f->values + o->offset;
+    int used = 2, rc = 0;
+    const char *v = value;
+    if (o->words == enn_head_names && v && !strcmp(v, "lm")) v = "language_model";
+    switch (o->type) {
+    case O_U32: rc = enn_cli_u32(flag, v, (uint32_t)o->min, (uint32_t)o->max, p); break;
+    case O_U64: rc = enn_cli_u64(flag, v, 0, UINT64_MAX, p); break;
+    case O_F32: rc = enn_cli_float(flag, v, o->min, o->max, p); break;
+    case O_WORD: rc = enn_cli_word(flag, v, o->words, p); break;
+    case O_UNITS: rc = parse_units(f, o, flag, v); break;
+    case O_SWITCH:
+        /* --flag on|off, --flag=on|off, or the flag alone: on (--no-flag: off). */
+        if (off) {
+            if (attached) {
+                fprintf(stderr, "enn: %s takes no value ('%s'): --%s=off does the same\n", flag, v, o->name + 2);
+                return ENN_CLI_ERROR;
+            }
+            *(int *)p = 0;
+            used = 1;
+        } else if (!enn_cli_switch_word(v, p)) {
+            if (attached) return enn_cli_bad(flag, v, "on or off");
+            *(int *)p = 1;
+            used = 1;
+        }
+        break;
+    }
+    if (rc) return ENN_CLI_ERROR;
+    mark_given(f, o->offset);
+    return used;
 }
 
-int enn_cli_model_option(enn_model_config *c, const char *flag, const char *value)
+void enn_cli_model_apply(const enn_cli_model_flags *f, enn_model_config *c)
 {
-    const model_option *o = NULL;
-    for (size_t i = 0; i < OPTION_COUNT && !o; i++)
-        if (!strcmp(flag, options[i].flag)) o = &options[i];
-    if (!o) return ENN_CLI_UNKNOWN;
-    if (!value) return fail(flag, "", "needs a value");
-    void *p = (char *)c + o->offset;
-    uint64_t n;
-    switch (o->type) {
-    case O_U32:
-        if (!parse_u64(value, UINT32_MAX, &n)) return fail(flag, value, "expected a non-negative integer");
-        *(uint32_t *)p = (uint32_t)n;
-        break;
-    case O_U64:
-        if (!parse_u64(value, UINT64_MAX, &n)) return fail(flag, value, "expected a non-negative integer");
-        *(uint64_t *)p = n;
-        break;
-    case O_F32: {
-        char *end;
-        errno = 0;
-        float f = strtof(value, &end);
-        if (errno || end == value || *end) return fail(flag, value, "expected a number");
-        *(float *)p = f;
-        break;
-    }
-    case O_SWITCH:
-        if (!parse_switch(value, (int *)p)) return fail(flag, value, "expected on or off");
-        break;
-    case O_ENUM: {
-        int e = enn_enum_parse(o->names, o->names == head_words && !strcmp(value, "lm") ? "language_model" : value);
-        if (e < 0) return fail(flag, value, o->help);
-        *(int *)p = e;
-        break;
-    }
-    case O_UNITS: {
-        uint32_t units[ENN_MAX_LAYERS], count = 0;
-        char buf[128];
-        snprintf(buf, sizeof buf, "%s", value);
-        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (count == ENN_MAX_LAYERS || !parse_u64(tok, UINT32_MAX, &n) || !n)
-                return fail(flag, value, "expected 1 to 4 positive integers separated by commas");
-            units[count++] = (uint32_t)n;
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (f->given >> i & 1) {
+            const model_option *o = &options[i];
+            memcpy((char *)c + o->offset, (const char *)&f->values + o->offset, field_size(o));
         }
-        if (!count) return fail(flag, value, "expected at least one layer size");
-        memcpy(c->layer_units, units, count * sizeof *units);
-        c->layers = count;
-        break;
-    }
-    }
-    return ENN_CLI_HANDLED;
 }
 
 int enn_cli_model_finish(enn_model_config *c)
@@ -175,25 +205,75 @@ int enn_cli_model_finish(enn_model_config *c)
     return 0;
 }
 
-void enn_cli_model_help(FILE *f)
+/* "a|b|c" from a word list, spelt with '-'. */
+static void join_words(char *out, size_t size, const char *const *words)
 {
-    fprintf(f, "model options:\n");
-    for (size_t i = 0; i < OPTION_COUNT; i++) fprintf(f, "  %-20s %s\n", options[i].flag, options[i].help);
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; words[i] && n + 2 < size; i++) {
+        if (i) out[n++] = '|';
+        for (const char *c = words[i]; *c && n + 1 < size; c++) out[n++] = *c == '_' ? '-' : *c;
+        out[n] = 0;
+    }
 }
 
-int enn_cli_flag_value(int argc, char **argv, int *i, char *flag, size_t flag_size, const char **value)
+/* The field's value in `c` as a flag would give it. */
+static void format_value(char *out, size_t size, const model_option *o, const enn_model_config *c)
 {
-    const char *arg = argv[*i], *eq = strchr(arg, '=');
-    if (eq) {
-        snprintf(flag, flag_size, "%.*s", (int)(eq - arg), arg);
-        *value = eq + 1;
-        return 1;
+    const void *p = (const char *)c + o->offset;
+    switch (o->type) {
+    case O_U32: snprintf(out, size, "%u", *(const uint32_t *)p); break;
+    case O_U64: snprintf(out, size, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case O_F32: snprintf(out, size, "%g", *(const float *)p); break;
+    case O_SWITCH: snprintf(out, size, "%s", *(const int *)p ? "on" : "off"); break;
+    case O_WORD: {
+        const char *const one[] = {o->words[*(const int *)p], NULL};
+        join_words(out, size, one);
+        break;
     }
-    snprintf(flag, flag_size, "%s", arg);
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "enn: %s needs a value\n", arg);
-        return 0;
+    case O_UNITS: {
+        size_t n = 0;
+        out[0] = 0;
+        for (uint32_t i = 0; i < c->layers && i < ENN_MAX_LAYERS && n < size; i++)
+            n += (size_t)snprintf(out + n, size - n, "%s%u", i ? "," : "", c->layer_units[i]);
+        break;
     }
-    *value = argv[++*i];
-    return 1;
+    }
+}
+
+/* `text` from column 30, in lines of at most 100 columns. */
+static void print_wrapped(FILE *f, const char *text)
+{
+    const int column = 30, width = 100 - 30;
+    while (strlen(text) > (size_t)width) {
+        int cut = width;
+        while (cut > 0 && text[cut] != ' ') cut--;
+        if (!cut) break;
+        fprintf(f, "%.*s\n%*s", cut, text, column, "");
+        text += cut + 1;
+    }
+    fprintf(f, "%s\n", text);
+}
+
+void enn_cli_model_help(FILE *f, unsigned refuse, const enn_model_config *defaults)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const model_option *o = &options[i];
+        if (o->from_data && (refuse & ENN_CLI_FROM_DATA)) continue;
+        char arg[96], value[64], flag[160], text[512];
+        if (o->type == O_WORD) join_words(arg, sizeof arg, o->words);
+        else snprintf(arg, sizeof arg, "%s", o->type == O_SWITCH ? "[on|off]" : o->arg);
+        int width = snprintf(flag, sizeof flag, "  %s %s", o->name, arg);
+        /* A long flag and value get a line of their own. */
+        if (width > 28) fprintf(f, "%s\n%30s", flag, "");
+        else fprintf(f, "%-30s", flag);
+        size_t n = (size_t)snprintf(text, sizeof text, "%s", o->help);
+        const char *sep = " (";
+        format_value(value, sizeof value, o, defaults);
+        if (!o->no_default) n += (size_t)snprintf(text + n, sizeof text - n, "%sdefault %s", sep, value), sep = "; ";
+        if (o->alias) n += (size_t)snprintf(text + n, sizeof text - n, "%salso %s", sep, o->alias), sep = "; ";
+        if (sep[0] == ';') snprintf(text + n, sizeof text - n, ")");
+        print_wrapped(f, text);
+    }
+    fprintf(f, "  A switch alone means on; --no-<switch> means off (--no-layer-norm).\n");
 }

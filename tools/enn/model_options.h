@@ -1,39 +1,56 @@
-/* Command-line flags for every field of enn_model_config, shared by the commands that
- * build a model (enn init, enn train):
+/* The model flags of the `enn` commands (enn init, enn train, enn eval): one table in
+ * model_options.c, a row per field of enn_model_config, gives every flag its names, the
+ * limits of its value and its --help line, the same for each command:
  *
+ *     enn_cli_model_flags flags;
+ *     enn_cli_model_flags_init(&flags, 0);        // enn train: ENN_CLI_FROM_DATA
+ *     for each argument "--flag" (value: the next argument, or NULL) or "--flag=value":
+ *         used = enn_cli_model_option(&flags, flag, value, attached);
+ *         // 1 or 2 arguments used; 0: not a model flag (the command's own); -1: error printed
  *     enn_model_config c;
- *     enn_cli_model_defaults(argc, argv, &c);     // the --head's defaults first
- *     for each "--flag value" (or "--flag=value"):
- *         switch (enn_cli_model_option(&c, flag, value)) {
- *         case ENN_CLI_HANDLED: consumed both; case ENN_CLI_ERROR: message printed, exit 2;
- *         case ENN_CLI_UNKNOWN: the command's own flag (or an error) }
- *     enn_cli_model_finish(&c);                   // derived defaults, then config check
+ *     enn_model_config_init(&c, flags.values.head);
+ *     ...the command's own defaults (enn train: the data's shape, the baselines' layers)...
+ *     enn_cli_model_apply(&flags, &c);            // what the flags gave wins
+ *     enn_cli_model_finish(&c);                   // derived fields, then the config check
  *
- * Every model flag takes a value; switches take on|off (also true|false, yes|no, 1|0). */
+ * Values: integers and numbers within the limits the table states; words as in the
+ * checkpoint's config JSON ('-' for '_' accepted); switches on|off (also true|false,
+ * yes|no, 1|0), where a switch alone means on and --no-<switch> means off. A bad value is
+ * refused with the flag and the value named (cli_values.h). */
 #ifndef ENN_TOOLS_MODEL_OPTIONS_H
 #define ENN_TOOLS_MODEL_OPTIONS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "enn.h"
 
-enum { ENN_CLI_ERROR = -1, ENN_CLI_UNKNOWN = 0, ENN_CLI_HANDLED = 1 };
+enum { ENN_CLI_ERROR = -1, ENN_CLI_UNKNOWN = 0 };
 
-/* enn_model_config_init with the head named by a --head flag in argv (classifier when
- * there is none, or it is not a head: enn_cli_model_option reports that later). */
-void enn_cli_model_defaults(int argc, char **argv, enn_model_config *config);
-/* Applies one flag ("--hidden") with its value. Prints "enn: --flag: problem" to stderr
- * on ENN_CLI_ERROR. */
-int enn_cli_model_option(enn_model_config *config, const char *flag, const char *value);
+/* For a command whose data decide the model's shape (enn train, enn eval): --head,
+ * --input-features, --max-seq-len, --max-batch, --outputs and --return-sequences are
+ * refused, with what sets them instead, and left out of the help. */
+#define ENN_CLI_FROM_DATA 1u
+
+typedef struct enn_cli_model_flags {
+    enn_model_config values; /* what the flags gave; elsewhere the classifier's defaults */
+    uint64_t given;          /* a bit per table row whose field a flag set */
+    unsigned refuse;         /* ENN_CLI_FROM_DATA or 0 */
+} enn_cli_model_flags;
+
+void enn_cli_model_flags_init(enn_cli_model_flags *flags, unsigned refuse);
+/* Takes one flag: `value` is the argument after it (NULL if none), or with `attached` the
+ * text after "--flag=" (which it must then use). Returns how many arguments it used (1: a
+ * switch alone, 2: the flag and its value), ENN_CLI_UNKNOWN for a flag that is not a
+ * model flag, or ENN_CLI_ERROR after printing "enn: --flag: 'value' is not ...". */
+int enn_cli_model_option(enn_cli_model_flags *flags, const char *flag, const char *value, int attached);
+/* Copies every field a flag gave into `config`. */
+void enn_cli_model_apply(const enn_cli_model_flags *flags, enn_model_config *config);
 /* Fills what follows from other fields (a float-feature language model has 1 input
  * feature), then enn_model_config_check; prints the problem and returns non-zero if
  * the configuration is impossible. */
 int enn_cli_model_finish(enn_model_config *config);
-/* One line per flag, for --help. */
-void enn_cli_model_help(FILE *f);
-
-/* Splits argv[*i] into flag and value: "--flag=value", or "--flag" followed by argv[*i+1]
- * (then *i advances). Returns 0 and prints a message if the value is missing. */
-int enn_cli_flag_value(int argc, char **argv, int *i, char *flag, size_t flag_size, const char **value);
+/* A line per flag (those `refuse` leaves out skipped) with the default from `defaults`. */
+void enn_cli_model_help(FILE *f, unsigned refuse, const enn_model_config *defaults);
 
 #endif

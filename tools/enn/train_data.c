@@ -86,7 +86,7 @@ static int load_wikitext(const train_options *o, int need_train, train_data *d)
     if (find_file(dir, "wiki.train.tokens", train, sizeof train) ||
         find_file(dir, "wiki.test.tokens", test, sizeof test))
         return -1;
-    enn_text_options text = {.max_size = o->vocab_size, .fraction = o->text_fraction, .seed = o->seed};
+    enn_text_options text = {.max_size = o->vocab_size, .fraction = o->text_fraction, .seed = o->model.values.seed};
     enn_span_options spans = {.T = o->seq_len ? o->seq_len : 32};
     /* The vocabulary always comes from the (selected lines of the) training text, so that
      * `enn eval` gives the same ids as training did. */

@@ -2,9 +2,10 @@
 #include "train_options.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cli_values.h"
 
 void train_options_init(train_options *o)
 {
@@ -12,16 +13,9 @@ void train_options_init(train_options *o)
     o->validation_split = 0.1;
     o->seq_len = 0;
     o->text_fraction = 1.0;
-    o->model = (model_flags){
-        .kind = ENN_MODEL_ENN, .eta = NAN, .alpha = NAN, .tau = NAN, .lambda = NAN, .noise_std = NAN,
-        .dropout = NAN, .weight_decay = NAN, .layer_norm = -1, .noise = -1, .trace_mode = -1,
-        .trace_gradient = -1, .stateful = -1, .pooling = -1, .lm_input = -1,
-    };
+    enn_cli_model_flags_init(&o->model, ENN_CLI_FROM_DATA);
     o->epochs = 50;
     o->batch = 128;
-    o->learning_rate = 1e-3f;
-    o->clip = ENN_CLIP_PER_TENSOR;
-    o->clip_norm = 1.0f;
     o->early_stopping = 1;
     o->restore_best = 1;
     o->patience = 3;
@@ -29,7 +23,6 @@ void train_options_init(train_options *o)
     o->plateau_factor = 0.5f;
     o->plateau_patience = 2;
     o->min_learning_rate = 1e-5f;
-    o->seed = 1;
     o->report = 1;
     o->plots = 1;
 }
@@ -38,6 +31,16 @@ const char *data_kind_name(data_kind k)
 {
     static const char *names[] = {"none", "fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
     return k <= DATA_NPY ? names[k] : "?";
+}
+
+/* The model and optimizer flags' defaults here: the spec's, and the paper's two layers of
+ * 128 and 64 units for a baseline. */
+static void train_defaults(enn_model_config *c)
+{
+    enn_model_config_init(c, ENN_HEAD_CLASSIFIER);
+    c->layers = 2;
+    c->layer_units[0] = 128;
+    c->layer_units[1] = 64;
 }
 
 void train_options_usage(FILE *f, int for_eval)
@@ -53,7 +56,8 @@ void train_options_usage(FILE *f, int for_eval)
                    "best weights restored, reduce-on-plateau 0.5/2/1e-5, the last 10%% of the training\n"
                    "data for validation), then prints the test metrics. Ctrl-C stops after the current\n"
                    "batch and saves. Later settings win; --config FILE reads `flag value` lines\n"
-                   "(without the leading --; # starts a comment) at its place on the command line.\n\n");
+                   "(without the leading --; # starts a comment) at its place on the command line.\n"
+                   "Flags take `--flag value` or `--flag=value`.\n\n");
     fprintf(f,
             "data:\n"
             "  --data fashion-mnist        /usr/share/datasets/fashion-mnist (apt install dataset-fashion-mnist)\n"
@@ -67,27 +71,17 @@ void train_options_usage(FILE *f, int for_eval)
             "  --seq-len T                 wikitext span length (32); csv steps per row (1)\n"
             "  --vocab-size V              wikitext: most ids (default: every token)\n"
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
-            "model:\n"
-            "  --model enn|rnn|gru|lstm    enn (baselines: two layers 128, 64 as in the paper)\n"
-            "  --hidden H --slots N        ENN hidden size 128, memory slots 64\n"
-            "                              (enn init's long names work too: --memory-slots,\n"
-            "                              --hebbian-rate, --trace-scale, --temperature,\n"
-            "                              --sparsity, --trace-mode, --learning-rate)\n"
-            "  --units A,B                 baseline layer sizes\n"
-            "  --eta E --alpha A --tau T --lambda L   Hebbian rate 0.05, trace scale 0.5,\n"
-            "                              temperature 1.5, sparsity 0.1\n"
-            "  --no-layer-norm --no-noise --noise-std S --stateful\n"
-            "  --recompute K      store the trace every K steps and recompute the rest in the\n"
-            "                     backward pass (less memory at long T; 0: store all)\n"
-            "  --trace shared|per-sample   --trace-gradient exact|stop\n"
-            "  --pooling attention|last    --dropout P (0.3)\n"
-            "  --lm-input embedding|float  --embedding-dim D (128)\n"
+            "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
+            "largest batch):\n");
+    enn_model_config defaults;
+    train_defaults(&defaults);
+    enn_cli_model_help(f, ENN_CLI_FROM_DATA, &defaults);
+    fprintf(f,
             "training:\n"
-            "  --epochs E (50) --batch B (128) --lr R (1e-3) --weight-decay W (0: Adam)\n"
-            "  --clip per-tensor|global|none --clip-norm C (1.0)\n"
+            "  --epochs E (50) --batch B (128)\n"
             "  --patience P (3) --no-early-stopping --no-restore-best\n"
             "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
-            "  --seed S (1) --device NAME|INDEX --max-time SECONDS\n"
+            "  --device NAME|INDEX --max-time SECONDS\n"
             "  --out DIR                   metrics.csv, metrics.jsonl, best.safetensors, and\n"
             "                              last.safetensors when cut short (default runs/<data>)\n"
             "  --plain                     progress as plain lines even on a terminal\n"
@@ -106,77 +100,11 @@ void train_options_usage(FILE *f, int for_eval)
             QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
 }
 
-/* ------------------------------------------------------------------ value parsing */
-static int bad(const char *flag, const char *value, const char *want)
-{
-    fprintf(stderr, "enn: %s: '%s' is not %s\n", flag, value ? value : "(missing)", want);
-    return -1;
-}
-
-static int parse_u64(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!v || !*v || *v == '-') return bad(flag, v, "a non-negative integer");
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || x < min || x > max) {
-        char want[96];
-        snprintf(want, sizeof want, "an integer in [%llu, %llu]", (unsigned long long)min, (unsigned long long)max);
-        return bad(flag, v, want);
-    }
-    *out = x;
-    return 0;
-}
-
-static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
-{
-    uint64_t x;
-    if (parse_u64(flag, v, min, max, &x)) return -1;
-    *out = (uint32_t)x;
-    return 0;
-}
-
-static int parse_double(const char *flag, const char *v, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = v ? strtod(v, &end) : NAN;
-    if (!v || !*v || errno || *end || !(x >= min && x <= max)) {
-        char want[96];
-        snprintf(want, sizeof want, "a number in [%g, %g]", min, max);
-        return bad(flag, v, want);
-    }
-    *out = x;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *v, double min, double max, float *out)
-{
-    double x;
-    if (parse_double(flag, v, min, max, &x)) return -1;
-    *out = (float)x;
-    return 0;
-}
-
-static int parse_choice(const char *flag, const char *v, const char *const *names, int count, int *out)
-{
-    for (int i = 0; v && i < count; i++)
-        if (!strcmp(v, names[i])) {
-            *out = i;
-            return 0;
-        }
-    char want[160] = "one of";
-    for (int i = 0; i < count; i++) {
-        strncat(want, " ", sizeof want - strlen(want) - 1);
-        strncat(want, names[i], sizeof want - strlen(want) - 1);
-    }
-    return bad(flag, v, want);
-}
-
+/* ------------------------------------------------------------------ flags */
 static int copy_path(const char *flag, const char *v, char *dst, size_t size)
 {
-    if (!v || !*v) return bad(flag, v, "a path");
-    if (strlen(v) >= size) return bad(flag, v, "a path short enough");
+    if (!v || !*v) return enn_cli_bad(flag, v, "a path");
+    if (strlen(v) >= size) return enn_cli_bad(flag, v, "a path short enough");
     memcpy(dst, v, strlen(v) + 1);
     return 0;
 }
@@ -185,11 +113,11 @@ static int copy_path(const char *flag, const char *v, char *dst, size_t size)
  * argv entries consumed after the flag, or -1. */
 static int parse_data(const char *flag, int argc, char **argv, int i, data_spec *d)
 {
-    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
+    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy", NULL};
     static const int args[] = {0, 1, 1, 1, 1, 2};
     int k;
-    if (i >= argc) return bad(flag, NULL, "a data set");
-    if (parse_choice(flag, argv[i], names, 6, &k)) return -1;
+    if (i >= argc) return enn_cli_bad(flag, NULL, "a data set");
+    if (enn_cli_word(flag, argv[i], names, &k)) return -1;
     memset(d, 0, sizeof *d);
     d->kind = (data_kind)(k + 1);
     for (int a = 0; a < args[k]; a++) {
@@ -205,12 +133,13 @@ static int parse_data(const char *flag, int argc, char **argv, int i, data_spec 
 static int parse_config(train_options *o, const char *path, int for_eval, int depth);
 
 /* One flag at argv[i]; returns how many entries it used, 0 for an unknown flag, -1 on
- * an error, -2 for --help. */
-static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth)
+ * an error, -2 for --help. `attached`: argv[i + 1] came as --flag=value. */
+static int parse_flag(train_options *o, int argc, char **argv, int i, int for_eval, int depth, int attached)
 {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    model_flags *m = &o->model;
-    int k;
+    /* The model flags (model_options.c): 1 or 2 entries used, 0 for another flag. */
+    int used = enn_cli_model_option(&o->model, f, v, attached);
+    if (used) return used;
 #define FLAG(name) (!strcmp(f, name))
 #define VALUE(expr) return (expr) ? -1 : 2
 #define SWITCH(stmt) \
@@ -233,97 +162,38 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         return used + 1;
     }
     if (FLAG("--config")) {
-        if (!v) return bad(f, v, "a file");
+        if (!v) return enn_cli_bad(f, v, "a file");
         return parse_config(o, v, for_eval, depth + 1) ? -1 : 2;
     }
     if (FLAG("--train-samples")) {
         uint64_t n;
-        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        if (enn_cli_u64(f, v, 0, SIZE_MAX, &n)) return -1;
         o->train_samples = (size_t)n;
         return 2;
     }
     if (FLAG("--test-samples")) {
         uint64_t n;
-        if (parse_u64(f, v, 0, SIZE_MAX, &n)) return -1;
+        if (enn_cli_u64(f, v, 0, SIZE_MAX, &n)) return -1;
         o->test_samples = (size_t)n;
         return 2;
     }
-    if (FLAG("--validation-split")) VALUE(parse_double(f, v, 0.0, 0.9, &o->validation_split));
+    if (FLAG("--validation-split")) VALUE(enn_cli_double(f, v, 0.0, 0.9, &o->validation_split));
     if (FLAG("--shuffle-split")) SWITCH(o->shuffle_split = 1);
-    if (FLAG("--seq-len")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->seq_len));
-    if (FLAG("--vocab-size")) VALUE(parse_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
-    if (FLAG("--text-fraction")) VALUE(parse_double(f, v, 1e-6, 1.0, &o->text_fraction));
+    if (FLAG("--seq-len")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->seq_len));
+    if (FLAG("--vocab-size")) VALUE(enn_cli_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
+    if (FLAG("--text-fraction")) VALUE(enn_cli_double(f, v, 1e-6, 1.0, &o->text_fraction));
 
-    if (FLAG("--model")) {
-        static const char *const kinds[] = {"enn", "rnn", "gru", "lstm"};
-        if (parse_choice(f, v, kinds, 4, &k)) return -1;
-        m->kind = (enn_model_kind)k;
-        return 2;
-    }
-    if (FLAG("--hidden")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->hidden));
-    if (FLAG("--slots") || FLAG("--memory-slots")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->slots));
-    if (FLAG("--embedding-dim")) VALUE(parse_u32(f, v, 1, 1u << 16, &m->embedding_dim));
-    if (FLAG("--units")) {
-        char buf[256], *save = NULL;
-        if (!v || strlen(v) >= sizeof buf) return bad(f, v, "a list like 128,64");
-        memcpy(buf, v, strlen(v) + 1);
-        uint32_t n = 0;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (n == ENN_MAX_LAYERS) return bad(f, v, "at most 4 layer sizes");
-            if (parse_u32(f, t, 1, 1u << 16, &m->units[n++])) return -1;
-        }
-        if (!n) return bad(f, v, "a list like 128,64");
-        m->layers = n;
-        return 2;
-    }
-    if (FLAG("--eta") || FLAG("--hebbian-rate")) VALUE(parse_float(f, v, 0.0, 1.0, &m->eta));
-    if (FLAG("--alpha") || FLAG("--trace-scale")) VALUE(parse_float(f, v, 0.0, 1e6, &m->alpha));
-    if (FLAG("--tau") || FLAG("--temperature")) VALUE(parse_float(f, v, 1e-6, 1e6, &m->tau));
-    if (FLAG("--lambda") || FLAG("--sparsity")) VALUE(parse_float(f, v, 0.0, 1e6, &m->lambda));
-    if (FLAG("--noise-std")) VALUE(parse_float(f, v, 0.0, 1e3, &m->noise_std));
-    if (FLAG("--dropout")) VALUE(parse_float(f, v, 0.0, 0.99, &m->dropout));
-    if (FLAG("--weight-decay")) VALUE(parse_float(f, v, 0.0, 10.0, &m->weight_decay));
-    if (FLAG("--no-layer-norm")) SWITCH(m->layer_norm = 0);
-    if (FLAG("--no-noise")) SWITCH(m->noise = 0);
-    if (FLAG("--stateful")) SWITCH(m->stateful = 1);
-    if (FLAG("--recompute")) VALUE(parse_u32(f, v, 0, 1u << 20, &m->recompute));
-    if (FLAG("--trace") || FLAG("--trace-mode")) {
-        static const char *const names[] = {"shared", "per-sample"};
-        VALUE(parse_choice(f, v, names, 2, &m->trace_mode));
-    }
-    if (FLAG("--trace-gradient")) {
-        static const char *const names[] = {"exact", "stop"};
-        VALUE(parse_choice(f, v, names, 2, &m->trace_gradient));
-    }
-    if (FLAG("--pooling")) {
-        static const char *const names[] = {"attention", "last"};
-        VALUE(parse_choice(f, v, names, 2, &m->pooling));
-    }
-    if (FLAG("--lm-input")) {
-        static const char *const names[] = {"embedding", "float"};
-        VALUE(parse_choice(f, v, names, 2, &m->lm_input));
-    }
-
-    if (FLAG("--epochs")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->epochs));
-    if (FLAG("--batch")) VALUE(parse_u32(f, v, 1, 1u << 16, &o->batch));
-    if (FLAG("--lr") || FLAG("--learning-rate")) VALUE(parse_float(f, v, 1e-12, 1e3, &o->learning_rate));
-    if (FLAG("--clip")) {
-        static const char *const names[] = {"none", "per-tensor", "global"};
-        if (parse_choice(f, v, names, 3, &k)) return -1;
-        o->clip = (enn_clip_mode)k;
-        return 2;
-    }
-    if (FLAG("--clip-norm")) VALUE(parse_float(f, v, 1e-12, 1e12, &o->clip_norm));
-    if (FLAG("--patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->patience));
+    if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
+    if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));
+    if (FLAG("--patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->patience));
     if (FLAG("--no-early-stopping")) SWITCH(o->early_stopping = 0);
     if (FLAG("--no-restore-best")) SWITCH(o->restore_best = 0);
-    if (FLAG("--plateau-factor")) VALUE(parse_float(f, v, 1e-6, 0.999999, &o->plateau_factor));
-    if (FLAG("--plateau-patience")) VALUE(parse_u32(f, v, 1, 1u << 20, &o->plateau_patience));
-    if (FLAG("--min-lr")) VALUE(parse_float(f, v, 0.0, 1e3, &o->min_learning_rate));
+    if (FLAG("--plateau-factor")) VALUE(enn_cli_float(f, v, 1e-6, 0.999999, &o->plateau_factor));
+    if (FLAG("--plateau-patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->plateau_patience));
+    if (FLAG("--min-lr")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &o->min_learning_rate));
     if (FLAG("--no-plateau")) SWITCH(o->plateau = 0);
-    if (FLAG("--seed")) VALUE(parse_u64(f, v, 0, UINT64_MAX, &o->seed));
     if (FLAG("--device")) VALUE(copy_path(f, v, o->device, sizeof o->device));
-    if (FLAG("--max-time")) VALUE(parse_double(f, v, 0.0, 1e9, &o->max_time));
+    if (FLAG("--max-time")) VALUE(enn_cli_double(f, v, 0.0, 1e9, &o->max_time));
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--no-report")) SWITCH(o->report = 0);
@@ -351,7 +221,26 @@ static int parse_tokens(train_options *o, int argc, char **argv, int for_eval, i
             fprintf(stderr, "enn: unexpected argument '%s'\n", argv[i]);
             return -1;
         }
-        int used = parse_flag(o, argc, argv, i, for_eval, depth);
+        const char *eq = strchr(argv[i], '=');
+        int used;
+        if (eq) {
+            /* "--flag=value": the flag, the value and what follows, as if written apart. */
+            char name[128], **split = malloc((size_t)(argc - i + 1) * sizeof *split);
+            if (!split) return -1;
+            snprintf(name, sizeof name, "%.*s", (int)(eq - argv[i]), argv[i]);
+            split[0] = name;
+            split[1] = (char *)(eq + 1);
+            memcpy(split + 2, argv + i + 1, (size_t)(argc - i - 1) * sizeof *split);
+            used = parse_flag(o, argc - i + 1, split, 0, for_eval, depth, 1);
+            free(split);
+            if (used == 1) {
+                fprintf(stderr, "enn: %s takes no value\n", name);
+                return -1;
+            }
+            if (used > 1) used--;
+        } else {
+            used = parse_flag(o, argc, argv, i, for_eval, depth, 0);
+        }
         if (used == -2) return 1;
         if (used < 0) return -1;
         if (used == 0) {
@@ -418,52 +307,26 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
     return 0;
 }
 
-void train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
-                                uint32_t outputs, enn_model_config *c)
+int train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
+                               uint32_t outputs, enn_model_config *c)
 {
-    const model_flags *m = &o->model;
     enn_model_config_init(c, head);
-    c->kind = m->kind;
-    if (m->kind != ENN_MODEL_ENN) {
+    if (o->model.values.kind != ENN_MODEL_ENN) {
         /* The paper's baselines: two stacked layers of 128 and 64 units. */
         c->layers = 2;
         c->layer_units[0] = 128;
         c->layer_units[1] = 64;
     }
-    if (m->layers) {
-        c->layers = m->layers;
-        memcpy(c->layer_units, m->units, sizeof c->layer_units);
-    }
-    c->input_features = features;
-    c->max_seq_len = seq_len;
-    c->max_batch = o->batch;
-    c->outputs = outputs;
-    if (m->hidden) c->cell.hidden = m->hidden;
-    if (m->slots) c->cell.memory_slots = m->slots;
-    if (!isnan(m->eta)) c->cell.hebbian_rate = m->eta;
-    if (!isnan(m->alpha)) c->cell.trace_scale = m->alpha;
-    if (!isnan(m->tau)) c->cell.temperature = m->tau;
-    if (!isnan(m->lambda)) c->cell.sparsity = m->lambda;
-    if (!isnan(m->noise_std)) c->cell.noise_std = m->noise_std;
-    if (m->layer_norm >= 0) c->cell.layer_norm = m->layer_norm;
-    if (m->noise >= 0) c->cell.noise = m->noise;
-    if (m->trace_mode >= 0) c->cell.trace_mode = (enn_trace_mode)m->trace_mode;
-    if (m->trace_gradient >= 0) c->cell.trace_gradient = (enn_trace_gradient)m->trace_gradient;
-    if (m->stateful >= 0) c->cell.stateful = m->stateful;
-    c->cell.recompute_interval = m->recompute;
     if (o->paper) {
         /* The reference package: last-state pooling, the token id as a float feature. */
         c->pooling = ENN_POOL_LAST;
         c->lm_input = ENN_LM_FLOAT_FEATURE;
     }
-    if (m->pooling >= 0) c->pooling = (enn_pooling)m->pooling;
-    if (m->lm_input >= 0) c->lm_input = (enn_lm_input)m->lm_input;
-    if (head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_FLOAT_FEATURE) c->input_features = 1;
-    if (m->embedding_dim) c->embedding_dim = m->embedding_dim;
-    if (!isnan(m->dropout)) c->dropout = m->dropout;
-    c->optimizer.learning_rate = o->learning_rate;
-    c->optimizer.clip = o->clip;
-    c->optimizer.clip_norm = o->clip_norm;
-    if (!isnan(m->weight_decay)) c->optimizer.weight_decay = m->weight_decay;
-    c->seed = o->seed;
+    c->input_features = features;
+    c->max_seq_len = seq_len;
+    c->max_batch = o->batch;
+    c->outputs = outputs;
+    /* The flags win over the presets, wherever they stand on the command line. */
+    enn_cli_model_apply(&o->model, c);
+    return enn_cli_model_finish(c);
 }

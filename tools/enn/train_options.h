@@ -1,10 +1,10 @@
 /* Options of `enn train` and `enn eval`: the data set, the model, and the training
  * protocol, from flags and from an optional config file (one `flag value` a line).
  *
- * The model flags share their names with `enn init` (tools/enn/model_options.c): each
- * command takes both the short names (--slots, --eta, --alpha, --tau, --lambda, --trace,
- * --lr) and the long ones (--memory-slots, --hebbian-rate, --trace-scale, --temperature,
- * --sparsity, --trace-mode, --learning-rate). The two parsers are still separate files. */
+ * The model flags (and the optimizer's and the seed) are `enn init`'s, from the one table
+ * in model_options.c: the same names, short and long, limits and help; only those the
+ * data decide (--head, --input-features, --max-seq-len, --max-batch, --outputs,
+ * --return-sequences) are refused here. */
 #ifndef ENN_TOOLS_TRAIN_OPTIONS_H
 #define ENN_TOOLS_TRAIN_OPTIONS_H
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "enn.h"
+#include "model_options.h"
 
 typedef enum data_kind {
     DATA_NONE = 0,
@@ -29,17 +30,6 @@ typedef struct data_spec {
     char path[2][1024];
 } data_spec;
 
-/* Model settings given on the command line; unset ones keep the spec's defaults
- * (floats NAN, ints -1, counts 0). */
-typedef struct model_flags {
-    enn_model_kind kind;
-    uint32_t hidden, slots, embedding_dim;
-    uint32_t layers, units[ENN_MAX_LAYERS];
-    float eta, alpha, tau, lambda, noise_std, dropout, weight_decay;
-    int layer_norm, noise, trace_mode, trace_gradient, stateful, pooling, lm_input;
-    uint32_t recompute;  /* trace recompute interval (0: store every step) */
-} model_flags;
-
 typedef struct train_options {
     data_spec data, test_data;      /* test_data: csv/npy only (the others have a test file) */
     size_t train_samples;           /* 0: all; else the first N of the training file */
@@ -50,17 +40,16 @@ typedef struct train_options {
     uint32_t vocab_size;            /* wikitext: most ids (0: every token) */
     double text_fraction;           /* wikitext: fraction of training lines (paper: 0.25) */
 
-    model_flags model;
+    /* The model flags given; model.values also holds the learning rate, clipping and seed
+     * (the spec's defaults unless given). */
+    enn_cli_model_flags model;
 
     uint32_t epochs, batch;
-    float learning_rate, clip_norm;
-    enn_clip_mode clip;
     int early_stopping, restore_best;
     uint32_t patience;
     int plateau;
     float plateau_factor, min_learning_rate;
     uint32_t plateau_patience;
-    uint64_t seed;
     char device[256];               /* "" : ENN_DEVICE, else the best device */
     char out_dir[1024];
     char checkpoint[1024];          /* enn eval: the checkpoint to load */
@@ -81,8 +70,9 @@ void train_options_usage(FILE *f, int for_eval);
 const char *data_kind_name(data_kind k);
 
 /* The model configuration for the data: head, input features, sequence length and
- * outputs come from the data set; the rest from the flags (and --paper). */
-void train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
+ * outputs come from the data set, the batch from --batch; the rest from the flags (and
+ * --paper). Returns non-zero after printing why the configuration is impossible. */
+int train_options_model_config(const train_options *o, enn_head_kind head, uint32_t features, uint32_t seq_len,
                                 uint32_t outputs, enn_model_config *config);
 
 /* The quick main job (`--quick`): the first 20,000 training images (18,000 to train on,
