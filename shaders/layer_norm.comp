@@ -13,7 +13,14 @@
 //                               invocations per column split the rows (GPUs: the ENN
 //                               sums T * B rows), their sums added in a fixed order
 //
+//   _rows variants (CPU devices) of the forward and backward_input: one invocation per
+//                               row, no shared memory and no barriers (lavapipe runs a
+//                               workgroup's tree reductions as loops over its lanes,
+//                               which cost more than the row itself at h = 128)
+//
+//! variant layer_norm_rows -DROWS=1
 //! variant layer_norm_backward_input -DBACKWARD_INPUT=1
+//! variant layer_norm_backward_input_rows -DBACKWARD_INPUT=1 -DROWS=1
 //! variant layer_norm_backward_params -DBACKWARD_PARAMS=1
 layout(local_size_x_id = 0) in;
 
@@ -26,8 +33,23 @@ layout(push_constant) uniform Push {
 
 const uint WG = gl_WorkGroupSize.x;
 
-#ifndef BACKWARD_PARAMS
+#if !defined(BACKWARD_PARAMS) && !defined(ROWS)
 #include "reduce.glsl"
+#endif
+
+#ifdef ROWS
+// The row's sum, from this invocation alone.
+#define ROW_SUM(v) (v)
+#define FIRST_ROW (gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * WG)
+#define ROW_STEP (gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG)
+#define LANE 0u
+#define LANES 1u
+#else
+#define ROW_SUM(v) workgroup_sum(v)
+#define FIRST_ROW gl_WorkGroupID.x
+#define ROW_STEP gl_NumWorkGroups.x
+#define LANE gl_LocalInvocationID.x
+#define LANES WG
 #endif
 
 #if !defined(BACKWARD_INPUT) && !defined(BACKWARD_PARAMS)
@@ -40,20 +62,20 @@ layout(std430, set = 0, binding = 5) writeonly buffer Rstd { float rstd_out[]; }
 
 void main()
 {
-    uint t = gl_LocalInvocationID.x, C = pc.cols;
+    uint t = LANE, C = pc.cols;
     float inv_c = 1.0 / float(C);
-    for (uint r = gl_WorkGroupID.x; r < pc.rows; r += gl_NumWorkGroups.x) {
+    for (uint r = FIRST_ROW; r < pc.rows; r += ROW_STEP) {
         uint o = r * C;
         float s = 0.0;
-        for (uint c = t; c < C; c += WG) s += x[o + c];
-        float mean = workgroup_sum(s) * inv_c;
+        for (uint c = t; c < C; c += LANES) s += x[o + c];
+        float mean = ROW_SUM(s) * inv_c;
         float v = 0.0;
-        for (uint c = t; c < C; c += WG) {
+        for (uint c = t; c < C; c += LANES) {
             float d = x[o + c] - mean;
             v += d * d;
         }
-        float rstd = inversesqrt(workgroup_sum(v) * inv_c + pc.eps);
-        for (uint c = t; c < C; c += WG) y[o + c] = (x[o + c] - mean) * rstd * gain[c] + bias[c];
+        float rstd = inversesqrt(ROW_SUM(v) * inv_c + pc.eps);
+        for (uint c = t; c < C; c += LANES) y[o + c] = (x[o + c] - mean) * rstd * gain[c] + bias[c];
         if (t == 0u) {
             mean_out[r] = mean;
             rstd_out[r] = rstd;
@@ -72,20 +94,20 @@ layout(std430, set = 0, binding = 5) buffer DX { float dx[]; };
 
 void main()
 {
-    uint t = gl_LocalInvocationID.x, C = pc.cols;
+    uint t = LANE, C = pc.cols;
     float inv_c = 1.0 / float(C);
-    for (uint r = gl_WorkGroupID.x; r < pc.rows; r += gl_NumWorkGroups.x) {
+    for (uint r = FIRST_ROW; r < pc.rows; r += ROW_STEP) {
         uint o = r * C;
         float mean = mean_in[r], rstd = rstd_in[r];
         float s1 = 0.0, s2 = 0.0;
-        for (uint c = t; c < C; c += WG) {
+        for (uint c = t; c < C; c += LANES) {
             float dyg = dy[o + c] * gain[c];
             s1 += dyg;
             s2 += dyg * (x[o + c] - mean) * rstd;
         }
-        float c1 = workgroup_sum(s1) * inv_c;
-        float c2 = workgroup_sum(s2) * inv_c;
-        for (uint c = t; c < C; c += WG) {
+        float c1 = ROW_SUM(s1) * inv_c;
+        float c2 = ROW_SUM(s2) * inv_c;
+        for (uint c = t; c < C; c += LANES) {
             float xhat = (x[o + c] - mean) * rstd;
             float v = rstd * (dy[o + c] * gain[c] - c1 - xhat * c2);
             dx[o + c] = pc.beta_dx != 0.0 ? v + pc.beta_dx * dx[o + c] : v;

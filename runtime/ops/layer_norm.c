@@ -2,12 +2,36 @@
 #include "ops/layer_norm.h"
 #include "ops/launch.h"
 
+#include <stdio.h>
+
 #define LAYER_NORM_LOCAL 64
 
 typedef struct layer_norm_push {
     uint32_t rows, cols;
     float eps, beta_dx, beta_params;
 } layer_norm_push;
+
+/* The forward or backward_input kernel for this device and its grid: on CPU devices the
+ * _rows variant (one row per invocation, ROW_LOCAL per workgroup), elsewhere one
+ * workgroup of LAYER_NORM_LOCAL per row. */
+#define ROW_LOCAL 8
+static enn_status row_kernel(enn_recorder *rec, const char *shader, uint32_t rows, const enn_pipeline **p,
+                             uint32_t *gx, uint32_t *gy)
+{
+    enn_context *ctx = enn_recorder_context(rec);
+    if (ctx->caps.device_type == ENN_DEVICE_CPU) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_rows", shader);
+        uint32_t local = enn_ops_local_size(ctx, ROW_LOCAL, 0);
+        ENN_TRY(enn_ops_pipeline_local(ctx, name, 6, sizeof(layer_norm_push), local, 0, p));
+        return enn_ops_grid_groups(ctx, ((uint64_t)rows + local - 1) / local, shader, gx, gy);
+    }
+    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
+    ENN_TRY(enn_ops_pipeline(rec, shader, 6, sizeof(layer_norm_push), spec, 1, p));
+    *gx = enn_ops_row_groups(rec, rows);
+    *gy = 1;
+    return ENN_OK;
+}
 
 static enn_status check_shape(const char *op, uint32_t rows, uint32_t cols)
 {
@@ -30,14 +54,14 @@ enn_status enn_layer_norm_forward(enn_recorder *rec, enn_view y, enn_view mean, 
     ENN_TRY(enn_ops_check_view(op, "x", x, bx));
     ENN_TRY(enn_ops_check_view(op, "gain", gain, bc));
     ENN_TRY(enn_ops_check_view(op, "bias", bias, bc));
-    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
     const enn_pipeline *p;
-    ENN_TRY(enn_ops_pipeline(rec, "layer_norm", 6, sizeof(layer_norm_push), spec, 1, &p));
+    uint32_t gx, gy;
+    ENN_TRY(row_kernel(rec, "layer_norm", rows, &p, &gx, &gy));
     layer_norm_push push = {rows, cols, eps, 0, 0};
     enn_binding b[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
                         enn_bind(bias, bc, ENN_ACCESS_READ), enn_bind(y, bx, ENN_ACCESS_WRITE),
                         enn_bind(mean, br, ENN_ACCESS_WRITE), enn_bind(rstd, br, ENN_ACCESS_WRITE)};
-    return enn_record_dispatch(rec, p, b, 6, &push, enn_ops_row_groups(rec, rows), 1, 1, op);
+    return enn_record_dispatch(rec, p, b, 6, &push, gx, gy, 1, op);
 }
 
 enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgain, enn_view dbias, enn_view dy,
@@ -58,15 +82,15 @@ enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgai
         ENN_TRY(enn_ops_check_view(op, "dgain", dgain, bc));
         ENN_TRY(enn_ops_check_view(op, "dbias", dbias, bc));
     }
-    const uint32_t spec[1] = {LAYER_NORM_LOCAL};
     const enn_pipeline *pi;
-    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_input", 6, sizeof(layer_norm_push), spec, 1, &pi));
+    uint32_t gx, gy;
+    ENN_TRY(row_kernel(rec, "layer_norm_backward_input", rows, &pi, &gx, &gy));
     layer_norm_push push = {rows, cols, 0, beta_dx, beta_params};
     enn_binding bi[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
                          enn_bind(dy, bx, ENN_ACCESS_READ),   enn_bind(mean, br, ENN_ACCESS_READ),
                          enn_bind(rstd, br, ENN_ACCESS_READ),
                          enn_bind(dx, bx, beta_dx != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE)};
-    ENN_TRY(enn_record_dispatch(rec, pi, bi, 6, &push, enn_ops_row_groups(rec, rows), 1, 1, "layer_norm_backward_input"));
+    ENN_TRY(enn_record_dispatch(rec, pi, bi, 6, &push, gx, gy, 1, "layer_norm_backward_input"));
     if (!params) return ENN_OK;
     return enn_layer_norm_backward_params(rec, dgain, dbias, dy, x, mean, rstd, rows, cols, beta_params);
 }
