@@ -3,9 +3,24 @@
 //   s[t,b]   = tanh(sum_k hs[t,b,k] w[k] + bias)
 //   p[t,b]   = softmax over t of s[.,b]
 //   ctx[b,k] = sum_t p[t,b] hs[t,b,k]
-// One workgroup per sample b. PASS 0 is the forward (writes s, p, ctx). PASS 1 is the
+// The base kernel (GPUs): one workgroup per sample b. PASS 0 is the forward (writes s, p, ctx). PASS 1 is the
 // backward for one sample (dhs, and this sample's partial dw[b,k], dbias[b]); PASS 2 sums
 // the partials over the batch into the parameter gradients (accumulating).
+//
+// _samples variants (CPU devices): one invocation per sample doing the whole sample, no
+// shared memory and no barriers. lavapipe runs a workgroup's tree reduction as loops over
+// its lanes with a barrier each step; for T = 28 scores of h = 128 those cost far more
+// than the dot products. The scores go straight to s and p; the backward keeps the first
+// KEEP_T dot products dctx . hs[t] in a private array and computes later ones twice (no
+// scratch buffer of T floats). Every sum runs in a fixed order and pass 2 is shared (the
+// batch sum of dw in order of b), so results stay deterministic.
+//   attention_pooling_samples4  h a multiple of 4: hs, w, dctx, dhs read as vec4 (lavapipe
+//                               loads each lane's address on its own, so a vec4 costs
+//                               about what a float does)
+//   attention_pooling_samples   any h, one float at a time
+//
+//! variant attention_pooling_samples -DSAMPLES=1
+//! variant attention_pooling_samples4 -DSAMPLES=1 -DVEC4=1
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MAX_T = 1024; // shared scratch for one column of scores
 
@@ -24,6 +39,105 @@ layout(push_constant) uniform Push {
     uint accumulate_dhs; // backward: 1 adds into dhs, 0 overwrites it
 } pc;
 
+uint at(uint t, uint b, uint k) { return (t * pc.B + b) * pc.H + k; }
+
+#ifdef SAMPLES
+#ifdef VEC4
+layout(std430, set = 0, binding = 0) readonly buffer HSV { vec4 hsv[]; };
+layout(std430, set = 0, binding = 1) readonly buffer WV { vec4 wv[]; };
+layout(std430, set = 0, binding = 4) buffer CTXV { vec4 ctxv[]; };
+layout(std430, set = 0, binding = 5) buffer DHSV { vec4 dhsv[]; };
+#define VEC vec4
+const uint N = 4u;
+float total(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
+// part[q .. q+3] = (first ? 0 : part[q .. q+3]) + a v
+void add_part(uint q, float a, vec4 v, bool first)
+{
+    for (uint i = 0; i < 4u; i++) part[q + i] = first ? a * v[i] : part[q + i] + a * v[i];
+}
+#else
+#define hsv hs
+#define wv w
+#define ctxv ctx
+#define dhsv dhs
+#define VEC float
+const uint N = 1u;
+float total(float v) { return v; }
+void add_part(uint q, float a, float v, bool first) { part[q] = first ? a * v : part[q] + a * v; }
+#endif
+const uint KEEP_T = 64u;
+
+// Indices of hsv, wv, ctxv, dhsv count VECs of N floats: row (t, b) of hs is at at(t, b, 0) / N.
+void forward(uint b)
+{
+    uint hn = pc.H / N, c0 = b * hn;
+    float bias = w[pc.H];
+    float m = -1e30;
+    for (uint t = 0; t < pc.T; t++) {
+        uint o = at(t, b, 0) / N;
+        VEC d = VEC(0.0);
+        for (uint k = 0; k < hn; k++) d += hsv[o + k] * wv[k];
+        float st = tanh(total(d) + bias);
+        s_buf[t * pc.B + b] = st;
+        m = max(m, st);
+    }
+    float z = 0.0;
+    for (uint t = 0; t < pc.T; t++) z += exp(s_buf[t * pc.B + b] - m);
+    // ctx = sum_t p[t] hs[t]: rows of hs read in order, ctx[b] built up in place.
+    for (uint t = 0; t < pc.T; t++) {
+        float pt = exp(s_buf[t * pc.B + b] - m) / z;
+        p_buf[t * pc.B + b] = pt;
+        uint o = at(t, b, 0) / N;
+        if (t == 0u)
+            for (uint k = 0; k < hn; k++) ctxv[c0 + k] = pt * hsv[o + k];
+        else
+            for (uint k = 0; k < hn; k++) ctxv[c0 + k] += pt * hsv[o + k];
+    }
+}
+
+// dp[t] = dctx . hs[t]
+float dp_at(uint t, uint b)
+{
+    uint hn = pc.H / N, o = at(t, b, 0) / N, c0 = b * hn;
+    VEC d = VEC(0.0);
+    for (uint k = 0; k < hn; k++) d += ctxv[c0 + k] * hsv[o + k];
+    return total(d);
+}
+
+void backward(uint b)
+{
+    uint hn = pc.H / N, c0 = b * hn, q0 = b * (pc.H + 1);
+    float kept[KEEP_T];
+    float pdp = 0.0;
+    for (uint t = 0; t < pc.T; t++) {
+        float d = dp_at(t, b);
+        if (t < KEEP_T) kept[t] = d;
+        pdp += p_buf[t * pc.B + b] * d;
+    }
+    // dpre[t] = p (dp - pdp) (1 - s^2); dhs, and this sample's dw built up over t in its
+    // partial row.
+    float db = 0.0;
+    for (uint t = 0; t < pc.T; t++) {
+        float pt = p_buf[t * pc.B + b], st = s_buf[t * pc.B + b];
+        float d = t < KEEP_T ? kept[t] : dp_at(t, b);
+        float dpre = pt * (d - pdp) * (1.0 - st * st);
+        db += dpre;
+        uint o = at(t, b, 0) / N;
+        for (uint k = 0; k < hn; k++) {
+            VEC g = pt * ctxv[c0 + k] + dpre * wv[k];
+            dhsv[o + k] = pc.accumulate_dhs != 0u ? dhsv[o + k] + g : g;
+            add_part(q0 + k * N, dpre, hsv[o + k], t == 0u);
+        }
+    }
+    part[q0 + pc.H] = db;
+}
+
+// Samples spread over a 2-D grid when B passes the workgroup count limit.
+uint sample_index()
+{
+    return gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+}
+#else
 shared float red[gl_WorkGroupSize.x];
 shared float col[MAX_T];
 
@@ -52,8 +166,6 @@ float workgroup_max(float v)
     barrier();
     return r;
 }
-
-uint at(uint t, uint b, uint k) { return (t * pc.B + b) * pc.H + k; }
 
 void forward(uint b)
 {
@@ -121,11 +233,17 @@ void backward(uint b)
     if (lid == 0) part[b * (pc.H + 1) + pc.H] = db;
 }
 
+uint sample_index() { return gl_WorkGroupID.x; }
+#endif
+
 void main()
 {
-    if (pc.pass_id == 0u) forward(gl_WorkGroupID.x);
-    else if (pc.pass_id == 1u) backward(gl_WorkGroupID.x);
-    else {
+    if (pc.pass_id < 2u) {
+        uint b = sample_index();
+        if (b >= pc.B) return;
+        if (pc.pass_id == 0u) forward(b);
+        else backward(b);
+    } else {
         // One invocation per parameter (h weights and the bias), summing over the batch.
         uint k = gl_GlobalInvocationID.x;
         if (k > pc.H) return;
