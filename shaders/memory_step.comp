@@ -20,7 +20,7 @@
 //! variant memory_step_v4 -DVW=4
 //! variant memory_step_r8 -DROWS=8
 //! variant memory_step_v4r8 -DVW=4 -DROWS=8
-//! variant memory_step_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1
+//! variant memory_step_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
 //! variant memory_step_wide -DWIDE=1
 //! variant memory_step_wide_v4 -DWIDE=1 -DVW=4
 layout(local_size_x_id = 0) in;
@@ -33,6 +33,16 @@ layout(constant_id = 3) const uint MAX_N = 64;
 #endif
 #ifndef ROWS
 #define ROWS 1
+#endif
+// Shared trace, CPU devices: an invocation takes SB slots in the logits and JB vectors of
+// h in the retrieval at once, so each loaded vector of z (logits) or each row's weight
+// a (retrieval) serves SB or JB of them; on lavapipe every load costs a loop over the
+// SIMD lanes and the arithmetic is almost free.
+#ifndef SB
+#define SB 1
+#endif
+#ifndef JB
+#define JB 1
 #endif
 #if VW == 4
 #define VT vec4
@@ -112,9 +122,10 @@ void main()
             sh_rz[r] = inversesqrt(max(p, EPS_SQ));
         }
         barrier();
-        // Logits: one invocation per slot, dot products over h in registers.
-        for (uint n = t; n < N; n += WG) {
-            if (per_sample) {
+        // Logits: one invocation per slot (per-sample) or per SB slots (shared), dot
+        // products over h in registers.
+        for (uint n = t; n < N && per_sample; n += WG) {
+            {
                 // Each loaded vector of M serves the tile's rows; rows past the batch
                 // repeat the last one (no branch around the loads) and are not kept.
                 float dot_ze[ROWS], ee[ROWS];
@@ -131,18 +142,33 @@ void main()
                 for (uint r = 0u; r < ROWS; r++)
                     if (r < rows)
                         sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * inversesqrt(max(ee[r], EPS_SQ)) * pc.inv_tau;
-            } else {
-                float dot_ze[ROWS], ee = 0.0;
-                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = 0.0;
-                for (uint j = 0u; j < hv; j++) {
-                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
-                    ee += dot(e, e);
-                    for (uint r = 0u; r < ROWS; r++)
-                        if (r < rows) dot_ze[r] += dot(LD_Z((b0 + r) * hv + j), e);
+            }
+        }
+        for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
+            // Slots past N repeat the last one and rows past the batch the last row (no
+            // branches around the loads); neither is kept.
+            float dot_ze[ROWS][SB], ee[SB];
+            for (uint q = 0u; q < SB; q++) {
+                ee[q] = 0.0;
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r][q] = 0.0;
+            }
+            for (uint j = 0u; j < hv; j++) {
+                VT e[SB];
+                for (uint q = 0u; q < SB; q++) {
+                    uint n = min(n0 + q * WG, N - 1u);
+                    e[q] = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
+                    ee[q] += dot(e[q], e[q]);
                 }
-                float re = inversesqrt(max(ee, EPS_SQ)) * pc.inv_tau;
+                for (uint r = 0u; r < ROWS; r++) {
+                    VT zr = LD_Z(min(b0 + r, pc.B - 1u) * hv + j);
+                    for (uint q = 0u; q < SB; q++) dot_ze[r][q] += dot(zr, e[q]);
+                }
+            }
+            for (uint q = 0u; q < SB; q++) {
+                uint n = n0 + q * WG;
+                float re = inversesqrt(max(ee[q], EPS_SQ)) * pc.inv_tau;
                 for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows) sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * re;
+                    if (r < rows && n < N) sh_a[r * MAX_N + n] = dot_ze[r][q] * sh_rz[r] * re;
             }
         }
         barrier();
@@ -166,8 +192,8 @@ void main()
         barrier();
         // Retrieval m = a E, one invocation per vector of h; per-sample: the trace update
         // in the same pass over H.
-        for (uint j = t; j < hv; j += WG) {
-            if (per_sample) {
+        for (uint j = t; j < hv && per_sample; j += WG) {
+            {
                 VT zj[ROWS], acc[ROWS];
                 for (uint r = 0u; r < ROWS; r++) {
                     zj[r] = LD_Z(min(b0 + r, pc.B - 1u) * hv + j);
@@ -189,15 +215,25 @@ void main()
                 }
                 for (uint r = 0u; r < ROWS; r++)
                     if (r < rows) m[(b0 + r) * hv + j] = acc[r];
-            } else {
-                VT acc[ROWS];
-                for (uint r = 0u; r < ROWS; r++) acc[r] = VT(0.0);
-                for (uint n = 0u; n < N; n++) {
+            }
+        }
+        for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
+            VT acc[ROWS][JB];
+            for (uint r = 0u; r < ROWS; r++)
+                for (uint q = 0u; q < JB; q++) acc[r][q] = VT(0.0);
+            for (uint n = 0u; n < N; n++) {
+                float an[ROWS];
+                for (uint r = 0u; r < ROWS; r++) an[r] = sh_a[r * MAX_N + n];
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = min(j0 + q * WG, hv - 1u);
                     VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
-                    for (uint r = 0u; r < ROWS; r++) acc[r] += sh_a[r * MAX_N + n] * e;
+                    for (uint r = 0u; r < ROWS; r++) acc[r][q] += an[r] * e;
                 }
+            }
+            for (uint q = 0u; q < JB; q++) {
+                uint j = j0 + q * WG;
                 for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows) m[(b0 + r) * hv + j] = acc[r];
+                    if (r < rows && j < hv) m[(b0 + r) * hv + j] = acc[r][q];
             }
         }
         barrier();

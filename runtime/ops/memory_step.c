@@ -116,8 +116,10 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
                                  wide_spec, 6, &p));
         groups = s.B;
     } else if (texel_inputs(ctx, s, vec4, rows)) {
-        /* CPU devices: z, M and H read as vec4 texels (see the shader). */
-        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), spec, 4, 0, &p));
+        /* CPU devices: z, M and H read as vec4 texels, 8 invocations that each take 8 slots
+         * or 4 vectors at once (see the shader). */
+        const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
+        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 4, 0, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
