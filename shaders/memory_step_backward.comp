@@ -35,7 +35,7 @@
 //! variant memory_step_backward_v4 -DVW=4
 //! variant memory_step_backward_r8 -DROWS=8
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
-//! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1
+//! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
 //! variant memory_step_backward_wide -DWIDE_KERNEL=1
 //! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
@@ -56,6 +56,16 @@ layout(constant_id = 3) const uint MAX_N = 64;
 #endif
 #ifndef ROWS
 #define ROWS 1
+#endif
+// Shared trace, row kernel on CPU devices: an invocation takes SB slots (the per-slot
+// sums) or JB vectors of h (dz) at once, so each loaded row vector (z, dm) or row scalar
+// (ds, 1/|E|, a) serves all of them; on lavapipe every load costs a loop over the SIMD
+// lanes and the arithmetic is almost free.
+#ifndef SB
+#define SB 1
+#endif
+#ifndef JB
+#define JB 1
 #endif
 #if VW == 4
 #define VT vec4
@@ -188,8 +198,8 @@ void main()
         }
         barrier();
         // Per slot: similarity, |E_n|^2, and the gradient reaching a_n (dm . E_n + gs g_n . z).
-        for (uint n = t; n < N; n += WG) {
-            if (per_sample) {
+        for (uint n = t; n < N && per_sample; n += WG) {
+            {
                 for (uint r = 0u; r < rows; r++) {
                     uint b = b0 + r, eo = b * N * hv + n * hv;
                     float dot_ze = 0.0, ee = 0.0, dme = 0.0, dgz = 0.0;
@@ -202,25 +212,38 @@ void main()
                     }
                     keep_slot(r, n, dot_ze, dme + pc.g_scale * dgz, ee);
                 }
-            } else {
-                float dot_ze[ROWS], dme[ROWS], dgz[ROWS], ee = 0.0;
-                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = dme[r] = dgz[r] = 0.0;
-                for (uint j = 0u; j < hv; j++) {
-                    VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
-                    VT gv = trace ? LD_G(n * hv + j) : VT(0.0);
-                    ee += dot(e, e);
-                    for (uint r = 0u; r < ROWS; r++) {
-                        if (r < rows) {
-                            VT zj = LD_Z((b0 + r) * hv + j);
-                            dot_ze[r] += dot(zj, e);
-                            dme[r] += dot(LD_DM((b0 + r) * hv + j), e);
-                            dgz[r] += dot(gv, zj);
-                        }
+            }
+        }
+        for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
+            // Slots past N repeat the last one and rows past the batch the last row (no
+            // branches around the loads); neither is kept.
+            float dot_ze[ROWS][SB], dme[ROWS][SB], dgz[ROWS][SB], ee[SB];
+            for (uint q = 0u; q < SB; q++) {
+                ee[q] = 0.0;
+                for (uint r = 0u; r < ROWS; r++) dot_ze[r][q] = dme[r][q] = dgz[r][q] = 0.0;
+            }
+            for (uint j = 0u; j < hv; j++) {
+                VT e[SB], gv[SB];
+                for (uint q = 0u; q < SB; q++) {
+                    uint n = min(n0 + q * WG, N - 1u);
+                    e[q] = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
+                    gv[q] = trace ? LD_G(n * hv + j) : VT(0.0);
+                    ee[q] += dot(e[q], e[q]);
+                }
+                for (uint r = 0u; r < ROWS; r++) {
+                    uint b = min(b0 + r, B - 1u);
+                    VT zj = LD_Z(b * hv + j), dmj = LD_DM(b * hv + j);
+                    for (uint q = 0u; q < SB; q++) {
+                        dot_ze[r][q] += dot(zj, e[q]);
+                        dme[r][q] += dot(dmj, e[q]);
+                        dgz[r][q] += dot(gv[q], zj);
                     }
                 }
-                for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows) keep_slot(r, n, dot_ze[r], dme[r] + pc.g_scale * dgz[r], ee);
             }
+            for (uint q = 0u; q < SB; q++)
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows && n0 + q * WG < N)
+                        keep_slot(r, n0 + q * WG, dot_ze[r][q], dme[r][q] + pc.g_scale * dgz[r][q], ee[q]);
         }
         barrier();
         // The softmax gradient, one invocation per row.
@@ -241,9 +264,10 @@ void main()
             ws[2u * B * N + b] = sh_rz[r];
         }
         barrier();
-        // dz (and per-sample dE): one invocation per vector of h.
-        for (uint j = t; j < hv; j += WG) {
-            if (per_sample) {
+        // dz (and per-sample dE): one invocation per vector of h (per-sample) or per JB
+        // vectors (shared).
+        for (uint j = t; j < hv && per_sample; j += WG) {
+            {
                 for (uint r = 0u; r < rows; r++) {
                     uint b = b0 + r, eo = b * N * hv;
                     float rz = abs(sh_rz[r]);
@@ -268,25 +292,38 @@ void main()
                     VT v = (ga - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt;
                     dz[b * hv + j] += v;
                 }
-            } else {
-                VT ga[ROWS], gt[ROWS];
-                for (uint r = 0u; r < ROWS; r++) ga[r] = gt[r] = VT(0.0);
-                for (uint n = 0u; n < N; n++) {
+            }
+        }
+        for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
+            VT ga[ROWS][JB], gt[ROWS][JB];
+            for (uint r = 0u; r < ROWS; r++)
+                for (uint q = 0u; q < JB; q++) ga[r][q] = gt[r][q] = VT(0.0);
+            for (uint n = 0u; n < N; n++) {
+                // Rows past the batch read the last row's a (not kept; their ds, 1/|E| in
+                // shared memory are stale but finite or unused likewise).
+                float dr[ROWS], ar[ROWS];
+                for (uint r = 0u; r < ROWS; r++) {
+                    dr[r] = sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]);
+                    ar[r] = a[min(b0 + r, B - 1u) * N + n];
+                }
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = min(j0 + q * WG, hv - 1u);
                     VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     VT gv = trace ? LD_G(n * hv + j) : VT(0.0);
                     for (uint r = 0u; r < ROWS; r++) {
-                        if (r < rows) {
-                            ga[r] += sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]) * e;
-                            gt[r] += a[(b0 + r) * N + n] * gv;
-                        }
+                        ga[r][q] += dr[r] * e;
+                        gt[r][q] += ar[r] * gv;
                     }
                 }
+            }
+            for (uint q = 0u; q < JB; q++) {
+                uint j = j0 + q * WG;
                 for (uint r = 0u; r < ROWS; r++) {
-                    if (r < rows) {
+                    if (r < rows && j < hv) {
                         uint b = b0 + r;
                         float rz = abs(sh_rz[r]);
                         VT zn = LD_Z(b * hv + j) * rz;
-                        VT v = (ga[r] - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt[r];
+                        VT v = (ga[r][q] - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt[r][q];
                         dz[b * hv + j] += v;
                     }
                 }

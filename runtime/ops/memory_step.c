@@ -238,8 +238,10 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, s.B), 1, 1,
                                     "memory_step_backward_rows"));
     } else if (texel_inputs(ctx, s, vec4, rows)) {
-        /* CPU devices: z, M, H, dm and g read as vec4 texels (see the shader). */
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, spec, 4, 1, &p));
+        /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
+         * take 8 slots or 4 vectors at once in shared mode (see the shader). */
+        const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 4, 1, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
