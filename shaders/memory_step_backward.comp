@@ -42,7 +42,7 @@
 //! variant memory_step_backward_slots_v4 -DSLOTS_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots_r8 -DSLOTS_KERNEL=1 -DROWS=8
 //! variant memory_step_backward_slots_v4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8
-//! variant memory_step_backward_slots_tv4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8 -DTEXEL_IN=1
+//! variant memory_step_backward_slots_tv4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DJB=4
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
 #include "philox.glsl"
@@ -463,6 +463,27 @@ shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clampe
 shared float sh_Q[ROWS];    // sum_b q_bn
 shared VT sh_ret[PARTS > 1u ? WG * ROWS : 1u], sh_gs[PARTS > 1u ? WG * ROWS : 1u];
 
+// Slot n0 + k at vector j, given its batch sums ret = sum_b a_bn dm_b and gs = sum_b ds_bn
+// z_b / |z_b|: dM += dE_t, and the carry g_t-1 (or dH_0).
+void finish_slot(uint k, uint n, uint j, VT ret, VT gs, bool carry, bool prev)
+{
+    uint N = pc.N, B = pc.B, hv = pc.h / VW, i = n * hv + j;
+    float rE = abs(sh_rE[k]);
+    VT Hi = LD_H(i), e = LD_M(i) + pc.alpha * Hi;
+    VT v = ret + (gs - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
+    dM[i] += v;
+    if (!carry) return;
+    VT dHt = pc.decay * LD_G(i) + pc.alpha * v;
+    if (prev && !inside_clip(Hi)) {
+        // Step t-1's batch mean, summed exactly as hebbian_trace does.
+        precise VT D = VT(0.0);
+        HEBBIAN_BATCH_SUM(D, a_prev, z_prev, B, N, hv, n, j, pc.mean_parts)
+        D = D * pc.inv_batch;
+        dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
+    }
+    g_out[i] = dHt;
+}
+
 void main()
 {
     uint t = gl_LocalInvocationID.x, part = t / JT, jl = t % JT;
@@ -512,6 +533,35 @@ void main()
             }
         }
         barrier();
+#if JB > 1
+        // CPU devices (PARTS = 1): each invocation takes JB vectors, so each row's a and
+        // ds at the tile's slots load once for all of them.
+        for (uint j0 = t; j0 < hv; j0 += WG * JB) {
+            VT ret[ROWS][JB], gs[ROWS][JB];
+            for (uint k = 0u; k < ROWS; k++)
+                for (uint q = 0u; q < JB; q++) ret[k][q] = gs[k][q] = VT(0.0);
+            for (uint b = 0u; b < B; b++) {
+                // Slots past N repeat the last one and vectors past h the last one (not kept).
+                float ab[ROWS], wb[ROWS], rz = abs(ws[2u * B * N + b]);
+                for (uint k = 0u; k < ROWS; k++) {
+                    uint n = min(n0 + k, N - 1u);
+                    ab[k] = a[b * N + n];
+                    wb[k] = ws[b * N + n];
+                }
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = min(j0 + q * WG, hv - 1u);
+                    VT dmj = LD_DM(b * hv + j), zj = LD_Z(b * hv + j) * rz;
+                    for (uint k = 0u; k < ROWS; k++) {
+                        ret[k][q] += ab[k] * dmj;
+                        gs[k][q] += wb[k] * zj;
+                    }
+                }
+            }
+            for (uint q = 0u; q < JB; q++)
+                for (uint k = 0u; k < ROWS; k++)
+                    if (k < slots && j0 + q * WG < hv) finish_slot(k, n0 + k, j0 + q * WG, ret[k][q], gs[k][q], carry, prev);
+        }
+#else
         // The loop over vectors is uniform (j0), so that the barriers below are too.
         for (uint j0 = 0u; j0 < hv; j0 += JT) {
             uint j = j0 + jl;
@@ -542,29 +592,12 @@ void main()
                             gs[k] += sh_gs[(p * JT + jl) * ROWS + k];
                         }
             }
-            if (part == 0u && in_row) {
-                for (uint k = 0u; k < ROWS; k++) {
-                    if (k < slots) {
-                        uint n = n0 + k, i = n * hv + j;
-                        float rE = abs(sh_rE[k]);
-                        VT Hi = LD_H(i), e = LD_M(i) + pc.alpha * Hi;
-                        VT v = ret[k] + (gs[k] - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
-                        dM[i] += v;
-                        if (!carry) continue;
-                        VT dHt = pc.decay * LD_G(i) + pc.alpha * v;
-                        if (prev && !inside_clip(Hi)) {
-                            // Step t-1's batch mean, summed exactly as hebbian_trace does.
-                            precise VT D = VT(0.0);
-                            HEBBIAN_BATCH_SUM(D, a_prev, z_prev, B, N, hv, n, j, pc.mean_parts)
-                            D = D * pc.inv_batch;
-                            dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
-                        }
-                        g_out[i] = dHt;
-                    }
-                }
-            }
+            if (part == 0u && in_row)
+                for (uint k = 0u; k < ROWS; k++)
+                    if (k < slots) finish_slot(k, n0 + k, j, ret[k], gs[k], carry, prev);
             if (PARTS > 1u) barrier();
         }
+#endif
         barrier();
     }
 }

@@ -270,7 +270,9 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     }
     const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, slot_spec, 5, 1, &p));
+        /* CPU devices: 8 invocations that each take 4 vectors of h (see the shader). */
+        const uint32_t cpu_spec[5] = {8, 1, 1, max_n, 1};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 5, 1, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
     }
