@@ -22,8 +22,13 @@
 // the scalar ones), invocations loop over the elements with the grid's stride (past the
 // largest grid), and backward_inputs takes ROWS batch rows per
 // workgroup so that each loaded vector of a shared G serves ROWS rows.
+// hebbian_trace_v4_tiles (shared trace, CPU devices): an invocation owns a tile of SB
+// slots x JB vectors of h, so each loaded a[b, n] serves JB vectors and each z[b, j] SB
+// slots; every element's batch sum still runs b = 0, 1, ... with the same `precise`
+// operations as HEBBIAN_BATCH_SUM with one part, so the backward's clip mask agrees.
 //
 //! variant hebbian_trace_v4 -DVW=4
+//! variant hebbian_trace_v4_tiles -DVW=4 -DTILES=1
 //! variant hebbian_trace_backward_trace -DBACKWARD_TRACE=1
 //! variant hebbian_trace_backward_trace_v4 -DBACKWARD_TRACE=1 -DVW=4
 //! variant hebbian_trace_backward_inputs -DBACKWARD_INPUTS=1
@@ -115,6 +120,37 @@ layout(std430, set = 0, binding = 4) writeonly buffer HNew { VT H_new[]; };
 
 shared VT sh_part[WG];
 
+#ifdef TILES
+const uint SB = 4u, JB = 4u;
+
+void main()
+{
+    uint hv = pc.h / VW, tiles_j = (hv + JB - 1u) / JB, tiles = (pc.N + SB - 1u) / SB * tiles_j;
+    for (uint i = gl_GlobalInvocationID.x; i < tiles; i += gl_NumWorkGroups.x * WG) {
+        uint n0 = i / tiles_j * SB, j0 = i % tiles_j * JB;
+        precise VT acc[SB][JB];
+        for (uint s = 0u; s < SB; s++)
+            for (uint q = 0u; q < JB; q++) acc[s][q] = VT(0.0);
+        for (uint b = 0u; b < pc.B; b++) {
+            // Slots and vectors past the edges repeat the last one (not kept).
+            float av[SB];
+            VT zv[JB];
+            for (uint s = 0u; s < SB; s++) av[s] = a[b * pc.N + min(n0 + s, pc.N - 1u)];
+            for (uint q = 0u; q < JB; q++) zv[q] = z[b * hv + min(j0 + q, hv - 1u)];
+            for (uint s = 0u; s < SB; s++)
+                for (uint q = 0u; q < JB; q++) acc[s][q] += av[s] * zv[q];
+        }
+        for (uint s = 0u; s < SB; s++)
+            for (uint q = 0u; q < JB; q++) {
+                uint n = n0 + s, j = j0 + q;
+                if (n >= pc.N || j >= hv) continue;
+                uint iv = n * hv + j;
+                precise VT d = acc[s][q] * pc.inv_batch;
+                H_new[iv] = clamp(hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(iv * VW)), -pc.clip, pc.clip);
+            }
+    }
+}
+#else
 void main()
 {
     uint count = vector_count();
@@ -144,6 +180,7 @@ void main()
         barrier();
     }
 }
+#endif  // TILES
 #endif
 
 #ifdef BACKWARD_TRACE

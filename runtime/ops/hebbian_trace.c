@@ -13,6 +13,7 @@ typedef struct hebbian_push {
     uint32_t mean_parts;
 } hebbian_push;
 
+#define TILE_LOCAL 8
 #define MEAN_LOCAL 256 /* GPUs: the update's workgroup when the batch sum is split */
 
 uint32_t enn_hebbian_mean_parts(const enn_context *ctx, enn_memory_shape s)
@@ -92,14 +93,28 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
     const uint32_t spec[1] = {local};
     const enn_pipeline *pipe;
     int vec4 = use_vec4(s);
-    ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_v4" : "hebbian_trace", 5, sizeof(hebbian_push), spec, 1,
-                             &pipe));
+    /* CPU devices, shared trace: tiles of 4 slots x 4 vectors per invocation (see the
+     * shader), 8 invocations per workgroup. */
+    int tiles = vec4 && !s.per_sample && push.mean_parts <= 1 &&
+                enn_recorder_context(rec)->caps.device_type == ENN_DEVICE_CPU;
+    if (tiles) {
+        const uint32_t tile_spec[1] = {TILE_LOCAL};
+        ENN_TRY(enn_ops_pipeline(rec, "hebbian_trace_v4_tiles", 5, sizeof(hebbian_push), tile_spec, 1, &pipe));
+    } else {
+        ENN_TRY(enn_ops_pipeline(rec, vec4 ? "hebbian_trace_v4" : "hebbian_trace", 5, sizeof(hebbian_push), spec, 1,
+                                 &pipe));
+    }
     int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
     enn_binding bind[5] = {enn_bind(H, bH, ENN_ACCESS_READ), enn_bind(a, ba, ENN_ACCESS_READ),
                            enn_bind(z, bz, ENN_ACCESS_READ),
                            buffer_noise ? enn_bind(p->noise.xi, bH, ENN_ACCESS_READ) : enn_bind(H, bH, ENN_ACCESS_READ),
                            enn_bind(H_new, bH, ENN_ACCESS_WRITE)};
     uint64_t vectors = n / (vec4 ? 4 : 1);
+    if (tiles) {
+        uint64_t count = (uint64_t)((s.N + 3) / 4) * ((s.h / 4 + 3) / 4);
+        return enn_record_dispatch(rec, pipe, bind, 5, &push, enn_ops_row_groups(rec, (uint32_t)((count + TILE_LOCAL - 1) / TILE_LOCAL)),
+                                   1, 1, op);
+    }
     uint32_t groups = push.mean_parts > 1
                           ? enn_ops_row_groups(rec, (uint32_t)((vectors + local / push.mean_parts - 1) /
                                                                (local / push.mean_parts)))
