@@ -22,16 +22,12 @@
 // rows of W_o and W_uh (no transposed copies).
 // Layer-norm row sums are tree reductions over G lanes per row (G a power of two,
 // ROWS * G <= workgroup size): the portable fp32 path, no subgroup operations.
-// The _tv4 variants read the weights as texels (CPU devices); _tv4_cg (CG below) also
-// gives each invocation a register block of 4 column groups of every row.
 //
 //! variant enn_recurrence_v4 -DVW=4
 //! variant enn_recurrence_backward -DBACKWARD=1
 //! variant enn_recurrence_backward_v4 -DBACKWARD=1 -DVW=4
 //! variant enn_recurrence_tv4 -DVW=4 -DTEXEL_W=1
 //! variant enn_recurrence_backward_tv4 -DBACKWARD=1 -DVW=4 -DTEXEL_W=1
-//! variant enn_recurrence_tv4_cg -DVW=4 -DTEXEL_W=1 -DCG=4
-//! variant enn_recurrence_backward_tv4_cg -DBACKWARD=1 -DVW=4 -DTEXEL_W=1 -DCG=4
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint ROWS = 1;  // batch rows per workgroup
 layout(constant_id = 4) const uint H = 4;     // hidden width h (a multiple of VW)
@@ -95,65 +91,10 @@ shared vec2 seg_scratch[WG];
     }
 shared VT sh_part[KP > 1u ? WG * ROWS : 1u];
 
-#ifdef CG
-// CPU register blocks (the _cg variants: TEXEL_W, VW = 4, KP = KPU = 1, ROWS <= 8). In
-// the loops above an invocation owns one column group, so every shared load of x (the
-// same address in all lanes, yet a loop over the lanes on llvmpipe) feeds only 4 FMAs.
-// Here invocation j of a product with N column groups owns the CG groups j + i * NT
-// (i < CG, NT = N / CG rounded up) of all ROWS rows: per k it fetches 4 CG weight
-// texels, each serving every row, and ROWS shared vec4s of x, each serving 4 CG FMAs.
-// The block is spelled out by macros: NIR does not always unroll nested loops, and a
-// register array indexed by a loop counter becomes scratch memory (a loop per access).
-// Groups past N fetch column N - 1 and are never stored. CG = 4 measured fastest on
-// lavapipe at h = 128 (CG = 2: 1.35x the time, CG = 8: 1.15x, spilling registers).
-#if CG == 8
-#define COLS(F, a) F(a, 0) F(a, 1) F(a, 2) F(a, 3) F(a, 4) F(a, 5) F(a, 6) F(a, 7)
-#elif CG == 4
-#define COLS(F, a) F(a, 0) F(a, 1) F(a, 2) F(a, 3)
-#elif CG == 2
-#define COLS(F, a) F(a, 0) F(a, 1)
-#else
-#define COLS(F, a) F(a, 0)
-#endif
-#define ALL_ROWS(F, a) F(0, a) F(1, a) F(2, a) F(3, a) F(4, a) F(5, a) F(6, a) F(7, a)
-// acc[r][i] += x times the 4 x 4 block w[i]: forward products combine the rows of W
-// (x.x w0 + x.y w1 + ...), backward ones take dot products along them.
-#define UPD_AXPY(r, i) acc[r][i] = fma(vec4(x.w), w[i][3], fma(vec4(x.z), w[i][2], \
-                                   fma(vec4(x.y), w[i][1], fma(vec4(x.x), w[i][0], acc[r][i]))));
-#define UPD_DOT(r, i) acc[r][i] += vec4(dot(w[i][0], x), dot(w[i][1], x), dot(w[i][2], x), dot(w[i][3], x));
-#define ZERO_ACC(r, i) acc[r][i] = vec4(0.0);
-#define ZERO_ROW(r, u) COLS(ZERO_ACC, r)
-#define COL_INDEX(u, i) col[i] = min(j + (i) * NT, N - 1u);
-// W_AT(c, q): the texel of weight vector q < 4 of column group c at this k.
-#define LOAD_W(u, i) w[i][0] = W_AT(col[i], 0u); w[i][1] = W_AT(col[i], 1u); \
-                     w[i][2] = W_AT(col[i], 2u); w[i][3] = W_AT(col[i], 3u);
-#define ROW_UPD(r, u) if ((r) < ROWS) { vec4 x = X_AT(r); COLS(UPD, r) }
-// The product's k loop for invocation j: acc = x W over k < KN. Needs N, NT, KN, W_AT,
-// X_AT(r) (x of row r at k) and UPD defined.
-#define BLOCK_PRODUCT                                      \
-    vec4 acc[8][CG];                                       \
-    ALL_ROWS(ZERO_ROW, 0)                                  \
-    uint col[CG];                                          \
-    COLS(COL_INDEX, 0)                                     \
-    for (uint k = 0u; k < KN; k++) {                       \
-        vec4 w[CG][4];                                     \
-        COLS(LOAD_W, 0)                                    \
-        ALL_ROWS(ROW_UPD, 0)                               \
-    }
-// Runs COL_SETUP, then STORE(r, c, v) for every row r < ROWS, per owned group c < N
-// (v = acc[r][i]).
-#define STORE_ROW(r, i) if ((r) < ROWS) STORE(r, c, acc[r][i]);
-#define STORE_COL(u, i) { uint c = j + (i) * NT; if (c < N) { COL_SETUP ALL_ROWS(STORE_ROW, i) } }
-#define BLOCK_STORE COLS(STORE_COL, 0)
-#endif
-
 // Sums v over the G lanes of each row's segment; called by every invocation in uniform
-// control flow; starts and ends with a barrier (but for G = 1 in the _cg variants).
+// control flow; starts and ends with a barrier.
 vec2 segment_sum(vec2 v)
 {
-#ifdef CG
-    if (G == 1u) return v;  // one lane per row: nothing to share (no barriers needed either)
-#endif
     uint t = gl_LocalInvocationID.x, lane = t % G;
     seg_scratch[t] = v;
     barrier();
@@ -200,29 +141,6 @@ void main()
         for (uint t = 0u; t < pc.T; t++) {
             // u_t = ReLU(u_t + h_t W_uh): columns c of 3h.
             uint ub = t * pc.slab_u + b0 * U4;
-#ifdef CG
-#define N U4
-#define NT ((U4 + CG - 1u) / CG)
-#define KN H4
-#define W_AT(c, q) WUH((4u * k + (q)) * U4 + (c))
-#define X_AT(r) sh_h[(r) * H4 + k]
-#define UPD UPD_AXPY
-#define COL_SETUP
-#define STORE(r, c, a) { vec4 v = max(a + ((r) < nrows ? u[ub + (r) * U4 + c] : vec4(0.0)), vec4(0.0)); \
-                         sh_u[(r) * U4 + c] = v; if ((r) < nrows) u[ub + (r) * U4 + c] = v; }
-            for (uint j = tid; j < NT; j += WG) {
-                BLOCK_PRODUCT
-                BLOCK_STORE
-            }
-#undef N
-#undef NT
-#undef KN
-#undef W_AT
-#undef X_AT
-#undef UPD
-#undef STORE
-#undef COL_SETUP
-#else
             SPLIT_PASSES_U {
                 uint idx = c0 + tid, c = idx % U4, part = idx / U4;
                 bool on = idx < U4 * KPU;
@@ -251,34 +169,10 @@ void main()
                 }
                 if (KPU > 1u) barrier();
             }
-#endif
             barrier();
             // hp_t = ReLU(u_t W_o + b_o): columns c of h. Written to hs directly without
             // layer norm.
             uint hb = (t + 1u) * pc.slab_hs + b0 * H4, pb = t * pc.slab_hp + b0 * H4;
-#ifdef CG
-#define N H4
-#define NT ((H4 + CG - 1u) / CG)
-#define KN U4
-#define W_AT(c, q) WO((4u * k + (q)) * H4 + (c))
-#define X_AT(r) sh_u[(r) * U4 + k]
-#define UPD UPD_AXPY
-#define COL_SETUP vec4 bo = b_o[c];
-#define STORE(r, c, a) { vec4 v = max(a + bo, vec4(0.0)); sh_h[(r) * H4 + c] = v; \
-                         if ((r) < nrows) { if (LN != 0u) hp[pb + (r) * H4 + c] = v; else hs[hb + (r) * H4 + c] = v; } }
-            for (uint j = tid; j < NT; j += WG) {
-                BLOCK_PRODUCT
-                BLOCK_STORE
-            }
-#undef N
-#undef NT
-#undef KN
-#undef W_AT
-#undef X_AT
-#undef UPD
-#undef STORE
-#undef COL_SETUP
-#else
             SPLIT_PASSES {
                 uint idx = c0 + tid, c = idx % H4, part = idx / H4;
                 bool on = idx < H4 * KP;
@@ -317,7 +211,6 @@ void main()
                 }
                 if (KP > 1u) barrier();
             }
-#endif
             barrier();
             if (LN != 0u) {
                 // Two passes over the row (as layer_norm.comp): no E[x^2] - mean^2.
@@ -425,29 +318,6 @@ void main()
             // du_t = (dhp W_o^T) * (u_t > 0): column groups c of 3h, dot products along
             // the rows 4c..4c+3 of W_o.
             uint ub = t * pc.slab_u + b0 * U4, db = t * pc.slab_du + b0 * U4;
-#ifdef CG
-#define N U4
-#define NT ((U4 + CG - 1u) / CG)
-#define KN H4
-#define W_AT(c, q) WO((4u * (c) + (q)) * H4 + k)
-#define X_AT(r) sh_g[(r) * H4 + k]
-#define UPD UPD_DOT
-#define COL_SETUP
-#define STORE(r, c, a) { vec4 v = vec4(0.0); if ((r) < nrows) { v = SELECT_POS(u[ub + (r) * U4 + c], a); \
-                         du[db + (r) * U4 + c] = v; } sh_du[(r) * U4 + c] = v; }
-            for (uint j = tid; j < NT; j += WG) {
-                BLOCK_PRODUCT
-                BLOCK_STORE
-            }
-#undef N
-#undef NT
-#undef KN
-#undef W_AT
-#undef X_AT
-#undef UPD
-#undef STORE
-#undef COL_SETUP
-#else
             SPLIT_PASSES_U {
                 uint idx = c0 + tid, c = idx % U4, part = idx / U4;
                 bool on = idx < U4 * KPU;
@@ -479,34 +349,10 @@ void main()
                 }
                 if (KPU > 1u) barrier();
             }
-#endif
             barrier();
             // dhs_t += du_t W_uh^T: column groups c of h, dot products along the rows
             // 4c..4c+3 of W_uh. The sum is also the next step's g.
             uint gb = t * pc.slab_dhs + b0 * H4;
-#ifdef CG
-#define N H4
-#define NT ((H4 + CG - 1u) / CG)
-#define KN U4
-#define W_AT(c, q) WUH((4u * (c) + (q)) * U4 + k)
-#define X_AT(r) sh_du[(r) * U4 + k]
-#define UPD UPD_DOT
-#define COL_SETUP
-#define STORE(r, c, a) { vec4 v = vec4(0.0); if ((r) < nrows) { v = dhs[gb + (r) * H4 + c] + a; \
-                         dhs[gb + (r) * H4 + c] = v; } sh_g[(r) * H4 + c] = v; }
-            for (uint j = tid; j < NT; j += WG) {
-                BLOCK_PRODUCT
-                BLOCK_STORE
-            }
-#undef N
-#undef NT
-#undef KN
-#undef W_AT
-#undef X_AT
-#undef UPD
-#undef STORE
-#undef COL_SETUP
-#else
             SPLIT_PASSES {
                 uint idx = c0 + tid, c = idx % H4, part = idx / H4;
                 bool on = idx < H4 * KP;
@@ -544,7 +390,6 @@ void main()
                 }
                 if (KP > 1u) barrier();
             }
-#endif
             barrier();
         }
     }
