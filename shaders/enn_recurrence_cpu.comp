@@ -45,8 +45,9 @@ layout(set = 0, binding = 1) uniform samplerBuffer tex_W_o;   // [3h, h]
 // ---------------------------------------------------------------- register blocks
 // The block is spelled out by macros: NIR does not always unroll nested loops, and a
 // register array indexed by a loop counter becomes scratch memory (a loop per access).
-// Groups past N fetch column N - 1 and are never stored. CG = 4 measured fastest at
-// h = 128 (in the shared-memory version: CG = 2 1.35x the time, CG = 8 1.15x).
+// Groups past N fetch column N - 1 and are never stored. 8 rows x CG = 4 groups
+// measured fastest at h = 128 (CG = 2: 1.2x the time, CG = 8: 1.4-1.6x, 16 rows: the
+// same; more accumulators spill).
 #define CG 4
 #define COLS(F, a) F(a, 0) F(a, 1) F(a, 2) F(a, 3)
 #define ALL_ROWS(F, a) F(0, a) F(1, a) F(2, a) F(3, a) F(4, a) F(5, a) F(6, a) F(7, a)
