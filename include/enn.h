@@ -114,6 +114,7 @@ typedef struct enn_capabilities {
     int texel_buffer_f32;            /* R32_SFLOAT and R32G32B32A32_SFLOAT uniform texel buffers */
     uint32_t max_texel_buffer_elements;
     uint32_t min_texel_buffer_offset_alignment;
+    int storage_texel_buffer_f32;    /* R32G32B32A32_SFLOAT storage texel buffers */
 } enn_capabilities;
 
 typedef struct enn_context_options {

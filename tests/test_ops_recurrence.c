@@ -1,8 +1,8 @@
 /* The ENN recurrence in one dispatch per pass (runtime/ops/recurrence.h): the double
  * reference's backward against finite differences of its forward; the device's forward,
  * backward and the layer-norm parameter reduction against the reference, over shapes with
- * and without layer norm, vec4 and scalar widths, rows per workgroup forced to 1, 3 and the
- * launcher's choice, padded batches and gapped slabs whose extra rows must stay untouched. */
+ * and without layer norm, vec4 and scalar widths, rows per workgroup forced to 1, 3, 12 and
+ * the launcher's choice, padded batches and gapped slabs whose extra rows must stay untouched. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -393,6 +393,8 @@ Test(recurrence, device_small_shapes)
         check_case(ctx, rec, 4, 17, 32, 0, rows, 1, 45);
     }
     check_case(ctx, rec, 4, 17, 32, 1, 3, 0, 46); /* rows per group not a power of two */
+    /* more rows than the CPU kernels' register block (8): one column group per invocation */
+    check_case(ctx, rec, 4, 17, 32, 1, 12, 0, 49);
     check_case(ctx, rec, 1, 1, 1, 1, 0, 0, 47);   /* h = 1: a constant row, rstd = 1/sqrt(eps) */
     check_case(ctx, rec, 1, 1, 1, 0, 0, 0, 48);
     enn_recorder_destroy(rec);

@@ -149,6 +149,7 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
     vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_SFLOAT, &rgba32);
     caps->texel_buffer_f32 = (r32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) &&
                              (rgba32.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT);
+    caps->storage_texel_buffer_f32 = (rgba32.bufferFeatures & VK_FORMAT_FEATURE_STORAGE_TEXEL_BUFFER_BIT) != 0;
 
     caps->storage_16bit = s16.storageBuffer16BitAccess != 0;
     caps->fp16_arithmetic = has_f16 && f16.shaderFloat16;
@@ -200,7 +201,7 @@ void enn_apply_disable_switches(enn_capabilities *caps)
         caps->cooperative_matrix = 0;
     }
     if (enn_env_flag("ENN_DISABLE_COOPMAT")) caps->cooperative_matrix = 0;
-    if (enn_env_flag("ENN_DISABLE_TEXEL_BUFFERS")) caps->texel_buffer_f32 = 0;
+    if (enn_env_flag("ENN_DISABLE_TEXEL_BUFFERS")) caps->texel_buffer_f32 = caps->storage_texel_buffer_f32 = 0;
     /* Test hook: choose every kernel variant and launch shape as for a discrete GPU, so
      * that the GPU paths also run (slowly) on lavapipe in CI. */
     if (enn_env_flag("ENN_PLAN_AS_GPU")) caps->device_type = ENN_DEVICE_DISCRETE_GPU;

@@ -32,9 +32,10 @@ struct enn_allocator {
 
 static VkBufferUsageFlags buffer_usage(void)
 {
-    /* Uniform texel buffers: some kernels read their inputs through buffer views
-     * (see enn_pipeline_desc.texel_formats). */
+    /* Texel buffers: some kernels read (uniform) or read and write (storage) their
+     * operands through buffer views (see enn_pipeline_desc.texel_formats). */
     return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+           VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT |
            VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 }
 

@@ -201,11 +201,18 @@ void enn_pipeline_get_stats(const enn_context *ctx, enn_pipeline_stats *out)
     *out = ctx->pipelines->stats;
 }
 
+VkDescriptorType enn_pipeline_descriptor_type(const enn_pipeline *p, uint32_t i)
+{
+    if (p->texel_formats[i] == VK_FORMAT_UNDEFINED) return VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    return p->storage_texel_mask >> i & 1u ? VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER
+                                          : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+}
+
 static int same_formats(const enn_pipeline *p, const enn_pipeline_desc *d)
 {
     for (uint32_t i = 0; i < d->num_buffers && i < ENN_MAX_BINDINGS; i++)
         if (p->texel_formats[i] != (d->texel_formats ? d->texel_formats[i] : VK_FORMAT_UNDEFINED)) return 0;
-    return 1;
+    return p->storage_texel_mask == d->storage_texel_mask;
 }
 
 static int same_desc(const enn_pipeline *p, const enn_pipeline_desc *d)
@@ -221,9 +228,7 @@ static enn_status build(enn_context *ctx, const enn_shader_module *mod, enn_pipe
     VkDescriptorSetLayoutBinding b[ENN_MAX_BINDINGS];
     for (uint32_t i = 0; i < p->num_buffers; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                              .descriptorType = p->texel_formats[i] != VK_FORMAT_UNDEFINED
-                                                                    ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorType = enn_pipeline_descriptor_type(p, i),
                                               .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     p->push_descriptors = ctx->enabled.push_descriptors;
     VkDescriptorSetLayoutCreateInfo dl = {
@@ -282,6 +287,10 @@ enn_status enn_pipeline_get(enn_context *ctx, const enn_pipeline_desc *d, const 
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "pipeline %s: too many buffers, constants or push bytes", d->shader);
     if (d->required_subgroup_size && !ctx->enabled.subgroup_size_control)
         return enn_error(ENN_ERROR_UNSUPPORTED, "pipeline %s needs subgroup size control", d->shader);
+    for (uint32_t i = 0; i < d->num_buffers; i++)
+        if ((d->storage_texel_mask >> i & 1u) && (!d->texel_formats || d->texel_formats[i] == VK_FORMAT_UNDEFINED))
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "pipeline %s: storage texel binding %u has no format", d->shader,
+                             i);
     const enn_shader_module *mod = enn_shader_find(d->shader);
     if (!mod) return enn_error(ENN_ERROR_INTERNAL, "no embedded shader is named \"%s\"", d->shader);
     enn_pipeline *p = calloc(1, sizeof *p);
@@ -293,6 +302,7 @@ enn_status enn_pipeline_get(enn_context *ctx, const enn_pipeline_desc *d, const 
     p->push_size = d->push_size;
     p->required_subgroup_size = d->required_subgroup_size;
     if (d->texel_formats) memcpy(p->texel_formats, d->texel_formats, d->num_buffers * sizeof(VkFormat));
+    p->storage_texel_mask = d->storage_texel_mask;
     enn_status s = build(ctx, mod, p);
     if (s == ENN_OK && reg->count == reg->capacity) {
         uint32_t cap = reg->capacity ? reg->capacity * 2 : 32;

@@ -1,8 +1,8 @@
 /* Compute pipelines, created on first use from the embedded SPIR-V and kept per context.
  *
  * Every kernel has the same shape of interface: buffers at set 0, bindings
- * 0..num_buffers-1 (storage buffers, or uniform texel buffers where texel_formats
- * says so), and at most 128 bytes of push constants. Specialization constants
+ * 0..num_buffers-1 (storage buffers, or uniform or storage texel buffers where
+ * texel_formats and storage_texel_mask say so), and at most 128 bytes of push constants. Specialization constants
  * are uint32 values with ids 0..spec_count-1; by convention ids 0, 1, 2 are the
  * workgroup size (local_size_x_id = 0, ...). */
 #ifndef ENN_CORE_PIPELINES_H
@@ -23,6 +23,7 @@ typedef struct enn_pipeline {
     uint32_t push_size;
     uint32_t required_subgroup_size; /* 0: the driver's choice */
     VkFormat texel_formats[ENN_MAX_BINDINGS]; /* VK_FORMAT_UNDEFINED: a storage buffer */
+    uint32_t storage_texel_mask;     /* bit i: binding i is a storage texel buffer */
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
     VkPipeline pipeline;
@@ -41,7 +42,13 @@ typedef struct enn_pipeline_desc {
      * or a storage buffer where that is VK_FORMAT_UNDEFINED. The recorder creates the
      * views (enn_record_dispatch). */
     const VkFormat *texel_formats;
+    /* Bit i set: binding i is a storage texel buffer (imageBuffer, read and written) of
+     * format texel_formats[i] instead of a uniform texel buffer. */
+    uint32_t storage_texel_mask;
 } enn_pipeline_desc;
+
+/* The descriptor type of binding i of p. */
+VkDescriptorType enn_pipeline_descriptor_type(const enn_pipeline *p, uint32_t i);
 
 /* The pipeline for this description, created and cached on first request. The pointer
  * stays valid for the context's life. */

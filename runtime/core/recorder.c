@@ -394,14 +394,14 @@ static uint32_t texel_bytes(VkFormat f)
  * covers whole texels: the range rounded up, which stays inside the buffer's own
  * reservation (a vec4 view of a matrix whose span ends mid-texel). */
 static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, const enn_binding *b, const range *r,
-                            VkFormat format, VkBufferView *out)
+                            VkFormat format, int storage, VkBufferView *out)
 {
     enn_context *ctx = rec->ctx;
     uint32_t tb = texel_bytes(format);
     if (!tb) return enn_error(ENN_ERROR_INTERNAL, "%s: binding %u has texel format %d, which libenn does not view",
                               label, i, (int)format);
     VkDeviceSize bytes = (r->end - r->begin + tb - 1) / tb * tb;
-    if (!ctx->caps.texel_buffer_f32 || r->begin % ctx->caps.min_texel_buffer_offset_alignment ||
+    if (!(storage ? ctx->caps.storage_texel_buffer_f32 : ctx->caps.texel_buffer_f32) || r->begin % ctx->caps.min_texel_buffer_offset_alignment ||
         r->begin + bytes > b->buffer->offset + b->buffer->reserved ||
         bytes / tb > ctx->caps.max_texel_buffer_elements)
         return enn_error(ENN_ERROR_UNSUPPORTED, "%s: binding %u ([%llu, +%llu) of its buffer) cannot be a texel buffer "
@@ -465,8 +465,10 @@ enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, cons
     VkBufferView views[ENN_MAX_BINDINGS];
     for (uint32_t i = 0; i < n; i++) {
         if (pipe->texel_formats[i] == VK_FORMAT_UNDEFINED) continue;
-        ENN_TRY(make_view(rec, label, i, &bindings[i], &ranges[i], pipe->texel_formats[i], &views[i]));
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+        VkDescriptorType type = enn_pipeline_descriptor_type(pipe, i);
+        ENN_TRY(make_view(rec, label, i, &bindings[i], &ranges[i], pipe->texel_formats[i],
+                          type == VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, &views[i]));
+        writes[i].descriptorType = type;
         writes[i].pBufferInfo = NULL;
         writes[i].pTexelBufferView = &views[i];
     }

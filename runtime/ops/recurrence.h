@@ -1,6 +1,7 @@
 /* The h-dependent (sequential) part of the ENN cell over a whole sequence, one dispatch
- * per pass (shaders/enn_recurrence.comp). Batch rows are independent in this recurrence,
- * so a workgroup carries its rows through all T steps.
+ * per pass (shaders/enn_recurrence.comp; on CPU devices shaders/enn_recurrence_cpu.comp,
+ * which reads its own outputs back through storage texel buffers). Batch rows are
+ * independent in this recurrence, so a workgroup carries its rows through all T steps.
  *
  * Forward, for t = 0..T-1, every row b < B:
  *   u_t[b]     = ReLU(u_t[b] + h_t[b] W_uh)        (u_t holds z W_u[z] + m W_u[m] + b_u on entry)
