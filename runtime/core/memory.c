@@ -30,13 +30,16 @@ struct enn_allocator {
     enn_memory_stats stats;
 };
 
-static VkBufferUsageFlags buffer_usage(void)
+static VkBufferUsageFlags buffer_usage(const enn_context *ctx)
 {
-    /* Texel buffers: some kernels read (uniform) or read and write (storage) their
-     * operands through buffer views (see enn_pipeline_desc.texel_formats). */
-    return VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
-           VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT |
-           VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    /* Texel buffers: some kernels read (uniform) their operands through buffer views (see
+     * enn_pipeline_desc.texel_formats); on CPU devices the recurrence also writes some
+     * (storage), the only users of that usage. */
+    VkBufferUsageFlags u = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
+                           VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    if (ctx->caps.device_type == ENN_DEVICE_CPU && ctx->caps.storage_texel_buffer_f32)
+        u |= VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT;
+    return u;
 }
 
 /* Device-local memory; on a unified device a mappable, coherent device-local type. */
@@ -80,7 +83,7 @@ enn_status enn_allocator_create(enn_context *ctx)
 
     /* Find the memory type once, from a probe buffer's requirements. */
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 4096,
-                             .usage = buffer_usage(), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+                             .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkBuffer probe;
     VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &probe);
     if (r != VK_SUCCESS) { free(a); return enn_vk_error(r, "vkCreateBuffer (probe)"); }
@@ -135,7 +138,7 @@ static enn_status block_create(enn_context *ctx, VkDeviceSize size, enn_block **
     if (!b) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating a memory block record");
     b->size = size;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
-                             .usage = buffer_usage(), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+                             .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &b->buffer);
     if (r != VK_SUCCESS) { block_free(ctx, b); return enn_vk_error(r, "vkCreateBuffer (memory block)"); }
     VkMemoryRequirements req;

@@ -213,11 +213,12 @@ static enn_status segment_init(enn_recorder *rec, segment *s)
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     ENN_VK_TRY(vkCreateFence(ctx->device, &fi, NULL, &s->fence));
     if (!ctx->enabled.push_descriptors) {
-        VkDescriptorPoolSize sizes[2] = {
+        VkDescriptorPoolSize sizes[3] = {
             {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS},
-            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS}};
+            {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS},
+            {.type = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS}};
         VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                         .maxSets = rec->cap, .poolSizeCount = 2, .pPoolSizes = sizes};
+                                         .maxSets = rec->cap, .poolSizeCount = 3, .pPoolSizes = sizes};
         ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, NULL, &s->descriptors));
     }
     return ENN_OK;
