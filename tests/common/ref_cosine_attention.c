@@ -23,9 +23,11 @@ static void normalise_backward(const double *xn, const double *dxn, uint32_t n, 
     for (uint32_t i = 0; i < n; i++) dx[i] = (dxn[i] - (clamped ? 0 : xn[i] * dot)) / r;
 }
 
-/* Everything for batch row b: zn, En (of that row's E), logits, a. */
-static void row_forward(uint32_t N, uint32_t h, const double *zb, const double *Eb, double tau_e, double *zn,
-                        double *rz, int *zc, double *En, double *rE, int *Ec, double *s, double *ab)
+/* Everything for batch row b: zn, En (of that row's E), the cosines s, a. shift (may be
+ * NULL) is added to the cosines before the softmax. */
+static void row_forward(uint32_t N, uint32_t h, const double *zb, const double *Eb, double tau_e,
+                        const double *shift, double *zn, double *rz, int *zc, double *En, double *rE, int *Ec,
+                        double *s, double *ab)
 {
     *rz = normalise(zb, h, zn, zc);
     for (uint32_t n = 0; n < N; n++) rE[n] = normalise(Eb + (size_t)n * h, h, En + (size_t)n * h, &Ec[n]);
@@ -34,15 +36,22 @@ static void row_forward(uint32_t N, uint32_t h, const double *zb, const double *
         double d = 0;
         for (uint32_t j = 0; j < h; j++) d += zn[j] * En[(size_t)n * h + j];
         s[n] = d;
-        mx = fmax(mx, d / tau_e);
+        mx = fmax(mx, (d + (shift ? shift[n] : 0)) / tau_e);
     }
     double sum = 0;
-    for (uint32_t n = 0; n < N; n++) sum += ab[n] = exp(s[n] / tau_e - mx);
+    for (uint32_t n = 0; n < N; n++) sum += ab[n] = exp((s[n] + (shift ? shift[n] : 0)) / tau_e - mx);
     for (uint32_t n = 0; n < N; n++) ab[n] /= sum;
 }
 
 void ref_cosine_attention_forward(uint32_t B, uint32_t N, uint32_t h, int per_sample, const double *z,
                                   const double *E, double tau_e, double *a, double *m)
+{
+    ref_cosine_attention_forward_shifted(B, N, h, per_sample, z, E, tau_e, NULL, a, m, NULL);
+}
+
+void ref_cosine_attention_forward_shifted(uint32_t B, uint32_t N, uint32_t h, int per_sample, const double *z,
+                                          const double *E, double tau_e, const double *shift, double *a, double *m,
+                                          double *cos)
 {
     double *zn = malloc(h * sizeof *zn), *En = malloc((size_t)N * h * sizeof *En);
     double *rE = malloc(N * sizeof *rE), *s = malloc(N * sizeof *s);
@@ -50,7 +59,9 @@ void ref_cosine_attention_forward(uint32_t B, uint32_t N, uint32_t h, int per_sa
     double rz;
     for (uint32_t b = 0; b < B; b++) {
         const double *Eb = E + (per_sample ? (size_t)b * N * h : 0);
-        row_forward(N, h, z + (size_t)b * h, Eb, tau_e, zn, &rz, &zc, En, rE, Ec, s, a + (size_t)b * N);
+        row_forward(N, h, z + (size_t)b * h, Eb, tau_e, shift ? shift + (size_t)b * N : NULL, zn, &rz, &zc, En, rE,
+                    Ec, s, a + (size_t)b * N);
+        if (cos) memcpy(cos + (size_t)b * N, s, N * sizeof *s);
         for (uint32_t j = 0; j < h; j++) {
             double acc = 0;
             for (uint32_t n = 0; n < N; n++) acc += a[(size_t)b * N + n] * Eb[(size_t)n * h + j];
@@ -75,7 +86,7 @@ void ref_cosine_attention_backward(uint32_t B, uint32_t N, uint32_t h, int per_s
         const double *Eb = E + (per_sample ? (size_t)b * Eh : 0);
         double *dEout = dE + (per_sample ? (size_t)b * Eh : 0);
         const double *dmb = dm + (size_t)b * h;
-        row_forward(N, h, z + (size_t)b * h, Eb, tau_e, zn, &rz, &zc, En, rE, Ec, s, ab);
+        row_forward(N, h, z + (size_t)b * h, Eb, tau_e, NULL, zn, &rz, &zc, En, rE, Ec, s, ab);
         /* m = a E: da_n = dm . E_n, and dE_n gets a_n dm. */
         for (uint32_t n = 0; n < N; n++) {
             double d = da_in ? da_in[(size_t)b * N + n] : 0;
