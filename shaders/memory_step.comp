@@ -44,6 +44,12 @@ layout(constant_id = 3) const uint MAX_N = 64;
 #ifndef JB
 #define JB 1
 #endif
+// The per-sample trace's logits: slots per invocation (each also loads its own H rows).
+#if SB > 1
+#define SBP 4
+#else
+#define SBP 1
+#endif
 #if VW == 4
 #define VT vec4
 #else
@@ -124,24 +130,32 @@ void main()
         barrier();
         // Logits: one invocation per slot (per-sample) or per SB slots (shared), dot
         // products over h in registers.
-        for (uint n = t; n < N && per_sample; n += WG) {
-            {
-                // Each loaded vector of M serves the tile's rows; rows past the batch
-                // repeat the last one (no branch around the loads) and are not kept.
-                float dot_ze[ROWS], ee[ROWS];
-                for (uint r = 0u; r < ROWS; r++) dot_ze[r] = ee[r] = 0.0;
-                for (uint j = 0u; j < hv; j++) {
+        for (uint n0 = t; n0 < N && per_sample; n0 += WG * SBP) {
+            // SBP slots per invocation: each row's z vector loads once for all of them, each
+            // vector of M once for the tile's rows. Slots past N and rows past the batch
+            // repeat the last one (no branches around the loads) and are not kept.
+            float dot_ze[ROWS][SBP], ee[ROWS][SBP];
+            for (uint r = 0u; r < ROWS; r++)
+                for (uint q = 0u; q < SBP; q++) dot_ze[r][q] = ee[r][q] = 0.0;
+            for (uint j = 0u; j < hv; j++) {
+                VT zr[ROWS];
+                for (uint r = 0u; r < ROWS; r++) zr[r] = LD_Z(min(b0 + r, pc.B - 1u) * hv + j);
+                for (uint q = 0u; q < SBP; q++) {
+                    uint n = min(n0 + q * WG, N - 1u);
                     VT mv = LD_M(n * hv + j);
                     for (uint r = 0u; r < ROWS; r++) {
                         uint b = min(b0 + r, pc.B - 1u);
                         VT e = mv + pc.alpha * LD_H(b * N * hv + n * hv + j);
-                        dot_ze[r] += dot(LD_Z(b * hv + j), e);
-                        ee[r] += dot(e, e);
+                        dot_ze[r][q] += dot(zr[r], e);
+                        ee[r][q] += dot(e, e);
                     }
                 }
+            }
+            for (uint q = 0u; q < SBP; q++) {
+                uint n = n0 + q * WG;
                 for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows)
-                        sh_a[r * MAX_N + n] = dot_ze[r] * sh_rz[r] * inversesqrt(max(ee[r], EPS_SQ)) * pc.inv_tau;
+                    if (r < rows && n < N)
+                        sh_a[r * MAX_N + n] = dot_ze[r][q] * sh_rz[r] * inversesqrt(max(ee[r][q], EPS_SQ)) * pc.inv_tau;
             }
         }
         for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
@@ -192,30 +206,36 @@ void main()
         barrier();
         // Retrieval m = a E, one invocation per vector of h; per-sample: the trace update
         // in the same pass over H.
-        for (uint j = t; j < hv && per_sample; j += WG) {
-            {
-                VT zj[ROWS], acc[ROWS];
-                for (uint r = 0u; r < ROWS; r++) {
-                    zj[r] = LD_Z(min(b0 + r, pc.B - 1u) * hv + j);
-                    acc[r] = VT(0.0);
+        for (uint j0 = t; j0 < hv && per_sample; j0 += WG * JB) {
+            // JB vectors per invocation: each row's weight a[n] loads once for all.
+            VT zj[ROWS][JB], acc[ROWS][JB];
+            for (uint r = 0u; r < ROWS; r++)
+                for (uint q = 0u; q < JB; q++) {
+                    zj[r][q] = LD_Z(min(b0 + r, pc.B - 1u) * hv + min(j0 + q * WG, hv - 1u));
+                    acc[r][q] = VT(0.0);
                 }
-                for (uint n = 0u; n < N; n++) {
+            for (uint n = 0u; n < N; n++) {
+                float an[ROWS];
+                for (uint r = 0u; r < ROWS; r++) an[r] = sh_a[r * MAX_N + n];
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = j0 + q * WG;
+                    if (j >= hv) continue;
                     VT mv = LD_M(n * hv + j);
                     for (uint r = 0u; r < ROWS; r++) {
                         if (r < rows) {
                             uint k = (b0 + r) * N * hv + n * hv + j;
-                            float an = sh_a[r * MAX_N + n];
                             VT hold = LD_H(k);
-                            acc[r] += an * (mv + pc.alpha * hold);
-                            precise VT d = an * zj[r];
+                            acc[r][q] += an[r] * (mv + pc.alpha * hold);
+                            precise VT d = an[r] * zj[r][q];
                             VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
                             H_new[k] = clamp(pre, -pc.clip, pc.clip);
                         }
                     }
                 }
-                for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows) m[(b0 + r) * hv + j] = acc[r];
             }
+            for (uint q = 0u; q < JB; q++)
+                for (uint r = 0u; r < ROWS; r++)
+                    if (r < rows && j0 + q * WG < hv) m[(b0 + r) * hv + j0 + q * WG] = acc[r][q];
         }
         for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
             VT acc[ROWS][JB];

@@ -266,30 +266,44 @@ void main()
         barrier();
         // dz (and per-sample dE): one invocation per vector of h (per-sample) or per JB
         // vectors (shared).
-        for (uint j = t; j < hv && per_sample; j += WG) {
-            {
-                for (uint r = 0u; r < rows; r++) {
-                    uint b = b0 + r, eo = b * N * hv;
-                    float rz = abs(sh_rz[r]);
-                    VT zn = LD_Z(b * hv + j) * rz, dmj = LD_DM(b * hv + j), ga = VT(0.0), gt = VT(0.0);
-                    for (uint n = 0u; n < N; n++) {
-                        float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
+        for (uint j0 = t; j0 < hv && per_sample; j0 += WG * JB) {
+            // JB vectors per invocation: each slot's ds, 1/|E|, s and a load once for all.
+            for (uint r = 0u; r < rows; r++) {
+                uint b = b0 + r, eo = b * N * hv;
+                float rz = abs(sh_rz[r]);
+                VT zn[JB], dmj[JB], ga[JB], gt[JB];
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = min(j0 + q * WG, hv - 1u);
+                    zn[q] = LD_Z(b * hv + j) * rz;
+                    dmj[q] = LD_DM(b * hv + j);
+                    ga[q] = gt[q] = VT(0.0);
+                }
+                for (uint n = 0u; n < N; n++) {
+                    float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
+                    float sn = sh_s[r * MAX_N + n];
+                    for (uint q = 0u; q < JB; q++) {
+                        uint j = j0 + q * WG;
+                        if (j >= hv) continue;
                         uint k = eo + n * hv + j;
                         VT Hk = LD_H(k), e = LD_M(n * hv + j) + pc.alpha * Hk;
-                        ga += ds * rE * e;
-                        VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[r * MAX_N + n];
-                        VT v = an * dmj + ds * (zn - proj) * rE;   // dE_tb[n]
+                        ga[q] += ds * rE * e;
+                        VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sn;
+                        VT v = an * dmj[q] + ds * (zn[q] - proj) * rE;   // dE_tb[n]
                         dM[k] += v;
                         if (!trace) continue;
                         VT gk = LD_G(k), dHt = pc.decay * gk + pc.alpha * v;
-                        gt += an * gk;
+                        gt[q] += an * gk;
                         if (prev && !inside_clip(Hk)) {
                             precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
                             dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), dHt);
                         }
                         g_out[k] = dHt;
                     }
-                    VT v = (ga - (sh_rz[r] < 0.0 ? VT(0.0) : zn * sh_Q[r])) * rz + pc.g_scale * gt;
+                }
+                for (uint q = 0u; q < JB; q++) {
+                    uint j = j0 + q * WG;
+                    if (j >= hv) continue;
+                    VT v = (ga[q] - (sh_rz[r] < 0.0 ? VT(0.0) : zn[q] * sh_Q[r])) * rz + pc.g_scale * gt[q];
                     dz[b * hv + j] += v;
                 }
             }
