@@ -18,16 +18,20 @@ layout(push_constant) uniform Push {
     uint first_index;
     float a;
     float b;
+    uint per_invocation;  // elements per invocation, consecutive (CPU devices: invocations cost)
 } pc;
 
 void main()
 {
-    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    if (i >= pc.n) return;
-    uint index = pc.first_index + i;
-    precise float v;
-    if (pc.dist == 0u) v = pc.a + pc.b * philox_normal(pc.seed, pc.stream, index);
-    else if (pc.dist == 1u) v = pc.a + (pc.b - pc.a) * philox_uniform(pc.seed, pc.stream, index);
-    else v = pc.a + pc.b * philox_truncated_normal(pc.seed, pc.stream, index);
-    out_values[i] = v;
+    uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    for (uint k = 0u; k < pc.per_invocation; k++) {
+        uint i = g * pc.per_invocation + k;
+        if (i >= pc.n) return;
+        uint index = pc.first_index + i;
+        precise float v;
+        if (pc.dist == 0u) v = pc.a + pc.b * philox_normal(pc.seed, pc.stream, index);
+        else if (pc.dist == 1u) v = pc.a + (pc.b - pc.a) * philox_uniform(pc.seed, pc.stream, index);
+        else v = pc.a + pc.b * philox_truncated_normal(pc.seed, pc.stream, index);
+        out_values[i] = v;
+    }
 }
