@@ -67,6 +67,12 @@ layout(constant_id = 3) const uint MAX_N = 64;
 #ifndef JB
 #define JB 1
 #endif
+// The per-sample trace's per-slot sums: slots per invocation (each also loads its own H, g).
+#if SB > 1
+#define SBP 4
+#else
+#define SBP 1
+#endif
 #if VW == 4
 #define VT vec4
 #else
@@ -198,20 +204,25 @@ void main()
         }
         barrier();
         // Per slot: similarity, |E_n|^2, and the gradient reaching a_n (dm . E_n + gs g_n . z).
-        for (uint n = t; n < N && per_sample; n += WG) {
-            {
-                for (uint r = 0u; r < rows; r++) {
-                    uint b = b0 + r, eo = b * N * hv + n * hv;
-                    float dot_ze = 0.0, ee = 0.0, dme = 0.0, dgz = 0.0;
-                    for (uint j = 0u; j < hv; j++) {
-                        VT e = LD_M(n * hv + j) + pc.alpha * LD_H(eo + j), zj = LD_Z(b * hv + j);
-                        dot_ze += dot(zj, e);
-                        ee += dot(e, e);
-                        dme += dot(LD_DM(b * hv + j), e);
-                        if (trace) dgz += dot(LD_G(eo + j), zj);
+        for (uint n0 = t; n0 < N && per_sample; n0 += WG * SBP) {
+            // SBP slots per invocation: each row's z and dm vectors load once for all.
+            for (uint r = 0u; r < rows; r++) {
+                uint b = b0 + r;
+                float dot_ze[SBP], ee[SBP], dme[SBP], dgz[SBP];
+                for (uint q = 0u; q < SBP; q++) dot_ze[q] = ee[q] = dme[q] = dgz[q] = 0.0;
+                for (uint j = 0u; j < hv; j++) {
+                    VT zj = LD_Z(b * hv + j), dmj = LD_DM(b * hv + j);
+                    for (uint q = 0u; q < SBP; q++) {
+                        uint n = min(n0 + q * WG, N - 1u), eo = b * N * hv + n * hv;
+                        VT e = LD_M(n * hv + j) + pc.alpha * LD_H(eo + j);
+                        dot_ze[q] += dot(zj, e);
+                        ee[q] += dot(e, e);
+                        dme[q] += dot(dmj, e);
+                        if (trace) dgz[q] += dot(LD_G(eo + j), zj);
                     }
-                    keep_slot(r, n, dot_ze, dme + pc.g_scale * dgz, ee);
                 }
+                for (uint q = 0u; q < SBP; q++)
+                    if (n0 + q * WG < N) keep_slot(r, n0 + q * WG, dot_ze[q], dme[q] + pc.g_scale * dgz[q], ee[q]);
             }
         }
         for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
