@@ -140,7 +140,8 @@ enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_
     uint32_t cpu_local = enn_ops_local_size(ctx, CPU_LOCAL, 0);
     VkFormat texel_formats[6] = {VK_FORMAT_R32G32B32A32_SFLOAT};
     const uint32_t cpu_spec[1] = {cpu_local};
-    int columns = dbias.buf && V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, (uint64_t)chunk * V);
+    /* (a chunk may start up to ENN_VIEW_ALIGN bytes into its binding) */
+    int columns = dbias.buf && V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, (uint64_t)chunk * V + ENN_VIEW_ALIGN / 4);
     const enn_pipeline *cpu_pipe = NULL;
     if (columns || cpu_kernels_fit(ctx, 0, 0, 0)) {
         enn_pipeline_desc pd = {.shader = columns ? "softmax_cross_entropy_backward_columns"
