@@ -1,5 +1,6 @@
 /* Shared parts of `enn bench ops`: options, the printed row, and the kernel families
- * (GEMM in cmd_bench.c, the others in bench_ops.c; CPU baselines in bench_cpu.c). */
+ * (GEMM in cmd_bench.c, the others in bench_ops_*.c with their case runner in
+ * bench_ops_case.c; CPU baselines in bench_cpu.c). */
 #ifndef ENN_TOOL_BENCH_H
 #define ENN_TOOL_BENCH_H
 
