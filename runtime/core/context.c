@@ -351,6 +351,23 @@ static enn_context *context_alloc(void)
     return ctx;
 }
 
+/* The last step of both constructors: finish the context and give it to the caller, or
+ * destroy it keeping the first error's message (destroying may overwrite it). */
+static enn_status hand_over(enn_context *ctx, enn_status s, const enn_context_options *opt, enn_context **out)
+{
+    if (s == ENN_OK) s = finish_context(ctx, opt);
+    if (s != ENN_OK) {
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", enn_last_error());
+        enn_context_destroy(ctx);
+        enn_error(s, "%s", saved);
+        return s;
+    }
+    enn_error_clear();
+    *out = ctx;
+    return ENN_OK;
+}
+
 enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create: out is NULL");
@@ -388,17 +405,7 @@ enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
         s = create_device(ctx);
     }
     free(devs);
-    if (s == ENN_OK) s = finish_context(ctx, opt);
-    if (s != ENN_OK) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", enn_last_error());
-        enn_context_destroy(ctx);
-        enn_error(s, "%s", saved);
-        return s;
-    }
-    enn_error_clear();
-    *out = ctx;
-    return ENN_OK;
+    return hand_over(ctx, s, opt, out);
 }
 
 static int list_has(const char *const *list, uint32_t n, const char *name)
@@ -482,17 +489,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
         .coopmat_nv = c->cooperative_matrix,
         .timestamps = c->timestamps,
     };
-    enn_status s = finish_context(ctx, opt);
-    if (s != ENN_OK) {
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", enn_last_error());
-        enn_context_destroy(ctx);
-        enn_error(s, "%s", saved);
-        return s;
-    }
-    enn_error_clear();
-    *out = ctx;
-    return ENN_OK;
+    return hand_over(ctx, ENN_OK, opt, out);
 }
 
 void enn_context_destroy(enn_context *ctx)
