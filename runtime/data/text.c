@@ -212,7 +212,59 @@ int enn_text_keep_line(const enn_text_options *opt, size_t index)
     return (double)(r >> 11) * (1.0 / 9007199254740992.0) < opt->fraction;
 }
 
+enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt, enn_text_token_fn token,
+                                   void *user, uint64_t *bytes)
+{
+    enn_line_reader lr;
+    ENN_TRY(enn_line_reader_open(&lr, path));
+    enn_status s = ENN_OK;
+    char *line;
+    size_t len;
+    int more;
+    while (s == ENN_OK && (s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
+        if (!enn_text_keep_line(opt, lr.line_no - 1)) continue;
+        if (!opt->keep_case) enn_text_lower_utf8(line, len);
+        for (char *p = line; *p && s == ENN_OK;) {
+            while (*p && text_is_space(*p)) p++;
+            if (!*p) break;
+            char *q = p;
+            while (*q && !text_is_space(*q)) q++;
+            char saved = *q;
+            *q = '\0';
+            s = token(user, p, (size_t)(q - p), lr.line_no);
+            *q = saved;
+            p = q;
+        }
+    }
+    *bytes = lr.bytes;
+    enn_line_reader_close(&lr);
+    return s;
+}
+
 /* ---------------------------------------------------------------- spans */
+/* The token ids of a file, in order, grown by doubling. */
+typedef struct token_stream {
+    const enn_vocab *vocab;
+    const char *path;
+    uint32_t *ids;
+    size_t count, cap;
+} token_stream;
+
+static enn_status append_token(void *user, char *word, size_t n, size_t line_no)
+{
+    (void)n;
+    token_stream *ts = user;
+    if (ts->count == ts->cap) {
+        size_t next = ts->cap ? ts->cap * 2 : 1 << 16;
+        uint32_t *grown = realloc(ts->ids, next * sizeof(uint32_t));
+        if (!grown) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", ts->path, line_no);
+        ts->ids = grown;
+        ts->cap = next;
+    }
+    ts->ids[ts->count++] = enn_vocab_id(ts->vocab, word);
+    return ENN_OK;
+}
+
 enn_status enn_load_tokens(const char *path, const enn_vocab *vocab, const enn_text_options *text_options,
                            const enn_span_options *span_options, enn_dataset *out)
 {
@@ -225,42 +277,11 @@ enn_status enn_load_tokens(const char *path, const enn_vocab *vocab, const enn_t
     ENN_TRY(enn_text_options_resolve(text_options, &opt, path));
     const size_t T = span_options->T;
 
-    enn_line_reader lr;
-    ENN_TRY(enn_line_reader_open(&lr, path));
-    uint32_t *stream = NULL;
-    size_t count = 0, cap = 0;
-    enn_status s = ENN_OK;
-    char *line;
-    size_t len;
-    int more;
-    while ((s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
-        if (!enn_text_keep_line(&opt, lr.line_no - 1)) continue;
-        if (!opt.keep_case) enn_text_lower_utf8(line, len);
-        for (char *p = line; *p;) {
-            while (*p && text_is_space(*p)) p++;
-            if (!*p) break;
-            char *q = p;
-            while (*q && !text_is_space(*q)) q++;
-            char saved = *q;
-            *q = '\0';
-            if (count == cap) {
-                size_t next = cap ? cap * 2 : 1 << 16;
-                uint32_t *grown = realloc(stream, next * sizeof(uint32_t));
-                if (!grown) {
-                    s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", path, lr.line_no);
-                    break;
-                }
-                stream = grown;
-                cap = next;
-            }
-            stream[count++] = enn_vocab_id(vocab, p);
-            *q = saved;
-            p = q;
-        }
-        if (s != ENN_OK) break;
-    }
-    uint64_t bytes = lr.bytes;
-    enn_line_reader_close(&lr);
+    token_stream ts = {.vocab = vocab, .path = path};
+    uint64_t bytes = 0;
+    enn_status s = enn_text_for_each_token(path, &opt, append_token, &ts, &bytes);
+    uint32_t *stream = ts.ids;
+    size_t count = ts.count, cap = ts.cap;
     if (s == ENN_OK && bytes == 0) s = enn_error(ENN_ERROR_FORMAT, "%s: empty file (want whitespace-separated tokens)", path);
     else if (s == ENN_OK && count == 0)
         s = enn_error(ENN_ERROR_FORMAT, "%s: no tokens%s", path, opt.fraction < 1.0 ? " in the selected lines" : "");

@@ -78,46 +78,38 @@ static int by_count_then_bytes(const void *a, const void *b)
     return strcmp(x->token, y->token);
 }
 
+/* How often each word occurs; <unk> and <pad> in the text count as unknown. */
+typedef struct token_counts {
+    const char *path;
+    enn_str_map counts;
+    uint64_t unknown, total;
+} token_counts;
+
+static enn_status count_token(void *user, char *word, size_t n, size_t line_no)
+{
+    token_counts *tc = user;
+    tc->total++;
+    if ((n == 5 && memcmp(word, UNK, 5) == 0) || (n == 5 && memcmp(word, PAD, 5) == 0)) {
+        tc->unknown++;
+        return ENN_OK;
+    }
+    size_t slot = enn_str_map_upsert(&tc->counts, word, n, 0);
+    if (slot == SIZE_MAX) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", tc->path, line_no);
+    tc->counts.slots[slot].value++;
+    return ENN_OK;
+}
+
 enn_status enn_vocab_build(const char *train_path, const enn_text_options *options, enn_vocab **out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_vocab_build: out is NULL");
     *out = NULL;
     enn_text_options opt;
     ENN_TRY(enn_text_options_resolve(options, &opt, train_path));
-    enn_line_reader lr;
-    ENN_TRY(enn_line_reader_open(&lr, train_path));
-    enn_str_map counts = {0};
-    uint64_t unknown = 0, total = 0;
-    enn_status s = ENN_OK;
-    char *line;
-    size_t len;
-    int more;
-    while ((s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
-        if (!enn_text_keep_line(&opt, lr.line_no - 1)) continue;
-        if (!opt.keep_case) enn_text_lower_utf8(line, len);
-        for (char *p = line; *p;) {
-            while (*p && text_is_space(*p)) p++;
-            if (!*p) break;
-            char *q = p;
-            while (*q && !text_is_space(*q)) q++;
-            size_t n = (size_t)(q - p);
-            total++;
-            if ((n == 5 && memcmp(p, UNK, 5) == 0) || (n == 5 && memcmp(p, PAD, 5) == 0)) {
-                unknown++;
-            } else {
-                size_t slot = enn_str_map_upsert(&counts, p, n, 0);
-                if (slot == SIZE_MAX) {
-                    s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory at line %zu", train_path, lr.line_no);
-                    break;
-                }
-                counts.slots[slot].value++;
-            }
-            p = q;
-        }
-        if (s != ENN_OK) break;
-    }
-    uint64_t bytes = lr.bytes;
-    enn_line_reader_close(&lr);
+    token_counts tc = {.path = train_path};
+    uint64_t bytes = 0;
+    enn_status s = enn_text_for_each_token(train_path, &opt, count_token, &tc, &bytes);
+    enn_str_map counts = tc.counts;
+    uint64_t unknown = tc.unknown, total = tc.total;
     if (s == ENN_OK && bytes == 0) s = enn_error(ENN_ERROR_FORMAT, "%s: empty file (want whitespace-separated tokens)", train_path);
     else if (s == ENN_OK && total == 0)
         s = enn_error(ENN_ERROR_FORMAT, "%s: no tokens%s", train_path, opt.fraction < 1.0 ? " in the selected lines" : "");
