@@ -28,9 +28,12 @@
 //! variant rnn_recurrence_cpu_gru_backward -DGRU=1 -DBACKWARD=1
 //! variant rnn_recurrence_cpu_simple -DSIMPLE=1
 //! variant rnn_recurrence_cpu_simple_backward -DSIMPLE=1 -DBACKWARD=1
+//! variant rnn_recurrence_cpu_transpose -DTRANSPOSE=1
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint ROWS = 8;  // batch rows per workgroup, <= 8
 layout(constant_id = 4) const uint UNITS = 4; // u, a multiple of 4
+layout(constant_id = 5) const uint GROUPS = 4; // column groups per invocation (1, 2 or 4) of the
+                                               // products that are not gate-major (backward, Simple)
 
 #if GRU
 #define GATES 3
@@ -51,13 +54,15 @@ const uint W4 = uint(GATES) * U4;     // a (gates * u)-wide row in vec4s
 // Image writes of one step made visible to the next step's loads in other invocations.
 #define STAGE_BARRIER memoryBarrierImage(); barrier();
 
-layout(set = 0, binding = 0) uniform samplerBuffer tex_U; // [u, gates * u]
+layout(set = 0, binding = 0) uniform samplerBuffer tex_U; // U [u, gates * u]; backward: U^T
 #define UW(i) TEXEL(tex_U, i)
 
+#if !TRANSPOSE
 layout(push_constant) uniform Push {
     uint B, T;
     uint slab_u, slab_w; // vec4s from one step to the next: u-wide and (gates * u)-wide sequences
 } pc;
+#endif
 
 // tanh and sigmoid as rnn_gates.comp computes them: no overflow for large |x|, no
 // cancellation of 1 - exp(-2|x|) near 0 (odd Taylor series to x^7 for |x| < 0.1).
@@ -91,16 +96,15 @@ vec4 stable_sigmoid(vec4 v)
 #endif
 #define ALL_ROWS(F, a) F(0, a) F(1, a) F(2, a) F(3, a) F(4, a) F(5, a) F(6, a) F(7, a)
 #define UPD_AXPY(a, xv) a = fma(vec4(xv.w), w3, fma(vec4(xv.z), w2, fma(vec4(xv.y), w1, fma(vec4(xv.x), w0, a))));
-#define UPD_DOT(a, xv) a += vec4(dot(w0, xv), dot(w1, xv), dot(w2, xv), dot(w3, xv));
 #define ZERO_ACC(r, i) acc[r][i] = vec4(0.0);
 #define ZERO_ROW(r, u) COLS(ZERO_ACC, r)
-#define COL_INDEX(u, i) col[i] = COL(j, i);
+#define COL_INDEX(u, i) if (USE_COL(i)) col[i] = COL(j, i);
 #define LOAD_X(r, u) if ((r) < ROWS) x[r] = X_AT(min(r, last));
 #define UPD_ROW(r, i) if ((r) < ROWS) UPD(acc[r][i], x[r])
-#define COL_UPD(u, i) { vec4 w0 = W_AT(col[i], 0u), w1 = W_AT(col[i], 1u), w2 = W_AT(col[i], 2u), \
+#define COL_UPD(u, i) if (USE_COL(i)) { vec4 w0 = W_AT(col[i], 0u), w1 = W_AT(col[i], 1u), w2 = W_AT(col[i], 2u), \
                         w3 = W_AT(col[i], 3u); ALL_ROWS(UPD_ROW, i) }
-// acc[r][i] = sum over k < KN of the product; needs COL(j, i), KN, W_AT(c, q) (the texel
-// of weight vector q < 4 of column group c at this k), X_AT(r) and UPD.
+// acc[r][i] = sum over k < KN of the product; needs COL(j, i), USE_COL(i), KN, W_AT(c, q)
+// (the texel of weight vector q < 4 of column group c at this k), X_AT(r) and UPD.
 #define BLOCK_PRODUCT                                      \
     vec4 acc[8][CG];                                       \
     ALL_ROWS(ZERO_ROW, 0)                                  \
@@ -113,7 +117,27 @@ vec4 stable_sigmoid(vec4 v)
     }
 #define ROW_OK(r) ((r) < ROWS && (r) < nrows)
 
-#ifndef BACKWARD
+#if TRANSPOSE
+// ---------------------------------------------------------------- U^T for the backward
+// Invocation (k, c) moves the 4 x 4 block of rows 4k.. and column group c of tex_U
+// (U [u, width]) to rows 4c.. and column group k of U^T [width, u]: the backward's
+// products then combine rows of U^T as the forward's combine rows of U.
+layout(set = 0, binding = 1, rgba32f) uniform writeonly imageBuffer img_Ut;
+layout(push_constant) uniform TransposePush { uint width4; } tp;
+
+void main()
+{
+    uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (i >= U4 * tp.width4) return;
+    uint k = i / tp.width4, c = i % tp.width4;
+    vec4 a0 = UW((4u * k) * tp.width4 + c), a1 = UW((4u * k + 1u) * tp.width4 + c);
+    vec4 a2 = UW((4u * k + 2u) * tp.width4 + c), a3 = UW((4u * k + 3u) * tp.width4 + c);
+    STORE_IMG(img_Ut, (4u * c) * U4 + k, vec4(a0.x, a1.x, a2.x, a3.x));
+    STORE_IMG(img_Ut, (4u * c + 1u) * U4 + k, vec4(a0.y, a1.y, a2.y, a3.y));
+    STORE_IMG(img_Ut, (4u * c + 2u) * U4 + k, vec4(a0.z, a1.z, a2.z, a3.z));
+    STORE_IMG(img_Ut, (4u * c + 3u) * U4 + k, vec4(a0.w, a1.w, a2.w, a3.w));
+}
+#elif !defined(BACKWARD)
 // ---------------------------------------------------------------- forward
 layout(set = 0, binding = 1, rgba32f) uniform coherent imageBuffer img_hs;  // [T+1, Bp, u]
 #if !SIMPLE
@@ -127,17 +151,19 @@ layout(set = 0, binding = 4) uniform samplerBuffer tex_b_rec;              // [3
 #endif
 
 #if SIMPLE
-// 4 column groups per invocation, NT apart (clamped to the last, never stored past it).
-#define NT ((U4 + 3u) / 4u)
+// GROUPS column groups per invocation, NT apart (clamped to the last, never stored past it).
+#define NT ((U4 + GROUPS - 1u) / GROUPS)
 #define COL(j, i) min((j) + (i) * NT, U4 - 1u)
+#define USE_COL(i) ((i) < GROUPS)
 #define SIMPLE_ROW(r, i) if (ROW_OK(r)) { uint o = ob + (r) * U4 + c; \
                              STORE_IMG(img_hs, o, stable_tanh(acc[r][i] + LOAD(img_hs, o))); }
-#define SIMPLE_COL(u, i) { uint c = j + (i) * NT; if (c < U4) { ALL_ROWS(SIMPLE_ROW, i) } }
+#define SIMPLE_COL(u, i) { uint c = j + (i) * NT; if (USE_COL(i) && c < U4) { ALL_ROWS(SIMPLE_ROW, i) } }
 #define EPILOGUE COLS(SIMPLE_COL, 0)
 #else
 // Unit group j of every gate: columns j, j + U4, ...
 #define NT U4
 #define COL(j, i) ((j) + (i) * U4)
+#define USE_COL(i) true
 #if LSTM
 #define GATE_ROW(r, u) if (ROW_OK(r)) {                                          \
         uint p = pb + (r) * W4 + j, q = (r) * U4 + j;                          \
@@ -198,7 +224,7 @@ void main()
 }
 #endif
 
-#ifdef BACKWARD
+#if BACKWARD
 // ---------------------------------------------------------------- backward
 layout(set = 0, binding = 1, rgba32f) uniform coherent imageBuffer img_dhs;  // [T+1, Bp, u]
 layout(set = 0, binding = 2, rgba32f) uniform coherent imageBuffer img_dpre; // [T, Bp, gates * u]
@@ -218,14 +244,15 @@ layout(set = 0, binding = 3) uniform samplerBuffer tex_hs;                   // 
 #define img_X img_dpre
 #endif
 
-// Output unit groups: 4 per invocation, NT apart; dot products along the rows 4c..4c+3
-// of U (dX U^T).
-#define NT ((U4 + 3u) / 4u)
+// Output unit groups: GROUPS per invocation, NT apart; binding 0 is U^T [gates u, u]
+// (rnn_recurrence_cpu_transpose), whose rows 4k.. the products combine (dX U^T).
+#define NT ((U4 + GROUPS - 1u) / GROUPS)
 #define COL(j, i) min((j) + (i) * NT, U4 - 1u)
+#define USE_COL(i) ((i) < GROUPS)
 #define KN kn
-#define W_AT(c, q) UW((4u * (c) + (q)) * W4 + k)
+#define W_AT(c, q) UW((4u * k + (q)) * U4 + (c))
 #define X_AT(r) LOAD(img_X, xb + (r) * W4 + k)
-#define UPD UPD_DOT
+#define UPD UPD_AXPY
 
 // The gates' backward of step t-1 for row r, unit group c, from dh = dL/dh_t (q: the
 // row's index in the u-wide slab t, a: in the wide step t-1, e: in the u-wide slab t-1).
@@ -268,7 +295,7 @@ layout(set = 0, binding = 3) uniform samplerBuffer tex_hs;                   // 
         vec4 dh = LOAD(img_dhs, q) + acc[r][i];                                      \
         if (t < pc.T) STORE_IMG(img_dhs, q, dh);                                     \
         if (t > 0u) GATES_BACKWARD(r, c, dh) }
-#define BACK_COL(u, i) { uint c = j + (i) * NT; if (c < U4) { ALL_ROWS(BACK_ROW, i) } }
+#define BACK_COL(u, i) { uint c = j + (i) * NT; if (USE_COL(i) && c < U4) { ALL_ROWS(BACK_ROW, i) } }
 
 void main()
 {

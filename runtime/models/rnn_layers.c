@@ -56,8 +56,22 @@ static enn_status param(const enn_layout *l, const enn_buffer *params, const enn
     return ENN_OK;
 }
 
+static enn_view view_or_none(const enn_buffer *b) { return b ? enn_view_of(b) : NO_VIEW; }
+
+/* The fused whole-sequence recurrence (CPU devices, rnn_recurrence.h) for layer L, if it
+ * runs there: *shape filled in. */
+static int fused(const enn_rnn_stack *s, const enn_rnn_layer *L, uint32_t T, uint32_t B,
+                 enn_rnn_recurrence_shape *shape)
+{
+    enn_rnn_cell cell = s->kind == ENN_MODEL_LSTM ? ENN_RNN_CELL_LSTM
+                        : s->kind == ENN_MODEL_GRU ? ENN_RNN_CELL_GRU
+                                                   : ENN_RNN_CELL_SIMPLE;
+    *shape = (enn_rnn_recurrence_shape){cell, T, B, L->units, slab(s, L->units), slab(s, L->width)};
+    return enn_rnn_recurrence_available(s->ctx, shape, L->U);
+}
+
 #define FOR_EACH_BUFFER(L, X) X((L)->b_rec) X((L)->db_rec) X((L)->pre) X((L)->hu) X((L)->hs) X((L)->cs) \
-    X((L)->dpre) X((L)->dhu) X((L)->dhs) X((L)->dc)
+    X((L)->dpre) X((L)->dhu) X((L)->dhs) X((L)->dc) X((L)->Ut)
 
 enn_status enn_rnn_stack_create(enn_context *ctx, const enn_model_config *cfg, const enn_layout *lay,
                                 const enn_buffer *params, const enn_buffer *grads, uint32_t d, enn_rnn_stack *s)
@@ -103,6 +117,8 @@ enn_status enn_rnn_stack_create(enn_context *ctx, const enn_model_config *cfg, c
             ENN_TRY(alloc(s, &L->hu, T * sw));
             ENN_TRY(alloc(s, &L->dhu, T * sw));
         }
+        enn_rnn_recurrence_shape shape;
+        if (fused(s, L, T, s->B, &shape)) ENN_TRY(alloc(s, &L->Ut, (uint64_t)u * L->width * 4));
         in = u;
     }
     /* Padding rows must start (and stay) finite and zero where nothing writes them. */
@@ -171,20 +187,6 @@ enn_status enn_rnn_initial_state(enn_rnn_stack *s, enn_recorder *rec, uint32_t c
         }
     }
     return ENN_OK;
-}
-
-static enn_view view_or_none(const enn_buffer *b) { return b ? enn_view_of(b) : NO_VIEW; }
-
-/* The fused whole-sequence recurrence (CPU devices, rnn_recurrence.h) for layer L, if it
- * runs there: *shape filled in. */
-static int fused(const enn_rnn_stack *s, const enn_rnn_layer *L, uint32_t T, uint32_t B,
-                 enn_rnn_recurrence_shape *shape)
-{
-    enn_rnn_cell cell = s->kind == ENN_MODEL_LSTM ? ENN_RNN_CELL_LSTM
-                        : s->kind == ENN_MODEL_GRU ? ENN_RNN_CELL_GRU
-                                                   : ENN_RNN_CELL_SIMPLE;
-    *shape = (enn_rnn_recurrence_shape){cell, T, B, L->units, slab(s, L->units), slab(s, L->width)};
-    return enn_rnn_recurrence_available(s->ctx, shape, L->U);
 }
 
 /* The layer's input rows X [T * Bp, in]: x, or the layer below's h_1..h_T. */
@@ -261,9 +263,9 @@ enn_status enn_rnn_backward(enn_rnn_stack *s, enn_recorder *rec, uint32_t T, uin
         /* The gradient that reaches h_{t-1} through U: dP_t (SimpleRNN, LSTM) or dQ_t (GRU). */
         enn_buffer *drec = s->kind == ENN_MODEL_GRU ? L->dhu : L->dpre;
         enn_rnn_recurrence_shape shape;
-        const int one_dispatch = fused(s, L, T, B, &shape);
+        const int one_dispatch = L->Ut && fused(s, L, T, B, &shape); /* Ut: allocated when it runs */
         if (one_dispatch)
-            ENN_TRY(enn_rnn_recurrence_backward(rec, &shape, L->U, enn_view_of(L->hs), view_or_none(L->pre),
+            ENN_TRY(enn_rnn_recurrence_backward(rec, &shape, L->U, view_or_none(L->Ut), enn_view_of(L->hs), view_or_none(L->pre),
                                                 view_or_none(L->cs), view_or_none(L->hu), enn_view_of(L->dhs),
                                                 enn_view_of(L->dpre), view_or_none(L->dhu), view_or_none(L->dc)));
         for (uint32_t t = T; !one_dispatch && t-- > 0;) {

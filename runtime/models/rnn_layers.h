@@ -41,6 +41,7 @@ typedef struct enn_rnn_layer {
     enn_buffer *dhu;            /* GRU [T, Bp, 3u]: gradient of Q */
     enn_buffer *dhs;            /* [T+1, Bp, units]: slabs 1..T from above on entry */
     enn_buffer *dc;             /* LSTM [Bp, units]: the running gradient of c */
+    enn_buffer *Ut;             /* [width, units]: U^T for the fused backward (CPU devices), else NULL */
 } enn_rnn_layer;
 
 typedef struct enn_rnn_stack {

@@ -53,11 +53,12 @@ int enn_rnn_recurrence_available(const enn_context *ctx, const enn_rnn_recurrenc
 enn_status enn_rnn_recurrence_forward(enn_recorder *rec, const enn_rnn_recurrence_shape *s, enn_view U,
                                       enn_view b_rec, enn_view hs, enn_view pre, enn_view cs, enn_view hu);
 
-/* One dispatch. U, hs, pre, cs, hu as the forward left them (hs: SimpleRNN and GRU; pre,
- * cs: LSTM; pre, hu: GRU). dhs [T+1 slabs, u] in/out; dpre [T slabs, gates u] written;
- * dhu [T slabs, 3u] written (GRU); dc [Bp, u] written (LSTM). Unused operands {0}. */
-enn_status enn_rnn_recurrence_backward(enn_recorder *rec, const enn_rnn_recurrence_shape *s, enn_view U, enn_view hs,
-                                       enn_view pre, enn_view cs, enn_view hu, enn_view dhs, enn_view dpre,
-                                       enn_view dhu, enn_view dc);
+/* Two dispatches: Ut [gates u, u] = U^T (scratch, written), then the recurrence. U, hs,
+ * pre, cs, hu as the forward left them (hs: SimpleRNN and GRU; pre, cs: LSTM; pre, hu:
+ * GRU). dhs [T+1 slabs, u] in/out; dpre [T slabs, gates u] written; dhu [T slabs, 3u]
+ * written (GRU); dc [Bp, u] written (LSTM). Unused operands {0}. */
+enn_status enn_rnn_recurrence_backward(enn_recorder *rec, const enn_rnn_recurrence_shape *s, enn_view U, enn_view Ut,
+                                       enn_view hs, enn_view pre, enn_view cs, enn_view hu, enn_view dhs,
+                                       enn_view dpre, enn_view dhu, enn_view dc);
 
 #endif
