@@ -2,7 +2,6 @@
 #include "ops/rnn_recurrence.h"
 
 #include "ops/launch.h"
-#include <stdio.h>
 
 /* The shader's register block spells out this many rows, and a workgroup must have at
  * least as many invocations. */
@@ -85,9 +84,8 @@ static enn_status launch(enn_recorder *rec, const char *op, const char *shader, 
     const enn_pipeline *pipe;
     ENN_TRY(enn_pipeline_get(ctx, &d, &pipe));
     rnn_push push = {s->B, s->T, (uint32_t)(s->slab_u / 16), (uint32_t)(s->slab_w / 16)};
-    static char names[8][80]; static int ni; char *nm = names[ni++ & 7]; snprintf(nm, 80, "%s_u%u", shader, u);
     return enn_record_dispatch(rec, pipe, b, count + 1, &push, enn_ops_row_groups(rec, (s->B + ROWS - 1) / ROWS), 1,
-                               1, nm);
+                               1, shader);
 }
 
 enn_status enn_rnn_recurrence_forward(enn_recorder *rec, const enn_rnn_recurrence_shape *s, enn_view U,
