@@ -19,9 +19,16 @@
 // Backward, t = T..0 (no product at t = T): dh_t = dhs_t + dX_t U^T (X = dpre, or dhu for
 // the GRU), stored into dhs slab t; then, by the same invocation for the same units, the
 // gates' backward of step t-1 from dh_t (as rnn_gates.comp's backward kernels), which
-// writes dX_{t-1} for the next product. One barrier per step.
+// writes dX_{t-1} for the next product. One barrier per step. Binding 0 is U^T there
+// (the _transpose variant writes it first), so the products combine rows of it as the
+// forward's combine rows of U: dot products along the rows of U measured 15-30% slower.
+// The products that are not gate-major (backward, SimpleRNN) give each invocation
+// GROUPS of the u / 4 column groups, fewer than 4 where 4 would leave invocations idle
+// (64 units: 16 groups, 2 per invocation; 4 measured 2x the time).
 //
-// Needs units % 4 == 0 and a workgroup of at least ROWS <= 8 invocations.
+// Needs units % 4 == 0 and ROWS <= 8. Measured on lavapipe (paper-mnist, B = 128, T = 28):
+// 16 rows per workgroup no faster; an x operand read as a storage buffer (a uniform
+// address in every lane) 1.6x slower than as an image.
 //
 //! variant rnn_recurrence_cpu_lstm_backward -DBACKWARD=1
 //! variant rnn_recurrence_cpu_gru -DGRU=1

@@ -11,6 +11,8 @@
  *   backward, layer l (from the top): a reverse loop of one gate-backward kernel and one
  *   GEMM (dh_{t-1} += dP_t U^T) per step, then dU, dW, db and the gradient of X (the
  *   layer below's dhs, or dx) as one GEMM each over all steps.
+ *   On CPU devices each loop over t is one dispatch instead (ops/rnn_recurrence.h: units
+ *   a multiple of 4, not ENN_DISABLE_RNN_RECURRENCE), writing the same buffers.
  *
  * G is 1, 4 or 3 gates packed [i|f|c|o] (LSTM) or [z|r|h] (GRU) along the columns of W,
  * U and b, as Keras packs them. The GRU bias is [2, 3u]: the input bias, then the

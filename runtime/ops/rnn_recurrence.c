@@ -3,8 +3,8 @@
 
 #include "ops/launch.h"
 
-/* The shader's register block spells out this many rows, and a workgroup must have at
- * least as many invocations. */
+/* The shader's register block spells out this many rows (at most 8); a workgroup of 8
+ * invocations shares the columns, as two cores need only a few workgroups busy. */
 #define ROWS 8
 
 typedef struct rnn_push {
