@@ -341,7 +341,7 @@ static void check_stateful(enn_model_kind kind)
     enn_model_config_init(&c, ENN_HEAD_REGRESSOR);
     c.kind = kind;
     c.layers = 2;
-    c.layer_units[0] = 5;
+    c.layer_units[0] = 8; /* units of 4: the fused recurrence on CPU devices (the GPU plan: per step) */
     c.layer_units[1] = 4;
     c.input_features = D;
     c.max_seq_len = T;
