@@ -27,8 +27,9 @@
 // (64 units: 16 groups, 2 per invocation; 4 measured 2x the time).
 //
 // Needs units % 4 == 0 and ROWS <= 8. Measured on lavapipe (paper-mnist, B = 128, T = 28):
-// 16 rows per workgroup no faster; an x operand read as a storage buffer (a uniform
-// address in every lane) 1.6x slower than as an image.
+// 16 rows per workgroup no faster forward and 1.2-1.5x slower backward, 4 rows 1.8x
+// slower; x read from a storage buffer (the same address in every lane) 1.6x slower than
+// from the image.
 //
 //! variant rnn_recurrence_cpu_lstm_backward -DBACKWARD=1
 //! variant rnn_recurrence_cpu_gru -DGRU=1

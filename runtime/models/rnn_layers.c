@@ -265,9 +265,10 @@ enn_status enn_rnn_backward(enn_rnn_stack *s, enn_recorder *rec, uint32_t T, uin
         enn_rnn_recurrence_shape shape;
         const int one_dispatch = L->Ut && fused(s, L, T, B, &shape); /* Ut: allocated when it runs */
         if (one_dispatch)
-            ENN_TRY(enn_rnn_recurrence_backward(rec, &shape, L->U, view_or_none(L->Ut), enn_view_of(L->hs), view_or_none(L->pre),
-                                                view_or_none(L->cs), view_or_none(L->hu), enn_view_of(L->dhs),
-                                                enn_view_of(L->dpre), view_or_none(L->dhu), view_or_none(L->dc)));
+            ENN_TRY(enn_rnn_recurrence_backward(rec, &shape, L->U, view_or_none(L->Ut), enn_view_of(L->hs),
+                                                view_or_none(L->pre), view_or_none(L->cs), view_or_none(L->hu),
+                                                enn_view_of(L->dhs), enn_view_of(L->dpre), view_or_none(L->dhu),
+                                                view_or_none(L->dc)));
         for (uint32_t t = T; !one_dispatch && t-- > 0;) {
             enn_view dh = step_view(L->dhs, t + 1, su), dh_prev = step_view(L->dhs, t, su);
             enn_view dP_t = step_view(L->dpre, t, sw);
