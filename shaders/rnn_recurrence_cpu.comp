@@ -13,8 +13,9 @@
 //   LSTM  invocation j owns unit group j (4 units) of all 4 gates [i|f|c|o] of all rows:
 //         acc = h_{t-1} U over those columns, then the gates in registers:
 //         pre_t <- (i, f, g, o), c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
-//   GRU   the same with 3 gates [z|r|h]: hu_t = acc + b_rec (kept), z, r from P_t + hu_t,
-//         hh = tanh(P_h + r hu_h), h_t = z h_{t-1} + (1 - z) hh; pre_t <- (z, r, hh)
+//   GRU   the same with 3 gates [z|r|h]: hu_t = acc + b_rec, z, r from P_t + hu_t,
+//         hh = tanh(P_h + r hu_h), h_t = z h_{t-1} + (1 - z) hh; pre_t <- (z, r, hh), and
+//         hu_h kept (its z and r blocks are not stored: no backward reads them)
 //   Simple  4 column groups j + i NT per invocation: h_t = tanh(P_t + h_{t-1} U)
 // Backward, t = T..0 (no product at t = T): dh_t = dhs_t + dX_t U^T (X = dpre, or dhu for
 // the GRU), stored into dhs slab t; then, by the same invocation for the same units, the
@@ -190,8 +191,6 @@ layout(set = 0, binding = 4) uniform samplerBuffer tex_b_rec;              // [3
 #define GATE_ROW(r, u) if (ROW_OK(r)) {                                          \
         uint p = pb + (r) * W4 + j, q = (r) * U4 + j;                          \
         vec4 qz = acc[r][0] + bz, qr = acc[r][1] + br, qh = acc[r][2] + bh;    \
-        STORE_IMG(img_hu, p, qz);                                              \
-        STORE_IMG(img_hu, p + U4, qr);                                         \
         STORE_IMG(img_hu, p + 2u * U4, qh);                                    \
         vec4 z = stable_sigmoid(LOAD(img_pre, p) + qz);                        \
         vec4 rr = stable_sigmoid(LOAD(img_pre, p + U4) + qr);                  \

@@ -15,7 +15,8 @@
  *   LSTM    pre_t = P_t + h_{t-1} U -> (i, f, g, o) in place; c_t = f c_{t-1} + i g,
  *           h_t = o tanh(c_t)                          (P in pre; hs, cs slab 0 read)
  *   GRU     hu_t = h_{t-1} U + b_rec;  z, r = sigmoid(P + hu), hh = tanh(P_h + r hu_h),
- *           h_t = z h_{t-1} + (1 - z) hh;  pre_t -> (z, r, hh)
+ *           h_t = z h_{t-1} + (1 - z) hh;  pre_t -> (z, r, hh); of hu_t only the h block
+ *           is stored (the backwards, this one and rnn_gates.h's, read no other)
  *   Simple  h_t = tanh(P_t + h_{t-1} U)                (P in hs slab t+1, in place)
  * Backward, t = T-1..0 (dhs slabs 1..T hold the gradient from above on entry, slab 0
  * zero): the gates' backward of rnn_gates.h (SimpleRNN: dpre_t = dh_t (1 - h_t^2)) with
@@ -49,7 +50,8 @@ int enn_rnn_recurrence_available(const enn_context *ctx, const enn_rnn_recurrenc
 
 /* One dispatch. U [u, gates u]; b_rec [3u] (GRU only); hs [T+1 slabs, u] (slab 0 read,
  * 1..T written; SimpleRNN: P_t in slab t+1 on entry); pre [T slabs, gates u] (LSTM,
- * GRU); cs [T+1 slabs, u] (LSTM); hu [T slabs, 3u] written (GRU). Unused operands {0}. */
+ * GRU); cs [T+1 slabs, u] (LSTM); hu [T slabs, 3u], its h blocks written (GRU). Unused
+ * operands {0}. */
 enn_status enn_rnn_recurrence_forward(enn_recorder *rec, const enn_rnn_recurrence_shape *s, enn_view U,
                                       enn_view b_rec, enn_view hs, enn_view pre, enn_view cs, enn_view hu);
 
