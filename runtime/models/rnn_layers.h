@@ -36,7 +36,7 @@ typedef struct enn_rnn_layer {
     uint64_t b_rec_offset;      /* GRU: bytes of the recurrent bias row in the flat buffers */
     enn_buffer *b_rec, *db_rec; /* GRU: [3u] staged copies (the row need not be view-aligned) */
     enn_buffer *pre;            /* [T, Bp, width]: X W + b, then the gate activations (not SimpleRNN) */
-    enn_buffer *hu;             /* GRU [T, Bp, 3u]: h_{t-1} U + b_rec */
+    enn_buffer *hu;             /* GRU [T, Bp, 3u]: h_{t-1} U + b_rec (fused path: the h block only) */
     enn_buffer *hs;             /* [T+1, Bp, units]: h_0 .. h_T */
     enn_buffer *cs;             /* LSTM [T+1, Bp, units]: c_0 .. c_T */
     enn_buffer *dpre;           /* [T, Bp, width]: gradient of P */
