@@ -181,7 +181,9 @@ static void run_device_case(enn_context *ctx, enn_rnn_stack *s, const enn_layout
     free(dx), free(g), free(dxp), free(dxg);
 }
 
-static void check_device(enn_model_kind kind, uint32_t layers, const uint32_t *units, uint32_t d)
+/* Two batch shapes in a row: (6 steps, max_batch rows), then (5, second_batch). */
+static void check_device_batches(enn_model_kind kind, uint32_t layers, const uint32_t *units, uint32_t d,
+                                 uint32_t max_batch, uint32_t second_batch)
 {
     uint64_t st = 7 + kind;
     enn_context *ctx = test_context();
@@ -192,7 +194,7 @@ static void check_device(enn_model_kind kind, uint32_t layers, const uint32_t *u
     for (uint32_t l = 0; l < layers; l++) c.layer_units[l] = units[l];
     c.input_features = d;
     c.max_seq_len = 6;
-    c.max_batch = 5;
+    c.max_batch = max_batch;
     c.outputs = 1;
     enn_layout lay;
     ENN_ASSERT_OK(enn_model_layout(&c, &lay));
@@ -201,13 +203,18 @@ static void check_device(enn_model_kind kind, uint32_t layers, const uint32_t *u
     enn_buffer *params = tu_buffer(ctx, p, lay.bytes / 4), *grads = tu_buffer(ctx, NULL, lay.bytes / 4);
     enn_rnn_stack s;
     ENN_ASSERT_OK(enn_rnn_stack_create(ctx, &c, &lay, params, grads, d, &s));
-    run_device_case(ctx, &s, &lay, params, grads, &st, 6, 5);
-    run_device_case(ctx, &s, &lay, params, grads, &st, 5, 3);
+    run_device_case(ctx, &s, &lay, params, grads, &st, 6, max_batch);
+    run_device_case(ctx, &s, &lay, params, grads, &st, 5, second_batch);
     enn_rnn_stack_destroy(&s);
     enn_buffer_destroy(ctx, params);
     enn_buffer_destroy(ctx, grads);
     free(p);
     test_context_finish(ctx);
+}
+
+static void check_device(enn_model_kind kind, uint32_t layers, const uint32_t *units, uint32_t d)
+{
+    check_device_batches(kind, layers, units, d, 5, 3);
 }
 
 static const uint32_t UNITS_6_5[2] = {6, 5};
@@ -218,6 +225,17 @@ Test(baselines, device_lstm_matches_reference) { check_device(ENN_MODEL_LSTM, 2,
 static const uint32_t UNITS_16[1] = {16};
 Test(baselines, device_gru_one_layer_matches_reference) { check_device(ENN_MODEL_GRU, 1, UNITS_16, 3); }
 Test(baselines, device_lstm_one_layer_matches_reference) { check_device(ENN_MODEL_LSTM, 1, UNITS_16, 3); }
+/* Units that are multiples of 4 run the whole-sequence recurrence on CPU devices
+ * (rnn_recurrence.h; the *_gpu_plan run of this suite takes the per-step path): 20 units
+ * are 5 vec4 groups, which the kernels' 4-group register blocks do not divide, and 11
+ * then 9 rows are a full block of 8 and a partial one. */
+static const uint32_t UNITS_20_8[2] = {20, 8};
+Test(baselines, device_rnn_units_of_4_match_reference) { check_device_batches(ENN_MODEL_RNN, 2, UNITS_20_8, 3, 11, 9); }
+Test(baselines, device_gru_units_of_4_match_reference) { check_device_batches(ENN_MODEL_GRU, 2, UNITS_20_8, 3, 11, 9); }
+Test(baselines, device_lstm_units_of_4_match_reference)
+{
+    check_device_batches(ENN_MODEL_LSTM, 2, UNITS_20_8, 3, 11, 9);
+}
 
 /* ---------------------------------------------------------------- initialisation */
 
@@ -323,7 +341,7 @@ static void check_stateful(enn_model_kind kind)
     enn_model_config_init(&c, ENN_HEAD_REGRESSOR);
     c.kind = kind;
     c.layers = 2;
-    c.layer_units[0] = 5;
+    c.layer_units[0] = 8; /* units of 4: the fused recurrence on CPU devices (the GPU plan: per step) */
     c.layer_units[1] = 4;
     c.input_features = D;
     c.max_seq_len = T;

@@ -10,6 +10,7 @@
 #include "ops/gemm.h"
 #include "ops/reduce.h"
 #include "ops/rnn_gates.h"
+#include "ops/rnn_recurrence.h"
 
 static const enn_view NO_VIEW = {0};
 
@@ -55,8 +56,22 @@ static enn_status param(const enn_layout *l, const enn_buffer *params, const enn
     return ENN_OK;
 }
 
+static enn_view view_or_none(const enn_buffer *b) { return b ? enn_view_of(b) : NO_VIEW; }
+
+/* The fused whole-sequence recurrence (CPU devices, rnn_recurrence.h) for layer L, if it
+ * runs there: *shape filled in. */
+static int fused(const enn_rnn_stack *s, const enn_rnn_layer *L, uint32_t T, uint32_t B,
+                 enn_rnn_recurrence_shape *shape)
+{
+    enn_rnn_cell cell = s->kind == ENN_MODEL_LSTM ? ENN_RNN_CELL_LSTM
+                        : s->kind == ENN_MODEL_GRU ? ENN_RNN_CELL_GRU
+                                                   : ENN_RNN_CELL_SIMPLE;
+    *shape = (enn_rnn_recurrence_shape){cell, T, B, L->units, slab(s, L->units), slab(s, L->width)};
+    return enn_rnn_recurrence_available(s->ctx, shape, L->U);
+}
+
 #define FOR_EACH_BUFFER(L, X) X((L)->b_rec) X((L)->db_rec) X((L)->pre) X((L)->hu) X((L)->hs) X((L)->cs) \
-    X((L)->dpre) X((L)->dhu) X((L)->dhs) X((L)->dc)
+    X((L)->dpre) X((L)->dhu) X((L)->dhs) X((L)->dc) X((L)->Ut)
 
 enn_status enn_rnn_stack_create(enn_context *ctx, const enn_model_config *cfg, const enn_layout *lay,
                                 const enn_buffer *params, const enn_buffer *grads, uint32_t d, enn_rnn_stack *s)
@@ -102,6 +117,8 @@ enn_status enn_rnn_stack_create(enn_context *ctx, const enn_model_config *cfg, c
             ENN_TRY(alloc(s, &L->hu, T * sw));
             ENN_TRY(alloc(s, &L->dhu, T * sw));
         }
+        enn_rnn_recurrence_shape shape;
+        if (fused(s, L, T, s->B, &shape)) ENN_TRY(alloc(s, &L->Ut, (uint64_t)u * L->width * 4));
         in = u;
     }
     /* Padding rows must start (and stay) finite and zero where nothing writes them. */
@@ -188,11 +205,17 @@ enn_status enn_rnn_forward(enn_rnn_stack *s, enn_recorder *rec, uint32_t T, uint
         enn_rnn_layer *L = &s->layer[i];
         const uint32_t u = L->units, w = L->width;
         const uint64_t su = slab(s, u), sw = slab(s, w);
+        enn_rnn_recurrence_shape shape;
         enn_view X = layer_input(s, i);
         if (s->kind == ENN_MODEL_RNN) {
             /* P lands in hs slabs 1..T; each step adds h_{t-1} U and applies tanh in place. */
             ENN_TRY(gemm(rec, "rnn.input", step_view(L->hs, 1, su), X, 0, L->W, 0, R, u, L->in, 0.0f, L->b,
                          ENN_ACT_NONE));
+            if (fused(s, L, T, B, &shape)) {
+                ENN_TRY(enn_rnn_recurrence_forward(rec, &shape, L->U, NO_VIEW, enn_view_of(L->hs), NO_VIEW, NO_VIEW,
+                                                   NO_VIEW));
+                continue;
+            }
             for (uint32_t t = 0; t < T; t++)
                 ENN_TRY(gemm(rec, "rnn.recurrent", step_view(L->hs, t + 1, su), step_view(L->hs, t, su), 0, L->U, 0,
                              B, u, u, 1.0f, NO_VIEW, ENN_ACT_TANH));
@@ -202,6 +225,11 @@ enn_status enn_rnn_forward(enn_rnn_stack *s, enn_recorder *rec, uint32_t T, uint
                      R, w, L->in, 0.0f, L->b, ENN_ACT_NONE));
         if (s->kind == ENN_MODEL_GRU)
             ENN_TRY(enn_record_copy(rec, L->b.buf, L->b_rec_offset, L->b_rec, 0, (uint64_t)w * 4));
+        if (fused(s, L, T, B, &shape)) {
+            ENN_TRY(enn_rnn_recurrence_forward(rec, &shape, L->U, view_or_none(L->b_rec), enn_view_of(L->hs),
+                                               enn_view_of(L->pre), view_or_none(L->cs), view_or_none(L->hu)));
+            continue;
+        }
         for (uint32_t t = 0; t < T; t++) {
             enn_view P_t = step_view(L->pre, t, sw), h_prev = step_view(L->hs, t, su), h = step_view(L->hs, t + 1, su);
             if (s->kind == ENN_MODEL_LSTM) {
@@ -234,7 +262,14 @@ enn_status enn_rnn_backward(enn_rnn_stack *s, enn_recorder *rec, uint32_t T, uin
         ENN_TRY(enn_record_fill(rec, L->dhs, 0, su, 0));
         /* The gradient that reaches h_{t-1} through U: dP_t (SimpleRNN, LSTM) or dQ_t (GRU). */
         enn_buffer *drec = s->kind == ENN_MODEL_GRU ? L->dhu : L->dpre;
-        for (uint32_t t = T; t-- > 0;) {
+        enn_rnn_recurrence_shape shape;
+        const int one_dispatch = L->Ut && fused(s, L, T, B, &shape); /* Ut: allocated when it runs */
+        if (one_dispatch)
+            ENN_TRY(enn_rnn_recurrence_backward(rec, &shape, L->U, view_or_none(L->Ut), enn_view_of(L->hs),
+                                                view_or_none(L->pre), view_or_none(L->cs), view_or_none(L->hu),
+                                                enn_view_of(L->dhs), enn_view_of(L->dpre), view_or_none(L->dhu),
+                                                view_or_none(L->dc)));
+        for (uint32_t t = T; !one_dispatch && t-- > 0;) {
             enn_view dh = step_view(L->dhs, t + 1, su), dh_prev = step_view(L->dhs, t, su);
             enn_view dP_t = step_view(L->dpre, t, sw);
             if (s->kind == ENN_MODEL_RNN)

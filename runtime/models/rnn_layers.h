@@ -11,6 +11,8 @@
  *   backward, layer l (from the top): a reverse loop of one gate-backward kernel and one
  *   GEMM (dh_{t-1} += dP_t U^T) per step, then dU, dW, db and the gradient of X (the
  *   layer below's dhs, or dx) as one GEMM each over all steps.
+ *   On CPU devices each loop over t is one dispatch instead (ops/rnn_recurrence.h: units
+ *   a multiple of 4, not ENN_DISABLE_RNN_RECURRENCE), writing the same buffers.
  *
  * G is 1, 4 or 3 gates packed [i|f|c|o] (LSTM) or [z|r|h] (GRU) along the columns of W,
  * U and b, as Keras packs them. The GRU bias is [2, 3u]: the input bias, then the
@@ -34,13 +36,14 @@ typedef struct enn_rnn_layer {
     uint64_t b_rec_offset;      /* GRU: bytes of the recurrent bias row in the flat buffers */
     enn_buffer *b_rec, *db_rec; /* GRU: [3u] staged copies (the row need not be view-aligned) */
     enn_buffer *pre;            /* [T, Bp, width]: X W + b, then the gate activations (not SimpleRNN) */
-    enn_buffer *hu;             /* GRU [T, Bp, 3u]: h_{t-1} U + b_rec */
+    enn_buffer *hu;             /* GRU [T, Bp, 3u]: h_{t-1} U + b_rec (fused path: the h block only) */
     enn_buffer *hs;             /* [T+1, Bp, units]: h_0 .. h_T */
     enn_buffer *cs;             /* LSTM [T+1, Bp, units]: c_0 .. c_T */
     enn_buffer *dpre;           /* [T, Bp, width]: gradient of P */
     enn_buffer *dhu;            /* GRU [T, Bp, 3u]: gradient of Q */
     enn_buffer *dhs;            /* [T+1, Bp, units]: slabs 1..T from above on entry */
     enn_buffer *dc;             /* LSTM [Bp, units]: the running gradient of c */
+    enn_buffer *Ut;             /* [width, units]: U^T for the fused backward (CPU devices), else NULL */
 } enn_rnn_layer;
 
 typedef struct enn_rnn_stack {
