@@ -18,6 +18,8 @@
 //                 itself instead of broadcasts. vec4 layouts only (VEC_A = VEC_B = 1).
 //                 gemm_texel_8: 8 x 8S blocks, for products below ~256^3, where the
 //                 16-row kernel's extra compile time (~2x) is not won back.
+//                 gemm_texel_wide: 16 x 16S blocks (16 x 16 per lane), multiply-adds
+//                 row by row (ROW_ORDER); the CPU devices' kernel for large products.
 //   gemm_tiled_<RM><RN>  shared-memory tiles (two stages, 16-byte loads, A staged
 //                 transposed) with a compile-time RM x RN register block per invocation,
 //                 spelled out by macros (gemm_tiled.glsl). For GPUs.
@@ -32,6 +34,7 @@
 // write nothing.
 //! variant gemm_texel -DTEXEL=1 -DRB=2
 //! variant gemm_texel_8 -DTEXEL=1 -DRB=1
+//! variant gemm_texel_wide -DTEXEL=1 -DRB=2 -DCG=4 -DROW_ORDER=1
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_tiled_88 -DTILED=1 -DRM=8 -DRN=8
 //! variant gemm_tiled_84 -DTILED=1 -DRM=8 -DRN=4
@@ -127,6 +130,10 @@ layout(set = 0, binding = 1) uniform samplerBuffer tex_b;
 // quarter of the epilogue's storage-buffer accesses, each a loop over the lanes on
 // llvmpipe (and a quarter of the code to compile).
 layout(constant_id = 7) const uint VEC_C = 0;
+// K % 4 != 0: the last step of K masks what its vec4 loads read past K. Where K is a
+// multiple of 4 that test (in every step: llvmpipe runs both sides of a branch under
+// masks) is compiled out.
+layout(constant_id = 8) const uint K_TAIL = 1;
 layout(std430, set = 0, binding = 2) buffer BufC4 { vec4 c4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer BufBias4 { vec4 bias4[]; };
 
@@ -361,8 +368,18 @@ void main()
         vec4 bv[4][CG], sh[8 * RB];
         load_b_block(base_b, k, n0, VEC_B != 0u, bv);
         load_share_a(base_a, m0, k, lane, VEC_A != 0u, sh);
-        if (k + 4u > pc.K) zero_past_k(k, bv, sh);
+        if (K_TAIL != 0u && k + 4u > pc.K) zero_past_k(k, bv, sh);
+#ifdef ROW_ORDER
+        // Row by row, each accumulator taking its 4 steps of K in a row: on llvmpipe the
+        // block's accumulators do not fit in registers, and step by step each was loaded
+        // and stored for every multiply-add (here once per 4). LM head GEMMs (2432 x
+        // 10000 x 128 and the two transposed products): ~25-35% less time than 16 x 8S
+        // blocks in step order; 16 x 16 per lane beat 16 x 8, 8 x 16, 32 x 8 and 32 x 16.
+#define FMA_ROW4(r) FMA_ROW(r, 0) FMA_ROW(r, 1) FMA_ROW(r, 2) FMA_ROW(r, 3)
+        ALL_ROWS(FMA_ROW4)
+#else
         FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
+#endif
     }
 #else
     uint k_full = pc.K & ~3u;
