@@ -166,8 +166,11 @@ void main()
 
 #elif BACKWARD && (CPU_RUNS || CPU_COLUMNS)
 layout(set = 0, binding = 0) uniform samplerBuffer tex_logits;  // vec4 texels
-layout(std430, set = 0, binding = 1) readonly buffer Labels { uint labels[]; };
-layout(std430, set = 0, binding = 2) readonly buffer Lse { float lse[]; };
+// Labels and lse as texels of 4 rows each: every invocation loads every row's (the column
+// kernel), and one fetch per 4 rows costs less than one storage-buffer load per row, a
+// loop over the lanes on llvmpipe (the LM head's backward spent ~40% of its time there).
+layout(set = 0, binding = 1) uniform usamplerBuffer tex_labels;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_lse;
 layout(std430, set = 0, binding = 3) readonly buffer Stats {
     float mean_loss;
     float sum_loss;
@@ -199,14 +202,20 @@ struct RowInfo {
     float factor;
 };
 
-RowInfo row_info(uint r, uint count)
+RowInfo row_info_of(uint label, float row_lse, uint count)
 {
     RowInfo ri;
-    ri.label = labels[pc.row0 + r];
-    ri.lse = lse[pc.row0 + r];
-    bool counted = ri.label != pc.ignore_index && ri.label < pc.classes && count > 0u;
+    ri.label = label;
+    ri.lse = row_lse;
+    bool counted = label != pc.ignore_index && label < pc.classes && count > 0u;
     ri.factor = counted ? pc.scale / float(count) : 0.0;
     return ri;
+}
+
+RowInfo row_info(uint r, uint count)
+{
+    uint i = pc.row0 + r;
+    return row_info_of(texelFetch(tex_labels, int(i / 4u))[i % 4u], texelFetch(tex_lse, int(i / 4u))[i % 4u], count);
 }
 
 float grad(float x, uint v, RowInfo ri)
@@ -246,6 +255,20 @@ void main()
     }
 }
 #else
+// Row r's gradients in columns 4c .. 4c+3, added to sum.
+void column_row(RowInfo ri, uint r, uint c, uint vecs, uint in0, uint out0, inout vec4 sum)
+{
+    vec4 g = vec4(0.0);
+    if (ri.factor != 0.0) {
+        g = exp(texelFetch(tex_logits, int(in0 + r * vecs + c)) - ri.lse);
+        uint k = ri.label - 4u * c;  // the label's lane in this vec4, if it falls here
+        if (k < 4u) g[k] -= 1.0;
+        g *= ri.factor;
+    }
+    dlogits4[out0 + r * vecs + c] = g;
+    sum += g;
+}
+
 void main()
 {
     uint c = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
@@ -254,18 +277,20 @@ void main()
     uint count = stats.count;
     uint in0 = pc.elem_offset / 4u, out0 = pc.out_offset / 4u;
     vec4 sum = vec4(0.0);
-    for (uint r = 0u; r < pc.rows; r++) {
-        RowInfo ri = row_info(r, count);
-        vec4 g = vec4(0.0);
-        if (ri.factor != 0.0) {
-            g = exp(texelFetch(tex_logits, int(in0 + r * vecs + c)) - ri.lse);
-            uint k = ri.label - 4u * c;  // the label's lane in this vec4, if it falls here
-            if (k < 4u) g[k] -= 1.0;
-            g *= ri.factor;
-        }
-        dlogits4[out0 + r * vecs + c] = g;
-        sum += g;
+    // Rows one by one up to a multiple of 4 of the whole rows, then 4 per texel of
+    // labels and lse, then the last few.
+    uint r = 0u, lead = min((4u - pc.row0 % 4u) % 4u, pc.rows);
+    for (; r < lead; r++) column_row(row_info(r, count), r, c, vecs, in0, out0, sum);
+    for (; r + 4u <= pc.rows; r += 4u) {
+        uint g = (pc.row0 + r) / 4u;
+        uvec4 label = texelFetch(tex_labels, int(g));
+        vec4 row_lse = texelFetch(tex_lse, int(g));
+        column_row(row_info_of(label.x, row_lse.x, count), r, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.y, row_lse.y, count), r + 1u, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.z, row_lse.z, count), r + 2u, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.w, row_lse.w, count), r + 3u, c, vecs, in0, out0, sum);
     }
+    for (; r < pc.rows; r++) column_row(row_info(r, count), r, c, vecs, in0, out0, sum);
     dbias4[c] += sum;
 }
 #endif
