@@ -18,6 +18,9 @@
 //                 itself instead of broadcasts. vec4 layouts only (VEC_A = VEC_B = 1).
 //                 gemm_texel_8: 8 x 8S blocks, for products below ~256^3, where the
 //                 16-row kernel's extra compile time (~2x) is not won back.
+//                 gemm_texel_wide: 16 x 16S blocks (16 x 16 per lane, its 4 column
+//                 groups S groups apart: INTERLEAVE), multiply-adds row by row
+//                 (ROW_ORDER); the CPU devices' kernel for large products.
 //   gemm_tiled_<RM><RN>  shared-memory tiles (two stages, 16-byte loads, A staged
 //                 transposed) with a compile-time RM x RN register block per invocation,
 //                 spelled out by macros (gemm_tiled.glsl). For GPUs.
@@ -32,6 +35,7 @@
 // write nothing.
 //! variant gemm_texel -DTEXEL=1 -DRB=2
 //! variant gemm_texel_8 -DTEXEL=1 -DRB=1
+//! variant gemm_texel_wide -DTEXEL=1 -DRB=2 -DCG=4 -DROW_ORDER=1 -DINTERLEAVE=1
 //! variant gemm_tiled -DTILED=1
 //! variant gemm_tiled_88 -DTILED=1 -DRM=8 -DRN=8
 //! variant gemm_tiled_84 -DTILED=1 -DRM=8 -DRN=4
@@ -127,6 +131,10 @@ layout(set = 0, binding = 1) uniform samplerBuffer tex_b;
 // quarter of the epilogue's storage-buffer accesses, each a loop over the lanes on
 // llvmpipe (and a quarter of the code to compile).
 layout(constant_id = 7) const uint VEC_C = 0;
+// K % 4 != 0: the last step of K masks what its vec4 loads read past K. Where K is a
+// multiple of 4 that test (in every step: llvmpipe runs both sides of a branch under
+// masks) is compiled out.
+layout(constant_id = 8) const uint K_TAIL = 1;
 layout(std430, set = 0, binding = 2) buffer BufC4 { vec4 c4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer BufBias4 { vec4 bias4[]; };
 
@@ -234,6 +242,15 @@ mat4 lane_b_cols(uint base, uint k, uint n)
     return mat4(B4(i0), B4(i1), B4(i2), B4(i3));
 }
 
+// A lane's CG column groups of 4: adjacent (n0, n0 + 4, ..), or with INTERLEAVE S groups
+// apart (n0, n0 + 4S, ..: the lanes' fetches of one group then cover 16S contiguous
+// floats of B; the wide kernel's LM dW = h^T dlogits, streaming B, took 111-113 ms
+// against 130-132 adjacent, the other two LM products within 1-3%).
+#ifdef INTERLEAVE
+#define JS (4u * gl_WorkGroupSize.x)
+#else
+#define JS 4u
+#endif
 // Rows per workgroup = 8 * RB, column groups of 4 per lane = CG (register block RB*8 x CG*4);
 // runtime/ops/gemm.c must agree (tile_m = 8 RB, tile_n = 4 CG S).
 #ifndef RB
@@ -268,12 +285,12 @@ mat4 lane_b_cols(uint base, uint k, uint n)
 #define FMA_K(kk) FMA_K8(kk, 0)
 #define ALL_ROWS(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7)
 #endif
-#define STORE_COL(r, j, cc) { uint n = n0 + 4u * (j) + (cc); \
+#define STORE_COL(r, j, cc) { uint n = n0 + JS * (j) + (cc); \
     if (n < pc.N) store_c(base_c, m, n, acc[r][j][cc]); }
 #define STORE_ROW(r) { uint m = m0 + (r); if (m < pc.M) { \
     STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) STORE_J1(r) } }
 #define STORE_ROW4(r) { uint m = m0 + (r); if (m < pc.M) \
-    for (uint j = 0u; j < CG; j++) if (n0 + 4u * j < pc.N) store_c4(base_c, m, n0 + 4u * j, acc[r][j]); }
+    for (uint j = 0u; j < CG; j++) if (n0 + JS * j < pc.N) store_c4(base_c, m, n0 + JS * j, acc[r][j]); }
 #define ZERO_ROW(r) { for (uint j = 0u; j < CG; j++) acc[r][j] = vec4(0.0); }
 
 // op(B)[k .. k+3][n0 .. n0 + 4CG - 1] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
@@ -283,13 +300,13 @@ void load_b_block(uint base, uint k, uint n0, bool vec, out vec4 bv[4][CG])
         mat4 c0 = transpose(lane_b_cols(base, k, n0));
         bv[0][0] = c0[0]; bv[1][0] = c0[1]; bv[2][0] = c0[2]; bv[3][0] = c0[3];
         for (uint j = 1u; j < CG; j++) {
-            mat4 c1 = transpose(lane_b_cols(base, k, n0 + 4u * j));
+            mat4 c1 = transpose(lane_b_cols(base, k, n0 + JS * j));
             bv[0][j] = c1[0]; bv[1][j] = c1[1]; bv[2][j] = c1[2]; bv[3][j] = c1[3];
         }
         return;
     }
-#define LOAD_B_J(j) bv[0][j] = lane_b(base, k, 0u, n0 + 4u * j, vec); bv[1][j] = lane_b(base, k, 1u, n0 + 4u * j, vec); \
-    bv[2][j] = lane_b(base, k, 2u, n0 + 4u * j, vec); bv[3][j] = lane_b(base, k, 3u, n0 + 4u * j, vec);
+#define LOAD_B_J(j) bv[0][j] = lane_b(base, k, 0u, n0 + JS * j, vec); bv[1][j] = lane_b(base, k, 1u, n0 + JS * j, vec); \
+    bv[2][j] = lane_b(base, k, 2u, n0 + JS * j, vec); bv[3][j] = lane_b(base, k, 3u, n0 + JS * j, vec);
     LOAD_B_J(0)
 #if CG >= 2
     LOAD_B_J(1)
@@ -348,7 +365,11 @@ void main()
     uint lane = gl_SubgroupInvocationID;  // the workgroup is one subgroup
 #endif
     uint m0 = tile_m * 8u * RB;
+#ifdef INTERLEAVE
+    uint n0 = tile_n * gl_WorkGroupSize.x * 4u * CG + 4u * lane;
+#else
     uint n0 = (tile_n * gl_WorkGroupSize.x + lane) * 4u * CG;
+#endif
     // No early exit: every lane takes part in the broadcasts.
 
     vec4 acc[8 * RB][CG];  // acc[r][j] = C[m0 + r][n0 + 4j .. +3]
@@ -361,8 +382,18 @@ void main()
         vec4 bv[4][CG], sh[8 * RB];
         load_b_block(base_b, k, n0, VEC_B != 0u, bv);
         load_share_a(base_a, m0, k, lane, VEC_A != 0u, sh);
-        if (k + 4u > pc.K) zero_past_k(k, bv, sh);
+        if (K_TAIL != 0u && k + 4u > pc.K) zero_past_k(k, bv, sh);
+#ifdef ROW_ORDER
+        // Row by row, each accumulator taking its 4 steps of K in a row: on llvmpipe the
+        // block's accumulators do not fit in registers, and step by step each was loaded
+        // and stored for every multiply-add (here once per 4). LM head GEMMs (2432 x
+        // 10000 x 128 and the two transposed products): ~25-35% less time than 16 x 8S
+        // blocks in step order; 16 x 16 per lane beat 16 x 8, 8 x 16, 32 x 8 and 32 x 16.
+#define FMA_ROW4(r) FMA_ROW(r, 0) FMA_ROW(r, 1) FMA_ROW(r, 2) FMA_ROW(r, 3)
+        ALL_ROWS(FMA_ROW4)
+#else
         FMA_K(0) FMA_K(1) FMA_K(2) FMA_K(3)
+#endif
     }
 #else
     uint k_full = pc.K & ~3u;

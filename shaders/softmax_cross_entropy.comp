@@ -22,6 +22,9 @@
 //       (j + 1) * per_invocation) of the chunk as one flat range of rows * V floats (a row
 //       boundary may fall inside a vec4); the owner of the last partial vec4 finishes it
 //       with scalars. dlogits may be the logits' memory (binding 4 aliases binding 0).
+//   softmax_cross_entropy_rows_cpu          (V % 4 == 0) the forward's rows kernel with one
+//       row per invocation (no shared memory, no barriers): an online pass over the row's
+//       vec4 texels, two per step (one rescale per 8 logits).
 //   softmax_cross_entropy_backward_columns  (V % 4 == 0) invocation c owns columns 4c..4c+3
 //       of every row of the chunk and also adds their sum to dbias (the output layer's bias
 //       gradient), which saves a pass over dlogits. A row's label and lse are the same for
@@ -35,6 +38,7 @@
 //! variant softmax_cross_entropy_backward_inplace -DBACKWARD=1 -DIN_PLACE=1
 //! variant softmax_cross_entropy_backward_runs -DBACKWARD=1 -DCPU_RUNS=1
 //! variant softmax_cross_entropy_backward_columns -DBACKWARD=1 -DCPU_COLUMNS=1
+//! variant softmax_cross_entropy_rows_cpu -DROWS_CPU=1
 layout(local_size_x_id = 0) in;
 
 #if STATS
@@ -96,10 +100,77 @@ void main()
     }
 }
 
-#elif BACKWARD && (CPU_RUNS || CPU_COLUMNS)
+#elif ROWS_CPU
 layout(set = 0, binding = 0) uniform samplerBuffer tex_logits;  // vec4 texels
 layout(std430, set = 0, binding = 1) readonly buffer Labels { uint labels[]; };
-layout(std430, set = 0, binding = 2) readonly buffer Lse { float lse[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Loss { float loss[]; };
+layout(std430, set = 0, binding = 3) writeonly buffer Lse { float lse[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer Pred { uint pred[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint classes;       // a multiple of 4
+    uint ignore_index;
+    uint row0;
+    uint elem_offset;   // of the chunk's first logit in the logits binding (a multiple of 4)
+} pc;
+
+// The first of the 4 lanes of x equal to mx (one of them is).
+uint first_of(vec4 x, float mx)
+{
+    return x.x == mx ? 0u : x.y == mx ? 1u : x.z == mx ? 2u : 3u;
+}
+
+void main()
+{
+    uint r = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (r >= pc.rows) return;
+    uint vecs = pc.classes / 4u, base = pc.elem_offset / 4u + r * vecs;
+    // Running max m (first index where reached: arg) and sum s of exp(x - m), over two
+    // texels per step: their max rescales s once (exp runs under a mask in every step on
+    // llvmpipe, so one rescale per 8 logits rather than per logit).
+    float m = -1.0 / 0.0, s = 0.0;
+    uint arg = 0xffffffffu, q = 0u;
+    for (; q + 1u < vecs; q += 2u) {
+        vec4 x0 = texelFetch(tex_logits, int(base + q)), x1 = texelFetch(tex_logits, int(base + q + 1u));
+        float m0 = max(max(x0.x, x0.y), max(x0.z, x0.w)), m1 = max(max(x1.x, x1.y), max(x1.z, x1.w));
+        float mx = max(m0, m1);
+        if (mx > m) {
+            s *= exp(m - mx);  // 0 * exp(-inf) = 0 on the first step
+            m = mx;
+            arg = m0 == mx ? 4u * q + first_of(x0, mx) : 4u * q + 4u + first_of(x1, mx);
+        }
+        vec4 e = exp(x0 - m) + exp(x1 - m);
+        s += (e.x + e.y) + (e.z + e.w);
+    }
+    if (q < vecs) {  // an odd number of texels: the last one
+        vec4 x0 = texelFetch(tex_logits, int(base + q));
+        float mx = max(max(x0.x, x0.y), max(x0.z, x0.w));
+        if (mx > m) {
+            s *= exp(m - mx);
+            m = mx;
+            arg = 4u * q + first_of(x0, mx);
+        }
+        vec4 e = exp(x0 - m);
+        s += (e.x + e.y) + (e.z + e.w);
+    }
+    float logsum = log(s);
+    uint label = labels[pc.row0 + r];
+    bool counted = label != pc.ignore_index && label < pc.classes;
+    // (max - x[label]) + log(sum), as the rows kernel (exact difference of close logits).
+    float x_label = counted ? texelFetch(tex_logits, int(base + label / 4u))[label % 4u] : 0.0;
+    loss[pc.row0 + r] = counted ? (m - x_label) + logsum : 0.0;
+    lse[pc.row0 + r] = m + logsum;
+    pred[pc.row0 + r] = arg;
+}
+
+#elif BACKWARD && (CPU_RUNS || CPU_COLUMNS)
+layout(set = 0, binding = 0) uniform samplerBuffer tex_logits;  // vec4 texels
+// Labels and lse as texels of 4 rows each: every invocation loads every row's (the column
+// kernel), and one fetch per 4 rows costs less than one storage-buffer load per row, a
+// loop over the lanes on llvmpipe (the LM head's backward spent ~40% of its time there).
+layout(set = 0, binding = 1) uniform usamplerBuffer tex_labels;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_lse;
 layout(std430, set = 0, binding = 3) readonly buffer Stats {
     float mean_loss;
     float sum_loss;
@@ -131,14 +202,20 @@ struct RowInfo {
     float factor;
 };
 
-RowInfo row_info(uint r, uint count)
+RowInfo row_info_of(uint label, float row_lse, uint count)
 {
     RowInfo ri;
-    ri.label = labels[pc.row0 + r];
-    ri.lse = lse[pc.row0 + r];
-    bool counted = ri.label != pc.ignore_index && ri.label < pc.classes && count > 0u;
+    ri.label = label;
+    ri.lse = row_lse;
+    bool counted = label != pc.ignore_index && label < pc.classes && count > 0u;
     ri.factor = counted ? pc.scale / float(count) : 0.0;
     return ri;
+}
+
+RowInfo row_info(uint r, uint count)
+{
+    uint i = pc.row0 + r;
+    return row_info_of(texelFetch(tex_labels, int(i / 4u))[i % 4u], texelFetch(tex_lse, int(i / 4u))[i % 4u], count);
 }
 
 float grad(float x, uint v, RowInfo ri)
@@ -178,6 +255,20 @@ void main()
     }
 }
 #else
+// Row r's gradients in columns 4c .. 4c+3, added to sum.
+void column_row(RowInfo ri, uint r, uint c, uint vecs, uint in0, uint out0, inout vec4 sum)
+{
+    vec4 g = vec4(0.0);
+    if (ri.factor != 0.0) {
+        g = exp(texelFetch(tex_logits, int(in0 + r * vecs + c)) - ri.lse);
+        uint k = ri.label - 4u * c;  // the label's lane in this vec4, if it falls here
+        if (k < 4u) g[k] -= 1.0;
+        g *= ri.factor;
+    }
+    dlogits4[out0 + r * vecs + c] = g;
+    sum += g;
+}
+
 void main()
 {
     uint c = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
@@ -186,18 +277,20 @@ void main()
     uint count = stats.count;
     uint in0 = pc.elem_offset / 4u, out0 = pc.out_offset / 4u;
     vec4 sum = vec4(0.0);
-    for (uint r = 0u; r < pc.rows; r++) {
-        RowInfo ri = row_info(r, count);
-        vec4 g = vec4(0.0);
-        if (ri.factor != 0.0) {
-            g = exp(texelFetch(tex_logits, int(in0 + r * vecs + c)) - ri.lse);
-            uint k = ri.label - 4u * c;  // the label's lane in this vec4, if it falls here
-            if (k < 4u) g[k] -= 1.0;
-            g *= ri.factor;
-        }
-        dlogits4[out0 + r * vecs + c] = g;
-        sum += g;
+    // Rows one by one up to a multiple of 4 of the whole rows, then 4 per texel of
+    // labels and lse, then the last few.
+    uint r = 0u, lead = min((4u - pc.row0 % 4u) % 4u, pc.rows);
+    for (; r < lead; r++) column_row(row_info(r, count), r, c, vecs, in0, out0, sum);
+    for (; r + 4u <= pc.rows; r += 4u) {
+        uint g = (pc.row0 + r) / 4u;
+        uvec4 label = texelFetch(tex_labels, int(g));
+        vec4 row_lse = texelFetch(tex_lse, int(g));
+        column_row(row_info_of(label.x, row_lse.x, count), r, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.y, row_lse.y, count), r + 1u, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.z, row_lse.z, count), r + 2u, c, vecs, in0, out0, sum);
+        column_row(row_info_of(label.w, row_lse.w, count), r + 3u, c, vecs, in0, out0, sum);
     }
+    for (; r < pc.rows; r++) column_row(row_info(r, count), r, c, vecs, in0, out0, sum);
     dbias4[c] += sum;
 }
 #endif

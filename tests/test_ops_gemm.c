@@ -235,6 +235,61 @@ Test(gemm, f16_batched) { batched_for(ENN_GEMM_F16); }
 Test(gemm, coopmat_batched) { batched_for(ENN_GEMM_COOPMAT); }
 Test(gemm, texel_batched) { batched_for(ENN_GEMM_TEXEL); }
 
+/* The texel variant's 16 x 16-per-lane row-order block (gemm_texel_wide: large products
+ * only, so forced here through ENN_GEMM_TEXEL_TILE): partial tiles in M, N (against its
+ * 128-column tiles) and K, all four transposes, K past a multiple of 4 and not (the
+ * K_TAIL specialisation), vec4 stores of C and scalar ones (ldc padded by 1). Few cases:
+ * each layout is a pipeline, and this block takes seconds to compile on lavapipe. */
+Test(gemm, texel_block_wide)
+{
+    enn_context *ctx = test_context();
+    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
+    }
+    setenv("ENN_GEMM_TEXEL_TILE", "wide", 1);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    const gemm_case cases[] = {
+        {36, 132, 41, 0, 0, 3, 0, 0, 1, 0, 1.0f, 0.5f, 1, ENN_ACT_TANH},
+        {20, 136, 37, 1, 0, 0, 0, 1, 1, 0, 0.75f, 0.0f, 1, ENN_ACT_RELU},
+        {52, 132, 7, 0, 1, 1, 1, 0, 1, 0, 1.0f, 1.0f, 0, ENN_ACT_NONE},
+        {12, 260, 43, 1, 1, 0, 1, 1, 1, 0, 1.0f, 0.0f, 1, ENN_ACT_SIGMOID},
+        {36, 140, 64, 1, 0, 4, 0, 0, 1, 0, 1.0f, 0.0f, 0, ENN_ACT_NONE},
+    };
+    uint32_t ran = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += (uint32_t)check_case(ctx, rec, ENN_GEMM_TEXEL, &cases[i], 900 + i);
+    cr_assert_eq(ran, sizeof cases / sizeof cases[0], "a vec4 layout was refused by the texel variant");
+    unsetenv("ENN_GEMM_TEXEL_TILE");
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+/* A texel block that is not compiled is refused, not replaced. */
+Test(gemm, texel_block_refused)
+{
+    enn_context *ctx = test_context();
+    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
+    }
+    enn_buffer *buf;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, 4096, &buf));
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    d.a = d.b = d.c = enn_view_of(buf);
+    d.m = d.n = d.k = 8;
+    d.variant = ENN_GEMM_TEXEL;
+    setenv("ENN_GEMM_TEXEL_TILE", "32", 1);
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    cr_assert_eq(enn_gemm(rec, &d), ENN_ERROR_INVALID_ARGUMENT);
+    unsetenv("ENN_GEMM_TEXEL_TILE");
+    enn_recorder_destroy(rec);
+    enn_buffer_destroy(ctx, buf);
+    test_context_finish(ctx);
+}
+
 /* Each register block of the tiled kernel (gemm_tiled.glsl: compiled variants 8x8, 8x4,
  * 4x8, 4x4, steps of 4 to 16), and the earlier kernel, forced through ENN_GEMM_TILES: the
  * batched cases (all transposes, ld padding, shared B, beta, bias, activations) and one

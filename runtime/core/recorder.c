@@ -386,7 +386,8 @@ static uint32_t texel_bytes(VkFormat f)
 {
     switch (f) {
     case VK_FORMAT_R32_SFLOAT: return 4;
-    case VK_FORMAT_R32G32B32A32_SFLOAT: return 16;
+    case VK_FORMAT_R32G32B32A32_SFLOAT:
+    case VK_FORMAT_R32G32B32A32_UINT: return 16;
     default: return 0;
     }
 }

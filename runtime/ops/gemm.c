@@ -172,9 +172,9 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
         if (local < 8) local = 8;
         if (local > caps->max_workgroup_size[0] || local > caps->max_workgroup_invocations) return 0;
         cfg->shader = v == ENN_GEMM_REG ? "gemm" : "gemm_texel";
-        uint32_t s[] = {local, 1, 1, 0, 0, 0, 0, 0};
+        uint32_t s[] = {local, 1, 1, 0, 0, 0, 0, 0, 1};
         memcpy(cfg->spec, s, sizeof s);
-        cfg->spec_count = v == ENN_GEMM_TEXEL ? 8 : 7;  /* the texel variant also has VEC_C */
+        cfg->spec_count = v == ENN_GEMM_TEXEL ? 9 : 7;  /* the texel variant also has VEC_C, K_TAIL */
         uint32_t rb = v == ENN_GEMM_TEXEL ? 2 : 1, cg = 2;  /* must match RB, CG in the shader */
         cfg->tile_m = 8 * rb;
         cfg->tile_n = local * 4 * cg;
@@ -403,10 +403,31 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
          * 8-row tiles (paper-mnist: 135 -> 70 ms/step) and 512^3 10-20% faster, but take
          * about twice as long to compile (~1.5 s for the three transpose cases), which
          * small products never win back. */
-        if (d->m < 16 || (uint64_t)d->m * d->n * d->k < ((uint64_t)1 << 24)) {
+        uint64_t macs = (uint64_t)d->m * d->n * d->k;
+        const char *block = d->m < 16 || macs < ((uint64_t)1 << 24) ? "8"
+                            : macs < ((uint64_t)1 << 27) || enn_env_flag("ENN_DISABLE_GEMM_TEXEL_WIDE") ? "16"
+                                                                                                        : "wide";
+        /* 16 x 16 per lane in row order ("wide") from 2^27 multiply-adds: on lavapipe the
+         * language model's head GEMMs (2432 x 10000 x 128, 2432 x 128 x 10000 with B
+         * transposed, 128 x 10000 x 2432 with A transposed) took 107-131 ms against
+         * 141-167 with 16 x 8 in step order, the ENN's (4096 x 384 x 128 and transposes)
+         * 7.6-7.9 against 10.2-12.7 (best of 3-5 alternated runs each), but each layout
+         * takes ~3.6 s to compile against ~1.4 (and ~0.5 for 8 x 8).
+         * ENN_DISABLE_GEMM_TEXEL_WIDE=1 goes back to the 16 x 8 step-order kernel;
+         * ENN_GEMM_TEXEL_TILE=8|16|wide forces a block (tests, tuning). */
+        const char *tile = getenv("ENN_GEMM_TEXEL_TILE");
+        if (tile && tile[0]) block = tile;
+        uint32_t local = cfg.spec[0];
+        if (!strcmp(block, "8")) {
             cfg.shader = "gemm_texel_8";
             cfg.tile_m = 8;
+        } else if (!strcmp(block, "wide")) {
+            cfg.shader = "gemm_texel_wide";
+            cfg.tile_n = 16 * local;   /* CG = 4 in the shader */
+        } else if (strcmp(block, "16")) {
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_TEXEL_TILE=%s: want 8, 16 or wide", tile);
         }
+        cfg.spec[8] = d->k % 4 != 0;   /* K_TAIL */
         formats[0] = formats[1] = VK_FORMAT_R32G32B32A32_SFLOAT;
         /* vec4 stores of C (and loads of the bias) */
         cfg.spec[7] = ldc % 4 == 0 && (batch == 1 || d->stride_c % 4 == 0) && d->n % 4 == 0;

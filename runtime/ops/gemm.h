@@ -17,7 +17,10 @@
  *                  trans_a, N too without trans_b) and each fits in one texel buffer
  *                  (caps.max_texel_buffer_elements vec4s); else ENN_GEMM_REG (the same
  *                  kernel on storage buffers). ENN_DISABLE_GEMM_TEXEL=1 turns the texel
- *                  path off;
+ *                  path off. Its block grows with the product: 8 x 8 per lane below 2^24
+ *                  multiply-adds, 16 x 8 below 2^27, else 16 x 16 with the multiply-adds
+ *                  in row order (ENN_DISABLE_GEMM_TEXEL_WIDE=1: 16 x 8 there too;
+ *                  ENN_GEMM_TEXEL_TILE=8|16|wide forces one, for tests and tuning);
  *                  GPUs -> ENN_GEMM_TILED when its tile fits caps.max_shared_memory and
  *                  the workgroup limits, else ENN_GEMM_REG. ENN_GEMM_TILED is a compile-time
  *                  register block per invocation (gemm_tiled.glsl; shape list in gemm.c);

@@ -42,6 +42,17 @@ static enn_status check_shape(const char *op, const enn_context *ctx, const enn_
     return ENN_OK;
 }
 
+/* Whether the CPU kernels can run a chunk that starts at element elem_offset of its
+ * logits binding and out_offset of its dlogits binding: RGBA32F texels, vec4-aligned
+ * starts, and a texel view that fits. */
+static int cpu_kernels_fit(const enn_context *ctx, uint32_t elem_offset, uint32_t out_offset, uint64_t elements)
+{
+    const enn_capabilities *c = &ctx->caps;
+    return c->device_type == ENN_DEVICE_CPU && c->texel_buffer_f32 &&
+           c->min_texel_buffer_offset_alignment <= ENN_VIEW_ALIGN && elem_offset % 4 == 0 && out_offset % 4 == 0 &&
+           (elem_offset + elements + 3) / 4 <= c->max_texel_buffer_elements;
+}
+
 enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_shape *shape, enn_view logits,
                                              enn_view labels, enn_view loss, enn_view lse, enn_view pred,
                                              enn_view stats)
@@ -67,6 +78,19 @@ enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_s
     uint32_t local = enn_ops_local_size(ctx, want, 12);
     const enn_pipeline *rows_pipe, *stats_pipe;
     ENN_TRY(enn_ops_pipeline_local(ctx, "softmax_cross_entropy", 5, sizeof(rows_push), local, 0, &rows_pipe));
+    /* CPU devices with V % 4 == 0: one row per invocation, the logits read as vec4 texels
+     * (no shared memory; on lavapipe LM logits of 2432 x 10000 took ~2.5x less time than
+     * with two subgroups per row). Behind ENN_DISABLE_TEXEL_BUFFERS like the backward's. */
+    const enn_pipeline *cpu_pipe = NULL;
+    uint32_t cpu_local = enn_ops_local_size(ctx, CPU_LOCAL, 0);
+    if (V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, 0)) {
+        VkFormat texel_formats[5] = {VK_FORMAT_R32G32B32A32_SFLOAT};
+        const uint32_t cpu_spec[1] = {cpu_local};
+        enn_pipeline_desc pd = {.shader = "softmax_cross_entropy_rows_cpu", .num_buffers = 5,
+                                .push_size = sizeof(rows_push), .spec = cpu_spec, .spec_count = 1,
+                                .texel_formats = texel_formats};
+        ENN_TRY(enn_pipeline_get(ctx, &pd, &cpu_pipe));
+    }
     for (uint32_t row0 = 0; row0 < R; row0 += chunk) {
         uint32_t rows = R - row0 < chunk ? R - row0 : chunk;
         rows_push push = {rows, V, shape->ignore_index, row0, 0};
@@ -74,6 +98,11 @@ enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_s
                             enn_bind(labels, R * 4ull, ENN_ACCESS_READ), enn_bind(loss, R * 4ull, ENN_ACCESS_WRITE),
                             enn_bind(lse, R * 4ull, ENN_ACCESS_WRITE), enn_bind(pred, R * 4ull, ENN_ACCESS_WRITE)};
         uint32_t gx, gy;
+        if (cpu_pipe && cpu_kernels_fit(ctx, push.elem_offset, 0, (uint64_t)rows * V)) {
+            ENN_TRY(enn_ops_grid_groups(ctx, (rows + cpu_local - 1) / cpu_local, op, &gx, &gy));
+            ENN_TRY(enn_record_dispatch(rec, cpu_pipe, b, 5, &push, gx, gy, 1, "softmax_xent_rows"));
+            continue;
+        }
         ENN_TRY(enn_ops_grid_groups(ctx, rows, op, &gx, &gy));
         ENN_TRY(enn_record_dispatch(rec, rows_pipe, b, 5, &push, gx, gy, 1, "softmax_xent_rows"));
     }
@@ -88,15 +117,21 @@ enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_s
     return enn_record_dispatch(rec, stats_pipe, sb, 4, &sp, 1, 1, 1, "softmax_xent_stats");
 }
 
-/* Whether the CPU kernels can run a chunk that starts at element elem_offset of its
- * logits binding and out_offset of its dlogits binding: RGBA32F texels, vec4-aligned
- * starts, and a texel view that fits. */
-static int cpu_kernels_fit(const enn_context *ctx, uint32_t elem_offset, uint32_t out_offset, uint64_t elements)
+/* Uniform texel buffers of R32G32B32A32_UINT (the CPU backward kernels' labels; a format
+ * every Vulkan device supports there, checked all the same). */
+static int rgba32_uint_texels(const enn_context *ctx)
 {
-    const enn_capabilities *c = &ctx->caps;
-    return c->device_type == ENN_DEVICE_CPU && c->texel_buffer_f32 &&
-           c->min_texel_buffer_offset_alignment <= ENN_VIEW_ALIGN && elem_offset % 4 == 0 && out_offset % 4 == 0 &&
-           (elem_offset + elements + 3) / 4 <= c->max_texel_buffer_elements;
+    VkFormatProperties p;
+    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &p);
+    return (p.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+}
+
+/* Whether R rows of 4 bytes (labels, lse) can be viewed as texels of 4 rows: the view is
+ * rounded up to whole texels, which must stay inside the buffer's reservation. */
+static int row_texels_fit(const enn_context *ctx, enn_view v, uint32_t R)
+{
+    uint64_t texels = ((uint64_t)R + 3) / 4;
+    return v.offset + texels * 16 <= v.buf->reserved && texels <= ctx->caps.max_texel_buffer_elements;
 }
 
 enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_shape *shape, enn_view logits,
@@ -138,12 +173,15 @@ enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_
      * vec4s (then every chunk starts on one: views are 256-byte aligned); otherwise the
      * run kernel, and the bias gradient is one more pass over dlogits. */
     uint32_t cpu_local = enn_ops_local_size(ctx, CPU_LOCAL, 0);
-    VkFormat texel_formats[6] = {VK_FORMAT_R32G32B32A32_SFLOAT};
+    /* logits as vec4 texels, labels and lse as texels of 4 rows */
+    VkFormat texel_formats[6] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_UINT,
+                                 VK_FORMAT_R32G32B32A32_SFLOAT};
     const uint32_t cpu_spec[1] = {cpu_local};
     /* (a chunk may start up to ENN_VIEW_ALIGN bytes into its binding) */
-    int columns = dbias.buf && V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, (uint64_t)chunk * V + ENN_VIEW_ALIGN / 4);
+    int rows_fit = rgba32_uint_texels(ctx) && row_texels_fit(ctx, labels, R) && row_texels_fit(ctx, lse, R);
+    int columns = rows_fit && dbias.buf && V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, (uint64_t)chunk * V + ENN_VIEW_ALIGN / 4);
     const enn_pipeline *cpu_pipe = NULL;
-    if (columns || cpu_kernels_fit(ctx, 0, 0, 0)) {
+    if (columns || (rows_fit && cpu_kernels_fit(ctx, 0, 0, 0))) {
         enn_pipeline_desc pd = {.shader = columns ? "softmax_cross_entropy_backward_columns"
                                                   : "softmax_cross_entropy_backward_runs",
                                 .num_buffers = columns ? 6 : 5, .push_size = sizeof(backward_push), .spec = cpu_spec,
