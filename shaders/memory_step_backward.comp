@@ -137,7 +137,7 @@ layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H
 layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
 layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
 layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
-layout(std430, set = 0, binding = 12) writeonly buffer GOut { VT g_out[]; };// g_t-1 or dH_0
+layout(std430, set = 0, binding = 12) buffer GOut { VT g_out[]; };  // g_t-1 or dH_0 (per-sample rows: read back)
 // += : slots, dM [N,h]; rows (per sample), each sample's dM [B,N,h]
 layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
 
@@ -289,6 +289,7 @@ void main()
                     dmj[q] = LD_DM(b * hv + j);
                     ga[q] = gt[q] = VT(0.0);
                 }
+                bool clipped = false;   // H_t of this row reached the clip somewhere
                 for (uint n = 0u; n < N; n++) {
                     float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
                     float sn = sh_s[r * MAX_N + n];
@@ -302,13 +303,27 @@ void main()
                         VT v = an * dmj[q] + ds * (zn[q] - proj) * rE;   // dE_tb[n]
                         dM[k] += v;
                         if (!trace) continue;
-                        VT gk = LD_G(k), dHt = pc.decay * gk + pc.alpha * v;
+                        VT gk = LD_G(k);
                         gt[q] += an * gk;
-                        if (prev && !inside_clip(Hk)) {
+                        clipped = clipped || !inside_clip(Hk);
+                        g_out[k] = pc.decay * gk + pc.alpha * v;
+                    }
+                }
+                // Where H_t reached the clip, pre_t-1 decides whether the carry passes: a
+                // pass of its own over the row, entered only if some element did, and not
+                // an `if` per element above: lavapipe runs an `if` body for every lane under
+                // a mask (here the Philox noise and three storage loads per element, most
+                // of the pass's time), but leaves a loop that no lane is in after one turn.
+                if (prev && clipped) {
+                    for (uint n = 0u; n < N; n++) {
+                        for (uint q = 0u; q < JB; q++) {
+                            uint j = j0 + q * WG, k = eo + n * hv + j;
+                            if (j >= hv) continue;
+                            VT Hk = LD_H(k);
+                            if (inside_clip(Hk)) continue;
                             precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
-                            dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), dHt);
+                            g_out[k] = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), g_out[k]);
                         }
-                        g_out[k] = dHt;
                     }
                 }
                 for (uint q = 0u; q < JB; q++) {

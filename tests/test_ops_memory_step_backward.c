@@ -391,7 +391,8 @@ Test(memory_step_backward, shared_vec4)
 
 Test(memory_step_backward, per_sample_vec4)
 {
-    RUN(CPU_TEXEL, {4, 9, 10, 36, 1, 1, ENN_NOISE_OFF, 256, 21}, {3, 9, 10, 36, 1, 0, ENN_NOISE_PHILOX, 256, 22});
+    RUN(CPU_TEXEL, {4, 9, 10, 36, 1, 1, ENN_NOISE_OFF, 256, 21}, {3, 9, 10, 36, 1, 0, ENN_NOISE_PHILOX, 256, 22},
+        {3, 9, 10, 36, 1, 1, ENN_NOISE_PHILOX, 256, 23});
 }
 
 Test(memory_step_backward, scalar)
@@ -407,11 +408,12 @@ Test(memory_step_backward, vec4_storage_buffers)
 
 /* N = 70 > 64 slots (8 invocations x 8) and h = 132 (33 > 32 vectors: 8 invocations x
  * 4): the blocked loops go round twice; coordinates are sampled (a fixed spread of 96 per
- * tensor). */
+ * tensor). The per-sample case also takes the clip-bound carry's own pass over a partial
+ * block of vectors. */
 Test(memory_step_backward, wrapping_loops)
 {
     RUN(CPU_TEXEL, {3, 9, 70, 36, 0, 1, ENN_NOISE_PHILOX, 96, 51}, {3, 9, 10, 132, 0, 1, ENN_NOISE_OFF, 96, 52},
-        {3, 9, 10, 132, 0, 0, ENN_NOISE_PHILOX, 96, 53});
+        {3, 9, 10, 132, 0, 0, ENN_NOISE_PHILOX, 96, 53}, {3, 3, 10, 132, 1, 1, ENN_NOISE_PHILOX, 96, 54});
 }
 
 Test(memory_step_backward, gpu_layout)

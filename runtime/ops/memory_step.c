@@ -224,7 +224,7 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         prev ? enn_bind(st->prev_a, ba, ENN_ACCESS_READ) : none,
         prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none,
         buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none,
-        trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_WRITE) : unused,
+        trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_READ_WRITE) : unused,
         s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ_WRITE) : unused};
     static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
                                                   {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
