@@ -97,14 +97,31 @@ bool tile_coords(out uint tile_m, out uint tile_n)
     return t < pc.tiles_total;
 }
 
+// The epilogue's options: bit 0 adds the bias, bit 1 reads C (beta != 0; beta's value
+// stays a push constant), bits 2-3 the activation; EPI_RUNTIME takes all three from the
+// push constants instead (pc.flags, pc.beta != 0). CPU devices' kernels (gemm, gemm_texel*)
+// get them compiled in, chosen by the launcher: llvmpipe runs both sides of every branch
+// under lane masks, so there every option, used or not, costs every element of C (the
+// bias and C loads are a loop over the lanes each, tanh and exp many instructions).
+// GPUs keep the run-time flags (uniform branches cost nothing there) and one pipeline.
+const uint EPI_BIAS = 1u, EPI_READ_C = 2u, EPI_RUNTIME = 16u;
+#if !defined(TILED) && !defined(COOPMAT)
+layout(constant_id = 12) const uint EPILOGUE = EPI_RUNTIME;
+#else
+const uint EPILOGUE = EPI_RUNTIME;
+#endif
+bool epi_bias() { return (EPILOGUE & EPI_RUNTIME) != 0u ? (pc.flags & 1u) != 0u : (EPILOGUE & EPI_BIAS) != 0u; }
+bool epi_read_c() { return (EPILOGUE & EPI_RUNTIME) != 0u ? pc.beta != 0.0 : (EPILOGUE & EPI_READ_C) != 0u; }
+uint epi_act() { return (EPILOGUE & EPI_RUNTIME) != 0u ? (pc.flags >> 1) & 3u : (EPILOGUE >> 2) & 3u; }
+
 // Writes one element of C through the epilogue.
 void store_c(uint base_c, uint m, uint n, float acc)
 {
     uint i = base_c + m * pc.ldc + n;
     float v = pc.alpha * acc;
-    if (pc.beta != 0.0) v += pc.beta * c[i];   // beta = 0: C may hold NaN garbage
-    if ((pc.flags & 1u) != 0u) v += bias[n];
-    uint act = (pc.flags >> 1) & 3u;
+    if (epi_read_c()) v += pc.beta * c[i];   // beta = 0: C may hold NaN garbage
+    if (epi_bias()) v += bias[n];
+    uint act = epi_act();
     if (act == ACT_RELU) v = max(v, 0.0);
     else if (act == ACT_TANH) v = tanh(clamp(v, -15.0, 15.0));   // tanh(15) is 1.0 in float; no driver's
                                                                  // exp-based tanh can overflow to NaN
@@ -138,14 +155,14 @@ layout(constant_id = 8) const uint K_TAIL = 1;
 layout(std430, set = 0, binding = 2) buffer BufC4 { vec4 c4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer BufBias4 { vec4 bias4[]; };
 
-// store_c for C[m][n .. n+3], n a multiple of 4 below N.
-void store_c4(uint base_c, uint m, uint n, vec4 acc)
+// store_c for C[m][n .. n+3], n a multiple of 4 below N, given bias[n .. n+3].
+void store_c4(uint base_c, uint m, uint n, vec4 acc, vec4 bias_n)
 {
     uint i = (base_c + m * pc.ldc + n) / 4u;
     vec4 v = pc.alpha * acc;
-    if (pc.beta != 0.0) v += pc.beta * c4[i];
-    if ((pc.flags & 1u) != 0u) v += bias4[n / 4u];
-    uint act = (pc.flags >> 1) & 3u;
+    if (epi_read_c()) v += pc.beta * c4[i];
+    if (epi_bias()) v += bias_n;
+    uint act = epi_act();
     if (act == ACT_RELU) v = max(v, vec4(0.0));
     else if (act == ACT_TANH) v = tanh(clamp(v, -15.0, 15.0));
     else if (act == ACT_SIGMOID) v = 1.0 / (1.0 + exp(-v));
@@ -290,7 +307,7 @@ mat4 lane_b_cols(uint base, uint k, uint n)
 #define STORE_ROW(r) { uint m = m0 + (r); if (m < pc.M) { \
     STORE_COL(r, 0, 0) STORE_COL(r, 0, 1) STORE_COL(r, 0, 2) STORE_COL(r, 0, 3) STORE_J1(r) } }
 #define STORE_ROW4(r) { uint m = m0 + (r); if (m < pc.M) \
-    for (uint j = 0u; j < CG; j++) if (n0 + JS * j < pc.N) store_c4(base_c, m, n0 + JS * j, acc[r][j]); }
+    for (uint j = 0u; j < CG; j++) if (n0 + JS * j < pc.N) store_c4(base_c, m, n0 + JS * j, acc[r][j], bias_j[j]); }
 #define ZERO_ROW(r) { for (uint j = 0u; j < CG; j++) acc[r][j] = vec4(0.0); }
 
 // op(B)[k .. k+3][n0 .. n0 + 4CG - 1] of this lane: bv[kk][j] = op(B)[k + kk][n0 + 4j .. +3].
@@ -412,6 +429,10 @@ void main()
 #endif
 #ifdef TEXEL
     if (VEC_C != 0u) {
+        // The bias of the lane's column groups, loaded once for all rows (each load is
+        // a loop over the lanes on llvmpipe); clamped into the bias where N ends early.
+        vec4 bias_j[CG];
+        for (uint j = 0u; j < CG; j++) bias_j[j] = epi_bias() ? bias4[min(n0 + JS * j, pc.N - 4u) / 4u] : vec4(0.0);
         ALL_ROWS(STORE_ROW4)
         return;
     }

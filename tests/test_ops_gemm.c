@@ -290,6 +290,42 @@ Test(gemm, texel_block_refused)
     test_context_finish(ctx);
 }
 
+/* CPU devices compile the epilogue into the texel (and reg) kernels: each combination of
+ * bias, C read (beta != 0) and activation is its own pipeline (gemm.c: epilogue_spec).
+ * All 16 on the 8-row block with partial tiles in M, N and K, alternating vec4 and
+ * scalar stores of C (ldc padded) and the transposes; texel_block_wide covers each
+ * option on the wide block. Then the run-time flags (ENN_DISABLE_GEMM_EPILOGUE_SPEC=1),
+ * whose pipeline GPUs and that switch use. */
+static void texel_epilogues(int runtime_flags)
+{
+    enn_context *ctx = test_context();
+    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
+    }
+    setenv("ENN_GEMM_TEXEL_TILE", "8", 1);
+    if (runtime_flags) setenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC", "1", 1);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    uint32_t ran = 0, count = runtime_flags ? 4 : 16;
+    for (uint32_t e = 0; e < count; e++) {
+        uint32_t combo = runtime_flags ? 3 + 3 * e : e;   /* bit 0 bias, bit 1 beta, bits 2-3 activation */
+        gemm_case gc = {20, 76, 9 + e % 4, (int)(e / 2 % 2), (int)(e / 4 % 2), 0, 0, e % 2, 1, 0,
+                        e % 3 ? 1.0f : 0.75f, combo & 2 ? 0.5f : 0.0f, (int)(combo & 1), (enn_activation)(combo >> 2)};
+        gc.pad_a = gc.trans_a ? 0 : (4 - gc.k % 4) % 4;   /* vec4 layouts: leading dimensions multiples of 4 */
+        gc.pad_b = gc.trans_b ? (4 - gc.k % 4) % 4 : 0;
+        ran += (uint32_t)check_case(ctx, rec, ENN_GEMM_TEXEL, &gc, 300 + e);
+    }
+    cr_assert_eq(ran, count, "a vec4 layout was refused by the texel variant");
+    unsetenv("ENN_GEMM_TEXEL_TILE");
+    unsetenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC");
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+Test(gemm, texel_epilogue_combinations) { texel_epilogues(0); }
+Test(gemm, texel_epilogue_runtime_flags) { texel_epilogues(1); }
+
 /* Each register block of the tiled kernel (gemm_tiled.glsl: compiled variants 8x8, 8x4,
  * 4x8, 4x4, steps of 4 to 16), and the earlier kernel, forced through ENN_GEMM_TILES: the
  * batched cases (all transposes, ld padding, shared B, beta, bias, activations) and one

@@ -357,6 +357,20 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
     return ENN_OK;
 }
 
+/* The epilogue compiled into the CPU devices' kernels (EPILOGUE, spec id 12 of gemm.comp):
+ * bit 0 bias, bit 1 reads C (beta != 0), bits 2-3 the activation; EPI_RUNTIME (16) reads
+ * them from the push constants. llvmpipe runs every branch under lane masks, so an
+ * option left to run time costs every element of C whether used or not (see the
+ * shader); compiled in, each combination is its own pipeline. GPUs keep the run-time
+ * flags (uniform branches, free there). ENN_DISABLE_GEMM_EPILOGUE_SPEC=1: run-time flags
+ * everywhere. */
+static uint32_t epilogue_spec(const enn_context *ctx, const enn_gemm_desc *d)
+{
+    const uint32_t runtime = 16;
+    if (ctx->caps.device_type != ENN_DEVICE_CPU || enn_env_flag("ENN_DISABLE_GEMM_EPILOGUE_SPEC")) return runtime;
+    return (d->bias.buf ? 1u : 0u) | (d->beta != 0.0f ? 2u : 0u) | (uint32_t)d->act << 2;
+}
+
 enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
 {
     if (!rec || !d) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_gemm: NULL argument");
@@ -396,6 +410,8 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
     if (v == ENN_GEMM_REG || v == ENN_GEMM_TEXEL) {
         cfg.spec[5] = (uint32_t)l.vec_a;
         cfg.spec[6] = (uint32_t)l.vec_b;
+        cfg.spec[12] = epilogue_spec(ctx, d);   /* ids 7, 8: texel only; 9-11 unused */
+        cfg.spec_count = 13;
     }
     if (v == ENN_GEMM_TEXEL) {
         /* 16-row tiles for products of 2^24 multiply-adds or more: on lavapipe they run

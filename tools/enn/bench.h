@@ -17,6 +17,7 @@ typedef struct bench_options {
     double target_s;               /* time to spend per measurement */
     const char *filter;            /* family name, or NULL for all */
     uint32_t gemm_shapes[8][5];    /* GEMM: M, N, K, ta, tb given by --gemm, instead of squares */
+    uint32_t gemm_epilogue[8];     /* and its epilogue: bit 0 bias, bit 1 beta = 0.5, bits 2-3 activation */
     uint32_t gemm_count;
 } bench_options;
 

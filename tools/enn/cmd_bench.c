@@ -115,47 +115,58 @@ static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_
     return ENN_OK;
 }
 
-/* --gemm M,N,K[,ta,tb]: fp32 products of given shapes (the LM head's, say), every fp32
- * variant with --all-variants, else the device's choice. Checked on 64 sampled elements
- * of C against a double-precision dot product (a full CPU product would dominate). */
+/* --gemm M,N,K[,ta,tb[,EPI]]: fp32 products of given shapes (the LM head's, say), with an
+ * epilogue (bias, beta = 0.5 over a C of random values, an activation), every fp32
+ * variant with --all-variants, else the device's choice. The first run is checked on 64
+ * sampled elements of C against a double-precision dot product (a full CPU product
+ * would dominate) through the same epilogue. */
 static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
 {
     int rc = 1;
     for (uint32_t si = 0; si < o->gemm_count; si++) {
         const uint32_t *g = o->gemm_shapes[si];
-        uint32_t M = g[0], N = g[1], K = g[2], ta = g[3], tb = g[4];
+        uint32_t M = g[0], N = g[1], K = g[2], ta = g[3], tb = g[4], epi = o->gemm_epilogue[si];
         size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
-        float *a = malloc(na * 4), *b = malloc(nb * 4);
+        float *a = malloc(na * 4), *b = malloc(nb * 4), *c0 = malloc(nc * 4), *bias = malloc((size_t)N * 4);
         enn_recorder *rec = NULL;
-        enn_buffer *ba = NULL, *bb = NULL, *bc = NULL;
+        enn_buffer *ba = NULL, *bb = NULL, *bc = NULL, *bbias = NULL;
         int ok = 0;
-        if (!a || !b) { fprintf(stderr, "enn bench: out of host memory\n"); goto next; }
+        if (!a || !b || !c0 || !bias) { fprintf(stderr, "enn bench: out of host memory\n"); goto next; }
         uint64_t seed = 777 + si;
-        for (size_t i = 0; i < na + nb; i++) {
+        for (size_t i = 0; i < na + nb + nc + N; i++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             float x = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
-            if (i < na) a[i] = x; else b[i - na] = x;
+            if (i < na) a[i] = x;
+            else if (i < na + nb) b[i - na] = x;
+            else if (i < na + nb + nc) c0[i - na - nb] = x;
+            else bias[i - na - nb - nc] = x;
         }
         if (enn_recorder_create(ctx, &rec) || enn_buffer_create(ctx, na * 4, &ba) || enn_buffer_create(ctx, nb * 4, &bb) ||
-            enn_buffer_create(ctx, nc * 4, &bc) || enn_buffer_upload(ctx, ba, 0, a, na * 4) ||
-            enn_buffer_upload(ctx, bb, 0, b, nb * 4))
+            enn_buffer_create(ctx, nc * 4, &bc) || enn_buffer_create(ctx, (size_t)N * 4, &bbias) ||
+            enn_buffer_upload(ctx, ba, 0, a, na * 4) || enn_buffer_upload(ctx, bb, 0, b, nb * 4) ||
+            enn_buffer_upload(ctx, bbias, 0, bias, (size_t)N * 4))
             goto next;
         enn_recorder_set_timestamps(rec, 1);
         enn_gemm_desc probe = ENN_GEMM_DESC_INIT;
         enn_gemm_variant v32;
         if (enn_gemm_pick_variant(ctx, &probe, &v32)) goto next;
+        char epi_name[40] = "";
+        static const char *const act_names[] = {"", " relu", " tanh", " sigmoid"};
+        snprintf(epi_name, sizeof epi_name, "%s%s%s", epi & 1 ? " bias" : "", epi & 2 ? " beta" : "", act_names[epi >> 2 & 3]);
         for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++) {
             if (!enn_gemm_variant_supported(ctx, (enn_gemm_variant)v, ENN_F32)) continue;
             if (!o->all_variants && v != (int)v32) continue;
             enn_gemm_desc d = ENN_GEMM_DESC_INIT;
             d.a = enn_view_of(ba); d.b = enn_view_of(bb); d.c = enn_view_of(bc);
             d.m = M; d.n = N; d.k = K; d.trans_a = (int)ta; d.trans_b = (int)tb;
+            if (epi & 1) d.bias = enn_view_of(bbias);
+            d.beta = epi & 2 ? 0.5f : 0.0f;
+            d.act = (enn_activation)(epi >> 2 & 3);
             d.variant = (enn_gemm_variant)v;
             d.name = "bench_gemm";
             double gpu_ms, host_ms, flop = 2.0 * M * N * K;
+            if (enn_buffer_upload(ctx, bc, 0, c0, nc * 4)) goto next;
             if (time_gemm(ctx, rec, &d, 1, &gpu_ms, &host_ms)) goto next;
-            uint32_t reps = (uint32_t)fmin(fmax(o->target_s / (host_ms * 1e-3), 1), 200);
-            if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto next;
             double err = 0, scale = 0;
             uint64_t r = 99;
             for (int t = 0; t < 64; t++) {
@@ -165,16 +176,25 @@ static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
                 double ref = 0;
                 for (uint32_t k = 0; k < K; k++)
                     ref += (double)a[ta ? (size_t)k * M + m : (size_t)m * K + k] * b[tb ? (size_t)n * K + k : (size_t)k * N + n];
+                if (epi & 2) ref += 0.5 * c0[(size_t)m * N + n];
+                if (epi & 1) ref += bias[n];
+                if (fabs(ref) > scale) scale = fabs(ref);   /* before the activation: its scale */
+                switch (epi >> 2 & 3) {
+                case 1: ref = ref > 0 ? ref : 0; break;
+                case 2: ref = tanh(ref); break;
+                case 3: ref = 1 / (1 + exp(-ref)); break;
+                }
                 float got;
                 if (enn_buffer_download(ctx, bc, ((size_t)m * N + n) * 4, &got, 4)) goto next;
                 if (!(fabs(got - ref) <= err)) err = fabs(got - ref);
-                if (fabs(ref) > scale) scale = fabs(ref);
             }
             err /= scale > 0 ? scale : 1;
+            uint32_t reps = (uint32_t)fmin(fmax(o->target_s / (host_ms * 1e-3), 1), 200);
+            if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto next;
             bench_row row = {.kernel = "gemm", .variant = enn_gemm_variant_name((enn_gemm_variant)v), .gpu_ms = gpu_ms,
                              .host_ms = host_ms, .gpu_rate = gpu_ms > 0 ? flop / (gpu_ms * 1e-3) * 1e-9 : 0,
                              .host_rate = flop / (host_ms * 1e-3) * 1e-9, .unit = "GF/s"};
-            snprintf(row.shape, sizeof row.shape, "%ux%ux%u%s%s", M, N, K, ta ? " ta" : "", tb ? " tb" : "");
+            snprintf(row.shape, sizeof row.shape, "%ux%ux%u%s%s%s", M, N, K, ta ? " ta" : "", tb ? " tb" : "", epi_name);
             snprintf(row.check, sizeof row.check, "%s %.1e", err <= 1e-4 ? "ok" : "BAD", err);
             bench_print_row(&row);
             if (!(err <= 1e-4)) goto next;   /* fp32 sums of K products of values in [-0.5, 0.5] */
@@ -185,8 +205,9 @@ static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
         enn_buffer_destroy(ctx, ba);
         enn_buffer_destroy(ctx, bb);
         enn_buffer_destroy(ctx, bc);
+        enn_buffer_destroy(ctx, bbias);
         enn_recorder_destroy(rec);
-        free(a); free(b);
+        free(a); free(b); free(c0); free(bias);
         if (!ok) return rc;
     }
     return 0;
@@ -345,7 +366,28 @@ static void usage(void)
            "  --threads T     GEMM's CPU baseline threads (default: OpenBLAS's own default)\n"
            "  --all-variants  every variant the device runs, not only the automatic choices\n"
            "  --time S        seconds per measurement (default 0.3)\n"
+           "  --gemm M,N,K[,ta,tb[,EPI]]  GEMM: this shape instead of squares (up to 8 times); EPI\n"
+           "                  an epilogue, words joined by '+': bias, beta (0.5), relu, tanh, sigmoid\n"
            "The device is ENN_DEVICE's or the best one; ENN_DISABLE_* switches apply.\n");
+}
+
+/* The epilogue after --gemm's fifth field: words joined by '+' (bias, beta, relu, tanh,
+ * sigmoid) into gemm_epilogue's bits; 0 when there is none, -1 for an unknown word. */
+static int parse_epilogue(const char *val, uint32_t *out)
+{
+    *out = 0;
+    for (int commas = 0; *val && commas < 5; val++) commas += *val == ',';
+    static const char *const words[] = {"bias", "beta", "relu", "tanh", "sigmoid"};
+    static const uint32_t bits[] = {1, 2, 1 << 2, 2 << 2, 3 << 2};
+    while (*val) {
+        size_t len = strcspn(val, "+");
+        size_t w = 0;
+        while (w < 5 && (strlen(words[w]) != len || strncmp(val, words[w], len))) w++;
+        if (w == 5) return -1;
+        *out |= bits[w];
+        val += len + (val[len] == '+');
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -369,8 +411,9 @@ int cmd_bench(int argc, char **argv)
         else if (val && !strcmp(arg, "--gemm") && o.gemm_count < 8) {
             uint32_t *g = o.gemm_shapes[o.gemm_count];
             int got = sscanf(val, "%u,%u,%u,%u,%u", &g[0], &g[1], &g[2], &g[3], &g[4]);
-            if ((got != 3 && got != 5) || !g[0] || !g[1] || !g[2]) {
-                fprintf(stderr, "enn bench: --gemm wants M,N,K or M,N,K,ta,tb, got '%s'\n", val);
+            int epi = got == 5 ? parse_epilogue(val, &o.gemm_epilogue[o.gemm_count]) : 0;
+            if ((got != 3 && got != 5) || !g[0] || !g[1] || !g[2] || epi < 0) {
+                fprintf(stderr, "enn bench: --gemm wants M,N,K or M,N,K,ta,tb[,EPILOGUE], got '%s'\n", val);
                 return 2;
             }
             o.gemm_count++;
