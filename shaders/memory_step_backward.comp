@@ -503,25 +503,31 @@ shared float sh_rE[ROWS];   // 1/|E_n| of the tile's slots, negative when clampe
 shared float sh_Q[ROWS];    // sum_b q_bn
 shared VT sh_ret[PARTS > 1u ? WG * ROWS : 1u], sh_gs[PARTS > 1u ? WG * ROWS : 1u];
 
-// Slot n0 + k at vector j, given its batch sums ret = sum_b a_bn dm_b and gs = sum_b ds_bn
-// z_b / |z_b|: dM += dE_t, and the carry g_t-1 (or dH_0).
-void finish_slot(uint k, uint n, uint j, VT ret, VT gs, bool carry, bool prev)
+// Slot n at vector j, given its batch sums ret = sum_b a_bn dm_b and gs = sum_b ds_bn
+// z_b / |z_b| (k: its place in the tile): dM += dE_t, and the carry g_t-1 (or dH_0) as if
+// pre_t-1 passed the clip. True where H_t reached the clip: then fix_clipped must decide.
+bool finish_slot(uint k, uint n, uint j, VT ret, VT gs, bool carry)
 {
-    uint N = pc.N, B = pc.B, hv = pc.h / VW, i = n * hv + j;
+    uint i = n * (pc.h / VW) + j;
     float rE = abs(sh_rE[k]);
     VT Hi = LD_H(i), e = LD_M(i) + pc.alpha * Hi;
     VT v = ret + (gs - (sh_rE[k] < 0.0 ? VT(0.0) : e * rE * sh_Q[k])) * rE;
     dM[i] += v;
-    if (!carry) return;
-    VT dHt = pc.decay * LD_G(i) + pc.alpha * v;
-    if (prev && !inside_clip(Hi)) {
-        // Step t-1's batch mean, summed exactly as hebbian_trace does.
-        precise VT D = VT(0.0);
-        HEBBIAN_BATCH_SUM(D, a_prev, z_prev, B, N, hv, n, j, pc.mean_parts)
-        D = D * pc.inv_batch;
-        dHt = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), dHt);
-    }
-    g_out[i] = dHt;
+    if (!carry) return false;
+    g_out[i] = pc.decay * LD_G(i) + pc.alpha * v;
+    return !inside_clip(Hi);
+}
+
+// Where H_t = clip(pre_t-1) reached the bound, recompute pre_t-1 (step t-1's batch mean
+// summed exactly as hebbian_trace does) and let the carry pass only where it was inside.
+void fix_clipped(uint n, uint j)
+{
+    uint B = pc.B, N = pc.N, hv = pc.h / VW, i = n * hv + j;
+    if (inside_clip(LD_H(i))) return;
+    precise VT D = VT(0.0);
+    HEBBIAN_BATCH_SUM(D, a_prev, z_prev, B, N, hv, n, j, pc.mean_parts)
+    D = D * pc.inv_batch;
+    g_out[i] = masked(hebbian_pre(pc.decay, pc.eta, H_prev[i], D, noise_at(i * VW)), g_out[i]);
 }
 
 void main()
@@ -597,9 +603,19 @@ void main()
                     }
                 }
             }
+            bool clipped = false;
             for (uint q = 0u; q < JB; q++)
                 for (uint k = 0u; k < ROWS; k++)
-                    if (k < slots && j0 + q * WG < hv) finish_slot(k, n0 + k, j0 + q * WG, ret[k][q], gs[k][q], carry, prev);
+                    if (k < slots && j0 + q * WG < hv)
+                        clipped = finish_slot(k, n0 + k, j0 + q * WG, ret[k][q], gs[k][q], carry) || clipped;
+            // The clip-bound fix as a pass of its own, entered only where needed: lavapipe
+            // runs an `if` body under a lane mask whether or not a lane takes it (here the
+            // batch sum, Philox noise and loads for every element), but leaves a loop with
+            // a run-time bound that no lane is in after one turn.
+            if (prev && clipped)
+                for (uint k = 0u; k < slots; k++)
+                    for (uint q = 0u; q < JB; q++)
+                        if (j0 + q * WG < hv) fix_clipped(n0 + k, j0 + q * WG);
         }
 #else
         // The loop over vectors is uniform (j0), so that the barriers below are too.
@@ -634,7 +650,7 @@ void main()
             }
             if (part == 0u && in_row)
                 for (uint k = 0u; k < ROWS; k++)
-                    if (k < slots) finish_slot(k, n0 + k, j, ret[k], gs[k], carry, prev);
+                    if (k < slots && finish_slot(k, n0 + k, j, ret[k], gs[k], carry) && prev) fix_clipped(n0 + k, j);
             if (PARTS > 1u) barrier();
         }
 #endif
