@@ -129,9 +129,23 @@ layout(std430, set = 0, binding = 5) readonly buffer G { VT g[]; };       // g_t
 #define LD_DM(i) dm[i]
 #define LD_G(i) g[i]
 #endif
+#ifdef TEXEL_IN
+// a_t (and, read by the slot kernel, the workspace) as one-float texels: on lavapipe a
+// texel fetch is a gather, a storage load a loop over the lanes.
+layout(set = 0, binding = 3) uniform samplerBuffer tex_a;
+#define LD_A(i) texelFetch(tex_a, int(i)).x
+#else
 layout(std430, set = 0, binding = 3) readonly buffer A { float a[]; };    // a_t [B,N]
+#define LD_A(i) a[i]
+#endif
 // Workspace: ds [B,N], q = ds * s [B,N], the signed 1/|z| [B] (negative when clamped).
+#if defined(TEXEL_IN) && defined(SLOTS_KERNEL)
+layout(set = 0, binding = 6) uniform samplerBuffer tex_ws;
+#define LD_WS(i) texelFetch(tex_ws, int(i)).x
+#else
 layout(std430, set = 0, binding = 6) buffer WS { float ws[]; };
+#define LD_WS(i) ws[i]
+#endif
 layout(std430, set = 0, binding = 7) buffer DZ { VT dz[]; };                // rows: += [B,h]
 layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H_t-1
 layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
@@ -261,10 +275,10 @@ void main()
         for (uint r = t; r < rows; r += WG) {
             uint b = b0 + r;
             float c = 0.0;
-            for (uint n = 0u; n < N; n++) c += a[b * N + n] * sh_d[r * MAX_N + n];
+            for (uint n = 0u; n < N; n++) c += LD_A(b * N + n) * sh_d[r * MAX_N + n];
             float Q = 0.0;
             for (uint n = 0u; n < N; n++) {
-                float ds = a[b * N + n] * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
+                float ds = LD_A(b * N + n) * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
                 sh_d[r * MAX_N + n] = ds;
                 float q = ds * sh_s[r * MAX_N + n];
                 Q += q;
@@ -291,7 +305,7 @@ void main()
                 }
                 bool clipped = false;   // H_t of this row reached the clip somewhere
                 for (uint n = 0u; n < N; n++) {
-                    float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = a[b * N + n];
+                    float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = LD_A(b * N + n);
                     float sn = sh_s[r * MAX_N + n];
                     for (uint q = 0u; q < JB; q++) {
                         uint j = j0 + q * WG;
@@ -344,7 +358,7 @@ void main()
                 float dr[ROWS], ar[ROWS];
                 for (uint r = 0u; r < ROWS; r++) {
                     dr[r] = sh_d[r * MAX_N + n] * abs(sh_r[r * MAX_N + n]);
-                    ar[r] = a[min(b0 + r, B - 1u) * N + n];
+                    ar[r] = LD_A(min(b0 + r, B - 1u) * N + n);
                 }
                 for (uint q = 0u; q < JB; q++) {
                     uint j = min(j0 + q * WG, hv - 1u);
@@ -437,11 +451,11 @@ void main()
         }
         // The softmax gradient: c = sum_n a_n da_n, ds_n = a_n (da_n - c) / tau, Q = sum ds_n s_n.
         float pa = 0.0;
-        for (uint n = t; n < N; n += WG) pa += a[b * N + n] * sh_d[n];
+        for (uint n = t; n < N; n += WG) pa += LD_A(b * N + n) * sh_d[n];
         float c = workgroup_sum(pa);
         float pq = 0.0;
         for (uint n = t; n < N; n += WG) {
-            float ds = a[b * N + n] * (sh_d[n] - c) * pc.inv_tau, q = ds * sh_s[n];
+            float ds = LD_A(b * N + n) * (sh_d[n] - c) * pc.inv_tau, q = ds * sh_s[n];
             sh_d[n] = ds;
             pq += q;
             ws[b * N + n] = ds;
@@ -457,7 +471,7 @@ void main()
             if (j < hv) {
                 VT zn = z[b * hv + j] * rz, dmj = dm[b * hv + j];
                 for (uint n = part; n < N; n += PN) {
-                    float ds = sh_d[n], rEs = sh_r[n], rE = abs(rEs), an = a[b * N + n];
+                    float ds = sh_d[n], rEs = sh_r[n], rE = abs(rEs), an = LD_A(b * N + n);
                     uint k = eo + n * hv + j;
                     VT Hk = H[k], e = M[n * hv + j] + pc.alpha * Hk;
                     ga += ds * rE * e;
@@ -546,7 +560,7 @@ void main()
                     VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     p.x += dot(e, e);
                 }
-                for (uint b = t; b < B; b += WG) p.y += ws[B * N + b * N + n];
+                for (uint b = t; b < B; b += WG) p.y += LD_WS(B * N + b * N + n);
                 sh_ret[t] = VT(p.x);
                 sh_gs[t] = VT(p.y);
                 barrier();
@@ -572,7 +586,7 @@ void main()
                     VT e = LD_M(n * hv + j) + pc.alpha * LD_H(n * hv + j);
                     ee += dot(e, e);
                 }
-                for (uint b = 0u; b < B; b++) Q += ws[B * N + b * N + n];
+                for (uint b = 0u; b < B; b++) Q += LD_WS(B * N + b * N + n);
                 float rE = inversesqrt(max(ee, EPS_SQ));
                 sh_rE[k] = ee < EPS_SQ ? -rE : rE;
                 sh_Q[k] = Q;
@@ -588,11 +602,11 @@ void main()
                 for (uint q = 0u; q < JB; q++) ret[k][q] = gs[k][q] = VT(0.0);
             for (uint b = 0u; b < B; b++) {
                 // Slots past N repeat the last one and vectors past h the last one (not kept).
-                float ab[ROWS], wb[ROWS], rz = abs(ws[2u * B * N + b]);
+                float ab[ROWS], wb[ROWS], rz = abs(LD_WS(2u * B * N + b));
                 for (uint k = 0u; k < ROWS; k++) {
                     uint n = min(n0 + k, N - 1u);
-                    ab[k] = a[b * N + n];
-                    wb[k] = ws[b * N + n];
+                    ab[k] = LD_A(b * N + n);
+                    wb[k] = LD_WS(b * N + n);
                 }
                 for (uint q = 0u; q < JB; q++) {
                     uint j = min(j0 + q * WG, hv - 1u);
@@ -626,11 +640,11 @@ void main()
             for (uint k = 0u; k < ROWS; k++) ret[k] = gs[k] = VT(0.0);
             if (in_row) {
                 for (uint b = part; b < B; b += PARTS) {
-                    VT dmj = LD_DM(b * hv + j), zj = LD_Z(b * hv + j) * abs(ws[2u * B * N + b]);
+                    VT dmj = LD_DM(b * hv + j), zj = LD_Z(b * hv + j) * abs(LD_WS(2u * B * N + b));
                     for (uint k = 0u; k < ROWS; k++) {
                         if (k < slots) {
-                            ret[k] += a[b * N + n0 + k] * dmj;
-                            gs[k] += ws[b * N + n0 + k] * zj;
+                            ret[k] += LD_A(b * N + n0 + k) * dmj;
+                            gs[k] += LD_WS(b * N + n0 + k) * zj;
                         }
                     }
                 }

@@ -25,7 +25,8 @@ static int wide_plan(const enn_context *ctx, enn_memory_shape s, uint32_t *slot_
 }
 
 /* CPU devices read the row kernels' vector inputs as vec4 texels where the device has
- * RGBA32F uniform texel buffers (not with ENN_DISABLE_TEXEL_BUFFERS); views are 256-byte
+ * RGBA32F uniform texel buffers (not with ENN_DISABLE_TEXEL_BUFFERS), and the backward's
+ * a and workspace as R32F texels (a format every device views); views are 256-byte
  * aligned, which covers any offset alignment lavapipe asks for. */
 static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, uint32_t rows)
 {
@@ -33,7 +34,8 @@ static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, ui
     uint64_t texels = (uint64_t)(s.per_sample ? s.B : 1) * s.N * s.h / 4;  /* the largest view: H */
     return c->device_type == ENN_DEVICE_CPU && vec4 && rows == 8 && c->texel_buffer_f32 &&
            c->min_texel_buffer_offset_alignment <= ENN_VIEW_ALIGN && texels <= c->max_texel_buffer_elements &&
-           (uint64_t)s.B * s.h / 4 <= c->max_texel_buffer_elements;
+           (uint64_t)s.B * s.h / 4 <= c->max_texel_buffer_elements &&
+           (uint64_t)2 * s.B * s.N + s.B <= c->max_texel_buffer_elements;  /* the workspace, as floats */
 }
 
 /* The shape, temperature and Hebbian parameters both passes take (hebbian NULL: not checked). */
@@ -52,14 +54,24 @@ static enn_status check_step(const char *op, enn_memory_shape s, float tau_e, co
     return ENN_OK;
 }
 
+/* Which kernel a texel pipeline is for: the forward row kernel, the backward row kernel,
+ * the backward slot kernel. */
+enum texel_kernel { TEXEL_FORWARD, TEXEL_BACKWARD_ROWS, TEXEL_BACKWARD_SLOTS };
+
 /* A row or slot kernel's pipeline on a CPU device with the texel inputs: bindings 0, 1, 2
- * (z, M, H) and, for the backward kernels (`backward`), 4 and 5 (dm, g) as vec4 texels. */
+ * (z, M, H) as vec4 texels; the backward kernels also 4 and 5 (dm, g) as vec4 texels and
+ * 3 (a) as float texels, the slot kernel 6 (the workspace) as float texels too. */
 static enn_status texel_pipeline(enn_recorder *rec, const char *shader, uint32_t num_buffers, uint32_t push_size,
-                                 const uint32_t *spec, uint32_t spec_count, int backward, const enn_pipeline **out)
+                                 const uint32_t *spec, uint32_t spec_count, enum texel_kernel kind,
+                                 const enn_pipeline **out)
 {
     VkFormat formats[14] = {0};
     formats[0] = formats[1] = formats[2] = VK_FORMAT_R32G32B32A32_SFLOAT;
-    if (backward) formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+    if (kind != TEXEL_FORWARD) {
+        formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+        formats[3] = VK_FORMAT_R32_SFLOAT;
+    }
+    if (kind == TEXEL_BACKWARD_SLOTS) formats[6] = VK_FORMAT_R32_SFLOAT;
     enn_pipeline_desc pd = {.shader = shader, .num_buffers = num_buffers, .push_size = push_size, .spec = spec,
                             .spec_count = spec_count, .texel_formats = formats};
     return enn_pipeline_get(enn_recorder_context(rec), &pd, out);
@@ -119,7 +131,7 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         /* CPU devices: z, M and H read as vec4 texels, 8 invocations that each take 8 slots
          * or 4 vectors at once (see the shader). */
         const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
-        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 4, 0, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 4, TEXEL_FORWARD, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
@@ -241,7 +253,7 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
         const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 4, 1, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 4, TEXEL_BACKWARD_ROWS, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
@@ -272,7 +284,7 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: 8 invocations that each take 4 vectors of h (see the shader). */
         const uint32_t cpu_spec[5] = {8, 1, 1, max_n, 1};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 5, 1, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 5, TEXEL_BACKWARD_SLOTS, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
     }
