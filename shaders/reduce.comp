@@ -4,6 +4,10 @@
 //   reduce (rows)     out[c] = alpha * sum_r x[r, c] + beta * out[c]    x [rows, cols]
 //                     A workgroup owns local_size_x columns; its local_size_y lanes
 //                     stride over the rows, then a tree adds the lanes.
+//   reduce_rows_texel the same sums on CPU devices: x as vec4 texels, which llvmpipe
+//                     gathers (a storage load is a loop over the lanes there); one
+//                     invocation per 4 columns, over every row (4 interleaved partial
+//                     sums, added in a fixed order).
 //   reduce_cols       out[row0 + r] = alpha * sum_c x[r, c] + beta * out[row0 + r]
 //                     One workgroup per row, strided over the columns.
 //   reduce_sumsq_partial   sum of squares of each chunk of a parameter table (or of one
@@ -15,6 +19,7 @@
 // elem_offset: where the matrix starts inside its binding (rows are bound a chunk at a
 // time when the matrix is larger than one binding may be).
 //! variant reduce_cols -DCOLS=1
+//! variant reduce_rows_texel -DROWS_TEXEL=1
 //! variant reduce_sumsq_partial -DSUMSQ_PARTIAL=1
 //! variant reduce_sumsq_final -DSUMSQ_FINAL=1
 #extension GL_GOOGLE_include_directive : require
@@ -91,6 +96,40 @@ void main()
         barrier();
     }
     if (t == 0u) outv[k] = pc.take_sqrt != 0u ? sqrt(s_sum[0]) : s_sum[0];
+}
+
+#elif ROWS_TEXEL
+layout(set = 0, binding = 0) uniform samplerBuffer tex_x;   // vec4s; elem_offset % 4 == 0
+layout(std430, set = 0, binding = 1) buffer Out { float outv[]; };
+
+layout(push_constant) uniform Push {
+    uint rows;          // in this chunk
+    uint cols;          // a multiple of 4
+    uint elem_offset;
+    uint pad;
+    float alpha;
+    float beta;
+} pc;
+
+void main()
+{
+    uint g = gl_GlobalInvocationID.x, groups = pc.cols / 4u;
+    if (g >= groups) return;
+    uint at = pc.elem_offset / 4u + g;
+    vec4 s0 = vec4(0.0), s1 = vec4(0.0), s2 = vec4(0.0), s3 = vec4(0.0);
+    uint r = 0u;
+    for (; r + 4u <= pc.rows; r += 4u) {
+        s0 += texelFetch(tex_x, int(at + r * groups));
+        s1 += texelFetch(tex_x, int(at + (r + 1u) * groups));
+        s2 += texelFetch(tex_x, int(at + (r + 2u) * groups));
+        s3 += texelFetch(tex_x, int(at + (r + 3u) * groups));
+    }
+    for (; r < pc.rows; r++) s0 += texelFetch(tex_x, int(at + r * groups));
+    vec4 s = (s0 + s1) + (s2 + s3);
+    for (uint i = 0u; i < 4u; i++) {
+        uint c = 4u * g + i;
+        outv[c] = pc.beta == 0.0 ? pc.alpha * s[i] : pc.alpha * s[i] + pc.beta * outv[c];
+    }
 }
 
 #elif COLS

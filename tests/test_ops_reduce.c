@@ -13,8 +13,9 @@
 
 /* Tolerance of fp32 sums, measured against the sum of the terms' magnitudes (so that
  * cancellation does not inflate it): each output adds at most ~rows/8 terms per lane
- * then a tree of 8 (sum_rows), or cols/256 then 8 levels (sum_cols); the typical
- * error is sqrt(k) * 6e-8 for k additions, under 1e-6 for k <= 200,000 / 256; 1e-5. */
+ * then a tree of 8 (sum_rows; on CPU devices with whole vec4 rows 4 interleaved sums of
+ * rows/4 terms), or cols/256 then 8 levels (sum_cols); the typical error is
+ * sqrt(k) * 6e-8 for k additions, under 1e-6 for k <= 200,000 / 256; 1e-5. */
 #define TOL_SUM 1e-5
 
 static void run_sums(enn_context *ctx, enn_recorder *rec, uint32_t rows, uint32_t cols, uint64_t *seed)
@@ -67,11 +68,30 @@ Test(ops_reduce, sums_over_an_axis)
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint64_t seed = 31;
-    const uint32_t shapes[][2] = {{1, 1}, {1, 7}, {7, 1}, {13, 31}, {1031, 257}, {128 * 28, 128}, {128, 10},
-                                  {128 * 32, 64}, {3, 200003}, {200003, 3}};
+    /* Whole vec4 rows (the texel kernel on CPU devices) with and without a tail of rows
+     * past a multiple of 4, and the others (the storage-buffer kernel). */
+    const uint32_t shapes[][2] = {{1, 1}, {1, 7}, {7, 1}, {13, 31}, {1031, 257}, {1031, 256}, {3, 4}, {128 * 28, 128},
+                                  {128, 10}, {128 * 32, 64}, {3, 200003}, {5, 200004}, {200003, 3}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_sums(ctx, rec, shapes[i][0], shapes[i][1], &seed);
     for (int k = 0; k < 4; k++) /* random shapes */
         run_sums(ctx, rec, 1 + (uint32_t)(test_rand_u64(&seed) % 2000), 1 + (uint32_t)(test_rand_u64(&seed) % 600), &seed);
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
+/* Sums over rows larger than one binding may be go a chunk of rows at a time (64 KiB
+ * bindings, ENN_MAX_BINDING_BYTES); with 400-byte rows the chunks start at elements that
+ * are and are not multiples of 4, so on CPU devices both kernels take turns. */
+Test(ops_reduce, sums_over_rows_in_windows)
+{
+    test_setenv("ENN_MAX_BINDING_BYTES", "65536");
+    enn_context *ctx = test_context();
+    unsetenv("ENN_MAX_BINDING_BYTES");
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    uint64_t seed = 35;
+    run_sums(ctx, rec, 3000, 100, &seed);
+    run_sums(ctx, rec, 777, 260, &seed);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }

@@ -26,6 +26,30 @@ static enn_status check_matrix(const char *op, const enn_context *ctx, uint32_t 
     return ENN_OK;
 }
 
+/* reduce_rows_texel (CPU devices): x as RGBA32F texels, so whole vec4 rows starting on a
+ * vec4 (cols % 4 == 0, elem_offset % 4 == 0) and a view the device allows; not with
+ * ENN_DISABLE_TEXEL_BUFFERS. 8 invocations per workgroup, each summing 4 columns over
+ * every row: on lavapipe a workgroup is one 8-lane SIMD loop, so workgroups are what
+ * spreads over the cores. Measured on lavapipe (paper-mnist): a 3584 x 384 bias
+ * gradient 2-3 ms -> see BENCHMARKS.md. */
+#define ROWS_TEXEL_LOCAL 8
+
+static int rows_texel_fit(const enn_context *ctx, uint32_t cols, uint32_t elem_offset, uint64_t elements)
+{
+    const enn_capabilities *c = &ctx->caps;
+    return c->device_type == ENN_DEVICE_CPU && c->texel_buffer_f32 && c->min_texel_buffer_offset_alignment <= ENN_VIEW_ALIGN &&
+           cols % 4 == 0 && elem_offset % 4 == 0 && (elem_offset + elements) / 4 <= c->max_texel_buffer_elements;
+}
+
+static enn_status rows_texel_pipeline(enn_context *ctx, const enn_pipeline **out)
+{
+    static const VkFormat formats[2] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_UNDEFINED};
+    const uint32_t spec[2] = {ROWS_TEXEL_LOCAL, 1};
+    enn_pipeline_desc d = {.shader = "reduce_rows_texel", .num_buffers = 2, .push_size = sizeof(sum_push),
+                           .spec = spec, .spec_count = 2, .texel_formats = formats};
+    return enn_pipeline_get(ctx, &d, out);
+}
+
 enn_status enn_sum_rows(enn_recorder *rec, uint32_t rows, uint32_t cols, enn_view x, float alpha, float beta,
                         enn_view out)
 {
@@ -48,7 +72,7 @@ enn_status enn_sum_rows_named(enn_recorder *rec, const char *op, uint32_t rows, 
     uint32_t lx = enn_ops_local_size(ctx, want_x, 4), ly = enn_ops_local_size(ctx, LOCAL, 4) / lx;
     if (ly > ctx->caps.max_workgroup_size[1]) ly = enn_ops_local_size(ctx, ctx->caps.max_workgroup_size[1], 0);
     if (ly == 0) ly = 1;
-    const enn_pipeline *pipe;
+    const enn_pipeline *pipe, *texel_pipe = NULL;
     ENN_TRY(enn_ops_pipeline_local(ctx, "reduce", 2, sizeof(sum_push), lx, ly, &pipe));
     uint64_t groups = ((uint64_t)cols + lx - 1) / lx;
     if (groups > ctx->caps.max_workgroup_count[0])
@@ -60,7 +84,13 @@ enn_status enn_sum_rows_named(enn_recorder *rec, const char *op, uint32_t rows, 
         sum_push push = {n, cols, 0, 0, alpha, b};
         enn_binding bind[2] = {enn_ops_bind_rows(x, row_bytes, row0, n, ENN_ACCESS_READ, &push.elem_offset),
                                enn_bind(out, row_bytes, b == 0.0f ? ENN_ACCESS_WRITE : ENN_ACCESS_READ_WRITE)};
-        ENN_TRY(enn_record_dispatch(rec, pipe, bind, 2, &push, (uint32_t)groups, 1, 1, op));
+        if (rows_texel_fit(ctx, cols, push.elem_offset, (uint64_t)n * cols)) {
+            if (!texel_pipe) ENN_TRY(rows_texel_pipeline(ctx, &texel_pipe));
+            uint32_t invocations = cols / 4, tg = (invocations + ROWS_TEXEL_LOCAL - 1) / ROWS_TEXEL_LOCAL;
+            ENN_TRY(enn_record_dispatch(rec, texel_pipe, bind, 2, &push, tg, 1, 1, op));
+        } else {
+            ENN_TRY(enn_record_dispatch(rec, pipe, bind, 2, &push, (uint32_t)groups, 1, 1, op));
+        }
     }
     return ENN_OK;
 }
