@@ -17,11 +17,18 @@
 //                               row, no shared memory and no barriers (lavapipe runs a
 //                               workgroup's tree reductions as loops over its lanes,
 //                               which cost more than the row itself at h = 128)
+//   _texel variants (CPU devices, cols % 4 == 0): the inputs as texels (vec4 rows,
+//                               float mean and rstd) and vec4 outputs; lavapipe gathers
+//                               texels, where each storage load is a loop over the lanes.
+//                               backward_params_texel: one invocation per 4 columns.
 //
 //! variant layer_norm_rows -DROWS=1
 //! variant layer_norm_backward_input -DBACKWARD_INPUT=1
 //! variant layer_norm_backward_input_rows -DBACKWARD_INPUT=1 -DROWS=1
 //! variant layer_norm_backward_params -DBACKWARD_PARAMS=1
+//! variant layer_norm_rows_texel -DROWS=1 -DTEXEL=1
+//! variant layer_norm_backward_input_rows_texel -DBACKWARD_INPUT=1 -DROWS=1 -DTEXEL=1
+//! variant layer_norm_backward_params_texel -DBACKWARD_PARAMS=1 -DTEXEL=1
 layout(local_size_x_id = 0) in;
 
 layout(push_constant) uniform Push {
@@ -52,7 +59,37 @@ const uint WG = gl_WorkGroupSize.x;
 #define LANES WG
 #endif
 
-#if !defined(BACKWARD_INPUT) && !defined(BACKWARD_PARAMS)
+#if defined(TEXEL) && !defined(BACKWARD_INPUT) && !defined(BACKWARD_PARAMS)
+layout(set = 0, binding = 0) uniform samplerBuffer tex_x;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_gain;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_bias;
+layout(std430, set = 0, binding = 3) writeonly buffer Y { vec4 y[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer Mean { float mean_out[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer Rstd { float rstd_out[]; };
+
+void main()
+{
+    uint C4 = pc.cols / 4u;
+    float inv_c = 1.0 / float(pc.cols);
+    for (uint r = FIRST_ROW; r < pc.rows; r += ROW_STEP) {
+        int o = int(r * C4);
+        vec4 s = vec4(0.0);
+        for (uint c = 0u; c < C4; c++) s += texelFetch(tex_x, o + int(c));
+        float mean = dot(s, vec4(1.0)) * inv_c;
+        vec4 v = vec4(0.0);
+        for (uint c = 0u; c < C4; c++) {
+            vec4 d = texelFetch(tex_x, o + int(c)) - mean;
+            v += d * d;
+        }
+        float rstd = inversesqrt(dot(v, vec4(1.0)) * inv_c + pc.eps);
+        for (uint c = 0u; c < C4; c++)
+            y[o + int(c)] = (texelFetch(tex_x, o + int(c)) - mean) * rstd * texelFetch(tex_gain, int(c)) +
+                            texelFetch(tex_bias, int(c));
+        mean_out[r] = mean;
+        rstd_out[r] = rstd;
+    }
+}
+#elif !defined(BACKWARD_INPUT) && !defined(BACKWARD_PARAMS)
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Gain { float gain[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
@@ -84,7 +121,37 @@ void main()
 }
 #endif
 
-#ifdef BACKWARD_INPUT
+#if defined(BACKWARD_INPUT) && defined(TEXEL)
+layout(set = 0, binding = 0) uniform samplerBuffer tex_x;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_gain;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_dy;
+layout(set = 0, binding = 3) uniform samplerBuffer tex_mean;
+layout(set = 0, binding = 4) uniform samplerBuffer tex_rstd;
+layout(std430, set = 0, binding = 5) buffer DX { vec4 dx[]; };
+
+void main()
+{
+    uint C4 = pc.cols / 4u;
+    float inv_c = 1.0 / float(pc.cols);
+    for (uint r = FIRST_ROW; r < pc.rows; r += ROW_STEP) {
+        int o = int(r * C4);
+        float mean = texelFetch(tex_mean, int(r)).x, rstd = texelFetch(tex_rstd, int(r)).x;
+        vec4 s1 = vec4(0.0), s2 = vec4(0.0);
+        for (uint c = 0u; c < C4; c++) {
+            vec4 dyg = texelFetch(tex_dy, o + int(c)) * texelFetch(tex_gain, int(c));
+            s1 += dyg;
+            s2 += dyg * (texelFetch(tex_x, o + int(c)) - mean) * rstd;
+        }
+        float c1 = dot(s1, vec4(1.0)) * inv_c;
+        float c2 = dot(s2, vec4(1.0)) * inv_c;
+        for (uint c = 0u; c < C4; c++) {
+            vec4 xhat = (texelFetch(tex_x, o + int(c)) - mean) * rstd;
+            vec4 v = rstd * (texelFetch(tex_dy, o + int(c)) * texelFetch(tex_gain, int(c)) - c1 - xhat * c2);
+            dx[o + int(c)] = pc.beta_dx != 0.0 ? v + pc.beta_dx * dx[o + int(c)] : v;
+        }
+    }
+}
+#elif defined(BACKWARD_INPUT)
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Gain { float gain[]; };
 layout(std430, set = 0, binding = 2) readonly buffer DY { float dy[]; };
@@ -116,7 +183,32 @@ void main()
 }
 #endif
 
-#ifdef BACKWARD_PARAMS
+#if defined(BACKWARD_PARAMS) && defined(TEXEL)
+layout(set = 0, binding = 0) uniform samplerBuffer tex_x;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_dy;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_mean;
+layout(set = 0, binding = 3) uniform samplerBuffer tex_rstd;
+layout(std430, set = 0, binding = 4) buffer DGain { float dgain[]; };
+layout(std430, set = 0, binding = 5) buffer DBias { float dbias[]; };
+
+void main()
+{
+    uint g = gl_GlobalInvocationID.x, C4 = pc.cols / 4u;
+    if (g >= C4) return;
+    vec4 sg = vec4(0.0), sb = vec4(0.0);
+    for (uint r = 0u; r < pc.rows; r++) {
+        int i = int(r * C4 + g);
+        vec4 d = texelFetch(tex_dy, i);
+        sg += d * (texelFetch(tex_x, i) - texelFetch(tex_mean, int(r)).x) * texelFetch(tex_rstd, int(r)).x;
+        sb += d;
+    }
+    for (uint k = 0u; k < 4u; k++) {
+        uint c = 4u * g + k;
+        dgain[c] = pc.beta_params != 0.0 ? sg[k] + pc.beta_params * dgain[c] : sg[k];
+        dbias[c] = pc.beta_params != 0.0 ? sb[k] + pc.beta_params * dbias[c] : sb[k];
+    }
+}
+#elif defined(BACKWARD_PARAMS)
 layout(std430, set = 0, binding = 0) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer DY { float dy[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Mean { float mean_in[]; };

@@ -11,19 +11,41 @@ typedef struct layer_norm_push {
     float eps, beta_dx, beta_params;
 } layer_norm_push;
 
+#define RGBA VK_FORMAT_R32G32B32A32_SFLOAT
+#define R32 VK_FORMAT_R32_SFLOAT
+
+/* The _texel variants (CPU devices, shaders/layer_norm.comp): whole vec4 rows, RGBA32F
+ * uniform texel buffers (not with ENN_DISABLE_TEXEL_BUFFERS), every texel view starting
+ * where the device allows, and the matrix within the device's texel count. */
+static int texel_fit(const enn_context *ctx, uint32_t rows, uint32_t cols, const enn_view *views, int count)
+{
+    const enn_capabilities *c = &ctx->caps;
+    uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
+    if (c->device_type != ENN_DEVICE_CPU || !c->texel_buffer_f32 || cols % 4 ||
+        (uint64_t)rows * cols / 4 > c->max_texel_buffer_elements || rows > c->max_texel_buffer_elements)
+        return 0;
+    for (int i = 0; i < count; i++)
+        if ((views[i].buf->offset + views[i].offset) % align) return 0;
+    return 1;
+}
+
 /* The forward or backward_input kernel for this device and its grid: on CPU devices the
- * _rows variant (one row per invocation, ROW_LOCAL per workgroup), elsewhere one
- * workgroup of LAYER_NORM_LOCAL per row. */
+ * _rows variant (one row per invocation, ROW_LOCAL per workgroup; _rows_texel where
+ * `texel` gives the texel formats of the bindings), elsewhere one workgroup of
+ * LAYER_NORM_LOCAL per row. */
 #define ROW_LOCAL 8
-static enn_status row_kernel(enn_recorder *rec, const char *shader, uint32_t rows, const enn_pipeline **p,
-                             uint32_t *gx, uint32_t *gy)
+static enn_status row_kernel(enn_recorder *rec, const char *shader, uint32_t rows, const VkFormat *texel,
+                             const enn_pipeline **p, uint32_t *gx, uint32_t *gy)
 {
     enn_context *ctx = enn_recorder_context(rec);
     if (ctx->caps.device_type == ENN_DEVICE_CPU) {
         char name[64];
-        snprintf(name, sizeof name, "%s_rows", shader);
+        snprintf(name, sizeof name, "%s_rows%s", shader, texel ? "_texel" : "");
         uint32_t local = enn_ops_local_size(ctx, ROW_LOCAL, 0);
-        ENN_TRY(enn_ops_pipeline_local(ctx, name, 6, sizeof(layer_norm_push), local, 0, p));
+        const uint32_t spec[2] = {local, 1};
+        enn_pipeline_desc d = {.shader = name, .num_buffers = 6, .push_size = sizeof(layer_norm_push), .spec = spec,
+                               .spec_count = 1, .texel_formats = texel};
+        ENN_TRY(enn_pipeline_get(ctx, &d, p));
         return enn_ops_grid_groups(ctx, ((uint64_t)rows + local - 1) / local, shader, gx, gy);
     }
     const uint32_t spec[1] = {LAYER_NORM_LOCAL};
@@ -56,7 +78,10 @@ enn_status enn_layer_norm_forward(enn_recorder *rec, enn_view y, enn_view mean, 
     ENN_TRY(enn_ops_check_view(op, "bias", bias, bc));
     const enn_pipeline *p;
     uint32_t gx, gy;
-    ENN_TRY(row_kernel(rec, "layer_norm", rows, &p, &gx, &gy));
+    static const VkFormat texel[6] = {RGBA, RGBA, RGBA};
+    const enn_view inputs[3] = {x, gain, bias};
+    ENN_TRY(row_kernel(rec, "layer_norm", rows, texel_fit(enn_recorder_context(rec), rows, cols, inputs, 3) ? texel : NULL,
+                       &p, &gx, &gy));
     layer_norm_push push = {rows, cols, eps, 0, 0};
     enn_binding b[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
                         enn_bind(bias, bc, ENN_ACCESS_READ), enn_bind(y, bx, ENN_ACCESS_WRITE),
@@ -84,7 +109,10 @@ enn_status enn_layer_norm_backward(enn_recorder *rec, enn_view dx, enn_view dgai
     }
     const enn_pipeline *pi;
     uint32_t gx, gy;
-    ENN_TRY(row_kernel(rec, "layer_norm_backward_input", rows, &pi, &gx, &gy));
+    static const VkFormat texel[6] = {RGBA, RGBA, RGBA, R32, R32};
+    const enn_view inputs[5] = {x, gain, dy, mean, rstd};
+    ENN_TRY(row_kernel(rec, "layer_norm_backward_input", rows,
+                       texel_fit(enn_recorder_context(rec), rows, cols, inputs, 5) ? texel : NULL, &pi, &gx, &gy));
     layer_norm_push push = {rows, cols, 0, beta_dx, beta_params};
     enn_binding bi[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
                          enn_bind(dy, bx, ENN_ACCESS_READ),   enn_bind(mean, br, ENN_ACCESS_READ),
@@ -108,20 +136,32 @@ enn_status enn_layer_norm_backward_params(enn_recorder *rec, enn_view dgain, enn
     ENN_TRY(enn_ops_check_view(op, "dgain", dgain, bc));
     ENN_TRY(enn_ops_check_view(op, "dbias", dbias, bc));
     /* GPUs: 16 columns x 16 parts of the rows per 256-wide workgroup; CPU devices: one
-     * invocation per column (their lanes are loops anyway). */
-    const enn_context *ctx = enn_recorder_context(rec);
-    uint32_t local = LAYER_NORM_LOCAL, parts = 1;
-    if (ctx->caps.device_type != ENN_DEVICE_CPU && enn_ops_local_size(ctx, 256, 0) == 256) local = 256, parts = 16;
-    const uint32_t spec[4] = {local, 1, 1, parts};
+     * invocation per column (their lanes are loops anyway), or with texels one per 4
+     * columns, ROW_LOCAL per workgroup. */
+    enn_context *ctx = enn_recorder_context(rec);
+    static const VkFormat texel[6] = {RGBA, RGBA, R32, R32};
+    const enn_view inputs[4] = {x, dy, mean, rstd};
     const enn_pipeline *pp;
-    ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 4, &pp));
+    uint32_t gx = 1, gy = 1;
+    if (texel_fit(ctx, rows, cols, inputs, 4)) {
+        const uint32_t spec[1] = {ROW_LOCAL};
+        enn_pipeline_desc d = {.shader = "layer_norm_backward_params_texel", .num_buffers = 6,
+                               .push_size = sizeof(layer_norm_push), .spec = spec, .spec_count = 1,
+                               .texel_formats = texel};
+        ENN_TRY(enn_pipeline_get(ctx, &d, &pp));
+        gx = (cols / 4 + ROW_LOCAL - 1) / ROW_LOCAL;
+    } else {
+        uint32_t local = LAYER_NORM_LOCAL, parts = 1;
+        if (ctx->caps.device_type != ENN_DEVICE_CPU && enn_ops_local_size(ctx, 256, 0) == 256) local = 256, parts = 16;
+        const uint32_t spec[4] = {local, 1, 1, parts};
+        ENN_TRY(enn_ops_pipeline(rec, "layer_norm_backward_params", 6, sizeof(layer_norm_push), spec, 4, &pp));
+        ENN_TRY(enn_ops_grid(rec, cols, local / parts, &gx, &gy));
+        if (gy != 1) return enn_error(ENN_ERROR_SHAPE, "%s: %u columns are too many for one grid row", op, cols);
+    }
     layer_norm_push push = {rows, cols, 0, 0, beta};
     enn_access pa = beta != 0.0f ? ENN_ACCESS_READ_WRITE : ENN_ACCESS_WRITE;
     enn_binding bp[6] = {enn_bind(x, bx, ENN_ACCESS_READ),     enn_bind(dy, bx, ENN_ACCESS_READ),
                          enn_bind(mean, br, ENN_ACCESS_READ),  enn_bind(rstd, br, ENN_ACCESS_READ),
                          enn_bind(dgain, bc, pa), enn_bind(dbias, bc, pa)};
-    uint32_t gx = 1, gy = 1;
-    ENN_TRY(enn_ops_grid(rec, cols, local / parts, &gx, &gy));
-    if (gy != 1) return enn_error(ENN_ERROR_SHAPE, "%s: %u columns are too many for one grid row", op, cols);
     return enn_record_dispatch(rec, pp, bp, 6, &push, gx, 1, 1, op);
 }
