@@ -45,6 +45,9 @@
 //! variant memory_step_backward_slots_tv4r8 -DSLOTS_KERNEL=1 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DJB=4
 layout(local_size_x_id = 0) in;
 layout(constant_id = 3) const uint MAX_N = 64;
+// The noise mode compiled in (0 none, 1 Philox, 2 buffer; CPU devices, where llvmpipe
+// runs both modes' code for every element otherwise), or 3: the push constant's.
+layout(constant_id = 6) const uint NOISE_SPEC = 3u;
 #include "philox.glsl"
 #include "hebbian_common.glsl"
 
@@ -158,12 +161,13 @@ layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
 // Noise of step t-1 at the VW elements from flat element idx of H.
 VT noise_at(uint idx)
 {
+    uint mode = NOISE_SPEC < 3u ? NOISE_SPEC : pc.noise_mode;
 #if VW == 4
-    if (pc.noise_mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
+    if (mode == 1u) return hebbian_philox_noise4(pc.sigma, pc.seed, pc.stream, idx);
 #else
-    if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
+    if (mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
 #endif
-    if (pc.noise_mode == 2u) return xi[idx / VW];
+    if (mode == 2u) return xi[idx / VW];
     return VT(0.0);
 }
 

@@ -85,6 +85,10 @@ Test(memory_step, fused_matches_separate_ops_and_reference)
     }
     run_case(ctx, rec, &st, 128, 64, 128, 0, ENN_NOISE_PHILOX);
     run_case(ctx, rec, &st, 128, 64, 128, 1, ENN_NOISE_PHILOX);
+    /* Each noise mode on the vec4 paths (on CPU devices compiled into the pipeline). */
+    for (int mode = 0; mode < 3; mode++)
+        for (int per_sample = 0; per_sample < 2; per_sample++)
+            run_case(ctx, rec, &st, 9, 10, 36, per_sample, (enn_noise_mode)mode);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }

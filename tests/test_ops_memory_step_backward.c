@@ -386,13 +386,14 @@ static void run_cases(layout lay, const config *cases, size_t count)
 /* {T, B, N, h, per_sample, exact, noise, sample, seed} */
 Test(memory_step_backward, shared_vec4)
 {
-    RUN(CPU_TEXEL, {4, 9, 10, 36, 0, 1, ENN_NOISE_PHILOX, 256, 11}, {3, 9, 10, 36, 0, 0, ENN_NOISE_OFF, 256, 12});
+    RUN(CPU_TEXEL, {4, 9, 10, 36, 0, 1, ENN_NOISE_PHILOX, 256, 11}, {3, 9, 10, 36, 0, 0, ENN_NOISE_OFF, 256, 12},
+        {3, 9, 10, 36, 0, 1, ENN_NOISE_BUFFER, 256, 13});
 }
 
 Test(memory_step_backward, per_sample_vec4)
 {
     RUN(CPU_TEXEL, {4, 9, 10, 36, 1, 1, ENN_NOISE_OFF, 256, 21}, {3, 9, 10, 36, 1, 0, ENN_NOISE_PHILOX, 256, 22},
-        {3, 9, 10, 36, 1, 1, ENN_NOISE_PHILOX, 256, 23});
+        {3, 9, 10, 36, 1, 1, ENN_NOISE_PHILOX, 256, 23}, {3, 9, 10, 36, 1, 1, ENN_NOISE_BUFFER, 256, 24});
 }
 
 Test(memory_step_backward, scalar)

@@ -130,8 +130,8 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M and H read as vec4 texels, 8 invocations that each take 8 slots
          * or 4 vectors at once (see the shader). */
-        const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
-        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 4, TEXEL_FORWARD, &p));
+        const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, (uint32_t)hp->noise.mode};
+        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 7, TEXEL_FORWARD, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
@@ -252,8 +252,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
-        const uint32_t cpu_spec[4] = {8, 1, 1, max_n};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 4, TEXEL_BACKWARD_ROWS, &p));
+        const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, push.noise_mode};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_ROWS, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
@@ -283,8 +283,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: 8 invocations that each take 4 vectors of h (see the shader). */
-        const uint32_t cpu_spec[5] = {8, 1, 1, max_n, 1};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 5, TEXEL_BACKWARD_SLOTS, &p));
+        const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 1, 0, push.noise_mode};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_SLOTS, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
     }
