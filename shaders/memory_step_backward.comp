@@ -13,8 +13,9 @@
 //       update (gs g_t[n] . z_tb, gs = eta/B shared, eta per sample), the softmax and
 //       similarity gradients ds -> workspace; dz_tb += attention part + gs g_t^T a_tb.
 //       Per-sample trace: also the rest of the step, since sample b owns its trace:
-//       dE_tb, added to the sample's dM accumulator (the caller sums the samples once
-//       after the scan), and the carry (below). One dispatch per step.
+//       dE_tb, added to the sample's running dM sum (read from one buffer, written to
+//       the other; the caller sums the samples once after the scan), and the carry
+//       (below). One dispatch per step.
 //   memory_step_backward_wide   the same for GPUs: one row per workgroup of WG threads,
 //       every serial loop of the row kernel cut into parts (SJ threads per slot over
 //       h, PN threads per vector over the slots, tree sums over the slots), so that no
@@ -105,7 +106,7 @@ layout(push_constant) uniform Push {
 
 const uint WG = gl_WorkGroupSize.x;
 
-// Both kernels bind the same 14 buffers (unused ones get a placeholder).
+// Both kernels bind the same 15 buffers (unused ones get a placeholder).
 #ifdef TEXEL_IN
 // The row and slot kernels on CPU devices (VW = 4): their vector inputs as uniform texel
 // buffers of vec4s, which llvmpipe gathers instead of looping over the lanes with a bounds
@@ -155,8 +156,17 @@ layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a
 layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
 layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
 layout(std430, set = 0, binding = 12) buffer GOut { VT g_out[]; };  // g_t-1 or dH_0 (per-sample rows: read back)
-// += : slots, dM [N,h]; rows (per sample), each sample's dM [B,N,h]
+// Slots: dM [N,h], +=; rows (per sample): each sample's running sum [B,N,h], written as
+// binding 14's plus this step's dE (two buffers the caller alternates: on lavapipe a
+// texel fetch and a store instead of a storage load and a store).
 layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
+#ifdef TEXEL_IN
+layout(set = 0, binding = 14) uniform samplerBuffer tex_dM_in;
+#define LD_DM_IN(i) texelFetch(tex_dM_in, int(i))
+#else
+layout(std430, set = 0, binding = 14) readonly buffer DMin { VT dM_in[]; };
+#define LD_DM_IN(i) dM_in[i]
+#endif
 
 // Noise of step t-1 at the VW elements from flat element idx of H.
 VT noise_at(uint idx)
@@ -319,7 +329,7 @@ void main()
                         ga[q] += ds * rE * e;
                         VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sn;
                         VT v = an * dmj[q] + ds * (zn[q] - proj) * rE;   // dE_tb[n]
-                        dM[k] += v;
+                        dM[k] = LD_DM_IN(k) + v;
                         if (!trace) continue;
                         VT gk = LD_G(k);
                         gt[q] += an * gk;
@@ -484,7 +494,7 @@ void main()
                     if (!per_sample) continue;
                     VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sh_s[n];
                     VT v = an * dmj + ds * (zn - proj) * rE;   // dE_tb[n]
-                    dM[k] += v;
+                    dM[k] = LD_DM_IN(k) + v;
                     if (!trace) continue;
                     VT dHt = pc.decay * gk + pc.alpha * v;
                     if (prev && !inside_clip(Hk)) {

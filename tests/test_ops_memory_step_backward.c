@@ -242,6 +242,8 @@ static void run_case(enn_context *ctx, config c)
     enn_memory_shape s = {B, N, h, c.ps};
     enn_buffer *bM = dbuf(ctx, p.M, nm), *bH[TMAX + 1], *bz[TMAX], *ba[TMAX], *bm[TMAX], *bwm[TMAX], *bdz[TMAX],
                *bws[TMAX], *bxi[TMAX] = {0}, *bg[2], *bdM = dbuf(ctx, dM0, c.ps ? nH : nm);
+    /* Per-sample trace: the running sum alternates between bdM and bdM2. */
+    enn_buffer *bdM2 = c.ps ? dbuf(ctx, NULL, nH) : NULL, *dM_bufs[2] = {bdM, bdM2};
     bH[0] = dbuf(ctx, p.H0, nH);
     for (uint32_t t = 0; t < T; t++) {
         bH[t + 1] = dbuf(ctx, NULL, nH);
@@ -267,14 +269,19 @@ static void run_case(enn_context *ctx, config c)
                                               enn_view_of(bz[t]), enn_view_of(bM), enn_view_of(bH[t]), (float)ALPHA,
                                               (float)TAU_E, &hp));
     }
-    int cur = 0;
+    int cur = 0, dcur = 0;
     for (uint32_t t = T; t-- > 0;) {
         enn_memory_backward_step b = {
             .z = enn_view_of(bz[t]), .a = enn_view_of(ba[t]), .H = enn_view_of(bH[t]), .dm = enn_view_of(bwm[t]),
             .M = enn_view_of(bM), .dz = enn_view_of(bdz[t]), .workspace = enn_view_of(bws[t]),
             .prev_hebbian = {.eta = (float)ETA, .clip = (float)CLIP}};
-        if (c.ps) b.dM_samples = enn_view_of(bdM);
-        else b.dM = enn_view_of(bdM);
+        if (c.ps) {
+            b.dM_samples = enn_view_of(dM_bufs[dcur]);
+            b.dM_samples_next = enn_view_of(dM_bufs[1 - dcur]);
+            dcur = 1 - dcur;
+        } else {
+            b.dM = enn_view_of(bdM);
+        }
         if (c.exact) {
             b.g = enn_view_of(bg[cur]);
             b.g_prev = enn_view_of(bg[1 - cur]);
@@ -289,7 +296,7 @@ static void run_case(enn_context *ctx, config c)
         ENN_ASSERT_OK(enn_memory_step_backward(rec, s, &b, (float)ALPHA, (float)TAU_E));
     }
     ENN_ASSERT_OK(enn_recorder_run(rec));
-    float *gdz[TMAX], *gws[TMAX], *gdM = tu_download(ctx, bdM, c.ps ? nH : nm), *gdH0 = tu_download(ctx, bg[cur], nH);
+    float *gdz[TMAX], *gws[TMAX], *gdM = tu_download(ctx, dM_bufs[dcur], c.ps ? nH : nm), *gdH0 = tu_download(ctx, bg[cur], nH);
     for (uint32_t t = 0; t < T; t++) gdz[t] = tu_download(ctx, bdz[t], nz), gws[t] = tu_download(ctx, bws[t], nws);
 
     /* dz_t: every step. */
@@ -356,7 +363,7 @@ static void run_case(enn_context *ctx, config c)
     }
     for (uint32_t t = 0; t <= T; t++) free(p.H[t]);
     free(p.M), free(p.H0), free(p.wH), free(p.E), free(p.Hc), free(p.Hn), free(p.a), free(p.m);
-    enn_buffer *rest[] = {bM, bH[0], bg[0], bg[1], bdM};
+    enn_buffer *rest[] = {bM, bH[0], bg[0], bg[1], bdM, bdM2};
     for (size_t i = 0; i < sizeof rest / sizeof *rest; i++) enn_buffer_destroy(ctx, rest[i]);
     enn_recorder_destroy(rec);
 }

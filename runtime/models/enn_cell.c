@@ -155,7 +155,10 @@ enn_status enn_cell_create(enn_context *ctx, const enn_model_config *cfg, const 
     ENN_TRY(alloc(c, &c->dx, (uint64_t)T * c->Bp * (d ? d : 1) * 4));
     ENN_TRY(alloc(c, &c->dH[0], str));
     ENN_TRY(alloc(c, &c->dH[1], str));
-    if (c->per_sample) ENN_TRY(alloc(c, &c->dM_samples, str));
+    if (c->per_sample) {
+        ENN_TRY(alloc(c, &c->dM_samples[0], str));
+        ENN_TRY(alloc(c, &c->dM_samples[1], str));
+    }
     enn_memory_shape ms = {c->Bp, N, h, c->per_sample};
     ENN_TRY(alloc(c, &c->attention_ws, enn_cosine_attention_workspace_bytes(ms)));
     /* The weight gradients' split-K workspace (GPUs), sized for the longest sequence. */
@@ -191,8 +194,8 @@ void enn_cell_destroy(enn_cell *c)
     enn_buffer *all[] = {c->W_u_scratch, c->dW_u_scratch, c->x, c->zr, c->layer_norm ? c->z : NULL,
                          c->ln1_mean, c->ln1_rstd, c->ln2_mean, c->ln2_rstd, c->a, c->m, c->H, c->u,
                          c->layer_norm ? c->hp : NULL, c->hs, c->dhs, c->dhp, c->du, c->dz,
-                         c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->dH[0], c->dH[1], c->dM_samples,
-                         c->attention_ws, c->noise_buf, c->H_ring, c->split_ws};
+                         c->layer_norm ? c->dzr : NULL, c->dm, c->dx, c->dH[0], c->dH[1], c->dM_samples[0],
+                         c->dM_samples[1], c->attention_ws, c->noise_buf, c->H_ring, c->split_ws};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]) enn_buffer_destroy(c->ctx, all[i]);
     memset(c, 0, sizeof *c);
@@ -371,9 +374,9 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
      * step: nothing reads the final trace); each step writes g_t-1 into the other buffer,
      * and step 0 writes the gradient of H_0. E is recomputed from M and H_t on the fly. */
     enn_memory_shape ms = {B, N, h, c->per_sample};
-    int exact = !c->stop_gradient, cur = 0;
+    int exact = !c->stop_gradient, cur = 0, dcur = 0;
     if (exact) ENN_TRY(enn_record_fill(rec, c->dH[cur], 0, 0, 0));
-    if (c->per_sample) ENN_TRY(enn_record_fill(rec, c->dM_samples, 0, 0, 0));
+    if (c->per_sample) ENN_TRY(enn_record_fill(rec, c->dM_samples[0], 0, 0, 0));
     /* With recomputation, segment by segment from the last: first the segment's traces
      * that were not stored, from its stored first one (a trace update per step, bit for
      * bit the forward pass's), then its steps' backward. */
@@ -390,7 +393,8 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
             enn_memory_backward_step st = {
                 .z = enn_cell_step(c->z, t, sh), .a = enn_cell_step(c->a, t, sa), .H = enn_cell_trace(c, t, T),
                 .dm = enn_cell_step(c->dm, t, sh), .M = c->M, .dz = enn_cell_step(c->dz, t, sh),
-                .dM = c->dM, .dM_samples = view_or_none(c->dM_samples), .workspace = enn_view_of(c->attention_ws),
+                .dM = c->dM, .dM_samples = view_or_none(c->dM_samples[dcur]),
+                .dM_samples_next = view_or_none(c->dM_samples[1 - dcur]), .workspace = enn_view_of(c->attention_ws),
                 .prev_hebbian = {.eta = c->eta, .clip = c->clip}};
             if (exact) {
                 st.g = enn_view_of(c->dH[cur]);
@@ -404,11 +408,12 @@ enn_status enn_cell_backward(enn_cell *c, enn_recorder *rec, uint32_t T, uint32_
                 cur = 1 - cur;
             }
             ENN_TRY(enn_memory_step_backward(rec, ms, &st, c->alpha, c->tau_e));
+            dcur = 1 - dcur;
         }
     }
     /* Per-sample trace: the samples' memory gradients, summed in order. */
     if (c->per_sample)
-        ENN_TRY(enn_sum_rows(rec, B, N * h, enn_view_of(c->dM_samples), 1.0f, 1.0f, c->dM));
+        ENN_TRY(enn_sum_rows(rec, B, N * h, enn_view_of(c->dM_samples[dcur]), 1.0f, 1.0f, c->dM));
     /* dH[cur] is now the gradient of H_0; keep it in dH[0]. In stop mode H is a
      * constant input: its gradient is zero. */
     if (cur != 0) ENN_TRY(enn_record_copy(rec, c->dH[1], 0, c->dH[0], 0, str));

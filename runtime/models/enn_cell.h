@@ -66,7 +66,8 @@ typedef struct enn_cell {
     enn_buffer *dhs;      /* [T+1, Bp, h]: the head writes slabs 1..T; slab 0 is dh_0 */
     enn_buffer *dhp, *du, *dz, *dzr, *dm, *dx; /* like their activations */
     enn_buffer *dH[2];    /* [nH, N, h]: the reverse scan's carry (see enn_memory_step_backward) */
-    enn_buffer *dM_samples; /* per-sample trace: [Bp, N, h], each sample's dM over the steps */
+    enn_buffer *dM_samples[2]; /* per-sample trace: [Bp, N, h], each sample's dM over the steps
+                                  (the backward scan reads one and writes the other) */
     enn_buffer *attention_ws; /* softmax and similarity gradients of one step */
     enn_buffer *split_ws;     /* split-K partial weight gradients (GPUs), or NULL */
     enn_buffer *noise_buf; /* [T] slabs of [nH, N, h] given noise (enn grad), or NULL */

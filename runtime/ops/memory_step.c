@@ -59,16 +59,17 @@ static enn_status check_step(const char *op, enn_memory_shape s, float tau_e, co
 enum texel_kernel { TEXEL_FORWARD, TEXEL_BACKWARD_ROWS, TEXEL_BACKWARD_SLOTS };
 
 /* A row or slot kernel's pipeline on a CPU device with the texel inputs: bindings 0, 1, 2
- * (z, M, H) as vec4 texels; the backward kernels also 4 and 5 (dm, g) as vec4 texels and
- * 3 (a) as float texels, the slot kernel 6 (the workspace) as float texels too. */
+ * (z, M, H) as vec4 texels; the backward kernels also 4, 5 and 14 (dm, g, dM_samples) as
+ * vec4 texels and 3 (a) as float texels, the slot kernel 6 (the workspace) as float
+ * texels too. */
 static enn_status texel_pipeline(enn_recorder *rec, const char *shader, uint32_t num_buffers, uint32_t push_size,
                                  const uint32_t *spec, uint32_t spec_count, enum texel_kernel kind,
                                  const enn_pipeline **out)
 {
-    VkFormat formats[14] = {0};
+    VkFormat formats[15] = {0};
     formats[0] = formats[1] = formats[2] = VK_FORMAT_R32G32B32A32_SFLOAT;
     if (kind != TEXEL_FORWARD) {
-        formats[4] = formats[5] = VK_FORMAT_R32G32B32A32_SFLOAT;
+        formats[4] = formats[5] = formats[14] = VK_FORMAT_R32G32B32A32_SFLOAT;
         formats[3] = VK_FORMAT_R32_SFLOAT;
     }
     if (kind == TEXEL_BACKWARD_SLOTS) formats[6] = VK_FORMAT_R32_SFLOAT;
@@ -180,8 +181,15 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     ENN_TRY(enn_ops_check_view(op, "dm", st->dm, bz));
     ENN_TRY(enn_ops_check_view(op, "M", st->M, bm));
     ENN_TRY(enn_ops_check_view(op, "dz", st->dz, bz));
-    if (s.per_sample) ENN_TRY(enn_ops_check_view(op, "dM_samples", st->dM_samples, bH));
-    else ENN_TRY(enn_ops_check_view(op, "dM", st->dM, bm));
+    if (s.per_sample) {
+        ENN_TRY(enn_ops_check_view(op, "dM_samples", st->dM_samples, bH));
+        ENN_TRY(enn_ops_check_view(op, "dM_samples_next", st->dM_samples_next, bH));
+        if (st->dM_samples.buf == st->dM_samples_next.buf && st->dM_samples.offset < st->dM_samples_next.offset + bH &&
+            st->dM_samples_next.offset < st->dM_samples.offset + bH)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: dM_samples_next overlaps dM_samples", op);
+    } else {
+        ENN_TRY(enn_ops_check_view(op, "dM", st->dM, bm));
+    }
     ENN_TRY(enn_ops_check_view(op, "workspace", st->workspace, bws));
     int buffer_noise = prev && hp->noise.mode == ENN_NOISE_BUFFER;
     if (trace) {
@@ -219,11 +227,11 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     enn_ops_split64(hp->noise.seed, push.seed);
     enn_ops_split64(hp->noise.stream, push.stream);
     const uint32_t spec[4] = {STEP_LOCAL, 1, 1, max_n};
-    /* Both kernels bind the same 14 buffers; what a kernel does not use gets one vector of
+    /* Both kernels bind the same 15 buffers; what a kernel does not use gets one vector of
      * z, read, where the shader declares it readonly, else the recorder's unused binding. */
     enn_binding none = enn_bind(st->z, vec4 ? 16 : 4, ENN_ACCESS_READ), unused;
     ENN_TRY(enn_record_unused_binding(rec, &unused));
-    enn_binding b[14] = {
+    enn_binding b[15] = {
         enn_bind(st->z, bz, ENN_ACCESS_READ),
         enn_bind(st->M, bm, ENN_ACCESS_READ),
         enn_bind(st->H, bH, ENN_ACCESS_READ),
@@ -237,7 +245,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         prev ? enn_bind(st->prev_z, bz, ENN_ACCESS_READ) : none,
         buffer_noise ? enn_bind(hp->noise.xi, bH, ENN_ACCESS_READ) : none,
         trace && s.per_sample ? enn_bind(st->g_prev, bH, ENN_ACCESS_READ_WRITE) : unused,
-        s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ_WRITE) : unused};
+        s.per_sample ? enn_bind(st->dM_samples_next, bH, ENN_ACCESS_WRITE) : unused,
+        s.per_sample ? enn_bind(st->dM_samples, bH, ENN_ACCESS_READ) : none};
     static const char *const row_kernels[2][2] = {{"memory_step_backward", "memory_step_backward_r8"},
                                                   {"memory_step_backward_v4", "memory_step_backward_v4r8"}};
     const enn_pipeline *p;
@@ -245,20 +254,20 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     if (wide_plan(ctx, s, &slot_threads, &vectors)) {
         /* GPUs: one row per 256-wide workgroup, its serial loops cut into parts. */
         const uint32_t wide_spec[6] = {WIDE_LOCAL, 1, 1, max_n, slot_threads, vectors};
-        ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_backward_wide_v4" : "memory_step_backward_wide", 14,
+        ENN_TRY(enn_ops_pipeline(rec, vec4 ? "memory_step_backward_wide_v4" : "memory_step_backward_wide", 15,
                                  sizeof push, wide_spec, 6, &p));
-        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, s.B), 1, 1,
+        ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, s.B), 1, 1,
                                     "memory_step_backward_rows"));
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, push.noise_mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 14, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_ROWS, &p));
-        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 15, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_ROWS, &p));
+        ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
-        ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 14, sizeof push, spec, 4, &p));
-        ENN_TRY(enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
+        ENN_TRY(enn_ops_pipeline(rec, row_kernels[vec4][rows == 8], 15, sizeof push, spec, 4, &p));
+        ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     }
     if (s.per_sample) return ENN_OK;
@@ -284,10 +293,10 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: 8 invocations that each take 4 vectors of h (see the shader). */
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 1, 0, push.noise_mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 14, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_SLOTS, &p));
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 15, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_SLOTS, &p));
     } else {
-        ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 14, sizeof push, slot_spec, 5, &p));
+        ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 15, sizeof push, slot_spec, 5, &p));
     }
-    return enn_record_dispatch(rec, p, b, 14, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
+    return enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.N + rows - 1) / rows), 1, 1,
                                "memory_step_backward_slots");
 }

@@ -24,8 +24,10 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
  *   g_t = [pre_t inside the clip] * dH_t+1     (like H; zero for the last step)
  * where pre_t is the unclipped update of step t. Given g_t, it
  *   adds to dz_t the gradients through the attention and the update,
- *   adds dE_t to dM (shared trace), or each sample's dE_tb to dM_samples[b] (per-sample
- *     trace: the caller sums dM_samples over the samples once, after the scan),
+ *   adds dE_t to dM (shared trace), or writes dM_samples_next = dM_samples + each
+ *     sample's dE_tb (per-sample trace: two buffers the caller alternates, which on CPU
+ *     devices turns a load-add-store per element into a texel fetch and a store; the
+ *     caller sums the last one over the samples once, after the scan),
  *   writes g_prev = [pre_t-1 inside the clip] * dH_t, dH_t = (1 - eta) g_t + alpha dE_t,
  *     where pre_t-1 is recomputed bit for bit as the forward pass did only where H_t
  *     reaches the clip (prev_* and prev_hebbian are step t-1's inputs), or, at t = 0
@@ -40,7 +42,8 @@ typedef struct enn_memory_backward_step {
     enn_hebbian_params prev_hebbian;   /* eta, clip and the noise of step t-1's update */
     enn_view g_prev;        /* out, like H: g_t-1, or dH_0 at t = 0 (must not overlap g) */
     enn_view dM;            /* shared trace: [N,h], += */
-    enn_view dM_samples;    /* per-sample trace: [B,N,h], += */
+    enn_view dM_samples;    /* per-sample trace: [B,N,h], the sum so far, in */
+    enn_view dM_samples_next; /* per-sample trace: [B,N,h], out: dM_samples + dE (must not overlap it) */
     enn_view workspace;     /* enn_cosine_attention_workspace_bytes(s) */
 } enn_memory_backward_step;
 
