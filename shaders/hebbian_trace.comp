@@ -26,9 +26,11 @@
 // slots x JB vectors of h, so each loaded a[b, n] serves JB vectors and each z[b, j] SB
 // slots; every element's batch sum still runs b = 0, 1, ... with the same `precise`
 // operations as HEBBIAN_BATCH_SUM with one part, so the backward's clip mask agrees.
+// hebbian_trace_tv4_tiles: the same reading its inputs as texels (TEXEL_IN).
 //
 //! variant hebbian_trace_v4 -DVW=4
 //! variant hebbian_trace_v4_tiles -DVW=4 -DTILES=1
+//! variant hebbian_trace_tv4_tiles -DVW=4 -DTILES=1 -DTEXEL_IN=1
 //! variant hebbian_trace_backward_trace -DBACKWARD_TRACE=1
 //! variant hebbian_trace_backward_trace_v4 -DBACKWARD_TRACE=1 -DVW=4
 //! variant hebbian_trace_backward_inputs -DBACKWARD_INPUTS=1
@@ -77,11 +79,29 @@ uint vector_count()
     return (pc.per_sample != 0u ? pc.B * pc.N * pc.h : pc.N * pc.h) / VW;
 }
 
-#if !defined(BACKWARD_INPUTS)
+#if defined(TEXEL_IN)
+// The tiles on CPU devices with texel buffers: the inputs as texels (H, z, xi vec4s, a
+// floats), which llvmpipe gathers instead of looping over the lanes for every load.
+layout(set = 0, binding = 0) uniform samplerBuffer tex_H;
+layout(set = 0, binding = 1) uniform samplerBuffer tex_a;
+layout(set = 0, binding = 2) uniform samplerBuffer tex_z;
+layout(set = 0, binding = 3) uniform samplerBuffer tex_xi;
+#define LD_H(i) texelFetch(tex_H, int(i))
+#define LD_A(i) texelFetch(tex_a, int(i)).x
+#define LD_Z(i) texelFetch(tex_z, int(i))
+#define LD_XI(i) texelFetch(tex_xi, int(i))
+#elif !defined(BACKWARD_INPUTS)
 layout(std430, set = 0, binding = 0) readonly buffer Hm { VT H[]; };
 layout(std430, set = 0, binding = 1) readonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 2) readonly buffer Z { VT z[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
+#define LD_H(i) H[i]
+#define LD_A(i) a[i]
+#define LD_Z(i) z[i]
+#define LD_XI(i) xi[i]
+#endif
+
+#if !defined(BACKWARD_INPUTS)
 
 // Noise of the VW elements starting at flat element idx.
 VT noise_at(uint idx)
@@ -91,10 +111,11 @@ VT noise_at(uint idx)
 #else
     if (pc.noise_mode == 1u) return hebbian_philox_noise(pc.sigma, pc.seed, pc.stream, idx);
 #endif
-    if (pc.noise_mode == 2u) return xi[idx / VW];
+    if (pc.noise_mode == 2u) return LD_XI(idx / VW);
     return VT(0.0);
 }
 
+#ifndef TEXEL_IN
 // The unclipped new trace of vector iv of H. The batch sum runs in order with `precise`
 // operations, component for component the same in every variant and kernel.
 VT trace_pre(uint iv)
@@ -113,6 +134,7 @@ VT trace_pre(uint iv)
     }
     return hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(idx));
 }
+#endif  // !TEXEL_IN
 #endif
 
 #if !defined(BACKWARD_TRACE) && !defined(BACKWARD_INPUTS)
@@ -121,7 +143,7 @@ layout(std430, set = 0, binding = 4) writeonly buffer HNew { VT H_new[]; };
 shared VT sh_part[WG];
 
 #ifdef TILES
-const uint SB = 4u, JB = 4u;
+const uint SB = 8u, JB = 4u;  // as TILE_SLOTS, TILE_VECTORS in the launcher
 
 void main()
 {
@@ -135,8 +157,8 @@ void main()
             // Slots and vectors past the edges repeat the last one (not kept).
             float av[SB];
             VT zv[JB];
-            for (uint s = 0u; s < SB; s++) av[s] = a[b * pc.N + min(n0 + s, pc.N - 1u)];
-            for (uint q = 0u; q < JB; q++) zv[q] = z[b * hv + min(j0 + q, hv - 1u)];
+            for (uint s = 0u; s < SB; s++) av[s] = LD_A(b * pc.N + min(n0 + s, pc.N - 1u));
+            for (uint q = 0u; q < JB; q++) zv[q] = LD_Z(b * hv + min(j0 + q, hv - 1u));
             for (uint s = 0u; s < SB; s++)
                 for (uint q = 0u; q < JB; q++) acc[s][q] += av[s] * zv[q];
         }
@@ -146,7 +168,7 @@ void main()
                 if (n >= pc.N || j >= hv) continue;
                 uint iv = n * hv + j;
                 precise VT d = acc[s][q] * pc.inv_batch;
-                H_new[iv] = clamp(hebbian_pre(pc.decay, pc.eta, H[iv], d, noise_at(iv * VW)), -pc.clip, pc.clip);
+                H_new[iv] = clamp(hebbian_pre(pc.decay, pc.eta, LD_H(iv), d, noise_at(iv * VW)), -pc.clip, pc.clip);
             }
     }
 }

@@ -210,6 +210,11 @@ Test(hebbian_trace, device_paper_shape)
     uint64_t st = 92;
     check(run_case(ctx, rec, &st, 128, 64, 128, 0, ENN_NOISE_PHILOX, 0.05f, 0), "paper", 128, 64, 128, 0, 1);
     check(run_case(ctx, rec, &st, 128, 64, 128, 1, ENN_NOISE_PHILOX, 0.05f, 1), "paper", 128, 64, 128, 1, 1);
+    /* Shared trace, whole vec4 rows (CPU devices: the tiles), partial tiles of slots and
+     * vectors, every noise mode. */
+    for (int noise = 0; noise < 3; noise++)
+        check(run_case(ctx, rec, &st, 9, 13, 44, 0, (enn_noise_mode)noise, 0.05f, noise == 1), "vec4 tiles", 9, 13, 44,
+              0, noise);
     enn_recorder_destroy(rec);
     test_context_finish(ctx);
 }
