@@ -211,35 +211,31 @@ void main()
         // Retrieval m = a E, one invocation per vector of h; per-sample: the trace update
         // in the same pass over H.
         for (uint j0 = t; j0 < hv && per_sample; j0 += WG * JB) {
-            // JB vectors per invocation: each row's weight a[n] loads once for all.
-            VT zj[ROWS][JB], acc[ROWS][JB];
-            for (uint r = 0u; r < ROWS; r++)
+            // JB vectors per invocation, one row at a time (a row's z, sums and weights
+            // stay in registers; all rows at once spilled), each loaded a[n] serving JB.
+            for (uint r = 0u; r < rows; r++) {
+                uint b = b0 + r;
+                VT zj[JB], acc[JB];
                 for (uint q = 0u; q < JB; q++) {
-                    zj[r][q] = LD_Z(min(b0 + r, pc.B - 1u) * hv + min(j0 + q * WG, hv - 1u));
-                    acc[r][q] = VT(0.0);
+                    zj[q] = LD_Z(b * hv + min(j0 + q * WG, hv - 1u));
+                    acc[q] = VT(0.0);
                 }
-            for (uint n = 0u; n < N; n++) {
-                float an[ROWS];
-                for (uint r = 0u; r < ROWS; r++) an[r] = sh_a[r * MAX_N + n];
-                for (uint q = 0u; q < JB; q++) {
-                    uint j = j0 + q * WG;
-                    if (j >= hv) continue;
-                    VT mv = LD_M(n * hv + j);
-                    for (uint r = 0u; r < ROWS; r++) {
-                        if (r < rows) {
-                            uint k = (b0 + r) * N * hv + n * hv + j;
-                            VT hold = LD_H(k);
-                            acc[r][q] += an[r] * (mv + pc.alpha * hold);
-                            precise VT d = an[r] * zj[r][q];
-                            VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
-                            H_new[k] = clamp(pre, -pc.clip, pc.clip);
-                        }
+                for (uint n = 0u; n < N; n++) {
+                    float an = sh_a[r * MAX_N + n];
+                    for (uint q = 0u; q < JB; q++) {
+                        uint j = j0 + q * WG;
+                        if (j >= hv) continue;
+                        uint k = b * N * hv + n * hv + j;
+                        VT hold = LD_H(k);
+                        acc[q] += an * (LD_M(n * hv + j) + pc.alpha * hold);
+                        precise VT d = an * zj[q];
+                        VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
+                        H_new[k] = clamp(pre, -pc.clip, pc.clip);
                     }
                 }
+                for (uint q = 0u; q < JB; q++)
+                    if (j0 + q * WG < hv) m[b * hv + j0 + q * WG] = acc[q];
             }
-            for (uint q = 0u; q < JB; q++)
-                for (uint r = 0u; r < ROWS; r++)
-                    if (r < rows && j0 + q * WG < hv) m[(b0 + r) * hv + j0 + q * WG] = acc[r][q];
         }
         for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
             VT acc[ROWS][JB];
