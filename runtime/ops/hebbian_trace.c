@@ -122,8 +122,9 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
         static const VkFormat formats[5] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32_SFLOAT,
                                             VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT};
         const uint32_t tile_spec[1] = {TILE_LOCAL};
-        enn_pipeline_desc pd = {.shader = "hebbian_trace_tv4_tiles", .num_buffers = 5, .push_size = sizeof(hebbian_push),
-                                .spec = tile_spec, .spec_count = 1, .texel_formats = formats};
+        enn_pipeline_desc pd = {.shader = "hebbian_trace_tv4_tiles", .num_buffers = 5,
+                                .push_size = sizeof(hebbian_push), .spec = tile_spec, .spec_count = 1,
+                                .texel_formats = formats};
         ENN_TRY(enn_pipeline_get(enn_recorder_context(rec), &pd, &pipe));
     } else if (tiles) {
         const uint32_t tile_spec[1] = {TILE_LOCAL};
@@ -138,7 +139,8 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
                            enn_bind(H_new, bH, ENN_ACCESS_WRITE)};
     uint64_t vectors = n / (vec4 ? 4 : 1);
     if (tiles) {
-        uint64_t count = (uint64_t)((s.N + TILE_SLOTS - 1) / TILE_SLOTS) * ((s.h / 4 + TILE_VECTORS - 1) / TILE_VECTORS);
+        uint64_t count = (uint64_t)((s.N + TILE_SLOTS - 1) / TILE_SLOTS) *
+                         ((s.h / 4 + TILE_VECTORS - 1) / TILE_VECTORS);
         return enn_record_dispatch(rec, pipe, bind, 5, &push, enn_ops_row_groups(rec, (uint32_t)((count + TILE_LOCAL - 1) / TILE_LOCAL)),
                                    1, 1, op);
     }

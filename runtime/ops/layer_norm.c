@@ -42,7 +42,7 @@ static enn_status row_kernel(enn_recorder *rec, const char *shader, uint32_t row
         char name[64];
         snprintf(name, sizeof name, "%s_rows%s", shader, texel ? "_texel" : "");
         uint32_t local = enn_ops_local_size(ctx, ROW_LOCAL, 0);
-        const uint32_t spec[2] = {local, 1};
+        const uint32_t spec[1] = {local};
         enn_pipeline_desc d = {.shader = name, .num_buffers = 6, .push_size = sizeof(layer_norm_push), .spec = spec,
                                .spec_count = 1, .texel_formats = texel};
         ENN_TRY(enn_pipeline_get(ctx, &d, p));
@@ -80,8 +80,8 @@ enn_status enn_layer_norm_forward(enn_recorder *rec, enn_view y, enn_view mean, 
     uint32_t gx, gy;
     static const VkFormat texel[6] = {RGBA, RGBA, RGBA};
     const enn_view inputs[3] = {x, gain, bias};
-    ENN_TRY(row_kernel(rec, "layer_norm", rows, texel_fit(enn_recorder_context(rec), rows, cols, inputs, 3) ? texel : NULL,
-                       &p, &gx, &gy));
+    ENN_TRY(row_kernel(rec, "layer_norm", rows,
+                       texel_fit(enn_recorder_context(rec), rows, cols, inputs, 3) ? texel : NULL, &p, &gx, &gy));
     layer_norm_push push = {rows, cols, eps, 0, 0};
     enn_binding b[6] = {enn_bind(x, bx, ENN_ACCESS_READ),    enn_bind(gain, bc, ENN_ACCESS_READ),
                         enn_bind(bias, bc, ENN_ACCESS_READ), enn_bind(y, bx, ENN_ACCESS_WRITE),
