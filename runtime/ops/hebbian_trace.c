@@ -51,19 +51,6 @@ static enn_status check(const char *op, enn_memory_shape s, const enn_hebbian_pa
     return ENN_OK;
 }
 
-/* The tiles read their inputs as texels (hebbian_trace_tv4_tiles) where the device has
- * RGBA32F uniform texel buffers (not with ENN_DISABLE_TEXEL_BUFFERS), every view starts
- * where a texel view may and the largest fits the device's texel count. */
-static int texel_views(const enn_context *ctx, const enn_view *v, int count, uint64_t largest_texels)
-{
-    const enn_capabilities *c = &ctx->caps;
-    uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
-    if (!c->texel_buffer_f32 || largest_texels > c->max_texel_buffer_elements) return 0;
-    for (int i = 0; i < count; i++)
-        if ((v[i].buf->offset + v[i].offset) % align) return 0;
-    return 1;
-}
-
 /* vec4 elements when rows of h are whole vectors. */
 static int use_vec4(enn_memory_shape s)
 {
@@ -118,7 +105,8 @@ enn_status enn_hebbian_trace_forward(enn_recorder *rec, enn_memory_shape s, enn_
     int buffer_noise = p->noise.mode == ENN_NOISE_BUFFER;
     const enn_view inputs[4] = {H, a, z, buffer_noise ? p->noise.xi : H};
     uint64_t largest = (uint64_t)s.B * s.N > n / 4 ? (uint64_t)s.B * s.N : n / 4;
-    if (tiles && texel_views(enn_recorder_context(rec), inputs, 4, largest)) {
+    /* The tiles read their inputs as texels (hebbian_trace_tv4_tiles) where they may. */
+    if (tiles && enn_ops_texel_views_fit(enn_recorder_context(rec), inputs, 4, largest)) {
         static const VkFormat formats[5] = {VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32_SFLOAT,
                                             VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT};
         const uint32_t tile_spec[1] = {TILE_LOCAL};

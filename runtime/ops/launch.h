@@ -133,6 +133,20 @@ static inline uint32_t enn_ops_rows_per_binding(const enn_context *ctx, uint64_t
 
 /* The binding of rows [row0, row0 + rows) of a row-major matrix at view v, and the
  * element offset of row row0 inside it. */
+/* 1 when the device has uniform texel buffers (not ENN_DISABLE_TEXEL_BUFFERS), each of
+ * the count views starts where a texel view may, and `largest_texels` fits the device's
+ * texel count: what a CPU kernel's texel variant needs of its inputs. */
+static inline int enn_ops_texel_views_fit(const enn_context *ctx, const enn_view *views, int count,
+                                          uint64_t largest_texels)
+{
+    const enn_capabilities *c = &ctx->caps;
+    uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
+    if (!c->texel_buffer_f32 || largest_texels > c->max_texel_buffer_elements) return 0;
+    for (int i = 0; i < count; i++)
+        if ((views[i].buf->offset + views[i].offset) % align) return 0;
+    return 1;
+}
+
 static inline enn_binding enn_ops_bind_rows(enn_view v, uint64_t row_bytes, uint64_t row0, uint64_t rows,
                                             enn_access access, uint32_t *elem_offset)
 {

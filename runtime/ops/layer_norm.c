@@ -19,14 +19,9 @@ typedef struct layer_norm_push {
  * where the device allows, and the matrix within the device's texel count. */
 static int texel_fit(const enn_context *ctx, uint32_t rows, uint32_t cols, const enn_view *views, int count)
 {
-    const enn_capabilities *c = &ctx->caps;
-    uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
-    if (c->device_type != ENN_DEVICE_CPU || !c->texel_buffer_f32 || cols % 4 ||
-        (uint64_t)rows * cols / 4 > c->max_texel_buffer_elements || rows > c->max_texel_buffer_elements)
-        return 0;
-    for (int i = 0; i < count; i++)
-        if ((views[i].buf->offset + views[i].offset) % align) return 0;
-    return 1;
+    uint64_t texels = (uint64_t)rows * cols / 4;
+    return ctx->caps.device_type == ENN_DEVICE_CPU && cols % 4 == 0 &&
+           enn_ops_texel_views_fit(ctx, views, count, texels > rows ? texels : rows);
 }
 
 /* The forward or backward_input kernel for this device and its grid: on CPU devices the
