@@ -6,12 +6,18 @@
 //                             the same id (NONE if none), and bit 31 set when i is the
 //                             first position of its id. O(rows^2) comparisons, tiled
 //                             through shared memory: rows = B*T is a few thousand.
+//   embedding_links_texel     the same for CPU devices (lavapipe), where a shared-memory
+//                             load is a loop over the SIMD lanes: ids read 4 at a time as
+//                             RGBA32UI texels (one gather), each invocation owns 8 rows, and
+//                             each step is branch-free min/select arithmetic (llvmpipe runs
+//                             both sides of every branch).
 //   embedding_backward        one invocation per (first position of an id, column): walks
 //                             the id's positions in increasing order, summing d out, and
 //                             adds the sum to d table[id, c]. Every table entry has one
 //                             writer and a fixed summation order, so results are bitwise
 //                             repeatable, and rows never written keep their values.
 //! variant embedding_links -DLINKS=1
+//! variant embedding_links_texel -DLINKS_TEXEL=1
 //! variant embedding_backward -DBACKWARD=1
 layout(local_size_x_id = 0) in;
 
@@ -47,6 +53,50 @@ void main()
         barrier();
     }
     if (i < pc.rows) links[i] = next | (head ? HEAD : 0u);
+}
+
+#elif LINKS_TEXEL
+layout(set = 0, binding = 0) uniform usamplerBuffer tex_ids;  // 4 ids per texel
+layout(std430, set = 0, binding = 1) writeonly buffer Links { uint links[]; };
+
+layout(push_constant) uniform Push { uint rows; } pc;
+
+uint id_at(uint j) { return texelFetch(tex_ids, int(j >> 2))[j & 3u]; }
+
+// Rows i (lo: 4 rows, hi: 4 more) against the id x at position j: first = the first
+// position holding each row's id, next = the first one after the row.
+#define STEP(x, j) {                                                                        \
+    uvec4 jv = uvec4(j), xv = uvec4(x);                                                   \
+    uvec4 c_lo = mix(none, jv, equal(mine_lo, xv)), c_hi = mix(none, jv, equal(mine_hi, xv)); \
+    first_lo = min(first_lo, c_lo);                                                        \
+    first_hi = min(first_hi, c_hi);                                                        \
+    next_lo = min(next_lo, mix(none, c_lo, greaterThan(c_lo, i_lo)));                     \
+    next_hi = min(next_hi, mix(none, c_hi, greaterThan(c_hi, i_hi))); }
+
+void main()
+{
+    // This invocation's rows: 8 of them, gl_WorkGroupSize.x apart.
+    uint w = gl_WorkGroupSize.x, i0 = gl_WorkGroupID.x * 8u * w + gl_LocalInvocationID.x;
+    uvec4 i_lo = uvec4(i0) + uvec4(0u, 1u, 2u, 3u) * w, i_hi = i_lo + 4u * w;
+    uint last = pc.rows - 1u;
+    uvec4 mine_lo = uvec4(id_at(min(i_lo.x, last)), id_at(min(i_lo.y, last)), id_at(min(i_lo.z, last)),
+                          id_at(min(i_lo.w, last)));
+    uvec4 mine_hi = uvec4(id_at(min(i_hi.x, last)), id_at(min(i_hi.y, last)), id_at(min(i_hi.z, last)),
+                          id_at(min(i_hi.w, last)));
+    uvec4 none = uvec4(NONE), first_lo = none, first_hi = none, next_lo = none, next_hi = none;
+    uint full = pc.rows / 4u;
+    for (uint t = 0u; t < full; t++) {
+        uvec4 x = texelFetch(tex_ids, int(t));
+        uint j = 4u * t;
+        STEP(x.x, j) STEP(x.y, j + 1u) STEP(x.z, j + 2u) STEP(x.w, j + 3u)
+    }
+    for (uint j = 4u * full; j < pc.rows; j++) STEP(id_at(j), j)
+    uvec4 head_lo = mix(uvec4(0u), uvec4(HEAD), equal(first_lo, i_lo));
+    uvec4 head_hi = mix(uvec4(0u), uvec4(HEAD), equal(first_hi, i_hi));
+    for (uint q = 0u; q < 4u; q++) {
+        if (i_lo[q] < pc.rows) links[i_lo[q]] = next_lo[q] | head_lo[q];
+        if (i_hi[q] < pc.rows) links[i_hi[q]] = next_hi[q] | head_hi[q];
+    }
 }
 
 #elif BACKWARD

@@ -40,6 +40,18 @@ enn_status enn_embedding_forward(enn_recorder *rec, uint32_t rows, uint32_t dim,
     return enn_record_dispatch(rec, pipe, b, 3, &push, gx, gy, 1, op);
 }
 
+/* embedding_links_texel (CPU devices, not ENN_DISABLE_TEXEL_BUFFERS): ids as RGBA32UI
+ * texels; each invocation owns 8 rows (the shader's two uvec4s), 8 invocations per
+ * workgroup (one SIMD group of llvmpipe's). */
+#define LINKS_TEXEL_ROWS 8u
+#define LINKS_TEXEL_LOCAL 8u
+
+static int links_texel_fit(const enn_context *ctx, enn_view ids, uint32_t rows)
+{
+    return ctx->caps.device_type == ENN_DEVICE_CPU && enn_ops_uint_texels(ctx) &&
+           enn_ops_word_texels_fit(ctx, ids, rows);
+}
+
 uint64_t enn_embedding_backward_workspace_bytes(uint32_t rows) { return (uint64_t)rows * 4; }
 
 enn_status enn_embedding_backward(enn_recorder *rec, uint32_t rows, uint32_t dim, uint32_t vocab, enn_view ids,
@@ -55,11 +67,23 @@ enn_status enn_embedding_backward(enn_recorder *rec, uint32_t rows, uint32_t dim
     ENN_TRY(enn_ops_check_view(op, "dtable", dtable, table_bytes));
 
     /* Pass 1: links (one uint per position), tiles of ids in shared memory. Each
-     * invocation scans every id, so small workgroups: more of them for the same rows. */
-    uint32_t local = enn_ops_local_size(ctx, 64, 4);
+     * invocation scans every id, so small workgroups: more of them for the same rows.
+     * CPU devices: the texel kernel, 8 rows per invocation (LINKS_TEXEL_ROWS). */
     const enn_pipeline *links_pipe, *pipe;
-    ENN_TRY(enn_ops_pipeline_local(ctx, "embedding_links", 2, sizeof(uint32_t), local, 0, &links_pipe));
-    uint64_t groups = ((uint64_t)rows + local - 1) / local;
+    uint32_t local, rows_per_group;
+    if (links_texel_fit(ctx, ids, rows)) {
+        local = enn_ops_local_size(ctx, LINKS_TEXEL_LOCAL, 0);
+        rows_per_group = local * LINKS_TEXEL_ROWS;
+        const VkFormat formats[2] = {VK_FORMAT_R32G32B32A32_UINT, VK_FORMAT_UNDEFINED};
+        const uint32_t spec[1] = {local};
+        enn_pipeline_desc d = {.shader = "embedding_links_texel", .num_buffers = 2, .push_size = sizeof(uint32_t),
+                               .spec = spec, .spec_count = 1, .texel_formats = formats};
+        ENN_TRY(enn_pipeline_get(ctx, &d, &links_pipe));
+    } else {
+        local = rows_per_group = enn_ops_local_size(ctx, 64, 4);
+        ENN_TRY(enn_ops_pipeline_local(ctx, "embedding_links", 2, sizeof(uint32_t), local, 0, &links_pipe));
+    }
+    uint64_t groups = ((uint64_t)rows + rows_per_group - 1) / rows_per_group;
     if (groups > ctx->caps.max_workgroup_count[0])
         return enn_error(ENN_ERROR_UNSUPPORTED, "%s: %u ids need %llu workgroups", op, rows, (unsigned long long)groups);
     enn_binding lb[2] = {enn_bind(ids, rows * 4ull, ENN_ACCESS_READ),

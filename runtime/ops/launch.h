@@ -147,6 +147,28 @@ static inline int enn_ops_texel_views_fit(const enn_context *ctx, const enn_view
     return 1;
 }
 
+/* 1 when the device has uniform texel buffers of R32G32B32A32_UINT (the CPU kernels'
+ * labels and token ids; a format every Vulkan device supports there, checked all the
+ * same) and texel buffers are not switched off (ENN_DISABLE_TEXEL_BUFFERS). */
+static inline int enn_ops_uint_texels(const enn_context *ctx)
+{
+    if (!ctx->caps.texel_buffer_f32) return 0;
+    VkFormatProperties p;
+    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &p);
+    return (p.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
+}
+
+/* Whether `count` 4-byte words at v (labels, lse, ids) can be viewed as texels of 4
+ * words: the view is rounded up to whole texels, which must stay inside the buffer's
+ * reservation, and must start where a texel view may. */
+static inline int enn_ops_word_texels_fit(const enn_context *ctx, enn_view v, uint32_t count)
+{
+    uint64_t texels = ((uint64_t)count + 3) / 4;
+    uint32_t align = ctx->caps.min_texel_buffer_offset_alignment ? ctx->caps.min_texel_buffer_offset_alignment : 1;
+    return v.offset + texels * 16 <= v.buf->reserved && texels <= ctx->caps.max_texel_buffer_elements &&
+           (v.buf->offset + v.offset) % align == 0;
+}
+
 static inline enn_binding enn_ops_bind_rows(enn_view v, uint64_t row_bytes, uint64_t row0, uint64_t rows,
                                             enn_access access, uint32_t *elem_offset)
 {

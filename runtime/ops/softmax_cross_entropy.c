@@ -117,23 +117,6 @@ enn_status enn_softmax_cross_entropy_forward(enn_recorder *rec, const enn_xent_s
     return enn_record_dispatch(rec, stats_pipe, sb, 4, &sp, 1, 1, 1, "softmax_xent_stats");
 }
 
-/* Uniform texel buffers of R32G32B32A32_UINT (the CPU backward kernels' labels; a format
- * every Vulkan device supports there, checked all the same). */
-static int rgba32_uint_texels(const enn_context *ctx)
-{
-    VkFormatProperties p;
-    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &p);
-    return (p.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
-}
-
-/* Whether R rows of 4 bytes (labels, lse) can be viewed as texels of 4 rows: the view is
- * rounded up to whole texels, which must stay inside the buffer's reservation. */
-static int row_texels_fit(const enn_context *ctx, enn_view v, uint32_t R)
-{
-    uint64_t texels = ((uint64_t)R + 3) / 4;
-    return v.offset + texels * 16 <= v.buf->reserved && texels <= ctx->caps.max_texel_buffer_elements;
-}
-
 enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_shape *shape, enn_view logits,
                                               enn_view labels, enn_view lse, enn_view stats, float scale,
                                               enn_view dlogits, enn_view dbias)
@@ -178,7 +161,8 @@ enn_status enn_softmax_cross_entropy_backward(enn_recorder *rec, const enn_xent_
                                  VK_FORMAT_R32G32B32A32_SFLOAT};
     const uint32_t cpu_spec[1] = {cpu_local};
     /* (a chunk may start up to ENN_VIEW_ALIGN bytes into its binding) */
-    int rows_fit = rgba32_uint_texels(ctx) && row_texels_fit(ctx, labels, R) && row_texels_fit(ctx, lse, R);
+    int rows_fit = enn_ops_uint_texels(ctx) && enn_ops_word_texels_fit(ctx, labels, R) &&
+                   enn_ops_word_texels_fit(ctx, lse, R);
     int columns = rows_fit && dbias.buf && V % 4 == 0 && cpu_kernels_fit(ctx, 0, 0, (uint64_t)chunk * V + ENN_VIEW_ALIGN / 4);
     const enn_pipeline *cpu_pipe = NULL;
     if (columns || (rows_fit && cpu_kernels_fit(ctx, 0, 0, 0))) {
