@@ -15,6 +15,14 @@
 // Clipping (sumsq[k] = the squared norm of tensor k's gradient, from reduce_sumsq_*):
 //   mode 1, per tensor (Keras clipnorm):        g *= c / max(||g_k||, c)
 //   mode 2, global (Keras global_clipnorm):     g *= c / max(sqrt(sum_k ||g_k||^2), c)
+//
+// adam_vec4 (CPU devices, every tensor offset a multiple of 4): four floats per step of
+// an invocation, read as RGBA32F texels (bindings 6-9 view the same ranges as 2-5; each
+// element is read, then written, by one invocation only) and written as vec4s. On
+// llvmpipe every storage-buffer access is a loop over the SIMD lanes, so a vec4 store
+// costs about what a float's does, and a texel fetch is a gather. The chunk's last 1-3
+// floats go one by one.
+//! variant adam_vec4 -DVEC4=1
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
 
@@ -25,6 +33,15 @@ layout(std430, set = 0, binding = 2) buffer Params { float params[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Grads { float grads[]; };
 layout(std430, set = 0, binding = 4) buffer M { float m1[]; };
 layout(std430, set = 0, binding = 5) buffer V { float v2[]; };
+#if VEC4
+layout(set = 0, binding = 6) uniform samplerBuffer tex_p;
+layout(set = 0, binding = 7) uniform samplerBuffer tex_g;
+layout(set = 0, binding = 8) uniform samplerBuffer tex_m;
+layout(set = 0, binding = 9) uniform samplerBuffer tex_v;
+layout(std430, set = 0, binding = 2) writeonly buffer Params4 { vec4 params4[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer M4 { vec4 m4[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer V4 { vec4 v4[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint chunk_elems;
@@ -42,6 +59,19 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint FLAG_DECAY = 1u;
+
+// One update of the element(s) at index `at` of type T (float or vec4).
+#define UPDATE(T, G, P, M, V) {                              \
+        T g = G[at] * scale;                                 \
+        T p = P[at];                                         \
+        if (decay != 0.0) p -= p * decay;                    \
+        T m = M[at], v = V[at];                              \
+        m += (g - m) * (1.0 - pc.beta1);                     \
+        v += (g * g - v) * (1.0 - pc.beta2);                 \
+        p -= pc.alpha * m / (sqrt(v) + pc.epsilon);          \
+        M[at] = m;                                           \
+        V[at] = v;                                           \
+        P[at] = p; }
 
 void main()
 {
@@ -64,17 +94,30 @@ void main()
 
     uint begin = (w - first) * pc.chunk_elems;
     uint end = min(count, begin + pc.chunk_elems);
-    for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
-        uint at = offset + i - pc.elem_base;
-        float g = grads[at] * scale;
-        float p = params[at];
+#if VEC4
+    // offset, elem_base and chunk_elems are multiples of 4: vec4 q holds floats 4q..4q+3.
+    uint base = offset - pc.elem_base, vec_end = begin + (end - begin) / 4u * 4u;
+    for (uint i = begin + 4u * t; i < vec_end; i += 4u * gl_WorkGroupSize.x) {
+        uint at = (base + i) / 4u;
+        vec4 g = texelFetch(tex_g, int(at)) * scale;
+        vec4 p = texelFetch(tex_p, int(at));
         if (decay != 0.0) p -= p * decay;
-        float m = m1[at], v = v2[at];
+        vec4 m = texelFetch(tex_m, int(at)), v = texelFetch(tex_v, int(at));
         m += (g - m) * (1.0 - pc.beta1);
         v += (g * g - v) * (1.0 - pc.beta2);
         p -= pc.alpha * m / (sqrt(v) + pc.epsilon);
-        m1[at] = m;
-        v2[at] = v;
-        params[at] = p;
+        m4[at] = m;
+        v4[at] = v;
+        params4[at] = p;
     }
+    for (uint i = vec_end + t; i < end; i += gl_WorkGroupSize.x) {
+        uint at = base + i;
+        UPDATE(float, grads, params, m1, v2)
+    }
+#else
+    for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
+        uint at = offset + i - pc.elem_base;
+        UPDATE(float, grads, params, m1, v2)
+    }
+#endif
 }

@@ -51,7 +51,21 @@ enn_status enn_adam_update(enn_recorder *rec, const enn_param_table *t, const en
     double alpha = hp->lr * sqrt(1.0 - pow(hp->beta2, t_step)) / (1.0 - pow(hp->beta1, t_step));
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 0);
     const enn_pipeline *pipe;
-    ENN_TRY(enn_ops_pipeline_local(ctx, "adam", 6, sizeof(adam_push), local, 0, &pipe));
+    /* CPU devices: four floats per step, read as texels, where every tensor starts on a
+     * vec4 (windows start on multiples of 64 floats and chunks are 4096 floats, so they
+     * do too). */
+    enn_view views[4] = {params, grads, m, v};
+    int vec4 = ctx->caps.device_type == ENN_DEVICE_CPU && t->offsets_vec4 &&
+               enn_ops_texel_views_fit(ctx, views, 4, t->extent / 4 + 1);
+    if (vec4) {
+        const VkFormat f[10] = {0, 0, 0, 0, 0, 0, VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT,
+                                VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT};
+        const uint32_t spec[1] = {local};
+        enn_pipeline_desc d = {.shader = "adam_vec4", .num_buffers = 10, .push_size = sizeof(adam_push), .spec = spec,
+                               .spec_count = 1, .texel_formats = f};
+        ENN_TRY(enn_pipeline_get(ctx, &d, &pipe));
+    } else
+        ENN_TRY(enn_ops_pipeline_local(ctx, "adam", 6, sizeof(adam_push), local, 0, &pipe));
     /* One dispatch per window of chunks whose floats one binding covers (one in all
      * unless the buffers are larger than the device binds). */
     for (uint32_t c0 = 0; c0 < t->chunk_count;) {
@@ -61,14 +75,15 @@ enn_status enn_adam_update(enn_recorder *rec, const enn_param_table *t, const en
                           (float)alpha, hp->beta1, hp->beta2, hp->epsilon, hp->lr * hp->weight_decay,
                           w.chunk0, w.elem_base};
         uint64_t at = (uint64_t)w.elem_base * 4;
-        enn_binding b[6] = {ENN_IN(t->table), ENN_IN(t->sumsq),
+        enn_binding b[10] = {ENN_IN(t->table), ENN_IN(t->sumsq),
                             enn_bind(enn_view_at(params.buf, params.offset + at), w.bytes, ENN_ACCESS_READ_WRITE),
                             enn_bind(enn_view_at(grads.buf, grads.offset + at), w.bytes, ENN_ACCESS_READ),
                             enn_bind(enn_view_at(m.buf, m.offset + at), w.bytes, ENN_ACCESS_READ_WRITE),
                             enn_bind(enn_view_at(v.buf, v.offset + at), w.bytes, ENN_ACCESS_READ_WRITE)};
+        for (int i = 0; i < 4; i++) b[6 + i] = (enn_binding){b[2 + i].buffer, b[2 + i].offset, w.bytes, ENN_ACCESS_READ};
         uint32_t gx, gy;
         ENN_TRY(enn_ops_grid_groups(ctx, w.chunks, op, &gx, &gy));
-        ENN_TRY(enn_record_dispatch(rec, pipe, b, 6, &push, gx, gy, 1, op));
+        ENN_TRY(enn_record_dispatch(rec, pipe, b, vec4 ? 10 : 6, &push, gx, gy, 1, op));
         c0 += w.chunks;
     }
     return ENN_OK;

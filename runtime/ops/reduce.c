@@ -145,7 +145,9 @@ enn_status enn_param_table_create(enn_context *ctx, const enn_param_range *range
         return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "parameter table");
     }
     uint32_t first = 0;
+    t->offsets_vec4 = 1;
     for (uint32_t k = 0; k < count; k++) {
+        if (ranges[k].offset % 4) t->offsets_vec4 = 0;
         words[4 * k] = ranges[k].offset;
         words[4 * k + 1] = ranges[k].count;
         words[4 * k + 2] = first;

@@ -37,6 +37,7 @@ typedef struct enn_param_table {
     uint32_t chunk_count;
     uint32_t chunk_elems;
     uint64_t extent;        /* floats the flat buffer must hold: max(offset + count) */
+    int offsets_vec4;       /* every tensor's offset is a multiple of 4 (vec4 kernels) */
     uint32_t *host;         /* the table's words on the host, for splitting it into windows */
 } enn_param_table;
 
