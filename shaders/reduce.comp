@@ -14,6 +14,10 @@
 //                     flat range when tensor_count is 0): partials[chunk]. Chunks
 //                     [chunk_base, total_chunks) in one dispatch, x bound from float
 //                     elem_base on (a window, when x is larger than one binding may be).
+//   reduce_sumsq_partial_texel  the same on CPU devices, where every tensor starts on a
+//                     vec4: x read as RGBA32F texels, 4 floats per step into 4 running
+//                     sums, then the chunk's last 1-3 floats; a workgroup of 8 (the
+//                     tree's shared-memory accesses are loops over the lanes there).
 //   reduce_sumsq_final     per tensor: out[k] = sum of its chunks' partials (sqrt'ed
 //                     when take_sqrt), one workgroup per tensor.
 // elem_offset: where the matrix starts inside its binding (rows are bound a chunk at a
@@ -21,6 +25,7 @@
 //! variant reduce_cols -DCOLS=1
 //! variant reduce_rows_texel -DROWS_TEXEL=1
 //! variant reduce_sumsq_partial -DSUMSQ_PARTIAL=1
+//! variant reduce_sumsq_partial_texel -DSUMSQ_PARTIAL=1 -DTEXEL=1
 //! variant reduce_sumsq_final -DSUMSQ_FINAL=1
 #extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0, local_size_y_id = 1) in;
@@ -43,7 +48,11 @@ shared float s_sum[gl_WorkGroupSize.x];
 #endif
 
 #if SUMSQ_PARTIAL
+#if TEXEL
+layout(set = 0, binding = 1) uniform samplerBuffer tex_x;
+#else
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
+#endif
 layout(std430, set = 0, binding = 2) writeonly buffer Partials { float partials[]; };
 
 void main()
@@ -61,10 +70,25 @@ void main()
     uint begin = (w - first) * pc.chunk_elems;
     uint end = min(count, begin + pc.chunk_elems);
     float s = 0.0;
+#if TEXEL
+    // offset, elem_base and chunk_elems are multiples of 4: texel q holds floats 4q..4q+3.
+    uint base = offset - pc.elem_base, vec_end = begin + (end - begin) / 4u * 4u;
+    vec4 s4 = vec4(0.0);  // 4 running sums: each adds a quarter of the lane's squares
+    for (uint i = begin + 4u * t; i < vec_end; i += 4u * gl_WorkGroupSize.x) {
+        vec4 v = texelFetch(tex_x, int((base + i) / 4u));
+        s4 += v * v;
+    }
+    s = (s4.x + s4.y) + (s4.z + s4.w);
+    for (uint i = vec_end + t; i < end; i += gl_WorkGroupSize.x) {
+        float v = texelFetch(tex_x, int((base + i) / 4u))[(base + i) % 4u];
+        s += v * v;
+    }
+#else
     for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
         float v = x[offset + i - pc.elem_base];
         s += v * v;
     }
+#endif
     s_sum[t] = s;
     barrier();
     for (uint stride = gl_WorkGroupSize.x / 2u; stride > 0u; stride /= 2u) {

@@ -243,7 +243,20 @@ static enn_status sumsq_passes(enn_recorder *rec, const char *op, const enn_para
     enn_context *ctx = enn_recorder_context(rec);
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 4);
     const enn_pipeline *partial, *final;
-    ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_partial", 3, sizeof(sumsq_push), local, 0, &partial));
+    /* CPU devices: x as vec4 texels where every tensor starts on a vec4 (flat chunks
+     * and windows start on multiples of 64 floats). */
+    uint64_t extent = table ? table->extent : flat_count;
+    if (ctx->caps.device_type == ENN_DEVICE_CPU && (!table || table->offsets_vec4) &&
+        enn_ops_texel_views_fit(ctx, &x, 1, extent / 4 + 1)) {
+        const VkFormat formats[3] = {VK_FORMAT_UNDEFINED, VK_FORMAT_R32G32B32A32_SFLOAT, VK_FORMAT_UNDEFINED};
+        /* one SIMD group of llvmpipe's per chunk: the shared-memory tree after the
+         * loop costs a loop over the lanes per access there */
+        const uint32_t spec[1] = {enn_ops_local_size(ctx, 8, 4)};
+        enn_pipeline_desc d = {.shader = "reduce_sumsq_partial_texel", .num_buffers = 3, .push_size = sizeof(sumsq_push),
+                               .spec = spec, .spec_count = 1, .texel_formats = formats};
+        ENN_TRY(enn_pipeline_get(ctx, &d, &partial));
+    } else
+        ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_partial", 3, sizeof(sumsq_push), local, 0, &partial));
     ENN_TRY(enn_ops_pipeline_local(ctx, "reduce_sumsq_final", 3, sizeof(sumsq_push), local, 0, &final));
     uint32_t tensor_count = table ? table->tensor_count : 0;
     /* Flat mode has no table: x's first window doubles as the (unread) table binding. */
