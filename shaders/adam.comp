@@ -60,18 +60,20 @@ layout(push_constant) uniform Push {
 
 const uint FLAG_DECAY = 1u;
 
-// One update of the element(s) at index `at` of type T (float or vec4).
-#define UPDATE(T, G, P, M, V) {                              \
-        T g = G[at] * scale;                                 \
-        T p = P[at];                                         \
-        if (decay != 0.0) p -= p * decay;                    \
-        T m = M[at], v = V[at];                              \
-        m += (g - m) * (1.0 - pc.beta1);                     \
-        v += (g * g - v) * (1.0 - pc.beta2);                 \
-        p -= pc.alpha * m / (sqrt(v) + pc.epsilon);          \
-        M[at] = m;                                           \
-        V[at] = v;                                           \
-        P[at] = p; }
+// One step of p, m, v (floats or vec4s) with the clipped gradient g, in place.
+#define ADAM_STEP(p, g, m, v)                            \
+    if (decay != 0.0) p -= p * decay;                    \
+    m += (g - m) * (1.0 - pc.beta1);                     \
+    v += (g * g - v) * (1.0 - pc.beta2);                 \
+    p -= pc.alpha * m / (sqrt(v) + pc.epsilon);
+
+// The float at `at` of the storage buffers.
+#define UPDATE_FLOAT {                                                                   \
+        float g = grads[at] * scale, p = params[at], m = m1[at], v = v2[at];             \
+        ADAM_STEP(p, g, m, v)                                                            \
+        m1[at] = m;                                                                      \
+        v2[at] = v;                                                                      \
+        params[at] = p; }
 
 void main()
 {
@@ -99,25 +101,21 @@ void main()
     uint base = offset - pc.elem_base, vec_end = begin + (end - begin) / 4u * 4u;
     for (uint i = begin + 4u * t; i < vec_end; i += 4u * gl_WorkGroupSize.x) {
         uint at = (base + i) / 4u;
-        vec4 g = texelFetch(tex_g, int(at)) * scale;
-        vec4 p = texelFetch(tex_p, int(at));
-        if (decay != 0.0) p -= p * decay;
+        vec4 g = texelFetch(tex_g, int(at)) * scale, p = texelFetch(tex_p, int(at));
         vec4 m = texelFetch(tex_m, int(at)), v = texelFetch(tex_v, int(at));
-        m += (g - m) * (1.0 - pc.beta1);
-        v += (g * g - v) * (1.0 - pc.beta2);
-        p -= pc.alpha * m / (sqrt(v) + pc.epsilon);
+        ADAM_STEP(p, g, m, v)
         m4[at] = m;
         v4[at] = v;
         params4[at] = p;
     }
     for (uint i = vec_end + t; i < end; i += gl_WorkGroupSize.x) {
         uint at = base + i;
-        UPDATE(float, grads, params, m1, v2)
+        UPDATE_FLOAT
     }
 #else
     for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
         uint at = offset + i - pc.elem_base;
-        UPDATE(float, grads, params, m1, v2)
+        UPDATE_FLOAT
     }
 #endif
 }
