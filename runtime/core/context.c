@@ -337,6 +337,10 @@ static enn_status finish_context(enn_context *ctx, const enn_context_options *op
         if (v) ctx->max_dispatches_per_submit = (uint32_t)v;
     }
     ctx->force_staging = !ctx->caps.unified_memory;
+    VkFormatProperties rgba32ui;
+    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &rgba32ui);
+    ctx->texel_buffer_u32 = ctx->caps.texel_buffer_f32 &&
+                            (rgba32ui.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
 
     ENN_TRY(enn_allocator_create(ctx));
     ENN_TRY(enn_transfer_create(ctx));

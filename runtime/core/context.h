@@ -46,6 +46,8 @@ struct enn_context {
 
     uint32_t max_dispatches_per_submit;
     int force_staging;               /* ENN_FORCE_STAGING: never map device memory */
+    int texel_buffer_u32;            /* R32G32B32A32_UINT uniform texel buffers, and texel
+                                        buffers not switched off (caps.texel_buffer_f32) */
 
     enn_allocator *allocator;
     enn_pipeline_registry *pipelines;

@@ -149,14 +149,9 @@ static inline int enn_ops_texel_views_fit(const enn_context *ctx, const enn_view
 
 /* 1 when the device has uniform texel buffers of R32G32B32A32_UINT (the CPU kernels'
  * labels and token ids; a format every Vulkan device supports there, checked all the
- * same) and texel buffers are not switched off (ENN_DISABLE_TEXEL_BUFFERS). */
-static inline int enn_ops_uint_texels(const enn_context *ctx)
-{
-    if (!ctx->caps.texel_buffer_f32) return 0;
-    VkFormatProperties p;
-    vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &p);
-    return (p.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0;
-}
+ * same when the context is made) and texel buffers are not switched off
+ * (ENN_DISABLE_TEXEL_BUFFERS). */
+static inline int enn_ops_uint_texels(const enn_context *ctx) { return ctx->texel_buffer_u32; }
 
 /* Whether `count` 4-byte words at v (labels, lse, ids) can be viewed as texels of 4
  * words: the view is rounded up to whole texels, which must stay inside the buffer's
