@@ -3,11 +3,14 @@
 library on its Vulkan device) and bench/torch_bench.py's models (the plain PyTorch
 transcription of the spec, and torch.nn RNN/GRU/LSTM: cuDNN on an NVIDIA GPU) in the same
 process, with the same batch, sequence length and step counts, and prints one line per
-configuration and model with the ratio ours / PyTorch.
+configuration and model with the ratio ours / PyTorch. With --rounds R the two sides take
+turns R times and each line shows the median ratio and its range over the rounds (each
+ratio paired within one round), and, where both ENN trace modes ran, the throughput of the
+per-sample trace over the shared one on each side.
 
     /usr/bin/python3 bench/compare.py [--enn build/tools/enn] [--configs paper-mnist ...]
         [--models enn gru ...] [--steps 3] [--warmup 1] [--batch 128] [--seq T]
-        [--torch-device cpu|cuda] [--threads N] [--all] [--profile]
+        [--rounds R] [--torch-device cpu|cuda] [--threads N] [--all] [--profile]
 
 The ratio is throughput ours / PyTorch (= PyTorch's ms per step / ours): above 1, libenn
 is faster. PyTorch runs float32 with flush-to-zero (torch.set_flush_denormal(True)) and,
@@ -66,31 +69,10 @@ def run_enn(args):
     return ours, notes, device
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--enn", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build",
-                                                  "tools", "enn"), help="path of the enn command")
-    ap.add_argument("--configs", nargs="*", default=["paper-mnist", "paper-lm", "long", "wide"], choices=CONFIGS)
-    ap.add_argument("--models", nargs="*", default=list(PEERS), choices=list(PEERS))
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--seq", type=int, default=0, help="override every configuration's sequence length")
-    ap.add_argument("--torch-device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--all", action="store_true", help="also what enn bench train skips on CPU devices")
-    ap.add_argument("--profile", action="store_true", help="pass --profile to enn bench train")
-    args = ap.parse_args()
-
-    ours, notes, device = run_enn(args)
-
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+def run_torch(args, notes):
+    """One pass of every configuration and model in PyTorch: {(config, model): result or None}."""
     targs = argparse.Namespace(steps=args.steps, warmup=args.warmup, batch=args.batch, seq=args.seq,
                                device=args.torch_device)
-    where = (torch.cuda.get_device_name(0) if args.torch_device.startswith("cuda")
-             else f"CPU, {args.threads} threads")
-    print(f"\n# PyTorch {torch.__version__} on {where}, flush-to-zero on, float32", flush=True)
     theirs = {}
     for cname in args.configs:
         for model in args.models:
@@ -102,26 +84,95 @@ def main():
             except RuntimeError as e:   # e.g. out of memory for the full vocabulary
                 theirs[key] = None
                 print(f"{cname:14s} {PEERS[model]:15s} failed: {str(e).splitlines()[0]}", flush=True)
+    return theirs
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def spread(values, fmt):
+    """'median' for one value, 'median [min-max]' for several."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return (fmt + " [" + fmt + "-" + fmt + "]").format(median(values), min(values), max(values))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--enn", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build",
+                                                  "tools", "enn"), help="path of the enn command")
+    ap.add_argument("--configs", nargs="*", default=["paper-mnist", "paper-lm", "long", "wide"], choices=CONFIGS)
+    ap.add_argument("--models", nargs="*", default=list(PEERS), choices=list(PEERS))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate the two sides this many times; ratios are paired within a round")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seq", type=int, default=0, help="override every configuration's sequence length")
+    ap.add_argument("--torch-device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--all", action="store_true", help="also what enn bench train skips on CPU devices")
+    ap.add_argument("--profile", action="store_true", help="pass --profile to enn bench train")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    where = (torch.cuda.get_device_name(0) if args.torch_device.startswith("cuda")
+             else f"CPU, {args.threads} threads")
+    # Per round: our line and PyTorch's result for every (config, model). Alternating the
+    # two sides and pairing each ratio within its round keeps a drifting or briefly busy
+    # machine from favouring either side; the spread over rounds shows how much it moved.
+    rounds = []
+    for r in range(args.rounds):
+        if args.rounds > 1:
+            print(f"\n# round {r + 1} of {args.rounds}", flush=True)
+        ours, notes, device = run_enn(args)
+        print(f"\n# PyTorch {torch.__version__} on {where}, flush-to-zero on, float32", flush=True)
+        rounds.append((ours, run_torch(args, notes)))
 
     print(f"\n# libenn on {device}; PyTorch on {where}; B={args.batch}, {args.steps} timed steps after "
-          f"{args.warmup} warm-up")
-    print("# ratio = throughput ours / PyTorch (above 1: libenn is faster)")
-    print(f"{'config':14s} {'model':15s} {'T':>4s} {'ours ms/step':>13s} {'torch ms/step':>14s} {'ratio':>7s} "
-          f"{'ours rate':>22s} {'disp/step':>9s} {'sync/step':>9s} {'peak MiB':>9s} {'params ours/torch':>20s}")
+          f"{args.warmup} warm-up" + (f", {args.rounds} rounds (median [min-max])" if args.rounds > 1 else ""))
+    print("# ratio = throughput ours / PyTorch (above 1: libenn is faster), paired within each round")
+    print(f"{'config':14s} {'model':15s} {'T':>4s} {'ours ms/step':>13s} {'torch ms/step':>14s} {'ratio':>22s} "
+          f"{'disp/step':>9s} {'sync/step':>9s} {'peak MiB':>9s} {'params ours/torch':>20s}")
     for cname in args.configs:
         for model in args.models:
             key = (cname, model)
-            o, t = ours.get(key), theirs.get(key)
-            if o is None:
-                extra = f"; PyTorch {t['ms_per_step']:.1f} ms/step" if t else ""
+            paired = [(o[key], t.get(key)) for o, t in rounds if key in o]
+            torch_ms = [t[key]["ms_per_step"] for _, t in rounds if t.get(key)]
+            if not paired:
+                extra = f"; PyTorch {median(torch_ms):.1f} ms/step" if torch_ms else ""
                 print(f"{cname:14s} {model:15s} ours: {notes.get(key, 'no result')}{extra}")
                 continue
-            tms = f"{t['ms_per_step']:14.1f}" if t else f"{'-':>14s}"
-            ratio = f"{t['ms_per_step'] / float(o['ms']):7.3f}" if t else f"{'-':>7s}"
-            params = f"{o['params']}/{t['params'] if t else '-'}"
-            print(f"{cname:14s} {model:15s} {o['T']:>4s} {float(o['ms']):13.1f} {tms} {ratio} "
-                  f"{float(o['rate']):12.1f} {o['unit']:9s} {o['disp']:>9s} {o['sync']:>9s} {o['peak']:>9s} "
-                  f"{params:>20s}")
+            last = paired[-1][0]
+            ratios = [t["ms_per_step"] / float(o["ms"]) for o, t in paired if t]
+            tms = f"{median(torch_ms):14.1f}" if torch_ms else f"{'-':>14s}"
+            ratio = spread(ratios, "{:.2f}") if ratios else "-"
+            params = f"{last['params']}/{paired[-1][1]['params'] if paired[-1][1] else '-'}"
+            print(f"{cname:14s} {model:15s} {last['T']:>4s} {median([float(o['ms']) for o, _ in paired]):13.1f} "
+                  f"{tms} {ratio:>22s} {last['disp']:>9s} {last['sync']:>9s} {last['peak']:>9s} {params:>20s}")
+
+    # The per-sample trace's cost on each side: throughput per-sample / shared, same round.
+    if "enn" in args.models and "enn-per-sample" in args.models:
+        lines = []
+        for cname in args.configs:
+            pair = (cname, "enn"), (cname, "enn-per-sample")
+            ours_r = [float(o[pair[0]]["ms"]) / float(o[pair[1]]["ms"]) for o, _ in rounds
+                      if pair[0] in o and pair[1] in o]
+            torch_r = [t[pair[0]]["ms_per_step"] / t[pair[1]]["ms_per_step"] for _, t in rounds
+                       if t.get(pair[0]) and t.get(pair[1])]
+            if ours_r or torch_r:
+                lines.append(f"{cname:14s} {spread(ours_r, '{:.2f}') if ours_r else '-':>22s} "
+                             f"{spread(torch_r, '{:.2f}') if torch_r else '-':>22s}")
+        if lines:
+            print("\n# throughput of the per-sample trace / the shared trace, paired within each round")
+            print(f"{'config':14s} {'ours':>22s} {'PyTorch':>22s}")
+            print("\n".join(lines))
 
 
 if __name__ == "__main__":
