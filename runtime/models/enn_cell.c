@@ -201,31 +201,11 @@ void enn_cell_destroy(enn_cell *c)
     memset(c, 0, sizeof *c);
 }
 
-/* The descriptor of C[m x n] = act(A op B + beta C + bias). */
-static enn_gemm_desc gemm_desc(const char *name, enn_view c_out, enn_view a, int ta, enn_view b, int tb, uint32_t m,
-                               uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
-{
-    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-    d.a = a;
-    d.b = b;
-    d.c = c_out;
-    d.bias = bias;
-    d.m = m;
-    d.n = n;
-    d.k = k;
-    d.trans_a = ta;
-    d.trans_b = tb;
-    d.beta = beta;
-    d.act = act;
-    d.name = name;
-    return d;
-}
-
 /* The engine's one way to call the GEMM. */
 static enn_status gemm(enn_recorder *rec, const char *name, enn_view c_out, enn_view a, int ta, enn_view b, int tb,
                        uint32_t m, uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
 {
-    enn_gemm_desc d = gemm_desc(name, c_out, a, ta, b, tb, m, n, k, beta, bias, act);
+    enn_gemm_desc d = enn_gemm_desc_packed(name, c_out, a, ta, b, tb, m, n, k, beta, bias, act);
     return enn_gemm(rec, &d);
 }
 
@@ -250,7 +230,7 @@ static enn_recurrence_shape recurrence_shape(const enn_cell *c, uint32_t T, uint
 static enn_status weight_gradient(const enn_cell *c, enn_recorder *rec, const char *name, enn_view dW, enn_view X,
                                   enn_view dY, uint32_t m, uint32_t n, uint32_t rows, float beta)
 {
-    enn_gemm_desc d = gemm_desc(name, dW, X, 1, dY, 0, m, n, rows, beta, NO_VIEW, ENN_ACT_NONE);
+    enn_gemm_desc d = enn_gemm_desc_packed(name, dW, X, 1, dY, 0, m, n, rows, beta, NO_VIEW, ENN_ACT_NONE);
     uint32_t splits = c->split_ws ? enn_gemm_split_k_count_for(c->ctx, m, n, rows) : 1;
     if (splits > 1) return enn_gemm_split_k(rec, &d, splits, enn_view_of(c->split_ws));
     return enn_gemm(rec, &d);

@@ -62,18 +62,7 @@ static enn_status alloc(enn_model *m, enn_buffer **out, uint64_t bytes)
 static enn_status gemm(enn_recorder *rec, const char *name, enn_view c, enn_view a, int ta, enn_view b, int tb,
                        uint32_t m, uint32_t n, uint32_t k, float beta, enn_view bias)
 {
-    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-    d.a = a;
-    d.b = b;
-    d.c = c;
-    d.bias = bias;
-    d.m = m;
-    d.n = n;
-    d.k = k;
-    d.trans_a = ta;
-    d.trans_b = tb;
-    d.beta = beta;
-    d.name = name;
+    enn_gemm_desc d = enn_gemm_desc_packed(name, c, a, ta, b, tb, m, n, k, beta, bias, ENN_ACT_NONE);
     return enn_gemm(rec, &d);
 }
 

@@ -143,17 +143,7 @@ enn_status enn_stream_reset(enn_stream *s)
 static enn_status gemm(enn_recorder *rec, const char *name, enn_view c, enn_view a, enn_view b, uint32_t m,
                        uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
 {
-    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-    d.a = a;
-    d.b = b;
-    d.c = c;
-    d.bias = bias;
-    d.m = m;
-    d.n = n;
-    d.k = k;
-    d.beta = beta;
-    d.act = act;
-    d.name = name;
+    enn_gemm_desc d = enn_gemm_desc_packed(name, c, a, 0, b, 0, m, n, k, beta, bias, act);
     return enn_gemm(rec, &d);
 }
 

@@ -69,6 +69,28 @@ typedef struct enn_gemm_desc {
 /* alpha = 1, everything else zero: fill in views and sizes. */
 #define ENN_GEMM_DESC_INIT {.alpha = 1.0f}
 
+/* The common case, packed operands and no batch: C[m x n] = act(op(A) op(B) + beta C +
+ * bias), op(A) m x k, op(B) k x n; name labels the dispatch. */
+static inline enn_gemm_desc enn_gemm_desc_packed(const char *name, enn_view c, enn_view a, int trans_a, enn_view b,
+                                                 int trans_b, uint32_t m, uint32_t n, uint32_t k, float beta,
+                                                 enn_view bias, enn_activation act)
+{
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    d.a = a;
+    d.b = b;
+    d.c = c;
+    d.bias = bias;
+    d.m = m;
+    d.n = n;
+    d.k = k;
+    d.trans_a = trans_a;
+    d.trans_b = trans_b;
+    d.beta = beta;
+    d.act = act;
+    d.name = name;
+    return d;
+}
+
 /* Records C = act(alpha op(A) op(B) + beta C + bias). */
 enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d);
 
