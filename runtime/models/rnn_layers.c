@@ -150,19 +150,7 @@ void enn_rnn_stack_destroy(enn_rnn_stack *s)
 static enn_status gemm(enn_recorder *rec, const char *name, enn_view c, enn_view a, int ta, enn_view b, int tb,
                        uint32_t m, uint32_t n, uint32_t k, float beta, enn_view bias, enn_activation act)
 {
-    enn_gemm_desc g = ENN_GEMM_DESC_INIT;
-    g.a = a;
-    g.b = b;
-    g.c = c;
-    g.bias = bias;
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.trans_a = ta;
-    g.trans_b = tb;
-    g.beta = beta;
-    g.act = act;
-    g.name = name;
+    enn_gemm_desc g = enn_gemm_desc_packed(name, c, a, ta, b, tb, m, n, k, beta, bias, act);
     return enn_gemm(rec, &g);
 }
 
