@@ -492,11 +492,7 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
 enn_status enn_linear_forward(enn_recorder *rec, enn_view y, enn_view x, enn_view w, enn_view bias,
                               uint32_t m, uint32_t k, uint32_t n, enn_activation act)
 {
-    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-    d.a = x; d.b = w; d.c = y; d.bias = bias;
-    d.m = m; d.n = n; d.k = k;
-    d.act = act;
-    d.name = "linear_forward";
+    enn_gemm_desc d = enn_gemm_desc_packed("linear_forward", y, x, 0, w, 0, m, n, k, 0.0f, bias, act);
     return enn_gemm(rec, &d);
 }
 
@@ -524,21 +520,13 @@ enn_status enn_linear_backward(enn_recorder *rec, enn_view dx, enn_view dw, enn_
 {
     float beta = accumulate ? 1.0f : 0.0f;
     if (dx.buf) { /* dx[M x K] = dy[M x N] w[K x N]^T */
-        enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-        d.a = dy; d.b = w; d.c = dx;
-        d.m = m; d.n = k; d.k = n;
-        d.trans_b = 1;
-        d.beta = beta;
-        d.name = "linear_backward_dx";
+        enn_gemm_desc d = enn_gemm_desc_packed("linear_backward_dx", dx, dy, 0, w, 1, m, k, n, beta,
+                                               (enn_view){0}, ENN_ACT_NONE);
         ENN_TRY(enn_gemm(rec, &d));
     }
     if (dw.buf) { /* dw[K x N] = x[M x K]^T dy[M x N] */
-        enn_gemm_desc d = ENN_GEMM_DESC_INIT;
-        d.a = x; d.b = dy; d.c = dw;
-        d.m = k; d.n = n; d.k = m;
-        d.trans_a = 1;
-        d.beta = beta;
-        d.name = "linear_backward_dw";
+        enn_gemm_desc d = enn_gemm_desc_packed("linear_backward_dw", dw, x, 1, dy, 0, k, n, m, beta,
+                                               (enn_view){0}, ENN_ACT_NONE);
         ENN_TRY(enn_gemm(rec, &d));
     }
     if (dbias.buf) ENN_TRY(enn_column_sums(rec, dbias, dy, m, n, n, beta));
