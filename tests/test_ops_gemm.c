@@ -144,6 +144,25 @@ done:
     return ran;
 }
 
+/* A context and a recorder for a test of variant v; the test is skipped where the device
+ * cannot run v. */
+static enn_context *variant_context(enn_gemm_variant v, enn_recorder **rec)
+{
+    enn_context *ctx = test_context();
+    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
+        test_context_finish(ctx);
+        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
+    }
+    ENN_ASSERT_OK(enn_recorder_create(ctx, rec));
+    return ctx;
+}
+
+static void test_finish(enn_context *ctx, enn_recorder *rec)
+{
+    enn_recorder_destroy(rec);
+    test_context_finish(ctx);
+}
+
 /* Sizes that are 1, primes, and just off every tile size (4, 8, 16, 32, 64, 128). */
 static const uint32_t odd_shapes[][3] = {
     {1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {2, 3, 4}, {13, 17, 19}, {31, 37, 41}, {4, 8, 4},
@@ -158,13 +177,8 @@ static const uint32_t paper_shapes[][3] = {
 static void shapes_for(enn_gemm_variant v, const uint32_t (*shapes)[3], size_t count, int all_transposes,
                        int pad_to_vec4)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
-    }
     enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_context *ctx = variant_context(v, &rec);
     uint32_t i = 0, ran = 0;
     for (size_t s = 0; s < count; s++)
         for (int t = 0; t < 4; t++, i++) {
@@ -180,8 +194,7 @@ static void shapes_for(enn_gemm_variant v, const uint32_t (*shapes)[3], size_t c
             ran += (uint32_t)check_case(ctx, rec, v, &gc, 1000 + i);
         }
     cr_assert(ran > 0, "%s: no case ran", enn_gemm_variant_name(v));
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 #define VARIANT_SUITE(tag, variant)                                                                \
@@ -208,13 +221,8 @@ Test(gemm, texel_vec4_shapes) { shapes_for(ENN_GEMM_TEXEL, vec4_shapes, sizeof v
  * strides are not multiples of 4), and a B shared by the whole batch. */
 static void batched_for(enn_gemm_variant v)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
-    }
     enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_context *ctx = variant_context(v, &rec);
     const gemm_case cases[] = {
         {7, 9, 11, 0, 0, 1, 3, 2, 3, 0, 1.0f, 0.0f, 0, ENN_ACT_NONE},
         {16, 12, 8, 1, 0, 4, 0, 4, 5, 0, 1.0f, 1.0f, 1, ENN_ACT_RELU},
@@ -225,8 +233,7 @@ static void batched_for(enn_gemm_variant v)
     uint32_t ran = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += (uint32_t)check_case(ctx, rec, v, &cases[i], 77 + i);
     cr_assert(ran > 0, "%s: no batched case ran", enn_gemm_variant_name(v));
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 Test(gemm, reg_batched) { batched_for(ENN_GEMM_REG); }
@@ -242,14 +249,9 @@ Test(gemm, texel_batched) { batched_for(ENN_GEMM_TEXEL); }
  * each layout is a pipeline, and this block takes seconds to compile on lavapipe. */
 Test(gemm, texel_block_wide)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
-    }
-    setenv("ENN_GEMM_TEXEL_TILE", "wide", 1);
     enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
+    setenv("ENN_GEMM_TEXEL_TILE", "wide", 1);
     const gemm_case cases[] = {
         {36, 132, 41, 0, 0, 3, 0, 0, 1, 0, 1.0f, 0.5f, 1, ENN_ACT_TANH},
         {20, 136, 37, 1, 0, 0, 0, 1, 1, 0, 0.75f, 0.0f, 1, ENN_ACT_RELU},
@@ -261,22 +263,16 @@ Test(gemm, texel_block_wide)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += (uint32_t)check_case(ctx, rec, ENN_GEMM_TEXEL, &cases[i], 900 + i);
     cr_assert_eq(ran, sizeof cases / sizeof cases[0], "a vec4 layout was refused by the texel variant");
     unsetenv("ENN_GEMM_TEXEL_TILE");
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 /* A texel block that is not compiled is refused, not replaced. */
 Test(gemm, texel_block_refused)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
-    }
+    enn_recorder *rec;
+    enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
     enn_buffer *buf;
     ENN_ASSERT_OK(enn_buffer_create(ctx, 4096, &buf));
-    enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     enn_gemm_desc d = ENN_GEMM_DESC_INIT;
     d.a = d.b = d.c = enn_view_of(buf);
     d.m = d.n = d.k = 8;
@@ -298,15 +294,10 @@ Test(gemm, texel_block_refused)
  * whose pipeline GPUs and that switch use. */
 static void texel_epilogues(int runtime_flags)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the texel GEMM variant", test_device());
-    }
+    enn_recorder *rec;
+    enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
     setenv("ENN_GEMM_TEXEL_TILE", "8", 1);
     if (runtime_flags) setenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC", "1", 1);
-    enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     uint32_t ran = 0, count = runtime_flags ? 4 : 16;
     for (uint32_t e = 0; e < count; e++) {
         uint32_t combo = runtime_flags ? 3 + 3 * e : e;   /* bit 0 bias, bit 1 beta, bits 2-3 activation */
@@ -319,8 +310,7 @@ static void texel_epilogues(int runtime_flags)
     cr_assert_eq(ran, count, "a vec4 layout was refused by the texel variant");
     unsetenv("ENN_GEMM_TEXEL_TILE");
     unsetenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC");
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 Test(gemm, texel_epilogue_combinations) { texel_epilogues(0); }
@@ -343,8 +333,7 @@ static void tiled_block(const char *tiles)
         {131, 133, 37, 1, 0, 3, 1, 1, 1, 0, 0.5f, 0.0f, 1, ENN_ACT_RELU},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(ctx, rec, ENN_GEMM_TILED, &cases[i], 300 + i);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 Test(gemm, tiled_block_8x8_bk16) { tiled_block("8,8,16"); }
 Test(gemm, tiled_block_8x4_bk8) { tiled_block("8,4,8"); }
@@ -375,19 +364,13 @@ Test(gemm, tiled_block_refused)
  * must survive. */
 static void interior_for(enn_gemm_variant v)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
-    }
     enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_context *ctx = variant_context(v, &rec);
     for (int t = 0; t < 4; t++) {
         gemm_case gc = {256, 256, 96, t & 1, t >> 1, 8, 8, 4, 1, 0, 0.75f, t % 2 ? 0.5f : 0.0f, 0, ENN_ACT_NONE};
         check_case(ctx, rec, v, &gc, 900 + t);
     }
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 Test(gemm, reg_interior_tiles) { interior_for(ENN_GEMM_REG); }
@@ -399,13 +382,8 @@ Test(gemm, coopmat_interior_tiles) { interior_for(ENN_GEMM_COOPMAT); }
  * on lavapipe). The tiled variant is run too, at the sizes its 64-wide tiles waste least. */
 static void large_for(enn_gemm_variant v, int with_long_k)
 {
-    enn_context *ctx = test_context();
-    if (!enn_gemm_variant_supported(ctx, v, v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT ? ENN_F16 : ENN_F32)) {
-        test_context_finish(ctx);
-        cr_skip_test("%s cannot run the %s GEMM variant", test_device(), enn_gemm_variant_name(v));
-    }
     enn_recorder *rec;
-    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    enn_context *ctx = variant_context(v, &rec);
     const gemm_case cases[] = {
         {4096, 3, 5, 0, 0, 0, 0, 0, 1, 0, 1.0f, 0.0f, 1, ENN_ACT_NONE},
         {4096, 1024, 2, 1, 0, 0, 0, 0, 1, 0, 1.0f, 0.5f, 0, ENN_ACT_RELU},
@@ -415,8 +393,7 @@ static void large_for(enn_gemm_variant v, int with_long_k)
     /* 3 x 4096 x 4096 wastes 61 of the tiled variants' 64 tile rows: reg only. */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (with_long_k || cases[i].m > 3) check_case(ctx, rec, v, &cases[i], 500 + i);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 Test(gemm, reg_large_dims) { large_for(ENN_GEMM_REG, 1); }
@@ -443,8 +420,7 @@ Test(gemm, f16_operands_auto)
     cr_assert_eq(v, ctx->caps.cooperative_matrix ? ENN_GEMM_COOPMAT : ENN_GEMM_F16, "picked %s", enn_gemm_variant_name(v));
     gemm_case gc = {77, 150, 300, 0, 1, 0, 0, 3, 1, 0, 1.0f, 0.5f, 1, ENN_ACT_TANH};
     check_case(ctx, rec, v, &gc, 4242);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 /* The automatic choice follows the device type, and forcing what cannot run is an error. */
@@ -520,8 +496,7 @@ Test(gemm, argument_errors)
     ENN_ASSERT_OK(enn_recorder_run(rec));
     cr_assert_eq(enn_recorder_get_stats(rec).dispatches, 0);
     enn_buffer_destroy(ctx, buf);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 /* ---------------------------------------------------------------- linear layer backward
@@ -617,8 +592,7 @@ static void linear_backward_case(int accumulate)
         cr_assert(fabs(db[j] - want) <= (m + 4) * u * s + 1e-9, "dbias[%u] = %.9g, finite difference %.9g", j, db[j], want);
     }
     enn_buffer_destroy(ctx, buf);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 Test(gemm, linear_backward_finite_differences) { linear_backward_case(0); }
@@ -658,8 +632,7 @@ Test(gemm, linear_forward_relu)
     enn_buffer_destroy(ctx, bw);
     enn_buffer_destroy(ctx, bb);
     enn_buffer_destroy(ctx, by);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
 
 /* More tiles than one grid dimension allows: the launcher folds the tile grid into x and
@@ -677,6 +650,5 @@ Test(gemm, folded_grid)
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     gemm_case gc = {2, 64 * max_x + 3, 3, 0, 1, 0, 0, 0, 1, 0, 1.0f, 0.0f, 1, ENN_ACT_NONE};
     check_case(ctx, rec, ENN_GEMM_REG, &gc, 31337);
-    enn_recorder_destroy(rec);
-    test_context_finish(ctx);
+    test_finish(ctx, rec);
 }
