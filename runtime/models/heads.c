@@ -181,18 +181,6 @@ void enn_head_destroy(enn_model *m)
     memset(hd, 0, sizeof *hd);
 }
 
-/* Host staging of at least n floats. */
-static float *host_floats(enn_model *m, size_t n)
-{
-    if (n > m->host_floats) {
-        float *p = realloc(m->host, n * sizeof *p);
-        if (!p) return NULL;
-        m->host = p;
-        m->host_floats = n;
-    }
-    return m->host;
-}
-
 enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
 {
     enn_head *hd = &m->head;
@@ -210,7 +198,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
         if (!batch->y) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the regressor's batch has no targets (y)");
         uint32_t steps = c->return_sequences ? T : 1;
         uint64_t slab = enn_view_round((uint64_t)Bp * K * 4);
-        float *h = host_floats(m, slab / 4 * steps);
+        float *h = enn_model_host_floats(m, slab / 4 * steps);
         if (!h) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging targets");
         memset(h, 0, slab * steps);
         for (uint32_t s = 0; s < steps; s++)
@@ -224,7 +212,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
      * the non-pad tokens scales each chunk's gradient to the mean over the batch. */
     if (!batch->targets) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no targets");
     uint64_t cslab = enn_view_round((uint64_t)hd->chunk_rows * 4);
-    uint32_t *lab = (uint32_t *)host_floats(m, cslab / 4 * hd->chunks);
+    uint32_t *lab = (uint32_t *)enn_model_host_floats(m, cslab / 4 * hd->chunks);
     if (!lab) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging targets");
     memset(lab, 0, cslab * hd->chunks);
     uint32_t total = 0;
@@ -249,7 +237,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     ENN_TRY(enn_record_upload(m->rec, hd->labels, 0, lab, cslab * hd->chunks));
     if (c->lm_input == ENN_LM_EMBEDDING) {
         if (!batch->tokens) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no tokens");
-        uint32_t *ids = (uint32_t *)host_floats(m, (size_t)T * Bp);
+        uint32_t *ids = (uint32_t *)enn_model_host_floats(m, (size_t)T * Bp);
         memset(ids, 0, (size_t)T * Bp * 4);
         for (uint32_t t = 0; t < T; t++)
             for (uint32_t b = 0; b < B; b++) {

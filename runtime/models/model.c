@@ -124,7 +124,7 @@ enn_status enn_model_create(enn_context *ctx, const enn_model_config *config, en
 
 const enn_model_config *enn_model_get_config(const enn_model *m) { return m ? &m->config : NULL; }
 
-static float *host_floats(enn_model *m, size_t n)
+float *enn_model_host_floats(enn_model *m, size_t n)
 {
     if (n > m->host_floats) {
         float *p = realloc(m->host, n * sizeof *p);
@@ -157,7 +157,7 @@ static enn_status stage_batch(enn_model *m, const enn_batch *b)
     if (float_tokens ? !b->tokens : !b->x)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the batch has no %s", float_tokens ? "tokens" : "inputs (x)");
     size_t n = (size_t)T * Bp * d;
-    float *x = host_floats(m, n);
+    float *x = enn_model_host_floats(m, n);
     if (!x) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging inputs");
     memset(x, 0, n * sizeof *x);
     for (uint32_t t = 0; t < T; t++)

@@ -67,6 +67,9 @@ struct enn_model {
     size_t host_floats;
 };
 
+/* The model's host staging (m->host), grown to at least n floats; NULL when out of memory. */
+float *enn_model_host_floats(enn_model *m, size_t n);
+
 /* Heads (heads.c): buffers, then forward+loss and backward on the recorder. */
 enn_status enn_head_create(enn_model *m);
 void enn_head_destroy(enn_model *m);

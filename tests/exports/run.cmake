@@ -1,0 +1,48 @@
+# The shared library exports exactly the functions the public headers declare with
+# ENN_API: nothing internal leaks into users' symbol namespace, and nothing public is
+# missing. Read from the built libenn.so (nm -D) and from include/*.h, two independent
+# sources. Arguments: -DNM=<nm> -DLIB=<libenn.so> -DSRC=<source tree>.
+execute_process(COMMAND ${NM} -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE r)
+if(r)
+  message(FATAL_ERROR "${NM} -D ${LIB} failed")
+endif()
+string(REGEX MATCHALL "[0-9a-f]+ [TDBR] [A-Za-z_][A-Za-z0-9_]*" lines "${out}")
+set(exported "")
+foreach(line ${lines})
+  string(REGEX REPLACE "^[0-9a-f]+ [TDBR] " "" name "${line}")
+  # Names with a leading underscore are the toolchain's (sanitizer globals, _init, _fini).
+  if(NOT name MATCHES "^_")
+    list(APPEND exported ${name})
+  endif()
+endforeach()
+
+file(GLOB headers ${SRC}/include/*.h)
+set(declared "")
+foreach(h ${headers})
+  file(READ ${h} text)
+  # ENN_API <return type> enn_name( ...: the name is the last word before the parenthesis.
+  string(REGEX MATCHALL "ENN_API[^;(]*[ *]enn_[a-z0-9_]+[ \t]*\\(" decls "${text}")
+  foreach(d ${decls})
+    string(REGEX MATCH "enn_[a-z0-9_]+[ \t]*\\($" name "${d}")
+    string(REGEX REPLACE "[ \t]*\\($" "" name "${name}")
+    list(APPEND declared ${name})
+  endforeach()
+endforeach()
+list(REMOVE_DUPLICATES declared)
+list(LENGTH declared n_declared)
+if(n_declared LESS 20)
+  message(FATAL_ERROR "only ${n_declared} ENN_API declarations found in ${SRC}/include: the pattern no longer matches the headers")
+endif()
+
+set(leaked ${exported})
+list(REMOVE_ITEM leaked ${declared})
+set(missing ${declared})
+list(REMOVE_ITEM missing ${exported})
+list(LENGTH exported n_exported)
+message("libenn.so exports ${n_exported} symbols; the headers declare ${n_declared} ENN_API functions")
+if(leaked)
+  message(FATAL_ERROR "exported but not declared ENN_API in include/: ${leaked}")
+endif()
+if(missing)
+  message(FATAL_ERROR "declared ENN_API but not exported: ${missing}")
+endif()
