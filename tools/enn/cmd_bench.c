@@ -79,20 +79,24 @@ static uint16_t to_half(float f)
     return (uint16_t)(sign | h);
 }
 
-/* The CPU baseline: cblas_sgemm with the chosen thread count, GFLOP/s. */
-static double cpu_sgemm_rate(uint32_t n, const float *a, const float *b, float *c, double target_s)
+/* The CPU baseline: cblas_sgemm of op(A) (M x K) times op(B) (K x N) with the chosen
+ * thread count and beta over C, GFLOP/s (0 without OpenBLAS). A, B and C are packed. */
+static double cpu_sgemm_rate(uint32_t m, uint32_t n, uint32_t k, int ta, int tb, const float *a, const float *b,
+                             float beta, float *c, double target_s)
 {
 #ifdef ENN_HAVE_OPENBLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); /* warm */
+    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
+    uint32_t lda = ta ? m : k, ldb = tb ? k : n;
+    cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n); /* warm */
     int reps = 0;
     double t0 = bench_now_s(), t;
     do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        cblas_sgemm(CblasRowMajor, opa, opb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n);
         reps++;
     } while ((t = bench_now_s() - t0) < target_s);
-    return 2.0 * n * n * n * reps / t * 1e-9;
+    return 2.0 * m * n * k * reps / t * 1e-9;
 #else
-    (void)n; (void)a; (void)b; (void)c; (void)target_s;
+    (void)m; (void)n; (void)k; (void)ta; (void)tb; (void)a; (void)b; (void)beta; (void)c; (void)target_s;
     return 0;
 #endif
 }
@@ -119,7 +123,8 @@ static enn_status time_gemm(enn_context *ctx, enn_recorder *rec, const enn_gemm_
  * epilogue (bias, beta = 0.5 over a C of random values, an activation), every fp32
  * variant with --all-variants, else the device's choice. The first run is checked on 64
  * sampled elements of C against a double-precision dot product (a full CPU product
- * would dominate) through the same epilogue. */
+ * would dominate) through the same epilogue. The CPU baseline is OpenBLAS on the same
+ * shape, transposes and beta. */
 static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
 {
     int rc = 1;
@@ -147,7 +152,17 @@ static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
             enn_buffer_upload(ctx, bbias, 0, bias, (size_t)N * 4))
             goto next;
         enn_recorder_set_timestamps(rec, 1);
+        /* OpenBLAS on the same shape, transposes and beta (its product has no bias or
+         * activation: those are the device's extra work), into a copy of C. */
+        float *c_cpu = malloc(nc * 4);
+        if (!c_cpu) { fprintf(stderr, "enn bench: out of host memory\n"); goto next; }
+        memcpy(c_cpu, c0, nc * 4);
+        double cpu = cpu_sgemm_rate(M, N, K, (int)ta, (int)tb, a, b, epi & 2 ? 0.5f : 0.0f, c_cpu, o->target_s);
+        free(c_cpu);
+        /* The device's own choice for this shape (texel needs vec4 layouts, say). */
         enn_gemm_desc probe = ENN_GEMM_DESC_INIT;
+        probe.a = enn_view_of(ba); probe.b = enn_view_of(bb); probe.c = enn_view_of(bc);
+        probe.m = M; probe.n = N; probe.k = K; probe.trans_a = (int)ta; probe.trans_b = (int)tb;
         enn_gemm_variant v32;
         if (enn_gemm_pick_variant(ctx, &probe, &v32)) goto next;
         char epi_name[40] = "";
@@ -164,6 +179,12 @@ static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
             d.act = (enn_activation)(epi >> 2 & 3);
             d.variant = (enn_gemm_variant)v;
             d.name = "bench_gemm";
+            enn_gemm_variant fits;
+            if (o->all_variants && v != (int)v32 && enn_gemm_pick_variant(ctx, &d, &fits) != ENN_OK) {
+                printf("%-*s %ux%ux%u: the %s variant cannot take this layout\n", KERNEL_W, "gemm", M, N, K,
+                       enn_gemm_variant_name((enn_gemm_variant)v));
+                continue;
+            }
             double gpu_ms, host_ms, flop = 2.0 * M * N * K;
             if (enn_buffer_upload(ctx, bc, 0, c0, nc * 4)) goto next;
             if (time_gemm(ctx, rec, &d, 1, &gpu_ms, &host_ms)) goto next;
@@ -193,7 +214,8 @@ static int bench_gemm_shapes(enn_context *ctx, const bench_options *o)
             if (time_gemm(ctx, rec, &d, reps, &gpu_ms, &host_ms)) goto next;
             bench_row row = {.kernel = "gemm", .variant = enn_gemm_variant_name((enn_gemm_variant)v), .gpu_ms = gpu_ms,
                              .host_ms = host_ms, .gpu_rate = gpu_ms > 0 ? flop / (gpu_ms * 1e-3) * 1e-9 : 0,
-                             .host_rate = flop / (host_ms * 1e-3) * 1e-9, .unit = "GF/s"};
+                             .host_rate = flop / (host_ms * 1e-3) * 1e-9, .cpu_ms = cpu > 0 ? flop / cpu * 1e-6 : 0,
+                             .cpu_rate = cpu, .unit = "GF/s"};
             snprintf(row.shape, sizeof row.shape, "%ux%ux%u%s%s%s", M, N, K, ta ? " ta" : "", tb ? " tb" : "", epi_name);
             snprintf(row.check, sizeof row.check, "%s %.1e", err <= 1e-4 ? "ok" : "BAD", err);
             bench_print_row(&row);
@@ -270,7 +292,7 @@ int bench_gemm(enn_context *ctx, const bench_options *o)
             if (enn_buffer_upload(ctx, hb, 0, h, bytes / 2)) goto fail;
         }
         double flop = 2.0 * n * n * n;
-        double cpu = cpu_sgemm_rate(n, a, b, c, o->target_s);
+        double cpu = cpu_sgemm_rate(n, n, n, 0, 0, a, b, 0.0f, c, o->target_s);
         for (uint32_t vi = 0; vi < nv; vi++) {
             enn_gemm_variant v = variants[vi];
             int f16 = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT;
@@ -367,7 +389,8 @@ static void usage(void)
            "  --all-variants  every variant the device runs, not only the automatic choices\n"
            "  --time S        seconds per measurement (default 0.3)\n"
            "  --gemm M,N,K[,ta,tb[,EPI]]  GEMM: this shape instead of squares (up to 8 times); EPI\n"
-           "                  an epilogue, words joined by '+': bias, beta (0.5), relu, tanh, sigmoid\n"
+           "                  an epilogue, words joined by '+': bias, beta (0.5), relu, tanh, sigmoid;\n"
+           "                  OpenBLAS runs the same shape, transposes and beta (not bias or activation)\n"
            "The device is ENN_DEVICE's or the best one; ENN_DISABLE_* switches apply.\n");
 }
 
