@@ -26,10 +26,13 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n`enn <command> --help` describes a command's options.\n"
-               "Environment: ENN_DEVICE (index or name substring), ENN_VALIDATION=1,\n"
-               "ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,\n"
-               "ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS, ENN_FORCE_STAGING,\n"
-               "ENN_MAX_DISPATCHES_PER_SUBMIT, ENN_CACHE_DIR, ENN_GEMM_VARIANT (reg|tiled|f16|coopmat).\n");
+               "Environment: ENN_DEVICE (index or name substring), ENN_VALIDATION=1, ENN_CACHE_DIR,\n"
+               "ENN_GEMM_VARIANT (reg|texel|tiled|f16|coopmat), ENN_PLAN_AS_GPU=1, ENN_FORCE_STAGING,\n"
+               "ENN_MAX_DISPATCHES_PER_SUBMIT; optional paths off: ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT,\n"
+               "ENN_DISABLE_PUSH_DESCRIPTORS, ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS,\n"
+               "ENN_DISABLE_TEXEL_BUFFERS, ENN_DISABLE_GEMM_TEXEL, ENN_DISABLE_GEMM_TEXEL_WIDE,\n"
+               "ENN_DISABLE_GEMM_EPILOGUE_SPEC, ENN_DISABLE_RNN_RECURRENCE, ENN_DISABLE_SPLIT_K.\n"
+               "README.md, \"Environment switches\", says what each does.\n");
 }
 
 int main(int argc, char **argv)
