@@ -130,15 +130,21 @@ static void count_host_wait(enn_recorder *rec, uint32_t end)
     }
 }
 
-static void wait_segments(enn_recorder *rec)
+/* Waits for every submitted segment. Each is waited for and forgotten even after a
+ * failed wait (a lost device), so the recorder can still be reused or destroyed; the
+ * first failure is returned. */
+static enn_status wait_segments(enn_recorder *rec)
 {
+    enn_status st = ENN_OK;
     count_host_wait(rec, rec->seg_count);
     for (uint32_t i = 0; i < rec->seg_count; i++)
         if (rec->segs[i].submitted) {
-            vkWaitForFences(rec->ctx->device, 1, &rec->segs[i].fence, VK_TRUE, UINT64_MAX);
+            VkResult r = vkWaitForFences(rec->ctx->device, 1, &rec->segs[i].fence, VK_TRUE, UINT64_MAX);
+            if (r != VK_SUCCESS && st == ENN_OK) st = enn_vk_error(r, "vkWaitForFences (earlier recording)");
             enn_context_untrack_fence(rec->ctx, rec->segs[i].fence);
             rec->segs[i].submitted = 0;
         }
+    return st;
 }
 
 static void drop_views(enn_context *ctx, segment *s)
@@ -173,11 +179,12 @@ void enn_recorder_destroy(enn_recorder *rec)
         rec->external = rec->recording = 0;
     }
     if (rec->recording) {
-        /* An unsubmitted segment is simply dropped. */
-        vkEndCommandBuffer(rec->segs[rec->current].cmd);
+        /* An unsubmitted segment is simply dropped (its pool goes below): a failed end
+         * changes nothing. */
+        (void)vkEndCommandBuffer(rec->segs[rec->current].cmd);
         rec->recording = 0;
     }
-    wait_segments(rec);
+    (void)wait_segments(rec);   /* nothing to report to: the recorder goes either way */
     for (uint32_t i = 0; i < rec->seg_count; i++) {
         segment *s = &rec->segs[i];
         if (s->fence) vkDestroyFence(dev, s->fence, NULL);
@@ -283,7 +290,7 @@ enn_status enn_recorder_begin(enn_recorder *rec)
 {
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: already recording");
-    wait_segments(rec);
+    ENN_TRY(wait_segments(rec));
     free_retired(rec);
     rec->area.used = 0;
     /* An external recording's descriptor sets live in segment 0's pool: reset below. */
@@ -706,7 +713,9 @@ enn_status enn_recorder_wait(enn_recorder *rec)
 void enn_recorder_abort(enn_recorder *rec)
 {
     if (!rec || !rec->recording || rec->external) return;
-    vkEndCommandBuffer(rec->segs[rec->current].cmd);
+    /* The recording is dropped: the next begin resets the command pool, so a failed end
+     * changes nothing. */
+    (void)vkEndCommandBuffer(rec->segs[rec->current].cmd);
     rec->recording = 0;
 }
 
@@ -743,7 +752,7 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
     if (!rec || cmd == VK_NULL_HANDLE)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: NULL argument");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: already recording");
-    wait_segments(rec);
+    ENN_TRY(wait_segments(rec));
     if (rec->seg_count == 0) {
         if (rec->seg_capacity == 0) {
             rec->segs = calloc(4, sizeof *rec->segs);
