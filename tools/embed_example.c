@@ -116,9 +116,11 @@ static int contains(const char *hay, const char *needle)
 static int has_layer(const char *name)
 {
     uint32_t n = 0;
-    vkEnumerateInstanceLayerProperties(&n, NULL);
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS) return 0;
     VkLayerProperties *p = calloc(n ? n : 1, sizeof *p);
-    vkEnumerateInstanceLayerProperties(&n, p);
+    if (!p) return 0;
+    VkResult r = vkEnumerateInstanceLayerProperties(&n, p);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) n = 0;   /* VK_INCOMPLETE: the first n are valid */
     int found = 0;
     for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].layerName, name);
     free(p);
@@ -128,9 +130,11 @@ static int has_layer(const char *name)
 static int has_device_extension(VkPhysicalDevice pd, const char *name)
 {
     uint32_t n = 0;
-    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL);
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS) return 0;
     VkExtensionProperties *p = calloc(n ? n : 1, sizeof *p);
-    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, p);
+    if (!p) return 0;
+    VkResult r = vkEnumerateDeviceExtensionProperties(pd, NULL, &n, p);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) n = 0;
     int found = 0;
     for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
     free(p);
@@ -154,6 +158,7 @@ static int pick_family(VkPhysicalDevice pd, uint32_t *out)
     uint32_t n = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, NULL);
     VkQueueFamilyProperties *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) return 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, p);
     int best = -1;
     for (uint32_t i = 0; i < n; i++) {
@@ -197,6 +202,10 @@ static void app_create(app *a)
     uint32_t n = 0;
     CHECK_VK(vkEnumeratePhysicalDevices(a->instance, &n, NULL));
     VkPhysicalDevice *pds = calloc(n ? n : 1, sizeof *pds);
+    if (!pds) {
+        fprintf(stderr, "out of host memory\n");
+        exit(2);
+    }
     CHECK_VK(vkEnumeratePhysicalDevices(a->instance, &n, pds));
     const char *want = getenv("ENN_DEVICE");
     int best = -1, best_rank = -1;
