@@ -238,6 +238,7 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     if (c->lm_input == ENN_LM_EMBEDDING) {
         if (!batch->tokens) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no tokens");
         uint32_t *ids = (uint32_t *)enn_model_host_floats(m, (size_t)T * Bp);
+        if (!ids) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging tokens");
         memset(ids, 0, (size_t)T * Bp * 4);
         for (uint32_t t = 0; t < T; t++)
             for (uint32_t b = 0; b < B; b++) {
