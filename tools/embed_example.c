@@ -28,7 +28,7 @@
 #include "enn_vulkan.h"
 
 #define FEATURES 1
-#define FRAMES 24      /* frames per wave */
+#define FRAMES 24u     /* frames per wave */
 #define CLASSES 2      /* 0: sine, 1: square */
 #define BATCH 32
 #define STREAMS 4      /* waves streamed side by side */
@@ -71,7 +71,7 @@ static double normal(void)
 static void make_wave(uint32_t label, float *x)
 {
     double freq = 0.08 + 0.12 * uniform(), phase = 6.283185307179586 * uniform();
-    for (int t = 0; t < FRAMES; t++) {
+    for (uint32_t t = 0; t < FRAMES; t++) {
         double s = sin(6.283185307179586 * freq * t + phase);
         x[t] = (float)((label ? (s >= 0 ? 1.0 : -1.0) : s) + 0.3 * normal());
     }
