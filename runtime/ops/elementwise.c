@@ -26,9 +26,16 @@ static enn_status elementwise(enn_recorder *rec, const char *name, int binary, u
     for (uint32_t i = 0; i < inputs; i++) ENN_TRY(enn_ops_check_view(name, i ? "b" : (binary ? "a" : "x"), in[i], n * 4));
     ENN_TRY(enn_ops_check_view(name, "y", y, n * 4));
     uint32_t local = enn_ops_local_size(ctx, LOCAL, 0);
+    /* CPU devices: op and the read of y compiled in, 4 elements per invocation where n
+     * allows (pieces start at multiples of ENN_VIEW_ALIGN bytes, so every piece then
+     * holds whole vec4s). GPUs: one pipeline, op and beta from the push constants. */
+    int cpu = ctx->caps.device_type == ENN_DEVICE_CPU;
+    uint32_t vec = cpu && n % 4 == 0 ? 4 : 1;
+    const uint32_t spec[4] = {local, op, beta != 0.0f, vec == 4};
     const enn_pipeline *pipe;
-    ENN_TRY(enn_ops_pipeline_local(ctx, binary ? "elementwise_binary" : "elementwise", inputs + 1,
-                             sizeof(elementwise_push), local, 0, &pipe));
+    enn_pipeline_desc pd = {.shader = binary ? "elementwise_binary" : "elementwise", .num_buffers = inputs + 1,
+                            .push_size = sizeof(elementwise_push), .spec = spec, .spec_count = cpu ? 4 : 1};
+    ENN_TRY(enn_pipeline_get(ctx, &pd, &pipe));
     uint64_t piece = ctx->caps.max_storage_buffer_range / ENN_VIEW_ALIGN * (ENN_VIEW_ALIGN / 4);
     if (piece > 0x7fffffffu) piece = 0x40000000u;
     for (uint64_t start = 0; start < n; start += piece) {
@@ -40,7 +47,8 @@ static enn_status elementwise(enn_recorder *rec, const char *name, int binary, u
                              beta == 0.0f ? ENN_ACCESS_WRITE : ENN_ACCESS_READ_WRITE);
         elementwise_push push = {(uint32_t)count, op, alpha, beta};
         uint32_t gx, gy;
-        ENN_TRY(enn_ops_grid_groups(ctx, (count + local - 1) / local, name, &gx, &gy));
+        uint64_t invocations = count / vec;
+        ENN_TRY(enn_ops_grid_groups(ctx, (invocations + local - 1) / local, name, &gx, &gy));
         ENN_TRY(enn_record_dispatch(rec, pipe, b, inputs + 1, &push, gx, gy, 1, name));
     }
     return ENN_OK;
