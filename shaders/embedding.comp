@@ -99,40 +99,66 @@ void main()
     }
 }
 
-#elif BACKWARD
+#else
+// Lookup and backward: with VEC4 (CPU devices, dim % 4 == 0) an invocation takes 4
+// columns, a vec4 per storage access: each access is a loop over the SIMD lanes on
+// llvmpipe, whatever its width.
+layout(constant_id = 1) const uint VEC4 = 0u;
+
+layout(push_constant) uniform Push { uint rows; uint dim; uint vocab; } pc;
+
+#if BACKWARD
 layout(std430, set = 0, binding = 0) readonly buffer Ids { uint ids[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Links { uint links[]; };
 layout(std430, set = 0, binding = 2) readonly buffer DOut { float dout[]; };
 layout(std430, set = 0, binding = 3) buffer DTable { float dtable[]; };
-
-layout(push_constant) uniform Push { uint rows; uint dim; uint vocab; } pc;
+layout(std430, set = 0, binding = 2) readonly buffer DOut4 { vec4 dout4[]; };
+layout(std430, set = 0, binding = 3) buffer DTable4 { vec4 dtable4[]; };
 
 void main()
 {
     uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    if (g >= pc.rows * pc.dim) return;
-    uint i = g / pc.dim, c = g % pc.dim;
+    uint w = VEC4 != 0u ? pc.dim / 4u : pc.dim;   // elements (floats or vec4s) per row
+    if (g >= pc.rows * w) return;
+    uint i = g / w, c = g % w;
     uint link = links[i];
     uint id = ids[i];
     if ((link & HEAD) == 0u || id >= pc.vocab) return;
-    float sum = 0.0;
-    for (uint j = i; j != NONE; j = links[j] & NONE) sum += dout[j * pc.dim + c];
-    dtable[id * pc.dim + c] += sum;
+    if (VEC4 != 0u) {
+        vec4 sum = vec4(0.0);
+        for (uint j = i; j != NONE; j = links[j] & NONE) sum += dout4[j * w + c];
+        dtable4[id * w + c] += sum;
+    } else {
+        float sum = 0.0;
+        for (uint j = i; j != NONE; j = links[j] & NONE) sum += dout[j * w + c];
+        dtable[id * w + c] += sum;
+    }
 }
 
 #else
 layout(std430, set = 0, binding = 0) readonly buffer Table { float table[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Ids { uint ids[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer Out { float outv[]; };
-
-layout(push_constant) uniform Push { uint rows; uint dim; uint vocab; } pc;
+layout(std430, set = 0, binding = 0) readonly buffer Table4 { vec4 table4[]; };
+layout(std430, set = 0, binding = 2) writeonly buffer Out4 { vec4 outv4[]; };
 
 void main()
 {
     uint g = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    if (g >= pc.rows * pc.dim) return;
-    uint r = g / pc.dim, c = g % pc.dim;
+    uint w = VEC4 != 0u ? pc.dim / 4u : pc.dim;
+    if (g >= pc.rows * w) return;
+    uint r = g / w, c = g % w;
     uint id = ids[r];
-    outv[g] = id < pc.vocab ? table[id * pc.dim + c] : 0.0;
+    // Ids past the vocabulary read nothing (branches, not selects: no load may run there).
+    if (VEC4 != 0u) {
+        vec4 v = vec4(0.0);
+        if (id < pc.vocab) v = table4[id * w + c];
+        outv4[g] = v;
+    } else {
+        float v = 0.0;
+        if (id < pc.vocab) v = table[id * w + c];
+        outv[g] = v;
+    }
 }
+#endif
 #endif
