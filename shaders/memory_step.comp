@@ -223,8 +223,9 @@ void main()
                 for (uint n = 0u; n < N; n++) {
                     float an = sh_a[r * MAX_N + n];
                     for (uint q = 0u; q < JB; q++) {
-                        uint j = j0 + q * WG;
-                        if (j >= hv) continue;
+                        // Vectors past the row repeat its last one (the same value written
+                        // twice) instead of a branch, which llvmpipe runs under lane masks.
+                        uint j = min(j0 + q * WG, hv - 1u);
                         uint k = b * N * hv + n * hv + j;
                         VT hold = LD_H(k);
                         acc[q] += an * (LD_M(n * hv + j) + pc.alpha * hold);

@@ -49,6 +49,9 @@ layout(constant_id = 3) const uint MAX_N = 64;
 // The noise mode compiled in (0 none, 1 Philox, 2 buffer; CPU devices, where llvmpipe
 // runs both modes' code for every element otherwise), or 3: the push constant's.
 layout(constant_id = 6) const uint NOISE_SPEC = 3u;
+// Whether the trace's gradient is carried (0 stop, 1 exact) compiled into the row and slot
+// kernels on CPU devices, or 2: the push constant's (its `if`s cost lane masks there).
+layout(constant_id = 7) const uint TRACE_SPEC = 2u;
 #include "philox.glsl"
 #include "hebbian_common.glsl"
 
@@ -218,7 +221,8 @@ void main()
 {
     uint t = gl_LocalInvocationID.x;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
-    bool per_sample = pc.per_sample != 0u, trace = pc.has_trace != 0u, prev = trace && pc.has_prev != 0u;
+    bool per_sample = pc.per_sample != 0u, trace = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u;
+    bool prev = trace && pc.has_prev != 0u;
     for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
         uint rows = min(uint(ROWS), B - b0);
         for (uint r = t; r < rows; r += WG) {
@@ -322,8 +326,9 @@ void main()
                     float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = LD_A(b * N + n);
                     float sn = sh_s[r * MAX_N + n];
                     for (uint q = 0u; q < JB; q++) {
-                        uint j = j0 + q * WG;
-                        if (j >= hv) continue;
+                        // Vectors past the row repeat its last one (the same values written
+                        // twice; its sums are not kept) instead of a branch.
+                        uint j = min(j0 + q * WG, hv - 1u);
                         uint k = eo + n * hv + j;
                         VT Hk = LD_H(k), e = LD_M(n * hv + j) + pc.alpha * Hk;
                         ga[q] += ds * rE * e;
@@ -562,7 +567,7 @@ void main()
 {
     uint t = gl_LocalInvocationID.x, part = t / JT, jl = t % JT;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
-    bool carry = pc.has_trace != 0u, prev = carry && pc.has_prev != 0u;
+    bool carry = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u, prev = carry && pc.has_prev != 0u;
     for (uint n0 = gl_WorkGroupID.x * ROWS; n0 < N; n0 += gl_NumWorkGroups.x * ROWS) {
         uint slots = min(uint(ROWS), N - n0);
         if (PARTS > 1u) {

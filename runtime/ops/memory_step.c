@@ -261,8 +261,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
-        const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, push.noise_mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 15, sizeof push, cpu_spec, 7, TEXEL_BACKWARD_ROWS,
+        const uint32_t cpu_spec[8] = {8, 1, 1, max_n, 0, 0, push.noise_mode, push.has_trace};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 15, sizeof push, cpu_spec, 8, TEXEL_BACKWARD_ROWS,
                                &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
@@ -293,8 +293,8 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
     const uint32_t slot_spec[5] = {local, 1, 1, max_n, parts};
     if (parts == 1 && texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: 8 invocations that each take 4 vectors of h (see the shader). */
-        const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 1, 0, push.noise_mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 15, sizeof push, cpu_spec, 7,
+        const uint32_t cpu_spec[8] = {8, 1, 1, max_n, 1, 0, push.noise_mode, push.has_trace};
+        ENN_TRY(texel_pipeline(rec, "memory_step_backward_slots_tv4r8", 15, sizeof push, cpu_spec, 8,
                                TEXEL_BACKWARD_SLOTS, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, slot_kernels[vec4][rows == 8], 15, sizeof push, slot_spec, 5, &p));
