@@ -358,6 +358,26 @@ ENN_API enn_status enn_model_evaluate(enn_model *model, const enn_batch *batch, 
  * with enn_model_read. `inputs` may be NULL. */
 ENN_API enn_status enn_model_compute_gradients(enn_model *model, const enn_batch *batch,
                                                const enn_forward_inputs *inputs, enn_step_result *result);
+/* Gradient exchange, for data-parallel training (several processes or devices, each with
+ * its own model on its own share of every batch, e.g. an MPI all-reduce between them)
+ * and for gradient accumulation over micro-batches: enn_model_compute_gradients, read
+ * the gradients, combine them with the others', write the result back, and apply it.
+ * enn_model_compute_gradients then enn_model_apply_gradients is enn_model_train_step,
+ * bit for bit. The gradients are of the batch's mean loss: to get the gradient of a
+ * larger batch split into shares, weight each share's by its `counted` (equal shares:
+ * the plain mean). With the shared trace (ENN_TRACE_SHARED) each share's trace is the
+ * mean over that share only, so shares of one batch do not train quite as the whole batch
+ * would; the per-sample trace and the baselines do.
+ *
+ * The gradients as one array of enn_model_gradient_count() floats: every parameter
+ * tensor in enn_model_parameter_desc order, back to back. */
+ENN_API uint64_t enn_model_gradient_count(const enn_model *model);
+ENN_API enn_status enn_model_read_gradients(enn_model *model, float *dst, size_t count);
+ENN_API enn_status enn_model_write_gradients(enn_model *model, const float *src, size_t count);
+/* Clipping and one Adam update (the end of a training step) from the gradients the model
+ * holds: those of the last enn_model_compute_gradients, or written since. Fails when
+ * there are none (nothing computed or written since the last update). */
+ENN_API enn_status enn_model_apply_gradients(enn_model *model);
 ENN_API enn_status enn_model_set_learning_rate(enn_model *model, float learning_rate);
 ENN_API float enn_model_learning_rate(const enn_model *model);
 ENN_API uint64_t enn_model_step_count(const enn_model *model);

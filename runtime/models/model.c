@@ -275,15 +275,12 @@ static enn_status record_and_run(enn_model *m, const enn_batch *b, const enn_for
                                            enn_view_of(m->dx), enn_view_of(m->head.embedding_ws),
                                            tensor_at(m, m->grads, "embedding.table")));
     }
-    if (kind == PASS_TRAIN) {
-        enn_adam_params hp = enn_adam_params_from_config(&c->optimizer, m->step + 1);
-        ENN_TRY(enn_adam_update(rec, m->table, &hp, enn_view_of(m->params), enn_view_of(m->grads),
-                                enn_view_of(m->adam_m), enn_view_of(m->adam_v)));
-    }
+    if (kind == PASS_TRAIN) ENN_TRY(enn_model_record_update(m, rec));
     /* The loss statistics come back with the step too. */
     ENN_TRY(enn_head_record_result(m, rec, T));
     ENN_TRY(enn_recorder_run(rec));
     if (kind == PASS_TRAIN) m->step++;
+    if (training) m->gradients_pending = kind == PASS_GRADIENTS;
     m->passes++;
     m->last_T = T;
     m->last_B = B;
@@ -292,6 +289,13 @@ static enn_status record_and_run(enn_model *m, const enn_batch *b, const enn_for
     ENN_TRY(enn_head_result(m, T, B, &r));
     if (result) *result = r;
     return ENN_OK;
+}
+
+enn_status enn_model_record_update(enn_model *m, enn_recorder *rec)
+{
+    enn_adam_params hp = enn_adam_params_from_config(&m->config.optimizer, m->step + 1);
+    return enn_adam_update(rec, m->table, &hp, enn_view_of(m->params), enn_view_of(m->grads), enn_view_of(m->adam_m),
+                           enn_view_of(m->adam_v));
 }
 
 /* One pass; a failure while recording drops the recording so that the next pass can run. */
@@ -515,5 +519,7 @@ enn_status enn_model_write(enn_model *m, const char *name, const float *src, siz
     if (!flat_tensor(m, name, &buf, &t))
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the model has no writable tensor named \"%s\"", name);
     ENN_TRY(expect_count(name, t->count, count));
-    return enn_buffer_upload(m->ctx, buf, t->offset, src, count * 4);
+    ENN_TRY(enn_buffer_upload(m->ctx, buf, t->offset, src, count * 4));
+    if (buf == m->grads) m->gradients_pending = 1;
+    return ENN_OK;
 }

@@ -61,11 +61,15 @@ struct enn_model {
     enn_recorder *rec;
     uint64_t step;                 /* Adam updates done */
     uint64_t passes;               /* forward passes: picks noise and dropout streams */
+    int gradients_pending;         /* gradients computed or written since the last update */
     int have_state;                /* stateful: hs / H hold a carried state */
     uint32_t last_T, last_B;       /* shapes of the last forward pass */
     float *host;                   /* staging for layout changes of inputs and outputs */
     size_t host_floats;
 };
+
+/* Records clipping and one Adam update of the parameters from m->grads (step m->step + 1). */
+enn_status enn_model_record_update(enn_model *m, enn_recorder *rec);
 
 /* The model's host staging (m->host), grown to at least n floats; NULL when out of memory. */
 float *enn_model_host_floats(enn_model *m, size_t n);
