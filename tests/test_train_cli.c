@@ -15,30 +15,12 @@
 #include "enn_data.h"
 #include "harness.h"
 #include "io/safetensors.h"
+#include "tool_run.h"
 
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
-/* Runs `enn <args>` with the test device and validation on; returns the exit status and
- * the output (stdout and stderr), which the caller frees. */
-static int run_enn(const char *args, char **output)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "ENN_DEVICE='%s' ENN_VALIDATION=1 XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} '%s' %s 2>&1",
-             test_device(), ENN_TOOL_PATH, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 4096) out = realloc(out, cap *= 2);
-    }
-    out[len] = 0;
-    int status = pclose(p);
-    *output = out;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* `enn <args>` on the test device, validation on; the caller frees the output. */
+static int run_enn(const char *args, char **output) { return test_run_tool("", ENN_TOOL_PATH, args, output); }
 
 static void temp_dir(char *buf, size_t size)
 {

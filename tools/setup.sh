@@ -10,6 +10,7 @@ packages=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers gls
           python3-numpy
           libcairo2-dev fonts-dejavu-core  # the trace monitor's pictures (tools/enn/plots.c)
           libpng-dev                       # tests/test_trace_monitor.c reads them back
+          libopenmpi-dev openmpi-bin       # data-parallel `enn train` under mpirun (tools/enn/parallel.c)
           dataset-fashion-mnist) # real IDX files for tests/test_data_idx.c (/usr/share/datasets/fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

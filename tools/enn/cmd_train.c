@@ -5,7 +5,11 @@
  *   per epoch: shuffled batches -> enn_model_train_step, progress bar
  *              validation loss/accuracy, trace monitor  train_loop.c
  *              metrics.csv / metrics.jsonl, early stopping, reduce-on-plateau
- *   restore the best weights, save them, evaluate on the test set */
+ *   restore the best weights, save them, evaluate on the test set
+ *
+ * Under mpirun (parallel.c), every process trains a copy of the model on its share of
+ * each batch and the gradients are averaged before each update; process 0 alone
+ * validates, prints and writes files, and its numbers drive early stopping everywhere. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -18,6 +22,7 @@
 #include "enn.h"
 #include "enn_data.h"
 #include "metrics.h"
+#include "parallel.h"
 #include "progress.h"
 #include "schedule.h"
 #include "train_data.h"
@@ -26,18 +31,22 @@
 #include "class_plots.h"
 #include "trace_monitor.h"
 
-/* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process. */
-static volatile sig_atomic_t interrupted;
+/* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process.
+ * Data parallel: a request, which the next step's all-reduce turns into `interrupted`
+ * on every process at once (a process leaving alone would leave the others waiting). */
+static volatile sig_atomic_t interrupted, interrupt_requested, in_parallel_loop;
 static void on_interrupt(int sig)
 {
-    interrupted = 1;
+    interrupt_requested = 1;
+    if (!in_parallel_loop) interrupted = 1;
     signal(sig, SIG_DFL);
 }
 
-/* Writes a checkpoint (enn_model_save: parameters, Adam moments, configuration).
- * Returns 0, or -1 after printing the problem. */
-static int save_checkpoint(enn_model *model, const char *path)
+/* Writes a checkpoint (enn_model_save: parameters, Adam moments, configuration); only
+ * process 0 writes under data parallelism. Returns 0, or -1 after printing the problem. */
+static int save_checkpoint(const parallel *par, enn_model *model, const char *path)
 {
+    if (par->rank != 0) return 0;
     if (enn_model_save(model, path)) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
         return -1;
@@ -164,6 +173,14 @@ int cmd_train(int argc, char **argv)
     train_options_init(&o);
     int parsed = train_options_parse(&o, argc, argv, 0);
     if (parsed) return parsed > 0 ? 0 : 2;
+    parallel par;
+    if (parallel_init(&par)) return 1;
+    int lead = par.rank == 0;   /* prints, validates, writes files */
+    if (!lead && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "enn train: process %d cannot silence its output\n", par.rank);
+        parallel_finish(&par, 1);
+        return 1;
+    }
 
     int rc = 1;
     train_data data;
@@ -176,17 +193,22 @@ int cmd_train(int argc, char **argv)
     weights best = {0};
     confusion matrix = {0};
     size_t *order = NULL;
-    FILE *csv = NULL, *json = NULL;
+    float *gradients = NULL;       /* data parallel: this process's share's gradients */
+    FILE *csv = NULL, *json = NULL, *quiet = NULL;
     double t_start = now_seconds();
 
-    if (train_data_load(&o, 1, &data)) return 1;
+    if (train_data_load(&o, 1, &data)) {
+        parallel_finish(&par, 1);
+        return 1;
+    }
     if (o.shuffle_split && enn_dataset_shuffle(&data.train, o.model.values.seed)) goto fail;
     if (enn_dataset_split(&data.train, o.validation_split, &val)) goto fail;
     printf("data: %s, %zu training, %zu validation, %zu test samples of [T=%u, d=%u]%s\n",
            data_kind_name(o.data.kind), data.train.n, val.n, data.test.n, data.train.T,
            data.train.tokens ? 1 : data.train.d, o.quick ? " (--quick subset)" : "");
 
-    enn_context_options copt = {.device = o.device[0] ? o.device : NULL};
+    char device_index[16];
+    enn_context_options copt = {.device = o.device[0] ? o.device : parallel_device(&par, device_index, sizeof device_index)};
     if (enn_context_create(&copt, &ctx)) goto fail;
     enn_capabilities caps;
     enn_context_capabilities(ctx, &caps);
@@ -196,31 +218,41 @@ int cmd_train(int argc, char **argv)
     if (train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
                                    &config))
         goto done;
-    if (enn_model_create(ctx, &config, &model)) goto fail;
+    /* Data parallel: each process its own noise and dropout streams, rank 0's weights. */
+    config.seed += (uint64_t)par.rank;
+    if (enn_model_create(ctx, &config, &model) || parallel_broadcast_parameters(&par, model)) goto fail;
+    config.seed -= (uint64_t)par.rank;
     print_model(&config, &data);
     const enn_optimizer_config *adam = &config.optimizer;
     printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s\n",
            o.epochs, o.batch, adam->learning_rate,
            adam->clip == ENN_CLIP_NONE ? "none" : adam->clip == ENN_CLIP_GLOBAL ? "global" : "per-tensor",
            adam->clip_norm, o.early_stopping ? "on" : "off", o.plateau ? "on" : "off");
+    if (par.size > 1)
+        printf("data parallel: %d processes (MPI), each batch of %u split between them, gradients averaged\n",
+               par.size, o.batch);
     fflush(stdout);
 
     if (batch_buffers_init(&train_buf, &data.train, &config, o.batch) ||
         batch_buffers_init(&eval_buf, &data.train, &config, o.batch) ||
-        !(order = malloc(data.train.n * sizeof *order))) {
+        !(order = malloc(data.train.n * sizeof *order)) ||
+        (par.size > 1 && !(gradients = malloc(enn_model_gradient_count(model) * sizeof *gradients))) ||
+        (!lead && !(quiet = fopen("/dev/null", "w")))) {
         fprintf(stderr, "enn train: out of memory for the batch buffers\n");
         goto done;
     }
-    if (make_dirs(o.out_dir)) goto done;
+    if (lead && make_dirs(o.out_dir)) goto done;
     char best_path[1200], last_path[1200];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", o.out_dir);
     snprintf(last_path, sizeof last_path, "%s/last.safetensors", o.out_dir);
-    csv = open_log(o.out_dir, "metrics.csv",
-                   "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
-                   "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity");
-    json = open_log(o.out_dir, "metrics.jsonl", NULL);
-    if (!csv || !json) goto done;
-    if (data.vocab) {
+    if (lead) {
+        csv = open_log(o.out_dir, "metrics.csv",
+                       "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
+                       "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity");
+        json = open_log(o.out_dir, "metrics.jsonl", NULL);
+        if (!csv || !json) goto done;
+    }
+    if (lead && data.vocab) {
         char vocab_path[1200];
         snprintf(vocab_path, sizeof vocab_path, "%s/vocab.txt", o.out_dir);
         if (enn_vocab_save(data.vocab, vocab_path)) goto fail;
@@ -228,11 +260,12 @@ int cmd_train(int argc, char **argv)
 
     struct sigaction sa = {.sa_handler = on_interrupt};
     sigemptyset(&sa.sa_mask);
+    in_parallel_loop = par.size > 1;
     sigaction(SIGINT, &sa, NULL);
 
     const enn_dataset *monitor_set = val.n ? &val : &data.train;
     /* The trace monitor's pictures: one fixed sample batch, evaluated after every epoch. */
-    if (o.plots && config.kind == ENN_MODEL_ENN) {
+    if (lead && o.plots && config.kind == ENN_MODEL_ENN) {
         char plot_dir[sizeof o.out_dir + 8];
         snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
         uint32_t count = (uint32_t)(monitor_set->n < 64 ? monitor_set->n : 64);
@@ -254,17 +287,28 @@ int cmd_train(int argc, char **argv)
         char label[32];
         snprintf(label, sizeof label, "epoch %u/%u", epoch, o.epochs);
         progress bar;
-        progress_begin(&bar, stderr, o.plain, label, batches);
+        progress_begin(&bar, lead ? stderr : quiet, o.plain, label, batches);
         metric_sum train_sum = {0};
         size_t done_batches = 0;
         for (size_t i = 0; i < batches && !interrupted && !timed_out; i++) {
             size_t first = i * o.batch;
             uint32_t count = (uint32_t)(data.train.n - first < o.batch ? data.train.n - first : o.batch);
-            enn_batch batch;
+            enn_batch batch = {0};
             enn_step_result r;
-            if (batch_gather(&train_buf, &data.train, order, first, count, &batch) ||
-                enn_model_train_step(model, &batch, &r))
+            if (par.size > 1) {
+                /* This process's share of the batch; all of them stop together. */
+                uint32_t from = (uint32_t)((uint64_t)count * par.rank / par.size);
+                uint32_t to = (uint32_t)((uint64_t)count * (par.rank + 1) / par.size);
+                int flags[2] = {interrupt_requested, o.max_time > 0 && now_seconds() - t_start > o.max_time};
+                if ((to > from && batch_gather(&train_buf, &data.train, order, first + from, to - from, &batch)) ||
+                    parallel_train_step(&par, model, &batch, gradients, &r, flags, 2))
+                    goto fail;
+                if (flags[0]) interrupted = 1;
+                timed_out = flags[1];
+            } else if (batch_gather(&train_buf, &data.train, order, first, count, &batch) ||
+                       enn_model_train_step(model, &batch, &r)) {
                 goto fail;
+            }
             if (!isfinite(r.loss)) {
                 progress_end(&bar);
                 fprintf(stderr, "enn train: the loss is %g at epoch %u, batch %zu: stopping\n", r.loss, epoch, i + 1);
@@ -274,7 +318,7 @@ int cmd_train(int argc, char **argv)
             done_batches++;
             progress_update(&bar, i + 1, count, metric_loss(&train_sum),
                             data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum));
-            if (o.max_time > 0 && now_seconds() - t_start > o.max_time) timed_out = 1;
+            if (par.size == 1 && o.max_time > 0 && now_seconds() - t_start > o.max_time) timed_out = 1;
         }
         progress_end(&bar);
         if (done_batches < batches) {
@@ -291,13 +335,18 @@ int cmd_train(int argc, char **argv)
         epoch_record rec = {.epoch = epoch, .train_loss = metric_loss(&train_sum),
                             .train_acc = data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum),
                             .val_loss = NAN, .val_acc = NAN, .lr = enn_model_learning_rate(model)};
-        if (val.n) {
+        if (val.n && lead) {
             metric_sum val_sum;
             if (evaluate_dataset(model, &val, &eval_buf, &val_sum, NULL, "validation", o.plain, NULL)) goto fail;
             rec.val_loss = metric_loss(&val_sum);
             if (data.head != ENN_HEAD_REGRESSOR) rec.val_acc = metric_accuracy(&val_sum);
         }
-        rec.have_trace = config.kind == ENN_MODEL_ENN;
+        /* Process 0's validation decides early stopping and the learning rate everywhere. */
+        double shared[2] = {rec.val_loss, rec.val_acc};
+        parallel_broadcast(&par, shared, 2);
+        rec.val_loss = shared[0];
+        rec.val_acc = shared[1];
+        rec.have_trace = lead && config.kind == ENN_MODEL_ENN;
         if (rec.have_trace && mon) {
             trace_epoch_metrics em = {rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc};
             if (trace_monitor_epoch(mon, epoch, model, &sample, &em, &rec.trace)) goto fail;
@@ -326,7 +375,7 @@ int cmd_train(int argc, char **argv)
         if (early_stopping_update(&stopper, epoch, monitored, &stop)) {
             if (o.restore_best && weights_take(model, &best)) goto fail;
             have_best = 1;
-            if (save_checkpoint(model, best_path)) goto done;
+            if (save_checkpoint(&par, model, best_path)) goto done;
         }
         if (o.early_stopping && stop) {
             printf("early stopping: no improvement of the %s loss for %u epochs (best: epoch %u, %.4f)\n",
@@ -343,14 +392,23 @@ int cmd_train(int argc, char **argv)
     }
     /* Cut short: the exact state (Adam moments too) goes to last.safetensors, from which
      * training could go on; best.safetensors already holds the best finished epoch. */
+    in_parallel_loop = 0;   /* from here on process 0 goes on alone */
     if (interrupted || timed_out) {
-        if (save_checkpoint(model, last_path)) goto done;
+        if (save_checkpoint(&par, model, last_path)) goto done;
         printf("saved %s\n", last_path);
     }
     if (o.restore_best && have_best && best.count && (partial || stopper.best_epoch != last_epoch)) {
         if (weights_restore(model, &best)) goto fail;
         printf("restored the weights of epoch %u (the lowest %s loss, %.4f)\n", stopper.best_epoch,
                val.n ? "validation" : "training", stopper.best);
+    }
+    if (!lead) {   /* the test evaluation and the last words are process 0's */
+        const char *first = NULL;
+        uint32_t messages = enn_context_validation_messages(ctx, &first);
+        if (messages) fprintf(stderr, "enn train: process %d: %u validation messages; the first: %s\n", par.rank,
+                              messages, first);
+        rc = messages ? 1 : interrupted ? 130 : 0;
+        goto done;
     }
     if (interrupted) {
         printf("interrupted: test evaluation skipped\n");
@@ -398,6 +456,8 @@ done:
     if (csv) fclose(csv);
     if (json) fclose(json);
     free(order);
+    free(gradients);
+    if (quiet) fclose(quiet);
     confusion_free(&matrix);
     weights_free(&best);
     batch_buffers_free(&train_buf);
@@ -408,5 +468,6 @@ done:
     enn_context_destroy(ctx);
     enn_dataset_free(&val);
     train_data_free(&data);
+    parallel_finish(&par, rc != 0 && rc != 130);   /* 130: every process was interrupted */
     return rc;
 }

@@ -96,7 +96,9 @@ void train_options_usage(FILE *f, int for_eval)
             "  --paper                     the reference package's choices: last-state pooling,\n"
             "                              the token id as a float feature (language model),\n"
             "                              a quarter of WikiText's training lines\n"
-            "  --config FILE               flags from a file\n",
+            "  --config FILE               flags from a file\n"
+            "data parallel: mpirun -np P enn train ... trains on P processes (GPUs, machines), each\n"
+            "on its share of every batch, with the gradients averaged (enn built with MPI)\n",
             QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
 }
 

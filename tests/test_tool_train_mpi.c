@@ -1,0 +1,141 @@
+/* `enn train` under mpirun (data parallel, tools/enn/parallel.c), on lavapipe with the
+ * validation layer on in every process:
+ *   - two processes, each on half of every batch with the gradients averaged, end where
+ *     one process on the whole batches ends: an LSTM without dropout (its samples do not
+ *     interact and it draws nothing), every parameter of the best checkpoint to 1e-5
+ *     (what fp32 summation order leaves after ~30 updates is ~5e-7; a share that trained
+ *     on its own half, without the average, is off by ~1e-2); three processes too, with
+ *     shares of unequal size and a last batch smaller than the processes' count;
+ *   - an ENN (shared trace, noise, dropout) trains that way and process 0 alone prints
+ *     and writes; a time limit stops every process together and the state is saved.
+ * Skipped when mpirun or Fashion-MNIST is missing, or when the tool was built without MPI. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io/safetensors.h"
+#include "tool_run.h"
+
+#define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+/* Open MPI refuses root without these; --oversubscribe: more processes than cores. */
+#define MPIRUN(np) "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np " #np
+
+static void require_mpi(void)
+{
+    if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
+    if (system("command -v mpirun >/dev/null 2>&1")) cr_skip_test("mpirun is not installed (apt install openmpi-bin)");
+}
+
+static void temp_dir(char *buf, size_t size)
+{
+    snprintf(buf, size, "/tmp/enn-mpi-test-XXXXXX");
+    cr_assert(mkdtemp(buf), "mkdtemp");
+}
+
+static char *train(const char *launcher, const char *args, const char *dir)
+{
+    char all[1024], *out;
+    snprintf(all, sizeof all, "train %s --out %s", args, dir);
+    int rc = test_run_tool(launcher, ENN_TOOL_PATH, all, &out);
+    if (rc != 0 && strstr(out, "built without MPI")) cr_skip_test("enn was built without MPI");
+    cr_assert_eq(rc, 0, "%s enn %s exited with %d:\n%s", launcher, all, rc, out);
+    return out;
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* Largest difference between the parameters (not the Adam moments) of two checkpoints. */
+static double parameter_difference(const char *dir_a, const char *dir_b)
+{
+    char pa[128], pb[128];
+    snprintf(pa, sizeof pa, "%s/best.safetensors", dir_a);
+    snprintf(pb, sizeof pb, "%s/best.safetensors", dir_b);
+    enn_safetensors *a, *b;
+    ENN_ASSERT_OK(enn_safetensors_read(pa, &a));
+    ENN_ASSERT_OK(enn_safetensors_read(pb, &b));
+    double worst = 0;
+    uint32_t compared = 0;
+    for (uint32_t i = 0; i < enn_safetensors_count(a); i++) {
+        const enn_st_tensor *ta = enn_safetensors_at(a, i);
+        if (!strncmp(ta->name, "adam.", 5) || ta->dtype != ENN_ST_F32) continue;
+        const enn_st_tensor *tb = enn_safetensors_find(b, ta->name);
+        cr_assert(tb && enn_st_elements(tb) == enn_st_elements(ta), "%s: missing or reshaped", ta->name);
+        const float *x = ta->data, *y = tb->data;
+        for (uint64_t k = 0; k < enn_st_elements(ta); k++) worst = fmax(worst, fabs((double)x[k] - y[k]));
+        compared++;
+    }
+    cr_assert_gt(compared, 3, "no parameters compared");
+    enn_safetensors_free(a);
+    enn_safetensors_free(b);
+    return worst;
+}
+
+/* 901 training samples: 90 held out, 811 = 25 x 32 + 11. */
+#define LSTM_ARGS                                                                                                     \
+    "--data fashion-mnist --train-samples 901 --test-samples 100 --epochs 1 --model lstm --units 16,8 "             \
+    "--dropout 0 --batch 32 --lr 0.01 --plain --no-plots --no-report --seed 3"
+
+Test(train_mpi, processes_train_as_one_on_the_whole_batch, .timeout = 600)
+{
+    require_mpi();
+    char one[64], two[64], three[64];
+    temp_dir(one, sizeof one);
+    temp_dir(two, sizeof two);
+    temp_dir(three, sizeof three);
+    free(train("", LSTM_ARGS, one));
+    char *out2 = train(MPIRUN(2), LSTM_ARGS, two);
+    cr_expect_eq(count_of(out2, "data parallel: 2 processes"), 1, "process 0 alone prints:\n%s", out2);
+    cr_expect_eq(count_of(out2, "\ntest accuracy "), 1, "one test evaluation:\n%s", out2);
+    free(out2);
+    free(train(MPIRUN(3), LSTM_ARGS, three));
+    double d2 = parameter_difference(one, two), d3 = parameter_difference(one, three);
+    cr_expect_lt(d2, 1e-5, "two processes end %g from one process", d2);
+    cr_expect_lt(d3, 1e-5, "three processes end %g from one process", d3);
+    /* And it is the average that makes it so: one process on half the batch ends elsewhere. */
+    char half[64];
+    temp_dir(half, sizeof half);
+    free(train("", LSTM_ARGS " --batch 16", half));
+    double dh = parameter_difference(one, half);
+    cr_expect_gt(dh, 1e-3, "half batches end only %g away: the comparison cannot tell", dh);
+}
+
+Test(train_mpi, enn_trains_and_stops_together, .timeout = 600)
+{
+    require_mpi();
+    char dir[64];
+    temp_dir(dir, sizeof dir);
+    char *out = train(MPIRUN(2),
+                      "--data fashion-mnist --train-samples 1500 --test-samples 300 --epochs 1 --hidden 32 --slots 16 "
+                      "--batch 32 --lr 0.005 --plain --no-report",
+                      dir);
+    const char *line = strstr(out, "\ntest accuracy ");
+    cr_assert(line, "no test accuracy:\n%s", out);
+    /* Chance is 0.1; one process reaches ~0.6 with these settings. */
+    cr_expect_gt(atof(line + strlen("\ntest accuracy ")), 0.4, "%s", out);
+    cr_expect_eq(count_of(out, "\nepoch 1/1: loss"), 1, "one epoch line, process 0's:\n%s", out);
+    free(out);
+    char path[128];
+    snprintf(path, sizeof path, "%s/plots/trace_heatmap.png", dir);
+    cr_expect_eq(access(path, R_OK), 0, "no trace monitor picture at %s", path);
+    /* A time limit that falls inside the first epoch: every process stops after the same
+     * batch (else one would wait for the others forever) and process 0 saves. */
+    char limited[64];
+    temp_dir(limited, sizeof limited);
+    out = train(MPIRUN(2),
+                "--data fashion-mnist --train-samples 20000 --test-samples 100 --epochs 5 --hidden 16 --slots 8 "
+                "--batch 32 --max-time 3 --plain --no-report --no-plots",
+                limited);
+    cr_expect(strstr(out, "time limit reached") != NULL, "%s", out);
+    snprintf(path, sizeof path, "%s/last.safetensors", limited);
+    cr_expect_eq(access(path, R_OK), 0, "no %s:\n%s", path, out);
+    free(out);
+}

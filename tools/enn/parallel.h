@@ -1,0 +1,50 @@
+/* Data-parallel training for `enn train` over MPI: every process trains its own copy of
+ * the model on its share of every batch, and the gradients are averaged (an all-reduce)
+ * before each update, so the copies stay identical (DESIGN.md: several GPUs and machines,
+ * launched by mpirun or Slurm). libenn itself knows nothing of MPI: the tool uses its
+ * gradient exchange (enn_model_read_gradients / write_gradients / apply_gradients).
+ *
+ * MPI is started only when an MPI launcher started this process (its environment
+ * variables); a plain `enn train` runs alone and never touches MPI. Built without MPI
+ * (libopenmpi-dev missing at build time), a launch under mpirun is refused. */
+#ifndef ENN_TOOLS_PARALLEL_H
+#define ENN_TOOLS_PARALLEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "enn.h"
+
+typedef struct parallel {
+    int rank, size;        /* this process among `size`; 0 of 1 when alone */
+    int local_rank;        /* among the processes on this machine (picks its GPU) */
+    int started;           /* MPI_Init was called */
+} parallel;
+
+/* Alone unless an MPI launcher started this process. Returns 0, or -1 after printing why. */
+int parallel_init(parallel *p);
+/* Ends MPI; `failed`: ends every process of the job (a process that failed would
+ * otherwise leave the others waiting in an all-reduce). */
+void parallel_finish(parallel *p, int failed);
+
+/* The device for this process when several share a machine and no --device was given:
+ * its local rank's GPU among the machine's GPUs (into buf), or NULL for the default. */
+const char *parallel_device(const parallel *p, char *buf, size_t size);
+
+/* Makes every process's parameters rank 0's (the copies start from one initialisation
+ * while each draws its own noise and dropout from its own seed). */
+enn_status parallel_broadcast_parameters(const parallel *p, enn_model *model);
+
+/* One data-parallel step on this process's share of a batch (share->size may be 0):
+ * gradients weighted by each share's counted samples, summed over the processes, back
+ * into the model, one update. *result becomes the whole batch's (loss, correct, counted
+ * summed over the processes); flags[0..nflags) are OR-ed over the processes so that all
+ * of them stop together (interrupt, time limit). `gradients` is scratch of
+ * enn_model_gradient_count floats. */
+enn_status parallel_train_step(const parallel *p, enn_model *model, const enn_batch *share, float *gradients,
+                               enn_step_result *result, int *flags, int nflags);
+
+/* Rank 0's values of v[0..n) on every process. */
+void parallel_broadcast(const parallel *p, double *v, int n);
+
+#endif
