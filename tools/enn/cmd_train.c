@@ -9,7 +9,8 @@
  *
  * Under mpirun (parallel.c), every process trains a copy of the model on its share of
  * each batch and the gradients are averaged before each update; process 0 alone
- * validates, prints and writes files, and its numbers drive early stopping everywhere. */
+ * validates, prints and writes files, and its numbers drive early stopping everywhere.
+ * --accumulate K: each process's share as K micro-batches in turn (parallel.c too). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -155,6 +156,25 @@ static void print_model(const enn_model_config *c, const train_data *d)
 
 /* Test metrics as the last lines of the run (parsed by tests/test_train_cli.c:
  * "test accuracy <value>"). */
+/* Micro-batch `part` of this process's share of the batch at order[first, first + count):
+ * the batch cut into `shards` = processes x micro-batches near-equal runs, process-major. */
+typedef struct share_plan {
+    batch_buffers *buf;
+    const enn_dataset *ds;
+    const size_t *order;
+    size_t first;
+    uint32_t count, shards, shard0;   /* shard0: this process's first shard */
+} share_plan;
+
+static enn_status gather_part(void *user, uint32_t part, enn_batch *out)
+{
+    const share_plan *p = user;
+    uint32_t k = p->shard0 + part;
+    uint32_t from = (uint32_t)((uint64_t)p->count * k / p->shards), to = (uint32_t)((uint64_t)p->count * (k + 1) / p->shards);
+    *out = (enn_batch){0};
+    return to > from ? batch_gather(p->buf, p->ds, p->order, p->first + from, to - from, out) : ENN_OK;
+}
+
 static void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix)
 {
     double loss = metric_loss(sum);
@@ -173,6 +193,11 @@ int cmd_train(int argc, char **argv)
     train_options_init(&o);
     int parsed = train_options_parse(&o, argc, argv, 0);
     if (parsed) return parsed > 0 ? 0 : 2;
+    if (o.accumulate > o.batch) {
+        fprintf(stderr, "enn train: --accumulate %u is more micro-batches than the batch of %u has samples\n",
+                o.accumulate, o.batch);
+        return 2;
+    }
     parallel par;
     if (parallel_init(&par)) return 1;
     int lead = par.rank == 0;   /* prints, validates, writes files */
@@ -193,7 +218,7 @@ int cmd_train(int argc, char **argv)
     weights best = {0};
     confusion matrix = {0};
     size_t *order = NULL;
-    float *gradients = NULL;       /* data parallel: this process's share's gradients */
+    float *gradients = NULL, *scratch = NULL;   /* shares: the step's gradients, a part's */
     FILE *csv = NULL, *json = NULL, *quiet = NULL;
     double t_start = now_seconds();
 
@@ -218,6 +243,10 @@ int cmd_train(int argc, char **argv)
     if (train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
                                    &config))
         goto done;
+    /* A batch cut into processes x micro-batches: the model holds one micro-batch (memory),
+     * and evaluates in batches of that size too. */
+    uint32_t shards = (uint32_t)par.size * o.accumulate;
+    config.max_batch = (o.batch + shards - 1) / shards;
     /* Data parallel: each process its own noise and dropout streams, rank 0's weights. */
     config.seed += (uint64_t)par.rank;
     if (enn_model_create(ctx, &config, &model) || parallel_broadcast_parameters(&par, model)) goto fail;
@@ -231,12 +260,17 @@ int cmd_train(int argc, char **argv)
     if (par.size > 1)
         printf("data parallel: %d processes (MPI), each batch of %u split between them, gradients averaged\n",
                par.size, o.batch);
+    if (o.accumulate > 1)
+        printf("gradient accumulation: %u micro-batches of up to %u samples per %s\n", o.accumulate,
+               config.max_batch, par.size > 1 ? "process and batch" : "batch");
     fflush(stdout);
 
-    if (batch_buffers_init(&train_buf, &data.train, &config, o.batch) ||
-        batch_buffers_init(&eval_buf, &data.train, &config, o.batch) ||
+    size_t grad_floats = enn_model_gradient_count(model);
+    if (batch_buffers_init(&train_buf, &data.train, &config, config.max_batch) ||
+        batch_buffers_init(&eval_buf, &data.train, &config, config.max_batch) ||
         !(order = malloc(data.train.n * sizeof *order)) ||
-        (par.size > 1 && !(gradients = malloc(enn_model_gradient_count(model) * sizeof *gradients))) ||
+        (shards > 1 && !(gradients = malloc(grad_floats * sizeof *gradients))) ||
+        (o.accumulate > 1 && !(scratch = malloc(grad_floats * sizeof *scratch))) ||
         (!lead && !(quiet = fopen("/dev/null", "w")))) {
         fprintf(stderr, "enn train: out of memory for the batch buffers\n");
         goto done;
@@ -268,7 +302,8 @@ int cmd_train(int argc, char **argv)
     if (lead && o.plots && config.kind == ENN_MODEL_ENN) {
         char plot_dir[sizeof o.out_dir + 8];
         snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
-        uint32_t count = (uint32_t)(monitor_set->n < 64 ? monitor_set->n : 64);
+        uint32_t most = config.max_batch < 64 ? config.max_batch : 64;
+        uint32_t count = (uint32_t)(monitor_set->n < most ? monitor_set->n : most);
         if (batch_buffers_init(&sample_buf, monitor_set, &config, count) ||
             batch_gather(&sample_buf, monitor_set, NULL, 0, count, &sample) ||
             trace_monitor_create(plot_dir, NULL, &mon) || trace_monitor_capture_initial(mon, model, &sample))
@@ -295,13 +330,11 @@ int cmd_train(int argc, char **argv)
             uint32_t count = (uint32_t)(data.train.n - first < o.batch ? data.train.n - first : o.batch);
             enn_batch batch = {0};
             enn_step_result r;
-            if (par.size > 1) {
-                /* This process's share of the batch; all of them stop together. */
-                uint32_t from = (uint32_t)((uint64_t)count * par.rank / par.size);
-                uint32_t to = (uint32_t)((uint64_t)count * (par.rank + 1) / par.size);
+            if (shards > 1) {
+                /* This process's share of the batch, in micro-batches; all processes stop together. */
+                share_plan plan = {&train_buf, &data.train, order, first, count, shards, (uint32_t)par.rank * o.accumulate};
                 int flags[2] = {interrupt_requested, o.max_time > 0 && now_seconds() - t_start > o.max_time};
-                if ((to > from && batch_gather(&train_buf, &data.train, order, first + from, to - from, &batch)) ||
-                    parallel_train_step(&par, model, &batch, gradients, &r, flags, 2))
+                if (parallel_train_step(&par, model, o.accumulate, gather_part, &plan, gradients, scratch, &r, flags, 2))
                     goto fail;
                 if (flags[0]) interrupted = 1;
                 timed_out = flags[1];
@@ -318,7 +351,7 @@ int cmd_train(int argc, char **argv)
             done_batches++;
             progress_update(&bar, i + 1, count, metric_loss(&train_sum),
                             data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum));
-            if (par.size == 1 && o.max_time > 0 && now_seconds() - t_start > o.max_time) timed_out = 1;
+            if (shards == 1 && o.max_time > 0 && now_seconds() - t_start > o.max_time) timed_out = 1;
         }
         progress_end(&bar);
         if (done_batches < batches) {
@@ -457,6 +490,7 @@ done:
     if (json) fclose(json);
     free(order);
     free(gradients);
+    free(scratch);
     if (quiet) fclose(quiet);
     confusion_free(&matrix);
     weights_free(&best);

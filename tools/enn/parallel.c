@@ -99,21 +99,30 @@ enn_status parallel_broadcast_parameters(const parallel *p, enn_model *model)
     return ENN_OK;
 }
 
-enn_status parallel_train_step(const parallel *p, enn_model *model, const enn_batch *share, float *gradients,
-                               enn_step_result *result, int *flags, int nflags)
+enn_status parallel_train_step(const parallel *p, enn_model *model, uint32_t parts, parallel_part_fn part, void *user,
+                               float *gradients, float *scratch, enn_step_result *result, int *flags, int nflags)
 {
     size_t n = (size_t)enn_model_gradient_count(model);
-    enn_step_result r = {0};
+    double stats[3 + 8] = {0};   /* sum of loss x counted, correct, counted; the flags */
     enn_status s;
-    if (share->size) {
-        if ((s = enn_model_compute_gradients(model, share, NULL, &r)) != ENN_OK) return s;
-        if ((s = enn_model_read_gradients(model, gradients, n)) != ENN_OK) return s;
-        /* Each share's gradient is of its mean loss: weight it by what it counted. */
-        for (size_t k = 0; k < n; k++) gradients[k] *= (float)r.counted;
-    } else {
-        memset(gradients, 0, n * sizeof *gradients);
+    memset(gradients, 0, n * sizeof *gradients);
+    for (uint32_t j = 0; j < parts; j++) {
+        enn_batch b = {0};
+        enn_step_result r;
+        if ((s = part(user, j, &b)) != ENN_OK) return s;
+        if (!b.size) continue;
+        if ((s = enn_model_compute_gradients(model, &b, NULL, &r)) != ENN_OK) return s;
+        /* Each part's gradient is of its mean loss: weight it by what it counted. */
+        float *g = parts > 1 ? scratch : gradients;
+        if ((s = enn_model_read_gradients(model, g, n)) != ENN_OK) return s;
+        if (g == gradients)
+            for (size_t k = 0; k < n; k++) gradients[k] *= (float)r.counted;
+        else
+            for (size_t k = 0; k < n; k++) gradients[k] += (float)r.counted * g[k];
+        stats[0] += (double)r.loss * r.counted;
+        stats[1] += r.correct;
+        stats[2] += r.counted;
     }
-    double stats[3 + 8] = {(double)r.loss * r.counted, r.correct, r.counted};
     if (nflags > 8) nflags = 8;
     for (int i = 0; i < nflags; i++) stats[3 + i] = flags[i] ? 1.0 : 0.0;
 #ifdef ENN_HAVE_MPI

@@ -1,8 +1,11 @@
-/* Data-parallel training for `enn train` over MPI: every process trains its own copy of
- * the model on its share of every batch, and the gradients are averaged (an all-reduce)
- * before each update, so the copies stay identical (DESIGN.md: several GPUs and machines,
- * launched by mpirun or Slurm). libenn itself knows nothing of MPI: the tool uses its
- * gradient exchange (enn_model_read_gradients / write_gradients / apply_gradients).
+/* A training step over a batch cut into shares, for `enn train`:
+ *   - data parallel over MPI: every process trains its own copy of the model on its share
+ *     of every batch, and the gradients are averaged (an all-reduce) before each update,
+ *     so the copies stay identical (DESIGN.md: several GPUs and machines, launched by
+ *     mpirun or Slurm);
+ *   - gradient accumulation: a process's share as micro-batches in turn.
+ * libenn itself knows nothing of MPI: the tool uses its gradient exchange
+ * (enn_model_read_gradients / write_gradients / apply_gradients).
  *
  * MPI is started only when an MPI launcher started this process (its environment
  * variables); a plain `enn train` runs alone and never touches MPI. Built without MPI
@@ -35,14 +38,20 @@ const char *parallel_device(const parallel *p, char *buf, size_t size);
  * while each draws its own noise and dropout from its own seed). */
 enn_status parallel_broadcast_parameters(const parallel *p, enn_model *model);
 
-/* One data-parallel step on this process's share of a batch (share->size may be 0):
- * gradients weighted by each share's counted samples, summed over the processes, back
- * into the model, one update. *result becomes the whole batch's (loss, correct, counted
- * summed over the processes); flags[0..nflags) are OR-ed over the processes so that all
- * of them stop together (interrupt, time limit). `gradients` is scratch of
- * enn_model_gradient_count floats. */
-enn_status parallel_train_step(const parallel *p, enn_model *model, const enn_batch *share, float *gradients,
-                               enn_step_result *result, int *flags, int nflags);
+/* Fills micro-batch `part` of this process's share of the batch (out->size 0: empty). */
+typedef enn_status (*parallel_part_fn)(void *user, uint32_t part, enn_batch *out);
+
+/* One training step over this process's share of a batch, computed as `parts` micro-batches
+ * in turn (gradient accumulation; 1: the share at once): every part's gradient weighted by
+ * the samples it counted, summed over the parts and then over the processes (all-reduce),
+ * divided by the total count, written back into the model, one update. So P processes of K
+ * parts each train as one process on the whole batch would (for models whose samples do
+ * not interact). *result becomes the whole batch's (loss, correct, counted); flags[0..nflags)
+ * (at most 8) are OR-ed over the processes so that all of them stop together (interrupt,
+ * time limit). `gradients` and, with parts > 1, `scratch` hold enn_model_gradient_count
+ * floats each. */
+enn_status parallel_train_step(const parallel *p, enn_model *model, uint32_t parts, parallel_part_fn part, void *user,
+                               float *gradients, float *scratch, enn_step_result *result, int *flags, int nflags);
 
 /* Rank 0's values of v[0..n) on every process. */
 void parallel_broadcast(const parallel *p, double *v, int n);

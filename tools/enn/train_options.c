@@ -16,6 +16,7 @@ void train_options_init(train_options *o)
     enn_cli_model_flags_init(&o->model, ENN_CLI_FROM_DATA);
     o->epochs = 50;
     o->batch = 128;
+    o->accumulate = 1;
     o->early_stopping = 1;
     o->restore_best = 1;
     o->patience = 3;
@@ -79,6 +80,8 @@ void train_options_usage(FILE *f, int for_eval)
     fprintf(f,
             "training:\n"
             "  --epochs E (50) --batch B (128)\n"
+            "  --accumulate K              each batch as K micro-batches in turn, their gradients\n"
+            "                              summed before one update (the memory of B/K samples)\n"
             "  --patience P (3) --no-early-stopping --no-restore-best\n"
             "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
             "  --device NAME|INDEX --max-time SECONDS\n"
@@ -187,6 +190,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
 
     if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
     if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));
+    if (FLAG("--accumulate")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->accumulate));
     if (FLAG("--patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->patience));
     if (FLAG("--no-early-stopping")) SWITCH(o->early_stopping = 0);
     if (FLAG("--no-restore-best")) SWITCH(o->restore_best = 0);

@@ -45,6 +45,7 @@ typedef struct train_options {
     enn_cli_model_flags model;
 
     uint32_t epochs, batch;
+    uint32_t accumulate;            /* micro-batches per batch (gradient accumulation) */
     int early_stopping, restore_best;
     uint32_t patience;
     int plateau;

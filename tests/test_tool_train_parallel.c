@@ -1,14 +1,16 @@
-/* `enn train` under mpirun (data parallel, tools/enn/parallel.c), on lavapipe with the
- * validation layer on in every process:
- *   - two processes, each on half of every batch with the gradients averaged, end where
- *     one process on the whole batches ends: an LSTM without dropout (its samples do not
- *     interact and it draws nothing), every parameter of the best checkpoint to 1e-5
- *     (what fp32 summation order leaves after ~30 updates is ~5e-7; a share that trained
- *     on its own half, without the average, is off by ~1e-2); three processes too, with
- *     shares of unequal size and a last batch smaller than the processes' count;
- *   - an ENN (shared trace, noise, dropout) trains that way and process 0 alone prints
+/* `enn train` with each batch cut into shares (tools/enn/parallel.c), on lavapipe with
+ * the validation layer on in every process:
+ *   - gradient accumulation (--accumulate K: micro-batches in turn, one update) and data
+ *     parallelism (mpirun: two and three processes, each on its share of every batch with
+ *     the gradients averaged), alone and together, end where one process on the whole
+ *     batches ends: an LSTM without dropout (its samples do not interact and it draws
+ *     nothing), every parameter of the best checkpoint to 1e-5 (what fp32 summation order
+ *     leaves after ~25 updates is ~5e-7; half batches trained alone, without the sum, end
+ *     ~1e-2 away); shares of unequal size, and a last batch smaller than the shares' count;
+ *   - an ENN (shared trace, noise, dropout) trains under mpirun and process 0 alone prints
  *     and writes; a time limit stops every process together and the state is saved.
- * Skipped when mpirun or Fashion-MNIST is missing, or when the tool was built without MPI. */
+ * The MPI cases are skipped when mpirun is missing or the tool was built without MPI, all
+ * of them when Fashion-MNIST is missing. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,9 +26,14 @@
 /* Open MPI refuses root without these; --oversubscribe: more processes than cores. */
 #define MPIRUN(np) "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np " #np
 
-static void require_mpi(void)
+static void require_data(void)
 {
     if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
+}
+
+static void require_mpi(void)
+{
+    require_data();
     if (system("command -v mpirun >/dev/null 2>&1")) cr_skip_test("mpirun is not installed (apt install openmpi-bin)");
 }
 
@@ -79,36 +86,67 @@ static double parameter_difference(const char *dir_a, const char *dir_b)
     return worst;
 }
 
-/* 901 training samples: 90 held out, 811 = 25 x 32 + 11. */
+/* 901 training samples: 90 held out, 811 = 25 x 32 + 11 (a last batch of 11). */
 #define LSTM_ARGS                                                                                                     \
     "--data fashion-mnist --train-samples 901 --test-samples 100 --epochs 1 --model lstm --units 16,8 "             \
     "--dropout 0 --batch 32 --lr 0.01 --plain --no-plots --no-report --seed 3"
 
-Test(train_mpi, processes_train_as_one_on_the_whole_batch, .timeout = 600)
+/* The reference: one process on the whole batches, made once per test process. */
+static const char *whole_batches(void)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        temp_dir(dir, sizeof dir);
+        free(train("", LSTM_ARGS, dir));
+    }
+    return dir;
+}
+
+Test(train_parallel, accumulated_micro_batches_train_as_the_whole_batch, .timeout = 600)
+{
+    require_data();
+    char three[64], half[64];
+    temp_dir(three, sizeof three);
+    char *out = train("", LSTM_ARGS " --accumulate 3", three);
+    cr_expect(strstr(out, "gradient accumulation: 3 micro-batches of up to 11 samples") != NULL, "%s", out);
+    free(out);
+    double d = parameter_difference(whole_batches(), three);
+    cr_expect_lt(d, 1e-5, "three micro-batches end %g from the whole batch", d);
+    /* And it is the sum that makes it so: half batches, each its own update, end elsewhere. */
+    temp_dir(half, sizeof half);
+    free(train("", LSTM_ARGS " --batch 16", half));
+    double dh = parameter_difference(whole_batches(), half);
+    cr_expect_gt(dh, 1e-3, "half batches end only %g away: the comparison cannot tell", dh);
+    /* More micro-batches than samples cannot be. */
+    char *err;
+    char args[1024];
+    snprintf(args, sizeof args, "train %s --accumulate 64 --out %s", LSTM_ARGS, half);
+    cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &err), 2);
+    cr_expect(strstr(err, "--accumulate 64") != NULL, "%s", err);
+    free(err);
+}
+
+Test(train_parallel, processes_train_as_one_on_the_whole_batch, .timeout = 600)
 {
     require_mpi();
-    char one[64], two[64], three[64];
-    temp_dir(one, sizeof one);
+    char two[64], three[64], both[64];
     temp_dir(two, sizeof two);
     temp_dir(three, sizeof three);
-    free(train("", LSTM_ARGS, one));
+    temp_dir(both, sizeof both);
     char *out2 = train(MPIRUN(2), LSTM_ARGS, two);
     cr_expect_eq(count_of(out2, "data parallel: 2 processes"), 1, "process 0 alone prints:\n%s", out2);
     cr_expect_eq(count_of(out2, "\ntest accuracy "), 1, "one test evaluation:\n%s", out2);
     free(out2);
     free(train(MPIRUN(3), LSTM_ARGS, three));
-    double d2 = parameter_difference(one, two), d3 = parameter_difference(one, three);
+    free(train(MPIRUN(2), LSTM_ARGS " --accumulate 2", both));
+    double d2 = parameter_difference(whole_batches(), two), d3 = parameter_difference(whole_batches(), three),
+           d22 = parameter_difference(whole_batches(), both);
     cr_expect_lt(d2, 1e-5, "two processes end %g from one process", d2);
     cr_expect_lt(d3, 1e-5, "three processes end %g from one process", d3);
-    /* And it is the average that makes it so: one process on half the batch ends elsewhere. */
-    char half[64];
-    temp_dir(half, sizeof half);
-    free(train("", LSTM_ARGS " --batch 16", half));
-    double dh = parameter_difference(one, half);
-    cr_expect_gt(dh, 1e-3, "half batches end only %g away: the comparison cannot tell", dh);
+    cr_expect_lt(d22, 1e-5, "two processes of two micro-batches each end %g from one process", d22);
 }
 
-Test(train_mpi, enn_trains_and_stops_together, .timeout = 600)
+Test(train_parallel, enn_processes_train_and_stop_together, .timeout = 600)
 {
     require_mpi();
     char dir[64];
