@@ -8,8 +8,9 @@
  *   restore the best weights, save them, evaluate on the test set
  *
  * Under mpirun (parallel.c), every process trains a copy of the model on its share of
- * each batch and the gradients are averaged before each update; process 0 alone
- * validates, prints and writes files, and its numbers drive early stopping everywhere.
+ * each batch and the gradients are averaged before each update; the processes evaluate a
+ * part of the validation and test sets each and sum the tallies; process 0 alone prints
+ * and writes files, and its numbers drive early stopping everywhere.
  * --accumulate K: each process's share as K micro-batches in turn (parallel.c too). */
 #include <errno.h>
 #include <math.h>
@@ -35,11 +36,11 @@
 /* Ctrl-C: finish the current batch, save, stop. A second Ctrl-C ends the process.
  * Data parallel: a request, which the next step's all-reduce turns into `interrupted`
  * on every process at once (a process leaving alone would leave the others waiting). */
-static volatile sig_atomic_t interrupted, interrupt_requested, in_parallel_loop;
+static volatile sig_atomic_t interrupted, interrupt_requested, data_parallel;
 static void on_interrupt(int sig)
 {
     interrupt_requested = 1;
-    if (!in_parallel_loop) interrupted = 1;
+    if (!data_parallel) interrupted = 1;
     signal(sig, SIG_DFL);
 }
 
@@ -175,6 +176,18 @@ static enn_status gather_part(void *user, uint32_t part, enn_batch *out)
     return to > from ? batch_gather(p->buf, p->ds, p->order, p->first + from, to - from, out) : ENN_OK;
 }
 
+/* Loss and accuracy (and the confusion matrix) over a whole set, each process taking its
+ * part of it; every process gets the totals. `label`: progress lines, process 0's. */
+static enn_status evaluate_in_parts(const parallel *par, enn_model *model, const enn_dataset *ds, batch_buffers *buf,
+                                    metric_sum *sum, confusion *matrix, const char *label, int plain,
+                                    volatile sig_atomic_t *stop)
+{
+    enn_dataset part = parallel_dataset_part(par, ds);
+    enn_status s = evaluate_dataset(model, &part, buf, sum, matrix, par->rank == 0 ? label : NULL, plain, stop);
+    if (s == ENN_OK) parallel_sum_metrics(par, sum, matrix, stop);
+    return s;
+}
+
 static void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix)
 {
     double loss = metric_loss(sum);
@@ -294,7 +307,7 @@ int cmd_train(int argc, char **argv)
 
     struct sigaction sa = {.sa_handler = on_interrupt};
     sigemptyset(&sa.sa_mask);
-    in_parallel_loop = par.size > 1;
+    data_parallel = par.size > 1;
     sigaction(SIGINT, &sa, NULL);
 
     const enn_dataset *monitor_set = val.n ? &val : &data.train;
@@ -368,13 +381,14 @@ int cmd_train(int argc, char **argv)
         epoch_record rec = {.epoch = epoch, .train_loss = metric_loss(&train_sum),
                             .train_acc = data.head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(&train_sum),
                             .val_loss = NAN, .val_acc = NAN, .lr = enn_model_learning_rate(model)};
-        if (val.n && lead) {
+        if (val.n) {
             metric_sum val_sum;
-            if (evaluate_dataset(model, &val, &eval_buf, &val_sum, NULL, "validation", o.plain, NULL)) goto fail;
+            if (evaluate_in_parts(&par, model, &val, &eval_buf, &val_sum, NULL, "validation", o.plain, NULL)) goto fail;
             rec.val_loss = metric_loss(&val_sum);
             if (data.head != ENN_HEAD_REGRESSOR) rec.val_acc = metric_accuracy(&val_sum);
         }
-        /* Process 0's validation decides early stopping and the learning rate everywhere. */
+        /* Process 0's numbers decide early stopping and the learning rate everywhere (the
+         * sums are the same on every process; this makes sure of it). */
         double shared[2] = {rec.val_loss, rec.val_acc};
         parallel_broadcast(&par, shared, 2);
         rec.val_loss = shared[0];
@@ -425,7 +439,6 @@ int cmd_train(int argc, char **argv)
     }
     /* Cut short: the exact state (Adam moments too) goes to last.safetensors, from which
      * training could go on; best.safetensors already holds the best finished epoch. */
-    in_parallel_loop = 0;   /* from here on process 0 goes on alone */
     if (interrupted || timed_out) {
         if (save_checkpoint(&par, model, last_path)) goto done;
         printf("saved %s\n", last_path);
@@ -434,14 +447,6 @@ int cmd_train(int argc, char **argv)
         if (weights_restore(model, &best)) goto fail;
         printf("restored the weights of epoch %u (the lowest %s loss, %.4f)\n", stopper.best_epoch,
                val.n ? "validation" : "training", stopper.best);
-    }
-    if (!lead) {   /* the test evaluation and the last words are process 0's */
-        const char *first = NULL;
-        uint32_t messages = enn_context_validation_messages(ctx, &first);
-        if (messages) fprintf(stderr, "enn train: process %d: %u validation messages; the first: %s\n", par.rank,
-                              messages, first);
-        rc = messages ? 1 : interrupted ? 130 : 0;
-        goto done;
     }
     if (interrupted) {
         printf("interrupted: test evaluation skipped\n");
@@ -455,16 +460,20 @@ int cmd_train(int argc, char **argv)
             fprintf(stderr, "enn train: out of memory for the confusion matrix\n");
             goto done;
         }
-        if (evaluate_dataset(model, &data.test, &eval_buf, &test_sum, matrix.counts ? &matrix : NULL, "test",
-                             o.plain, &interrupted))
+        /* Data parallel: an interrupt stops this process's part at once; the tallies' sum
+         * tells the others. */
+        volatile sig_atomic_t *stop = par.size > 1 ? &interrupt_requested : &interrupted;
+        if (evaluate_in_parts(&par, model, &data.test, &eval_buf, &test_sum, matrix.counts ? &matrix : NULL, "test",
+                              o.plain, stop))
             goto fail;
+        if (*stop) interrupted = 1;
         if (interrupted) {
             printf("interrupted during the test evaluation\n");
             rc = 130;
             goto done;
         }
         print_test(&o, &data, &test_sum, &matrix);
-        if (matrix.counts && o.plots) {
+        if (lead && matrix.counts && o.plots) {
             char plot_dir[sizeof o.out_dir + 8];
             snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
             if (class_plots_write(plot_dir, &matrix, train_data_class_names(o.data.kind)))
@@ -476,7 +485,8 @@ int cmd_train(int argc, char **argv)
     const char *first_message = NULL;
     uint32_t messages = enn_context_validation_messages(ctx, &first_message);
     if (messages) {
-        fprintf(stderr, "enn train: %u validation messages; the first: %s\n", messages, first_message);
+        fprintf(stderr, "enn train: process %d: %u validation messages; the first: %s\n", par.rank, messages,
+                first_message);
         goto done;
     }
     if (have_best) printf("best checkpoint: %s (epoch %u)\n", best_path, stopper.best_epoch);

@@ -143,6 +143,38 @@ enn_status parallel_train_step(const parallel *p, enn_model *model, uint32_t par
     return ENN_OK;
 }
 
+enn_dataset parallel_dataset_part(const parallel *p, const enn_dataset *ds)
+{
+    size_t from = ds->n * (size_t)p->rank / (size_t)p->size, to = ds->n * (size_t)(p->rank + 1) / (size_t)p->size;
+    enn_dataset part = *ds;
+    part.n = to - from;
+    if (part.x) part.x += from * ds->T * ds->d;
+    if (part.labels) part.labels += from;
+    if (part.y) part.y += from * ds->k;
+    if (part.tokens) part.tokens += from * ds->T;
+    if (part.targets) part.targets += from * ds->T;
+    return part;
+}
+
+void parallel_sum_metrics(const parallel *p, metric_sum *sum, confusion *matrix, volatile sig_atomic_t *stopped)
+{
+#ifdef ENN_HAVE_MPI
+    if (p->size < 2) return;
+    double tally[4] = {sum->loss_sum, (double)sum->correct, (double)sum->counted, stopped && *stopped ? 1.0 : 0.0};
+    MPI_Allreduce(MPI_IN_PLACE, tally, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    *sum = (metric_sum){.loss_sum = tally[0], .correct = (uint64_t)tally[1], .counted = (uint64_t)tally[2]};
+    if (stopped && tally[3] > 0) *stopped = 1;
+    if (matrix && matrix->counts)
+        MPI_Allreduce(MPI_IN_PLACE, matrix->counts, (int)((size_t)matrix->classes * matrix->classes), MPI_UINT64_T,
+                      MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)p;
+    (void)sum;
+    (void)matrix;
+    (void)stopped;
+#endif
+}
+
 void parallel_broadcast(const parallel *p, double *v, int n)
 {
 #ifdef ENN_HAVE_MPI

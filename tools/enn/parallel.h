@@ -16,7 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <signal.h>
+
 #include "enn.h"
+#include "enn_data.h"
+#include "metrics.h"
 
 typedef struct parallel {
     int rank, size;        /* this process among `size`; 0 of 1 when alone */
@@ -52,6 +56,13 @@ typedef enn_status (*parallel_part_fn)(void *user, uint32_t part, enn_batch *out
  * floats each. */
 enn_status parallel_train_step(const parallel *p, enn_model *model, uint32_t parts, parallel_part_fn part, void *user,
                                float *gradients, float *scratch, enn_step_result *result, int *flags, int nflags);
+
+/* This process's contiguous part of a data set (a view into ds: not to be freed), for
+ * evaluating a set in parts, one per process. */
+enn_dataset parallel_dataset_part(const parallel *p, const enn_dataset *ds);
+/* Sums the processes' evaluation tallies (and confusion matrices, when not NULL) into
+ * every process's, and ORs *stopped (an interrupt during the evaluation). */
+void parallel_sum_metrics(const parallel *p, metric_sum *sum, confusion *matrix, volatile sig_atomic_t *stopped);
 
 /* Rank 0's values of v[0..n) on every process. */
 void parallel_broadcast(const parallel *p, double *v, int n);
