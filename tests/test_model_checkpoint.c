@@ -16,20 +16,14 @@
 #include "data_files.h"
 #include "harness.h"
 #include "model_snapshot.h"
+#include "small_config.h"
 #include "io/safetensors.h"
 
 enum { B = 4, T = 5, D = 3, H = 8, N = 5, C = 3 };
 
 static enn_model_config small_config(uint64_t seed, int stateful)
 {
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = B;
-    c.outputs = C;
-    c.cell.hidden = H;
-    c.cell.memory_slots = N;
+    enn_model_config c = test_small_classifier(D, T, B, C, H, N);
     c.cell.noise_std = 0.05f; /* large enough that a wrong noise stream shows */
     c.cell.stateful = stateful;
     if (stateful) c.cell.trace_mode = ENN_TRACE_PER_SAMPLE;

@@ -15,25 +15,19 @@
 
 #include "harness.h"
 #include "model_snapshot.h"
+#include "small_config.h"
 
 enum { B = 8, HALF = B / 2, T = 5, D = 3, H = 8, N = 4, C = 3 };
 
 static enn_model_config config(enn_model_kind kind, uint32_t max_batch)
 {
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
+    enn_model_config c = test_small_classifier(D, T, max_batch, C, H, N);
     c.kind = kind;
     if (kind != ENN_MODEL_ENN) {
         c.layers = 2;
         c.layer_units[0] = 8;
         c.layer_units[1] = 4;
     }
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = max_batch;
-    c.outputs = C;
-    c.cell.hidden = H;
-    c.cell.memory_slots = N;
     c.optimizer.learning_rate = 0.01f;
     c.seed = 21;
     return c;

@@ -11,19 +11,13 @@
 
 #include "harness.h"
 #include "model_snapshot.h"
+#include "small_config.h"
 
 enum { B = 3, T = 7, D = 3, H = 8, N = 5, C = 3, STEPS = 3 };
 
 static enn_model_config config(enn_trace_mode mode, enn_trace_gradient gradient, int stateful, uint32_t K)
 {
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = B;
-    c.outputs = C;
-    c.cell.hidden = H;
-    c.cell.memory_slots = N;
+    enn_model_config c = test_small_classifier(D, T, B, C, H, N);
     c.cell.noise_std = 0.05f;      /* a wrong noise stream in the recomputation would show */
     c.cell.hebbian_rate = 0.5f;    /* a fast trace reaches the clip, so the masks matter */
     c.cell.trace_mode = mode;

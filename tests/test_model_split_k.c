@@ -7,19 +7,13 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "small_config.h"
 
 enum { B = 8, T = 40, D = 5, H = 8, N = 4, C = 3 };
 
 static float *gradients(enn_context *ctx, size_t *count)
 {
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = B;
-    c.outputs = C;
-    c.cell.hidden = H;
-    c.cell.memory_slots = N;
+    enn_model_config c = test_small_classifier(D, T, B, C, H, N);
     c.seed = 5;
     enn_model *m;
     ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
