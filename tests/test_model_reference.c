@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "small_config.h"
 #include "ref_enn.h"
 
 typedef struct case_spec {
@@ -195,14 +196,7 @@ Test(model_reference, memorises_a_small_data_set)
 {
     enn_context *ctx = test_context();
     const uint32_t B = 48, T = 6, d = 3, C = 6;
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.max_batch = B;
-    c.max_seq_len = T;
-    c.input_features = d;
-    c.outputs = C;
-    c.cell.hidden = 16;
-    c.cell.memory_slots = 8;
+    enn_model_config c = test_small_classifier(d, T, B, C, 16, 8);
     c.dropout = 0.0f;
     c.optimizer.learning_rate = 1e-2f;
     c.seed = 5;
@@ -243,14 +237,7 @@ Test(model_reference, stateful_trace_read_and_write)
 {
     enn_context *ctx = test_context();
     const uint32_t B = 4, T = 5, d = 3;
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.max_batch = B;
-    c.max_seq_len = T;
-    c.input_features = d;
-    c.outputs = 3;
-    c.cell.hidden = 8;
-    c.cell.memory_slots = 5;
+    enn_model_config c = test_small_classifier(d, T, B, 3, 8, 5);
     c.cell.stateful = 1;
     c.cell.trace_mode = ENN_TRACE_PER_SAMPLE;
     enn_model *a, *b;
