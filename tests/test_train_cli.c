@@ -124,13 +124,11 @@ Test(train_cli, option_errors)
     rmdir(dir);
 }
 
-/* Ctrl-C during training: the command finishes the batch, says so, and exits 130 (the
- * shell's code for an interrupted command) instead of dying mid-step. */
-Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
+/* Runs `enn <argv...>` (NULL-terminated) on the test device and sends it SIGINT once its
+ * output shows `trigger`; returns the exit status (-1: not an exit), the output's tail in
+ * out, and whether the signal was sent in *sent. */
+static int run_and_interrupt(const char *const *argv, const char *trigger, char *out, size_t cap, int *sent)
 {
-    if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
-    char dir[64];
-    temp_dir(dir, sizeof dir);
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     pid_t pid = fork();
@@ -142,31 +140,43 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
         setenv("ENN_DEVICE", test_device(), 1);
         setenv("ENN_VALIDATION", "1", 1);
         if (!getenv("XDG_RUNTIME_DIR")) setenv("XDG_RUNTIME_DIR", "/tmp", 1);
-        execl(ENN_TOOL_PATH, "enn", "train", "--data", "fashion-mnist", "--train-samples", "2000", "--test-samples",
-              "100", "--epochs", "5", "--hidden", "16", "--slots", "8", "--batch", "16", "--plain", "--out", dir,
-              (char *)NULL);
+        execv(ENN_TOOL_PATH, (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
-    char out[1 << 16];
     size_t len = 0;
     ssize_t n;
-    int sent = 0;
-    while ((n = read(fds[0], out + len, sizeof out - 1 - len)) > 0) {
+    *sent = 0;
+    out[0] = 0;
+    while ((n = read(fds[0], out + len, cap - 1 - len)) > 0) {
         len += (size_t)n;
         out[len] = 0;
-        /* The first progress line: training is under way. */
-        if (!sent && strstr(out, "epoch 1/5 batch ")) {
+        if (!*sent && strstr(out, trigger)) {
             kill(pid, SIGINT);
-            sent = 1;
+            *sent = 1;
         }
-        if (len == sizeof out - 1) len = 0; /* keep reading; the tail is what matters */
+        if (len == cap - 1) len = 0; /* keep reading; the tail is what matters */
     }
     close(fds[0]);
     int status;
     waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Ctrl-C during training: the command finishes the batch, says so, and exits 130 (the
+ * shell's code for an interrupted command) instead of dying mid-step. */
+Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
+{
+    if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
+    char dir[64];
+    temp_dir(dir, sizeof dir);
+    const char *const argv[] = {"enn", "train", "--data", "fashion-mnist", "--train-samples", "2000", "--test-samples",
+                                "100", "--epochs", "5", "--hidden", "16", "--slots", "8", "--batch", "16", "--plain",
+                                "--out", dir, NULL};
+    static char out[1 << 16];
+    int sent, rc = run_and_interrupt(argv, "epoch 1/5 batch ", out, sizeof out, &sent);
     cr_assert(sent, "training never started:\n%s", out);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d:\n%s", status, out);
+    cr_assert_eq(rc, 130, "status %d:\n%s", rc, out);
     cr_assert(strstr(out, "interrupted"), "%s", out);
     cr_assert(!strstr(out, "test accuracy"), "an interrupted run skips the test:\n%s", out);
     char last[128];
@@ -174,6 +184,89 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
     cr_assert_eq(access(last, R_OK), 0, "no %s after Ctrl-C:\n%s", last, out);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Whether two files hold the same bytes. */
+static int same_file(const char *dir_a, const char *dir_b, const char *name)
+{
+    char pa[160], pb[160];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    FILE *a = fopen(pa, "rb"), *b = fopen(pb, "rb");
+    cr_assert(a && b, "%s or %s is missing", pa, pb);
+    int same = 1, ca, cb;
+    do {
+        ca = fgetc(a);
+        cb = fgetc(b);
+        same = ca == cb;
+    } while (same && ca != EOF);
+    fclose(a);
+    fclose(b);
+    return same;
+}
+
+/* Ctrl-C in the middle of the second epoch, then `--resume`: the run ends exactly where an
+ * uninterrupted one does (checkpoints equal byte for byte: parameters, Adam moments,
+ * counters; the same epoch lines, test accuracy included), with the trace monitor on (its
+ * evaluations advance the noise streams too). And what --resume refuses: other flags
+ * than the run's, a directory with no run, a finished run (nothing to do). */
+Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
+{
+    if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
+    char whole[64], cut[64], args[512], *out;
+    temp_dir(whole, sizeof whole);
+    temp_dir(cut, sizeof cut);
+    const char *common = "--data fashion-mnist --train-samples 1500 --test-samples 200 --epochs 2 --hidden 16 "
+                         "--slots 8 --batch 32 --plain --no-report";
+    snprintf(args, sizeof args, "train %s --out %s", common, whole);
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    const char *acc = strstr(out, "\ntest accuracy ");
+    cr_assert(acc, "%s", out);
+    double want = atof(acc + 15);
+    free(out);
+
+    const char *const argv[] = {"enn", "train", "--data", "fashion-mnist", "--train-samples", "1500", "--test-samples",
+                                "200", "--epochs", "2", "--hidden", "16", "--slots", "8", "--batch", "32", "--plain",
+                                "--no-report", "--out", cut, NULL};
+    static char tail[1 << 16];
+    int sent, rc = run_and_interrupt(argv, "epoch 2/2 batch ", tail, sizeof tail, &sent);
+    cr_assert(sent && rc == 130, "status %d:\n%s", rc, tail);
+    cr_assert(strstr(tail, "epoch 2: interrupted after "), "not interrupted inside epoch 2:\n%s", tail);
+
+    /* Other settings than the run's are refused, naming the difference. */
+    snprintf(args, sizeof args, "train %s --out %s --resume --batch 16", common, cut);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "--batch 32, this one 16"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "train %s --out %s --resume --eta 0.1", common, cut);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "cell.hebbian_rate"), "%s", out);
+    free(out);
+
+    snprintf(args, sizeof args, "train %s --out %s --resume", common, cut);
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    cr_expect(strstr(out, "resumed ") && strstr(out, "epoch 2 after "), "%s", out);
+    acc = strstr(out, "\ntest accuracy ");
+    cr_assert(acc, "%s", out);
+    cr_expect_eq(atof(acc + 15), want, "test accuracy %g after resuming, %g without the interrupt", atof(acc + 15),
+                 want);
+    free(out);
+    cr_expect(same_file(whole, cut, "last.safetensors"), "the resumed run ends elsewhere");
+    cr_expect(same_file(whole, cut, "best.safetensors"), "the resumed run's best epoch differs");
+
+    /* Finished: nothing to resume. No run at all: said so. */
+    cr_expect_eq(run_enn(args, &out), 0, "%s", out);
+    cr_expect(strstr(out, "nothing to resume"), "%s", out);
+    free(out);
+    char empty[64];
+    temp_dir(empty, sizeof empty);
+    snprintf(args, sizeof args, "train %s --out %s --resume", common, empty);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "last.json"), "%s", out);
+    free(out);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", whole, cut, empty);
     cr_assert_eq(system(cmd), 0);
 }
 

@@ -6,6 +6,8 @@
  *              validation loss/accuracy, trace monitor  train_loop.c
  *              metrics.csv / metrics.jsonl, early stopping, reduce-on-plateau
  *   restore the best weights, save them, evaluate on the test set
+ *   after every epoch and when cut short: last.safetensors + last.json (train_state.c),
+ *   from which --resume goes on where the run stopped
  *
  * Under mpirun (parallel.c), every process trains a copy of the model on its share of
  * each batch and the gradients are averaged before each update; the processes evaluate a
@@ -30,6 +32,7 @@
 #include "train_data.h"
 #include "train_loop.h"
 #include "train_options.h"
+#include "train_state.h"
 #include "class_plots.h"
 #include "trace_monitor.h"
 
@@ -54,6 +57,19 @@ static int save_checkpoint(const parallel *par, enn_model *model, const char *pa
         return -1;
     }
     return 0;
+}
+
+/* The exact state (parameters, Adam moments, counters) and where the loop stands, for
+ * --resume; process 0 writes. Returns 0, or -1 after printing the problem. */
+static int save_last(const parallel *par, enn_model *model, const char *dir, train_state *state, double seconds)
+{
+    if (par->rank != 0) return 0;
+    state->seconds = seconds;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    if (save_checkpoint(par, model, path)) return -1;
+    snprintf(path, sizeof path, "%s/last.json", dir);
+    return train_state_save(path, state);
 }
 
 /* mkdir -p */
@@ -233,6 +249,7 @@ int cmd_train(int argc, char **argv)
     size_t *order = NULL;
     float *gradients = NULL, *scratch = NULL;   /* shares: the step's gradients, a part's */
     FILE *csv = NULL, *json = NULL, *quiet = NULL;
+    train_state state = {0}, saved = {0};   /* where the loop stands; the run resumed */
     double t_start = now_seconds();
 
     if (train_data_load(&o, 1, &data)) {
@@ -264,6 +281,14 @@ int cmd_train(int argc, char **argv)
     config.seed += (uint64_t)par.rank;
     if (enn_model_create(ctx, &config, &model) || parallel_broadcast_parameters(&par, model)) goto fail;
     config.seed -= (uint64_t)par.rank;
+    /* The run's identity, written with every last.json and checked by --resume. */
+    snprintf(state.data, sizeof state.data, "%s", data_kind_name(o.data.kind));
+    state.train_samples = data.train.n;
+    state.batch = o.batch;
+    state.accumulate = o.accumulate;
+    state.processes = (uint32_t)par.size;
+    state.seed = o.model.values.seed;
+    if (enn_model_config_to_json(&config, &state.config)) goto fail;
     print_model(&config, &data);
     const enn_optimizer_config *adam = &config.optimizer;
     printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s\n",
@@ -292,6 +317,29 @@ int cmd_train(int argc, char **argv)
     char best_path[1200], last_path[1200];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", o.out_dir);
     snprintf(last_path, sizeof last_path, "%s/last.safetensors", o.out_dir);
+    if (o.resume) {
+        /* The run in out_dir: its loop state, its best weights (for restore-best), then
+         * its exact last state (parameters, Adam moments, step and pass counters, the
+         * learning rate). Every process reads them. */
+        char state_path[1200];
+        snprintf(state_path, sizeof state_path, "%s/last.json", o.out_dir);
+        if (train_state_load(state_path, &saved) || train_state_check(&saved, &state)) goto done;
+        if (saved.stopped_early || saved.epoch > o.epochs) {
+            if (saved.stopped_early)
+                printf("the run in %s stopped early after epoch %u: nothing to resume\n", o.out_dir, saved.last_epoch);
+            else
+                printf("the run in %s has done its %u epochs: nothing to resume (a larger --epochs goes on)\n",
+                       o.out_dir, saved.last_epoch);
+            rc = 0;
+            goto done;
+        }
+        if (saved.have_best && o.restore_best &&
+            (enn_model_load_into(model, best_path) || weights_take(model, &best)))
+            goto fail;
+        if (enn_model_load_into(model, last_path)) goto fail;
+        printf("resumed %s: epoch %u after %llu batches, %llu updates\n", o.out_dir, saved.epoch,
+               (unsigned long long)saved.batches_done, (unsigned long long)enn_model_step_count(model));
+    }
     if (lead) {
         csv = open_log(o.out_dir, "metrics.csv",
                        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
@@ -319,26 +367,39 @@ int cmd_train(int argc, char **argv)
         uint32_t count = (uint32_t)(monitor_set->n < most ? monitor_set->n : most);
         if (batch_buffers_init(&sample_buf, monitor_set, &config, count) ||
             batch_gather(&sample_buf, monitor_set, NULL, 0, count, &sample) ||
-            trace_monitor_create(plot_dir, NULL, &mon) || trace_monitor_capture_initial(mon, model, &sample))
+            trace_monitor_create(plot_dir, NULL, &mon) ||
+            (!o.resume && trace_monitor_capture_initial(mon, model, &sample)))
             goto fail;
     }
     early_stopping stopper;
     plateau lr_plateau;
     early_stopping_init(&stopper, o.patience);
     plateau_init(&lr_plateau, o.plateau_patience, o.plateau_factor, o.min_learning_rate);
-    uint32_t last_epoch = 0, epoch = 0;
-    int timed_out = 0, have_best = 0, partial = 0;
+    uint32_t last_epoch = 0, epoch = 0, first_epoch = 1;
+    int timed_out = 0, have_best = 0, partial = 0, have_last = o.resume;
+    if (o.resume) {
+        first_epoch = saved.epoch;
+        last_epoch = saved.last_epoch;
+        have_best = saved.have_best;
+        stopper.best = saved.stopper.best;
+        stopper.best_epoch = saved.stopper.best_epoch;
+        stopper.wait = saved.stopper.wait;
+        lr_plateau.best = saved.lr_plateau.best;
+        lr_plateau.wait = saved.lr_plateau.wait;
+    }
     size_t batches = enn_batch_count(data.train.n, o.batch, 0);
-    for (epoch = 1; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
+    for (epoch = first_epoch; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
         double t0 = now_seconds();
         enn_permutation(order, data.train.n, o.model.values.seed * 0x9E3779B97F4A7C15ull + epoch);
         char label[32];
         snprintf(label, sizeof label, "epoch %u/%u", epoch, o.epochs);
         progress bar;
         progress_begin(&bar, lead ? stderr : quiet, o.plain, label, batches);
-        metric_sum train_sum = {0};
-        size_t done_batches = 0;
-        for (size_t i = 0; i < batches && !interrupted && !timed_out; i++) {
+        /* A resumed epoch goes on after the batches it had done, with their tallies. */
+        int resumed = o.resume && epoch == saved.epoch;
+        metric_sum train_sum = resumed ? saved.train_sum : (metric_sum){0};
+        size_t done_batches = resumed ? (size_t)saved.batches_done : 0;
+        for (size_t i = done_batches; i < batches && !interrupted && !timed_out; i++) {
             size_t first = i * o.batch;
             uint32_t count = (uint32_t)(data.train.n - first < o.batch ? data.train.n - first : o.batch);
             enn_batch batch = {0};
@@ -370,10 +431,19 @@ int cmd_train(int argc, char **argv)
         if (done_batches < batches) {
             printf("epoch %u: %s after %zu of %zu batches\n", epoch, interrupted ? "interrupted" : "time limit reached",
                    done_batches, batches);
-            /* Ctrl-C: stop now. Time limit: validate this shorter epoch like any other,
-             * so that what it learned counts when the best epoch is chosen. */
+            /* Ctrl-C: stop now (--resume goes on with this epoch's next batch). Time
+             * limit: validate this shorter epoch like any other, so that what it learned
+             * counts when the best epoch is chosen (--resume goes on with the next epoch). */
             if (interrupted || !done_batches) {
                 partial = done_batches > 0; /* the weights moved on from the last epoch's */
+                state.epoch = epoch;
+                state.batches_done = done_batches;
+                state.train_sum = train_sum;
+                state.stopper = stopper;
+                state.lr_plateau = lr_plateau;
+                state.have_best = have_best;
+                state.last_epoch = last_epoch;
+                state.stopped_early = 0;
                 break;
             }
         }
@@ -424,25 +494,39 @@ int cmd_train(int argc, char **argv)
             have_best = 1;
             if (save_checkpoint(&par, model, best_path)) goto done;
         }
-        if (o.early_stopping && stop) {
+        int stopping = o.early_stopping && stop;
+        if (stopping)
             printf("early stopping: no improvement of the %s loss for %u epochs (best: epoch %u, %.4f)\n",
                    val.n ? "validation" : "training", stopper.wait, stopper.best_epoch, stopper.best);
-            break;
-        }
-        if (o.plateau) {
+        if (o.plateau && !stopping) {
             float lr = enn_model_learning_rate(model), next = plateau_update(&lr_plateau, monitored, lr);
             if (next != lr) {
                 if (enn_model_set_learning_rate(model, next)) goto fail;
                 printf("reduce-on-plateau: learning rate %.3g -> %.3g\n", lr, next);
             }
         }
+        /* The next epoch's starting point, for --resume. */
+        state.epoch = epoch + 1;
+        state.batches_done = 0;
+        state.train_sum = (metric_sum){0};
+        state.stopper = stopper;
+        state.lr_plateau = lr_plateau;
+        state.have_best = have_best;
+        state.last_epoch = epoch;
+        state.stopped_early = stopping;
+        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start)) goto done;
+        have_last = 1;
+        if (stopping) break;
     }
-    /* Cut short: the exact state (Adam moments too) goes to last.safetensors, from which
-     * training could go on; best.safetensors already holds the best finished epoch. */
-    if (interrupted || timed_out) {
-        if (save_checkpoint(&par, model, last_path)) goto done;
-        printf("saved %s\n", last_path);
+    /* Cut short inside an epoch: the exact state (Adam moments too) and where the loop
+     * stands go to last.safetensors and last.json, from which --resume goes on;
+     * best.safetensors already holds the best finished epoch. */
+    if (interrupted && partial) {
+        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start)) goto done;
+        have_last = 1;
     }
+    if ((interrupted || timed_out) && have_last)
+        printf("saved %s (enn train ... --resume goes on from it)\n", last_path);
     if (o.restore_best && have_best && best.count && (partial || stopper.best_epoch != last_epoch)) {
         if (weights_restore(model, &best)) goto fail;
         printf("restored the weights of epoch %u (the lowest %s loss, %.4f)\n", stopper.best_epoch,
@@ -503,6 +587,8 @@ done:
     free(scratch);
     if (quiet) fclose(quiet);
     confusion_free(&matrix);
+    train_state_free(&state);
+    train_state_free(&saved);
     weights_free(&best);
     batch_buffers_free(&train_buf);
     batch_buffers_free(&eval_buf);

@@ -86,7 +86,9 @@ void train_options_usage(FILE *f, int for_eval)
             "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
             "  --device NAME|INDEX --max-time SECONDS\n"
             "  --out DIR                   metrics.csv, metrics.jsonl, best.safetensors, and\n"
-            "                              last.safetensors when cut short (default runs/<data>)\n"
+            "                              last.safetensors + last.json after every epoch and when\n"
+            "                              cut short (default runs/<data>)\n"
+            "  --resume                    go on with the run in --out where it stopped (same flags)\n"
             "  --plain                     progress as plain lines even on a terminal\n"
             "  --no-report                 no confusion matrix or per-class scores\n"
             "  --no-plots                  no trace-monitor pictures (ENN: <out>/plots/*.png, drawn\n"
@@ -202,6 +204,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--max-time")) VALUE(enn_cli_double(f, v, 0.0, 1e9, &o->max_time));
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
+    if (FLAG("--resume")) SWITCH(o->resume = 1);
     if (FLAG("--no-report")) SWITCH(o->report = 0);
     if (FLAG("--no-plots")) SWITCH(o->plots = 0);
     if (FLAG("--quick"))

@@ -59,6 +59,7 @@ typedef struct train_options {
     int report;                     /* print the confusion matrix and per-class scores */
     int plots;                      /* ENN: the trace monitor's pictures in <out>/plots */
     int paper, quick;
+    int resume;                     /* go on with the run in out_dir (last.safetensors, last.json) */
 } train_options;
 
 /* The protocol of the paper's experiments (ENN-SPEC.md), full data, up to 50 epochs. */

@@ -1,0 +1,194 @@
+/* See train_state.h. The file is JSON (jansson); doubles are written with 17 significant
+ * digits, so they read back bit for bit, and a non-finite one (the +inf of "no best yet")
+ * as null. */
+#include "train_state.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define STATE_FORMAT "enn.train-state"
+#define STATE_VERSION 1
+
+static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+int train_state_save(const char *path, const train_state *s)
+{
+    json_t *config = json_loads(s->config ? s->config : "{}", 0, NULL);
+    json_t *root = !config ? NULL : json_pack(
+        "{s:s, s:i, s:i, s:I, s:{s:o, s:I, s:I}, s:{s:o, s:i, s:i}, s:{s:o, s:i}, s:b, s:i, s:b, s:f, "
+        "s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+        "format", STATE_FORMAT, "version", STATE_VERSION, "epoch", (int)s->epoch, "batches_done",
+        (json_int_t)s->batches_done, "train_sum", "loss_sum", real_or_null(s->train_sum.loss_sum), "correct",
+        (json_int_t)s->train_sum.correct, "counted", (json_int_t)s->train_sum.counted, "early_stopping", "best",
+        real_or_null(s->stopper.best), "best_epoch", (int)s->stopper.best_epoch, "wait", (int)s->stopper.wait,
+        "plateau", "best", real_or_null(s->lr_plateau.best), "wait", (int)s->lr_plateau.wait, "have_best",
+        s->have_best, "last_epoch", (int)s->last_epoch, "stopped_early", s->stopped_early, "seconds", s->seconds, "run",
+        "data", s->data, "train_samples", (json_int_t)s->train_samples, "batch", (int)s->batch, "accumulate",
+        (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "config", config);
+    if (!root) {
+        fprintf(stderr, "enn train: cannot build the training state for %s\n", path);
+        return -1;
+    }
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    if (rc != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "enn train: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The double at key, or `absent` for null. */
+static int get_real(json_t *obj, const char *key, double absent, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_null(v)) *out = absent;
+    else if (json_is_number(v)) *out = json_number_value(v);
+    else return -1;
+    return 0;
+}
+
+int train_state_load(const char *path, train_state *s)
+{
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) {
+        fprintf(stderr, "enn train: cannot read %s: %s (line %d)\n", path, err.text, err.line);
+        return -1;
+    }
+    memset(s, 0, sizeof *s);
+    const char *format = NULL, *data = NULL;
+    json_t *config = NULL;
+    int version = 0, epoch = 0, best_epoch = 0, wait = 0, pwait = 0, last_epoch = 0, have_best = 0, stopped_early = 0;
+    int batch = 0, accumulate = 0, processes = 0;
+    json_int_t done = 0, correct = 0, counted = 0, train_samples = 0, seed = 0;
+    json_t *sum = NULL, *stop = NULL, *plat = NULL;
+    int bad = json_unpack_ex(root, &err, 0,
+                             "{s:s, s:i, s:i, s:I, s:o, s:o, s:o, s:b, s:i, s:b, s:F, "
+                             "s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+                             "format", &format, "version", &version, "epoch", &epoch, "batches_done", &done,
+                             "train_sum", &sum, "early_stopping", &stop, "plateau", &plat, "have_best", &have_best,
+                             "last_epoch", &last_epoch, "stopped_early", &stopped_early, "seconds", &s->seconds, "run", "data",
+                             &data, "train_samples", &train_samples, "batch", &batch, "accumulate", &accumulate,
+                             "processes", &processes, "seed", &seed, "config", &config);
+    if (!bad && (strcmp(format, STATE_FORMAT) || version != STATE_VERSION)) {
+        snprintf(err.text, sizeof err.text, "not an %s version %d file", STATE_FORMAT, STATE_VERSION);
+        bad = 1;
+    }
+    if (!bad) {
+        bad = json_unpack_ex(sum, &err, 0, "{s:I, s:I}", "correct", &correct, "counted", &counted) ||
+              json_unpack_ex(stop, &err, 0, "{s:i, s:i}", "best_epoch", &best_epoch, "wait", &wait) ||
+              json_unpack_ex(plat, &err, 0, "{s:i}", "wait", &pwait);
+        if (!bad && (get_real(sum, "loss_sum", NAN, &s->train_sum.loss_sum) ||
+                     get_real(stop, "best", INFINITY, &s->stopper.best) ||
+                     get_real(plat, "best", INFINITY, &s->lr_plateau.best))) {
+            snprintf(err.text, sizeof err.text, "a loss is neither a number nor null");
+            bad = 1;
+        }
+    }
+    if (!bad && (epoch < 1 || done < 0 || correct < 0 || counted < 0 || batch < 1 || accumulate < 1 || processes < 1)) {
+        snprintf(err.text, sizeof err.text, "a count out of range");
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "enn train: %s is not a training state: %s\n", path, err.text);
+        json_decref(root);
+        return -1;
+    }
+    s->epoch = (uint32_t)epoch;
+    s->batches_done = (uint64_t)done;
+    s->train_sum.correct = (uint64_t)correct;
+    s->train_sum.counted = (uint64_t)counted;
+    s->stopper.best_epoch = (uint32_t)best_epoch;
+    s->stopper.wait = (uint32_t)wait;
+    s->lr_plateau.wait = (uint32_t)pwait;
+    s->have_best = have_best;
+    s->last_epoch = (uint32_t)last_epoch;
+    s->stopped_early = stopped_early;
+    snprintf(s->data, sizeof s->data, "%s", data);
+    s->train_samples = (uint64_t)train_samples;
+    s->batch = (uint32_t)batch;
+    s->accumulate = (uint32_t)accumulate;
+    s->processes = (uint32_t)processes;
+    s->seed = (uint64_t)seed;
+    s->config = json_dumps(config, JSON_REAL_PRECISION(17));
+    json_decref(root);
+    if (!s->config) {
+        fprintf(stderr, "enn train: out of memory reading %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+void train_state_free(train_state *s)
+{
+    free(s->config);
+    s->config = NULL;
+}
+
+/* The path of the first value that differs between two JSON documents, into buf. */
+static int first_difference(json_t *a, json_t *b, char *buf, size_t size)
+{
+    if (json_is_object(a) && json_is_object(b)) {
+        const char *key;
+        json_t *va;
+        json_object_foreach(a, key, va) {
+            json_t *vb = json_object_get(b, key);
+            if (!vb || !json_equal(va, vb)) {
+                size_t len = strlen(buf);
+                snprintf(buf + len, size - len, "%s%s", len ? "." : "", key);
+                if (vb) first_difference(va, vb, buf, size);
+                return 1;
+            }
+        }
+        return json_object_size(a) != json_object_size(b);
+    }
+    return !json_equal(a, b);
+}
+
+int train_state_check(const train_state *saved, const train_state *now)
+{
+    char a[64], b[64];
+    const char *what = NULL;
+#define DIFF(field, name, fmt, cast)                                            \
+    if (!what && saved->field != now->field) {                                  \
+        what = name;                                                            \
+        snprintf(a, sizeof a, fmt, (cast)saved->field);                         \
+        snprintf(b, sizeof b, fmt, (cast)now->field);                           \
+    }
+    if (strcmp(saved->data, now->data)) {
+        what = "the data";
+        snprintf(a, sizeof a, "%s", saved->data);
+        snprintf(b, sizeof b, "%s", now->data);
+    }
+    DIFF(train_samples, "training samples", "%llu", unsigned long long)
+    DIFF(batch, "--batch", "%u", unsigned)
+    DIFF(accumulate, "--accumulate", "%u", unsigned)
+    DIFF(processes, "processes", "%u", unsigned)
+    DIFF(seed, "--seed", "%llu", unsigned long long)
+#undef DIFF
+    json_t *ja = json_loads(saved->config ? saved->config : "", 0, NULL);
+    json_t *jb = json_loads(now->config ? now->config : "", 0, NULL);
+    if (!what && !(ja && jb && json_equal(ja, jb))) {
+        char key[128] = "";
+        if (ja && jb) first_difference(ja, jb, key, sizeof key);
+        fprintf(stderr, "enn train: --resume: the run's model differs from this one's%s%s%s (resume with the run's "
+                        "flags)\n", key[0] ? " in \"" : "", key, key[0] ? "\"" : "");
+        what = "the model";
+    }
+    json_decref(ja);
+    json_decref(jb);
+    if (what && !strcmp(what, "the model")) return -1;
+    if (!what) return 0;
+    fprintf(stderr, "enn train: --resume: the run used %s %s, this one %s (resume with the run's settings)\n", what, a, b);
+    return -1;
+}

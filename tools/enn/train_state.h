@@ -1,0 +1,41 @@
+/* Where a training run stands, beside its last checkpoint (<out>/last.json next to
+ * <out>/last.safetensors), so that `enn train --resume` goes on exactly where the run
+ * stopped: the epoch and batch, the epoch's running tallies, early stopping and
+ * reduce-on-plateau, and what must not change between the two runs (data, batch, seed). */
+#ifndef ENN_TOOLS_TRAIN_STATE_H
+#define ENN_TOOLS_TRAIN_STATE_H
+
+#include <stdint.h>
+
+#include "metrics.h"
+#include "schedule.h"
+
+typedef struct train_state {
+    uint32_t epoch;             /* the epoch to go on with (1-based) */
+    uint64_t batches_done;      /* batches of it already trained */
+    metric_sum train_sum;       /* that epoch's training tallies so far */
+    early_stopping stopper;
+    plateau lr_plateau;
+    int have_best;              /* best.safetensors holds the best epoch's weights */
+    uint32_t last_epoch;        /* the last epoch finished */
+    int stopped_early;          /* early stopping ended the run */
+    double seconds;             /* training time so far */
+    /* The run's identity: a resumed run must match it. */
+    char data[32];              /* data kind */
+    uint64_t train_samples;     /* training samples after the validation split */
+    uint32_t batch, accumulate, processes;
+    uint64_t seed;
+    char *config;               /* the model's configuration (enn_model_config_to_json) */
+} train_state;
+
+/* Writes atomically (temporary file, rename). Returns 0, or -1 after printing why. */
+int train_state_save(const char *path, const train_state *s);
+/* Returns 0, or -1 after printing why (missing, unreadable, not a state file). The
+ * caller frees s->config (train_state_free). */
+int train_state_load(const char *path, train_state *s);
+void train_state_free(train_state *s);
+/* 0 when `now` (this run's identity fields and model configuration) matches `saved`;
+ * else -1 after printing the first difference. */
+int train_state_check(const train_state *saved, const train_state *now);
+
+#endif
