@@ -4,7 +4,7 @@
  *   load the data, hold out the validation part        train_data.c
  *   per epoch: shuffled batches -> enn_model_train_step, progress bar
  *              validation loss/accuracy, trace monitor  train_loop.c
- *              metrics.csv / metrics.jsonl, early stopping, reduce-on-plateau
+ *              metrics.csv / metrics.jsonl (train_report.c), early stopping, reduce-on-plateau
  *   restore the best weights, save them, evaluate on the test set
  *   after every epoch and when cut short: last.safetensors + last.json (train_state.c),
  *   from which --resume goes on where the run stopped
@@ -14,13 +14,11 @@
  * part of the validation and test sets each and sum the tallies; process 0 alone prints
  * and writes files, and its numbers drive early stopping everywhere.
  * --accumulate K: each process's share as K micro-batches in turn (parallel.c too). */
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "commands.h"
 #include "enn.h"
@@ -32,6 +30,7 @@
 #include "train_data.h"
 #include "train_loop.h"
 #include "train_options.h"
+#include "train_report.h"
 #include "train_state.h"
 #include "class_plots.h"
 #include "trace_monitor.h"
@@ -72,107 +71,6 @@ static int save_last(const parallel *par, enn_model *model, const char *dir, tra
     return train_state_save(path, state);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) {
-                fprintf(stderr, "enn train: cannot create %s: %s\n", buf, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (!c) return 0;
-        }
-    }
-}
-
-static FILE *open_log(const char *dir, const char *name, const char *header)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    struct stat st;
-    int fresh = stat(path, &st) != 0 || st.st_size == 0;
-    FILE *f = fopen(path, "a");
-    if (!f) fprintf(stderr, "enn train: cannot open %s: %s\n", path, strerror(errno));
-    else if (fresh && header) fprintf(f, "%s\n", header);
-    return f;
-}
-
-typedef struct epoch_record {
-    uint32_t epoch;
-    double train_loss, train_acc, val_loss, val_acc, lr, seconds;
-    int have_trace;
-    trace_stats trace;
-} epoch_record;
-
-static void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
-{
-    /* NaN (no validation set, no accuracy for a regressor) is an empty CSV field and a
-     * JSON null. */
-#define NUM(buf, v) (isnan(v) ? "" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
-#define JNUM(buf, v) (isnan(v) ? "null" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
-    char a[32], b[32], c[32], d[32], e[32], t[5][32];
-    const trace_stats *s = &r->trace;
-    double tv[5] = {s->mean_abs, s->max, s->min, s->std, s->sparsity};
-    for (int i = 0; i < 5; i++)
-        if (!r->have_trace) tv[i] = NAN;
-    if (csv) {
-        fprintf(csv, "%u,%s,%s,%s,%s,%s,%.3f", r->epoch, NUM(a, r->train_loss), NUM(b, r->train_acc),
-                NUM(c, r->val_loss), NUM(d, r->val_acc), NUM(e, r->lr), r->seconds);
-        for (int i = 0; i < 5; i++) fprintf(csv, ",%s", NUM(t[i], tv[i]));
-        fprintf(csv, "\n");
-        fflush(csv);
-    }
-    if (json) {
-        fprintf(json,
-                "{\"epoch\": %u, \"train_loss\": %s, \"train_accuracy\": %s, \"val_loss\": %s, "
-                "\"val_accuracy\": %s, \"learning_rate\": %s, \"seconds\": %.3f",
-                r->epoch, JNUM(a, r->train_loss), JNUM(b, r->train_acc), JNUM(c, r->val_loss), JNUM(d, r->val_acc),
-                JNUM(e, r->lr), r->seconds);
-        const char *names[5] = {"trace_mean_abs", "trace_max", "trace_min", "trace_std", "trace_sparsity"};
-        for (int i = 0; i < 5; i++) fprintf(json, ", \"%s\": %s", names[i], JNUM(t[i], tv[i]));
-        fprintf(json, "}\n");
-        fflush(json);
-    }
-#undef NUM
-#undef JNUM
-}
-
-static const char *model_name(enn_model_kind k)
-{
-    static const char *names[] = {"enn", "rnn", "gru", "lstm"};
-    return k <= ENN_MODEL_LSTM ? names[k] : "?";
-}
-
-static void print_model(const enn_model_config *c, const train_data *d)
-{
-    uint64_t trainable = 0, reference = 0;
-    enn_model_parameter_count(c, &trainable, &reference);
-    const char *task = d->head == ENN_HEAD_CLASSIFIER ? "classifier"
-                       : d->head == ENN_HEAD_REGRESSOR ? "regressor"
-                                                       : "language model";
-    char detail[96] = "";
-    if (d->head == ENN_HEAD_CLASSIFIER)
-        snprintf(detail, sizeof detail, ", %s pooling", c->pooling == ENN_POOL_LAST ? "last-state" : "attention");
-    else if (d->head == ENN_HEAD_LANGUAGE_MODEL)
-        snprintf(detail, sizeof detail, c->lm_input == ENN_LM_EMBEDDING ? ", embedding %u" : ", token id as a float",
-                 c->embedding_dim);
-    if (c->kind == ENN_MODEL_ENN)
-        printf("model: ENN %s, h=%u N=%u%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", task, c->cell.hidden,
-               c->cell.memory_slots, detail, c->max_seq_len, c->input_features, c->outputs,
-               (unsigned long long)trainable);
-    else
-        printf("model: %s %s, %u layers%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", model_name(c->kind),
-               task, c->layers, detail, c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
-}
-
-/* Test metrics as the last lines of the run (parsed by tests/test_train_cli.c:
- * "test accuracy <value>"). */
 /* Micro-batch `part` of this process's share of the batch at order[first, first + count):
  * the batch cut into `shards` = processes x micro-batches near-equal runs, process-major. */
 typedef struct share_plan {
@@ -202,18 +100,6 @@ static enn_status evaluate_in_parts(const parallel *par, enn_model *model, const
     enn_status s = evaluate_dataset(model, &part, buf, sum, matrix, par->rank == 0 ? label : NULL, plain, stop);
     if (s == ENN_OK) parallel_sum_metrics(par, sum, matrix, stop);
     return s;
-}
-
-static void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix)
-{
-    double loss = metric_loss(sum);
-    printf("test: %llu %s, loss %.4f", (unsigned long long)sum->counted,
-           d->head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
-    if (d->head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
-    printf("\n");
-    if (matrix && matrix->counts && o->report)
-        confusion_print(stdout, matrix, train_data_class_names(o->data.kind));
-    if (d->head != ENN_HEAD_REGRESSOR) printf("test accuracy %.4f\n", metric_accuracy(sum));
 }
 
 int cmd_train(int argc, char **argv)

@@ -1,0 +1,113 @@
+/* See train_report.h. */
+#include "train_report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int make_dirs(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) {
+                fprintf(stderr, "enn train: cannot create %s: %s\n", buf, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c) return 0;
+        }
+    }
+}
+
+FILE *open_log(const char *dir, const char *name, const char *header)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    int fresh = stat(path, &st) != 0 || st.st_size == 0;
+    FILE *f = fopen(path, "a");
+    if (!f) fprintf(stderr, "enn train: cannot open %s: %s\n", path, strerror(errno));
+    else if (fresh && header) fprintf(f, "%s\n", header);
+    return f;
+}
+
+
+void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
+{
+    /* NaN (no validation set, no accuracy for a regressor) is an empty CSV field and a
+     * JSON null. */
+#define NUM(buf, v) (isnan(v) ? "" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
+#define JNUM(buf, v) (isnan(v) ? "null" : (snprintf(buf, sizeof buf, "%.6g", v), buf))
+    char a[32], b[32], c[32], d[32], e[32], t[5][32];
+    const trace_stats *s = &r->trace;
+    double tv[5] = {s->mean_abs, s->max, s->min, s->std, s->sparsity};
+    for (int i = 0; i < 5; i++)
+        if (!r->have_trace) tv[i] = NAN;
+    if (csv) {
+        fprintf(csv, "%u,%s,%s,%s,%s,%s,%.3f", r->epoch, NUM(a, r->train_loss), NUM(b, r->train_acc),
+                NUM(c, r->val_loss), NUM(d, r->val_acc), NUM(e, r->lr), r->seconds);
+        for (int i = 0; i < 5; i++) fprintf(csv, ",%s", NUM(t[i], tv[i]));
+        fprintf(csv, "\n");
+        fflush(csv);
+    }
+    if (json) {
+        fprintf(json,
+                "{\"epoch\": %u, \"train_loss\": %s, \"train_accuracy\": %s, \"val_loss\": %s, "
+                "\"val_accuracy\": %s, \"learning_rate\": %s, \"seconds\": %.3f",
+                r->epoch, JNUM(a, r->train_loss), JNUM(b, r->train_acc), JNUM(c, r->val_loss), JNUM(d, r->val_acc),
+                JNUM(e, r->lr), r->seconds);
+        const char *names[5] = {"trace_mean_abs", "trace_max", "trace_min", "trace_std", "trace_sparsity"};
+        for (int i = 0; i < 5; i++) fprintf(json, ", \"%s\": %s", names[i], JNUM(t[i], tv[i]));
+        fprintf(json, "}\n");
+        fflush(json);
+    }
+#undef NUM
+#undef JNUM
+}
+
+static const char *model_name(enn_model_kind k)
+{
+    static const char *names[] = {"enn", "rnn", "gru", "lstm"};
+    return k <= ENN_MODEL_LSTM ? names[k] : "?";
+}
+
+void print_model(const enn_model_config *c, const train_data *d)
+{
+    uint64_t trainable = 0, reference = 0;
+    enn_model_parameter_count(c, &trainable, &reference);
+    const char *task = d->head == ENN_HEAD_CLASSIFIER ? "classifier"
+                       : d->head == ENN_HEAD_REGRESSOR ? "regressor"
+                                                       : "language model";
+    char detail[96] = "";
+    if (d->head == ENN_HEAD_CLASSIFIER)
+        snprintf(detail, sizeof detail, ", %s pooling", c->pooling == ENN_POOL_LAST ? "last-state" : "attention");
+    else if (d->head == ENN_HEAD_LANGUAGE_MODEL)
+        snprintf(detail, sizeof detail, c->lm_input == ENN_LM_EMBEDDING ? ", embedding %u" : ", token id as a float",
+                 c->embedding_dim);
+    if (c->kind == ENN_MODEL_ENN)
+        printf("model: ENN %s, h=%u N=%u%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", task, c->cell.hidden,
+               c->cell.memory_slots, detail, c->max_seq_len, c->input_features, c->outputs,
+               (unsigned long long)trainable);
+    else
+        printf("model: %s %s, %u layers%s, input [T=%u, d=%u], %u outputs: %llu parameters\n", model_name(c->kind),
+               task, c->layers, detail, c->max_seq_len, c->input_features, c->outputs, (unsigned long long)trainable);
+}
+
+/* Test metrics as the last lines of the run (parsed by tests/test_train_cli.c:
+ * "test accuracy <value>"). */
+void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix)
+{
+    double loss = metric_loss(sum);
+    printf("test: %llu %s, loss %.4f", (unsigned long long)sum->counted,
+           d->head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
+    if (d->head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
+    printf("\n");
+    if (matrix && matrix->counts && o->report)
+        confusion_print(stdout, matrix, train_data_class_names(o->data.kind));
+    if (d->head != ENN_HEAD_REGRESSOR) printf("test accuracy %.4f\n", metric_accuracy(sum));
+}

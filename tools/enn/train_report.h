@@ -1,0 +1,34 @@
+/* What `enn train` prints and logs: the run's output directory and per-epoch logs
+ * (metrics.csv, metrics.jsonl), the model line, and the test metrics. */
+#ifndef ENN_TOOLS_TRAIN_REPORT_H
+#define ENN_TOOLS_TRAIN_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "enn.h"
+#include "metrics.h"
+#include "train_data.h"
+#include "train_options.h"
+#include "trace_stats.h"
+
+/* One epoch's line of the logs; NaN for what was not measured. */
+typedef struct epoch_record {
+    uint32_t epoch;
+    double train_loss, train_acc, val_loss, val_acc, lr, seconds;
+    int have_trace;
+    trace_stats trace;
+} epoch_record;
+
+/* mkdir -p. Returns 0, or -1 after printing the problem. */
+int make_dirs(const char *path);
+/* Opens dir/name for appending, writing `header` first when the file is new or empty;
+ * NULL after printing the problem. */
+FILE *open_log(const char *dir, const char *name, const char *header);
+/* Appends the epoch to the CSV and JSON-lines logs (either may be NULL). */
+void log_epoch(FILE *csv, FILE *json, const epoch_record *r);
+/* "model: ..." with the parameter count. */
+void print_model(const enn_model_config *c, const train_data *d);
+void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix);
+
+#endif
