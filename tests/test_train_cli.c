@@ -244,7 +244,27 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect(strstr(out, "cell.hebbian_rate"), "%s", out);
     free(out);
 
+    /* A checkpoint and a last.json from different moments (a crash between the writes). */
+    char state_path[128];
+    unsigned char *state_bytes;
+    snprintf(state_path, sizeof state_path, "%s/last.json", cut);
+    size_t state_len = test_read_file(state_path, &state_bytes);
+    char *state_text = realloc(state_bytes, state_len + 1);   /* as a string */
+    cr_assert_not_null(state_text);
+    state_text[state_len] = 0;
+    char *updates = strstr(state_text, "\"updates\": ");
+    cr_assert(updates, "%s", state_text);
+    FILE *f = fopen(state_path, "w");
+    cr_assert(f);
+    fprintf(f, "%.*s\"updates\": 1%s", (int)(updates - state_text), state_text, strpbrk(updates + 11, ",}"));
+    fclose(f);
     snprintf(args, sizeof args, "train %s --out %s --resume", common, cut);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "different moments"), "%s", out);
+    free(out);
+    test_write_file(state_path, state_text, state_len);
+    free(state_text);
+
     cr_assert_eq(run_enn(args, &out), 0, "%s", out);
     cr_expect(strstr(out, "resumed ") && strstr(out, "epoch 2 after "), "%s", out);
     acc = strstr(out, "\ntest accuracy ");

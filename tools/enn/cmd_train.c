@@ -64,6 +64,7 @@ static int save_last(const parallel *par, enn_model *model, const char *dir, tra
 {
     if (par->rank != 0) return 0;
     state->seconds = seconds;
+    state->updates = enn_model_step_count(model);
     char path[1200];
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
     if (save_checkpoint(par, model, path)) return -1;
@@ -223,6 +224,13 @@ int cmd_train(int argc, char **argv)
             (enn_model_load_into(model, best_path) || weights_take(model, &best)))
             goto fail;
         if (enn_model_load_into(model, last_path)) goto fail;
+        if (enn_model_step_count(model) != saved.updates) {
+            /* The checkpoint is written first, then last.json: a crash between the two. */
+            fprintf(stderr, "enn train: --resume: %s holds %llu updates but %s/last.json speaks of %llu: the two "
+                            "are from different moments\n", last_path, (unsigned long long)enn_model_step_count(model),
+                    o.out_dir, (unsigned long long)saved.updates);
+            goto done;
+        }
         printf("resumed %s: epoch %u after %llu batches, %llu updates\n", o.out_dir, saved.epoch,
                (unsigned long long)saved.batches_done, (unsigned long long)enn_model_step_count(model));
     }

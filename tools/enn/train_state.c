@@ -22,13 +22,14 @@ int train_state_save(const char *path, const train_state *s)
     json_t *config = json_loads(s->config ? s->config : "{}", 0, NULL);
     json_t *root = !config ? NULL : json_pack(
         "{s:s, s:i, s:i, s:I, s:{s:o, s:I, s:I}, s:{s:o, s:i, s:i}, s:{s:o, s:i}, s:b, s:i, s:b, s:f, "
-        "s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+        "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
         "format", STATE_FORMAT, "version", STATE_VERSION, "epoch", (int)s->epoch, "batches_done",
         (json_int_t)s->batches_done, "train_sum", "loss_sum", real_or_null(s->train_sum.loss_sum), "correct",
         (json_int_t)s->train_sum.correct, "counted", (json_int_t)s->train_sum.counted, "early_stopping", "best",
         real_or_null(s->stopper.best), "best_epoch", (int)s->stopper.best_epoch, "wait", (int)s->stopper.wait,
         "plateau", "best", real_or_null(s->lr_plateau.best), "wait", (int)s->lr_plateau.wait, "have_best",
-        s->have_best, "last_epoch", (int)s->last_epoch, "stopped_early", s->stopped_early, "seconds", s->seconds, "run",
+        s->have_best, "last_epoch", (int)s->last_epoch, "stopped_early", s->stopped_early, "seconds", s->seconds, "updates",
+        (json_int_t)s->updates, "run",
         "data", s->data, "train_samples", (json_int_t)s->train_samples, "batch", (int)s->batch, "accumulate",
         (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "config", config);
     if (!root) {
@@ -70,14 +71,15 @@ int train_state_load(const char *path, train_state *s)
     json_t *config = NULL;
     int version = 0, epoch = 0, best_epoch = 0, wait = 0, pwait = 0, last_epoch = 0, have_best = 0, stopped_early = 0;
     int batch = 0, accumulate = 0, processes = 0;
-    json_int_t done = 0, correct = 0, counted = 0, train_samples = 0, seed = 0;
+    json_int_t done = 0, correct = 0, counted = 0, train_samples = 0, seed = 0, updates = 0;
     json_t *sum = NULL, *stop = NULL, *plat = NULL;
     int bad = json_unpack_ex(root, &err, 0,
                              "{s:s, s:i, s:i, s:I, s:o, s:o, s:o, s:b, s:i, s:b, s:F, "
-                             "s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+                             "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
                              "format", &format, "version", &version, "epoch", &epoch, "batches_done", &done,
                              "train_sum", &sum, "early_stopping", &stop, "plateau", &plat, "have_best", &have_best,
-                             "last_epoch", &last_epoch, "stopped_early", &stopped_early, "seconds", &s->seconds, "run", "data",
+                             "last_epoch", &last_epoch, "stopped_early", &stopped_early, "seconds", &s->seconds, "updates",
+                             &updates, "run", "data",
                              &data, "train_samples", &train_samples, "batch", &batch, "accumulate", &accumulate,
                              "processes", &processes, "seed", &seed, "config", &config);
     if (!bad && (strcmp(format, STATE_FORMAT) || version != STATE_VERSION)) {
@@ -120,6 +122,7 @@ int train_state_load(const char *path, train_state *s)
     s->accumulate = (uint32_t)accumulate;
     s->processes = (uint32_t)processes;
     s->seed = (uint64_t)seed;
+    s->updates = (uint64_t)updates;
     s->config = json_dumps(config, JSON_REAL_PRECISION(17));
     json_decref(root);
     if (!s->config) {

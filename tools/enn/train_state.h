@@ -20,6 +20,7 @@ typedef struct train_state {
     uint32_t last_epoch;        /* the last epoch finished */
     int stopped_early;          /* early stopping ended the run */
     double seconds;             /* training time so far */
+    uint64_t updates;           /* the checkpoint's update count: the pair belongs together */
     /* The run's identity: a resumed run must match it. */
     char data[32];              /* data kind */
     uint64_t train_samples;     /* training samples after the validation split */
