@@ -20,6 +20,24 @@
 
 static const char *kind_name(enn_model_kind k) { return k == ENN_MODEL_RNN ? "rnn" : k == ENN_MODEL_GRU ? "gru" : "lstm"; }
 
+/* A two-layer stack of `kind` under `head`, units u0 then u1, input [T, d], batches of up
+ * to B, `outputs` outputs; the spec's defaults otherwise. */
+static enn_model_config two_layers(enn_model_kind kind, enn_head_kind head, uint32_t u0, uint32_t u1, uint32_t d,
+                                   uint32_t T, uint32_t B, uint32_t outputs)
+{
+    enn_model_config c;
+    enn_model_config_init(&c, head);
+    c.kind = kind;
+    c.layers = 2;
+    c.layer_units[0] = u0;
+    c.layer_units[1] = u1;
+    c.input_features = d;
+    c.max_seq_len = T;
+    c.max_batch = B;
+    c.outputs = outputs;
+    return c;
+}
+
 /* ---------------------------------------------------------------- reference vs finite differences */
 
 typedef struct fd_problem {
@@ -241,16 +259,7 @@ Test(baselines, device_lstm_units_of_4_match_reference)
 
 Test(baselines, lstm_forget_bias_is_one)
 {
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.kind = ENN_MODEL_LSTM;
-    c.layers = 2;
-    c.layer_units[0] = 8;
-    c.layer_units[1] = 4;
-    c.input_features = 3;
-    c.max_seq_len = 2;
-    c.max_batch = 2;
-    c.outputs = 2;
+    enn_model_config c = two_layers(ENN_MODEL_LSTM, ENN_HEAD_CLASSIFIER, 8, 4, 3, 2, 2, 2);
     enn_context *ctx = test_context();
     enn_model *m;
     ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
@@ -280,16 +289,7 @@ static void check_memorises(enn_model_kind kind)
     uint32_t labels[N];
     for (int i = 0; i < N * T * D; i++) x[i] = (float)test_rand_uniform(&st, -1, 1);
     for (int i = 0; i < N; i++) labels[i] = (uint32_t)(test_rand_u64(&st) % C);
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.kind = kind;
-    c.layers = 2;
-    c.layer_units[0] = 16;
-    c.layer_units[1] = 8;
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = N;
-    c.outputs = C;
+    enn_model_config c = two_layers(kind, ENN_HEAD_CLASSIFIER, 16, 8, D, T, N, C);
     c.pooling = ENN_POOL_LAST;
     c.dropout = 0.0f;
     c.optimizer.learning_rate = 1e-2f;
@@ -337,16 +337,8 @@ static void check_stateful(enn_model_kind kind)
                 first[(b * H + t) * D + k] = x[(b * T + t) * D + k];
                 second[(b * H + t) * D + k] = x[(b * T + H + t) * D + k];
             }
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_REGRESSOR);
-    c.kind = kind;
-    c.layers = 2;
-    c.layer_units[0] = 8; /* units of 4: the fused recurrence on CPU devices (the GPU plan: per step) */
-    c.layer_units[1] = 4;
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = B;
-    c.outputs = 1;
+    /* units of 4: the fused recurrence on CPU devices (the GPU plan: per step) */
+    enn_model_config c = two_layers(kind, ENN_HEAD_REGRESSOR, 8, 4, D, T, B, 1);
     c.return_sequences = 1;
     enn_context *ctx = test_context();
     enn_model *whole, *halves;
@@ -396,16 +388,7 @@ static void check_saturation(enn_model_kind kind)
     float x[B * T * D];
     uint32_t labels[B] = {0, 1};
     for (int i = 0; i < B * T * D; i++) x[i] = test_rand_uniform(&st, -1, 1) < 0 ? -60.0f : 60.0f;
-    enn_model_config c;
-    enn_model_config_init(&c, ENN_HEAD_CLASSIFIER);
-    c.kind = kind;
-    c.layers = 2;
-    c.layer_units[0] = 8;
-    c.layer_units[1] = 4;
-    c.input_features = D;
-    c.max_seq_len = T;
-    c.max_batch = B;
-    c.outputs = C;
+    enn_model_config c = two_layers(kind, ENN_HEAD_CLASSIFIER, 8, 4, D, T, B, C);
     c.pooling = ENN_POOL_LAST;
     enn_context *ctx = test_context();
     enn_model *m;
@@ -419,17 +402,12 @@ static void check_saturation(enn_model_kind kind)
     for (int i = 0; i < T * B * 4; i++)
         cr_expect(isfinite(hs[i]) && fabsf(hs[i]) <= 1.0f, "%s: h[%d] = %g", kind_name(kind), i, hs[i]);
     cr_expect(isfinite(r.loss), "%s: loss %g", kind_name(kind), r.loss);
-    for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
-        enn_tensor_desc d;
-        ENN_ASSERT_OK(enn_model_parameter_desc(m, i, &d));
-        size_t n = (size_t)d.shape[0] * (d.rank == 2 ? d.shape[1] : 1);
-        float *g = malloc(n * sizeof *g);
-        char name[96];
-        snprintf(name, sizeof name, "grad.%s", d.name);
-        ENN_ASSERT_OK(enn_model_read(m, name, g, n));
-        for (size_t k = 0; k < n; k++) cr_expect(isfinite(g[k]), "%s: %s[%zu] = %g", kind_name(kind), name, k, g[k]);
-        free(g);
-    }
+    size_t n = enn_model_gradient_count(m);
+    float *g = malloc(n * sizeof *g);
+    cr_assert_not_null(g);
+    ENN_ASSERT_OK(enn_model_read_gradients(m, g, n));
+    for (size_t k = 0; k < n; k++) cr_expect(isfinite(g[k]), "%s: gradient %zu of %zu = %g", kind_name(kind), k, n, g[k]);
+    free(g);
     enn_model_destroy(m);
     test_context_finish(ctx);
 }
