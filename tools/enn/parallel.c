@@ -59,7 +59,8 @@ void parallel_finish(parallel *p, int failed)
 
 const char *parallel_device(const parallel *p, char *buf, size_t size)
 {
-    if (p->size < 2) return NULL;
+    const char *chosen = getenv("ENN_DEVICE");
+    if (p->size < 2 || (chosen && chosen[0])) return NULL;   /* ENN_DEVICE: the user's choice stands */
     enn_device_info infos[16];
     uint32_t count = 0, gpus[16], n = 0;
     if (enn_list_devices(infos, 16, &count) != ENN_OK) return NULL;

@@ -34,8 +34,9 @@ int parallel_init(parallel *p);
  * otherwise leave the others waiting in an all-reduce). */
 void parallel_finish(parallel *p, int failed);
 
-/* The device for this process when several share a machine and no --device was given:
- * its local rank's GPU among the machine's GPUs (into buf), or NULL for the default. */
+/* The device for this process when several share a machine and neither --device nor
+ * ENN_DEVICE names one: its local rank's GPU among the machine's discrete GPUs (into
+ * buf), or NULL for the default. */
 const char *parallel_device(const parallel *p, char *buf, size_t size);
 
 /* Makes every process's parameters rank 0's (the copies start from one initialisation
