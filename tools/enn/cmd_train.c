@@ -160,6 +160,13 @@ int cmd_train(int argc, char **argv)
     if (train_options_model_config(&o, data.head, data.train.tokens ? 1 : data.train.d, data.train.T, data.outputs,
                                    &config))
         goto done;
+    if (config.cell.stateful && o.accumulate > 1) {
+        /* The micro-batches of one batch would hand each other their rows' state. */
+        fprintf(stderr, "enn train: --stateful carries each row's state into the next batch; with --accumulate the "
+                        "next micro-batch holds other samples: use one or the other\n");
+        rc = 2;
+        goto done;
+    }
     /* A batch cut into processes x micro-batches: the model holds one micro-batch (memory),
      * and evaluates in batches of that size too. */
     uint32_t shards = (uint32_t)par.size * o.accumulate;
