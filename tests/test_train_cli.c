@@ -28,6 +28,45 @@ static void temp_dir(char *buf, size_t size)
     cr_assert(mkdtemp(buf), "mkdtemp");
 }
 
+/* `enn eval --predictions`: one row per test sample, in order, whose label is the data
+ * set's (read here with the library's IDX loader), whose probabilities sum to 1 and whose
+ * predicted class is their arg max, and whose hits give the accuracy eval printed. */
+static void check_predictions(const char *dir, size_t rows, double accuracy)
+{
+    enn_dataset test;
+    ENN_ASSERT_OK(enn_load_idx_pair("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                                    "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", &test));
+    char path[128], line[1024];
+    snprintf(path, sizeof path, "%s/pred.csv", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", path);
+    cr_assert(fgets(line, sizeof line, f) && !strncmp(line, "index,label,predicted,p_0,", 26), "header: %s", line);
+    size_t n = 0, hits = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        size_t index = strtoul(p, &p, 10);
+        unsigned label = (unsigned)strtoul(p + 1, &p, 10), predicted = (unsigned)strtoul(p + 1, &p, 10);
+        double total = 0, best = -1;
+        unsigned argmax = 0;
+        for (unsigned k = 0; k < 10; k++) {
+            double q = strtod(p + 1, &p);
+            total += q;
+            if (q > best) best = q, argmax = k;
+        }
+        cr_assert_eq(index, n, "row %zu has index %zu", n, index);
+        cr_assert_eq(label, test.labels[n], "row %zu: label %u, the data set's %u", n, label, test.labels[n]);
+        cr_assert_eq(predicted, argmax, "row %zu: predicted %u, the largest probability is class %u", n, predicted,
+                     argmax);
+        cr_assert(fabs(total - 1.0) < 1e-4, "row %zu: probabilities sum to %g", n, total);
+        hits += predicted == label;
+        n++;
+    }
+    fclose(f);
+    enn_dataset_free(&test);
+    cr_assert_eq(n, rows, "%zu rows for %zu test samples", n, rows);
+    cr_assert(fabs((double)hits / n - accuracy) < 1e-9, "the rows' accuracy %g, eval's %g", (double)hits / n, accuracy);
+}
+
 /* One epoch over 4,500 training samples (h = 32, N = 16, batch 32, lr 5e-3: about 140
  * steps, half a minute on lavapipe) reached 0.67 test accuracy on the first 1,000 test
  * images when this test was written. Chance is 0.10 (loss ln 10 = 2.30); a zero, sign-
@@ -83,7 +122,9 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
     free(out);
     /* The best checkpoint, evaluated by `enn eval` on the same test images: evaluation
      * is deterministic, so it must give the very accuracy training printed. */
-    snprintf(args, sizeof args, "eval %s/best.safetensors --data fashion-mnist --test-samples 1000 --plain", dir);
+    snprintf(args, sizeof args,
+             "eval %s/best.safetensors --data fashion-mnist --test-samples 1000 --plain --predictions %s/pred.csv", dir,
+             dir);
     rc = run_enn(args, &out);
     cr_assert_eq(rc, 0, "enn %s exited with %d:\n%s", args, rc, out);
     line = strstr(out, "\naccuracy ");
@@ -92,6 +133,7 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
               line + 1, accuracy);
     cr_assert(strstr(out, "confusion matrix") && strstr(out, "macro average"), "%s", out);
     free(out);
+    check_predictions(dir, 1000, accuracy);
     snprintf(args, sizeof args, "rm -rf '%s'", dir);
     cr_assert_eq(system(args), 0);
 }
@@ -106,6 +148,9 @@ Test(train_cli, option_errors)
     free(out);
     cr_assert_eq(run_enn("train --data mnist-idx", &out), 2, "%s", out);
     cr_assert(strstr(out, "mnist-idx takes 1 path"), "%s", out);
+    free(out);
+    cr_assert_eq(run_enn("train --data fashion-mnist --predictions p.csv", &out), 2, "%s", out);
+    cr_assert(strstr(out, "--predictions is a flag of enn eval"), "%s", out);
     free(out);
     cr_assert_eq(run_enn("train --epochs 3", &out), 2, "%s", out);
     cr_assert(strstr(out, "which data?"), "%s", out);
@@ -307,6 +352,56 @@ static void tiny_npy(const char *dir, char x[TEST_PATH_MAX], char y[TEST_PATH_MA
     ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){16, 4, 3}));
     enn_array ya = {.dtype = ENN_DTYPE_U32, .rank = 1, .shape = {16}, .data = labels};
     ENN_ASSERT_OK(enn_npy_write(test_path(y, dir, "y.npy"), &ya));
+}
+
+/* `enn eval --predictions` for a regressor: one row per test sample with its targets
+ * (the file's, read back here) and the model's outputs, whose squared errors average to
+ * the loss eval printed (the regressor's loss is the mean squared error). */
+Test(train_cli, regressor_predictions_give_the_loss, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], pred[TEST_PATH_MAX], args[4096], *out;
+    test_tmpdir(dir);
+    float xs[16 * 4 * 3], ys[16 * 2];
+    uint64_t rng = 11;
+    for (size_t i = 0; i < 16 * 4 * 3; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
+    for (size_t i = 0; i < 16 * 2; i++) ys[i] = (float)test_rand_uniform(&rng, -2, 2);
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){16, 4, 3}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){16, 2}));
+    snprintf(args, sizeof args,
+             "train --data npy '%s' '%s' --test-data npy '%s' '%s' --epochs 1 --batch 8 --hidden 8 --slots 4 "
+             "--plain --no-plots --out '%s'",
+             x, y, x, y, dir);
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "eval '%s/best.safetensors' --data npy '%s' '%s' --test-data npy '%s' '%s' --plain "
+             "--no-plots --predictions '%s'", dir, x, y, x, y, test_path(pred, dir, "pred.csv"));
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    const char *loss_at = strstr(out, ", loss ");
+    cr_assert(loss_at, "%s", out);
+    double loss = atof(loss_at + 7);
+    free(out);
+    FILE *f = fopen(pred, "r");
+    cr_assert(f, "no %s", pred);
+    char line[512];
+    cr_assert(fgets(line, sizeof line, f) && !strcmp(line, "index,target_0,target_1,output_0,output_1\n"), "%s", line);
+    size_t n = 0;
+    double sq = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        cr_assert_eq(strtoul(p, &p, 10), n);
+        double t0 = strtod(p + 1, &p), t1 = strtod(p + 1, &p), o0 = strtod(p + 1, &p), o1 = strtod(p + 1, &p);
+        /* Written with 9 digits: a float reads back exactly. */
+        cr_assert((float)t0 == ys[2 * n] && (float)t1 == ys[2 * n + 1], "row %zu: targets %g %g, the file's %g %g", n,
+                  t0, t1, ys[2 * n], ys[2 * n + 1]);
+        sq += (o0 - t0) * (o0 - t0) + (o1 - t1) * (o1 - t1);
+        n++;
+    }
+    fclose(f);
+    cr_assert_eq(n, 16u);
+    double mse = sq / (16 * 2);
+    cr_expect(fabs(mse - loss) <= 1e-4 * fmax(1.0, loss), "the rows' mean squared error %g, eval's loss %g", mse,
+              loss);
+    test_tmpdir_remove(dir);
 }
 
 /* The "config" metadata (the model configuration as JSON) of a checkpoint, malloc'ed. */

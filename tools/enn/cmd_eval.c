@@ -1,6 +1,6 @@
 /* enn eval: loads a checkpoint and evaluates it on the test part of a data set: loss,
  * accuracy, perplexity (language models), a confusion matrix and per-class
- * precision/recall/F1 (classifiers). */
+ * precision/recall/F1 (classifiers), and with --predictions each sample's prediction. */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +25,7 @@ int cmd_eval(int argc, char **argv)
     enn_model *model = NULL;
     batch_buffers buf = {0};
     confusion matrix = {0};
+    FILE *predictions = NULL;
     if (train_data_load(&o, 0, &data)) return 1;
     if (!data.test.n) {
         fprintf(stderr, "enn eval: the data set has no test part\n");
@@ -43,9 +44,26 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "enn eval: out of memory\n");
         goto done;
     }
+    if (o.predictions[0] && data.head == ENN_HEAD_LANGUAGE_MODEL) {
+        fprintf(stderr, "enn eval: --predictions writes classifiers' and regressors' predictions, not a language "
+                        "model's tokens\n");
+        goto done;
+    }
+    if (o.predictions[0] && !(predictions = fopen(o.predictions, "w"))) {
+        fprintf(stderr, "enn eval: cannot write %s\n", o.predictions);
+        goto done;
+    }
     metric_sum sum;
-    if (evaluate_dataset(model, &data.test, &buf, &sum, matrix.counts ? &matrix : NULL, "eval", o.plain, NULL))
+    if (evaluate_dataset(model, &data.test, &buf, &sum, matrix.counts ? &matrix : NULL, "eval", o.plain, NULL,
+                         predictions))
         goto fail;
+    if (predictions && fclose(predictions)) {
+        predictions = NULL;
+        fprintf(stderr, "enn eval: writing %s failed\n", o.predictions);
+        goto done;
+    }
+    if (predictions) printf("predictions: %s\n", o.predictions);
+    predictions = NULL;
     double loss = metric_loss(&sum);
     printf("eval: %llu %s, loss %.4f", (unsigned long long)sum.counted,
            data.head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
@@ -64,6 +82,7 @@ int cmd_eval(int argc, char **argv)
 fail:
     fprintf(stderr, "enn eval: %s\n", enn_last_error());
 done:
+    if (predictions) fclose(predictions);
     confusion_free(&matrix);
     batch_buffers_free(&buf);
     enn_model_destroy(model);

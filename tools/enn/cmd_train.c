@@ -98,7 +98,7 @@ static enn_status evaluate_in_parts(const parallel *par, enn_model *model, const
                                     volatile sig_atomic_t *stop)
 {
     enn_dataset part = parallel_dataset_part(par, ds);
-    enn_status s = evaluate_dataset(model, &part, buf, sum, matrix, par->rank == 0 ? label : NULL, plain, stop);
+    enn_status s = evaluate_dataset(model, &part, buf, sum, matrix, par->rank == 0 ? label : NULL, plain, stop, NULL);
     if (s == ENN_OK) parallel_sum_metrics(par, sum, matrix, stop);
     return s;
 }

@@ -1,6 +1,7 @@
 /* Batches, whole-set evaluation, weight copies and the trace monitor (see train_loop.h). */
 #include "train_loop.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,29 +61,89 @@ enn_status batch_gather(batch_buffers *b, const enn_dataset *ds, const size_t *o
     return ENN_OK;
 }
 
+/* One CSV row per sample (per sample and step for a regressor with return_sequences) of
+ * samples [first, first + count): see train_loop.h. */
+static void write_predictions(FILE *f, const enn_model_config *c, const enn_batch *b, const float *out, size_t first)
+{
+    for (uint32_t i = 0; i < b->size; i++) {
+        if (c->head == ENN_HEAD_CLASSIFIER) {
+            const float *z = out + (size_t)i * c->outputs;
+            uint32_t best = 0;
+            for (uint32_t k = 1; k < c->outputs; k++)
+                if (z[k] > z[best]) best = k;   /* the lowest index on ties, as the accuracy counts */
+            double total = 0;
+            for (uint32_t k = 0; k < c->outputs; k++) total += exp((double)z[k] - z[best]);
+            fprintf(f, "%zu,%u,%u", first + i, b->labels[i], best);
+            for (uint32_t k = 0; k < c->outputs; k++) fprintf(f, ",%.6g", exp((double)z[k] - z[best]) / total);
+            fprintf(f, "\n");
+            continue;
+        }
+        uint32_t steps = c->return_sequences ? b->seq_len : 1, k = c->outputs;
+        for (uint32_t t = 0; t < steps; t++) {
+            const float *y = b->y + ((size_t)i * steps + t) * k, *o = out + ((size_t)i * steps + t) * k;
+            fprintf(f, "%zu", first + i);
+            if (c->return_sequences) fprintf(f, ",%u", t);
+            for (uint32_t j = 0; j < k; j++) fprintf(f, ",%.9g", y[j]);
+            for (uint32_t j = 0; j < k; j++) fprintf(f, ",%.9g", o[j]);
+            fprintf(f, "\n");
+        }
+    }
+}
+
+static void write_predictions_header(FILE *f, const enn_model_config *c)
+{
+    if (c->head == ENN_HEAD_CLASSIFIER) {
+        fprintf(f, "index,label,predicted");
+        for (uint32_t k = 0; k < c->outputs; k++) fprintf(f, ",p_%u", k);
+    } else {
+        fprintf(f, c->return_sequences ? "index,step" : "index");
+        for (uint32_t j = 0; j < c->outputs; j++) fprintf(f, ",target_%u", j);
+        for (uint32_t j = 0; j < c->outputs; j++) fprintf(f, ",output_%u", j);
+    }
+    fprintf(f, "\n");
+}
+
 enn_status evaluate_dataset(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, metric_sum *sum,
-                            confusion *matrix, const char *label, int plain, volatile sig_atomic_t *stop)
+                            confusion *matrix, const char *label, int plain, volatile sig_atomic_t *stop,
+                            FILE *predictions)
 {
     *sum = (metric_sum){0};
+    const enn_model_config *c = enn_model_get_config(model);
+    float *outputs = matrix || predictions ? buffers->logits : NULL;   /* classifier logits */
+    float *regression = NULL;
+    if (predictions) {
+        if (c->head == ENN_HEAD_LANGUAGE_MODEL)
+            return enn_error(ENN_ERROR_UNSUPPORTED, "predictions: written for classifiers and regressors, not for a "
+                                                    "language model's tokens");
+        if (c->head == ENN_HEAD_REGRESSOR) {
+            size_t per_row = (size_t)(c->return_sequences ? ds->T : 1) * c->outputs;
+            outputs = regression = malloc((size_t)buffers->capacity * per_row * sizeof *regression);
+            if (!regression) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "predictions: outputs of a batch");
+        }
+        write_predictions_header(predictions, c);
+    }
     size_t batches = enn_batch_count(ds->n, buffers->capacity, 0);
     progress bar;
     if (label) progress_begin(&bar, stderr, plain, label, batches);
-    for (size_t i = 0; i < batches && !(stop && *stop); i++) {
+    enn_status s = ENN_OK;
+    for (size_t i = 0; i < batches && !(stop && *stop) && s == ENN_OK; i++) {
         size_t first = i * buffers->capacity;
         uint32_t count = (uint32_t)(ds->n - first < buffers->capacity ? ds->n - first : buffers->capacity);
         enn_batch batch;
         enn_step_result r;
-        enn_status s = batch_gather(buffers, ds, NULL, first, count, &batch);
-        if (s) return s;
-        float *logits = matrix && buffers->logits ? buffers->logits : NULL;
-        s = enn_model_evaluate(model, &batch, &r, logits);
-        if (s) return s;
+        s = batch_gather(buffers, ds, NULL, first, count, &batch);
+        if (s == ENN_OK) s = enn_model_evaluate(model, &batch, &r, outputs);
+        if (s != ENN_OK) break;
         metric_add(sum, r.loss, r.correct, r.counted);
-        if (logits) confusion_add_logits(matrix, logits, buffers->labels, count);
+        if (matrix && outputs) confusion_add_logits(matrix, outputs, buffers->labels, count);
+        if (predictions) write_predictions(predictions, c, &batch, outputs, first);
         if (label) progress_update(&bar, i + 1, count, metric_loss(sum), metric_accuracy(sum));
     }
     if (label) progress_end(&bar);
-    return ENN_OK;
+    free(regression);
+    if (s == ENN_OK && predictions && (fflush(predictions) || ferror(predictions)))
+        s = enn_error(ENN_ERROR_IO, "predictions: writing failed");
+    return s;
 }
 
 enn_status weights_take(enn_model *model, weights *w)

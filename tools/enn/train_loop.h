@@ -5,6 +5,7 @@
 #define ENN_TOOLS_TRAIN_LOOP_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "enn.h"
 #include "enn_data.h"
@@ -32,9 +33,14 @@ enn_status batch_gather(batch_buffers *b, const enn_dataset *ds, const size_t *o
 /* Loss and accuracy over the whole data set (deterministic evaluation), and, when
  * `matrix` is not NULL (classifier), the confusion matrix. `label` not NULL: progress
  * lines on stderr ("test", ...); `plain` as in progress_begin. `stop` (may be NULL) is
- * polled between batches: evaluation ends early when it becomes non-zero. */
+ * polled between batches: evaluation ends early when it becomes non-zero. `predictions`
+ * (may be NULL): a CSV header, then one row per sample: a classifier's index, label,
+ * predicted class (the arg max, lowest index on ties) and class probabilities (softmax
+ * of the logits); a regressor's index (and step, with return_sequences), targets and
+ * outputs. Not for a language model. */
 enn_status evaluate_dataset(enn_model *model, const enn_dataset *ds, batch_buffers *buffers, metric_sum *sum,
-                            confusion *matrix, const char *label, int plain, volatile sig_atomic_t *stop);
+                            confusion *matrix, const char *label, int plain, volatile sig_atomic_t *stop,
+                            FILE *predictions);
 
 /* Host copies of every parameter tensor. */
 typedef struct weights {

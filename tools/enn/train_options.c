@@ -105,6 +105,11 @@ void train_options_usage(FILE *f, int for_eval)
             "data parallel: mpirun -np P enn train ... trains on P processes (GPUs, machines), each\n"
             "on its share of every batch, with the gradients averaged (enn built with MPI)\n",
             QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
+    if (for_eval)
+        fprintf(f, "eval:\n"
+                   "  --predictions FILE          one CSV row per test sample: classifier index, label,\n"
+                   "                              predicted class, class probabilities; regressor index\n"
+                   "                              (and step), targets, outputs\n");
 }
 
 /* ------------------------------------------------------------------ flags */
@@ -205,6 +210,13 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--resume")) SWITCH(o->resume = 1);
+    if (FLAG("--predictions")) {
+        if (!for_eval) {
+            fprintf(stderr, "enn: --predictions is a flag of enn eval\n");
+            return -1;
+        }
+        VALUE(copy_path(f, v, o->predictions, sizeof o->predictions));
+    }
     if (FLAG("--no-report")) SWITCH(o->report = 0);
     if (FLAG("--no-plots")) SWITCH(o->plots = 0);
     if (FLAG("--quick"))

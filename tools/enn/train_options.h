@@ -60,6 +60,7 @@ typedef struct train_options {
     int plots;                      /* ENN: the trace monitor's pictures in <out>/plots */
     int paper, quick;
     int resume;                     /* go on with the run in out_dir (last.safetensors, last.json) */
+    char predictions[1024];         /* enn eval: per-sample predictions to this CSV ("" : none) */
 } train_options;
 
 /* The protocol of the paper's experiments (ENN-SPEC.md), full data, up to 50 epochs. */
