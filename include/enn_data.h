@@ -153,6 +153,12 @@ ENN_API uint32_t enn_vocab_size(const enn_vocab *vocab);
 ENN_API const char *enn_vocab_token(const enn_vocab *vocab, uint32_t id); /* NULL if >= size */
 /* Id of an already lower-cased token; 1 (<unk>) if it is not in the vocabulary. */
 ENN_API uint32_t enn_vocab_id(const enn_vocab *vocab, const char *token);
+/* The ids of a text as the token loader reads a line of a file: its whitespace-separated
+ * words, lower-cased unless keep_case (as enn_text_options), a word not in the vocabulary
+ * <unk> (1). Writes the first `capacity` ids; *count gets the number of words (more than
+ * capacity: call again with room for them). */
+ENN_API enn_status enn_vocab_encode(const enn_vocab *vocab, const char *text, int keep_case, uint32_t *ids,
+                                    size_t capacity, size_t *count);
 /* How often the token was seen when the vocabulary was built (0 after enn_vocab_load). */
 ENN_API uint64_t enn_vocab_count(const enn_vocab *vocab, uint32_t id);
 

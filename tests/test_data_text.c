@@ -264,6 +264,41 @@ Test(data_text, lower_cases_beyond_ascii)
     test_tmpdir_remove(dir);
 }
 
+/* enn_vocab_encode reads a text as the loader reads a line of a file: the same ids as the
+ * file's spans (capitals beyond ASCII included), <unk> for a word not seen, and the count of
+ * words even where the array is too short. */
+Test(data_text, encode_reads_text_as_the_loader_does)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    const char *line = "  The cat \xc3\x80ND the\tDOG sat  on the Mat .";
+    char text[128];
+    snprintf(text, sizeof text, "%s\nextra words here\n", line);
+    test_write_file(test_path(path, dir, "t.tokens"), text, strlen(text));
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(path, NULL, &v));
+    enn_span_options spans = {.T = 10, .drop_partial = 0};
+    enn_dataset ds;
+    ENN_ASSERT_OK(enn_load_tokens(path, v, NULL, &spans, &ds));   /* the first line's 10 words: span 0 */
+    uint32_t ids[16];
+    size_t n;
+    ENN_ASSERT_OK(enn_vocab_encode(v, line, 0, ids, 16, &n));
+    cr_assert_eq(n, 10u);
+    for (size_t i = 0; i < n; i++) cr_expect_eq(ids[i], ds.tokens[i], "word %zu: id %u, the loader's %u", i, ids[i], ds.tokens[i]);
+    /* An unseen word, and a short array. */
+    ENN_ASSERT_OK(enn_vocab_encode(v, "the unicorn sat", 0, ids, 2, &n));
+    cr_expect_eq(n, 3u);
+    cr_expect_eq(ids[0], enn_vocab_id(v, "the"));
+    cr_expect_eq(ids[1], 1u, "an unseen word is <unk>");
+    /* keep_case: "The" as written is not in a lower-cased vocabulary. */
+    ENN_ASSERT_OK(enn_vocab_encode(v, "The", 1, ids, 16, &n));
+    cr_expect(n == 1 && ids[0] == 1u);
+    cr_expect_eq(enn_vocab_encode(v, NULL, 0, ids, 16, &n), ENN_ERROR_INVALID_ARGUMENT);
+    enn_dataset_free(&ds);
+    enn_vocab_free(v);
+    test_tmpdir_remove(dir);
+}
+
 static void expect_vocab_load_error(const char *dir, const char *name, const char *text, size_t n, const char *problem)
 {
     char path[TEST_PATH_MAX];

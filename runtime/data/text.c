@@ -212,6 +212,25 @@ int enn_text_keep_line(const enn_text_options *opt, size_t index)
     return (double)(r >> 11) * (1.0 / 9007199254740992.0) < opt->fraction;
 }
 
+enn_status enn_text_for_each_word(char *line, size_t len, int keep_case, enn_text_token_fn token, void *user,
+                                  size_t line_no)
+{
+    if (!keep_case) enn_text_lower_utf8(line, len);
+    enn_status s = ENN_OK;
+    for (char *p = line; *p && s == ENN_OK;) {
+        while (*p && text_is_space(*p)) p++;
+        if (!*p) break;
+        char *q = p;
+        while (*q && !text_is_space(*q)) q++;
+        char saved = *q;
+        *q = '\0';
+        s = token(user, p, (size_t)(q - p), line_no);
+        *q = saved;
+        p = q;
+    }
+    return s;
+}
+
 enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt, enn_text_token_fn token,
                                    void *user, uint64_t *bytes)
 {
@@ -223,18 +242,7 @@ enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt
     int more;
     while (s == ENN_OK && (s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
         if (!enn_text_keep_line(opt, lr.line_no - 1)) continue;
-        if (!opt->keep_case) enn_text_lower_utf8(line, len);
-        for (char *p = line; *p && s == ENN_OK;) {
-            while (*p && text_is_space(*p)) p++;
-            if (!*p) break;
-            char *q = p;
-            while (*q && !text_is_space(*q)) q++;
-            char saved = *q;
-            *q = '\0';
-            s = token(user, p, (size_t)(q - p), lr.line_no);
-            *q = saved;
-            p = q;
-        }
+        s = enn_text_for_each_word(line, len, opt->keep_case, token, user, lr.line_no);
     }
     *bytes = lr.bytes;
     enn_line_reader_close(&lr);

@@ -52,11 +52,17 @@ int enn_text_keep_line(const enn_text_options *opt, size_t index);
 /* Checks fraction; fills defaults. */
 enn_status enn_text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path);
 
+typedef enn_status (*enn_text_token_fn)(void *user, char *word, size_t n, size_t line_no);
+/* Calls token(user, word, n, line_no) for every whitespace-separated word of one line
+ * (line[len] is its NUL), lower-cased first unless keep_case; word is NUL-terminated for
+ * the call. Stops at the first status other than ENN_OK. */
+enn_status enn_text_for_each_word(char *line, size_t len, int keep_case, enn_text_token_fn token, void *user,
+                                  size_t line_no);
+
 /* Calls token(user, word, n, line_no) for every whitespace-separated word of the kept
  * lines of path, in order (lower-cased unless opt->keep_case); word is NUL-terminated
  * for the call. Stops at the first status token returns other than ENN_OK. *bytes: the
  * file's size as read, 0 for an empty file. */
-typedef enn_status (*enn_text_token_fn)(void *user, char *word, size_t n, size_t line_no);
 enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt, enn_text_token_fn token,
                                    void *user, uint64_t *bytes);
 

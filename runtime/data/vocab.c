@@ -40,6 +40,38 @@ uint32_t enn_vocab_id(const enn_vocab *v, const char *token)
     return v->ids.slots[slot].key ? (uint32_t)v->ids.slots[slot].value : 1;
 }
 
+typedef struct encoding {
+    const enn_vocab *vocab;
+    uint32_t *ids;
+    size_t capacity, count;
+} encoding;
+
+static enn_status encode_word(void *user, char *word, size_t n, size_t line_no)
+{
+    (void)n;
+    (void)line_no;
+    encoding *e = user;
+    if (e->count < e->capacity) e->ids[e->count] = enn_vocab_id(e->vocab, word);
+    e->count++;
+    return ENN_OK;
+}
+
+enn_status enn_vocab_encode(const enn_vocab *v, const char *text, int keep_case, uint32_t *ids, size_t capacity,
+                            size_t *count)
+{
+    if (!v || !text || !count || (capacity && !ids))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_vocab_encode: NULL argument");
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);   /* lower-cased in place */
+    if (!copy) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "enn_vocab_encode: %zu bytes of text", len);
+    memcpy(copy, text, len + 1);
+    encoding e = {v, ids, capacity, 0};
+    enn_status s = enn_text_for_each_word(copy, len, keep_case, encode_word, &e, 1);
+    free(copy);
+    *count = e.count;
+    return s;
+}
+
 /* An empty vocabulary with room for `size` ids (tokens to be filled in). */
 static enn_vocab *vocab_new(uint32_t size)
 {
