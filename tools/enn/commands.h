@@ -13,5 +13,6 @@ int cmd_trace_demo(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

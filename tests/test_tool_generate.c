@@ -1,0 +1,109 @@
+/* `enn generate` end to end on lavapipe (validation on): an ENN language model trained by
+ * `enn train` on a text that cycles through five words continues any prompt with the
+ * cycle when it takes the likeliest word (a known answer: the next word of the text is
+ * always determined by the last); draws with one seed repeat, and top-k 1 is the
+ * likeliest word at any temperature; a classifier, a vocabulary of another size and an
+ * empty prompt are refused with a message. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_files.h"
+#include "harness.h"
+#include "tool_run.h"
+
+static const char *const CYCLE[5] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+
+/* wiki.{train,valid,test}.tokens: lines of 16 words of the cycle, each line starting
+ * elsewhere in it. */
+static void write_cycle_text(const char *dir)
+{
+    const char *names[3] = {"train", "valid", "test"};
+    const int lines[3] = {200, 20, 20};
+    for (int s = 0; s < 3; s++) {
+        char path[TEST_PATH_MAX], name[32];
+        snprintf(name, sizeof name, "wiki.%s.tokens", names[s]);
+        FILE *f = fopen(test_path(path, dir, name), "w");
+        cr_assert(f, "cannot write %s", path);
+        for (int i = 0; i < lines[s]; i++) {
+            for (int k = 0; k < 16; k++) fprintf(f, "%s ", CYCLE[(i * 7 + k) % 5]);
+            fprintf(f, "\n");
+        }
+        fclose(f);
+    }
+}
+
+/* `enn generate <args>`: its output's first line (the text), malloc'ed. */
+static char *generate(const char *args, int want_rc)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "generate %s", args);
+    int rc = test_run_tool("", ENN_TOOL_PATH, cmd, &out);
+    cr_assert_eq(rc, want_rc, "enn %s exited with %d:\n%s", cmd, rc, out);
+    return out;
+}
+
+Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
+{
+    char dir[TEST_PATH_MAX], run[TEST_PATH_MAX], args[2048], *out;
+    test_tmpdir(dir);
+    write_cycle_text(dir);
+    snprintf(args, sizeof args,
+             "train --data wikitext '%s' --epochs 3 --batch 8 --hidden 16 --slots 4 --embedding-dim 16 --lr 0.01 "
+             "--plain --no-plots --no-report --out '%s'",
+             dir, test_path(run, dir, "run"));
+    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+    free(out);
+
+    /* The likeliest word each time: the cycle from wherever the prompt leaves it. */
+    const char *prompts[3] = {"alpha beta", "Delta", "gamma delta epsilon alpha"};
+    const int next[3] = {2, 4, 1};
+    for (int p = 0; p < 3; p++) {
+        snprintf(args, sizeof args, "'%s/best.safetensors' --prompt '%s' --tokens 12 --temperature 0", run, prompts[p]);
+        out = generate(args, 0);
+        char want[512];
+        snprintf(want, sizeof want, "%s", prompts[p]);
+        for (int k = 0; k < 12; k++) {
+            size_t len = strlen(want);
+            snprintf(want + len, sizeof want - len, " %s", CYCLE[(next[p] + k) % 5]);
+        }
+        cr_expect(!strncmp(out, want, strlen(want)) && out[strlen(want)] == '\n', "want \"%s\", got:\n%s", want, out);
+        free(out);
+    }
+    /* Draws: one seed, one text; top-k 1 is the likeliest word whatever the temperature. */
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt beta --tokens 30 --temperature 3 --seed 9", run);
+    char *a = generate(args, 0), *b = generate(args, 0);
+    cr_expect_str_eq(a, b, "two runs with seed 9 differ");
+    free(a);
+    free(b);
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt beta --tokens 6 --temperature 50 --top-k 1", run);
+    out = generate(args, 0);
+    cr_expect(!strncmp(out, "beta gamma delta epsilon alpha beta gamma\n", 42), "%s", out);
+    free(out);
+
+    /* Refusals. */
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt '   '", run);
+    out = generate(args, 1);
+    cr_expect(strstr(out, "no words"), "%s", out);
+    free(out);
+    char vocab[TEST_PATH_MAX];
+    test_write_file(test_path(vocab, dir, "small.txt"), "<pad>\n<unk>\nalpha\n", 18);
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt alpha --vocab '%s'", run, vocab);
+    out = generate(args, 1);
+    cr_expect(strstr(out, "holds 3 words") && strstr(out, "predicts over"), "%s", out);
+    free(out);
+    char classifier[TEST_PATH_MAX];
+    snprintf(args, sizeof args, "init --head classifier --input-features 3 --max-seq-len 4 --outputs 3 --out '%s'",
+             test_path(classifier, dir, "classifier.safetensors"));
+    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "'%s' --prompt alpha --vocab '%s/vocab.txt'", classifier, run);
+    out = generate(args, 1);
+    cr_expect(strstr(out, "not a language model"), "%s", out);
+    free(out);
+    out = generate("--prompt alpha", 2);
+    cr_expect(strstr(out, "which checkpoint"), "%s", out);
+    free(out);
+    test_tmpdir_remove(dir);
+}
