@@ -404,6 +404,42 @@ Test(train_cli, regressor_predictions_give_the_loss, .timeout = 300)
     test_tmpdir_remove(dir);
 }
 
+/* --lr-schedule cosine --warmup 2 over 3 epochs of 2 updates: metrics.csv's rate at the end
+ * of each epoch (the rate of its last update, s = 1, 3, 5) follows the warm-up line, then
+ * min + (base - min) cos^2(pi p / 2) with p = (s - 2) / 4. And a schedule cannot end at 0. */
+Test(train_cli, learning_rate_schedule_in_the_log, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], path[TEST_PATH_MAX], args[4096], *out;
+    test_tmpdir(dir);
+    tiny_npy(dir, x, y);
+    snprintf(args, sizeof args,
+             "train --data npy '%s' '%s' --validation-split 0 --epochs 3 --batch 8 --hidden 8 --slots 4 --lr 0.01 "
+             "--min-lr 1e-4 --lr-schedule cosine --warmup 2 --no-early-stopping --plain --no-plots --out '%s'",
+             x, y, dir);
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    cr_expect(strstr(out, "lr schedule cosine (warm-up 2 updates, down to 0.0001 after 6)"), "%s", out);
+    free(out);
+    FILE *f = fopen(test_path(path, dir, "metrics.csv"), "r");
+    cr_assert(f);
+    char line[1024];
+    cr_assert(fgets(line, sizeof line, f));
+    const double pi = 3.14159265358979323846, c1 = cos(pi * 0.25 / 2), c3 = cos(pi * 0.75 / 2);
+    const double want[3] = {0.01, 1e-4 + (0.01 - 1e-4) * c1 * c1, 1e-4 + (0.01 - 1e-4) * c3 * c3};
+    for (int e = 0; e < 3; e++) {
+        cr_assert(fgets(line, sizeof line, f), "no row for epoch %d", e + 1);
+        char *p = line;
+        for (int field = 0; field < 5; field++) p = strchr(p, ',') + 1;   /* the sixth: learning_rate */
+        double lr = atof(p);
+        cr_expect(fabs(lr - want[e]) <= 1e-5 * want[e], "epoch %d: rate %.9g, want %.9g", e + 1, lr, want[e]);
+    }
+    fclose(f);
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --lr-schedule linear --min-lr 0 --out '%s'", x, y, dir);
+    cr_expect_eq(run_enn(args, &out), 2, "%s", out);
+    cr_expect(strstr(out, "--min-lr"), "%s", out);
+    free(out);
+    test_tmpdir_remove(dir);
+}
+
 /* The "config" metadata (the model configuration as JSON) of a checkpoint, malloc'ed. */
 static char *checkpoint_config(const char *path)
 {

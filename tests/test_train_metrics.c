@@ -139,3 +139,31 @@ Test(train_schedule, reduce_on_plateau)
         cr_assert_eq(lr, lrs[i], "epoch %d: lr %g, expected %g", i + 1, lr, lrs[i]);
     }
 }
+
+/* Learning-rate schedules against closed forms written another way: the warm-up's line,
+ * cos^2(pi p / 2) for the half cosine, the line down, min_lr past the end. */
+Test(train_metrics, learning_rate_schedules)
+{
+    lr_schedule c = {LR_COSINE, 1e-3f, 1e-5f, 10, 110}, l = {LR_LINEAR, 1e-3f, 1e-5f, 10, 110};
+    lr_schedule k = {LR_CONSTANT, 2e-3f, 1e-5f, 10, 110};
+    for (uint64_t s = 0; s < 10; s++) {
+        cr_expect_float_eq(lr_schedule_at(&c, s), 1e-4 * (double)(s + 1), 1e-9, "warm-up step %llu",
+                           (unsigned long long)s);
+        cr_expect_float_eq(lr_schedule_at(&l, s), 1e-4 * (double)(s + 1), 1e-9);
+    }
+    for (uint64_t s = 10; s <= 110; s += 5) {
+        double p = (double)(s - 10) / 100, half = cos(3.14159265358979323846 * p / 2);
+        cr_expect_float_eq(lr_schedule_at(&c, s), 1e-5 + (1e-3 - 1e-5) * half * half, 1e-9, "cosine step %llu",
+                           (unsigned long long)s);
+        cr_expect_float_eq(lr_schedule_at(&l, s), 1e-3 - (1e-3 - 1e-5) * p, 1e-9, "linear step %llu",
+                           (unsigned long long)s);
+    }
+    cr_expect_float_eq(lr_schedule_at(&c, 60), (1e-3 + 1e-5) / 2, 1e-9, "the cosine's midpoint");
+    cr_expect_eq(lr_schedule_at(&c, 500), 1e-5f);
+    cr_expect_eq(lr_schedule_at(&k, 500), 2e-3f);
+    /* No warm-up: the first update at the full rate. */
+    lr_schedule n = {LR_COSINE, 1e-3f, 0.0f, 0, 4};
+    cr_expect_eq(lr_schedule_at(&n, 0), 1e-3f);
+    cr_expect_float_eq(lr_schedule_at(&n, 2), 5e-4, 1e-9);
+}
+

@@ -109,6 +109,10 @@ int cmd_train(int argc, char **argv)
     train_options_init(&o);
     int parsed = train_options_parse(&o, argc, argv, 0);
     if (parsed) return parsed > 0 ? 0 : 2;
+    if (o.lr_schedule != LR_CONSTANT && !(o.min_learning_rate > 0.0f)) {
+        fprintf(stderr, "enn train: --lr-schedule ends at --min-lr, which must be above 0 (Adam's rate is positive)\n");
+        return 2;
+    }
     if (o.accumulate > o.batch) {
         fprintf(stderr, "enn train: --accumulate %u is more micro-batches than the batch of %u has samples\n",
                 o.accumulate, o.batch);
@@ -185,10 +189,20 @@ int cmd_train(int argc, char **argv)
     if (enn_model_config_to_json(&config, &state.config)) goto fail;
     print_model(&config, &data);
     const enn_optimizer_config *adam = &config.optimizer;
-    printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s\n",
+    /* A schedule sets the rate of every update and replaces reduce-on-plateau. */
+    size_t batches = enn_batch_count(data.train.n, o.batch, 0);
+    lr_schedule schedule = {(lr_shape)o.lr_schedule, adam->learning_rate, o.min_learning_rate, o.warmup,
+                            (uint64_t)o.epochs * batches};
+    if (schedule.shape != LR_CONSTANT) o.plateau = 0;
+    static const char *const shapes[] = {"constant", "cosine", "linear"};
+    printf("training: %u epochs max, batch %u, Adam lr %g, clip %s %g, early stopping %s, reduce-on-plateau %s",
            o.epochs, o.batch, adam->learning_rate,
            adam->clip == ENN_CLIP_NONE ? "none" : adam->clip == ENN_CLIP_GLOBAL ? "global" : "per-tensor",
            adam->clip_norm, o.early_stopping ? "on" : "off", o.plateau ? "on" : "off");
+    if (schedule.shape != LR_CONSTANT)
+        printf(", lr schedule %s (warm-up %llu updates, down to %g after %llu)", shapes[schedule.shape],
+               (unsigned long long)schedule.warmup, schedule.min_lr, (unsigned long long)schedule.total);
+    printf("\n");
     if (par.size > 1)
         printf("data parallel: %d processes (MPI), each batch of %u split between them, gradients averaged\n",
                par.size, o.batch);
@@ -288,7 +302,6 @@ int cmd_train(int argc, char **argv)
         lr_plateau.best = saved.lr_plateau.best;
         lr_plateau.wait = saved.lr_plateau.wait;
     }
-    size_t batches = enn_batch_count(data.train.n, o.batch, 0);
     for (epoch = first_epoch; epoch <= o.epochs && !interrupted && !timed_out; epoch++) {
         double t0 = now_seconds();
         enn_permutation(order, data.train.n, o.model.values.seed * 0x9E3779B97F4A7C15ull + epoch);
@@ -305,6 +318,9 @@ int cmd_train(int argc, char **argv)
             uint32_t count = (uint32_t)(data.train.n - first < o.batch ? data.train.n - first : o.batch);
             enn_batch batch = {0};
             enn_step_result r;
+            if (schedule.shape != LR_CONSTANT &&
+                enn_model_set_learning_rate(model, lr_schedule_at(&schedule, enn_model_step_count(model))))
+                goto fail;
             if (shards > 1) {
                 /* This process's share of the batch, in micro-batches; all processes stop together. */
                 share_plan plan = {&train_buf, &data.train, order, first, count, shards, (uint32_t)par.rank * o.accumulate};

@@ -1,4 +1,4 @@
-/* Early stopping and reduce-on-plateau (see schedule.h). */
+/* Early stopping, reduce-on-plateau and learning-rate schedules (see schedule.h). */
 #include "schedule.h"
 
 #include <math.h>
@@ -38,4 +38,15 @@ float plateau_update(plateau *p, double loss, float lr)
     p->wait = 0;
     if (lr <= p->min_lr) return lr;
     return fmaxf(lr * p->factor, p->min_lr);
+}
+
+float lr_schedule_at(const lr_schedule *s, uint64_t step)
+{
+    if (s->shape == LR_CONSTANT) return s->base;
+    if (step < s->warmup) return (float)((double)s->base * (double)(step + 1) / (double)s->warmup);
+    if (step >= s->total) return s->min_lr;
+    double span = (double)(s->total - s->warmup), p = span > 0 ? (double)(step - s->warmup) / span : 1.0;
+    const double pi = 3.14159265358979323846;
+    double f = s->shape == LR_COSINE ? 0.5 * (1.0 + cos(pi * p)) : 1.0 - p;   /* 1 -> 0 */
+    return (float)(s->min_lr + ((double)s->base - s->min_lr) * f);
 }

@@ -34,4 +34,17 @@ void plateau_init(plateau *p, uint32_t patience, float factor, float min_lr);
 /* Returns the learning rate for the next epoch (lr itself when unchanged). */
 float plateau_update(plateau *p, double loss, float lr);
 
+/* A learning rate per update instead of reduce-on-plateau: `warmup` updates rising
+ * linearly to base (update s gets base (s + 1) / warmup), then from base down to min_lr
+ * at update `total` along half a cosine or a line. Past total: min_lr. */
+typedef enum lr_shape { LR_CONSTANT = 0, LR_COSINE = 1, LR_LINEAR = 2 } lr_shape;
+typedef struct lr_schedule {
+    lr_shape shape;
+    float base, min_lr;
+    uint64_t warmup, total;
+} lr_schedule;
+
+/* The rate of update `step` (0-based: the model's update count before it). */
+float lr_schedule_at(const lr_schedule *s, uint64_t step);
+
 #endif

@@ -84,6 +84,10 @@ void train_options_usage(FILE *f, int for_eval)
             "                              summed before one update (the memory of B/K samples)\n"
             "  --patience P (3) --no-early-stopping --no-restore-best\n"
             "  --plateau-factor F (0.5) --plateau-patience P (2) --min-lr R (1e-5) --no-plateau\n"
+            "  --lr-schedule constant|cosine|linear\n"
+            "                              per update instead of reduce-on-plateau: after --warmup N\n"
+            "                              updates rising from 0, from --lr down to --min-lr at the\n"
+            "                              end of the last epoch (default constant)\n"
             "  --device NAME|INDEX --max-time SECONDS\n"
             "  --out DIR                   metrics.csv, metrics.jsonl, best.safetensors, and\n"
             "                              last.safetensors + last.json after every epoch and when\n"
@@ -205,6 +209,11 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--plateau-patience")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->plateau_patience));
     if (FLAG("--min-lr")) VALUE(enn_cli_float(f, v, 0.0, 1e3, &o->min_learning_rate));
     if (FLAG("--no-plateau")) SWITCH(o->plateau = 0);
+    if (FLAG("--lr-schedule")) {
+        static const char *const shapes[] = {"constant", "cosine", "linear", NULL};
+        VALUE(enn_cli_word(f, v, shapes, &o->lr_schedule));
+    }
+    if (FLAG("--warmup")) VALUE(enn_cli_u32(f, v, 0, UINT32_MAX, &o->warmup));
     if (FLAG("--device")) VALUE(copy_path(f, v, o->device, sizeof o->device));
     if (FLAG("--max-time")) VALUE(enn_cli_double(f, v, 0.0, 1e9, &o->max_time));
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));

@@ -51,6 +51,8 @@ typedef struct train_options {
     int plateau;
     float plateau_factor, min_learning_rate;
     uint32_t plateau_patience;
+    int lr_schedule;                /* lr_shape (schedule.h): constant (plateau), cosine, linear */
+    uint32_t warmup;                /* updates of linear warm-up (a schedule only) */
     char device[256];               /* "" : ENN_DEVICE, else the best device */
     char out_dir[1024];
     char checkpoint[1024];          /* enn eval: the checkpoint to load */
