@@ -307,6 +307,11 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "different moments"), "%s", out);
     free(out);
+    /* Not a state file at all: said so, nothing trained. */
+    test_write_file(state_path, "{\"format\": \"something else\"", 27);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "last.json"), "%s", out);
+    free(out);
     test_write_file(state_path, state_text, state_len);
     free(state_text);
 

@@ -60,10 +60,16 @@ static int get_real(json_t *obj, const char *key, double absent, double *out)
 
 int train_state_load(const char *path, train_state *s)
 {
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "enn train: --resume: no run to go on with: %s does not exist\n", path);
+        return -1;
+    }
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root) {
-        fprintf(stderr, "enn train: cannot read %s: %s (line %d)\n", path, err.text, err.line);
+        fprintf(stderr, "enn train: %s is not a training state: %s", path, err.text);
+        if (err.line > 0) fprintf(stderr, " (line %d)", err.line);
+        fprintf(stderr, "\n");
         return -1;
     }
     memset(s, 0, sizeof *s);
