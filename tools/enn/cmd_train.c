@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "enn.h"
@@ -117,6 +118,15 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "enn train: --accumulate %u is more micro-batches than the batch of %u has samples\n",
                 o.accumulate, o.batch);
         return 2;
+    }
+    if (o.resume) {
+        /* Before the data is read: a directory with no run is a quick answer. */
+        char state_path[1200];
+        snprintf(state_path, sizeof state_path, "%s/last.json", o.out_dir);
+        if (access(state_path, F_OK) != 0) {
+            fprintf(stderr, "enn train: --resume: no run to go on with: %s does not exist\n", state_path);
+            return 1;
+        }
     }
     parallel par;
     if (parallel_init(&par)) return 1;
