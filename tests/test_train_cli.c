@@ -284,6 +284,10 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "--batch 32, this one 16"), "%s", out);
     free(out);
+    snprintf(args, sizeof args, "train %s --out %s --resume --lr-schedule cosine", common, cut);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "--lr-schedule constant, this one cosine"), "%s", out);
+    free(out);
     snprintf(args, sizeof args, "train %s --out %s --resume --eta 0.1", common, cut);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "cell.hebbian_rate"), "%s", out);

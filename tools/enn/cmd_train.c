@@ -196,6 +196,8 @@ int cmd_train(int argc, char **argv)
     state.accumulate = o.accumulate;
     state.processes = (uint32_t)par.size;
     state.seed = o.model.values.seed;
+    state.lr_schedule = o.lr_schedule;
+    state.warmup = o.warmup;
     if (enn_model_config_to_json(&config, &state.config)) goto fail;
     print_model(&config, &data);
     const enn_optimizer_config *adam = &config.optimizer;

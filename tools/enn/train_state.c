@@ -22,7 +22,7 @@ int train_state_save(const char *path, const train_state *s)
     json_t *config = json_loads(s->config ? s->config : "{}", 0, NULL);
     json_t *root = !config ? NULL : json_pack(
         "{s:s, s:i, s:i, s:I, s:{s:o, s:I, s:I}, s:{s:o, s:i, s:i}, s:{s:o, s:i}, s:b, s:i, s:b, s:f, "
-        "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+        "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:i, s:i, s:o}}",
         "format", STATE_FORMAT, "version", STATE_VERSION, "epoch", (int)s->epoch, "batches_done",
         (json_int_t)s->batches_done, "train_sum", "loss_sum", real_or_null(s->train_sum.loss_sum), "correct",
         (json_int_t)s->train_sum.correct, "counted", (json_int_t)s->train_sum.counted, "early_stopping", "best",
@@ -31,7 +31,8 @@ int train_state_save(const char *path, const train_state *s)
         s->have_best, "last_epoch", (int)s->last_epoch, "stopped_early", s->stopped_early, "seconds", s->seconds, "updates",
         (json_int_t)s->updates, "run",
         "data", s->data, "train_samples", (json_int_t)s->train_samples, "batch", (int)s->batch, "accumulate",
-        (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "config", config);
+        (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "lr_schedule", s->lr_schedule, "warmup",
+        (int)s->warmup, "config", config);
     if (!root) {
         fprintf(stderr, "enn train: cannot build the training state for %s\n", path);
         return -1;
@@ -76,18 +77,19 @@ int train_state_load(const char *path, train_state *s)
     const char *format = NULL, *data = NULL;
     json_t *config = NULL;
     int version = 0, epoch = 0, best_epoch = 0, wait = 0, pwait = 0, last_epoch = 0, have_best = 0, stopped_early = 0;
-    int batch = 0, accumulate = 0, processes = 0;
+    int batch = 0, accumulate = 0, processes = 0, lr_schedule = 0, warmup = 0;
     json_int_t done = 0, correct = 0, counted = 0, train_samples = 0, seed = 0, updates = 0;
     json_t *sum = NULL, *stop = NULL, *plat = NULL;
     int bad = json_unpack_ex(root, &err, 0,
                              "{s:s, s:i, s:i, s:I, s:o, s:o, s:o, s:b, s:i, s:b, s:F, "
-                             "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:o}}",
+                             "s:I, s:{s:s, s:I, s:i, s:i, s:i, s:I, s:i, s:i, s:o}}",
                              "format", &format, "version", &version, "epoch", &epoch, "batches_done", &done,
                              "train_sum", &sum, "early_stopping", &stop, "plateau", &plat, "have_best", &have_best,
                              "last_epoch", &last_epoch, "stopped_early", &stopped_early, "seconds", &s->seconds, "updates",
                              &updates, "run", "data",
                              &data, "train_samples", &train_samples, "batch", &batch, "accumulate", &accumulate,
-                             "processes", &processes, "seed", &seed, "config", &config);
+                             "processes", &processes, "seed", &seed, "lr_schedule", &lr_schedule, "warmup", &warmup,
+                             "config", &config);
     if (!bad && (strcmp(format, STATE_FORMAT) || version != STATE_VERSION)) {
         snprintf(err.text, sizeof err.text, "not an %s version %d file", STATE_FORMAT, STATE_VERSION);
         bad = 1;
@@ -129,6 +131,8 @@ int train_state_load(const char *path, train_state *s)
     s->processes = (uint32_t)processes;
     s->seed = (uint64_t)seed;
     s->updates = (uint64_t)updates;
+    s->lr_schedule = lr_schedule;
+    s->warmup = (uint32_t)warmup;
     s->config = json_dumps(config, JSON_REAL_PRECISION(17));
     json_decref(root);
     if (!s->config) {
@@ -184,6 +188,13 @@ int train_state_check(const train_state *saved, const train_state *now)
     DIFF(accumulate, "--accumulate", "%u", unsigned)
     DIFF(processes, "processes", "%u", unsigned)
     DIFF(seed, "--seed", "%llu", unsigned long long)
+    if (!what && saved->lr_schedule != now->lr_schedule) {
+        static const char *const shapes[] = {"constant", "cosine", "linear"};
+        what = "--lr-schedule";
+        snprintf(a, sizeof a, "%s", saved->lr_schedule >= 0 && saved->lr_schedule < 3 ? shapes[saved->lr_schedule] : "?");
+        snprintf(b, sizeof b, "%s", now->lr_schedule >= 0 && now->lr_schedule < 3 ? shapes[now->lr_schedule] : "?");
+    }
+    DIFF(warmup, "--warmup", "%u", unsigned)
 #undef DIFF
     json_t *ja = json_loads(saved->config ? saved->config : "", 0, NULL);
     json_t *jb = json_loads(now->config ? now->config : "", 0, NULL);

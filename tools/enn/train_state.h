@@ -26,6 +26,8 @@ typedef struct train_state {
     uint64_t train_samples;     /* training samples after the validation split */
     uint32_t batch, accumulate, processes;
     uint64_t seed;
+    int lr_schedule;            /* lr_shape (schedule.h) */
+    uint32_t warmup;
     char *config;               /* the model's configuration (enn_model_config_to_json) */
 } train_state;
 
