@@ -37,10 +37,10 @@ static void require_mpi(void)
 {
     require_data();
     if (system("command -v mpirun >/dev/null 2>&1")) cr_skip_test("mpirun is not installed (apt install openmpi-bin)");
-    /* A machine where MPI itself cannot start two processes (no shared memory, a sandbox)
-     * says nothing about enn: skipped, with mpirun's own words. */
+    /* A machine where MPI itself cannot start two processes (no shared memory, a sandbox,
+     * a launcher that hangs) says nothing about enn: skipped, with mpirun's own words. */
     char *out;
-    if (test_run_tool(MPIRUN(2), "true", "", &out) != 0) {
+    if (test_run_tool("timeout 60 env " MPIRUN(2), "true", "", &out) != 0) {
         char reason[512];
         snprintf(reason, sizeof reason, "mpirun cannot start two processes here: %.400s", out);
         free(out);
