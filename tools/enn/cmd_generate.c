@@ -1,10 +1,12 @@
-/* enn generate: continues a text with a trained ENN language model.
+/* enn generate: continues a text with a trained language model.
  *
  *   the checkpoint (enn_model_load) and its vocabulary (vocab.txt beside it, as enn train
  *   writes it), the prompt encoded as the training text was read (enn_vocab_encode)
  *   one stream (enn_stream_*) from the reset state: a step per prompt word, then per
  *   generated word, each drawn from the softmax of the logits / temperature over the k
- *   likeliest words (temperature 0: the likeliest), never <pad> */
+ *   likeliest words (temperature 0: the likeliest), never <pad>
+ *   (the RNN/GRU/LSTM baselines do not stream: a stateful copy of the model evaluates
+ *   one-word batches instead, carrying its state from each to the next) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +27,7 @@ typedef struct generate_options {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: enn generate CHECKPOINT --prompt TEXT [options]\n\n"
-               "Continues TEXT with an ENN language model (enn train --data wikitext ...): the prompt's\n"
+               "Continues TEXT with a language model (enn train --data wikitext ...): the prompt's\n"
                "words go through the model one step at a time, then each next word is drawn from the\n"
                "model's prediction and fed back.\n\n"
                "  --prompt TEXT        the words to start from (read as the training text was)\n"
@@ -116,6 +118,43 @@ static uint32_t choose(const float *logits, uint32_t V, const generate_options *
     return order[k - 1];
 }
 
+/* One word in, the next word's logits out. */
+typedef struct stepper {
+    enn_stream *stream;     /* an ENN */
+    enn_model *stateful;    /* a baseline: its stateful copy */
+    int float_input;        /* the token id as a float feature (--paper) */
+} stepper;
+
+static enn_status step_word(stepper *s, uint32_t id, float *logits)
+{
+    float x = (float)id;
+    if (s->stream)
+        return s->float_input ? enn_stream_step(s->stream, &x, logits) : enn_stream_step_tokens(s->stream, &id, logits);
+    uint32_t pad = 0;   /* no target: nothing to score */
+    enn_batch b = {.size = 1, .seq_len = 1, .x = &x, .tokens = &id, .targets = &pad};
+    return enn_model_evaluate(s->stateful, &b, NULL, logits);
+}
+
+/* A stepper for `model` (loaded from `checkpoint`). */
+static enn_status stepper_open(stepper *s, enn_context *ctx, enn_model *model, const char *checkpoint)
+{
+    const enn_model_config *c = enn_model_get_config(model);
+    *s = (stepper){.float_input = c->lm_input == ENN_LM_FLOAT_FEATURE};
+    if (c->kind == ENN_MODEL_ENN) return enn_stream_create(model, 1, &s->stream);
+    enn_model_config sc = *c;
+    sc.cell.stateful = 1;
+    sc.max_batch = 1;
+    enn_status st = enn_model_create(ctx, &sc, &s->stateful);
+    if (st == ENN_OK) st = enn_model_load_into(s->stateful, checkpoint);
+    return st;
+}
+
+static void stepper_close(stepper *s)
+{
+    enn_stream_destroy(s->stream);
+    enn_model_destroy(s->stateful);
+}
+
 int cmd_generate(int argc, char **argv)
 {
     generate_options o;
@@ -125,7 +164,7 @@ int cmd_generate(int argc, char **argv)
     int rc = 1;
     enn_context *ctx = NULL;
     enn_model *model = NULL;
-    enn_stream *stream = NULL;
+    stepper stepper = {0};
     enn_vocab *vocab = NULL;
     float *logits = NULL;
     uint32_t *ids = NULL, *order = NULL;
@@ -163,8 +202,8 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "enn generate: out of memory\n");
         goto done;
     }
-    if (enn_vocab_encode(vocab, o.prompt, 0, ids, words, &words) || enn_stream_create(model, 1, &stream)) goto fail;
-    int float_input = c->lm_input == ENN_LM_FLOAT_FEATURE;
+    if (enn_vocab_encode(vocab, o.prompt, 0, ids, words, &words) || stepper_open(&stepper, ctx, model, o.checkpoint))
+        goto fail;
     uint64_t rng = o.seed;
     printf("%s", o.prompt);
     uint32_t id = 0;
@@ -177,9 +216,7 @@ int cmd_generate(int argc, char **argv)
             id = ids[step];
         }
         if (step + 1 == words + o.tokens) break;   /* the last word needs no prediction */
-        float x = (float)id;
-        enn_status s = float_input ? enn_stream_step(stream, &x, logits) : enn_stream_step_tokens(stream, &id, logits);
-        if (s) {
+        if (step_word(&stepper, id, logits)) {
             printf("\n");
             goto fail;
         }
@@ -199,7 +236,7 @@ done:
     free(ids);
     free(order);
     free(logits);
-    enn_stream_destroy(stream);
+    stepper_close(&stepper);
     enn_vocab_free(vocab);
     enn_model_destroy(model);
     enn_context_destroy(ctx);

@@ -18,7 +18,7 @@ static const struct {
     {"trace-demo", cmd_trace_demo, "train a small ENN a few epochs and draw the trace monitor's pictures"},
     {"train", cmd_train, "train a model on a data set (the paper's protocol) and print test metrics"},
     {"eval", cmd_eval, "evaluate a checkpoint: loss, accuracy, perplexity, confusion matrix, F1"},
-    {"generate", cmd_generate, "continue a text with a trained ENN language model"},
+    {"generate", cmd_generate, "continue a text with a trained language model"},
 };
 
 static void usage(FILE *f)
