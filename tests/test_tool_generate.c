@@ -35,10 +35,6 @@ static void write_cycle_text(const char *dir)
     }
 }
 
-/* Whether `enn generate` on the checkpoint in `run` continues `prompt` greedily with the
- * cycle from word `next` on, for 12 words. */
-static void expect_cycle(const char *run, const char *prompt, int next);
-
 /* `enn generate <args>`: its output's first line (the text), malloc'ed. */
 static char *generate(const char *args, int want_rc)
 {
@@ -49,6 +45,8 @@ static char *generate(const char *args, int want_rc)
     return out;
 }
 
+/* Whether `enn generate` on the checkpoint in `run` continues `prompt` greedily with the
+ * cycle from word `next` on, for 12 words. */
 static void expect_cycle(const char *run, const char *prompt, int next)
 {
     char args[2048], want[512];
@@ -64,17 +62,22 @@ static void expect_cycle(const char *run, const char *prompt, int next)
     free(out);
 }
 
+/* `enn train` on the cycle text in dir with `flags`, into dir/name (written to run). */
+static void train_on_cycle(const char *dir, const char *name, const char *flags, char run[TEST_PATH_MAX])
+{
+    char args[2048], *out;
+    snprintf(args, sizeof args, "train --data wikitext '%s' %s --batch 8 --embedding-dim 16 --plain --no-plots "
+             "--no-report --out '%s'", dir, flags, test_path(run, dir, name));
+    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+    free(out);
+}
+
 Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
 {
     char dir[TEST_PATH_MAX], run[TEST_PATH_MAX], args[2048], *out;
     test_tmpdir(dir);
     write_cycle_text(dir);
-    snprintf(args, sizeof args,
-             "train --data wikitext '%s' --epochs 3 --batch 8 --hidden 16 --slots 4 --embedding-dim 16 --lr 0.01 "
-             "--plain --no-plots --no-report --out '%s'",
-             dir, test_path(run, dir, "run"));
-    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
-    free(out);
+    train_on_cycle(dir, "run", "--epochs 3 --hidden 16 --slots 4 --lr 0.01", run);
 
     /* The likeliest word each time: the cycle from wherever the prompt leaves it. */
     expect_cycle(run, "alpha beta", 2);
@@ -82,12 +85,7 @@ Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
     expect_cycle(run, "gamma delta epsilon alpha", 1);
     /* A baseline the same way (it learns the cycle more slowly). */
     char lstm[TEST_PATH_MAX];
-    snprintf(args, sizeof args,
-             "train --data wikitext '%s' --model lstm --units 16,16 --epochs 8 --batch 8 --embedding-dim 16 --lr 0.02 "
-             "--plain --no-plots --no-report --out '%s'",
-             dir, test_path(lstm, dir, "lstm"));
-    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
-    free(out);
+    train_on_cycle(dir, "lstm", "--model lstm --units 16,16 --epochs 8 --lr 0.02", lstm);
     expect_cycle(lstm, "alpha beta", 2);
     expect_cycle(lstm, "Delta", 4);
     /* Draws: one seed, one text; top-k 1 is the likeliest word whatever the temperature. */
