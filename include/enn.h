@@ -381,6 +381,13 @@ ENN_API enn_status enn_model_apply_gradients(enn_model *model);
 ENN_API enn_status enn_model_set_learning_rate(enn_model *model, float learning_rate);
 ENN_API float enn_model_learning_rate(const enn_model *model);
 ENN_API uint64_t enn_model_step_count(const enn_model *model);
+/* Forward passes so far (training and evaluation). The pass count picks a training pass's
+ * noise and dropout draws (with the seed), and a checkpoint keeps it, so a loaded model
+ * draws what the saved one would have drawn next. Setting it positions those streams: a
+ * data-parallel run that resumes from one process's checkpoint gives every process its
+ * own count back (each evaluates its own part of the validation set). */
+ENN_API uint64_t enn_model_pass_count(const enn_model *model);
+ENN_API enn_status enn_model_set_pass_count(enn_model *model, uint64_t passes);
 
 /* Named tensors: parameters by their names (W_z, ...), "grad.<name>" for gradients
  * after a training step or enn_model_compute_gradients, "adam.m.<name>" and

@@ -10,7 +10,10 @@
  *   - the processes validate and test on a part each and sum the tallies (the report
  *     counts the whole test set);
  *   - an ENN (shared trace, noise, dropout) trains under mpirun and process 0 alone prints
- *     and writes; a time limit stops every process together and the state is saved.
+ *     and writes; a time limit stops every process together and the state is saved;
+ *   - a two-process ENN run stopped after its first epoch and resumed ends byte for byte
+ *     where the uninterrupted run ends: every process takes its own pass count back (the
+ *     noise and dropout it draws), not process 0's, which evaluated more (trace statistics).
  * The MPI cases are skipped when mpirun is missing or the tool was built without MPI, all
  * of them when Fashion-MNIST is missing. */
 #include <criterion/criterion.h>
@@ -195,4 +198,23 @@ Test(train_parallel, enn_processes_train_and_stop_together, .timeout = 600)
     snprintf(path, sizeof path, "%s/last.safetensors", limited);
     cr_expect_eq(access(path, R_OK), 0, "no %s:\n%s", path, out);
     free(out);
+}
+
+Test(train_parallel, enn_processes_resume_as_if_uninterrupted, .timeout = 600)
+{
+    require_mpi();
+    const char *args = "--data fashion-mnist --train-samples 600 --test-samples 100 --hidden 16 --slots 8 --batch 32 "
+                       "--plain --no-report --no-plots";
+    char whole[64], cut[64], all[512];
+    temp_dir(whole, sizeof whole);
+    temp_dir(cut, sizeof cut);
+    snprintf(all, sizeof all, "%s --epochs 2", args);
+    free(train(MPIRUN(2), all, whole));
+    snprintf(all, sizeof all, "%s --epochs 1", args);
+    free(train(MPIRUN(2), all, cut));
+    snprintf(all, sizeof all, "%s --epochs 2 --resume", args);
+    char *out = train(MPIRUN(2), all, cut);
+    cr_expect(strstr(out, "resumed ") != NULL, "%s", out);
+    free(out);
+    cr_expect(test_same_file(whole, cut, "last.safetensors"), "the resumed run ends elsewhere than the uninterrupted one");
 }

@@ -233,29 +233,12 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
 }
 
 /* Whether two files hold the same bytes. */
-static int same_file(const char *dir_a, const char *dir_b, const char *name)
-{
-    char pa[160], pb[160];
-    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
-    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
-    FILE *a = fopen(pa, "rb"), *b = fopen(pb, "rb");
-    cr_assert(a && b, "%s or %s is missing", pa, pb);
-    int same = 1, ca, cb;
-    do {
-        ca = fgetc(a);
-        cb = fgetc(b);
-        same = ca == cb;
-    } while (same && ca != EOF);
-    fclose(a);
-    fclose(b);
-    return same;
-}
-
 /* Ctrl-C in the middle of the second epoch, then `--resume`: the run ends exactly where an
  * uninterrupted one does (checkpoints equal byte for byte: parameters, Adam moments,
  * counters; the same epoch lines, test accuracy included), with the trace monitor on (its
  * evaluations advance the noise streams too). And what --resume refuses: other flags
- * than the run's, a directory with no run, a finished run (nothing to do). */
+ * than the run's, a checkpoint and last.json that disagree, a directory with no run, a
+ * finished run (nothing to do). */
 Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
 {
     if (access(FASHION, R_OK)) cr_skip_test("Fashion-MNIST is not installed (apt install dataset-fashion-mnist)");
@@ -311,6 +294,16 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "different moments"), "%s", out);
     free(out);
+    /* ... or whose pass counts (the noise streams' place) disagree. */
+    char *passes = strstr(state_text, "\"passes\": [");
+    cr_assert(passes, "%s", state_text);
+    f = fopen(state_path, "w");
+    cr_assert(f);
+    fprintf(f, "%.*s\"passes\": [1]%s", (int)(passes - state_text), state_text, strchr(passes, ']') + 1);
+    fclose(f);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "different moments (pass counts"), "%s", out);
+    free(out);
     /* Not a state file at all: said so, nothing trained. */
     test_write_file(state_path, "{\"format\": \"something else\"", 27);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
@@ -326,8 +319,8 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(atof(acc + 15), want, "test accuracy %g after resuming, %g without the interrupt", atof(acc + 15),
                  want);
     free(out);
-    cr_expect(same_file(whole, cut, "last.safetensors"), "the resumed run ends elsewhere");
-    cr_expect(same_file(whole, cut, "best.safetensors"), "the resumed run's best epoch differs");
+    cr_expect(test_same_file(whole, cut, "last.safetensors"), "the resumed run ends elsewhere");
+    cr_expect(test_same_file(whole, cut, "best.safetensors"), "the resumed run's best epoch differs");
 
     /* Finished: nothing to resume. No run at all: said so. */
     cr_expect_eq(run_enn(args, &out), 0, "%s", out);

@@ -338,6 +338,15 @@ enn_status enn_model_set_learning_rate(enn_model *m, float lr)
 float enn_model_learning_rate(const enn_model *m) { return m ? m->config.optimizer.learning_rate : 0.0f; }
 uint64_t enn_model_step_count(const enn_model *m) { return m ? m->step : 0; }
 
+uint64_t enn_model_pass_count(const enn_model *m) { return m ? m->passes : 0; }
+
+enn_status enn_model_set_pass_count(enn_model *m, uint64_t passes)
+{
+    if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_set_pass_count: model is NULL");
+    m->passes = passes;
+    return ENN_OK;
+}
+
 uint32_t enn_model_parameter_tensors(const enn_model *m) { return m ? m->layout.count : 0; }
 
 enn_status enn_model_parameter_desc(const enn_model *m, uint32_t i, enn_tensor_desc *out)

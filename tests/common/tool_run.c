@@ -29,3 +29,21 @@ int test_run_tool(const char *launcher, const char *tool, const char *args, char
     *output = out;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int test_same_file(const char *dir_a, const char *dir_b, const char *name)
+{
+    char pa[160], pb[160];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    FILE *a = fopen(pa, "rb"), *b = fopen(pb, "rb");
+    cr_assert(a && b, "%s or %s is missing", pa, pb);
+    int same = 1, ca, cb;
+    do {
+        ca = fgetc(a);
+        cb = fgetc(b);
+        same = ca == cb;
+    } while (same && ca != EOF);
+    fclose(a);
+    fclose(b);
+    return same;
+}

@@ -7,4 +7,7 @@
  * the output, stdout and stderr together, which the caller frees. */
 int test_run_tool(const char *launcher, const char *tool, const char *args, char **output);
 
+/* 1 when <dir_a>/<name> and <dir_b>/<name> hold the same bytes (both must exist). */
+int test_same_file(const char *dir_a, const char *dir_b, const char *name);
+
 #endif

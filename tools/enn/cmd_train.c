@@ -60,9 +60,11 @@ static int save_checkpoint(const parallel *par, enn_model *model, const char *pa
 }
 
 /* The exact state (parameters, Adam moments, counters) and where the loop stands, for
- * --resume; process 0 writes. Returns 0, or -1 after printing the problem. */
+ * --resume; process 0 writes, with every process's pass count (a collective call).
+ * Returns 0, or -1 after printing the problem. */
 static int save_last(const parallel *par, enn_model *model, const char *dir, train_state *state, double seconds)
 {
+    parallel_gather_u64(par, enn_model_pass_count(model), state->passes);
     if (par->rank != 0) return 0;
     state->seconds = seconds;
     state->updates = enn_model_step_count(model);
@@ -198,6 +200,11 @@ int cmd_train(int argc, char **argv)
     state.seed = o.model.values.seed;
     state.lr_schedule = o.lr_schedule;
     state.warmup = o.warmup;
+    state.n_passes = (uint32_t)par.size;
+    if (!(state.passes = calloc(state.n_passes, sizeof *state.passes))) {
+        fprintf(stderr, "enn train: out of memory\n");
+        goto done;
+    }
     if (enn_model_config_to_json(&config, &state.config)) goto fail;
     print_model(&config, &data);
     const enn_optimizer_config *adam = &config.optimizer;
@@ -263,6 +270,17 @@ int cmd_train(int argc, char **argv)
                             "are from different moments\n", last_path, (unsigned long long)enn_model_step_count(model),
                     o.out_dir, (unsigned long long)saved.updates);
             goto done;
+        }
+        /* The checkpoint holds process 0's pass count; every other process takes its own
+         * back, so that it draws the noise and dropout it would have drawn. */
+        if (saved.n_passes) {
+            if (saved.passes[0] != enn_model_pass_count(model)) {
+                fprintf(stderr, "enn train: --resume: %s and %s/last.json are from different moments (pass counts "
+                                "%llu and %llu)\n", last_path, o.out_dir,
+                        (unsigned long long)enn_model_pass_count(model), (unsigned long long)saved.passes[0]);
+                goto done;
+            }
+            if (enn_model_set_pass_count(model, saved.passes[par.rank])) goto fail;
         }
         printf("resumed %s: epoch %u after %llu batches, %llu updates\n", o.out_dir, saved.epoch,
                (unsigned long long)saved.batches_done, (unsigned long long)enn_model_step_count(model));

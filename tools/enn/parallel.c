@@ -186,3 +186,16 @@ void parallel_broadcast(const parallel *p, double *v, int n)
     (void)n;
 #endif
 }
+
+void parallel_gather_u64(const parallel *p, uint64_t v, uint64_t *all)
+{
+#ifdef ENN_HAVE_MPI
+    if (p->size > 1) {
+        MPI_Gather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+        return;
+    }
+#else
+    (void)p;
+#endif
+    all[0] = v;
+}

@@ -65,6 +65,10 @@ enn_dataset parallel_dataset_part(const parallel *p, const enn_dataset *ds);
  * every process's, and ORs *stopped (an interrupt during the evaluation). */
 void parallel_sum_metrics(const parallel *p, metric_sum *sum, confusion *matrix, volatile sig_atomic_t *stopped);
 
+/* Every process's v, in rank order, into all[0..size) on process 0 (all may be NULL
+ * elsewhere); alone: all[0] = v. */
+void parallel_gather_u64(const parallel *p, uint64_t v, uint64_t *all);
+
 /* Rank 0's values of v[0..n) on every process. */
 void parallel_broadcast(const parallel *p, double *v, int n);
 

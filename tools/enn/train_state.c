@@ -33,6 +33,20 @@ int train_state_save(const char *path, const train_state *s)
         "data", s->data, "train_samples", (json_int_t)s->train_samples, "batch", (int)s->batch, "accumulate",
         (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "lr_schedule", s->lr_schedule, "warmup",
         (int)s->warmup, "config", config);
+    /* Each process's pass count, in rank order. */
+    json_t *passes = json_array();
+    int ok = root && passes;
+    for (uint32_t i = 0; ok && i < s->n_passes; i++)
+        ok = json_array_append_new(passes, json_integer((json_int_t)s->passes[i])) == 0;
+    if (ok) {
+        ok = json_object_set_new(root, "passes", passes) == 0;   /* takes passes either way */
+        passes = NULL;
+    }
+    json_decref(passes);
+    if (!ok) {
+        json_decref(root);
+        root = NULL;
+    }
     if (!root) {
         fprintf(stderr, "enn train: cannot build the training state for %s\n", path);
         return -1;
@@ -134,6 +148,31 @@ int train_state_load(const char *path, train_state *s)
     s->lr_schedule = lr_schedule;
     s->warmup = (uint32_t)warmup;
     s->config = json_dumps(config, JSON_REAL_PRECISION(17));
+    /* Each process's pass count (absent from files of earlier versions: left at 0). */
+    json_t *passes = json_object_get(root, "passes");
+    size_t n = json_array_size(passes);
+    if (passes && (!json_is_array(passes) || n != s->processes)) {
+        fprintf(stderr, "enn train: %s is not a training state: \"passes\" is not an array of %u counts\n", path,
+                s->processes);
+        json_decref(root);
+        return -1;
+    }
+    if (n && !(s->passes = calloc(n, sizeof *s->passes))) {
+        json_decref(root);
+        fprintf(stderr, "enn train: out of memory reading %s\n", path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(passes, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            fprintf(stderr, "enn train: %s is not a training state: \"passes\" holds %s\n", path,
+                    json_is_integer(v) ? "a negative count" : "something other than a count");
+            json_decref(root);
+            return -1;
+        }
+        s->passes[i] = (uint64_t)json_integer_value(v);
+    }
+    s->n_passes = (uint32_t)n;
     json_decref(root);
     if (!s->config) {
         fprintf(stderr, "enn train: out of memory reading %s\n", path);
@@ -145,7 +184,10 @@ int train_state_load(const char *path, train_state *s)
 void train_state_free(train_state *s)
 {
     free(s->config);
+    free(s->passes);
     s->config = NULL;
+    s->passes = NULL;
+    s->n_passes = 0;
 }
 
 /* The path of the first value that differs between two JSON documents, into buf. */

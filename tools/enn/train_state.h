@@ -21,6 +21,8 @@ typedef struct train_state {
     int stopped_early;          /* early stopping ended the run */
     double seconds;             /* training time so far */
     uint64_t updates;           /* the checkpoint's update count: the pair belongs together */
+    uint64_t *passes;           /* each process's forward passes (enn_model_pass_count), */
+    uint32_t n_passes;          /* n_passes entries in rank order; 0: not recorded */
     /* The run's identity: a resumed run must match it. */
     char data[32];              /* data kind */
     uint64_t train_samples;     /* training samples after the validation split */
@@ -34,7 +36,7 @@ typedef struct train_state {
 /* Writes atomically (temporary file, rename). Returns 0, or -1 after printing why. */
 int train_state_save(const char *path, const train_state *s);
 /* Returns 0, or -1 after printing why (missing, unreadable, not a state file). The
- * caller frees s->config (train_state_free). */
+ * caller frees s->config and s->passes (train_state_free). */
 int train_state_load(const char *path, train_state *s);
 void train_state_free(train_state *s);
 /* 0 when `now` (this run's identity fields and model configuration) matches `saved`;
