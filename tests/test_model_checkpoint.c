@@ -94,6 +94,41 @@ Test(model_checkpoint, one_seed_one_run)
     test_context_finish(ctx);
 }
 
+/* The pass count places the noise and dropout streams: a model whose count is set to
+ * another's, after two evaluations there, trains as that one does; left at 0 it draws
+ * other noise and ends elsewhere. */
+Test(model_checkpoint, pass_count_places_the_noise_streams)
+{
+    enn_context *ctx = test_context();
+    enn_model_config c = small_config(7, 0);
+    enn_model *evaluated, *placed, *unplaced;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &evaluated));
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &placed));
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &unplaced));
+    batch_data b;
+    make_batch(99, &b);
+    ENN_ASSERT_OK(enn_model_evaluate(evaluated, &b.batch, NULL, NULL));
+    ENN_ASSERT_OK(enn_model_evaluate(evaluated, &b.batch, NULL, NULL));
+    cr_expect_eq(enn_model_pass_count(evaluated), 2);
+    ENN_ASSERT_OK(enn_model_set_pass_count(placed, 2));
+    cr_expect_eq(enn_model_pass_count(placed), 2);
+    train(evaluated, 0, 2);
+    train(placed, 0, 2);
+    train(unplaced, 0, 2);
+    cr_expect_eq(enn_model_pass_count(placed), 4);
+    expect_same(evaluated, placed, "pass count set to the evaluated model's");
+    size_t n;
+    float *pe = snapshot(evaluated, &n), *pu = snapshot(unplaced, &n);
+    cr_expect_neq(memcmp(pe, pu, n * 4), 0, "the pass count changed nothing: the test cannot tell");
+    free(pe);
+    free(pu);
+    cr_expect_eq(enn_model_set_pass_count(NULL, 1), ENN_ERROR_INVALID_ARGUMENT);
+    enn_model_destroy(evaluated);
+    enn_model_destroy(placed);
+    enn_model_destroy(unplaced);
+    test_context_finish(ctx);
+}
+
 /* Train `before` steps, save, train `after` more; load the checkpoint two ways (a new
  * model from the file, and into a fresh model of the same configuration) and continue
  * with the same batches: all three end identical. */
