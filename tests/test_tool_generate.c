@@ -2,8 +2,8 @@
  * `enn train` on a text that cycles through five words continues any prompt with the
  * cycle when it takes the likeliest word (a known answer: the next word of the text is
  * always determined by the last), and so does an LSTM (which does not stream: a stateful
- * copy evaluates one word at a time); draws with one seed repeat, and top-k 1 is the
- * likeliest word at any temperature; a classifier, a vocabulary of another size and an
+ * copy evaluates one word at a time); draws with one seed repeat, and top-k 1 (or a
+ * top-p below its probability) is the likeliest word at any temperature; a classifier, a vocabulary of another size and an
  * empty prompt are refused with a message. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -97,6 +97,15 @@ Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
     snprintf(args, sizeof args, "'%s/best.safetensors' --prompt beta --tokens 6 --temperature 50 --top-k 1", run);
     out = generate(args, 0);
     cr_expect(!strncmp(out, "beta gamma delta epsilon alpha beta gamma\n", 42), "%s", out);
+    free(out);
+    /* Top-p below the likeliest word's probability keeps that word alone. */
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt beta --tokens 6 --temperature 50 --top-p 0.01", run);
+    out = generate(args, 0);
+    cr_expect(!strncmp(out, "beta gamma delta epsilon alpha beta gamma\n", 42), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "'%s/best.safetensors' --prompt beta --top-p 0", run);
+    out = generate(args, 2);
+    cr_expect(strstr(out, "--top-p"), "%s", out);
     free(out);
 
     /* Refusals. */

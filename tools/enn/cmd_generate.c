@@ -3,8 +3,8 @@
  *   the checkpoint (enn_model_load) and its vocabulary (vocab.txt beside it, as enn train
  *   writes it), the prompt encoded as the training text was read (enn_vocab_encode)
  *   one stream (enn_stream_*) from the reset state: a step per prompt word, then per
- *   generated word, each drawn from the softmax of the logits / temperature over the k
- *   likeliest words (temperature 0: the likeliest), never <pad>
+ *   generated word, each drawn from the softmax of the logits / temperature, top-k and
+ *   top-p (sampling.c; temperature 0: the likeliest), never <pad>
  *   (the RNN/GRU/LSTM baselines do not stream: a stateful copy of the model evaluates
  *   one-word batches instead, carrying its state from each to the next) */
 #include <math.h>
@@ -16,11 +16,12 @@
 #include "commands.h"
 #include "enn.h"
 #include "enn_data.h"
+#include "sampling.h"
 
 typedef struct generate_options {
     const char *checkpoint, *vocab, *prompt, *device;
-    uint32_t tokens, top_k;
-    float temperature;
+    uint32_t tokens;
+    sampling draw;
     uint64_t seed;
 } generate_options;
 
@@ -35,13 +36,15 @@ static void usage(FILE *f)
                "  --tokens N           words to generate (default 20)\n"
                "  --temperature T      softmax temperature; 0 takes the likeliest word (default 1)\n"
                "  --top-k K            draw among the K likeliest words only; 0: all (default 0)\n"
+               "  --top-p P            then among the fewest likeliest words whose probabilities sum\n"
+               "                       to P or more (nucleus sampling; 0 < P <= 1, default 1: all)\n"
                "  --seed S             the draws' seed (default 1)\n"
                "  --device NAME|INDEX  the Vulkan device (default: ENN_DEVICE, else the best)\n");
 }
 
 static int parse(int argc, char **argv, generate_options *o)
 {
-    *o = (generate_options){.tokens = 20, .temperature = 1.0f, .seed = 1};
+    *o = (generate_options){.tokens = 20, .draw = {.temperature = 1.0f, .top_p = 1.0f}, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -62,8 +65,9 @@ static int parse(int argc, char **argv, generate_options *o)
         else if (!strcmp(f, "--vocab")) o->vocab = v;
         else if (!strcmp(f, "--device")) o->device = v;
         else if (!strcmp(f, "--tokens")) bad = enn_cli_u32(f, v, 1, 1u << 20, &o->tokens);
-        else if (!strcmp(f, "--top-k")) bad = enn_cli_u32(f, v, 0, UINT32_MAX, &o->top_k);
-        else if (!strcmp(f, "--temperature")) bad = enn_cli_float(f, v, 0.0, 1e6, &o->temperature);
+        else if (!strcmp(f, "--top-k")) bad = enn_cli_u32(f, v, 0, UINT32_MAX, &o->draw.top_k);
+        else if (!strcmp(f, "--top-p")) bad = enn_cli_float(f, v, 1e-30, 1.0, &o->draw.top_p);
+        else if (!strcmp(f, "--temperature")) bad = enn_cli_float(f, v, 0.0, 1e6, &o->draw.temperature);
         else if (!strcmp(f, "--seed")) bad = enn_cli_u64(f, v, 0, UINT64_MAX, &o->seed);
         else {
             fprintf(stderr, "enn generate: unknown flag %s (see --help)\n", f);
@@ -87,35 +91,6 @@ static double next_uniform(uint64_t *state)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
     return (double)(z >> 11) * 0x1.0p-53;
-}
-
-/* The next word from logits[0..V): id 0 (<pad>) is never chosen. `order` is scratch of V
- * ids. */
-static uint32_t choose(const float *logits, uint32_t V, const generate_options *o, uint32_t *order, uint64_t *rng)
-{
-    uint32_t best = 1;
-    for (uint32_t v = 2; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
-    if (o->temperature == 0.0f || V == 2) return best;
-    /* The k likeliest (all but <pad> when k is 0 or larger): a partial selection sort. */
-    uint32_t n = V - 1, k = o->top_k && o->top_k < n ? o->top_k : n;
-    for (uint32_t v = 1; v < V; v++) order[v - 1] = v;
-    for (uint32_t i = 0; i < k && k < n; i++) {
-        uint32_t m = i;
-        for (uint32_t j = i + 1; j < n; j++)
-            if (logits[order[j]] > logits[order[m]]) m = j;
-        uint32_t t = order[i];
-        order[i] = order[m];
-        order[m] = t;
-    }
-    double total = 0;
-    for (uint32_t i = 0; i < k; i++) total += exp(((double)logits[order[i]] - logits[best]) / o->temperature);
-    double u = next_uniform(rng) * total;
-    for (uint32_t i = 0; i < k; i++) {
-        u -= exp(((double)logits[order[i]] - logits[best]) / o->temperature);
-        if (u < 0) return order[i];
-    }
-    return order[k - 1];
 }
 
 /* One word in, the next word's logits out. */
@@ -167,7 +142,8 @@ int cmd_generate(int argc, char **argv)
     stepper stepper = {0};
     enn_vocab *vocab = NULL;
     float *logits = NULL;
-    uint32_t *ids = NULL, *order = NULL;
+    uint32_t *ids = NULL;
+    sampling_candidate *scratch = NULL;
     char vocab_path[1200];
     if (!o.vocab) {
         /* vocab.txt beside the checkpoint, where enn train writes it. */
@@ -198,7 +174,7 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     if (!(ids = malloc(words * sizeof *ids)) || !(logits = malloc((size_t)V * sizeof *logits)) ||
-        !(order = malloc((size_t)V * sizeof *order))) {
+        !(scratch = malloc((size_t)V * sizeof *scratch))) {
         fprintf(stderr, "enn generate: out of memory\n");
         goto done;
     }
@@ -209,7 +185,7 @@ int cmd_generate(int argc, char **argv)
     uint32_t id = 0;
     for (size_t step = 0; step < words + o.tokens; step++) {
         if (step >= words) {
-            id = choose(logits, V, &o, order, &rng);
+            id = sampling_choose(logits, V, 1, &o.draw, next_uniform(&rng), scratch);   /* never <pad> */
             printf(" %s", enn_vocab_token(vocab, id));
             fflush(stdout);
         } else {
@@ -234,7 +210,7 @@ fail:
     fprintf(stderr, "enn generate: %s\n", enn_last_error());
 done:
     free(ids);
-    free(order);
+    free(scratch);
     free(logits);
     stepper_close(&stepper);
     enn_vocab_free(vocab);
