@@ -233,6 +233,10 @@ typedef enum enn_model_kind {
 } enn_model_kind;
 
 #define ENN_MAX_LAYERS 4
+/* The largest size a configuration may give (sequence length, batch, outputs, input
+ * features, embedding, hidden size, memory slots, units): far enough from 2^32 that no
+ * derived size (3h, 4 units) wraps. */
+#define ENN_MAX_DIMENSION (1u << 24)
 
 typedef struct enn_cell_config {
     uint32_t hidden;           /* h: 128 */

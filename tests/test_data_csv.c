@@ -78,6 +78,8 @@ Test(data_csv, malformed_files_are_rejected)
     expect_csv_error(dir, "word.csv", "1,2\n3,abc\n", NULL, ENN_ERROR_FORMAT, "word.csv:2: field 2 'abc' is not a (finite) number");
     expect_csv_error(dir, "blank-field.csv", "1,2\n3,\n", NULL, ENN_ERROR_FORMAT, "blank-field.csv:2: field 2 '' is not");
     expect_csv_error(dir, "nan.csv", "1,2\nnan,4\n", NULL, ENN_ERROR_FORMAT, "nan.csv:2: field 1 'nan'");
+    /* Finite as a double, infinite as the float it becomes. */
+    expect_csv_error(dir, "huge.csv", "1,2\n1e300,4\n", NULL, ENN_ERROR_FORMAT, "huge.csv:2: field 1 '1e300'");
     const enn_csv_options no_header = {.header = 0};
     expect_csv_error(dir, "words.csv", "x,y\n1,2\n", &no_header, ENN_ERROR_FORMAT, "words.csv:1: field 1 'x'");
     /* Strings with an embedded NUL: strlen stops there, so write it by hand. */

@@ -291,5 +291,21 @@ Test(data_npy, pairs_make_datasets)
     ENN_ASSERT_OK(enn_npy_write(test_path(yp, s.dir, "y3.npy"), &y3a));
     test_expect_error(enn_load_npy_pair(xp, yp, &ds), ENN_ERROR_FORMAT, "y3.npy", "wrong shape (3,)");
     cr_assert_null(ds.x);
+    /* Values a model cannot train on: a NaN feature, an infinite target, a label too
+     * large to count classes with, no steps. */
+    char bp[TEST_PATH_MAX];
+    x[7] = NAN;
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(bp, s.dir, "x-nan.npy"), x, 3, (uint64_t[]){2, 3, 2}));
+    test_expect_error(enn_load_npy_pair(bp, NULL, &ds), ENN_ERROR_FORMAT, "x-nan.npy",
+                      "element 7 (sample 1, step 0, feature 1) is nan");
+    x[7] = 7.0f;
+    y[3] = INFINITY;
+    ENN_ASSERT_OK(enn_npy_write(test_path(yp, s.dir, "y-inf.npy"), &ya));
+    test_expect_error(enn_load_npy_pair(xp, yp, &ds), ENN_ERROR_FORMAT, "y-inf.npy", "element 3 (sample 1) is inf");
+    labels[1] = 0xffffffffll;
+    ENN_ASSERT_OK(enn_npy_write(test_path(yp, s.dir, "labels-huge.npy"), &l));
+    test_expect_error(enn_load_npy_pair(xp, yp, &ds), ENN_ERROR_FORMAT, "labels-huge.npy", "label 1 is 4294967295");
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(bp, s.dir, "x-no-steps.npy"), x, 3, (uint64_t[]){2, 0, 2}));
+    test_expect_error(enn_load_npy_pair(bp, NULL, &ds), ENN_ERROR_FORMAT, "x-no-steps.npy", "no steps (T = 0)");
     test_tmpdir_remove(s.dir);
 }

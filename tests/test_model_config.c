@@ -1,5 +1,6 @@
 /* Model configurations: parameter counts against the paper's table (ENN-SPEC.md), and
  * impossible options refused with a message naming the field. */
+#include <math.h>
 #include <string.h>
 
 #include "harness.h"
@@ -118,5 +119,47 @@ Test(model_config, impossible_options_are_refused)
     bad = mnist(ENN_MODEL_LSTM);
     bad.layers = 9;
     expect_invalid(bad, "layers");
+    /* Values a checkpoint's JSON could not hold, enumerations out of range, and sizes
+     * whose multiples (3h, 4 units) would wrap 32 bits. */
+    bad = c;
+    bad.cell.trace_scale = NAN;
+    expect_invalid(bad, "trace_scale");
+    bad = c;
+    bad.optimizer.learning_rate = INFINITY;
+    expect_invalid(bad, "learning_rate");
+    bad = c;
+    bad.optimizer.clip_norm = INFINITY;
+    expect_invalid(bad, "clip_norm");
+    bad = c;
+    bad.cell.temperature = INFINITY;
+    expect_invalid(bad, "temperature");
+    bad = c;
+    bad.pooling = (enn_pooling)7;
+    expect_invalid(bad, "pooling");
+    bad = c;
+    bad.lm_input = (enn_lm_input)5;
+    expect_invalid(bad, "lm_input");
+    bad = c;
+    bad.return_sequences = 5;
+    expect_invalid(bad, "return_sequences");
+    bad = c;
+    bad.layers = 9;
+    expect_invalid(bad, "layers");
+    bad = c;
+    bad.cell.hidden = 0x55555556u;
+    expect_invalid(bad, "hidden 1431655766 is above the limit");
+    bad = mnist(ENN_MODEL_LSTM);
+    bad.layer_units[1] = 0x40000001u;
+    expect_invalid(bad, "layer 1 has 1073741825 units");
+    bad = c;
+    bad.max_batch = 0xffffffffu;
+    expect_invalid(bad, "max_batch");
+    /* The checks let through nothing the JSON writer refuses; the writer names a
+     * non-finite number instead of reporting a failed allocation. */
+    char *json = NULL;
+    bad = c;
+    bad.optimizer.epsilon = NAN;
+    cr_expect_eq(enn_model_config_to_json(&bad, &json), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "epsilon"), "%s", enn_last_error());
     cr_assert_eq(enn_model_config_check(NULL), ENN_ERROR_INVALID_ARGUMENT);
 }

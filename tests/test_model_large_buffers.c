@@ -130,6 +130,15 @@ Test(model_large_buffers, language_model_chunk_rows_override)
         ENN_ASSERT_OK(enn_model_last_step_stats(m, &st));
         dispatches[chunked] = st.dispatches;
         n[chunked] = read_grads(m, g[chunked], cap);
+        if (chunked) {
+            /* Chunked logits are not kept: asking evaluate for them is refused before the
+             * pass runs (the pass count, which places the noise streams, stays). */
+            uint64_t passes = enn_model_pass_count(m);
+            float *out = malloc((size_t)B * T * V * sizeof *out);
+            cr_assert_eq(enn_model_evaluate(m, &batch, NULL, out), ENN_ERROR_UNSUPPORTED);
+            cr_expect_eq(enn_model_pass_count(m), passes, "the refused evaluation ran its pass");
+            free(out);
+        }
         enn_model_destroy(m);
     }
     /* every chunk records its own GEMMs and losses: proof the override took */

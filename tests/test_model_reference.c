@@ -267,6 +267,34 @@ Test(model_reference, stateful_trace_read_and_write)
     ENN_ASSERT_OK(enn_model_evaluate(a, &b2, &r, la));
     ENN_ASSERT_OK(enn_model_evaluate(b, &b2, &r, lb));
     cr_assert_eq(memcmp(la, lb, sizeof la), 0, "a model given the carried state goes on exactly like the original");
+    /* A pass refused for its batch leaves the carried state alone, given h0 and all; the
+     * logits are read only into as many floats as they are. */
+    float *h_before = malloc(nh * sizeof *h), *h_after = malloc(nh * sizeof *h);
+    ENN_ASSERT_OK(enn_model_read(b, "state.h", h_before, nh));
+    enn_forward_inputs given = {.h0 = zero};
+    enn_batch no_x = b2;
+    no_x.x = NULL;
+    cr_assert_eq(enn_model_compute_gradients(b, &no_x, &given, &r), ENN_ERROR_INVALID_ARGUMENT);
+    uint32_t bad_labels[4] = {0, 1, 7, 1};
+    enn_batch bad = b2;
+    bad.labels = bad_labels;
+    cr_assert_eq(enn_model_compute_gradients(b, &bad, &given, &r), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "label 7 of sample 2"), "%s", enn_last_error());
+    ENN_ASSERT_OK(enn_model_read(b, "state.h", h_after, nh));
+    cr_assert_eq(memcmp(h_before, h_after, nh * sizeof *h), 0, "a refused pass changed the carried state");
+    float *x_nan = malloc((size_t)B * T * d * sizeof *x_nan);
+    memcpy(x_nan, x2, (size_t)B * T * d * sizeof *x_nan);
+    x_nan[(size_t)(2 * T + 1) * d + 2] = NAN;
+    enn_batch nan_batch = b2;
+    nan_batch.x = x_nan;
+    cr_assert_eq(enn_model_evaluate(b, &nan_batch, &r, NULL), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "x of sample 2, step 1, feature 2 is nan"), "%s", enn_last_error());
+    free(x_nan);
+    cr_assert_eq(enn_model_read(b, "out.logits", lb, 11), ENN_ERROR_SHAPE);
+    ENN_ASSERT_OK(enn_model_read(b, "out.logits", lb, 12));
+    cr_assert_eq(memcmp(la, lb, sizeof la), 0);
+    free(h_before);
+    free(h_after);
     /* A wrong size, and a model that carries nothing, are refused. */
     cr_assert_eq(enn_model_write(b, "state.H", H, nH - 1), ENN_ERROR_SHAPE);
     enn_model *c2;

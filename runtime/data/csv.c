@@ -1,5 +1,6 @@
 /* CSV of numbers (regression data): optional header, chosen target columns, every row
  * the same width. Errors give the line and the field. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static int parse_number(const char *s, const char *e, double *out)
     tmp[e - s] = '\0';
     char *end;
     double v = strtod(tmp, &end);
-    if (*end != '\0' || !isfinite(v)) return 0;
+    if (*end != '\0' || !isfinite(v) || fabs(v) > FLT_MAX) return 0;   /* finite as a float too */
     *out = v;
     return 1;
 }

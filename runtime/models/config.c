@@ -1,5 +1,6 @@
 /* Model configuration: the spec's defaults, validation, and the parameter layout each
  * configuration implies (the layout is also what the parameter count comes from). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,23 @@ enn_status enn_model_config_check(const enn_model_config *c)
     REQUIRE(c, "model config is NULL");
     REQUIRE(c->kind <= ENN_MODEL_LSTM, "model kind %d is not enn, rnn, gru or lstm", (int)c->kind);
     REQUIRE(c->head <= ENN_HEAD_LANGUAGE_MODEL, "head %d is not classifier, regressor or language model", (int)c->head);
+    REQUIRE(c->pooling <= ENN_POOL_LAST, "pooling %d is not attention or last", (int)c->pooling);
+    REQUIRE(c->lm_input <= ENN_LM_FLOAT_FEATURE, "lm_input %d is not embedding or float", (int)c->lm_input);
+    REQUIRE(c->return_sequences == 0 || c->return_sequences == 1, "return_sequences %d is not 0 or 1",
+            c->return_sequences);
+    REQUIRE(c->cell.stateful == 0 || c->cell.stateful == 1, "stateful %d is not 0 or 1", c->cell.stateful);
+    REQUIRE(c->layers <= ENN_MAX_LAYERS, "layers must be at most %d, not %u", ENN_MAX_LAYERS, c->layers);
+    /* Sizes stay far enough from 2^32 that 3h, 4u and the like never wrap. */
+    const uint32_t dims[] = {c->max_seq_len, c->max_batch, c->outputs, c->input_features, c->embedding_dim,
+                             c->cell.hidden, c->cell.memory_slots};
+    const char *const dim_names[] = {"max_seq_len", "max_batch", "outputs", "input_features", "embedding_dim",
+                                     "hidden", "memory_slots"};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++)
+        REQUIRE(dims[i] <= ENN_MAX_DIMENSION, "%s %u is above the limit of %u", dim_names[i], dims[i],
+                ENN_MAX_DIMENSION);
+    for (uint32_t i = 0; i < c->layers; i++)
+        REQUIRE(c->layer_units[i] <= ENN_MAX_DIMENSION, "layer %u has %u units, above the limit of %u", i,
+                c->layer_units[i], ENN_MAX_DIMENSION);
     REQUIRE(c->max_seq_len > 0, "max_seq_len must be positive");
     REQUIRE(c->max_batch > 0, "max_batch must be positive");
     REQUIRE(c->outputs > 0, "outputs (classes, regression outputs or vocabulary) must be positive");
@@ -51,20 +69,29 @@ enn_status enn_model_config_check(const enn_model_config *c)
     REQUIRE(!embedded || c->embedding_dim > 0, "embedding_dim must be positive");
     REQUIRE(c->dropout >= 0.0f && c->dropout < 1.0f, "dropout %g is outside [0, 1)", c->dropout);
     const enn_optimizer_config *o = &c->optimizer;
-    REQUIRE(o->learning_rate > 0.0f, "learning_rate %g must be positive", o->learning_rate);
+    REQUIRE(o->learning_rate > 0.0f && isfinite(o->learning_rate), "learning_rate %g must be positive and finite",
+            o->learning_rate);
     REQUIRE(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f && o->beta2 < 1.0f,
             "Adam betas (%g, %g) must lie in [0, 1)", o->beta1, o->beta2);
-    REQUIRE(o->epsilon > 0.0f, "Adam epsilon must be positive");
-    REQUIRE(o->weight_decay >= 0.0f, "weight_decay must not be negative");
+    REQUIRE(o->epsilon > 0.0f && isfinite(o->epsilon), "Adam epsilon %g must be positive and finite", o->epsilon);
+    REQUIRE(o->weight_decay >= 0.0f && isfinite(o->weight_decay), "weight_decay %g must be finite and not negative",
+            o->weight_decay);
     REQUIRE(o->clip <= ENN_CLIP_GLOBAL, "clip mode %d is unknown", (int)o->clip);
-    REQUIRE(o->clip == ENN_CLIP_NONE || o->clip_norm > 0.0f, "clip_norm must be positive when clipping");
+    REQUIRE(isfinite(o->clip_norm) && (o->clip == ENN_CLIP_NONE || o->clip_norm > 0.0f),
+            "clip_norm %g must be finite, and positive when clipping", o->clip_norm);
     if (c->kind == ENN_MODEL_ENN) {
         const enn_cell_config *e = &c->cell;
         REQUIRE(e->hidden > 0 && e->memory_slots > 0, "hidden size and memory slots must be positive");
         REQUIRE(e->hebbian_rate >= 0.0f && e->hebbian_rate <= 1.0f, "hebbian_rate %g is outside [0, 1]", e->hebbian_rate);
-        REQUIRE(e->temperature > 0.0f, "temperature %g must be positive", e->temperature);
-        REQUIRE(e->sparsity >= 0.0f, "sparsity %g must not be negative", e->sparsity);
-        REQUIRE(!e->noise || e->noise_std >= 0.0f, "noise_std must not be negative");
+        REQUIRE(isfinite(e->trace_scale), "trace_scale %g must be finite", e->trace_scale);
+        REQUIRE(e->temperature > 0.0f && isfinite(e->temperature), "temperature %g must be positive and finite",
+                e->temperature);
+        REQUIRE(e->sparsity >= 0.0f && isfinite(e->sparsity), "sparsity %g must be finite and not negative",
+                e->sparsity);
+        REQUIRE(e->noise_std >= 0.0f && isfinite(e->noise_std), "noise_std %g must be finite and not negative",
+                e->noise_std);
+        REQUIRE((e->layer_norm == 0 || e->layer_norm == 1) && (e->noise == 0 || e->noise == 1),
+                "layer_norm and noise are 0 or 1, not %d and %d", e->layer_norm, e->noise);
         REQUIRE(e->trace_mode <= ENN_TRACE_PER_SAMPLE, "trace_mode %d is unknown", (int)e->trace_mode);
         REQUIRE(e->trace_gradient <= ENN_TRACE_GRADIENT_STOP, "trace_gradient %d is unknown", (int)e->trace_gradient);
         REQUIRE(e->recompute_interval != 1, "recompute_interval 1 stores every trace twice: use 0 (store all) or >= 2");

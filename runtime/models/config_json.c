@@ -13,6 +13,7 @@
 #include "models/config_json.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,13 @@ static enn_status put_fields(json_t *obj, const void *base, const field *fields,
         json_t *v = NULL;
         switch (fields[i].type) {
         case F_U32: v = json_integer(*(const uint32_t *)p); break;
-        case F_F32: v = json_real(*(const float *)p); break;
+        case F_F32:
+            /* JSON has no NaN or infinity: refused by name, not mistaken for a failed allocation. */
+            if (!isfinite(*(const float *)p))
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "config to JSON: %s is %g, not a finite number",
+                                 fields[i].key, *(const float *)p);
+            v = json_real(*(const float *)p);
+            break;
         case F_BOOL: v = json_boolean(*(const int *)p); break;
         case F_ENUM: {
             int e = *(const int *)p;

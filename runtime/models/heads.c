@@ -13,6 +13,7 @@
  *
  * Only the first B rows of each step are real; the head reads and writes those, and
  * pooling (whose layout strides by Bp) sees zero gradient on the rest. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,21 +182,51 @@ void enn_head_destroy(enn_model *m)
     memset(hd, 0, sizeof *hd);
 }
 
-enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
+enn_status enn_head_check_batch(const enn_model *m, const enn_batch *batch)
 {
-    enn_head *hd = &m->head;
     const enn_model_config *c = &m->config;
-    uint32_t B = batch->size, T = batch->seq_len, Bp = m->seq.Bp, K = c->outputs;
+    uint32_t B = batch->size, T = batch->seq_len, K = c->outputs;
     if (c->head == ENN_HEAD_CLASSIFIER) {
         if (!batch->labels) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the classifier's batch has no labels");
         for (uint32_t i = 0; i < B; i++)
             if (batch->labels[i] >= K)
                 return enn_error(ENN_ERROR_INVALID_ARGUMENT, "label %u of sample %u is not a class (0..%u)",
                                  batch->labels[i], i, K - 1);
-        return enn_record_upload(m->rec, hd->labels, 0, batch->labels, (size_t)B * 4);
+        return ENN_OK;
     }
     if (c->head == ENN_HEAD_REGRESSOR) {
         if (!batch->y) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the regressor's batch has no targets (y)");
+        size_t n = (size_t)B * (c->return_sequences ? T : 1) * K;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(batch->y[i]))
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "target %zu of the batch (y) is %g: targets must be "
+                                 "finite", i, batch->y[i]);
+        return ENN_OK;
+    }
+    if (!batch->targets) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no targets");
+    if (c->lm_input == ENN_LM_EMBEDDING && !batch->tokens)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no tokens");
+    for (uint32_t b = 0; b < B; b++)
+        for (uint32_t t = 0; t < T; t++) {
+            uint32_t y = batch->targets[(size_t)b * T + t];
+            if (y >= K)
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "target %u at sample %u, step %u is outside the "
+                                 "vocabulary of %u", y, b, t, K);
+            uint32_t id = c->lm_input == ENN_LM_EMBEDDING ? batch->tokens[(size_t)b * T + t] : 0;
+            if (id >= K)
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "token %u at sample %u, step %u is outside the "
+                                 "vocabulary of %u", id, b, t, K);
+        }
+    return ENN_OK;
+}
+
+enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
+{
+    enn_head *hd = &m->head;
+    const enn_model_config *c = &m->config;
+    uint32_t B = batch->size, T = batch->seq_len, Bp = m->seq.Bp, K = c->outputs;
+    if (c->head == ENN_HEAD_CLASSIFIER) return enn_record_upload(m->rec, hd->labels, 0, batch->labels, (size_t)B * 4);
+    if (c->head == ENN_HEAD_REGRESSOR) {
         uint32_t steps = c->return_sequences ? T : 1;
         uint64_t slab = enn_view_round((uint64_t)Bp * K * 4);
         float *h = enn_model_host_floats(m, slab / 4 * steps);
@@ -210,7 +241,6 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     }
     /* Language model: targets [T, Bp] laid out chunk by chunk; the per-chunk share of
      * the non-pad tokens scales each chunk's gradient to the mean over the batch. */
-    if (!batch->targets) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no targets");
     uint64_t cslab = enn_view_round((uint64_t)hd->chunk_rows * 4);
     uint32_t *lab = (uint32_t *)enn_model_host_floats(m, cslab / 4 * hd->chunks);
     if (!lab) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging targets");
@@ -221,11 +251,6 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     for (uint32_t t = 0; t < T; t++)
         for (uint32_t b = 0; b < B; b++) {
             uint32_t y = batch->targets[(size_t)b * T + t];
-            if (y >= K) {
-                free(counts);
-                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "target %u at sample %u, step %u is outside the "
-                                 "vocabulary of %u", y, b, t, K);
-            }
             uint64_t row = (uint64_t)t * Bp + b;
             uint32_t chunk = (uint32_t)(row / hd->chunk_rows);
             lab[chunk * cslab / 4 + row % hd->chunk_rows] = y;
@@ -236,17 +261,12 @@ enn_status enn_head_upload(enn_model *m, const enn_batch *batch)
     hd->total_tokens = total;
     ENN_TRY(enn_record_upload(m->rec, hd->labels, 0, lab, cslab * hd->chunks));
     if (c->lm_input == ENN_LM_EMBEDDING) {
-        if (!batch->tokens) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the language model's batch has no tokens");
         uint32_t *ids = (uint32_t *)enn_model_host_floats(m, (size_t)T * Bp);
         if (!ids) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging tokens");
         memset(ids, 0, (size_t)T * Bp * 4);
         for (uint32_t t = 0; t < T; t++)
             for (uint32_t b = 0; b < B; b++) {
-                uint32_t id = batch->tokens[(size_t)b * T + t];
-                if (id >= K)
-                    return enn_error(ENN_ERROR_INVALID_ARGUMENT, "token %u at sample %u, step %u is outside the "
-                                     "vocabulary of %u", id, b, t, K);
-                ids[(size_t)t * Bp + b] = id;
+                ids[(size_t)t * Bp + b] = batch->tokens[(size_t)b * T + t];
             }
         ENN_TRY(enn_record_upload(m->rec, hd->tokens, 0, ids, (size_t)T * Bp * 4));
     }
@@ -467,6 +487,23 @@ enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result
     return ENN_OK;
 }
 
+size_t enn_head_output_count(const enn_model *m, uint32_t T, uint32_t B)
+{
+    const enn_model_config *c = &m->config;
+    int per_step = c->head == ENN_HEAD_LANGUAGE_MODEL || (c->head == ENN_HEAD_REGRESSOR && c->return_sequences);
+    return (size_t)B * (per_step ? T : 1) * c->outputs;
+}
+
+enn_status enn_head_outputs_kept(const enn_model *m, uint32_t T)
+{
+    const enn_head *hd = &m->head;
+    uint64_t rows = (uint64_t)T * m->seq.Bp;
+    if (m->config.head == ENN_HEAD_LANGUAGE_MODEL && (rows > hd->chunk_rows || !hd->dlogits))
+        return enn_error(ENN_ERROR_UNSUPPORTED, "the logits of %llu tokens over %u words are not kept (they are "
+                         "computed in chunks); ask for the loss only", (unsigned long long)rows, m->config.outputs);
+    return ENN_OK;
+}
+
 enn_status enn_head_outputs(enn_model *m, uint32_t T, uint32_t B, float *out)
 {
     enn_head *hd = &m->head;
@@ -482,10 +519,7 @@ enn_status enn_head_outputs(enn_model *m, uint32_t T, uint32_t B, float *out)
                                             out + ((size_t)b * T + t) * K, (size_t)K * 4));
         return ENN_OK;
     }
-    uint64_t rows = (uint64_t)T * Bp;
-    if (rows > hd->chunk_rows || !hd->dlogits)
-        return enn_error(ENN_ERROR_UNSUPPORTED, "the logits of %llu tokens over %u words are not kept (they are "
-                         "computed in chunks); ask for the loss only", (unsigned long long)rows, K);
+    ENN_TRY(enn_head_outputs_kept(m, T));
     for (uint32_t t = 0; t < T; t++)
         for (uint32_t b = 0; b < B; b++)
             ENN_TRY(enn_buffer_download(m->ctx, hd->logits, ((uint64_t)t * Bp + b) * K * 4,

@@ -10,6 +10,7 @@
  *              enn_head_backward, enn_cell_backward / enn_rnn_backward
  *              enn_adam_update       (ops/adam.c: clipnorm, Adam)
  *     one submission, one wait; read the loss statistics. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,21 @@ static enn_status check_batch(const enn_model *m, const enn_batch *b)
     if (!b->seq_len || b->seq_len > m->config.max_seq_len)
         return enn_error(ENN_ERROR_SHAPE, "sequences of %u steps; the model takes 1..%u", b->seq_len,
                          m->config.max_seq_len);
-    return ENN_OK;
+    const enn_model_config *c = &m->config;
+    int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
+    int float_tokens = c->head == ENN_HEAD_LANGUAGE_MODEL && !embedded;
+    if (!embedded && (float_tokens ? !b->tokens : !b->x))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the batch has no %s", float_tokens ? "tokens" : "inputs (x)");
+    /* A NaN or infinity would train every parameter it reaches into NaN. */
+    if (!embedded && !float_tokens) {
+        size_t n = (size_t)b->size * b->seq_len * m->features;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(b->x[i]))
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "x of sample %zu, step %zu, feature %zu is %g: inputs "
+                                 "must be finite", i / ((size_t)b->seq_len * m->features),
+                                 i / m->features % b->seq_len, i % m->features, b->x[i]);
+    }
+    return enn_head_check_batch(m, b);
 }
 
 /* The batch's inputs into the recurrent part's time-major, padded x (and the head's targets). */
@@ -154,8 +169,6 @@ static enn_status stage_batch(enn_model *m, const enn_batch *b)
     ENN_TRY(enn_head_upload(m, b));
     if (c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING) return ENN_OK;
     int float_tokens = c->head == ENN_HEAD_LANGUAGE_MODEL;
-    if (float_tokens ? !b->tokens : !b->x)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "the batch has no %s", float_tokens ? "tokens" : "inputs (x)");
     size_t n = (size_t)T * Bp * d;
     float *x = enn_model_host_floats(m, n);
     if (!x) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "staging inputs");
@@ -323,6 +336,11 @@ enn_status enn_model_compute_gradients(enn_model *m, const enn_batch *b, const e
 enn_status enn_model_evaluate(enn_model *m, const enn_batch *b, enn_step_result *result, float *outputs)
 {
     if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_evaluate: model is NULL");
+    /* Refused before the pass, which would move the carried state and the pass count. */
+    if (outputs) {
+        ENN_TRY(check_batch(m, b));
+        ENN_TRY(enn_head_outputs_kept(m, b->seq_len));
+    }
     ENN_TRY(run_pass(m, b, NULL, PASS_EVALUATE, result));
     return outputs ? enn_head_outputs(m, b->seq_len, b->size, outputs) : ENN_OK;
 }
@@ -330,7 +348,8 @@ enn_status enn_model_evaluate(enn_model *m, const enn_batch *b, enn_step_result 
 enn_status enn_model_set_learning_rate(enn_model *m, float lr)
 {
     if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_set_learning_rate: model is NULL");
-    if (!(lr > 0.0f)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "learning rate %g must be positive", lr);
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "learning rate %g must be positive and finite", lr);
     m->config.optimizer.learning_rate = lr;
     return ENN_OK;
 }
@@ -462,7 +481,10 @@ enn_status enn_model_read(enn_model *m, const char *name, float *dst, size_t cou
         ENN_TRY(expect_count(name, (size_t)T * B * f, count));
         return gather_steps(m, m->seq.hs, 1, enn_view_round((uint64_t)Bp * f * 4), T, B, f, 0, dst);
     }
-    if (!strcmp(name, "out.logits")) return enn_head_outputs(m, T, B, dst);
+    if (!strcmp(name, "out.logits")) {
+        ENN_TRY(expect_count(name, enn_head_output_count(m, T, B), count));
+        return enn_head_outputs(m, T, B, dst);
+    }
     if (!strcmp(name, "grad.input.x")) {
         ENN_TRY(expect_count(name, (size_t)B * T * d, count));
         /* dx is [T, Bp, d] with rows packed (not slab-aligned): read it whole. */

@@ -89,7 +89,14 @@ enn_status enn_head_backward(enn_model *m, enn_recorder *rec, uint32_t T, uint32
 enn_status enn_head_record_result(enn_model *m, enn_recorder *rec, uint32_t T);
 /* Reads the loss statistics after the recording has run. */
 enn_status enn_head_result(enn_model *m, uint32_t T, uint32_t B, enn_step_result *out);
-/* Copies the head's outputs (logits or predictions) to the caller's layout. */
+/* The batch's labels, targets and tokens: present, and within the classes or vocabulary
+ * (checked before a pass changes anything). */
+enn_status enn_head_check_batch(const enn_model *m, const enn_batch *batch);
+/* Copies the head's outputs (logits or predictions) to the caller's layout:
+ * enn_head_output_count floats, when enn_head_outputs_kept says they are kept (a
+ * language model's logits computed in chunks are not). */
+size_t enn_head_output_count(const enn_model *m, uint32_t T, uint32_t B);
+enn_status enn_head_outputs_kept(const enn_model *m, uint32_t T);
 enn_status enn_head_outputs(enn_model *m, uint32_t T, uint32_t B, float *out);
 
 #endif
