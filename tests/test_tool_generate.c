@@ -108,7 +108,19 @@ Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
     cr_expect(strstr(out, "--top-p"), "%s", out);
     free(out);
 
-    /* Refusals. */
+    /* enn eval reads the vocabulary beside the checkpoint: a run with a smaller one than
+     * the text's evaluates without its flags repeated. */
+    char small[TEST_PATH_MAX];
+    train_on_cycle(dir, "small", "--epochs 1 --hidden 8 --slots 4 --vocab-size 5", small);
+    snprintf(args, sizeof args, "eval '%s/best.safetensors' --data wikitext '%s' --plain", small, dir);
+    cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+    cr_expect(strstr(out, "perplexity"), "%s", out);
+    free(out);
+    /* Refusals. Spans of one token score nothing (each step is scored on the next). */
+    snprintf(args, sizeof args, "train --data wikitext '%s' --seq-len 1 --plain --out '%s/one'", dir, dir);
+    cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "--seq-len 1: a language model's spans need at least 2 tokens"), "%s", out);
+    free(out);
     snprintf(args, sizeof args, "'%s/best.safetensors' --prompt '   '", run);
     out = generate(args, 1);
     cr_expect(strstr(out, "no words"), "%s", out);

@@ -403,6 +403,29 @@ Test(train_cli, regressor_predictions_give_the_loss, .timeout = 300)
     double mse = sq / (16 * 2);
     cr_expect(fabs(mse - loss) <= 1e-4 * fmax(1.0, loss), "the rows' mean squared error %g, eval's loss %g", mse,
               loss);
+
+    /* Data of another width than the model's, refused naming what differs (the
+     * batches would otherwise be read past their ends): two features per step instead
+     * of three, one target instead of two; and a --test-data set of another width than
+     * the training data, refused before training. */
+    char x2[TEST_PATH_MAX], y1[TEST_PATH_MAX];
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x2, dir, "x2.npy"), xs, 3, (uint64_t[]){16, 4, 2}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y1, dir, "y1.npy"), ys, 2, (uint64_t[]){16, 1}));
+    snprintf(args, sizeof args, "eval '%s/best.safetensors' --data npy '%s' '%s' --plain", dir, x2, y);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "input features (3 per step, the data 2)"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "eval '%s/best.safetensors' --data npy '%s' '%s' --plain", dir, x, y1);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "targets (2, the data 1)"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --test-data npy '%s' '%s' --epochs 1 --plain --out '%s/t'",
+             x, y, x, y1, dir);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "the test set holds 1 target per sample but the training set 2 targets per sample"), "%s",
+              out);
+    cr_expect(!strstr(out, "epoch 1"), "trained before refusing:\n%s", out);
+    free(out);
     test_tmpdir_remove(dir);
 }
 

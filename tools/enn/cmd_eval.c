@@ -35,8 +35,25 @@ int cmd_eval(int argc, char **argv)
     if (enn_context_create(&copt, &ctx)) goto fail;
     if (enn_model_load(ctx, o.checkpoint, &model)) goto fail;
     const enn_model_config *c = enn_model_get_config(model);
-    if (c->head != data.head || c->outputs < data.outputs || c->max_seq_len < data.test.T) {
-        fprintf(stderr, "enn eval: %s was trained for another task or shape than this data set\n", o.checkpoint);
+    static const char *const tasks[] = {"classifier", "regressor", "language model"};
+    int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
+    const char *problem = NULL;
+    char detail[160] = "";
+    if (c->head != data.head) {
+        problem = "task";
+        snprintf(detail, sizeof detail, "a %s, the data a %s's", tasks[c->head], tasks[data.head]);
+    } else if (!embedded && c->input_features != data.test.d) {
+        problem = "input features";
+        snprintf(detail, sizeof detail, "%u per step, the data %u", c->input_features, data.test.d);
+    } else if (c->max_seq_len < data.test.T) {
+        problem = "sequence length";
+        snprintf(detail, sizeof detail, "at most %u steps, the data %u", c->max_seq_len, data.test.T);
+    } else if (data.head == ENN_HEAD_CLASSIFIER ? c->outputs < data.outputs : c->outputs != data.outputs) {
+        problem = data.head == ENN_HEAD_CLASSIFIER ? "classes" : data.head == ENN_HEAD_REGRESSOR ? "targets" : "vocabulary";
+        snprintf(detail, sizeof detail, "%u, the data %u", c->outputs, data.outputs);
+    }
+    if (problem) {
+        fprintf(stderr, "enn eval: %s does not fit this data set: %s (%s)\n", o.checkpoint, problem, detail);
         goto done;
     }
     if (batch_buffers_init(&buf, &data.test, c, c->max_batch) ||

@@ -88,13 +88,22 @@ static int load_wikitext(const train_options *o, int need_train, train_data *d)
         return -1;
     enn_text_options text = {.max_size = o->vocab_size, .fraction = o->text_fraction, .seed = o->model.values.seed};
     enn_span_options spans = {.T = o->seq_len ? o->seq_len : 32};
+    if (spans.T < 2) {
+        fprintf(stderr, "enn: --seq-len %u: a language model's spans need at least 2 tokens (each step is scored on "
+                        "the next token)\n", spans.T);
+        return -1;
+    }
     /* The vocabulary always comes from the (selected lines of the) training text, so that
      * `enn eval` gives the same ids as training did. */
     snprintf(vocab_path, sizeof vocab_path, "%s/vocab.txt", o->out_dir);
     if (!need_train && exists(vocab_path)) {
         if (enn_vocab_load(vocab_path, &d->vocab)) return failed(vocab_path);
-    } else if (enn_vocab_build(train, &text, &d->vocab)) {
-        return failed("building the vocabulary");
+    } else {
+        if (!need_train)
+            fprintf(stderr, "enn: no %s (enn train writes it beside its checkpoints): the vocabulary is rebuilt from "
+                            "the training text, so --vocab-size, --text-fraction and --seed must be the run's\n",
+                    vocab_path);
+        if (enn_vocab_build(train, &text, &d->vocab)) return failed("building the vocabulary");
     }
     if (need_train && enn_load_tokens(train, d->vocab, &text, &spans, &d->train)) return failed(train);
     enn_text_options all = {.keep_case = text.keep_case};
@@ -109,6 +118,15 @@ static int load_table(const data_spec *spec, enn_dataset *out, uint32_t csv_step
         return enn_load_csv(spec->path[0], &opt, out) ? failed(spec->path[0]) : 0;
     }
     return enn_load_npy_pair(spec->path[0], spec->path[1], out) ? failed(spec->path[0]) : 0;
+}
+
+/* What a data set trains on, in words: "class labels", "2 targets per sample", "tokens". */
+static const char *describe_targets(const enn_dataset *ds, char *buf, size_t size)
+{
+    if (ds->labels) snprintf(buf, size, "class labels");
+    else if (ds->y) snprintf(buf, size, "%u target%s per sample", ds->k, ds->k == 1 ? "" : "s");
+    else snprintf(buf, size, ds->tokens ? "tokens" : "nothing to train on");
+    return buf;
 }
 
 int train_data_load(const train_options *o, int need_train, train_data *d)
@@ -164,6 +182,16 @@ int train_data_load(const train_options *o, int need_train, train_data *d)
         d->outputs = any->k;
     } else {
         fprintf(stderr, "enn: the data set has no labels or targets to train on\n");
+        train_data_free(d);
+        return -1;
+    }
+    /* A --test-data set of another task or width than the training set: refused now,
+     * not after training. */
+    char test_what[48], train_what[48];
+    if (need_train && d->test.n &&
+        strcmp(describe_targets(&d->test, test_what, sizeof test_what),
+               describe_targets(&d->train, train_what, sizeof train_what))) {
+        fprintf(stderr, "enn: the test set holds %s but the training set %s\n", test_what, train_what);
         train_data_free(d);
         return -1;
     }

@@ -137,7 +137,9 @@ enn_status evaluate_dataset(enn_model *model, const enn_dataset *ds, batch_buffe
         metric_add(sum, r.loss, r.correct, r.counted);
         if (matrix && outputs) confusion_add_logits(matrix, outputs, buffers->labels, count);
         if (predictions) write_predictions(predictions, c, &batch, outputs, first);
-        if (label) progress_update(&bar, i + 1, count, metric_loss(sum), metric_accuracy(sum));
+        if (label)
+            progress_update(&bar, i + 1, count, metric_loss(sum),
+                            c->head == ENN_HEAD_REGRESSOR ? NAN : metric_accuracy(sum));
     }
     if (label) progress_end(&bar);
     free(regression);

@@ -72,8 +72,20 @@ void train_options_usage(FILE *f, int for_eval)
             "  --seq-len T                 wikitext span length (32); csv steps per row (1)\n"
             "  --vocab-size V              wikitext: most ids (default: every token)\n"
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
-            "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
-            "largest batch):\n");
+            "%s", for_eval ? "" : "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
+                                 "largest batch):\n");
+    if (for_eval) {
+        fprintf(f, "  (the model flags and --batch are read, so that one --config file serves enn train\n"
+                   "  and enn eval, but the checkpoint decides the model)\n"
+                   "eval:\n"
+                   "  --out DIR                   the vocabulary (wikitext) and the pictures: confusion matrix,\n"
+                   "                              per-class scores (default: the checkpoint's directory)\n"
+                   "  --predictions FILE          one CSV row per test sample: classifier index, label,\n"
+                   "                              predicted class, class probabilities; regressor index\n"
+                   "                              (and step), targets, outputs\n"
+                   "  --device NAME|INDEX --plain --no-report --no-plots --config FILE\n");
+        return;
+    }
     enn_model_config defaults;
     train_defaults(&defaults);
     enn_cli_model_help(f, ENN_CLI_FROM_DATA, &defaults);
@@ -109,11 +121,6 @@ void train_options_usage(FILE *f, int for_eval)
             "data parallel: mpirun -np P enn train ... trains on P processes (GPUs, machines), each\n"
             "on its share of every batch, with the gradients averaged (enn built with MPI)\n",
             QUICK_TRAIN_SAMPLES, QUICK_EPOCHS, QUICK_MAX_TIME);
-    if (for_eval)
-        fprintf(f, "eval:\n"
-                   "  --predictions FILE          one CSV row per test sample: classifier index, label,\n"
-                   "                              predicted class, class probabilities; regressor index\n"
-                   "                              (and step), targets, outputs\n");
 }
 
 /* ------------------------------------------------------------------ flags */
@@ -333,6 +340,12 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
         fprintf(stderr, "enn eval: which checkpoint? usage: enn eval CHECKPOINT --data SET\n");
         return -1;
     }
+    /* enn eval reads the vocabulary and draws its pictures beside the checkpoint (where
+     * enn train wrote them) unless --out says otherwise. */
+    const char *slash = strrchr(o->checkpoint, '/');
+    if (!o->out_dir[0] && for_eval)
+        snprintf(o->out_dir, sizeof o->out_dir, "%.*s", slash ? (int)(slash - o->checkpoint) : 1,
+                 slash ? o->checkpoint : ".");
     if (!o->out_dir[0]) snprintf(o->out_dir, sizeof o->out_dir, "runs/%s", data_kind_name(o->data.kind));
     return 0;
 }
