@@ -302,6 +302,23 @@ Test(model_checkpoint, rejects_bad_files_and_leaves_the_model_alone)
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "not an enn checkpoint");
     rewrite(good, bad, NULL, NULL, "format_version", "99");
     expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "format version 99");
+    /* A configuration the check refuses: its reason, whole (it was garbled when the
+     * message was built from the buffer it was written into). */
+    enn_model_config cold = c;
+    cold.cell.temperature = 0;
+    char *cold_json;
+    ENN_ASSERT_OK(enn_model_config_to_json(&cold, &cold_json));
+    rewrite(good, bad, NULL, NULL, "config", cold_json);
+    free(cold_json);
+    expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "the checkpoint's config is invalid: temperature 0 must be positive");
+    /* Bytes appended to a good file belong to no tensor; a directory is not a file. */
+    unsigned char *longer = malloc(size + 16);
+    memcpy(longer, bytes, size);
+    memset(longer + size, 0, 16);
+    test_write_file(bad, longer, size + 16);
+    free(longer);
+    expect_rejected(ctx, m, bad, ENN_ERROR_FORMAT, "16 bytes after the last tensor");
+    test_expect_error(enn_model_load_into(m, dir), ENN_ERROR_IO, dir, "is a directory");
 
     /* The good file still loads, and makes m equal to the model that wrote it. */
     ENN_ASSERT_OK(enn_model_load_into(m, good));

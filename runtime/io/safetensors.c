@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -255,6 +256,12 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
                               (unsigned long long)spans[i].begin, (unsigned long long)spans[i - 1].end);
                 break;
             }
+        /* Bytes after the last tensor belong to nothing (a file with something appended). */
+        uint64_t last = st->count ? spans[st->count - 1].end : 0;
+        if (s == ENN_OK && last != st->data_bytes)
+            s = enn_error(ENN_ERROR_FORMAT, "%s: %llu bytes after the last tensor (byte %llu of a %llu-byte data section)",
+                          p, (unsigned long long)(st->data_bytes - last), (unsigned long long)last,
+                          (unsigned long long)st->data_bytes);
     }
     free(spans);
     return s;
@@ -266,6 +273,11 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return enn_error(ENN_ERROR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fileno(f), &info) == 0 && !S_ISREG(info.st_mode)) {
+        fclose(f);
+        return enn_error(ENN_ERROR_IO, "%s is %s", path, S_ISDIR(info.st_mode) ? "a directory" : "not a regular file");
+    }
     enn_safetensors *st = calloc(1, sizeof *st);
     enn_status s = ENN_OK;
     char *header = NULL;

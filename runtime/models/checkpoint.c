@@ -186,7 +186,12 @@ static enn_status read_checkpoint(const char *path, checkpoint *c)
     if (!config) return enn_error(ENN_ERROR_FORMAT, "%s: the checkpoint's metadata lacks \"config\"", path);
     ENN_TRY(enn_model_config_from_json(config, path, &c->config));
     enn_status s = enn_model_config_check(&c->config);
-    if (s != ENN_OK) return enn_error(ENN_ERROR_FORMAT, "%s: the checkpoint's config is invalid: %s", path, enn_last_error());
+    if (s != ENN_OK) {
+        /* The reason lives in the buffer enn_error writes: copy it out first. */
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", enn_last_error());
+        return enn_error(ENN_ERROR_FORMAT, "%s: the checkpoint's config is invalid: %s", path, reason);
+    }
     ENN_TRY(meta_u64(c, "step", UINT64_MAX, &c->step));
     ENN_TRY(meta_u64(c, "passes", UINT64_MAX, &c->passes));
     ENN_TRY(meta_u64(c, "state_T", c->config.max_seq_len, &T));
