@@ -375,6 +375,29 @@ Test(train_cli, regressor_predictions_give_the_loss, .timeout = 300)
              x, y, x, y, dir);
     cr_assert_eq(run_enn(args, &out), 0, "%s", out);
     free(out);
+    /* The same command again would replace the run: refused, the run left as it was;
+     * --overwrite starts afresh, its logs too (one epoch row, not two). */
+    unsigned char *before, *after;
+    char best[TEST_PATH_MAX], csv[TEST_PATH_MAX];
+    size_t n_before = test_read_file(test_path(best, dir, "best.safetensors"), &before);
+    char again[4200];
+    snprintf(again, sizeof again, "%s", args);
+    cr_expect_eq(run_enn(again, &out), 1, "%s", out);
+    cr_expect(strstr(out, "holds a run") && strstr(out, "--overwrite"), "%s", out);
+    free(out);
+    size_t n_after = test_read_file(best, &after);
+    cr_expect(n_before == n_after && !memcmp(before, after, n_before), "the refused run changed best.safetensors");
+    free(before);
+    free(after);
+    snprintf(again, sizeof again, "%s --overwrite", args);
+    cr_expect_eq(run_enn(again, &out), 0, "%s", out);
+    free(out);
+    unsigned char *log;
+    size_t log_len = test_read_file(test_path(csv, dir, "metrics.csv"), &log);
+    size_t rows = 0;
+    for (size_t i = 0; i < log_len; i++) rows += log[i] == '\n';
+    cr_expect_eq(rows, 2, "metrics.csv after --overwrite: a header and one epoch, %zu lines", rows);
+    free(log);
     snprintf(args, sizeof args, "eval '%s/best.safetensors' --data npy '%s' '%s' --test-data npy '%s' '%s' --plain "
              "--no-plots --predictions '%s'", dir, x, y, x, y, test_path(pred, dir, "pred.csv"));
     cr_assert_eq(run_enn(args, &out), 0, "%s", out);

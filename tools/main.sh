@@ -15,4 +15,7 @@ ENN_BUILD_TARGET=enn bash tools/setup.sh build
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 args=("$@")
 [ $# -gt 0 ] || args=(--quick)
-./build/tools/enn train --data fashion-mnist --out runs/fashion-mnist "${args[@]}"
+# The main job starts afresh each time (--overwrite), unless asked to --resume.
+fresh=(--overwrite)
+for a in "${args[@]}"; do [ "$a" = --resume ] && fresh=(); done
+./build/tools/enn train --data fashion-mnist --out runs/fashion-mnist "${fresh[@]}" "${args[@]}"

@@ -40,7 +40,7 @@ for model in enn rnn gru lstm; do
   model_args=(--model "$model")
   [ "$model" = enn ] || model_args+=("${units[@]}")
   echo "== $model" >&2
-  ./build/tools/enn train "${data_args[@]}" "${model_args[@]}" --paper --plain --no-plots \
+  ./build/tools/enn train "${data_args[@]}" "${model_args[@]}" --paper --plain --no-plots --overwrite \
       --out "$out/$model" "$@" > "$log" 2>&1 || { echo "enn train ($model) failed; see $log" >&2; tail -5 "$log" >&2; exit 1; }
   device=$(sed -n 's/^device: //p' "$log" | head -1)
   params=$(sed -n 's/^model: .*: \([0-9]*\) parameters.*/\1/p' "$log" | head -1)

@@ -47,6 +47,16 @@ static void on_interrupt(int sig)
     signal(sig, SIG_DFL);
 }
 
+/* Whether dir holds what an earlier `enn train` wrote and a new run would replace. */
+static int holds_a_run(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/last.json", dir);
+    if (access(path, F_OK) == 0) return 1;
+    snprintf(path, sizeof path, "%s/best.safetensors", dir);
+    return access(path, F_OK) == 0;
+}
+
 /* Writes a checkpoint (enn_model_save: parameters, Adam moments, configuration); only
  * process 0 writes under data parallelism. Returns 0, or -1 after printing the problem. */
 static int save_checkpoint(const parallel *par, enn_model *model, const char *path)
@@ -241,6 +251,17 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     if (lead && make_dirs(o.out_dir)) goto done;
+    if (lead && !o.resume && !o.overwrite && holds_a_run(o.out_dir)) {
+        /* Hours of training are not replaced by a new run's first epoch by accident. */
+        fprintf(stderr, "enn train: %s holds a run (last.json or best.safetensors): --resume goes on with it, "
+                        "--overwrite starts afresh there, or --out names another directory\n", o.out_dir);
+        goto done;
+    }
+    if (o.resume && o.overwrite) {
+        fprintf(stderr, "enn train: --resume goes on with the run in %s, --overwrite replaces it: one or the other\n",
+                o.out_dir);
+        goto done;
+    }
     char best_path[1200], last_path[1200];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", o.out_dir);
     snprintf(last_path, sizeof last_path, "%s/last.safetensors", o.out_dir);
@@ -288,8 +309,8 @@ int cmd_train(int argc, char **argv)
     if (lead) {
         csv = open_log(o.out_dir, "metrics.csv",
                        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
-                       "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity");
-        json = open_log(o.out_dir, "metrics.jsonl", NULL);
+                       "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity", o.resume);
+        json = open_log(o.out_dir, "metrics.jsonl", NULL, o.resume);
         if (!csv || !json) goto done;
     }
     if (lead && data.vocab) {

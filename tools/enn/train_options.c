@@ -105,6 +105,7 @@ void train_options_usage(FILE *f, int for_eval)
             "                              last.safetensors + last.json after every epoch and when\n"
             "                              cut short (default runs/<data>)\n"
             "  --resume                    go on with the run in --out where it stopped (same flags)\n"
+            "  --overwrite                 start afresh in an --out that holds a run (else refused)\n"
             "  --plain                     progress as plain lines even on a terminal\n"
             "  --no-report                 no confusion matrix or per-class scores\n"
             "  --no-plots                  no trace-monitor pictures (ENN: <out>/plots/*.png, drawn\n"
@@ -226,6 +227,7 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--out")) VALUE(copy_path(f, v, o->out_dir, sizeof o->out_dir));
     if (FLAG("--plain")) SWITCH(o->plain = 1);
     if (FLAG("--resume")) SWITCH(o->resume = 1);
+    if (FLAG("--overwrite")) SWITCH(o->overwrite = 1);
     if (FLAG("--predictions")) {
         if (!for_eval) {
             fprintf(stderr, "enn: --predictions is a flag of enn eval\n");

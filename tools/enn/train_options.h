@@ -62,6 +62,7 @@ typedef struct train_options {
     int plots;                      /* ENN: the trace monitor's pictures in <out>/plots */
     int paper, quick;
     int resume;                     /* go on with the run in out_dir (last.safetensors, last.json) */
+    int overwrite;                  /* a new run may replace the one in out_dir */
     char predictions[1024];         /* enn eval: per-sample predictions to this CSV ("" : none) */
 } train_options;
 

@@ -24,13 +24,13 @@ int make_dirs(const char *path)
     }
 }
 
-FILE *open_log(const char *dir, const char *name, const char *header)
+FILE *open_log(const char *dir, const char *name, const char *header, int append)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
-    int fresh = stat(path, &st) != 0 || st.st_size == 0;
-    FILE *f = fopen(path, "a");
+    int fresh = !append || stat(path, &st) != 0 || st.st_size == 0;
+    FILE *f = fopen(path, append ? "a" : "w");
     if (!f) fprintf(stderr, "enn train: cannot open %s: %s\n", path, strerror(errno));
     else if (fresh && header) fprintf(f, "%s\n", header);
     return f;

@@ -22,9 +22,9 @@ typedef struct epoch_record {
 
 /* mkdir -p. Returns 0, or -1 after printing the problem. */
 int make_dirs(const char *path);
-/* Opens dir/name for appending, writing `header` first when the file is new or empty;
- * NULL after printing the problem. */
-FILE *open_log(const char *dir, const char *name, const char *header);
+/* Opens dir/name, emptied unless `append` (a resumed run's log grows on), writing
+ * `header` first when the file is new or empty; NULL after printing the problem. */
+FILE *open_log(const char *dir, const char *name, const char *header, int append);
 /* Appends the epoch to the CSV and JSON-lines logs (either may be NULL). */
 void log_epoch(FILE *csv, FILE *json, const epoch_record *r);
 /* "model: ..." with the parameter count. */
