@@ -267,6 +267,11 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "--batch 32, this one 16"), "%s", out);
     free(out);
+    /* Other samples (here another validation split) than the run's. */
+    snprintf(args, sizeof args, "train %s --out %s --resume --shuffle-split", common, cut);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "training and validation samples of CRC-32"), "%s", out);
+    free(out);
     snprintf(args, sizeof args, "train %s --out %s --resume --lr-schedule cosine", common, cut);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "--lr-schedule constant, this one cosine"), "%s", out);
@@ -303,6 +308,26 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     fclose(f);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
     cr_expect(strstr(out, "different moments (pass counts"), "%s", out);
+    free(out);
+    /* ... or whose counts no run writes: more batches done than an epoch has, more
+     * correct than counted. */
+    char *done_at = strstr(state_text, "\"batches_done\": ");
+    cr_assert(done_at, "%s", state_text);
+    f = fopen(state_path, "w");
+    cr_assert(f);
+    fprintf(f, "%.*s\"batches_done\": 99%s", (int)(done_at - state_text), state_text, strpbrk(done_at + 16, ",}"));
+    fclose(f);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "says 99 batches of epoch 2 are done, but an epoch has 43"), "%s", out);
+    free(out);
+    char *correct_at = strstr(state_text, "\"correct\": ");
+    cr_assert(correct_at, "%s", state_text);
+    f = fopen(state_path, "w");
+    cr_assert(f);
+    fprintf(f, "%.*s\"correct\": 1000000%s", (int)(correct_at - state_text), state_text, strpbrk(correct_at + 11, ",}"));
+    fclose(f);
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, "correct not within 0..counted"), "%s", out);
     free(out);
     /* Not a state file at all: said so, nothing trained. */
     test_write_file(state_path, "{\"format\": \"something else\"", 27);

@@ -204,6 +204,8 @@ int cmd_train(int argc, char **argv)
     /* The run's identity, written with every last.json and checked by --resume. */
     snprintf(state.data, sizeof state.data, "%s", data_kind_name(o.data.kind));
     state.train_samples = data.train.n;
+    state.data_crc32 = train_data_crc32(&val, train_data_crc32(&data.train, 0));
+    state.have_data_crc32 = 1;
     state.batch = o.batch;
     state.accumulate = o.accumulate;
     state.processes = (uint32_t)par.size;
@@ -272,6 +274,12 @@ int cmd_train(int argc, char **argv)
         char state_path[1200];
         snprintf(state_path, sizeof state_path, "%s/last.json", o.out_dir);
         if (train_state_load(state_path, &saved) || train_state_check(&saved, &state)) goto done;
+        if (saved.batches_done >= enn_batch_count(data.train.n, o.batch, 0)) {
+            fprintf(stderr, "enn train: --resume: %s/last.json says %llu batches of epoch %u are done, but an epoch "
+                            "has %zu\n", o.out_dir, (unsigned long long)saved.batches_done, saved.epoch,
+                    enn_batch_count(data.train.n, o.batch, 0));
+            goto done;
+        }
         if (saved.stopped_early || saved.epoch > o.epochs) {
             if (saved.stopped_early)
                 printf("the run in %s stopped early after epoch %u: nothing to resume\n", o.out_dir, saved.last_epoch);

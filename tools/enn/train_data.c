@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <zlib.h>
+
 static int exists(const char *path)
 {
     struct stat st;
@@ -217,4 +219,27 @@ const char *const *train_data_class_names(data_kind kind)
     static const char *const fashion[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
     return kind == DATA_FASHION_MNIST ? fashion : NULL;
+}
+
+uint32_t train_data_crc32(const enn_dataset *ds, uint32_t crc)
+{
+    size_t n = ds->n, steps = (size_t)n * ds->T;
+    const struct {
+        const void *p;
+        size_t bytes;
+    } parts[] = {{ds->x, steps * ds->d * sizeof(float)}, {ds->labels, n * sizeof(uint32_t)},
+                 {ds->y, n * ds->k * sizeof(float)}, {ds->tokens, steps * sizeof(uint32_t)},
+                 {ds->targets, steps * sizeof(uint32_t)}};
+    uLong c = crc;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        const unsigned char *p = parts[i].p;
+        /* zlib takes lengths as uInt: in pieces of 1 GiB. */
+        for (size_t left = p ? parts[i].bytes : 0; left;) {
+            uInt piece = left > (1u << 30) ? 1u << 30 : (uInt)left;
+            c = crc32(c, p, piece);
+            p += piece;
+            left -= piece;
+        }
+    }
+    return (uint32_t)c;
 }

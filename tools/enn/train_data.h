@@ -24,4 +24,8 @@ typedef struct train_data {
 int train_data_load(const train_options *o, int need_train, train_data *out);
 void train_data_free(train_data *d);
 
+/* CRC-32 of a data set's contents (inputs, labels, targets, tokens), continuing `crc`:
+ * what --resume compares to know the data is the run's. */
+uint32_t train_data_crc32(const enn_dataset *ds, uint32_t crc);
+
 #endif

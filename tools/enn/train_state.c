@@ -33,9 +33,10 @@ int train_state_save(const char *path, const train_state *s)
         "data", s->data, "train_samples", (json_int_t)s->train_samples, "batch", (int)s->batch, "accumulate",
         (int)s->accumulate, "processes", (int)s->processes, "seed", (json_int_t)s->seed, "lr_schedule", s->lr_schedule, "warmup",
         (int)s->warmup, "config", config);
-    /* Each process's pass count, in rank order. */
+    /* Each process's pass count, in rank order, and the data's checksum. */
     json_t *passes = json_array();
-    int ok = root && passes;
+    int ok = root && passes && !json_object_set_new(json_object_get(root, "run"), "data_crc32",
+                                                    json_integer((json_int_t)s->data_crc32));
     for (uint32_t i = 0; ok && i < s->n_passes; i++)
         ok = json_array_append_new(passes, json_integer((json_int_t)s->passes[i])) == 0;
     if (ok) {
@@ -119,9 +120,20 @@ int train_state_load(const char *path, train_state *s)
             bad = 1;
         }
     }
-    if (!bad && (epoch < 1 || done < 0 || correct < 0 || counted < 0 || batch < 1 || accumulate < 1 || processes < 1)) {
-        snprintf(err.text, sizeof err.text, "a count out of range");
-        bad = 1;
+    /* Counts a run can have written (a file edited by hand may hold others). */
+    const char *range = NULL;
+    if (!bad) {
+        if (epoch < 1) range = "\"epoch\" below 1";
+        else if (done < 0) range = "\"batches_done\" negative";
+        else if (counted < 0 || correct < 0 || correct > counted) range = "\"train_sum\": correct not within 0..counted";
+        else if (best_epoch < 0 || best_epoch >= epoch || wait < 0 || pwait < 0)
+            range = "\"early_stopping\" or \"plateau\": a best epoch not before \"epoch\", or a negative wait";
+        else if (last_epoch < 0 || last_epoch >= epoch) range = "\"last_epoch\" not before \"epoch\"";
+        else if (batch < 1 || accumulate < 1 || processes < 1) range = "\"run\": batch, accumulate or processes below 1";
+        if (range) {
+            snprintf(err.text, sizeof err.text, "%s", range);
+            bad = 1;
+        }
     }
     if (bad) {
         fprintf(stderr, "enn train: %s is not a training state: %s\n", path, err.text);
@@ -148,6 +160,14 @@ int train_state_load(const char *path, train_state *s)
     s->lr_schedule = lr_schedule;
     s->warmup = (uint32_t)warmup;
     s->config = json_dumps(config, JSON_REAL_PRECISION(17));
+    json_t *crc = json_object_get(json_object_get(root, "run"), "data_crc32");
+    if (crc && (!json_is_integer(crc) || json_integer_value(crc) < 0 || json_integer_value(crc) > UINT32_MAX)) {
+        fprintf(stderr, "enn train: %s is not a training state: \"data_crc32\" is not a CRC-32\n", path);
+        json_decref(root);
+        return -1;
+    }
+    s->have_data_crc32 = crc != NULL;
+    s->data_crc32 = crc ? (uint32_t)json_integer_value(crc) : 0;
     /* Each process's pass count (absent from files of earlier versions: left at 0). */
     json_t *passes = json_object_get(root, "passes");
     size_t n = json_array_size(passes);
@@ -226,6 +246,9 @@ int train_state_check(const train_state *saved, const train_state *now)
         snprintf(b, sizeof b, "%s", now->data);
     }
     DIFF(train_samples, "training samples", "%llu", unsigned long long)
+    if (saved->have_data_crc32 && now->have_data_crc32) {
+        DIFF(data_crc32, "training and validation samples of CRC-32", "%08x", unsigned)
+    }
     DIFF(batch, "--batch", "%u", unsigned)
     DIFF(accumulate, "--accumulate", "%u", unsigned)
     DIFF(processes, "processes", "%u", unsigned)

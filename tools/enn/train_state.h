@@ -26,6 +26,8 @@ typedef struct train_state {
     /* The run's identity: a resumed run must match it. */
     char data[32];              /* data kind */
     uint64_t train_samples;     /* training samples after the validation split */
+    uint32_t data_crc32;        /* CRC-32 of the training then the validation samples */
+    int have_data_crc32;        /* 0 in files written before it was recorded */
     uint32_t batch, accumulate, processes;
     uint64_t seed;
     int lr_schedule;            /* lr_shape (schedule.h) */
