@@ -197,8 +197,20 @@ Test(data_idx, pairs_that_do_not_match_are_rejected)
     enn_dataset ds;
     /* Swapped arguments. */
     test_expect_error(enn_load_idx_pair(f.labels, f.images, &ds), ENN_ERROR_FORMAT, "train-labels-idx1-ubyte",
-                      "is it a label file?");
+                      "an IDX image file has 3 dimensions, but this one's magic 00 00 08 01 says 1 (a label file?)");
     cr_assert_null(ds.x);
+    /* The images right, the labels an image file: named from its magic, not sized by
+     * dimensions it does not have. */
+    test_expect_error(enn_load_idx_pair(f.images, f.images, &ds), ENN_ERROR_FORMAT, "train-images-idx3-ubyte",
+                      "an IDX label file has 1 dimension, but this one's magic 00 00 08 03 says 3 (an image file?)");
+    cr_assert_null(ds.x);
+    /* Images of no rows. */
+    unsigned char empty_rows[16];
+    uint32_t no_rows[3] = {3, 0, 4};
+    char rows_path[TEST_PATH_MAX];
+    test_write_file(test_path(rows_path, f.dir, "no-rows"), empty_rows, make_idx(empty_rows, 0x08, 3, no_rows, "", 0));
+    test_expect_error(enn_load_idx_pair(rows_path, f.labels, &ds), ENN_ERROR_FORMAT, "no-rows",
+                      "images of 0x4 pixels hold nothing to train on");
     /* Two labels for three images. */
     unsigned char two[10];
     uint32_t n2 = 2;

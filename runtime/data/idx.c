@@ -35,7 +35,14 @@ static void describe(const enn_array *a, uint8_t code, char *buf, size_t cap)
     }
 }
 
-enn_status enn_idx_read(const char *path, enn_array *out)
+/* enn_idx_read, or with want_rank > 0 only a file of that many dimensions: a label file
+ * given for images (or the reverse) is named as such from its magic, before its data
+ * is sized by dimensions that are not there. */
+static enn_status idx_read(const char *path, uint32_t want_rank, enn_array *out);
+
+enn_status enn_idx_read(const char *path, enn_array *out) { return idx_read(path, 0, out); }
+
+static enn_status idx_read(const char *path, uint32_t want_rank, enn_array *out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_idx_read: out is NULL");
     memset(out, 0, sizeof *out);
@@ -69,6 +76,13 @@ enn_status enn_idx_read(const char *path, enn_array *out)
     default:
         s = enn_error(ENN_ERROR_FORMAT, "%s: IDX data type 0x%02x (%s) is not supported (unsigned byte, int, float, double are)",
                       path, code, idx_type_name(code));
+        goto fail;
+    }
+    if (want_rank && rank != want_rank) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX %s file has %u dimension%s, but this one's magic %02x %02x %02x %02x "
+                      "says %u (%s)", path, want_rank == 1 ? "label" : "image", want_rank, want_rank == 1 ? "" : "s",
+                      buf[0], buf[1], buf[2], buf[3], rank,
+                      rank == 1 ? "a label file?" : rank == 3 ? "an image file?" : "neither images nor labels");
         goto fail;
     }
     if (rank > ENN_ARRAY_MAX_RANK) {
@@ -122,19 +136,18 @@ enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, e
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_load_idx_pair: out is NULL");
     memset(out, 0, sizeof *out);
     enn_array img = {0}, lab = {0};
-    ENN_TRY(enn_idx_read(images_path, &img));
-    enn_status s = enn_idx_read(labels_path, &lab);
+    ENN_TRY(idx_read(images_path, 3, &img));
+    enn_status s = idx_read(labels_path, 1, &lab);
     if (s != ENN_OK) goto done;
     if (img.dtype != ENN_DTYPE_U8 || img.rank != 3) {
         s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX image file must hold unsigned bytes in 3 dimensions "
-                      "[images, rows, columns]; this one has %u dimension(s) of %s%s", images_path, img.rank,
-                      enn_dtype_name(img.dtype), img.rank == 1 ? " (is it a label file?)" : "");
+                      "[images, rows, columns]; this one has %u dimension(s) of %s", images_path, img.rank,
+                      enn_dtype_name(img.dtype));
         goto done;
     }
     if (lab.dtype != ENN_DTYPE_U8 || lab.rank != 1) {
         s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX label file must hold unsigned bytes in 1 dimension; "
-                      "this one has %u dimension(s) of %s%s", labels_path, lab.rank, enn_dtype_name(lab.dtype),
-                      lab.rank == 3 ? " (is it an image file?)" : "");
+                      "this one has %u dimension(s) of %s", labels_path, lab.rank, enn_dtype_name(lab.dtype));
         goto done;
     }
     if (img.shape[0] != lab.shape[0]) {
@@ -143,6 +156,10 @@ enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, e
         goto done;
     }
     size_t n = (size_t)img.shape[0], T = (size_t)img.shape[1], d = (size_t)img.shape[2];
+    if (n && (!T || !d)) {
+        s = enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu pixels hold nothing to train on", images_path, T, d);
+        goto done;
+    }
     if (T > UINT32_MAX || d > UINT32_MAX) {
         s = enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu are too large", images_path, T, d);
         goto done;
