@@ -45,7 +45,7 @@ typedef struct enn_array {
 
 ENN_API size_t enn_dtype_size(enn_dtype dtype);  /* bytes per element, 0 for ANY */
 ENN_API const char *enn_dtype_name(enn_dtype dtype); /* numpy descr, e.g. "<f4" */
-ENN_API uint64_t enn_array_count(const enn_array *a); /* product of the shape (1 if rank 0) */
+ENN_API uint64_t enn_array_count(const enn_array *a); /* product of the shape (1 if rank 0; 0 for NULL) */
 /* Frees a->data and zeroes the array. NULL is ignored. */
 ENN_API void enn_array_free(enn_array *a);
 

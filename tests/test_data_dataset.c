@@ -105,6 +105,10 @@ Test(data_dataset, validation_split_takes_the_last_fraction_like_keras)
     test_expect_error(enn_dataset_split(&ds, -0.1, &val), ENN_ERROR_INVALID_ARGUMENT, NULL, "not in [0, 1)");
     test_expect_error(enn_dataset_split(&ds, 0.9, &val), ENN_ERROR_INVALID_ARGUMENT, NULL, "leaves 0 for training and 4");
     test_expect_error(enn_dataset_split(&ds, 1e-17, &val), ENN_ERROR_INVALID_ARGUMENT, NULL, "leaves 4 for training and 0");
+    /* The same struct as both halves: refused before either is touched. */
+    test_expect_error(enn_dataset_split(&ds, 0.5, &ds), ENN_ERROR_INVALID_ARGUMENT, NULL, "another dataset than ds");
+    cr_expect_eq(ds.n, 4, "the refused split changed the dataset");
+    cr_expect_eq(enn_array_count(NULL), 0);
     cr_assert_eq(ds.n, 4, "a refused split changed the dataset");
     enn_dataset_free(&ds);
 }

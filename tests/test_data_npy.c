@@ -225,7 +225,9 @@ Test(data_npy, malformed_files_are_rejected)
     patched(buf, npy_f4_2x3, NPY_F4_2X3_LEN, "(2, 3)", "(2  3)");
     expect_npy_error(&s, "open-shape.npy", buf, NPY_F4_2X3_LEN, "'shape' tuple is not closed");
     patched(buf, npy_f4_2x3, NPY_F4_2X3_LEN, "'<f4'", "[('a'");
-    expect_npy_error(&s, "struct.npy", buf, NPY_F4_2X3_LEN, "structured arrays are not supported");
+    expect_npy_error(&s, "struct.npy", buf, NPY_F4_2X3_LEN, "'descr' is a structured dtype (not supported)");
+    patched(buf, npy_f4_2x3, NPY_F4_2X3_LEN, "'fortran_order'", "'descr'        ");
+    expect_npy_error(&s, "twice.npy", buf, NPY_F4_2X3_LEN, "'descr' given twice");
     patched(buf, npy_f4_2x3, NPY_F4_2X3_LEN, "(2, 3)", "(9999999999999999999999, 3), }");
     expect_npy_error(&s, "huge.npy", buf, NPY_F4_2X3_LEN, "overflows");
     /* A gzip .npy cut short. */

@@ -341,7 +341,11 @@ Test(data_text, malformed_files_are_rejected)
     test_expect_error(enn_load_tokens(good, v, NULL, &drop, &ds), ENN_ERROR_FORMAT, "ok.tokens",
                       "3 tokens, fewer than one span of T = 4");
     enn_span_options zero = {.T = 0};
-    test_expect_error(enn_load_tokens(good, v, NULL, &zero, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens", "T must be");
+    test_expect_error(enn_load_tokens(good, v, NULL, &zero, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens",
+                      "span length T = 0 is not within 1..16777216");
+    enn_span_options absurd = {.T = 0xffffffffu};   /* one padded span would be 32 GB */
+    test_expect_error(enn_load_tokens(good, v, NULL, &absurd, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens",
+                      "T = 4294967295 is not within");
     enn_text_options frac = {.fraction = 1.5};
     test_expect_error(enn_load_tokens(good, v, &frac, &so, &ds), ENN_ERROR_INVALID_ARGUMENT, "ok.tokens", "fraction 1.5");
     enn_text_options tiny = {.max_size = 2};

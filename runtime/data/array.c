@@ -36,6 +36,7 @@ const char *enn_dtype_name(enn_dtype t)
 
 uint64_t enn_array_count(const enn_array *a)
 {
+    if (!a) return 0;
     uint64_t c = 1;
     for (uint32_t i = 0; i < a->rank; i++) c *= a->shape[i];
     return c;

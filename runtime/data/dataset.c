@@ -108,6 +108,8 @@ enn_status enn_dataset_slice(const enn_dataset *ds, size_t first, size_t count, 
 
 enn_status enn_dataset_split(enn_dataset *ds, double fraction, enn_dataset *val)
 {
+    if (val && val == ds)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_dataset_split: val must be another dataset than ds");
     if (val) memset(val, 0, sizeof *val);
     ENN_TRY(check_dataset(ds, "enn_dataset_split"));
     if (!val) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_dataset_split: val is NULL");

@@ -142,9 +142,14 @@ static enn_status parse_npy(const char *path, uint8_t *buf, size_t size, enn_arr
         if (expect(&hp, '}')) break;
         if (!parse_string(&hp, key, sizeof key)) return bad_header(&hp, "expected a quoted key");
         if (!expect(&hp, ':')) return bad_header(&hp, "expected ':' after a key");
+        int *seen = !strcmp(key, "descr") ? &have_descr : !strcmp(key, "fortran_order") ? &have_order
+                    : !strcmp(key, "shape")  ? &have_shape : NULL;
+        if (seen && *seen) return enn_error(ENN_ERROR_FORMAT, "%s: malformed .npy header: '%s' given twice", path, key);
         if (strcmp(key, "descr") == 0) {
             if (!parse_string(&hp, descr, sizeof descr))
-                return enn_error(ENN_ERROR_FORMAT, "%s: 'descr' is not a simple dtype string (structured arrays are not supported)", path);
+                return hp.p < hp.end && (*hp.p == '[' || *hp.p == '(')
+                           ? enn_error(ENN_ERROR_FORMAT, "%s: 'descr' is a structured dtype (not supported)", path)
+                           : bad_header(&hp, "'descr' is not a closed dtype string");
             have_descr = 1;
         } else if (strcmp(key, "fortran_order") == 0) {
             if (parse_word(&hp, "True")) fortran = 1;

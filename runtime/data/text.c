@@ -279,8 +279,9 @@ enn_status enn_load_tokens(const char *path, const enn_vocab *vocab, const enn_t
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_load_tokens: out is NULL");
     memset(out, 0, sizeof *out);
     if (!vocab) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: enn_load_tokens needs a vocabulary", path ? path : "(null)");
-    if (!span_options || span_options->T == 0)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: span length T must be at least 1", path ? path : "(null)");
+    if (!span_options || span_options->T == 0 || span_options->T > ENN_MAX_DIMENSION)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: span length T = %u is not within 1..%u", path ? path : "(null)",
+                         span_options ? span_options->T : 0, ENN_MAX_DIMENSION);
     enn_text_options opt;
     ENN_TRY(enn_text_options_resolve(text_options, &opt, path));
     const size_t T = span_options->T;

@@ -370,8 +370,10 @@ uint32_t enn_model_parameter_tensors(const enn_model *m) { return m ? m->layout.
 
 enn_status enn_model_parameter_desc(const enn_model *m, uint32_t i, enn_tensor_desc *out)
 {
-    if (!m || !out || i >= m->layout.count)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_parameter_desc: no tensor %u", i);
+    if (!m || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_parameter_desc: NULL argument");
+    if (i >= m->layout.count)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_parameter_desc: no tensor %u (the model has %u)", i,
+                         m->layout.count);
     const enn_tensor_info *t = &m->layout.tensors[i];
     *out = (enn_tensor_desc){.name = t->name, .rank = t->rank, .shape = {t->shape[0], t->shape[1]}};
     return ENN_OK;
