@@ -155,6 +155,16 @@ Test(train_cli, option_errors)
     cr_assert_eq(run_enn("train --epochs 3", &out), 2, "%s", out);
     cr_assert(strstr(out, "which data?"), "%s", out);
     free(out);
+    /* Flags this data would ignore are refused, not ignored; an empty layer size too. */
+    cr_assert_eq(run_enn("train --data fashion-mnist --seq-len 5", &out), 2, "%s", out);
+    cr_assert(strstr(out, "--seq-len is for wikitext"), "%s", out);
+    free(out);
+    cr_assert_eq(run_enn("train --data fashion-mnist --test-data npy a.npy b.npy", &out), 2, "%s", out);
+    cr_assert(strstr(out, "--test-data goes with --data csv or npy"), "%s", out);
+    free(out);
+    cr_assert_eq(run_enn("train --data fashion-mnist --model lstm --units 4,,4", &out), 2, "%s", out);
+    cr_assert(strstr(out, "--units: '4,,4'"), "%s", out);
+    free(out);
     temp_dir(dir, sizeof dir);
     snprintf(cfg, sizeof cfg, "%s/train.cfg", dir);
     FILE *f = fopen(cfg, "w");

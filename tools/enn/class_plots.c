@@ -1,21 +1,19 @@
 #include "class_plots.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "core/error.h"
 #include "plots.h"
+#include "train_report.h"
 
 enn_status class_plots_write(const char *dir, const confusion *c, const char *const *names)
 {
     (void)names; /* axes show class indices; the printed table names them */
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "cannot create %s: %s\n", dir, strerror(errno));
-        return ENN_ERROR_IO;
-    }
+    /* The directory and its parents (eval's --out may name a new one). */
+    if (make_dirs(dir)) return enn_error(ENN_ERROR_IO, "cannot create the directory %s", dir);
     uint32_t K = c->classes;
     float *frac = malloc((size_t)K * K * sizeof *frac);
     float *x = malloc(K * sizeof *x), *p = malloc(K * sizeof *p), *r = malloc(K * sizeof *r), *f = malloc(K * sizeof *f);

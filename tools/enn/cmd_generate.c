@@ -153,14 +153,13 @@ int cmd_generate(int argc, char **argv)
         o.vocab = vocab_path;
     }
     enn_context_options copt = {.device = o.device};
-    if (enn_context_create(&copt, &ctx) || enn_model_load(ctx, o.checkpoint, &model) ||
-        enn_vocab_load(o.vocab, &vocab))
-        goto fail;
+    if (enn_context_create(&copt, &ctx) || enn_model_load(ctx, o.checkpoint, &model)) goto fail;
     const enn_model_config *c = enn_model_get_config(model);
     if (c->head != ENN_HEAD_LANGUAGE_MODEL) {
         fprintf(stderr, "enn generate: %s is not a language model\n", o.checkpoint);
         goto done;
     }
+    if (enn_vocab_load(o.vocab, &vocab)) goto fail;
     uint32_t V = c->outputs;
     if (enn_vocab_size(vocab) != V) {
         fprintf(stderr, "enn generate: %s holds %u words; %s predicts over %u\n", o.vocab, enn_vocab_size(vocab),

@@ -130,8 +130,11 @@ static int parse_units(enn_cli_model_flags *f, const model_option *o, const char
     uint32_t units[ENN_MAX_LAYERS] = {0}, count = 0;
     char buf[256], want[96], *save = NULL;
     snprintf(want, sizeof want, "1 to %d layer sizes in [%g, %g], like 128,64", ENN_MAX_LAYERS, o->min, o->max);
-    if (!value || strlen(value) >= sizeof buf) return enn_cli_bad(flag, value, want);
-    memcpy(buf, value, strlen(value) + 1);
+    /* strtok would pass over an empty size (4,,4 or a trailing comma): refused instead. */
+    size_t len = value ? strlen(value) : 0;
+    if (!value || len >= sizeof buf || !len || value[0] == ',' || value[len - 1] == ',' || strstr(value, ",,"))
+        return enn_cli_bad(flag, value, want);
+    memcpy(buf, value, len + 1);
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         uint64_t n;
         if (count == ENN_MAX_LAYERS || !enn_cli_is_u64(t, &n) || n < o->min || n > o->max)

@@ -236,7 +236,9 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         VALUE(copy_path(f, v, o->predictions, sizeof o->predictions));
     }
     if (FLAG("--no-report")) SWITCH(o->report = 0);
+    if (FLAG("--report")) SWITCH(o->report = 1);
     if (FLAG("--no-plots")) SWITCH(o->plots = 0);
+    if (FLAG("--plots")) SWITCH(o->plots = 1);
     if (FLAG("--quick"))
         SWITCH((o->quick = 1, o->train_samples = QUICK_TRAIN_SAMPLES, o->epochs = QUICK_EPOCHS,
                 o->max_time = QUICK_MAX_TIME));
@@ -340,6 +342,18 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
     }
     if (for_eval && !o->checkpoint[0]) {
         fprintf(stderr, "enn eval: which checkpoint? usage: enn eval CHECKPOINT --data SET\n");
+        return -1;
+    }
+    /* Flags that would be ignored for this data are refused, not ignored. */
+    int table = o->data.kind == DATA_CSV || o->data.kind == DATA_NPY;
+    if (o->test_data.kind != DATA_NONE && !table) {
+        fprintf(stderr, "enn: --test-data goes with --data csv or npy; %s has its own test files\n",
+                data_kind_name(o->data.kind));
+        return -1;
+    }
+    if (o->seq_len && o->data.kind != DATA_WIKITEXT && o->data.kind != DATA_CSV) {
+        fprintf(stderr, "enn: --seq-len is for wikitext (span length) and csv (steps per row); %s sets its own "
+                        "sequence length\n", data_kind_name(o->data.kind));
         return -1;
     }
     /* enn eval reads the vocabulary and draws its pictures beside the checkpoint (where

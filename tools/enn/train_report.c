@@ -15,7 +15,7 @@ int make_dirs(const char *path)
             char c = *p;
             *p = 0;
             if (mkdir(buf, 0777) && errno != EEXIST) {
-                fprintf(stderr, "enn train: cannot create %s: %s\n", buf, strerror(errno));
+                fprintf(stderr, "enn: cannot create %s: %s\n", buf, strerror(errno));
                 return -1;
             }
             *p = c;
