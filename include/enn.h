@@ -284,7 +284,7 @@ typedef struct enn_model_config {
     uint32_t outputs;          /* classes, regression outputs, or vocabulary size */
     enn_pooling pooling;
     float dropout;             /* 0.3 before the classifier's dense layer */
-    int return_sequences;      /* regressor: predict at every step instead of the last */
+    int return_sequences;      /* regressor: predict at every step instead of the last (0 or 1; 0 for the other heads) */
     enn_lm_input lm_input;
     uint32_t embedding_dim;    /* 128 */
     enn_optimizer_config optimizer;

@@ -143,6 +143,9 @@ Test(model_config, impossible_options_are_refused)
     bad.return_sequences = 5;
     expect_invalid(bad, "return_sequences");
     bad = c;
+    bad.return_sequences = 1;
+    expect_invalid(bad, "return_sequences is for a regressor");
+    bad = c;
     bad.layers = 9;
     expect_invalid(bad, "layers");
     bad = c;

@@ -45,6 +45,8 @@ enn_status enn_model_config_check(const enn_model_config *c)
     REQUIRE(c->lm_input <= ENN_LM_FLOAT_FEATURE, "lm_input %d is not embedding or float", (int)c->lm_input);
     REQUIRE(c->return_sequences == 0 || c->return_sequences == 1, "return_sequences %d is not 0 or 1",
             c->return_sequences);
+    REQUIRE(!c->return_sequences || c->head == ENN_HEAD_REGRESSOR,
+            "return_sequences is for a regressor (a classifier pools the steps, a language model predicts at each)");
     REQUIRE(c->cell.stateful == 0 || c->cell.stateful == 1, "stateful %d is not 0 or 1", c->cell.stateful);
     REQUIRE(c->layers <= ENN_MAX_LAYERS, "layers must be at most %d, not %u", ENN_MAX_LAYERS, c->layers);
     /* Sizes stay far enough from 2^32 that 3h, 4u and the like never wrap. */
