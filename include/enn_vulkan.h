@@ -71,7 +71,10 @@ ENN_API enn_status enn_buffer_vulkan(const enn_buffer *buf, VkBuffer *buffer,
  * same io buffers. Submissions that touch one stream must not overlap in time on
  * different queues. Host calls on the stream (step, reset, state) and training the
  * model wait for libenn's queue only: the caller waits for its own submissions first.
- * Without push descriptors (enn_capabilities.push_descriptors) the descriptor sets of
+ * With push descriptors (enn_capabilities.push_descriptors) every recording stays valid
+ * while the stream lives: frame N+1 may be recorded while frame N's command buffer is
+ * still pending, and a recording may be submitted again later.
+ * Without push descriptors the descriptor sets of
  * a recording belong to the stream and are reused by its next enn_stream_record: the
  * previous recording must have finished executing (and is not to be submitted again)
  * by then, and a step must fit one submission of the context

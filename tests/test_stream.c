@@ -322,6 +322,72 @@ static void external_case(int pool_path)
     test_context_finish(ctx);
 }
 
+/* A renderer records frame N+1 while frame N's command buffer is still to run: with
+ * push descriptors both recordings stay valid (their texel views are kept), and run in
+ * order they give the host steps' outputs. */
+Test(stream, recordings_in_flight_push_descriptors)
+{
+    test_sync_validation();
+    enn_context *ctx = test_context();
+    enn_capabilities caps;
+    ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
+    if (!caps.push_descriptors) {
+        enn_context_destroy(ctx);
+        cr_skip_test("%s has no push descriptors", caps.device_name);
+    }
+    enn_model_config c = small_config(ENN_HEAD_CLASSIFIER);
+    enn_model *m;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    const uint32_t B = 2, d = c.input_features, K = c.outputs;
+    float *x = random_floats((size_t)2 * B * d, 33), want[2][2 * 4], got[2 * 4];
+    enn_stream *host, *ext;
+    ENN_ASSERT_OK(enn_stream_create(m, B, &host));
+    ENN_ASSERT_OK(enn_stream_create(m, B, &ext));
+    for (uint32_t t = 0; t < 2; t++) ENN_ASSERT_OK(enn_stream_step(host, x + (size_t)t * B * d, want[t]));
+
+    enn_vulkan_handles vk;
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
+    VkCommandPool pool;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .queueFamilyIndex = vk.queue_family};
+    cr_assert_eq(vkCreateCommandPool(vk.device, &pci, NULL, &pool), VK_SUCCESS);
+    VkCommandBuffer cmd[2];
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 2};
+    cr_assert_eq(vkAllocateCommandBuffers(vk.device, &ai, cmd), VK_SUCCESS);
+    enn_buffer *in[2], *out[2];
+    for (uint32_t t = 0; t < 2; t++) {
+        ENN_ASSERT_OK(enn_buffer_create(ctx, 1024, &in[t]));
+        ENN_ASSERT_OK(enn_buffer_create(ctx, 1024, &out[t]));
+        ENN_ASSERT_OK(enn_buffer_upload(ctx, in[t], 0, x + (size_t)t * B * d, (size_t)B * d * 4));
+        enn_stream_io io;
+        VkDeviceSize off, size;
+        ENN_ASSERT_OK(enn_buffer_vulkan(in[t], &io.input, &io.input_offset, &size));
+        ENN_ASSERT_OK(enn_buffer_vulkan(out[t], &io.output, &off, &size));
+        io.output_offset = off;
+        VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+        cr_assert_eq(vkBeginCommandBuffer(cmd[t], &bi), VK_SUCCESS);
+        ENN_ASSERT_OK(enn_stream_record(ext, cmd[t], &io));
+        cr_assert_eq(vkEndCommandBuffer(cmd[t]), VK_SUCCESS);
+    }
+    /* Both recorded before either runs; then frame 0, then frame 1. */
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 2, .pCommandBuffers = cmd};
+    cr_assert_eq(vkQueueSubmit(vk.queue, 1, &si, VK_NULL_HANDLE), VK_SUCCESS);
+    cr_assert_eq(vkQueueWaitIdle(vk.queue), VK_SUCCESS);
+    for (uint32_t t = 0; t < 2; t++) {
+        ENN_ASSERT_OK(enn_buffer_download(ctx, out[t], 0, got, (size_t)B * K * 4));
+        expect_close(got, want[t], (size_t)B * K, "frame recorded while another was in flight", t);
+        enn_buffer_destroy(ctx, in[t]);
+        enn_buffer_destroy(ctx, out[t]);
+    }
+    vkDestroyCommandPool(vk.device, pool, NULL);
+    enn_stream_destroy(ext);
+    enn_stream_destroy(host);
+    enn_model_destroy(m);
+    free(x);
+    test_context_finish(ctx);
+}
+
 Test(stream, recorded_into_callers_command_buffer_push_descriptors) { external_case(0); }
 Test(stream, recorded_into_callers_command_buffer_descriptor_pool) { external_case(1); }
 

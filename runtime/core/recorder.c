@@ -77,6 +77,17 @@ struct enn_recorder {
      * swapped for the caller's while it lasts; own_cmd keeps ours. */
     int external;
     VkCommandBuffer own_cmd;
+    /* External recordings' texel views, kept while the recorder lives: the caller may
+     * still hold (and submit) an earlier recording whose push-descriptor writes name
+     * them. Found again by buffer, range and format; a stream binds the same ranges
+     * every step, so the set stays as small as one step's views. */
+    struct kept_view {
+        VkBuffer buffer;
+        VkDeviceSize offset, range;
+        VkFormat format;
+        VkBufferView view;
+    } *kept;
+    uint32_t kept_count, kept_capacity;
 };
 
 static enn_status set_add(range_set *s, range r)
@@ -193,6 +204,8 @@ void enn_recorder_destroy(enn_recorder *rec)
         drop_views(rec->ctx, s);
         free(s->views);
     }
+    for (uint32_t k = 0; k < rec->kept_count; k++) vkDestroyBufferView(dev, rec->kept[k].view, NULL);
+    free(rec->kept);
     vkDestroyCommandPool(dev, rec->pool, NULL);
     if (rec->unused) enn_buffer_destroy(rec->ctx, rec->unused);
     free_retired(rec);
@@ -417,6 +430,27 @@ static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, co
                          "of %u-byte texels here (at most %u texels, offsets multiples of %u)", label, i,
                          (unsigned long long)(r->begin - b->buffer->offset), (unsigned long long)(r->end - r->begin), tb,
                          ctx->caps.max_texel_buffer_elements, ctx->caps.min_texel_buffer_offset_alignment);
+    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = r->buffer,
+                                 .format = format, .offset = r->begin, .range = bytes};
+    if (rec->external) {
+        for (uint32_t k = 0; k < rec->kept_count; k++) {
+            const struct kept_view *v = &rec->kept[k];
+            if (v->buffer == r->buffer && v->offset == r->begin && v->range == bytes && v->format == format) {
+                *out = v->view;
+                return ENN_OK;
+            }
+        }
+        if (rec->kept_count == rec->kept_capacity) {
+            uint32_t cap = rec->kept_capacity ? rec->kept_capacity * 2 : 32;
+            struct kept_view *v = realloc(rec->kept, cap * sizeof *v);
+            if (!v) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder buffer views");
+            rec->kept = v;
+            rec->kept_capacity = cap;
+        }
+        ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, out));
+        rec->kept[rec->kept_count++] = (struct kept_view){r->buffer, r->begin, bytes, format, *out};
+        return ENN_OK;
+    }
     segment *s = &rec->segs[rec->current];
     if (s->view_count == s->view_capacity) {
         uint32_t cap = s->view_capacity ? s->view_capacity * 2 : 64;
@@ -425,8 +459,6 @@ static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, co
         s->views = v;
         s->view_capacity = cap;
     }
-    VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = r->buffer,
-                                 .format = format, .offset = r->begin, .range = bytes};
     ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, out));
     s->views[s->view_count++] = *out;
     return ENN_OK;
@@ -763,7 +795,8 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
         rec->seg_count = 1;
     }
     segment *s = &rec->segs[0];
-    /* The previous external recording's sets go; the caller has waited for it. */
+    /* Without push descriptors the previous external recording's sets go (the header
+     * asks the caller to have waited for it); its views are kept (rec->kept). */
     if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
     drop_views(rec->ctx, s);
     rec->own_cmd = s->cmd;
