@@ -13,8 +13,25 @@ extern "C" {
 /* The caller's objects. libenn uses them and never destroys them; the caller keeps them
  * alive until enn_context_destroy has returned. The device must have been created with
  * a queue in `queue_family` that supports compute. libenn only uses device features and
- * extensions that are listed as enabled here (NULL/0: core Vulkan 1.1 features only). */
+ * extensions that are listed as enabled here (NULL/0: core Vulkan 1.1 features only).
+ *
+ * libenn calls the Vulkan loader it links against (libvulkan.so.1, vulkan-1.dll): the
+ * instance and device must come from that loader.
+ *
+ * Threads: a context, and everything made from it, is used from one thread at a time.
+ * libenn submits to `queue` inside enn_* calls (training and evaluation steps, uploads,
+ * downloads, enn_stream_step; not enn_stream_record), and Vulkan requires a queue's
+ * submissions to be externally synchronised: the caller does not submit to that queue
+ * from another thread while such a call runs.
+ *
+ * Destroy the context's models, streams and buffers before the context (as Vulkan's own
+ * children go before their device). A context destroyed first still releases what they
+ * hold on the device, so that the caller's device is left clean, but they can then be
+ * neither used nor destroyed. */
 typedef struct enn_vulkan_handles {
+    /* The VkApplicationInfo.apiVersion the instance was created with: at least
+     * VK_API_VERSION_1_1 (libenn calls 1.1 entry points). */
+    uint32_t api_version;
     VkInstance instance;
     VkPhysicalDevice physical_device;
     VkDevice device;
@@ -27,9 +44,6 @@ typedef struct enn_vulkan_handles {
      * (VkPhysicalDeviceVulkan11Features, ...12Features, 16-bit storage, fp16). NULL:
      * assume none beyond core. */
     const VkPhysicalDeviceFeatures2 *enabled_features;
-    /* Optional: the vkGetInstanceProcAddr the caller loaded the instance with. NULL: the
-     * loader's vkGetInstanceProcAddr that libenn links against. */
-    PFN_vkGetInstanceProcAddr get_instance_proc_addr;
 } enn_vulkan_handles;
 
 /* Adopts the caller's device. options->device is ignored; validation is the caller's

@@ -176,8 +176,8 @@ static void adopt(int want_extras)
     own_vulkan v;
     own_create(&v, want_extras);
     const char *ext[1] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
-    enn_vulkan_handles h = {.instance = v.instance, .physical_device = v.pd, .device = v.device,
-                            .queue_family = v.family, .queue = v.queue,
+    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
+                            .device = v.device, .queue_family = v.family, .queue = v.queue,
                             .enabled_device_extensions = v.push_descriptors ? ext : NULL,
                             .enabled_device_extension_count = v.push_descriptors ? 1 : 0,
                             .enabled_features = want_extras ? &v.features : NULL};
@@ -190,6 +190,7 @@ static void adopt(int want_extras)
     cr_expect_eq(back.queue, v.queue);
     cr_expect_eq(back.instance, v.instance);
     cr_expect_eq(back.queue_family, v.family);
+    cr_expect_eq(back.api_version, VK_API_VERSION_1_1);
     enn_capabilities caps;
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     cr_expect_eq(caps.push_descriptors, v.push_descriptors, "libenn should use exactly the extensions it was given");
@@ -213,10 +214,11 @@ static void adopt(int want_extras)
     ENN_ASSERT_OK(enn_recorder_run(rec));
     ENN_ASSERT_OK(enn_buffer_download(ctx, by, 0, y, sizeof y));
     for (int i = 0; i < N; i++) cr_assert_eq(y[i], x[i] * STEPS, "y[%d] = %g, want %g", i, y[i], x[i] * STEPS);
-    enn_recorder_destroy(rec);
-    /* One buffer is left for enn_context_destroy to release with the context. */
+    /* A buffer and the recorder (what a model or stream holds) are left alive for
+     * enn_context_destroy to release: the caller's device must still end clean. */
     enn_buffer_destroy(ctx, bx);
     enn_context_destroy(ctx);
+    (void)rec;
     (void)by;
 
     cr_expect_eq(atomic_load(&own_messages), 0, "%u message(s) while libenn ran; first: %s",
@@ -250,8 +252,8 @@ Test(runtime_adopt, bad_handles)
     own_vulkan v;
     own_create(&v, 0);
     enn_context *ctx = (enn_context *)1;
-    enn_vulkan_handles h = {.instance = v.instance, .physical_device = v.pd, .device = VK_NULL_HANDLE,
-                            .queue_family = v.family, .queue = v.queue};
+    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
+                            .device = VK_NULL_HANDLE, .queue_family = v.family, .queue = v.queue};
     cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect_null(ctx);
     cr_expect(strstr(enn_last_error(), "device"), "message: %s", enn_last_error());
@@ -264,6 +266,21 @@ Test(runtime_adopt, bad_handles)
     h.queue_family = v.family;
     cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, NULL), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect_neq(enn_last_error()[0], '\0');
+    /* An instance made for Vulkan 1.0 (or an api_version not given); an extension count
+     * without its list; a feature chain that does not start with VkPhysicalDeviceFeatures2. */
+    h.api_version = 0;
+    cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_UNSUPPORTED);
+    cr_expect(strstr(enn_last_error(), "apiVersion 1.1 or later"), "message: %s", enn_last_error());
+    h.api_version = VK_API_VERSION_1_1;
+    h.enabled_device_extension_count = 3;
+    cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "enabled_device_extensions is NULL"), "message: %s", enn_last_error());
+    h.enabled_device_extension_count = 0;
+    VkPhysicalDeviceVulkan11Features not_head = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    h.enabled_features = (const VkPhysicalDeviceFeatures2 *)&not_head;
+    cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "VkPhysicalDeviceFeatures2"), "message: %s", enn_last_error());
+    cr_expect_null(ctx);
     own_destroy(&v);
     cr_expect_eq(atomic_load(&own_messages), 0, "first: %s", own_first);
 }

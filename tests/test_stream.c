@@ -218,6 +218,16 @@ Test(stream, rejects_bad_arguments)
     cr_assert_eq(enn_stream_step_tokens(s, &tok, NULL), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_stream_step(s, NULL, NULL), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_stream_record(s, VK_NULL_HANDLE, NULL), ENN_ERROR_INVALID_ARGUMENT);
+    /* An offset that wraps past the end of any buffer: refused before anything is
+     * recorded (the command buffer handle is never touched). */
+    enn_buffer *b;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, 256, &b));
+    enn_stream_io io = {.input_offset = UINT64_MAX - 3};
+    VkDeviceSize off, size;
+    ENN_ASSERT_OK(enn_buffer_vulkan(b, &io.input, &off, &size));
+    cr_assert_eq(enn_stream_record(s, (VkCommandBuffer)(uintptr_t)1, &io), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "runs past the end"), "%s", enn_last_error());
+    enn_buffer_destroy(ctx, b);
     enn_stream_destroy(s);
     enn_model_destroy(m);
 

@@ -342,7 +342,8 @@ int main(int argc, char **argv)
     app_create(&a);
 
     /* 2. libenn on the program's device. */
-    enn_vulkan_handles handles = {.instance = a.instance, .physical_device = a.physical, .device = a.device,
+    enn_vulkan_handles handles = {.api_version = VK_API_VERSION_1_1, /* what the instance was made for */
+                                  .instance = a.instance, .physical_device = a.physical, .device = a.device,
                                   .queue_family = a.family, .queue = a.queue,
                                   .enabled_device_extensions = a.extensions,
                                   .enabled_device_extension_count = a.extension_count};

@@ -7,6 +7,7 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "core/recorder.h"
 #include "core/vk_compat.h"
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -81,6 +82,7 @@ static enn_status create_instance(enn_context *ctx, int validation, VkInstance *
         .engineVersion = VK_MAKE_API_VERSION(0, 0, 1, 0),
         .apiVersion = loader_version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : loader_version,
     };
+    if (ctx) ctx->instance_api_version = app.apiVersion;
     const char *exts[4];
     uint32_t next = 0;
     VkInstanceCreateFlags flags = 0;
@@ -427,6 +429,23 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
     if (!h || !h->instance || !h->physical_device || !h->device || !h->queue)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: instance, "
                          "physical_device, device and queue must all be given");
+    /* libenn calls Vulkan 1.1 entry points (vkGetPhysicalDeviceProperties2, ...), which an
+     * instance created for 1.0 may not use; only the caller knows what it asked for. */
+    if (h->api_version < VK_API_VERSION_1_1)
+        return enn_error(ENN_ERROR_UNSUPPORTED, "enn_context_create_from_vulkan: api_version %u.%u: the instance must be "
+                         "created with VkApplicationInfo.apiVersion 1.1 or later, and api_version say so%s",
+                         VK_API_VERSION_MAJOR(h->api_version), VK_API_VERSION_MINOR(h->api_version),
+                         h->api_version ? "" : " (it is 0: not given)");
+    if (h->enabled_device_extension_count && !h->enabled_device_extensions)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: enabled_device_extension_count "
+                         "is %u but enabled_device_extensions is NULL", h->enabled_device_extension_count);
+    for (uint32_t i = 0; i < h->enabled_device_extension_count; i++)
+        if (!h->enabled_device_extensions[i])
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: enabled_device_extensions[%u] "
+                             "is NULL", i);
+    if (h->enabled_features && h->enabled_features->sType != VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: enabled_features must start "
+                         "with a VkPhysicalDeviceFeatures2 (sType %d given)", (int)h->enabled_features->sType);
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(h->physical_device, &nq, NULL);
     VkQueueFamilyProperties q[64];
@@ -442,7 +461,11 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
     ctx->device = h->device;
     ctx->queue = h->queue;
     ctx->queue_family = h->queue_family;
+    ctx->instance_api_version = h->api_version;
     enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
+    /* Timestamps as the adopted queue's family supports them (the query looked at the
+     * first compute family). */
+    ctx->caps.timestamps = q[h->queue_family].timestampValidBits > 0 && ctx->caps.timestamp_period_ns > 0;
     enn_apply_disable_switches(&ctx->caps);
     if (ctx->caps.api_version < VK_API_VERSION_1_1) {
         free(ctx);
@@ -502,6 +525,9 @@ void enn_context_destroy(enn_context *ctx)
     if (ctx->device) {
         /* Finish our own work only; an adopted queue may be busy with the caller's. */
         enn_context_wait_pending(ctx);
+        /* Models and streams still alive (destroyed out of order): what their recorders
+         * hold on the device goes now, or an adopted device would keep it. */
+        enn_recorders_release(ctx);
         enn_pipelines_destroy(ctx);
         enn_transfer_destroy(ctx);
         enn_allocator_destroy(ctx);
@@ -541,6 +567,7 @@ enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles
     out->device = ctx->device;
     out->queue_family = ctx->queue_family;
     out->queue = ctx->queue;
+    out->api_version = ctx->instance_api_version;
     return ENN_OK;
 }
 

@@ -31,6 +31,7 @@ struct enn_context {
     VkQueue queue;
     uint32_t queue_family;
     int owns_instance, owns_device;
+    uint32_t instance_api_version;   /* the instance's VkApplicationInfo.apiVersion */
 
     VkDebugUtilsMessengerEXT messenger;
     atomic_uint validation_count;
@@ -51,6 +52,7 @@ struct enn_context {
 
     enn_allocator *allocator;
     enn_pipeline_registry *pipelines;
+    struct enn_recorder *recorders;  /* live recorders (recorder.c keeps the list) */
 
     /* Transfers (uploads, downloads) go through one staging buffer and command buffer. */
     VkCommandPool transfer_pool;

@@ -88,6 +88,10 @@ struct enn_recorder {
         VkBufferView view;
     } *kept;
     uint32_t kept_count, kept_capacity;
+    /* The context's live recorders (enn_context_destroy releases what any left behind
+     * holds on the device). */
+    enn_recorder *prev_live, *next_live;
+    int released;                  /* its Vulkan objects are gone (the context went first) */
 };
 
 static enn_status set_add(range_set *s, range r)
@@ -121,6 +125,9 @@ enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out)
                                    .queueFamilyIndex = ctx->queue_family};
     VkResult r = vkCreateCommandPool(ctx->device, &pci, NULL, &rec->pool);
     if (r != VK_SUCCESS) { free(rec); return enn_vk_error(r, "vkCreateCommandPool"); }
+    rec->next_live = ctx->recorders;
+    if (ctx->recorders) ctx->recorders->prev_live = rec;
+    ctx->recorders = rec;
     *out = rec;
     return ENN_OK;
 }
@@ -180,10 +187,30 @@ static void free_retired(enn_recorder *rec)
     rec->retired_count = 0;
 }
 
+static void recorder_release(enn_recorder *rec);
+
 void enn_recorder_destroy(enn_recorder *rec)
 {
     if (!rec) return;
-    VkDevice dev = rec->ctx->device;
+    recorder_release(rec);
+    free(rec->segs);
+    free(rec->reads.items);
+    free(rec->writes.items);
+    free(rec->timed);
+    free(rec->timings);
+    free(rec);
+}
+
+/* Everything the recorder holds on the device, and its place in the context's list. */
+static void recorder_release(enn_recorder *rec)
+{
+    if (rec->released) return;
+    rec->released = 1;
+    enn_context *ctx = rec->ctx;
+    if (rec->prev_live) rec->prev_live->next_live = rec->next_live;
+    else ctx->recorders = rec->next_live;
+    if (rec->next_live) rec->next_live->prev_live = rec->prev_live;
+    VkDevice dev = ctx->device;
     if (rec->external) {
         /* The caller's command buffer is the caller's to end or drop. */
         rec->segs[0].cmd = rec->own_cmd;
@@ -210,12 +237,11 @@ void enn_recorder_destroy(enn_recorder *rec)
     if (rec->unused) enn_buffer_destroy(rec->ctx, rec->unused);
     free_retired(rec);
     area_free(rec->ctx, &rec->area);
-    free(rec->segs);
-    free(rec->reads.items);
-    free(rec->writes.items);
-    free(rec->timed);
-    free(rec->timings);
-    free(rec);
+}
+
+void enn_recorders_release(enn_context *ctx)
+{
+    while (ctx->recorders) recorder_release(ctx->recorders);
 }
 
 void enn_recorder_set_timestamps(enn_recorder *rec, int on)

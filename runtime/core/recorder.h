@@ -48,6 +48,11 @@ typedef struct enn_timing {
 
 enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out);
 void enn_recorder_destroy(enn_recorder *rec);
+/* What every live recorder of the context holds on the device (command pools, fences,
+ * descriptor and query pools, views, staging areas): for enn_context_destroy, so that a
+ * context destroyed before its models and streams leaves an adopted device clean. The
+ * recorders are then only host memory, which their owners can no longer free. */
+void enn_recorders_release(enn_context *ctx);
 /* Timestamps around every dispatch from the next begin on (when the device has them). */
 void enn_recorder_set_timestamps(enn_recorder *rec, int on);
 

@@ -278,6 +278,9 @@ enn_status enn_stream_record(enn_stream *s, VkCommandBuffer cmd, const enn_strea
     /* The caller's buffers, as ranges the recorder can copy from and to. */
     enn_buffer in = {.vk_buffer = io->input, .offset = io->input_offset, .size = enn_buffer_size(dst)};
     enn_buffer out = {.vk_buffer = io->output, .offset = io->output_offset, .size = enn_buffer_size(s->out)};
+    if (in.offset > UINT64_MAX - in.size || (io->output != VK_NULL_HANDLE && out.offset > UINT64_MAX - out.size))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_stream_record: an io offset (%llu, %llu) runs past the end of "
+                         "any buffer", (unsigned long long)io->input_offset, (unsigned long long)io->output_offset);
     ENN_TRY(enn_recorder_begin_external(s->external, cmd));
     enn_status st = enn_record_copy(s->external, &in, 0, dst, 0, in.size);
     if (st == ENN_OK) st = record_step(s, s->external);
