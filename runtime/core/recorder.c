@@ -356,7 +356,9 @@ static enn_status make_room(enn_recorder *rec)
         if (rec->external) {
             if (!rec->ctx->enabled.push_descriptors)
                 return enn_error(ENN_ERROR_UNSUPPORTED, "recording into the caller's command buffer: more than %u "
-                                 "commands need push descriptors, which this device does not have", rec->cap);
+                                 "commands need push descriptors (VK_KHR_push_descriptor, not enabled on this "
+                                 "context's device) or a larger enn_context_options.max_dispatches_per_submit",
+                                 rec->cap);
             return ENN_OK;
         }
         ENN_TRY(segment_close(rec));
