@@ -156,7 +156,8 @@ typedef struct enn_device_info {
     enn_capabilities caps;
     int chosen; /* 1 for the device enn_context_create would pick now */
 } enn_device_info;
-/* Fills up to `capacity` entries and sets *count to the number of devices. */
+/* Fills up to `capacity` entries and sets *count to the number of devices. When none is
+ * marked chosen (ENN_DEVICE names none, or none is usable), enn_last_error() says why. */
 ENN_API enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t *count);
 
 /* ---------------------------------------------------------------- device buffers

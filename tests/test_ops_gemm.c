@@ -350,10 +350,21 @@ Test(gemm, tiled_block_refused)
     enn_gemm_variant v;
     setenv("ENN_GEMM_TILES", "6,8,8", 1);
     cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
-    setenv("ENN_GEMM_TILES", "8,8", 1);
-    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES=6,8,8"), "%s", enn_last_error());
     setenv("ENN_GEMM_TILES", "8,8,6", 1);
     cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    /* Unreadable, trailing junk, or a step so large its shared-memory size wrapped 32 bits. */
+    const char *const malformed[] = {"8,8", "abc", "8,4,16x", "8,4,1073741824", "8,4,-16"};
+    for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++) {
+        setenv("ENN_GEMM_TILES", malformed[i], 1);
+        cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT, "%s", malformed[i]);
+        cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES="), "%s", enn_last_error());
+    }
+    unsetenv("ENN_GEMM_TILES");
+    setenv("ENN_GEMM_COOPMAT_TILES", "2,4,4,2", 1);
+    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_COOPMAT_TILES=2,4,4,2"), "%s", enn_last_error());
+    unsetenv("ENN_GEMM_COOPMAT_TILES");
     unsetenv("ENN_GEMM_TILES");
     test_context_finish(ctx);
 }

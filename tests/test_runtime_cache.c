@@ -164,6 +164,21 @@ Test(runtime_cache, wrong_magic) { damaged(WRONG_MAGIC, "a wrong magic"); }
 Test(runtime_cache, trailing_bytes) { damaged(TRAILING_BYTES, "bytes appended"); }
 Test(runtime_cache, empty_file) { damaged(EMPTY, "no bytes"); }
 
+/* A FIFO where the cache file should be is passed over, not opened (opening it blocks
+ * until a writer comes); the new cache replaces it. The test has a time limit: a hang
+ * fails it. */
+Test(runtime_cache, fifo_in_place_of_the_file, .timeout = 120)
+{
+    make_dir();
+    char path[512];
+    run_context("making the cache", path, sizeof path);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0, "mkfifo %s", path);
+    cr_expect_eq(run_context("with a FIFO as the file", NULL, 0), 0, "something was loaded from a FIFO");
+    expect_valid_file(path);
+    remove_dir(path);
+}
+
 /* A missing nested directory is created; "" turns the disk cache off. */
 Test(runtime_cache, nested_dir_created_and_empty_dir_disables)
 {

@@ -215,9 +215,9 @@ void enn_apply_disable_switches(enn_capabilities *caps)
     /* ENN_MAX_BINDING_BYTES=n: act as if one storage binding covered at most n bytes
      * (rounded down to 256, at least 64 KiB), so the paths that split large buffers
      * into windows run on small test shapes. Only ever lowers the device's limit;
-     * a value that is not a number is ignored. */
+     * a value that is not a whole number (a sign included) is ignored. */
     const char *range = getenv("ENN_MAX_BINDING_BYTES");
-    if (range && range[0]) {
+    if (range && range[0] >= '0' && range[0] <= '9') {
         char *end = NULL;
         unsigned long long v = strtoull(range, &end, 10);
         if (end && !*end) {

@@ -180,7 +180,12 @@ static int contains_nocase(const char *hay, const char *needle)
 enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const char *request,
                              uint32_t *chosen)
 {
-    if (!request || !request[0]) request = getenv("ENN_DEVICE");
+    /* Messages say where the request came from: the option, or the environment. */
+    const char *from = "the device option";
+    if (!request || !request[0]) {
+        request = getenv("ENN_DEVICE");
+        from = "ENN_DEVICE";
+    }
     int usable[256] = {0};
     if (count > 256) count = 256;
     for (uint32_t i = 0; i < count; i++) {
@@ -191,13 +196,16 @@ enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const ch
     }
     if (request && request[0]) {
         char *end = NULL;
-        unsigned long idx = strtoul(request, &end, 10);
+        /* Digits only: "-1" is a name to look for, not index 2^64 - 1. */
+        unsigned long idx = request[0] >= '0' && request[0] <= '9' ? strtoul(request, &end, 10) : 0;
         if (end && *end == '\0' && end != request) {
             if (idx >= count)
-                return enn_error(ENN_ERROR_NO_DEVICE, "device index %lu requested, but there %s only %u device%s",
-                                 idx, count == 1 ? "is" : "are", count, count == 1 ? "" : "s");
+                return enn_error(ENN_ERROR_NO_DEVICE, "%s=%s: device index %lu requested, but there %s only %u "
+                                 "device%s (try `enn devices` for the list)", from, request, idx,
+                                 count == 1 ? "is" : "are", count, count == 1 ? "" : "s");
             if (!usable[idx])
-                return enn_error(ENN_ERROR_UNSUPPORTED, "device %lu has no compute queue or predates Vulkan 1.1", idx);
+                return enn_error(ENN_ERROR_UNSUPPORTED, "%s=%s: device %lu has no compute queue or predates Vulkan 1.1",
+                                 from, request, idx);
             *chosen = (uint32_t)idx;
             return ENN_OK;
         }
@@ -209,8 +217,8 @@ enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const ch
                 return ENN_OK;
             }
         }
-        return enn_error(ENN_ERROR_NO_DEVICE, "no usable Vulkan device matches \"%s\" "
-                         "(try `enn devices` for the list)", request);
+        return enn_error(ENN_ERROR_NO_DEVICE, "%s=%s: no usable Vulkan device matches \"%s\" "
+                         "(try `enn devices` for the list)", from, request, request);
     }
     int best = -1, best_rank = -1;
     for (uint32_t i = 0; i < count; i++) {
@@ -618,8 +626,14 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
     VkPhysicalDevice *devs = NULL;
     uint32_t n = 0, chosen = UINT32_MAX;
     enn_status s = enumerate_devices(inst, &devs, &n);
+    char why[512] = "";
+    enn_status choice = ENN_OK;
     if (s == ENN_OK) {
-        if (enn_choose_device(devs, n, NULL, &chosen) != ENN_OK) chosen = UINT32_MAX;
+        choice = enn_choose_device(devs, n, NULL, &chosen);
+        if (choice != ENN_OK) {
+            snprintf(why, sizeof why, "%s", enn_last_error());
+            chosen = UINT32_MAX;
+        }
         for (uint32_t i = 0; i < n && i < capacity && infos; i++) {
             infos[i].index = i;
             enn_query_capabilities(inst, devs[i], &infos[i].caps);
@@ -628,6 +642,7 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
         }
         *count = n;
         enn_error_clear();
+        if (why[0]) (void)enn_error(choice, "%s", why);   /* why none is marked chosen */
     }
     free(devs);
     vkDestroyInstance(inst, NULL);

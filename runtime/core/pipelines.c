@@ -4,6 +4,7 @@
  * another device or driver, a truncated file or one whose checksum fails is ignored and
  * replaced at the next save. Saving writes a temporary file and renames it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +75,15 @@ static void cache_path(const char *dir_opt, const enn_capabilities *caps, char *
 /* Reads a cache file; returns malloc'd data only when the header matches this device. */
 static void *read_cache(const char *path, const enn_capabilities *caps, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    /* Only a regular file: opening a FIFO left at that name would block forever. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return NULL;
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
     cache_header h;
     void *data = NULL;
     if (fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, CACHE_MAGIC, 8) && h.format == CACHE_FORMAT &&

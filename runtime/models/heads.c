@@ -87,8 +87,11 @@ static enn_status lm_chunk_rows(const enn_model *m, uint64_t rows, uint32_t *out
     const char *env = getenv("ENN_LM_CHUNK_ROWS");
     if (env && env[0]) {
         char *end = NULL;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (end && !*end && v > 0) per_chunk = v < Bp ? Bp : v;
+        unsigned long long v = env[0] >= '0' && env[0] <= '9' ? strtoull(env, &end, 10) : 0;
+        if (!end || *end || v == 0)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_LM_CHUNK_ROWS=%s: want a whole number of rows, 1 or more",
+                             env);
+        per_chunk = v < Bp ? Bp : v;
         if (per_chunk > limit / row_bytes) per_chunk = limit / row_bytes;
     }
     per_chunk = per_chunk / Bp * Bp;

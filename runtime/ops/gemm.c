@@ -87,8 +87,9 @@ static int coopmat_config(const enn_capabilities *caps, const enn_coopmat_shape 
     static const char *const names[5][5] = {[2] = {[2] = "gemm_coopmat_t22", [4] = "gemm_coopmat_t24"},
                                             [4] = {[2] = "gemm_coopmat_t42", [4] = "gemm_coopmat_t44"}};
     if (tiles_m > 4 || tiles_n > 4 || !names[tiles_m][tiles_n]) return 0;
-    uint32_t threads = sg * sg_m * sg_n;
-    if (threads > caps->max_workgroup_invocations || threads > caps->max_workgroup_size[0]) return 0;
+    uint64_t wide_threads = (uint64_t)sg * sg_m * sg_n;
+    if (wide_threads > caps->max_workgroup_invocations || wide_threads > caps->max_workgroup_size[0]) return 0;
+    uint32_t threads = (uint32_t)wide_threads;
     cfg->shader = names[tiles_m][tiles_n];
     uint32_t s[] = {threads, 1, 1, 0, 0, shape->m, shape->n, shape->k, sg, sg_m, sg_n, bk};
     memcpy(cfg->spec, s, sizeof s);
@@ -97,7 +98,7 @@ static int coopmat_config(const enn_capabilities *caps, const enn_coopmat_shape 
     cfg->tile_n = sg_n * tiles_n * shape->n;
     /* Each invocation holds at most 4 16-byte chunks of each tile (named registers in
      * the shader); with either layout a tile has tile_m * bk / 8 (or tile_n * bk / 8). */
-    if (cfg->tile_m * bk / 8 > 4 * threads || cfg->tile_n * bk / 8 > 4 * threads) return 0;
+    if ((uint64_t)cfg->tile_m * bk / 8 > 4 * threads || (uint64_t)cfg->tile_n * bk / 8 > 4 * threads) return 0;
     /* Two stages; the epilogue's per-subgroup fp32 scratch reuses them and must fit too. */
     cfg->shared_bytes = 2 * coopmat_stage_bytes(cfg->tile_m, cfg->tile_n, bk);
     uint32_t scratch = sg_m * sg_n * shape->m * shape->n * 4;
@@ -114,7 +115,7 @@ static int tiled_shape_config(const enn_capabilities *caps, const uint32_t t[3],
     if (caps->max_workgroup_invocations < threads || caps->max_workgroup_size[0] < w || caps->max_workgroup_size[1] < w)
         return 0;
     /* Each invocation holds at most 4 chunks of 4 floats of each tile (named registers). */
-    if (w * rm * bk / 4 > 4 * threads || w * rn * bk / 4 > 4 * threads) return 0;
+    if ((uint64_t)w * rm * bk / 4 > 4 * threads || (uint64_t)w * rn * bk / 4 > 4 * threads) return 0;
     static const char *const names[9][9] = {[4] = {[4] = "gemm_tiled_44", [8] = "gemm_tiled_48"},
                                             [8] = {[4] = "gemm_tiled_84", [8] = "gemm_tiled_88"}};
     memset(cfg, 0, sizeof *cfg);
@@ -302,8 +303,56 @@ static int texel_fits(const enn_context *ctx, const enn_gemm_desc *d)
            (!d->b.buf || (d->b.buf->offset + d->b.offset) % align == 0);
 }
 
+/* n comma-separated whole numbers in 1..max, nothing else: 1, or 0. */
+static int parse_tuning(const char *text, uint32_t n, uint32_t max, uint32_t *out)
+{
+    const char *p = text;
+    for (uint32_t i = 0; i < n; i++) {
+        if (*p < '0' || *p > '9') return 0;
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (v < 1 || v > max || *end != (i + 1 < n ? ',' : '\0')) return 0;
+        out[i] = (uint32_t)v;
+        p = end + 1;
+    }
+    return 1;
+}
+
+/* ENN_GEMM_TILES and ENN_GEMM_COOPMAT_TILES are tuning requests: one that cannot be read,
+ * or that names a tile this device cannot run, is an error naming the variable, not a
+ * quiet fallback to another kernel. */
+static enn_status check_tuning(const enn_context *ctx, enn_gemm_variant forced)
+{
+    gemm_config cfg;
+    const char *t = getenv("ENN_GEMM_TILES");
+    if (t && t[0] && strcasecmp(t, "loop")) {
+        uint32_t v[3];
+        if (!parse_tuning(t, 3, 64, v))
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_TILES=%s: want loop, or rm,rn,bk with rm and rn 4 or "
+                             "8 and bk a multiple of 4 up to 64", t);
+        if (ctx->caps.device_type != ENN_DEVICE_CPU || forced == ENN_GEMM_TILED || variant_from_env() == ENN_GEMM_TILED)
+            if (!tiled_shape_config(&ctx->caps, v, &cfg))
+                return enn_error(ENN_ERROR_UNSUPPORTED, "ENN_GEMM_TILES=%s: %s cannot run that tile (rm and rn 4 or 8, "
+                                 "bk a multiple of 4; 16 x 16 invocations; %u bytes of shared memory)", t,
+                                 ctx->caps.device_name, ctx->caps.max_shared_memory);
+    }
+    t = getenv("ENN_GEMM_COOPMAT_TILES");
+    if (t && t[0]) {
+        uint32_t v[5];
+        if (!parse_tuning(t, 5, 128, v))
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_COOPMAT_TILES=%s: want sg_m,sg_n,tiles_m,tiles_n,bk, "
+                             "whole numbers from 1 to 128 (tiles_m and tiles_n 2 or 4)", t);
+        const enn_coopmat_shape *shape = coopmat_shape(&ctx->caps);
+        if (ctx->caps.cooperative_matrix && ctx->enabled.coopmat_nv && shape && !coopmat_config(&ctx->caps, shape, v, &cfg))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "ENN_GEMM_COOPMAT_TILES=%s: %s cannot run that tile", t,
+                             ctx->caps.device_name);
+    }
+    return ENN_OK;
+}
+
 enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_gemm_variant *out)
 {
+    ENN_TRY(check_tuning(ctx, d->variant));
     enn_gemm_variant v = d->variant;
     const char *why = "desc.variant";
     if (v == ENN_GEMM_AUTO) {

@@ -28,3 +28,14 @@ endforeach()
 if(NOT out MATCHES "sum of kernels +[0-9.]+")
   message(FATAL_ERROR "no kernel profile")
 endif()
+
+# Values out of range are refused before any work (atoi once read --steps -1 as four
+# billion steps), and so is a GEMM shape whose operands would not fit in host memory.
+foreach(args "train;--steps;-1" "train;--batch;4294967297" "train;--steps;1x" "ops;--gemm;-1,1,1"
+             "ops;--gemm;65536,65536,65536" "ops;--gemm;8,8,8,0,1,relu+tanh" "ops;--max;100000")
+  execute_process(COMMAND ${ENN} bench ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 60)
+  if(NOT rc EQUAL 2)
+    message(FATAL_ERROR "enn bench ${args}: exit ${rc}, want 2 (a refusal):\n${out}${err}")
+  endif()
+endforeach()

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_values.h"
 #include "commands.h"
 #include "core/context.h"
 #include "core/memory.h"
@@ -380,12 +381,20 @@ int cmd_bench_train(int argc, char **argv)
             models_given = 1;
             bad = select_names(val, o.model_on, MODEL_COUNT, model_name);
             i++;
-        } else if (val && !strcmp(arg, "--steps")) { o.steps = (uint32_t)atoi(val); i++; }
-        else if (val && !strcmp(arg, "--warmup")) { o.warmup = (uint32_t)atoi(val); i++; }
-        else if (val && !strcmp(arg, "--batch")) { o.batch = (uint32_t)atoi(val); i++; }
-        else if (val && !strcmp(arg, "--seq")) { o.seq = (uint32_t)atoi(val); i++; }
-        else if (val && !strcmp(arg, "--recompute")) { o.recompute = (uint32_t)atoi(val); i++; }
-        else { fprintf(stderr, "enn bench train: unknown option '%s' (see --help)\n", arg); return 2; }
+        } else if (val && (!strcmp(arg, "--steps") || !strcmp(arg, "--warmup") || !strcmp(arg, "--batch") ||
+                           !strcmp(arg, "--seq") || !strcmp(arg, "--recompute"))) {
+            /* Whole numbers in range: atoi let -1 through as 4294967295 steps. */
+            int steps = !strcmp(arg, "--steps"), warmup = !strcmp(arg, "--warmup"), batch = !strcmp(arg, "--batch");
+            uint32_t *field = steps ? &o.steps : warmup ? &o.warmup : batch ? &o.batch
+                            : !strcmp(arg, "--seq") ? &o.seq : &o.recompute;
+            uint32_t min = steps || batch || field == &o.seq ? 1 : 0, max = batch ? 65536 : 1000000;
+            if (enn_cli_u32(arg, val, min, max, field)) return 2;
+            i++;
+        } else {
+            fprintf(stderr, "enn bench train: unknown option '%s'%s (see --help)\n", arg,
+                    val ? "" : " (or a flag without its value)");
+            return 2;
+        }
         if (bad) { fprintf(stderr, "enn bench train: no configuration or model '%s' (see --help)\n", bad); return 2; }
     }
     if (!o.steps) { fprintf(stderr, "enn bench train: --steps must be at least 1\n"); return 2; }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "cli_values.h"
 #include "commands.h"
 #include "core/context.h"
 #include "core/error.h"
@@ -406,9 +407,39 @@ static int parse_epilogue(const char *val, uint32_t *out)
         size_t len = strcspn(val, "+");
         size_t w = 0;
         while (w < 5 && (strlen(words[w]) != len || strncmp(val, words[w], len))) w++;
-        if (w == 5) return -1;
+        if (w == 5 || (w >= 2 && (*out & (3u << 2)))) return -1;   /* one activation at most */
         *out |= bits[w];
         val += len + (val[len] == '+');
+    }
+    return 0;
+}
+
+/* --gemm M,N,K[,ta,tb[,EPILOGUE]]: sizes 1..65536 whose A, B and C fit in 8 GiB of host
+ * memory (the OpenBLAS side holds them too), transposes 0 or 1. Returns 0, or -1 after
+ * printing the problem. */
+static int parse_gemm_shape(const char *val, uint32_t g[5], uint32_t *epilogue)
+{
+    char buf[128];
+    if (strlen(val) >= sizeof buf) return enn_cli_bad("--gemm", val, "M,N,K or M,N,K,ta,tb[,EPILOGUE]");
+    memcpy(buf, val, strlen(val) + 1);
+    char *fields[7], *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(buf, ",", &save); t && n < 7; t = strtok_r(NULL, ",", &save)) fields[n++] = t;
+    int ok = (n == 3 || n == 5 || n == 6) && !strstr(val, ",,") && val[strlen(val) - 1] != ',';
+    for (int k = 0; ok && k < n && k < 5; k++) {
+        uint64_t v;
+        ok = enn_cli_is_u64(fields[k], &v) && (k < 3 ? v >= 1 && v <= 65536 : v <= 1);
+        if (ok) g[k] = (uint32_t)v;
+    }
+    if (n == 3) g[3] = g[4] = 0;
+    *epilogue = 0;
+    if (ok && n == 6) ok = parse_epilogue(val, epilogue) == 0;
+    if (!ok) return enn_cli_bad("--gemm", val, "M,N,K (each 1..65536) or M,N,K,ta,tb (0 or 1)[,EPILOGUE]");
+    double bytes = 4.0 * ((double)g[0] * g[2] + (double)g[2] * g[1] + (double)g[0] * g[1]);
+    if (bytes > 8.0 * (1 << 30)) {
+        fprintf(stderr, "enn bench: --gemm %s needs %.1f GiB of host memory for A, B and C (at most 8)\n", val,
+                bytes / (1 << 30));
+        return -1;
     }
     return 0;
 }
@@ -428,22 +459,34 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(arg, "--all-variants")) o.all_variants = 1;
         else if (!strcmp(arg, "--quick")) o.quick = 1;
         else if (val && !strcmp(arg, "--only")) { o.filter = val; i++; }
-        else if (val && !strcmp(arg, "--min")) { o.min_size = (uint32_t)atoi(val); i++; }
-        else if (val && !strcmp(arg, "--max")) { o.max_size = (uint32_t)atoi(val); o.max_size_given = 1; i++; }
-        else if (val && !strcmp(arg, "--threads")) { o.threads = atoi(val); i++; }
-        else if (val && !strcmp(arg, "--gemm") && o.gemm_count < 8) {
-            uint32_t *g = o.gemm_shapes[o.gemm_count];
-            int got = sscanf(val, "%u,%u,%u,%u,%u", &g[0], &g[1], &g[2], &g[3], &g[4]);
-            int epi = got == 5 ? parse_epilogue(val, &o.gemm_epilogue[o.gemm_count]) : 0;
-            if ((got != 3 && got != 5) || !g[0] || !g[1] || !g[2] || epi < 0) {
-                fprintf(stderr, "enn bench: --gemm wants M,N,K or M,N,K,ta,tb[,EPILOGUE], got '%s'\n", val);
+        else if (val && !strcmp(arg, "--min")) {
+            if (enn_cli_u32(arg, val, 1, 16384, &o.min_size)) return 2;
+            i++;
+        } else if (val && !strcmp(arg, "--max")) {
+            /* A, B and C of max^3 in host memory too: 16384 is 3 GiB of them. */
+            if (enn_cli_u32(arg, val, 1, 16384, &o.max_size)) return 2;
+            o.max_size_given = 1;
+            i++;
+        } else if (val && !strcmp(arg, "--threads")) {
+            uint32_t t;
+            if (enn_cli_u32(arg, val, 0, 4096, &t)) return 2;
+            o.threads = (int)t;
+            i++;
+        } else if (val && !strcmp(arg, "--gemm")) {
+            if (o.gemm_count == 8) {
+                fprintf(stderr, "enn bench: at most 8 --gemm shapes\n");
                 return 2;
             }
+            if (parse_gemm_shape(val, o.gemm_shapes[o.gemm_count], &o.gemm_epilogue[o.gemm_count])) return 2;
             o.gemm_count++;
             i++;
+        } else if (val && !strcmp(arg, "--time")) {
+            if (enn_cli_double(arg, val, 1e-3, 3600, &o.target_s)) return 2;
+            i++;
+        } else {
+            fprintf(stderr, "enn bench: unknown option '%s'%s\n", arg, val ? "" : " (or a flag without its value)");
+            return 2;
         }
-        else if (val && !strcmp(arg, "--time")) { o.target_s = atof(val); i++; }
-        else { fprintf(stderr, "enn bench: unknown option '%s'\n", arg); return 2; }
     }
     if (!o.min_size || o.min_size > o.max_size || o.target_s <= 0) {
         fprintf(stderr, "enn bench: need 0 < --min <= --max and --time > 0\n");

@@ -70,7 +70,11 @@ int cmd_devices(int argc, char **argv)
                 printf(" %ux%ux%u", c->coopmat_shapes[k].m, c->coopmat_shapes[k].n, c->coopmat_shapes[k].k);
         printf("\n");
     }
-    if (!any_chosen) printf("no device would be chosen: %s\n", enn_last_error()[0] ? enn_last_error() : "see ENN_DEVICE");
-    else printf("* = the device libenn chooses (ENN_DEVICE overrides)\n");
+    if (!any_chosen) {
+        fprintf(stderr, "enn devices: no device would be chosen: %s\n",
+                enn_last_error()[0] ? enn_last_error() : "none is usable");
+        return 1;
+    }
+    printf("* = the device libenn chooses (ENN_DEVICE overrides)\n");
     return 0;
 }
