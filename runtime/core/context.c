@@ -114,9 +114,14 @@ static enn_status create_instance(enn_context *ctx, int validation, VkInstance *
         .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateInstance(&ci, NULL, out);
-    if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
-        return enn_error(ENN_ERROR_NO_DEVICE, "no Vulkan driver is installed (vkCreateInstance: "
-                         "VK_ERROR_INCOMPATIBLE_DRIVER); on Debian install mesa-vulkan-drivers");
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
+        /* The loader's own variables can hide every installed driver. */
+        const char *icd = getenv("VK_DRIVER_FILES") ? "VK_DRIVER_FILES" : getenv("VK_ICD_FILENAMES") ? "VK_ICD_FILENAMES"
+                                                                                                     : NULL;
+        return enn_error(ENN_ERROR_NO_DEVICE, "no Vulkan driver found (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER)%s%s%s",
+                         icd ? "; the loader looked only where " : "; on Debian install mesa-vulkan-drivers",
+                         icd ? icd : "", icd ? " points" : "");
+    }
     if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateInstance");
     return ENN_OK;
 }

@@ -248,7 +248,7 @@ int enn_gemm_variant_supported(enn_context *ctx, enn_gemm_variant v, enn_scalar_
 static enn_gemm_variant variant_from_env(void)
 {
     const char *e = getenv("ENN_GEMM_VARIANT");
-    if (!e || !e[0]) return ENN_GEMM_AUTO;
+    if (!e || !e[0] || !strcasecmp(e, "auto")) return ENN_GEMM_AUTO;
     for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++)
         if (!strcasecmp(e, enn_gemm_variant_name((enn_gemm_variant)v))) return (enn_gemm_variant)v;
     return ENN_GEMM_VARIANT_COUNT; /* unknown: reported by the caller */
@@ -359,16 +359,20 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
         v = variant_from_env();
         why = "ENN_GEMM_VARIANT";
         if (v == ENN_GEMM_VARIANT_COUNT)
-            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want reg, texel, tiled, f16 or coopmat",
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want auto, reg, texel, tiled, f16 or coopmat",
                              getenv("ENN_GEMM_VARIANT"));
     }
     if (v != ENN_GEMM_AUTO) {
         if ((unsigned)v >= ENN_GEMM_VARIANT_COUNT)
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "gemm: variant %d is not one", (int)v);
-        if (!enn_gemm_variant_supported(ctx, v, d->ab_type))
-            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the %s variant, which %s cannot run for %s operands",
-                             why, enn_gemm_variant_name(v), ctx->caps.device_name,
+        int wants_f16 = v == ENN_GEMM_F16 || v == ENN_GEMM_COOPMAT;
+        if (wants_f16 != (d->ab_type == ENN_F16))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the %s variant, which takes %s operands; these "
+                             "are %s", why, enn_gemm_variant_name(v), wants_f16 ? "fp16" : "fp32",
                              d->ab_type == ENN_F16 ? "fp16" : "fp32");
+        if (!enn_gemm_variant_supported(ctx, v, d->ab_type))
+            return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the %s variant, which %s cannot run", why,
+                             enn_gemm_variant_name(v), ctx->caps.device_name);
         if (v == ENN_GEMM_TEXEL && !texel_fits(ctx, d))
             return enn_error(ENN_ERROR_UNSUPPORTED, "gemm: %s forces the texel variant, which needs vec4 layouts "
                              "(lda, ldb, strides multiples of 4; M too with trans_a, N without trans_b), views that "
