@@ -436,7 +436,7 @@ Test(ref_enn, forward_matches_spec)
                         for (size_t b = 0; b < B; b++)
                             if (nH == 1 || b == kk) dH += a[b * N + n] * z[b * h + j] / (nH == 1 ? (double)B : 1.0);
                         double v = (1 - c->eta) * tp->H[(t * nH + kk) * NH + i] + c->eta * (dH + p.xi[(t * nH + kk) * NH + i]);
-                        v = fmin(0.1, fmax(-0.1, v));
+                        v = fmin((double)0.1f, fmax(-(double)0.1f, v));   /* the float32 model's bound */
                         expect_close(tp->H[((t + 1) * nH + kk) * NH + i], v, "H", t, i);
                     }
             }
@@ -641,8 +641,8 @@ Test(ref_enn, initialisation_statistics)
 
 /* TensorFlow's clip_by_value passes the gradient where the unclipped value lies in
  * [-0.1, 0.1], bounds included. Build a trace update that lands exactly on the bounds:
- * z = 0 (every pre-activation negative) so dH = 0, eta = 0.5, H0 = xi = +-0.1 gives
- * Hpre = 0.05 + 0.05 = 0.1 exactly (halving and doubling are exact). The gradient must
+ * z = 0 (every pre-activation negative) so dH = 0, eta = 0.5, H0 = xi = +-0.1f gives
+ * Hpre = 0.1f exactly (halving and doubling are exact). The gradient must
  * then equal the one-sided difference from inside the interval, which includes the path
  * through the trace (1-eta) dL/dH1; excluding the bounds would drop it. */
 Test(ref_enn, clip_passes_gradient_at_its_bounds)
@@ -661,7 +661,8 @@ Test(ref_enn, clip_passes_gradient_at_its_bounds)
     for (int i = 0; i < 8; i++) x[i] = ref_enn_rand_uniform(&s, 0.1, 1.0);
     ref_enn_fill_normal(y, 4, 1.0, &s);
     ref_enn_fill_normal(h0, 6, 0.5, &s);
-    for (size_t i = 0; i < NH; i++) H0[i] = xi[i] = xi[NH + i] = (i % 2 ? 0.1 : -0.1);
+    const double bound = (double)0.1f;   /* the clip's bound, as the float32 model holds it */
+    for (size_t i = 0; i < NH; i++) H0[i] = xi[i] = xi[NH + i] = (i % 2 ? bound : -bound);
     ref_enn_inputs in = {.x = x, .y = y, .h0 = h0, .H0 = H0, .xi = xi};
     ref_enn_tape *tp = ref_enn_tape_new(&c);
     double loss = ref_enn_forward(&c, params, &in, tp);

@@ -7,7 +7,10 @@
 
 #define REF_ENN_LN_EPS 1e-6
 #define REF_ENN_L2_CLAMP 1e-12
-#define REF_ENN_CLIP 0.1
+/* The trace clip bound as the float32 model holds it (TensorFlow's clip_by_value on
+ * float32, and libenn): 0.1f is a little above the double 0.1, so a trace already
+ * clipped to 0.1f and fed back (stateful, eta = 0) passes the clip and its gradient. */
+#define REF_ENN_CLIP ((double)0.1f)
 
 /* ---------------------------------------------------------------- configuration */
 
