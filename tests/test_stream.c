@@ -243,6 +243,21 @@ Test(stream, rejects_bad_arguments)
 
 /* ---- the caller's command buffer */
 
+/* The test's own command pool on the context's queue family, and n primary command
+ * buffers from it (what a renderer would have). */
+static VkCommandPool caller_commands(const enn_vulkan_handles *vk, VkCommandPoolCreateFlags flags, uint32_t n,
+                                     VkCommandBuffer *cmd)
+{
+    VkCommandPool pool;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO, .flags = flags,
+                                   .queueFamilyIndex = vk->queue_family};
+    cr_assert_eq(vkCreateCommandPool(vk->device, &pci, NULL, &pool), VK_SUCCESS);
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = n};
+    cr_assert_eq(vkAllocateCommandBuffers(vk->device, &ai, cmd), VK_SUCCESS);
+    return pool;
+}
+
 static void external_case(int pool_path)
 {
     test_sync_validation();
@@ -273,15 +288,8 @@ static void external_case(int pool_path)
     /* The test's own command pool, buffer and fence on the context's device and queue. */
     enn_vulkan_handles vk;
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
-    VkCommandPool pool;
-    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-                                   .queueFamilyIndex = vk.queue_family};
-    cr_assert_eq(vkCreateCommandPool(vk.device, &pci, NULL, &pool), VK_SUCCESS);
     VkCommandBuffer cmd;
-    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
-                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
-    cr_assert_eq(vkAllocateCommandBuffers(vk.device, &ai, &cmd), VK_SUCCESS);
+    VkCommandPool pool = caller_commands(&vk, VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, 1, &cmd);
     VkFence fence;
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     cr_assert_eq(vkCreateFence(vk.device, &fci, NULL, &fence), VK_SUCCESS);
@@ -357,14 +365,8 @@ Test(stream, recordings_in_flight_push_descriptors)
 
     enn_vulkan_handles vk;
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
-    VkCommandPool pool;
-    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-                                   .queueFamilyIndex = vk.queue_family};
-    cr_assert_eq(vkCreateCommandPool(vk.device, &pci, NULL, &pool), VK_SUCCESS);
     VkCommandBuffer cmd[2];
-    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
-                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 2};
-    cr_assert_eq(vkAllocateCommandBuffers(vk.device, &ai, cmd), VK_SUCCESS);
+    VkCommandPool pool = caller_commands(&vk, 0, 2, cmd);
     enn_buffer *in[2], *out[2];
     for (uint32_t t = 0; t < 2; t++) {
         ENN_ASSERT_OK(enn_buffer_create(ctx, 1024, &in[t]));
@@ -407,14 +409,8 @@ Test(stream, external_recorder_rules)
     enn_context *ctx = test_context();
     enn_vulkan_handles vk;
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
-    VkCommandPool pool;
-    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-                                   .queueFamilyIndex = vk.queue_family};
-    cr_assert_eq(vkCreateCommandPool(vk.device, &pci, NULL, &pool), VK_SUCCESS);
     VkCommandBuffer cmd;
-    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, .commandPool = pool,
-                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY, .commandBufferCount = 1};
-    cr_assert_eq(vkAllocateCommandBuffers(vk.device, &ai, &cmd), VK_SUCCESS);
+    VkCommandPool pool = caller_commands(&vk, 0, 1, &cmd);
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     cr_assert_eq(vkBeginCommandBuffer(cmd, &bi), VK_SUCCESS);
     enn_recorder *rec;

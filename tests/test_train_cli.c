@@ -243,6 +243,25 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
 }
 
 /* Whether two files hold the same bytes. */
+/* last.json at `path` as `text` with the value after `key` replaced by `value` (a
+ * bracketed array whole), then `args` (a --resume) must fail saying `want`. */
+static void expect_edited_state_refused(const char *path, const char *text, const char *key, const char *value,
+                                        const char *args, const char *want)
+{
+    const char *at = strstr(text, key);
+    cr_assert(at, "no %s in:\n%s", key, text);
+    const char *rest = at + strlen(key);
+    rest = *rest == '[' ? strchr(rest, ']') + 1 : rest + strcspn(rest, ",}");
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "%.*s%s%s%s", (int)(at - text), text, key, value, rest);
+    fclose(f);
+    char *out;
+    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
+    cr_expect(strstr(out, want), "want \"%s\":\n%s", want, out);
+    free(out);
+}
+
 /* Ctrl-C in the middle of the second epoch, then `--resume`: the run ends exactly where an
  * uninterrupted one does (checkpoints equal byte for byte: parameters, Adam moments,
  * counters; the same epoch lines, test accuracy included), with the trace monitor on (its
@@ -299,46 +318,16 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     char *state_text = realloc(state_bytes, state_len + 1);   /* as a string */
     cr_assert_not_null(state_text);
     state_text[state_len] = 0;
-    char *updates = strstr(state_text, "\"updates\": ");
-    cr_assert(updates, "%s", state_text);
-    FILE *f = fopen(state_path, "w");
-    cr_assert(f);
-    fprintf(f, "%.*s\"updates\": 1%s", (int)(updates - state_text), state_text, strpbrk(updates + 11, ",}"));
-    fclose(f);
     snprintf(args, sizeof args, "train %s --out %s --resume", common, cut);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "different moments"), "%s", out);
-    free(out);
+    expect_edited_state_refused(state_path, state_text, "\"updates\": ", "1", args, "different moments");
     /* ... or whose pass counts (the noise streams' place) disagree. */
-    char *passes = strstr(state_text, "\"passes\": [");
-    cr_assert(passes, "%s", state_text);
-    f = fopen(state_path, "w");
-    cr_assert(f);
-    fprintf(f, "%.*s\"passes\": [1]%s", (int)(passes - state_text), state_text, strchr(passes, ']') + 1);
-    fclose(f);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "different moments (pass counts"), "%s", out);
-    free(out);
+    expect_edited_state_refused(state_path, state_text, "\"passes\": ", "[1]", args, "different moments (pass counts");
     /* ... or whose counts no run writes: more batches done than an epoch has, more
      * correct than counted. */
-    char *done_at = strstr(state_text, "\"batches_done\": ");
-    cr_assert(done_at, "%s", state_text);
-    f = fopen(state_path, "w");
-    cr_assert(f);
-    fprintf(f, "%.*s\"batches_done\": 99%s", (int)(done_at - state_text), state_text, strpbrk(done_at + 16, ",}"));
-    fclose(f);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "says 99 batches of epoch 2 are done, but an epoch has 43"), "%s", out);
-    free(out);
-    char *correct_at = strstr(state_text, "\"correct\": ");
-    cr_assert(correct_at, "%s", state_text);
-    f = fopen(state_path, "w");
-    cr_assert(f);
-    fprintf(f, "%.*s\"correct\": 1000000%s", (int)(correct_at - state_text), state_text, strpbrk(correct_at + 11, ",}"));
-    fclose(f);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "correct not within 0..counted"), "%s", out);
-    free(out);
+    expect_edited_state_refused(state_path, state_text, "\"batches_done\": ", "99", args,
+                                "says 99 batches of epoch 2 are done, but an epoch has 43");
+    expect_edited_state_refused(state_path, state_text, "\"correct\": ", "1000000", args,
+                                "correct not within 0..counted");
     /* Not a state file at all: said so, nothing trained. */
     test_write_file(state_path, "{\"format\": \"something else\"", 27);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
