@@ -336,11 +336,10 @@ enn_status enn_model_compute_gradients(enn_model *m, const enn_batch *b, const e
 enn_status enn_model_evaluate(enn_model *m, const enn_batch *b, enn_step_result *result, float *outputs)
 {
     if (!m) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_evaluate: model is NULL");
-    /* Refused before the pass, which would move the carried state and the pass count. */
-    if (outputs) {
-        ENN_TRY(check_batch(m, b));
+    /* Refused before the pass, which would move the carried state and the pass count (a
+     * batch of another shape is the pass's own check to refuse). */
+    if (outputs && b && b->seq_len && b->seq_len <= m->config.max_seq_len)
         ENN_TRY(enn_head_outputs_kept(m, b->seq_len));
-    }
     ENN_TRY(run_pass(m, b, NULL, PASS_EVALUATE, result));
     return outputs ? enn_head_outputs(m, b->seq_len, b->size, outputs) : ENN_OK;
 }
