@@ -141,6 +141,12 @@ Test(model_large_buffers, language_model_chunk_rows_override)
         }
         enn_model_destroy(m);
     }
+    /* A row count that is not one: refused by name, not ignored. */
+    test_setenv("ENN_LM_CHUNK_ROWS", "7x");
+    enn_model *refused = NULL;
+    cr_expect_eq(enn_model_create(ctx, &c, &refused), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "ENN_LM_CHUNK_ROWS=7x"), "%s", enn_last_error());
+    unsetenv("ENN_LM_CHUNK_ROWS");
     /* every chunk records its own GEMMs and losses: proof the override took */
     cr_expect_gt(dispatches[1], dispatches[0], "ENN_LM_CHUNK_ROWS changed nothing (%u vs %u dispatches)",
                  dispatches[1], dispatches[0]);

@@ -102,6 +102,19 @@ Test(runtime_context, device_by_index_and_environment)
     cr_expect(name_matches(c.device_name, test_device()), "ENN_DEVICE=%s gave %s", test_device(), c.device_name);
     cr_expect_eq(enn_context_validation_messages(env_ctx, NULL), 0);
     enn_context_destroy(env_ctx);
+
+    /* A request that names no device: the message says where it came from; "-1" is a
+     * name to look for, not index 2^64 - 1. */
+    test_setenv("ENN_DEVICE", "999");
+    cr_expect_eq(enn_context_create(&none, &env_ctx), ENN_ERROR_NO_DEVICE);
+    cr_expect(strstr(enn_last_error(), "ENN_DEVICE=999: device index 999"), "%s", enn_last_error());
+    test_setenv("ENN_DEVICE", "-1");
+    cr_expect_eq(enn_context_create(&none, &env_ctx), ENN_ERROR_NO_DEVICE);
+    cr_expect(strstr(enn_last_error(), "no usable Vulkan device matches \"-1\""), "%s", enn_last_error());
+    enn_context_options bad = {.device = "no-such-device"};
+    cr_expect_eq(enn_context_create(&bad, &env_ctx), ENN_ERROR_NO_DEVICE);
+    cr_expect(strstr(enn_last_error(), "the device option=no-such-device"), "%s", enn_last_error());
+    unsetenv("ENN_DEVICE");
 }
 
 /* ENN_VALIDATION=1 turns the layer on without the option: the misuse of

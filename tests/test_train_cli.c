@@ -165,6 +165,10 @@ Test(train_cli, option_errors)
     cr_assert_eq(run_enn("train --data fashion-mnist --model lstm --units 4,,4", &out), 2, "%s", out);
     cr_assert(strstr(out, "--units: '4,,4'"), "%s", out);
     free(out);
+    /* `enn devices` when ENN_DEVICE names none: it says why, and fails. */
+    cr_assert_eq(test_run_tool("env ENN_DEVICE=no-such-device", ENN_TOOL_PATH, "devices", &out), 1, "%s", out);
+    cr_assert(strstr(out, "no device would be chosen: ENN_DEVICE=no-such-device"), "%s", out);
+    free(out);
     temp_dir(dir, sizeof dir);
     snprintf(cfg, sizeof cfg, "%s/train.cfg", dir);
     FILE *f = fopen(cfg, "w");
