@@ -140,31 +140,30 @@ Test(train_cli, fashion_mnist_beats_chance, .timeout = 600)
 
 /* Bad flags and bad config lines are usage errors (exit 2) that name the problem,
  * before any data is read or device touched. */
+/* `enn <args>` exits with `rc` (1: refused at run time, 2: a bad command line) saying `want`. */
+static void expect_exit(const char *args, int rc, const char *want)
+{
+    char *out;
+    cr_expect_eq(run_enn(args, &out), rc, "enn %s:\n%s", args, out);
+    cr_expect(strstr(out, want), "enn %s: want \"%s\":\n%s", args, want, out);
+    free(out);
+}
+
 Test(train_cli, option_errors)
 {
     char *out, dir[64], cfg[128], args[512];
     cr_assert_eq(run_enn("train --data fashion-mnist --epochs zero", &out), 2, "%s", out);
     cr_assert(strstr(out, "--epochs") && strstr(out, "zero"), "%s", out);
     free(out);
-    cr_assert_eq(run_enn("train --data mnist-idx", &out), 2, "%s", out);
-    cr_assert(strstr(out, "mnist-idx takes 1 path"), "%s", out);
-    free(out);
-    cr_assert_eq(run_enn("train --data fashion-mnist --predictions p.csv", &out), 2, "%s", out);
-    cr_assert(strstr(out, "--predictions is a flag of enn eval"), "%s", out);
-    free(out);
-    cr_assert_eq(run_enn("train --epochs 3", &out), 2, "%s", out);
-    cr_assert(strstr(out, "which data?"), "%s", out);
-    free(out);
-    /* Flags this data would ignore are refused, not ignored; an empty layer size too. */
-    cr_assert_eq(run_enn("train --data fashion-mnist --seq-len 5", &out), 2, "%s", out);
-    cr_assert(strstr(out, "--seq-len is for wikitext"), "%s", out);
-    free(out);
-    cr_assert_eq(run_enn("train --data fashion-mnist --test-data npy a.npy b.npy", &out), 2, "%s", out);
-    cr_assert(strstr(out, "--test-data goes with --data csv or npy"), "%s", out);
-    free(out);
-    cr_assert_eq(run_enn("train --data fashion-mnist --model lstm --units 4,,4", &out), 2, "%s", out);
-    cr_assert(strstr(out, "--units: '4,,4'"), "%s", out);
-    free(out);
+    /* And flags this data would ignore are refused, not ignored; an empty layer size too. */
+    static const char *const bad[][2] = {
+        {"train --data mnist-idx", "mnist-idx takes 1 path"},
+        {"train --data fashion-mnist --predictions p.csv", "--predictions is a flag of enn eval"},
+        {"train --epochs 3", "which data?"},
+        {"train --data fashion-mnist --seq-len 5", "--seq-len is for wikitext"},
+        {"train --data fashion-mnist --test-data npy a.npy b.npy", "--test-data goes with --data csv or npy"},
+        {"train --data fashion-mnist --model lstm --units 4,,4", "--units: '4,,4'"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) expect_exit(bad[i][0], 2, bad[i][1]);
     /* `enn devices` when ENN_DEVICE names none: it says why, and fails. */
     cr_assert_eq(test_run_tool("env ENN_DEVICE=no-such-device", ENN_TOOL_PATH, "devices", &out), 1, "%s", out);
     cr_assert(strstr(out, "no device would be chosen: ENN_DEVICE=no-such-device"), "%s", out);
@@ -260,10 +259,7 @@ static void expect_edited_state_refused(const char *path, const char *text, cons
     cr_assert(f);
     fprintf(f, "%.*s%s%s%s", (int)(at - text), text, key, value, rest);
     fclose(f);
-    char *out;
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, want), "want \"%s\":\n%s", want, out);
-    free(out);
+    expect_exit(args, 1, want);
 }
 
 /* Ctrl-C in the middle of the second epoch, then `--resume`: the run ends exactly where an
@@ -295,24 +291,16 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_assert(sent && rc == 130, "status %d:\n%s", rc, tail);
     cr_assert(strstr(tail, "epoch 2: interrupted after "), "not interrupted inside epoch 2:\n%s", tail);
 
-    /* Other settings than the run's are refused, naming the difference. */
-    snprintf(args, sizeof args, "train %s --out %s --resume --batch 16", common, cut);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "--batch 32, this one 16"), "%s", out);
-    free(out);
-    /* Other samples (here another validation split) than the run's. */
-    snprintf(args, sizeof args, "train %s --out %s --resume --shuffle-split", common, cut);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "training and validation samples of CRC-32"), "%s", out);
-    free(out);
-    snprintf(args, sizeof args, "train %s --out %s --resume --lr-schedule cosine", common, cut);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "--lr-schedule constant, this one cosine"), "%s", out);
-    free(out);
-    snprintf(args, sizeof args, "train %s --out %s --resume --eta 0.1", common, cut);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "cell.hebbian_rate"), "%s", out);
-    free(out);
+    /* Other settings than the run's are refused, naming the difference; other samples
+     * (here another validation split) too. */
+    static const char *const changed[][2] = {{"--batch 16", "--batch 32, this one 16"},
+                                             {"--shuffle-split", "training and validation samples of CRC-32"},
+                                             {"--lr-schedule cosine", "--lr-schedule constant, this one cosine"},
+                                             {"--eta 0.1", "cell.hebbian_rate"}};
+    for (size_t i = 0; i < sizeof changed / sizeof *changed; i++) {
+        snprintf(args, sizeof args, "train %s --out %s --resume %s", common, cut, changed[i][0]);
+        expect_exit(args, 1, changed[i][1]);
+    }
 
     /* A checkpoint and a last.json from different moments (a crash between the writes). */
     char state_path[128];
