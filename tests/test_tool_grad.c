@@ -191,8 +191,7 @@ Test(tool_init, every_flag_reaches_the_config)
              "init --head regressor --model enn --input-features 3 --max-seq-len 6 --max-batch 5 --hidden 8 "
              "--memory-slots 4 --hebbian-rate 0.07 --trace-scale 0.4 --temperature 1.25 --sparsity 0.2 "
              "--layer-norm off --noise on --noise-std 0.003 --trace-mode per-sample --trace-gradient stop "
-             "--stateful on --outputs 2 --pooling last --dropout 0.1 --return-sequences on --lm-input float "
-             "--embedding-dim 16 --learning-rate 0.002 --beta1 0.8 --beta2 0.99 --epsilon 1e-6 --weight-decay 0.01 "
+             "--stateful on --outputs 2 --return-sequences on --learning-rate 0.002 --beta1 0.8 --beta2 0.99 --epsilon 1e-6 --weight-decay 0.01 "
              "--clip global --clip-norm 2.5 --seed=12345 --out '%s' >/dev/null",
              ckpt);
     cr_assert_eq(run_tool(args), 0, "enn %s failed", args);
@@ -210,11 +209,7 @@ Test(tool_init, every_flag_reaches_the_config)
                                   .noise_std = 0.003f, .trace_mode = ENN_TRACE_PER_SAMPLE,
                                   .trace_gradient = ENN_TRACE_GRADIENT_STOP, .stateful = 1};
     want.outputs = 2;
-    want.pooling = ENN_POOL_LAST;
-    want.dropout = 0.1f;
     want.return_sequences = 1;
-    want.lm_input = ENN_LM_FLOAT_FEATURE;
-    want.embedding_dim = 16;
     want.optimizer = (enn_optimizer_config){.learning_rate = 0.002f, .beta1 = 0.8f, .beta2 = 0.99f, .epsilon = 1e-6f,
                                             .weight_decay = 0.01f, .clip = ENN_CLIP_GLOBAL, .clip_norm = 2.5f};
     want.seed = 12345;
@@ -241,6 +236,32 @@ Test(tool_init, every_flag_reaches_the_config)
     enn_model_destroy(loaded);
     enn_model_destroy(fresh);
     test_context_finish(ctx);
+
+    /* The flags of other heads (a regressor refuses them: they would do nothing to it). */
+    static const struct {
+        const char *flags;
+        enn_model_config want;
+    } heads[] = {
+        {"--head classifier --input-features 3 --pooling last --dropout 0.1",
+         {.head = ENN_HEAD_CLASSIFIER, .pooling = ENN_POOL_LAST, .dropout = 0.1f, .embedding_dim = 128}},
+        {"--head lm --embedding-dim 16", {.head = ENN_HEAD_LANGUAGE_MODEL, .embedding_dim = 16}},
+        {"--head lm --lm-input float",
+         {.head = ENN_HEAD_LANGUAGE_MODEL, .lm_input = ENN_LM_FLOAT_FEATURE, .embedding_dim = 128}},
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
+        snprintf(args, sizeof args, "init %s --max-seq-len 4 --outputs 3 --out '%s' >/dev/null", heads[i].flags, ckpt);
+        cr_assert_eq(run_tool(args), 0, "enn %s failed", args);
+        enn_safetensors *st;
+        enn_model_config got;
+        ENN_ASSERT_OK(enn_safetensors_read(ckpt, &st));
+        ENN_ASSERT_OK(enn_model_config_from_json(enn_safetensors_meta(st, "config"), ckpt, &got));
+        enn_safetensors_free(st);
+        const enn_model_config *w = &heads[i].want;
+        cr_expect(got.head == w->head && got.pooling == w->pooling && got.dropout == w->dropout &&
+                      got.lm_input == w->lm_input && got.embedding_dim == w->embedding_dim,
+                  "enn %s: head %d pooling %d dropout %g lm_input %d embedding_dim %u", args, got.head, got.pooling,
+                  got.dropout, got.lm_input, got.embedding_dim);
+    }
 
     /* A bad value is refused with the flag named. */
     snprintf(args, sizeof args, "init --input-features 3 --max-seq-len 4 --outputs 2 --trace-mode sometimes --out '%s' 2>/dev/null",

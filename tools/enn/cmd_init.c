@@ -61,7 +61,7 @@ int cmd_init(int argc, char **argv)
     enn_model_config config;
     enn_model_config_init(&config, flags.values.head);
     enn_cli_model_apply(&flags, &config);
-    if (enn_cli_model_finish(&config)) return 2;
+    if (enn_cli_model_finish(&flags, &config, 1)) return 2;
     enn_context_options options = {.device = device};
     enn_context *ctx = NULL;
     enn_model *model = NULL;

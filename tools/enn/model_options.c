@@ -22,8 +22,16 @@ typedef struct model_option {
     const char *alias;         /* a short name for the same flag, or NULL */
     const char *from_data;     /* where a command with ENN_CLI_FROM_DATA takes this from */
     int no_default;            /* --help shows no default: the command must be told */
+    int for_models;            /* a bit per config kind a flag applies to (FOR_*); 0: all */
     const char *help;
 } model_option;
+
+/* What a flag is for: the recurrent part, the head, the language model's input. A flag
+ * given for a model it does nothing to is named (enn_cli_model_finish). */
+enum {
+    FOR_ENN = 1, FOR_BASELINES = 2, FOR_CLASSIFIER = 4, FOR_LANGUAGE_MODEL = 8, FOR_EMBEDDING = 16,
+    FOR_FLOAT_INPUT = 32, /* every model but the embedding language model */
+};
 
 #define AT(member) offsetof(enn_model_config, member)
 #define U32(member, lo, hi) .type = O_U32, .offset = AT(member), .min = lo, .max = hi
@@ -37,39 +45,39 @@ static const model_option options[] = {
     {"--model", NULL, WORD(kind, enn_model_kind_names), .help = "the recurrent part; baselines: --units"},
     {"--head", NULL, WORD(head, enn_head_names), .from_data = "the data (labels, targets or tokens)",
      .help = "the task and its defaults; lm: language-model"},
-    {"--layers", "L", U32(layers, 1, ENN_MAX_LAYERS), .help = "baselines: stacked recurrent layers"},
+    {"--layers", "L", U32(layers, 1, ENN_MAX_LAYERS), .for_models = FOR_BASELINES, .help = "baselines: stacked recurrent layers"},
     {"--units", "A,B", .type = O_UNITS, .offset = AT(layer_units), .min = 1, .max = 1 << 16,
-     .help = "baselines: units per layer, which also sets --layers"},
+     .for_models = FOR_BASELINES, .help = "baselines: units per layer, which also sets --layers"},
     {"--input-features", "D", U32(input_features, 0, UINT32_MAX), .from_data = "the data's features per step",
-     .no_default = 1, .help = "d: features per step, not for an embedding language model"},
+     .no_default = 1, .for_models = FOR_FLOAT_INPUT, .help = "d: features per step, not for an embedding language model"},
     {"--max-seq-len", "T", U32(max_seq_len, 1, 1 << 20), .from_data = "the data (and --seq-len)", .no_default = 1,
      .help = "T: the longest sequence"},
     {"--max-batch", "B", U32(max_batch, 1, 1 << 16), .from_data = "--batch", .help = "B: the largest batch"},
-    {"--hidden", "H", U32(cell.hidden, 1, 1 << 16), .help = "h: hidden size"},
-    {"--memory-slots", "N", U32(cell.memory_slots, 1, 1 << 16), .alias = "--slots", .help = "N: memory slots"},
-    {"--hebbian-rate", "E", F32(cell.hebbian_rate, 0.0, 1.0), .alias = "--eta", .help = "eta"},
-    {"--trace-scale", "A", F32(cell.trace_scale, 0.0, 1e6), .alias = "--alpha", .help = "alpha"},
-    {"--temperature", "T", F32(cell.temperature, 1e-6, 1e6), .alias = "--tau", .help = "tau"},
-    {"--sparsity", "L", F32(cell.sparsity, 0.0, 1e6), .alias = "--lambda", .help = "lambda"},
-    {"--layer-norm", NULL, SWITCH(cell.layer_norm), .help = "the cell's layer norms"},
-    {"--noise", NULL, SWITCH(cell.noise), .help = "trace noise in training"},
-    {"--noise-std", "S", F32(cell.noise_std, 0.0, 1e3), .help = "sigma"},
+    {"--hidden", "H", U32(cell.hidden, 1, 1 << 16), .for_models = FOR_ENN, .help = "h: hidden size"},
+    {"--memory-slots", "N", U32(cell.memory_slots, 1, 1 << 16), .alias = "--slots", .for_models = FOR_ENN, .help = "N: memory slots"},
+    {"--hebbian-rate", "E", F32(cell.hebbian_rate, 0.0, 1.0), .alias = "--eta", .for_models = FOR_ENN, .help = "eta"},
+    {"--trace-scale", "A", F32(cell.trace_scale, 0.0, 1e6), .alias = "--alpha", .for_models = FOR_ENN, .help = "alpha"},
+    {"--temperature", "T", F32(cell.temperature, 1e-6, 1e6), .alias = "--tau", .for_models = FOR_ENN, .help = "tau"},
+    {"--sparsity", "L", F32(cell.sparsity, 0.0, 1e6), .alias = "--lambda", .for_models = FOR_ENN, .help = "lambda"},
+    {"--layer-norm", NULL, SWITCH(cell.layer_norm), .for_models = FOR_ENN, .help = "the cell's layer norms"},
+    {"--noise", NULL, SWITCH(cell.noise), .for_models = FOR_ENN, .help = "trace noise in training"},
+    {"--noise-std", "S", F32(cell.noise_std, 0.0, 1e3), .for_models = FOR_ENN, .help = "sigma"},
     {"--trace-mode", NULL, WORD(cell.trace_mode, enn_trace_mode_names), .alias = "--trace",
-     .help = "a trace for the batch or per sample"},
+     .for_models = FOR_ENN, .help = "a trace for the batch or per sample"},
     {"--trace-gradient", NULL, WORD(cell.trace_gradient, enn_trace_gradient_names),
-     .help = "stop: no gradient through the trace"},
+     .for_models = FOR_ENN, .help = "stop: no gradient through the trace"},
     {"--stateful", NULL, SWITCH(cell.stateful), .help = "carry h and H across batches"},
     {"--recompute", "K", U32(cell.recompute_interval, 0, 1 << 20),
-     .help = "store the trace every K steps and recompute the rest in the backward pass, for less memory at "
+     .for_models = FOR_ENN, .help = "store the trace every K steps and recompute the rest in the backward pass, for less memory at "
              "long T; 0 stores all"},
     {"--outputs", "K", U32(outputs, 1, UINT32_MAX), .from_data = "the data (classes, targets or --vocab-size)",
      .no_default = 1, .help = "classes, regression outputs or vocabulary size"},
-    {"--pooling", NULL, WORD(pooling, enn_pooling_names), .help = "classifier: over the steps"},
-    {"--dropout", "P", F32(dropout, 0.0, 0.99), .help = "classifier: rate before the dense layer"},
+    {"--pooling", NULL, WORD(pooling, enn_pooling_names), .for_models = FOR_CLASSIFIER, .help = "classifier: over the steps"},
+    {"--dropout", "P", F32(dropout, 0.0, 0.99), .for_models = FOR_CLASSIFIER, .help = "classifier: rate before the dense layer"},
     {"--return-sequences", NULL, SWITCH(return_sequences), .from_data = "the data (one target per sample)",
      .help = "regressor: a prediction per step"},
-    {"--lm-input", NULL, WORD(lm_input, enn_lm_input_names), .help = "language model: token ids embedded or as a float"},
-    {"--embedding-dim", "D", U32(embedding_dim, 1, 1 << 16), .help = "language model: embedding size"},
+    {"--lm-input", NULL, WORD(lm_input, enn_lm_input_names), .for_models = FOR_LANGUAGE_MODEL, .help = "language model: token ids embedded or as a float"},
+    {"--embedding-dim", "D", U32(embedding_dim, 1, 1 << 16), .for_models = FOR_EMBEDDING, .help = "language model: embedding size"},
     {"--learning-rate", "R", F32(optimizer.learning_rate, 1e-12, 1e3), .alias = "--lr", .help = "Adam step size"},
     {"--beta1", "B", F32(optimizer.beta1, 0.0, 1.0), .help = "Adam beta1, below 1"},
     {"--beta2", "B", F32(optimizer.beta2, 0.0, 1.0), .help = "Adam beta2, below 1"},
@@ -143,8 +151,7 @@ static int parse_units(enn_cli_model_flags *f, const model_option *o, const char
     }
     if (!count) return enn_cli_bad(flag, value, want);
     memcpy(f->values.layer_units, units, sizeof units);
-    f->values.layers = count;
-    mark_given(f, AT(layers));
+    f->values.layers = count; /* copied with the sizes (enn_cli_model_apply) */
     return 0;
 }
 
@@ -194,13 +201,48 @@ void enn_cli_model_apply(const enn_cli_model_flags *f, enn_model_config *c)
         if (f->given >> i & 1) {
             const model_option *o = &options[i];
             memcpy((char *)c + o->offset, (const char *)&f->values + o->offset, field_size(o));
+            if (o->type == O_UNITS) c->layers = f->values.layers;
         }
 }
 
-int enn_cli_model_finish(enn_model_config *c)
+/* The FOR_* bits that `c` is. */
+static int model_bits(const enn_model_config *c)
+{
+    int lm = c->head == ENN_HEAD_LANGUAGE_MODEL, embedded = lm && c->lm_input == ENN_LM_EMBEDDING;
+    return (c->kind == ENN_MODEL_ENN ? FOR_ENN : FOR_BASELINES) | (c->head == ENN_HEAD_CLASSIFIER ? FOR_CLASSIFIER : 0) |
+           (lm ? FOR_LANGUAGE_MODEL : 0) | (embedded ? FOR_EMBEDDING : FOR_FLOAT_INPUT);
+}
+
+static const char *models_described(int bits)
+{
+    switch (bits) {
+    case FOR_ENN: return "the ENN";
+    case FOR_BASELINES: return "the rnn, gru and lstm baselines";
+    case FOR_CLASSIFIER: return "the classifier head";
+    case FOR_LANGUAGE_MODEL: return "a language model";
+    case FOR_EMBEDDING: return "a language model that embeds its tokens (--lm-input embedding)";
+    default: return "models whose inputs are features (an embedding language model reads token ids)";
+    }
+}
+
+int enn_cli_model_finish(const enn_cli_model_flags *f, enn_model_config *c, int strict)
 {
     if (c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_FLOAT_FEATURE && !c->input_features)
         c->input_features = 1;
+    /* A flag that does nothing to this model is a mistake worth naming: refused where the
+     * command line makes one model (enn init), a note where one set of flags may serve
+     * several (a --config file or tools/reproduce.sh running every model). */
+    int bits = model_bits(c), refused = 0;
+    for (size_t i = 0; f && i < OPTION_COUNT; i++) {
+        const model_option *o = &options[i];
+        if (!(f->given >> i & 1) || !o->for_models || (o->for_models & bits)) continue;
+        const char *head = enn_head_names[c->head];
+        fprintf(stderr, "enn: %s%s is for %s; it does nothing to this %s %s\n", strict ? "" : "note: ", o->name,
+                models_described(o->for_models), enn_model_kind_names[c->kind],
+                c->head == ENN_HEAD_LANGUAGE_MODEL ? "language model" : head);
+        refused = strict;
+    }
+    if (refused) return 1;
     if (enn_model_config_check(c) != ENN_OK) {
         fprintf(stderr, "enn: model configuration: %s\n", enn_last_error());
         return 1;

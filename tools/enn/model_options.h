@@ -11,7 +11,7 @@
  *     enn_model_config_init(&c, flags.values.head);
  *     ...the command's own defaults (enn train: the data's shape, the baselines' layers)...
  *     enn_cli_model_apply(&flags, &c);            // what the flags gave wins
- *     enn_cli_model_finish(&c);                   // derived fields, then the config check
+ *     enn_cli_model_finish(&flags, &c, strict);   // derived fields, flags that do nothing, the check
  *
  * Values: integers and numbers within the limits the table states; words as in the
  * checkpoint's config JSON ('-' for '_' accepted); switches on|off (also true|false,
@@ -47,9 +47,11 @@ int enn_cli_model_option(enn_cli_model_flags *flags, const char *flag, const cha
 /* Copies every field a flag gave into `config`. */
 void enn_cli_model_apply(const enn_cli_model_flags *flags, enn_model_config *config);
 /* Fills what follows from other fields (a float-feature language model has 1 input
- * feature), then enn_model_config_check; prints the problem and returns non-zero if
- * the configuration is impossible. */
-int enn_cli_model_finish(enn_model_config *config);
+ * feature), names each flag in `flags` that does nothing to this model (--hidden for an
+ * lstm, --pooling for a regressor: refused with `strict`, else a note), then
+ * enn_model_config_check; prints the problem and returns non-zero if the configuration
+ * is impossible or a flag was refused. */
+int enn_cli_model_finish(const enn_cli_model_flags *flags, enn_model_config *config, int strict);
 /* A line per flag (those `refuse` leaves out skipped) with the default from `defaults`. */
 void enn_cli_model_help(FILE *f, unsigned refuse, const enn_model_config *defaults);
 

@@ -387,5 +387,5 @@ int train_options_model_config(const train_options *o, enn_head_kind head, uint3
     c->outputs = outputs;
     /* The flags win over the presets, wherever they stand on the command line. */
     enn_cli_model_apply(&o->model, c);
-    return enn_cli_model_finish(c);
+    return enn_cli_model_finish(&o->model, c, 0);
 }
