@@ -6,6 +6,7 @@
  * top-p below its probability) is the likeliest word at any temperature; a classifier, a vocabulary of another size and an
  * empty prompt are refused with a message. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,21 @@ Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
     snprintf(args, sizeof args, "eval '%s/best.safetensors' --data wikitext '%s' --plain", small, dir);
     cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
     cr_expect(strstr(out, "perplexity"), "%s", out);
+    free(out);
+    /* And a paper-mode model (the token id as one float feature) evaluates to the test
+     * perplexity its training printed. */
+    char paper[TEST_PATH_MAX], *trained;
+    snprintf(args, sizeof args, "train --data wikitext '%s' --paper --epochs 1 --hidden 8 --slots 4 --batch 8 --plain "
+             "--no-plots --no-report --out '%s'", dir, test_path(paper, dir, "paper"));
+    cr_assert_eq(test_run_tool("", ENN_TOOL_PATH, args, &trained), 0, "%s", trained);
+    snprintf(args, sizeof args, "eval '%s/best.safetensors' --data wikitext '%s' --plain", paper, dir);
+    cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+    const char *want = strstr(trained, "\ntest: "), *got = strstr(out, "perplexity ");
+    cr_assert(want && strstr(want, "perplexity ") && got, "enn train:\n%s\nenn eval:\n%s", trained, out);
+    double ppl_train = atof(strstr(want, "perplexity ") + 11), ppl_eval = atof(got + 11);
+    cr_expect(fabs(ppl_train - ppl_eval) <= 1e-3 * ppl_train, "enn train's test perplexity %g, enn eval's %g",
+              ppl_train, ppl_eval);
+    free(trained);
     free(out);
     /* Refusals. Spans of one token score nothing (each step is scored on the next). */
     snprintf(args, sizeof args, "train --data wikitext '%s' --seq-len 1 --plain --out '%s/one'", dir, dir);

@@ -36,13 +36,13 @@ int cmd_eval(int argc, char **argv)
     if (enn_model_load(ctx, o.checkpoint, &model)) goto fail;
     const enn_model_config *c = enn_model_get_config(model);
     static const char *const tasks[] = {"classifier", "regressor", "language model"};
-    int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
     const char *problem = NULL;
     char detail[160] = "";
     if (c->head != data.head) {
         problem = "task";
         snprintf(detail, sizeof detail, "a %s, the data a %s's", tasks[c->head], tasks[data.head]);
-    } else if (!embedded && c->input_features != data.test.d) {
+    } else if (c->head != ENN_HEAD_LANGUAGE_MODEL && c->input_features != data.test.d) {
+        /* (A language model reads token ids, embedded or as one float feature: no width.) */
         problem = "input features";
         snprintf(detail, sizeof detail, "%u per step, the data %u", c->input_features, data.test.d);
     } else if (c->max_seq_len < data.test.T) {
