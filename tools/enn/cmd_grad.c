@@ -31,11 +31,14 @@ static void usage(FILE *f)
             "  --H0         [N, h], or [B, N, h] per-sample: initial trace (else drawn)\n"
             "  --noise      [T, N, h], or [T, B, N, h] per-sample: trace noise xi, already\n"
             "               scaled by sigma (else drawn from the seed when noise is on)\n"
-            "  --keep-mask  [B, h] dropout mask, 1 kept / 0 dropped (else no dropout)\n\n"
-            "Writes out.loss [1], out.logits, out.hs [T, B, h], out.a [T, B, N], out.H_T,\n"
+            "  --keep-mask  [B, f] dropout mask, 1 kept / 0 dropped (else no dropout);\n"
+            "               f = h, or a baseline's last layer's units\n\n"
+            "Writes out.loss [1], out.logits, out.hs [T, B, f], out.a [T, B, N], out.H_T,\n"
             "grad.<parameter> for every parameter (same names and [in, out] layout as the\n"
             "checkpoint), grad.input.x [B, T, d], grad.input.h0 [B, h] and (exact trace\n"
-            "gradient) grad.input.H0.\n");
+            "gradient) grad.input.H0. A baseline (rnn, gru, lstm) starts from zeros and has\n"
+            "no trace: it takes no --h0, --H0 or --noise and writes no out.a, out.H_T,\n"
+            "grad.input.h0 or grad.input.H0.\n");
 }
 
 typedef struct grad_args {
@@ -150,8 +153,10 @@ static int run(enn_context *ctx, const grad_args *a)
     const enn_model_config *c = enn_model_get_config(m);
     int rc = 1;
     int lm = c->head == ENN_HEAD_LANGUAGE_MODEL, embedded = lm && c->lm_input == ENN_LM_EMBEDDING;
-    int per_sample = c->cell.trace_mode == ENN_TRACE_PER_SAMPLE;
+    int per_sample = c->cell.trace_mode == ENN_TRACE_PER_SAMPLE, baseline = c->kind != ENN_MODEL_ENN;
     uint32_t h = c->cell.hidden, N = c->cell.memory_slots, d = embedded ? c->embedding_dim : c->input_features;
+    /* f: the width of the hidden states the head reads (out.hs, the dropout mask). */
+    uint32_t f = baseline ? c->layer_units[c->layers - 1] : h;
     enn_array x = {0}, y = {0}, h0 = {0}, H0 = {0}, noise = {0}, keep = {0};
     uint32_t *tokens = NULL, *labels = NULL, *targets = NULL;
     uint64_t B = 0, T = 0;
@@ -190,6 +195,11 @@ static int run(enn_context *ctx, const grad_args *a)
     batch = (enn_batch){.size = (uint32_t)B, .seq_len = (uint32_t)T, .x = x.data, .tokens = tokens,
                         .labels = labels, .y = y.data, .targets = targets};
     enn_forward_inputs in = {.no_dropout = 1};
+    if (baseline && (a->h0 || a->H0 || a->noise)) {
+        fail("%s: a baseline (rnn, gru, lstm) starts from zeros and has no trace; --h0, --H0 and --noise are for "
+             "the ENN", a->h0 ? a->h0 : a->H0 ? a->H0 : a->noise, "");
+        goto done;
+    }
     if (a->h0) {
         if (read_floats(a->h0, "h0 [B, h]", 2, (uint64_t[]){B, h}, &h0)) goto done;
         in.h0 = h0.data;
@@ -209,7 +219,8 @@ static int run(enn_context *ctx, const grad_args *a)
     }
     if (a->keep_mask) {
         if (c->head != ENN_HEAD_CLASSIFIER) { fail("%s: only a classifier has dropout", a->keep_mask, ""); goto done; }
-        if (read_floats(a->keep_mask, "keep mask [B, h]", 2, (uint64_t[]){B, h}, &keep)) goto done;
+        if (read_floats(a->keep_mask, baseline ? "keep mask [B, f]" : "keep mask [B, h]", 2, (uint64_t[]){B, f}, &keep))
+            goto done;
         in.keep_mask = keep.data;
         in.no_dropout = 0;
     }
@@ -226,8 +237,10 @@ static int run(enn_context *ctx, const grad_args *a)
     int per_step = lm || (c->head == ENN_HEAD_REGRESSOR && c->return_sequences);
     if (per_step ? add_output(m, o, "out.logits", 3, logits) : add_output(m, o, "out.logits", 2, (uint64_t[]){B, c->outputs}))
         goto done;
-    if (add_output(m, o, "out.hs", 3, (uint64_t[]){T, B, h}) || add_output(m, o, "out.a", 3, (uint64_t[]){T, B, N}) ||
-        (per_sample ? add_output(m, o, "out.H_T", 3, (uint64_t[]){B, N, h}) : add_output(m, o, "out.H_T", 2, (uint64_t[]){N, h})))
+    if (add_output(m, o, "out.hs", 3, (uint64_t[]){T, B, f})) goto done;
+    if (!baseline &&
+        (add_output(m, o, "out.a", 3, (uint64_t[]){T, B, N}) ||
+         (per_sample ? add_output(m, o, "out.H_T", 3, (uint64_t[]){B, N, h}) : add_output(m, o, "out.H_T", 2, (uint64_t[]){N, h}))))
         goto done;
     for (uint32_t i = 0; i < enn_model_parameter_tensors(m); i++) {
         enn_tensor_desc t;
@@ -238,9 +251,9 @@ static int run(enn_context *ctx, const grad_args *a)
         if (add_output(m, o, name, t.rank, shape)) goto done;
     }
     if (!embedded && add_output(m, o, "grad.input.x", 3, (uint64_t[]){B, T, d})) goto done;
-    if (add_output(m, o, "grad.input.h0", 2, (uint64_t[]){B, h})) goto done;
+    if (!baseline && add_output(m, o, "grad.input.h0", 2, (uint64_t[]){B, h})) goto done;
     /* With the stop-gradient trace no gradient reaches H0. */
-    if (c->cell.trace_gradient == ENN_TRACE_GRADIENT_EXACT &&
+    if (!baseline && c->cell.trace_gradient == ENN_TRACE_GRADIENT_EXACT &&
         (per_sample ? add_output(m, o, "grad.input.H0", 3, (uint64_t[]){B, N, h})
                     : add_output(m, o, "grad.input.H0", 2, (uint64_t[]){N, h})))
         goto done;
