@@ -275,8 +275,8 @@ typedef struct enn_optimizer_config {
 
 typedef struct enn_model_config {
     enn_model_kind kind;
-    uint32_t layers;           /* baselines: stacked layers (the paper: 2), ENN: 1 */
-    uint32_t layer_units[ENN_MAX_LAYERS]; /* baselines: units per layer (128, 64) */
+    uint32_t layers;           /* baselines: stacked layers (init: 1; the paper: 2), ENN: 1 */
+    uint32_t layer_units[ENN_MAX_LAYERS]; /* baselines: units per layer (init: 128; the paper: 128, 64) */
     uint32_t input_features;   /* d (ignored for an embedding language model) */
     uint32_t max_seq_len;      /* T: buffers are sized for this */
     uint32_t max_batch;        /* B: buffers are sized for this; smaller batches work */

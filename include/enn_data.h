@@ -119,8 +119,8 @@ ENN_API enn_status enn_load_csv(const char *path, const enn_csv_options *options
                                 enn_dataset *out);
 
 /* Arrays from .npy files: x of rank 3 [n, T, d] (any numeric dtype, converted to float);
- * y either integers of rank 1 [n] (class labels) or numbers of rank 1 [n] or 2 [n, k]
- * (regression targets, as float). y_path may be NULL. */
+ * y either integers of rank 1 [n] (class labels) or floats (f4, f8) of rank 1 [n] or 2
+ * [n, k] (regression targets; integers of rank 2 are refused). y_path may be NULL. */
 ENN_API enn_status enn_load_npy_pair(const char *x_path, const char *y_path, enn_dataset *out);
 
 /* ---------------------------------------------------------------- token text (WikiText)

@@ -162,7 +162,11 @@ Test(train_cli, option_errors)
         {"train --epochs 3", "which data?"},
         {"train --data fashion-mnist --seq-len 5", "--seq-len is for wikitext"},
         {"train --data fashion-mnist --test-data npy a.npy b.npy", "--test-data goes with --data csv or npy"},
-        {"train --data fashion-mnist --model lstm --units 4,,4", "--units: '4,,4'"}};
+        {"train --data fashion-mnist --model lstm --units 4,,4", "--units: '4,,4'"},
+        {"eval x.safetensors --data fashion-mnist --epochs 3", "enn eval: --epochs is a flag of enn train"},
+        {"eval x.safetensors --data fashion-mnist --resume", "enn eval: --resume is a flag of enn train"},
+        {"devices extra", "enn devices: unexpected argument 'extra'"},
+        {"smoke --device 0", "enn smoke: unexpected argument '--device'"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) expect_exit(bad[i][0], 2, bad[i][1]);
     /* `enn devices` when ENN_DEVICE names none: it says why, and fails. */
     cr_assert_eq(test_run_tool("env ENN_DEVICE=no-such-device", ENN_TOOL_PATH, "devices", &out), 1, "%s", out);

@@ -40,6 +40,10 @@ int cmd_devices(int argc, char **argv)
                "(ENN_DEVICE=<index or name> overrides the choice).\n");
         return 0;
     }
+    if (argc > 1) {
+        fprintf(stderr, "enn devices: unexpected argument '%s' (it takes none; ENN_DEVICE picks the device)\n", argv[1]);
+        return 2;
+    }
     enn_device_info infos[16];
     uint32_t count = 0;
     if (enn_list_devices(infos, 16, &count) != ENN_OK) {

@@ -17,6 +17,10 @@ int cmd_smoke(int argc, char **argv)
                "y = 1000 x exactly.\n");
         return 0;
     }
+    if (argc > 1) {
+        fprintf(stderr, "enn smoke: unexpected argument '%s' (it takes none; ENN_DEVICE picks the device)\n", argv[1]);
+        return 2;
+    }
     enn_context *ctx = NULL;
     enn_buffer *x = NULL, *y = NULL;
     enn_recorder *rec = NULL;

@@ -111,6 +111,8 @@ void train_options_usage(FILE *f, int for_eval)
             "  --no-plots                  no trace-monitor pictures (ENN: <out>/plots/*.png, drawn\n"
             "                              after every epoch: trace heatmap, initial trace, change,\n"
             "                              statistics over epochs, attention over time, curves)\n"
+            "  --report, --plots           turn them back on (the default; after a --config file's\n"
+            "                              --no-report or --no-plots)\n"
             "presets:\n"
             "  --quick                     the main job's subset: the first %d training samples,\n"
             "                              %d epochs, training stopped after %.0f s at the latest\n"
@@ -172,6 +174,17 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         return 1;    \
     } while (0)
     if (FLAG("--help") || FLAG("-h")) return -2;
+    /* On enn eval's command line the training flags would do nothing: refused (a --config
+     * file, which serves both commands, may hold them). */
+    static const char *const training_only[] = {
+        "--epochs", "--accumulate", "--patience", "--no-early-stopping", "--no-restore-best", "--plateau-factor",
+        "--plateau-patience", "--min-lr", "--no-plateau", "--lr-schedule", "--warmup", "--max-time", "--resume",
+        "--overwrite", "--quick", "--full", NULL};
+    for (int k = 0; for_eval && !depth && training_only[k]; k++)
+        if (FLAG(training_only[k])) {
+            fprintf(stderr, "enn eval: %s is a flag of enn train; it does nothing to an evaluation\n", f);
+            return -1;
+        }
     if (FLAG("--data")) {
         int used = parse_data(f, argc, argv, i + 1, &o->data);
         return used < 0 ? -1 : used + 1;
