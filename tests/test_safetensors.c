@@ -1,6 +1,8 @@
 /* The safetensors reader and writer: round trips, Python interoperability, and every
  * kind of malformed file rejected with a message that names the file and the problem. */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,71 @@ Test(safetensors, round_trip)
     cr_assert_str_eq(enn_safetensors_meta(st, "config"), "{\"h\": 4}");
     cr_assert_null(enn_safetensors_meta(st, "absent"));
     enn_safetensors_free(st);
+}
+
+/* Two writers of one path at once (two threads, or two processes that happen to share a
+ * pid in different namespaces): each save succeeds and a reader meanwhile always finds
+ * one whole file, one writer's or the other's. A temporary name made from the pid alone
+ * was shared by both writers: saves failed and readers found torn files. */
+enum { RACE_FLOATS = 1 << 15, RACE_ROUNDS = 60 };
+
+typedef struct race_writer {
+    const char *path;
+    float value;
+    int failures;
+    char first_error[256];
+} race_writer;
+
+static void *race_write(void *arg)
+{
+    race_writer *w = arg;
+    float *data = malloc(RACE_FLOATS * sizeof *data);
+    for (int i = 0; i < RACE_FLOATS; i++) data[i] = w->value;
+    enn_st_tensor t = {.name = "w", .dtype = ENN_ST_F32, .rank = 1, .shape = {RACE_FLOATS}, .data = data};
+    for (int r = 0; r < RACE_ROUNDS; r++)
+        if (enn_safetensors_write(w->path, &t, 1, NULL, 0) != ENN_OK && !w->failures++)
+            snprintf(w->first_error, sizeof w->first_error, "%s", enn_last_error());
+    free(data);
+    return NULL;
+}
+
+Test(safetensors, concurrent_writers_replace_the_file_whole)
+{
+    make_dir();
+    char path[128];
+    path_in(path, sizeof path, "same.safetensors");
+    race_writer w[2] = {{.path = path, .value = 1.0f}, {.path = path, .value = 2.0f}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&threads[i], NULL, race_write, &w[i]), 0);
+    int reads = 0, torn = 0;
+    char problem[512] = "";
+    for (int r = 0; r < 4 * RACE_ROUNDS; r++) {
+        enn_safetensors *st = NULL;
+        if (access(path, F_OK) != 0) continue; /* before the first rename */
+        if (enn_safetensors_read(path, &st) != ENN_OK) {
+            if (!torn++) snprintf(problem, sizeof problem, "%s", enn_last_error());
+            continue;
+        }
+        const enn_st_tensor *got = enn_safetensors_find(st, "w");
+        const float *v = got ? got->data : NULL;
+        int whole = v && got->shape[0] == RACE_FLOATS && (v[0] == 1.0f || v[0] == 2.0f);
+        for (int i = 1; whole && i < RACE_FLOATS; i++) whole = v[i] == v[0];
+        if (!whole && !torn++) snprintf(problem, sizeof problem, "a file of neither writer");
+        reads++;
+        enn_safetensors_free(st);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq(w[i].failures, 0, "writer %d: %d of %d saves failed, the first: %s", i, w[i].failures,
+                     RACE_ROUNDS, w[i].first_error);
+    cr_expect_eq(torn, 0, "%d of %d reads found a torn file, the first: %s", torn, reads + torn, problem);
+    /* And no temporary file is left behind. */
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d));) files += e->d_name[0] != '.';
+    closedir(d);
+    cr_expect_eq(files, 1, "%d files in %s after the saves, not just the checkpoint", files, dir);
 }
 
 Test(safetensors, opens_in_python)

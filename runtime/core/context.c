@@ -22,8 +22,12 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     enn_context *ctx = user;
     if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
     const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
-    if (atomic_fetch_add(&ctx->validation_count, 1) == 0)
+    /* The driver may report from any thread: the first message is published only once
+     * written, so a reader on another thread never sees half of it. */
+    if (atomic_fetch_add(&ctx->validation_count, 1) == 0) {
         snprintf(ctx->validation_first, sizeof ctx->validation_first, "%s", msg);
+        atomic_store_explicit(&ctx->validation_first_ready, 1, memory_order_release);
+    }
     /* The library prints nothing; the caller's callback decides what to show. */
     if (ctx->validation_callback) ctx->validation_callback(ctx->validation_user, msg);
     return VK_FALSE;
@@ -366,7 +370,10 @@ static enn_status finish_context(enn_context *ctx, const enn_context_options *op
 static enn_context *context_alloc(void)
 {
     enn_context *ctx = calloc(1, sizeof *ctx);
-    if (ctx) atomic_init(&ctx->validation_count, 0);
+    if (ctx) {
+        atomic_init(&ctx->validation_count, 0);
+        atomic_init(&ctx->validation_first_ready, 0);
+    }
     return ctx;
 }
 
@@ -566,8 +573,10 @@ enn_status enn_context_capabilities(const enn_context *ctx, enn_capabilities *ou
 uint32_t enn_context_validation_messages(const enn_context *ctx, const char **first)
 {
     if (!ctx) return 0;
-    uint32_t n = atomic_load(&((enn_context *)ctx)->validation_count);
-    if (first) *first = n ? ctx->validation_first : "";
+    enn_context *c = (enn_context *)ctx;
+    uint32_t n = atomic_load(&c->validation_count);
+    int ready = atomic_load_explicit(&c->validation_first_ready, memory_order_acquire);
+    if (first) *first = !n ? "" : ready ? ctx->validation_first : "(the first message is being recorded on another thread)";
     return n;
 }
 

@@ -36,6 +36,7 @@ struct enn_context {
     VkDebugUtilsMessengerEXT messenger;
     atomic_uint validation_count;
     char validation_first[2048];
+    atomic_int validation_first_ready; /* set (release) once validation_first is written */
     void (*validation_callback)(void *user, const char *message);
     void *validation_user;
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/atomic_file.h"
 #include "core/context.h"
 #include "core/error.h"
 #include "core/pipelines.h"
@@ -135,24 +136,15 @@ enn_status enn_pipeline_cache_save(enn_context *ctx)
                       .crc32 = (uint32_t)crc32(0L, data, (uInt)size)};
     memcpy(h.magic, CACHE_MAGIC, 8);
     memcpy(h.uuid, ctx->caps.pipeline_cache_uuid, 16);
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", reg->path, (long)getpid());
     enn_status s = ENN_OK;
-    if (make_dirs(reg->path) != 0) {
+    enn_atomic_file af;
+    if (make_dirs(reg->path) != 0)
         s = enn_error(ENN_ERROR_IO, "cannot create the directory of %s: %s", reg->path, strerror(errno));
-    } else {
-        FILE *f = fopen(tmp, "wb");
-        if (!f) s = enn_error(ENN_ERROR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        else {
-            int ok = fwrite(&h, sizeof h, 1, f) == 1 && fwrite(data, 1, size, f) == size;
-            ok = fflush(f) == 0 && ok;
-            ok = fsync(fileno(f)) == 0 && ok;
-            ok = fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, reg->path) != 0) {
-                s = enn_error(ENN_ERROR_IO, "cannot write the pipeline cache %s: %s", reg->path, strerror(errno));
-                unlink(tmp);
-            }
-        }
+    else if ((s = enn_atomic_open(&af, reg->path)) == ENN_OK) {
+        s = enn_atomic_write(&af, &h, sizeof h);
+        if (s == ENN_OK) s = enn_atomic_write(&af, data, size);
+        if (s == ENN_OK) s = enn_atomic_commit(&af);
+        else enn_atomic_abort(&af);
     }
     free(data);
     return s;

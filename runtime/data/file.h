@@ -1,11 +1,12 @@
-/* Reading whole files (plain or gzip alike) and writing files atomically, for the data
- * loaders. Every failure names the file. */
+/* Reading whole files (plain or gzip alike) for the data loaders, and their byte-level
+ * helpers; they write through core/atomic_file.h. Every failure names the file. */
 #ifndef ENN_DATA_FILE_H
 #define ENN_DATA_FILE_H
 
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/atomic_file.h" /* the loaders' writers */
 #include "core/error.h"
 #include "enn_data.h"
 
@@ -14,19 +15,6 @@
  * whether the file was compressed. A gzip stream that ends early or fails its check is
  * ENN_ERROR_FORMAT. */
 enn_status enn_file_slurp(const char *path, uint8_t **data, size_t *size, int *gzip);
-
-/* A file written under a temporary name next to `path` and renamed over it on commit. */
-typedef struct enn_atomic_file {
-    FILE *f;
-    char *tmp_path;
-    const char *path;
-} enn_atomic_file;
-enn_status enn_atomic_open(enn_atomic_file *af, const char *path);
-enn_status enn_atomic_write(enn_atomic_file *af, const void *bytes, size_t n);
-/* Flushes, syncs, closes and renames; on failure removes the temporary file. */
-enn_status enn_atomic_commit(enn_atomic_file *af);
-/* Closes and removes the temporary file (after a failure elsewhere). */
-void enn_atomic_abort(enn_atomic_file *af);
 
 static inline int enn_host_is_little_endian(void)
 {

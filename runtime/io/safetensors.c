@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 /* A header larger than this is not a checkpoint of ours (and the reference library
@@ -50,22 +51,6 @@ static void put_u64le(unsigned char *p, uint64_t v)
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* Makes the rename itself durable: without an fsync of the directory, a crash right
- * after it can leave the old file (or none) in place. Best effort: some file systems
- * refuse fsync on a directory, and the data is already safe. */
-static void sync_directory(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors, uint32_t count,
                                  const enn_st_meta *meta, uint32_t meta_count)
 {
@@ -101,39 +86,25 @@ enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors,
     /* Pad the header with spaces so the data starts 8-byte aligned (the format allows it). */
     size_t padded = (hlen + 7) / 8 * 8;
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) { free(header); return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "path"); }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        enn_status s = enn_error(ENN_ERROR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    enn_atomic_file af;
+    enn_status s = enn_atomic_open(&af, path);
+    if (s != ENN_OK) {
         free(header);
-        free(tmp);
         return s;
     }
     unsigned char len[8];
     put_u64le(len, padded);
-    int ok = fwrite(len, 8, 1, f) == 1 && fwrite(header, 1, hlen, f) == hlen;
-    for (size_t i = hlen; i < padded && ok; i++) ok = fputc(' ', f) != EOF;
-    for (uint32_t i = 0; i < count && ok; i++) {
-        size_t bytes = (size_t)(enn_st_elements(&tensors[i]) * dtypes[tensors[i].dtype].size);
-        ok = bytes == 0 || fwrite(tensors[i].data, 1, bytes, f) == bytes;
-    }
-    int err = errno;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
+    s = enn_atomic_write(&af, len, 8);
+    if (s == ENN_OK) s = enn_atomic_write(&af, header, hlen);
+    for (size_t i = hlen; i < padded && s == ENN_OK; i++) s = enn_atomic_write(&af, " ", 1);
+    for (uint32_t i = 0; i < count && s == ENN_OK; i++)
+        s = enn_atomic_write(&af, tensors[i].data, (size_t)(enn_st_elements(&tensors[i]) * dtypes[tensors[i].dtype].size));
     free(header);
-    if (!ok || rename(tmp, path) != 0) {
-        if (ok) err = errno;
-        unlink(tmp);
-        free(tmp);
-        return enn_error(ENN_ERROR_IO, "cannot write %s: %s", path, strerror(err ? err : EIO));
+    if (s != ENN_OK) {
+        enn_atomic_abort(&af);
+        return s;
     }
-    free(tmp);
-    sync_directory(path);
-    return ENN_OK;
+    return enn_atomic_commit(&af);
 }
 
 void enn_safetensors_free(enn_safetensors *st)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #define FONT "DejaVu Sans"
@@ -162,27 +163,33 @@ static enn_status begin(cairo_surface_t **surface, cairo_t **cr)
     return ENN_OK;
 }
 
-/* Writes the PNG next to its final name and renames it, so a reader never sees half a file. */
+static cairo_status_t write_png_bytes(void *closure, const unsigned char *data, unsigned int length)
+{
+    return enn_atomic_write(closure, data, length) == ENN_OK ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+/* Writes the PNG under a temporary name and renames it (core/atomic_file.h), so a reader
+ * never sees half a picture. */
 static enn_status finish(cairo_surface_t *surface, cairo_t *cr, const char *path)
 {
     enn_status s = ENN_OK;
     cairo_status_t cs = cairo_status(cr);
     cairo_destroy(cr);
-    size_t n = strlen(path) + 5;
-    char *tmp = malloc(n);
+    enn_atomic_file af;
     if (cs != CAIRO_STATUS_SUCCESS) {
         s = enn_error(ENN_ERROR_INTERNAL, "plot %s: cairo: %s", path, cairo_status_to_string(cs));
-    } else if (!tmp) {
-        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "plot %s", path);
-    } else {
-        snprintf(tmp, n, "%s.tmp", path);
-        cs = cairo_surface_write_to_png(surface, tmp);
-        if (cs != CAIRO_STATUS_SUCCESS)
-            s = enn_error(ENN_ERROR_IO, "cannot write %s: %s", tmp, cairo_status_to_string(cs));
-        else if (rename(tmp, path) != 0)
-            s = enn_error(ENN_ERROR_IO, "cannot rename %s to %s", tmp, path);
+    } else if ((s = enn_atomic_open(&af, path)) == ENN_OK) {
+        cs = cairo_surface_write_to_png_stream(surface, write_png_bytes, &af);
+        if (cs == CAIRO_STATUS_SUCCESS) {
+            s = enn_atomic_commit(&af);
+        } else {
+            /* A failed write left its reason in enn_last_error; cairo's own otherwise. */
+            s = cs == CAIRO_STATUS_WRITE_ERROR ? ENN_ERROR_IO
+                                               : enn_error(ENN_ERROR_IO, "cannot write %s: %s", path,
+                                                           cairo_status_to_string(cs));
+            enn_atomic_abort(&af);
+        }
     }
-    free(tmp);
     cairo_surface_destroy(surface);
     return s;
 }

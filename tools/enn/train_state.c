@@ -12,6 +12,9 @@
 
 #include <jansson.h>
 
+#include "core/atomic_file.h"
+#include "enn.h"
+
 #define STATE_FORMAT "enn.train-state"
 #define STATE_VERSION 1
 
@@ -52,13 +55,20 @@ int train_state_save(const char *path, const train_state *s)
         fprintf(stderr, "enn train: cannot build the training state for %s\n", path);
         return -1;
     }
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    /* Replaced whole or not at all (core/atomic_file.h): --resume never reads half a state. */
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(root);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "enn train: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    enn_atomic_file af;
+    enn_status st = text ? enn_atomic_open(&af, path) : enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", path);
+    if (st == ENN_OK) {
+        st = enn_atomic_write(&af, text, strlen(text));
+        if (st == ENN_OK) st = enn_atomic_write(&af, "\n", 1);
+        if (st == ENN_OK) st = enn_atomic_commit(&af);
+        else enn_atomic_abort(&af);
+    }
+    free(text);
+    if (st != ENN_OK) {
+        fprintf(stderr, "enn train: cannot write the training state: %s\n", enn_last_error());
         return -1;
     }
     return 0;
