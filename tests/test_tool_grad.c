@@ -187,6 +187,24 @@ Test(tool_grad, rejects_wrong_shapes)
     snprintf(args, sizeof args, "grad --model '%s' --x '%s' --y '%s' --out '%s/o.safetensors' 2>/dev/null", ckpt, x, x,
              dir);
     cr_expect_neq(run_tool(args), 0, "enn grad accepted x of 5 features for a model of 4");
+    /* A baseline starts from zeros and has no trace: an initial state for it is refused. */
+    snprintf(args, sizeof args, "init --model gru --units 4 --input-features 4 --max-seq-len 5 --outputs 2 "
+             "--out '%s/gru.safetensors' >/dev/null", dir);
+    cr_assert_eq(run_tool(args), 0, "enn %s", args);
+    char gx[TEST_PATH_MAX], labels[TEST_PATH_MAX], h0[TEST_PATH_MAX], err[TEST_PATH_MAX];
+    float zeros[3 * 5 * 4] = {0};
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(gx, dir, "gx.npy"), zeros, 3, (uint64_t[]){3, 5, 4}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(labels, dir, "labels.npy"), zeros, 1, (uint64_t[]){3}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(h0, dir, "h0.npy"), zeros, 2, (uint64_t[]){3, 4}));
+    snprintf(args, sizeof args, "grad --model '%s/gru.safetensors' --x '%s' --labels '%s' --h0 '%s' --out '%s/o.safetensors' "
+             "2>'%s'", dir, gx, labels, h0, dir, test_path(err, dir, "err.txt"));
+    cr_expect_neq(run_tool(args), 0, "enn grad took --h0 for a baseline");
+    unsigned char *bytes;
+    size_t n = test_read_file(err, &bytes);
+    char text[1024];
+    snprintf(text, sizeof text, "%.*s", (int)n, (const char *)bytes);
+    free(bytes);
+    cr_expect(strstr(text, "a baseline (rnn, gru, lstm) starts from zeros"), "%s", text);
     torch_fixture_free(&f);
     test_tmpdir_remove(dir);
 }
