@@ -264,6 +264,51 @@ Test(data_text, lower_cases_beyond_ascii)
     test_tmpdir_remove(dir);
 }
 
+/* A UTF-8 byte order mark (what Windows editors put first) is not text: a token file, a
+ * vocabulary and a CSV that start with one read as the same files without it. */
+Test(data_text, byte_order_mark_is_skipped)
+{
+    char dir[TEST_PATH_MAX], plain[TEST_PATH_MAX], marked[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    const char *text = "alpha beta\r\nbeta gamma alpha\n", *bom = "\xef\xbb\xbf";
+    char with_bom[64];
+    snprintf(with_bom, sizeof with_bom, "%s%s", bom, text);
+    test_write_file(test_path(plain, dir, "plain.tokens"), text, strlen(text));
+    test_write_file(test_path(marked, dir, "bom.tokens"), with_bom, strlen(with_bom));
+    enn_vocab *a, *b;
+    ENN_ASSERT_OK(enn_vocab_build(plain, NULL, &a));
+    ENN_ASSERT_OK(enn_vocab_build(marked, NULL, &b));
+    cr_assert_eq(enn_vocab_size(b), enn_vocab_size(a), "the mark made a token of its own or joined a word");
+    cr_expect_neq(enn_vocab_id(b, "alpha"), 1u, "'alpha' after the mark is not the word alpha");
+    enn_span_options spans = {.T = 5};
+    enn_dataset da, db;
+    ENN_ASSERT_OK(enn_load_tokens(plain, a, NULL, &spans, &da));
+    ENN_ASSERT_OK(enn_load_tokens(marked, b, NULL, &spans, &db));
+    cr_assert_eq(db.n, da.n);
+    cr_expect_arr_eq(db.tokens, da.tokens, da.n * da.T * sizeof *da.tokens);
+    enn_dataset_free(&da);
+    enn_dataset_free(&db);
+    /* A vocabulary file saved with a mark still starts with <pad>. */
+    char vocab[TEST_PATH_MAX], vocab_text[64];
+    snprintf(vocab_text, sizeof vocab_text, "%s<pad>\n<unk>\nalpha\n", bom);
+    test_write_file(test_path(vocab, dir, "vocab.txt"), vocab_text, strlen(vocab_text));
+    enn_vocab *c;
+    ENN_ASSERT_OK(enn_vocab_load(vocab, &c));
+    cr_expect_eq(enn_vocab_id(c, "alpha"), 2u);
+    enn_vocab_free(c);
+    /* And a CSV whose header line starts with one. */
+    char csv[TEST_PATH_MAX], csv_text[64];
+    snprintf(csv_text, sizeof csv_text, "%sa,b,y\n1,2,3\n4,5,6\n", bom);
+    test_write_file(test_path(csv, dir, "t.csv"), csv_text, strlen(csv_text));
+    enn_dataset t;
+    ENN_ASSERT_OK(enn_load_csv(csv, NULL, &t));
+    cr_expect(t.n == 2 && t.d == 2 && t.k == 1 && t.x[0] == 1.0f && t.y[1] == 6.0f, "n %zu d %u k %u", t.n, t.d, t.k);
+    enn_dataset_free(&t);
+    enn_vocab_free(a);
+    enn_vocab_free(b);
+    test_tmpdir_remove(dir);
+}
+
 /* enn_vocab_encode reads a text as the loader reads a line of a file: the same ids as the
  * file's spans (capitals beyond ASCII included), <unk> for a word not seen, and the count of
  * words even where the array is too short. */

@@ -84,7 +84,7 @@ enn_status enn_load_csv(const char *path, const enn_csv_options *options, enn_da
         goto done;
     }
     size_t line_no = 0;
-    for (size_t pos = 0; pos < size;) {
+    for (size_t pos = enn_utf8_bom(buf, size); pos < size;) {
         const char *ls = text + pos, *le = memchr(ls, '\n', size - pos);
         if (!le) le = text + size;
         pos = (size_t)(le - text) + 1;

@@ -16,6 +16,14 @@
  * ENN_ERROR_FORMAT. */
 enn_status enn_file_slurp(const char *path, uint8_t **data, size_t *size, int *gzip);
 
+/* 3 when the text starts with a UTF-8 byte order mark (Windows editors write one), else
+ * 0: the text loaders skip it rather than read it as part of the first word. */
+static inline size_t enn_utf8_bom(const void *text, size_t size)
+{
+    const uint8_t *p = text;
+    return size >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF ? 3 : 0;
+}
+
 static inline int enn_host_is_little_endian(void)
 {
     const uint16_t one = 1;

@@ -75,6 +75,7 @@ enn_status enn_line_reader_next(enn_line_reader *lr, char **line, size_t *len, i
             char *e = nl ? nl : lr->buf + lr->end;
             lr->start = nl ? (size_t)(nl - lr->buf) + 1 : lr->end;
             if (e > s && e[-1] == '\r') e--;
+            if (lr->line_no == 0) s += enn_utf8_bom(s, (size_t)(e - s));
             *e = '\0';
             *line = s;
             *len = (size_t)(e - s);

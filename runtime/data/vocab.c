@@ -222,7 +222,7 @@ enn_status enn_vocab_load(const char *path, enn_vocab **out)
     else if (lines > UINT32_MAX) s = enn_error(ENN_ERROR_FORMAT, "%s: more than 2^32 lines", path);
     else if (!(v = vocab_new((uint32_t)lines))) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory", path);
     const char *text = (const char *)buf;
-    for (size_t pos = 0, id = 0; s == ENN_OK && pos < size; id++) {
+    for (size_t pos = enn_utf8_bom(buf, size), id = 0; s == ENN_OK && pos < size; id++) {
         const char *ls = text + pos, *le = memchr(ls, '\n', size - pos);
         if (!le) le = text + size;
         pos = (size_t)(le - text) + 1;
