@@ -94,6 +94,16 @@ ENN_API void enn_dataset_free(enn_dataset *ds);
 ENN_API enn_status enn_load_idx_pair(const char *images_path, const char *labels_path,
                                      enn_dataset *out);
 
+/* One array of a .npz file (numpy's savez or savez_compressed: a zip of .npy files,
+ * stored or deflated): `name` is the array's key ("x_train"; "x_train.npy" also works).
+ * `want` as in enn_npy_read. A missing key is ENN_ERROR_FORMAT naming the keys there. */
+ENN_API enn_status enn_npz_read(const char *path, const char *name, enn_dtype want, enn_array *out);
+/* Keras's mnist.npz (what keras.datasets.mnist.load_data() downloads, and what the paper
+ * trained on): x_train [60000, 28, 28] and y_train [60000], x_test and y_test, unsigned
+ * bytes. As enn_load_idx_pair: x[n, T = 28, d = 28] = pixel / 255, and labels. Either
+ * output may be NULL; on failure both are empty. */
+ENN_API enn_status enn_load_mnist_npz(const char *path, enn_dataset *train, enn_dataset *test);
+
 /* CIFAR-10 binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin),
  * concatenated in the order given. Each record is 1 label byte (0..9) then 3072 pixel
  * bytes: the 32x32 red plane, then green, then blue, each row-major. Rows as sequences:

@@ -86,6 +86,15 @@ Test(data_cifar, malformed_batches_are_rejected)
     /* The downloaded archive instead of its members: a tar header ("ustar" at 257). */
     memcpy(rec + 257, "ustar", 5);
     expect_cifar_error(dir, "cifar-10-binary.tar", rec, 4 * RECORD, ENN_ERROR_FORMAT, "this is a tar archive");
+    /* The other forms a user may hold: a pickled batch of the python version (protocol 2,
+     * as the archive's are), and CIFAR-100's records of two label bytes. */
+    unsigned char *other = calloc(3, RECORD + 1);
+    memcpy(other, "\x80\x02}q\x00", 5);
+    expect_cifar_error(dir, "test_batch", other, 2000, ENN_ERROR_FORMAT, "a Python pickle (CIFAR-10's python version)");
+    other[0] = 3;
+    expect_cifar_error(dir, "train.bin", other, 3 * (RECORD + 1), ENN_ERROR_FORMAT,
+                       "9222 bytes are 3 records of 3074 bytes, CIFAR-100's");
+    free(other);
     /* A failure in the second file frees what the first one loaded (ASan checks). */
     char good[TEST_PATH_MAX], missing[TEST_PATH_MAX];
     make_records(rec, 1, 5);

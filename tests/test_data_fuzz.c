@@ -59,6 +59,15 @@ static enn_status load_text(const char *path)
     return s;
 }
 
+static enn_status load_npz(const char *path)
+{
+    enn_dataset train, test;
+    enn_status s = enn_load_mnist_npz(path, &train, &test);
+    enn_dataset_free(&train);
+    enn_dataset_free(&test);
+    return s;
+}
+
 static void fuzz(const char *name, const unsigned char *valid, size_t n, loader_fn load, int rounds, uint64_t seed)
 {
     char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
@@ -128,4 +137,14 @@ Test(data_fuzz, tokens)
                     "\xe6\x88\xa6\xe5\xa0\xb4\xe3\x81\xae ) , commonly referred to as Valkyria Chronicles III outside "
                     "Japan , is a tactical role @-@ playing video game \n";
     fuzz("wiki.train.tokens", (const unsigned char *)f, strlen(f), load_text, 400, 6);
+}
+
+/* Keras's mnist.npz layout, deflated members (a zip: never gzip-wrapped, so the odd rounds
+ * test the "not a zip" path). */
+Test(data_fuzz, npz)
+{
+    unsigned char *f;
+    size_t n = test_read_file(ENN_SOURCE_DIR "/tests/data/npz/mnist_small.npz", &f);
+    fuzz("mnist.npz", f, n, load_npz, 400, 7);
+    free(f);
 }

@@ -202,7 +202,8 @@ Test(data_npy, malformed_files_are_rejected)
     test_tmpdir(s.dir);
     char buf[512];
     expect_npy_error(&s, "empty.npy", "", 0, "empty file");
-    expect_npy_error(&s, "zip.npy", "PK\x03\x04\x14\x00\x00\x00", 8, "not a .npy file: wrong magic");
+    expect_npy_error(&s, "zip.npy", "PK\x03\x04\x14\x00\x00\x00", 8, "this is a .npz (a zip of .npy arrays");
+    expect_npy_error(&s, "text.npy", "# not an array\n", 15, "not a .npy file: wrong magic");
     expect_npy_error(&s, "short.npy", "\x93NUMPY\x01", 7, "truncated");
     expect_npy_error(&s, "cut-header.npy", npy_f4_2x3, 60, "truncated: the .npy header claims 118 bytes");
     expect_npy_error(&s, "cut-data.npy", npy_f4_2x3, NPY_F4_2X3_LEN - 4,

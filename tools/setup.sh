@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
           vulkan-validationlayers vulkan-tools libcriterion-dev zlib1g-dev libopenblas-dev libjansson-dev
+          libzip-dev                       # .npz files (Keras's mnist.npz)
           python3-numpy
           libcairo2-dev fonts-dejavu-core  # the trace monitor's pictures (tools/enn/plots.c)
           libpng-dev                       # tests/test_trace_monitor.c reads them back

@@ -14,6 +14,14 @@ static enn_status check_batch(const char *path, const uint8_t *buf, size_t size)
     if (size >= 262 && memcmp(buf + 257, "ustar", 5) == 0)
         return enn_error(ENN_ERROR_FORMAT, "%s: wrong format: this is a tar archive; extract cifar-10-binary.tar.gz "
                          "and load data_batch_*.bin / test_batch.bin", path);
+    /* Pickle protocol 2+ starts with 0x80 then the protocol number. */
+    if (size >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
+        return enn_error(ENN_ERROR_FORMAT, "%s: wrong format: this is a Python pickle (CIFAR-10's python version); "
+                         "convert it to the binary version with tools/cifar10_to_binary.py", path);
+    if (size % CIFAR_RECORD != 0 && size % (CIFAR_RECORD + 1) == 0)
+        return enn_error(ENN_ERROR_FORMAT, "%s: wrong format: %zu bytes are %zu records of %d bytes, CIFAR-100's (a "
+                         "coarse and a fine label byte); this loader reads CIFAR-10", path, size,
+                         size / (CIFAR_RECORD + 1), CIFAR_RECORD + 1);
     if (size % CIFAR_RECORD != 0)
         return enn_error(ENN_ERROR_FORMAT, "%s: wrong size: %zu bytes is not a whole number of %d-byte CIFAR-10 records "
                          "(%zu records and %zu bytes over; truncated or not a CIFAR-10 batch)",

@@ -131,48 +131,32 @@ fail:
     return s;
 }
 
-enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, enn_dataset *out)
+enn_status enn_dataset_from_images(const enn_array *img, const enn_array *lab, const char *images_name,
+                                   const char *labels_name, enn_dataset *out)
 {
-    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_load_idx_pair: out is NULL");
     memset(out, 0, sizeof *out);
-    enn_array img = {0}, lab = {0};
-    ENN_TRY(idx_read(images_path, 3, &img));
-    enn_status s = idx_read(labels_path, 1, &lab);
-    if (s != ENN_OK) goto done;
-    if (img.dtype != ENN_DTYPE_U8 || img.rank != 3) {
-        s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX image file must hold unsigned bytes in 3 dimensions "
-                      "[images, rows, columns]; this one has %u dimension(s) of %s", images_path, img.rank,
-                      enn_dtype_name(img.dtype));
-        goto done;
-    }
-    if (lab.dtype != ENN_DTYPE_U8 || lab.rank != 1) {
-        s = enn_error(ENN_ERROR_FORMAT, "%s: an IDX label file must hold unsigned bytes in 1 dimension; "
-                      "this one has %u dimension(s) of %s", labels_path, lab.rank, enn_dtype_name(lab.dtype));
-        goto done;
-    }
-    if (img.shape[0] != lab.shape[0]) {
-        s = enn_error(ENN_ERROR_FORMAT, "%s holds %llu images but %s holds %llu labels", images_path,
-                      (unsigned long long)img.shape[0], labels_path, (unsigned long long)lab.shape[0]);
-        goto done;
-    }
-    size_t n = (size_t)img.shape[0], T = (size_t)img.shape[1], d = (size_t)img.shape[2];
-    if (n && (!T || !d)) {
-        s = enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu pixels hold nothing to train on", images_path, T, d);
-        goto done;
-    }
-    if (T > UINT32_MAX || d > UINT32_MAX) {
-        s = enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu are too large", images_path, T, d);
-        goto done;
-    }
-    size_t count = n * T * d; /* no overflow: the file held this many bytes */
+    if (img->dtype != ENN_DTYPE_U8 || img->rank != 3)
+        return enn_error(ENN_ERROR_FORMAT, "%s: images must be unsigned bytes in 3 dimensions [images, rows, columns]; "
+                         "these have %u dimension(s) of %s", images_name, img->rank, enn_dtype_name(img->dtype));
+    if (lab->dtype != ENN_DTYPE_U8 || lab->rank != 1)
+        return enn_error(ENN_ERROR_FORMAT, "%s: labels must be unsigned bytes in 1 dimension; these have %u "
+                         "dimension(s) of %s", labels_name, lab->rank, enn_dtype_name(lab->dtype));
+    if (img->shape[0] != lab->shape[0])
+        return enn_error(ENN_ERROR_FORMAT, "%s holds %llu images but %s holds %llu labels", images_name,
+                         (unsigned long long)img->shape[0], labels_name, (unsigned long long)lab->shape[0]);
+    size_t n = (size_t)img->shape[0], T = (size_t)img->shape[1], d = (size_t)img->shape[2];
+    if (n && (!T || !d))
+        return enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu pixels hold nothing to train on", images_name, T, d);
+    if (T > UINT32_MAX || d > UINT32_MAX)
+        return enn_error(ENN_ERROR_FORMAT, "%s: images of %zux%zu are too large", images_name, T, d);
+    size_t count = n * T * d; /* no overflow: the array held this many bytes */
     out->x = malloc(count ? count * sizeof(float) : 1);
     out->labels = malloc(n ? n * sizeof(uint32_t) : 1);
     if (!out->x || !out->labels) {
         enn_dataset_free(out);
-        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory for %zu images", images_path, n);
-        goto done;
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory for %zu images", images_name, n);
     }
-    const uint8_t *pixels = img.data, *labels = lab.data;
+    const uint8_t *pixels = img->data, *labels = lab->data;
     for (size_t i = 0; i < count; i++) out->x[i] = pixels[i] / 255.0f;
     uint32_t max_label = 0;
     for (size_t i = 0; i < n; i++) {
@@ -183,8 +167,18 @@ enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, e
     out->T = (uint32_t)T;
     out->d = (uint32_t)d;
     out->num_classes = n ? max_label + 1 : 0;
-    enn_error_clear();
-done:
+    return ENN_OK;
+}
+
+enn_status enn_load_idx_pair(const char *images_path, const char *labels_path, enn_dataset *out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_load_idx_pair: out is NULL");
+    memset(out, 0, sizeof *out);
+    enn_array img = {0}, lab = {0};
+    ENN_TRY(idx_read(images_path, 3, &img));
+    enn_status s = idx_read(labels_path, 1, &lab);
+    if (s == ENN_OK) s = enn_dataset_from_images(&img, &lab, images_path, labels_path, out);
+    if (s == ENN_OK) enn_error_clear();
     enn_array_free(&img);
     enn_array_free(&lab);
     return s;

@@ -116,6 +116,9 @@ static enn_status parse_npy(const char *path, uint8_t *buf, size_t size, enn_arr
                             int *big_endian)
 {
     if (size == 0) return enn_error(ENN_ERROR_FORMAT, "%s: empty file (want a .npy array)", path);
+    if (size >= 4 && memcmp(buf, "PK\x03\x04", 4) == 0)
+        return enn_error(ENN_ERROR_FORMAT, "%s: wrong format: this is a .npz (a zip of .npy arrays, numpy's savez); "
+                         "read its arrays with enn_npz_read (Keras's mnist.npz: --data mnist-npz)", path);
     if (size < 6 || memcmp(buf, NPY_MAGIC, 6) != 0)
         return enn_error(ENN_ERROR_FORMAT, "%s: not a .npy file: wrong magic (want \\x93NUMPY, found %02x %02x %02x %02x %02x %02x)",
                          path, size > 0 ? buf[0] : 0, size > 1 ? buf[1] : 0, size > 2 ? buf[2] : 0,
@@ -194,15 +197,9 @@ static enn_status parse_npy(const char *path, uint8_t *buf, size_t size, enn_arr
     return ENN_OK;
 }
 
-enn_status enn_npy_read(const char *path, enn_dtype want, enn_array *out)
+enn_status enn_npy_from_bytes(const char *path, uint8_t *buf, size_t size, enn_dtype want, enn_array *out)
 {
-    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_npy_read: out is NULL");
     memset(out, 0, sizeof *out);
-    if (want != ENN_DTYPE_ANY && enn_dtype_size(want) == 0)
-        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: requested dtype %d is not a dtype", path ? path : "(null)", (int)want);
-    uint8_t *buf;
-    size_t size;
-    ENN_TRY(enn_file_slurp(path, &buf, &size, NULL));
     enn_array a = {0};
     size_t offset = 0;
     int big = 0;
@@ -233,6 +230,18 @@ enn_status enn_npy_read(const char *path, enn_dtype want, enn_array *out)
     *out = a;
     enn_error_clear();
     return ENN_OK;
+}
+
+enn_status enn_npy_read(const char *path, enn_dtype want, enn_array *out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_npy_read: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (want != ENN_DTYPE_ANY && enn_dtype_size(want) == 0)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: requested dtype %d is not a dtype", path ? path : "(null)", (int)want);
+    uint8_t *buf;
+    size_t size;
+    ENN_TRY(enn_file_slurp(path, &buf, &size, NULL));
+    return enn_npy_from_bytes(path, buf, size, want, out);
 }
 
 /* ---------------------------------------------------------------- writing */
