@@ -5,12 +5,12 @@
 # `enn train --paper`, which also takes the reference package's last-state pooling), and
 # writes a table like the paper's (Table 2 for MNIST rows, Table 4 for WikiText).
 #
-#   tools/reproduce.sh mnist [fashion-mnist | DIR]  [enn train flags...]
+#   tools/reproduce.sh mnist [fashion-mnist | DIR | mnist.npz]  [enn train flags...]
 #       any MNIST-format directory (train-images-idx3-ubyte[.gz], ...), default
 #       Debian's Fashion-MNIST; baselines of two layers, 128 then 64 units
 #   tools/reproduce.sh wikitext DIR [enn train flags...]
-#       a WikiText-format directory (wiki.train.tokens, wiki.valid.tokens,
-#       wiki.test.tokens); a random quarter of the training text, 32-token spans,
+#       a WikiText-format directory (wiki.train.tokens and wiki.test.tokens, or .raw;
+#       validation: the last 10% of the training spans); a quarter of the lines, 32-token spans,
 #       baselines of two layers of 128
 #
 # Extra flags go to every `enn train` run (e.g. --train-samples 10000 --epochs 3 for a
@@ -20,7 +20,11 @@ cd "$(dirname "$0")/.."
 task=${1:-}
 case "$task" in
   mnist) data=${2:-fashion-mnist}; shift $(( $# >= 2 ? 2 : 1 ));
-         if [ "$data" = fashion-mnist ]; then data_args=(--data fashion-mnist); else data_args=(--data mnist-idx "$data"); fi
+         case "$data" in
+           fashion-mnist) data_args=(--data fashion-mnist) ;;
+           *.npz) data_args=(--data mnist-npz "$data") ;;   # Keras's mnist.npz
+           *) data_args=(--data mnist-idx "$data") ;;
+         esac
          units=(--units 128,64) ;;
   wikitext) [ $# -ge 2 ] || { echo "usage: tools/reproduce.sh wikitext DIR [flags]" >&2; exit 2; }
          data_args=(--data wikitext "$2"); shift 2; units=(--units 128,128) ;;

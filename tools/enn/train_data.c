@@ -13,15 +13,63 @@ static int exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* DIR/NAME, or DIR/NAME.gz when only the compressed file is there. */
-static int find_file(const char *dir, const char *name, char *out, size_t size)
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* DIR/NAME, or DIR/NAME.gz when only the compressed file is there; 0 if found. */
+static int find_quiet(const char *dir, const char *name, char *out, size_t size)
 {
     snprintf(out, size, "%s/%s", dir, name);
     if (exists(out)) return 0;
     snprintf(out, size, "%s/%s.gz", dir, name);
-    if (exists(out)) return 0;
-    fprintf(stderr, "enn: %s/%s (or .gz) not found\n", dir, name);
+    return exists(out) ? 0 : -1;
+}
+
+/* The first of `names` (each also as .gz) in DIR; else a message listing them. */
+static int find_file_named(const char *dir, const char *const *names, char *out, size_t size)
+{
+    for (int i = 0; names[i]; i++)
+        if (!find_quiet(dir, names[i], out, size)) return 0;
+    fprintf(stderr, "enn: %s/%s (or .gz) not found", dir, names[0]);
+    for (int i = 1; names[i]; i++) fprintf(stderr, "%s %s", names[i + 1] ? "," : " or", names[i]);
+    fprintf(stderr, "\n");
     return -1;
+}
+
+static int find_file(const char *dir, const char *name, char *out, size_t size)
+{
+    const char *names[] = {name, NULL};
+    return find_file_named(dir, names, out, size);
+}
+
+/* The folder of a data set: DIR itself, or the first of `subdirs` below it (the layouts
+ * the archives unpack into) that holds `probe` (plain or .gz). A file given for DIR (the
+ * archive itself, most often) is named, not searched. */
+static int find_data_dir(const char *set, const char *dir, const char *const *subdirs, const char *probe, char *out,
+                         size_t size)
+{
+    if (!is_dir(dir)) {
+        fprintf(stderr, "enn: --data %s %s: %s; it wants the folder that holds %s%s\n", set, dir,
+                exists(dir) ? "this is a file, not a folder" : "no such folder", probe,
+                exists(dir) && (strstr(dir, ".tar") || strstr(dir, ".tgz") || strstr(dir, ".zip"))
+                    ? " (extract the archive first)" : "");
+        return -1;
+    }
+    char file[1200];
+    snprintf(out, size, "%s", dir);
+    if (!find_quiet(dir, probe, file, sizeof file)) return 0;
+    for (int i = 0; subdirs[i]; i++) {
+        char sub[1100];
+        snprintf(sub, sizeof sub, "%s/%s", dir, subdirs[i]);
+        if (!find_quiet(sub, probe, file, sizeof file)) {
+            snprintf(out, size, "%s", sub);
+            return 0;
+        }
+    }
+    return 0; /* not there: the loader names what it looked for */
 }
 
 static int failed(const char *what)
@@ -41,31 +89,53 @@ static int keep_first(enn_dataset *ds, size_t n)
     return 0;
 }
 
-static int load_idx_dir(const char *dir, int need_train, train_data *d)
+/* MNIST's IDX files as distributed (train-images-idx3-ubyte), as some unpackers name them
+ * (train-images.idx3-ubyte), and in torchvision's MNIST/raw/ or FashionMNIST/raw/. */
+static int load_idx_dir(const char *given, int need_train, train_data *d)
 {
-    char images[1100], labels[1100];
+    static const char *const subdirs[] = {"MNIST/raw", "FashionMNIST/raw", "raw", NULL};
+    static const char *const train_images[] = {"train-images-idx3-ubyte", "train-images.idx3-ubyte", NULL};
+    static const char *const train_labels[] = {"train-labels-idx1-ubyte", "train-labels.idx1-ubyte", NULL};
+    static const char *const test_images[] = {"t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte", NULL};
+    static const char *const test_labels[] = {"t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte", NULL};
+    char dir[1100], images[1200], labels[1200];
+    if (strlen(given) > 4 && !strcmp(given + strlen(given) - 4, ".npz")) {
+        fprintf(stderr, "enn: --data mnist-idx %s: this is Keras's mnist.npz; use --data mnist-npz %s\n", given, given);
+        return -1;
+    }
+    if (find_data_dir("mnist-idx", given, subdirs, "t10k-labels-idx1-ubyte", dir, sizeof dir)) return -1;
     if (need_train) {
-        if (find_file(dir, "train-images-idx3-ubyte", images, sizeof images) ||
-            find_file(dir, "train-labels-idx1-ubyte", labels, sizeof labels))
+        if (find_file_named(dir, train_images, images, sizeof images) ||
+            find_file_named(dir, train_labels, labels, sizeof labels))
             return -1;
         if (enn_load_idx_pair(images, labels, &d->train)) return failed("training data");
     }
-    if (find_file(dir, "t10k-images-idx3-ubyte", images, sizeof images) ||
-        find_file(dir, "t10k-labels-idx1-ubyte", labels, sizeof labels))
+    if (find_file_named(dir, test_images, images, sizeof images) ||
+        find_file_named(dir, test_labels, labels, sizeof labels))
         return -1;
     if (enn_load_idx_pair(images, labels, &d->test)) return failed("test data");
     return 0;
 }
 
-static int load_cifar10(const char *dir, int need_train, train_data *d)
+/* The binary version (cifar-10-binary.tar.gz unpacks into cifar-10-batches-bin/). The
+ * python version (Keras's download) is named, with the way to convert it. */
+static int load_cifar10(const char *given, int need_train, train_data *d)
 {
-    char paths[5][1100], test[1100];
+    static const char *const subdirs[] = {"cifar-10-batches-bin", NULL};
+    char paths[5][1200], test[1200], base[1100], pickled[1200];
     const char *list[5];
-    char base[1100];
-    /* The archive unpacks into cifar-10-batches-bin/: accept either directory. */
-    snprintf(base, sizeof base, "%s/cifar-10-batches-bin/test_batch.bin", dir);
-    if (exists(base)) snprintf(base, sizeof base, "%s/cifar-10-batches-bin", dir);
-    else snprintf(base, sizeof base, "%s", dir);
+    if (find_data_dir("cifar10", given, subdirs, "test_batch.bin", base, sizeof base)) return -1;
+    snprintf(pickled, sizeof pickled, "%s/cifar-10-batches-py/test_batch", given);
+    int python = exists(pickled);
+    snprintf(pickled, sizeof pickled, "%s/test_batch", given);
+    python = python || exists(pickled);
+    if (python && find_quiet(base, "test_batch.bin", test, sizeof test)) {
+        fprintf(stderr, "enn: %s holds CIFAR-10's python version (pickled batches, as Keras downloads it); enn reads "
+                        "the binary version. Convert it with\n  python3 tools/cifar10_to_binary.py %s\n"
+                        "or download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html\n",
+                given, given);
+        return -1;
+    }
     if (need_train) {
         for (int i = 0; i < 5; i++) {
             char name[32];
@@ -83,11 +153,20 @@ static int load_cifar10(const char *dir, int need_train, train_data *d)
 
 static int load_wikitext(const train_options *o, int need_train, train_data *d)
 {
-    char train[1100], test[1100], vocab_path[1100];
-    const char *dir = o->data.path[0];
-    if (find_file(dir, "wiki.train.tokens", train, sizeof train) ||
-        find_file(dir, "wiki.test.tokens", test, sizeof test))
-        return -1;
+    /* WikiText's archives unpack into wikitext-103/ (wiki.*.tokens) or wikitext-103-raw/
+     * (wiki.*.raw: the same words without <unk>); WikiText-2 likewise. */
+    static const char *const subdirs[] = {"wikitext-103", "wikitext-103-raw", "wikitext-2", "wikitext-2-raw", NULL};
+    static const char *const train_names[] = {"wiki.train.tokens", "wiki.train.raw", NULL};
+    char train[1200], test[1200], vocab_path[1100], dir[1100];
+    if (find_data_dir("wikitext", o->data.path[0], subdirs, "wiki.test.tokens", dir, sizeof dir)) return -1;
+    if (!strcmp(dir, o->data.path[0])) { /* no .tokens there: the raw variant's folders */
+        static const char *const raw[] = {"wikitext-103-raw", "wikitext-2-raw", NULL};
+        if (find_data_dir("wikitext", o->data.path[0], raw, "wiki.test.raw", dir, sizeof dir)) return -1;
+    }
+    if (find_file_named(dir, train_names, train, sizeof train)) return -1;
+    /* The test file of the same variant as the training file. */
+    int is_raw = strstr(train, ".raw") != NULL;
+    if (find_file(dir, is_raw ? "wiki.test.raw" : "wiki.test.tokens", test, sizeof test)) return -1;
     enn_text_options text = {.max_size = o->vocab_size, .fraction = o->text_fraction, .seed = o->model.values.seed};
     enn_span_options spans = {.T = o->seq_len ? o->seq_len : 32};
     if (spans.T < 2) {
@@ -148,6 +227,9 @@ int train_data_load(const train_options *o, int need_train, train_data *d)
         rc = load_idx_dir(FASHION_MNIST_DIR, need_train, d);
         break;
     case DATA_MNIST_IDX: rc = load_idx_dir(o->data.path[0], need_train, d); break;
+    case DATA_MNIST_NPZ:
+        rc = enn_load_mnist_npz(o->data.path[0], need_train ? &d->train : NULL, &d->test) ? failed(o->data.path[0]) : 0;
+        break;
     case DATA_CIFAR10: rc = load_cifar10(o->data.path[0], need_train, d); break;
     case DATA_WIKITEXT: rc = load_wikitext(o, need_train, d); break;
     case DATA_CSV:

@@ -30,8 +30,8 @@ void train_options_init(train_options *o)
 
 const char *data_kind_name(data_kind k)
 {
-    static const char *names[] = {"none", "fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy"};
-    return k <= DATA_NPY ? names[k] : "?";
+    static const char *names[] = {"none", "fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy", "mnist-npz"};
+    return k <= DATA_MNIST_NPZ ? names[k] : "?";
 }
 
 /* The model and optimizer flags' defaults here: the spec's, and the paper's two layers of
@@ -63,8 +63,11 @@ void train_options_usage(FILE *f, int for_eval)
             "data:\n"
             "  --data fashion-mnist        /usr/share/datasets/fashion-mnist (apt install dataset-fashion-mnist)\n"
             "  --data mnist-idx DIR        {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
-            "  --data cifar10 DIR          data_batch_{1..5}.bin, test_batch.bin (rows: T=32, d=96)\n"
-            "  --data wikitext DIR         wiki.{train,test}.tokens (language model)\n"
+            "  --data mnist-npz FILE       Keras's mnist.npz (x_train, y_train, x_test, y_test)\n"
+            "  --data cifar10 DIR          data_batch_{1..5}.bin, test_batch.bin (rows: T=32, d=96); the\n"
+            "                              python version: convert with tools/cifar10_to_binary.py\n"
+            "  --data wikitext DIR         wiki.{train,test}.tokens, or .raw (language model)\n"
+            "                              (each DIR may be the folder its archive unpacks into)\n"
             "  --data csv FILE | --data npy X.npy Y.npy   (and --test-data csv|npy ... for a test set)\n"
             "  --train-samples N           first N training samples (default all)\n"
             "  --test-samples N            first N test samples (default all)\n"
@@ -139,8 +142,9 @@ static int copy_path(const char *flag, const char *v, char *dst, size_t size)
  * argv entries consumed after the flag, or -1. */
 static int parse_data(const char *flag, int argc, char **argv, int i, data_spec *d)
 {
-    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy", NULL};
-    static const int args[] = {0, 1, 1, 1, 1, 2};
+    static const char *const names[] = {"fashion-mnist", "mnist-idx", "cifar10", "wikitext", "csv", "npy", "mnist-npz",
+                                        NULL};
+    static const int args[] = {0, 1, 1, 1, 1, 2, 1};
     int k;
     if (i >= argc) return enn_cli_bad(flag, NULL, "a data set");
     if (enn_cli_word(flag, argv[i], names, &k)) return -1;
@@ -349,7 +353,7 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
         return r;
     }
     if (o->data.kind == DATA_NONE) {
-        fprintf(stderr, "enn: which data? --data fashion-mnist, mnist-idx DIR, cifar10 DIR, wikitext DIR, csv FILE "
+        fprintf(stderr, "enn: which data? --data fashion-mnist, mnist-idx DIR, mnist-npz FILE, cifar10 DIR, wikitext DIR, csv FILE "
                         "or npy X Y (see --help)\n");
         return -1;
     }

@@ -23,6 +23,7 @@ typedef enum data_kind {
     DATA_WIKITEXT,      /* DIR with wiki.{train,valid,test}.tokens */
     DATA_CSV,           /* FILE */
     DATA_NPY,           /* X Y */
+    DATA_MNIST_NPZ,     /* FILE: Keras's mnist.npz */
 } data_kind;
 
 typedef struct data_spec {

@@ -1,0 +1,172 @@
+/* `enn train --data ...` finds a data set where its archives unpack it and in the other
+ * forms users hold it: Keras's mnist.npz, torchvision's MNIST/raw/ with dotted file names,
+ * gzipped CIFAR-10 batches in cifar-10-batches-bin/, CIFAR-10's python version (refused
+ * with the way to convert it, and tools/cifar10_to_binary.py converting it byte for byte),
+ * WikiText's raw variant; and an archive given for a folder is named. Each run trains one
+ * epoch of a tiny model; the data line says what was read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data_files.h"
+#include "enn_data.h"
+#include "tool_run.h"
+
+/* `enn train` on `data` for one epoch of a tiny model: its exit status and output. */
+static int train(const char *dir, const char *data, char **out)
+{
+    char args[2048];
+    snprintf(args, sizeof args, "train --data %s --epochs 1 --hidden 4 --slots 2 --batch 8 --plain --no-plots "
+             "--no-report --overwrite --out '%s/run'", data, dir);
+    return test_run_tool("", ENN_TOOL_PATH, args, out);
+}
+
+static void expect_trains(const char *dir, const char *data, const char *want)
+{
+    char *out;
+    int rc = train(dir, data, &out);
+    cr_expect_eq(rc, 0, "enn train --data %s exited with %d:\n%s", data, rc, out);
+    cr_expect(strstr(out, want), "enn train --data %s: want \"%s\":\n%s", data, want, out);
+    free(out);
+}
+
+static void expect_refused(const char *dir, const char *data, const char *want)
+{
+    char *out;
+    int rc = train(dir, data, &out);
+    cr_expect(rc != 0 && strstr(out, want), "enn train --data %s (exit %d): want \"%s\":\n%s", data, rc, want, out);
+    free(out);
+}
+
+static void make_dirs(const char *dir, const char *sub, char out[TEST_PATH_MAX])
+{
+    char cmd[2 * TEST_PATH_MAX];
+    snprintf(out, TEST_PATH_MAX, "%s/%s", dir, sub);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[TEST_PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* An IDX file of unsigned bytes: magic, big-endian dims, data. */
+static void write_idx(const char *path, unsigned rank, const uint32_t *dims, size_t count, unsigned seed)
+{
+    unsigned char *b = malloc(4 + 4 * rank + count), *p = b;
+    *p++ = 0, *p++ = 0, *p++ = 8, *p++ = (unsigned char)rank;
+    for (unsigned i = 0; i < rank; i++)
+        *p++ = (unsigned char)(dims[i] >> 24), *p++ = (unsigned char)(dims[i] >> 16),
+        *p++ = (unsigned char)(dims[i] >> 8), *p++ = (unsigned char)dims[i];
+    for (size_t i = 0; i < count; i++) p[i] = rank == 1 ? (unsigned char)((i + seed) % 10) : (unsigned char)(i * seed);
+    test_write_gz(path, b, 4 + 4 * rank + count);
+    free(b);
+}
+
+Test(tool_data_layouts, mnist_forms, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], raw[TEST_PATH_MAX], path[TEST_PATH_MAX], data[2 * TEST_PATH_MAX];
+    test_tmpdir(dir);
+    expect_trains(dir, "mnist-npz " ENN_SOURCE_DIR "/tests/data/npz/mnist_small.npz",
+                  "data: mnist-npz, 10 training, 2 validation, 5 test samples of [T=28, d=28]");
+    /* torchvision's layout, and the dotted names some unpackers write. */
+    make_dirs(dir, "MNIST/raw", raw);
+    const uint32_t train_dims[3] = {16, 6, 5}, test_dims[3] = {8, 6, 5};
+    write_idx(test_path(path, raw, "train-images.idx3-ubyte.gz"), 3, train_dims, 16 * 30, 7);
+    write_idx(test_path(path, raw, "train-labels.idx1-ubyte.gz"), 1, train_dims, 16, 1);
+    write_idx(test_path(path, raw, "t10k-images-idx3-ubyte.gz"), 3, test_dims, 8 * 30, 3);
+    write_idx(test_path(path, raw, "t10k-labels-idx1-ubyte.gz"), 1, test_dims, 8, 2);
+    snprintf(data, sizeof data, "mnist-idx '%s'", dir);
+    expect_trains(dir, data, "data: mnist-idx, 14 training, 2 validation, 8 test samples of [T=6, d=5]");
+    /* mnist.npz given as IDX, and a file given for the folder. */
+    expect_refused(dir, "mnist-idx " ENN_SOURCE_DIR "/tests/data/npz/mnist_small.npz", "use --data mnist-npz");
+    snprintf(data, sizeof data, "mnist-idx '%s/t10k-labels-idx1-ubyte.gz'", raw);
+    expect_refused(dir, data, "this is a file, not a folder");
+    remove_tree(dir);
+}
+
+/* CIFAR-10 batches of `n` records, pixel (i, byte j) = (i * 7 + j) mod 251, labels i mod 10,
+ * pickled as the python version is (protocol 2, dict of b"data" and b"labels") by numpy. */
+static void write_python_cifar(const char *folder, int n)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import numpy as np, pickle\n"
+             "for name in ['data_batch_%%d' %% i for i in range(1, 6)] + ['test_batch']:\n"
+             "    i = np.arange(%d)[:, None]; j = np.arange(3072)[None, :]\n"
+             "    d = {b'batch_label': b'x', b'labels': [int(k) %% 10 for k in range(%d)],\n"
+             "         b'data': ((i * 7 + j) %% 251).astype(np.uint8), b'filenames': [b'f'] * %d}\n"
+             "    pickle.dump(d, open('%s/' + name, 'wb'), protocol=2)\"",
+             n, n, n, folder);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+Test(tool_data_layouts, cifar10_forms, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], bin[TEST_PATH_MAX], py[TEST_PATH_MAX], path[TEST_PATH_MAX], data[2 * TEST_PATH_MAX];
+    test_tmpdir(dir);
+    /* The python version: refused with the way to convert it, then converted. */
+    make_dirs(dir, "keras/cifar-10-batches-py", py);
+    write_python_cifar(py, 10);
+    snprintf(data, sizeof data, "cifar10 '%s/keras'", dir);
+    expect_refused(dir, data, "python version (pickled batches");
+    char cmd[3 * TEST_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tools/cifar10_to_binary.py' '%s/keras' 2>&1", ENN_SOURCE_DIR, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    enn_dataset ds;
+    const char *test_batch = test_path(path, dir, "keras/cifar-10-batches-bin/test_batch.bin");
+    ENN_ASSERT_OK(enn_load_cifar10(&test_batch, 1, &ds));
+    cr_assert_eq(ds.n, 10);
+    for (size_t i = 0; i < 10; i++) {
+        cr_expect_eq(ds.labels[i], i % 10);
+        for (int ch = 0; ch < 3; ch++)
+            for (int r = 0; r < 32; r++)
+                for (int c = 0; c < 32; c++) {
+                    float want = (float)((i * 7 + (size_t)(1024 * ch + 32 * r + c)) % 251) / 255.0f;
+                    cr_assert_eq(ds.x[(i * 32 + r) * 96 + 3 * c + ch], want, "image %zu channel %d pixel (%d, %d)", i,
+                                 ch, r, c);
+                }
+    }
+    enn_dataset_free(&ds);
+    expect_trains(dir, data, "data: cifar10, 45 training, 5 validation, 10 test samples of [T=32, d=96]");
+    /* Gzipped batches in cifar-10-batches-bin/, found from the folder above. */
+    make_dirs(dir, "gz/cifar-10-batches-bin", bin);
+    static const char *const names[] = {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                                        "data_batch_5", "test_batch"};
+    for (int k = 0; k < 6; k++) {
+        char from[TEST_PATH_MAX], name[64];
+        snprintf(name, sizeof name, "keras/cifar-10-batches-bin/%s.bin", names[k]);
+        unsigned char *bytes;
+        size_t n = test_read_file(test_path(from, dir, name), &bytes);
+        snprintf(name, sizeof name, "%s.bin.gz", names[k]);
+        test_write_gz(test_path(path, bin, name), bytes, n);
+        free(bytes);
+    }
+    snprintf(data, sizeof data, "cifar10 '%s/gz'", dir);
+    expect_trains(dir, data, "data: cifar10, 45 training, 5 validation, 10 test samples of [T=32, d=96]");
+    remove_tree(dir);
+}
+
+Test(tool_data_layouts, wikitext_raw_variant, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], raw[TEST_PATH_MAX], path[TEST_PATH_MAX], data[2 * TEST_PATH_MAX];
+    test_tmpdir(dir);
+    make_dirs(dir, "wikitext-103-raw", raw);
+    const char *text = " = Title = \n\n the cat sat on the mat , and the dog sat on the log . \n";
+    char big[4096] = "";
+    for (int i = 0; i < 20; i++) strcat(big, text);
+    test_write_file(test_path(path, raw, "wiki.train.raw"), big, strlen(big));
+    test_write_file(test_path(path, raw, "wiki.test.raw"), text, strlen(text));
+    snprintf(data, sizeof data, "wikitext '%s' --seq-len 8", dir);
+    expect_trains(dir, data, "data: wikitext, 40 training, 5 validation, 3 test samples of [T=8, d=1]");
+    /* The archive itself given for the folder. */
+    test_write_file(test_path(path, dir, "wikitext-103-raw-v1.zip"), "PK\x03\x04", 4);
+    snprintf(data, sizeof data, "wikitext '%s'", path);
+    expect_refused(dir, data, "this is a file, not a folder; it wants the folder that holds wiki.test.tokens "
+                              "(extract the archive first)");
+    remove_tree(dir);
+}
