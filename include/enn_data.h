@@ -112,8 +112,8 @@ ENN_API enn_status enn_load_mnist_npz(const char *path, enn_dataset *train, enn_
  * which is Keras's cifar10 image [32, 32, 3] reshaped to [32, 96]. */
 ENN_API enn_status enn_load_cifar10(const char *const *paths, uint32_t count, enn_dataset *out);
 
-/* CSV of numbers for regression. Blank lines are skipped; fields are numbers (strtod,
- * finite); every row has the same number of fields. */
+/* CSV of numbers, for regression or (with `labels`) classification. Blank lines are
+ * skipped; fields are numbers (strtod, finite); every row has the same number of fields. */
 typedef struct enn_csv_options {
     int header;               /* 1: the first line is a header; 0: none; -1: detect it
                                  (a first line with a non-number field is a header) */
@@ -123,8 +123,12 @@ typedef struct enn_csv_options {
     const int *target_columns;
     uint32_t target_count;
     uint32_t T;               /* features per row are split into T steps of d (0: 1) */
+    int labels;               /* 1: the (one) target column holds class ids, whole numbers
+                                 from 0 (e.g. MNIST as CSV, label first): labels[n] and
+                                 num_classes = the largest + 1 instead of y */
 } enn_csv_options;
-/* x[n, T, d], y[n, k]. options may be NULL (detect header, ',', last column, T = 1). */
+/* x[n, T, d], y[n, k] (or labels[n]). options may be NULL (detect header, ',', last
+ * column, T = 1). */
 ENN_API enn_status enn_load_csv(const char *path, const enn_csv_options *options,
                                 enn_dataset *out);
 

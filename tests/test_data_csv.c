@@ -53,6 +53,41 @@ Test(data_csv, header_targets_and_steps)
     test_tmpdir_remove(dir);
 }
 
+/* MNIST as CSV (the common Kaggle form): a header, the class id first, then the pixels,
+ * read as labels and T rows of pixels. */
+Test(data_csv, class_labels_from_a_column)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    write_text(path, dir, "mnist.csv",
+               "label,1x1,1x2,2x1,2x2\n"
+               "7,0,255,128,1\n"
+               "0,3,4,5,6\n"
+               "2,10,20,30,40\n");
+    enn_csv_options opt = {.header = -1, .target_columns = (const int[]){0}, .target_count = 1, .labels = 1, .T = 2};
+    enn_dataset ds;
+    ENN_ASSERT_OK(enn_load_csv(path, &opt, &ds));
+    cr_assert(ds.n == 3 && ds.T == 2 && ds.d == 2 && ds.labels && !ds.y, "n %zu T %u d %u", ds.n, ds.T, ds.d);
+    const uint32_t labels[3] = {7, 0, 2};
+    cr_expect_arr_eq(ds.labels, labels, sizeof labels);
+    cr_expect_eq(ds.num_classes, 8, "the largest label + 1");
+    const float x[12] = {0, 255, 128, 1, 3, 4, 5, 6, 10, 20, 30, 40};
+    cr_expect_arr_eq(ds.x, x, sizeof x);
+    enn_dataset_free(&ds);
+    /* A label that is no class id, and labels from two columns, are refused by name. */
+    write_text(path, dir, "half.csv", "1.5,2,3\n");
+    memset(&ds, 0x5a, sizeof ds);
+    test_expect_error(enn_load_csv(path, &opt, &ds), ENN_ERROR_FORMAT, "half.csv",
+                      "row 1: label 1.5 in column 1 is not a class id");
+    cr_assert(!ds.x && !ds.labels);
+    write_text(path, dir, "neg.csv", "-1,2,3\n");
+    test_expect_error(enn_load_csv(path, &opt, &ds), ENN_ERROR_FORMAT, "neg.csv", "label -1");
+    enn_csv_options two = {.target_columns = (const int[]){0, 1}, .target_count = 2, .labels = 1};
+    test_expect_error(enn_load_csv(path, &two, &ds), ENN_ERROR_INVALID_ARGUMENT, "neg.csv",
+                      "class labels come from one column, not 2");
+    test_tmpdir_remove(dir);
+}
+
 static void expect_csv_error(const char *dir, const char *name, const char *text, const enn_csv_options *opt,
                              enn_status want, const char *problem)
 {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <zlib.h>
+
 #include "data_files.h"
 #include "enn_data.h"
 #include "tool_run.h"
@@ -169,4 +171,56 @@ Test(tool_data_layouts, wikitext_raw_variant, .timeout = 300)
     expect_refused(dir, data, "this is a file, not a folder; it wants the folder that holds wiki.test.tokens "
                               "(extract the archive first)");
     remove_tree(dir);
+}
+
+/* MNIST as CSV (Kaggle's form: a header, the label first, pixels 0..255): a classifier
+ * with --label-column 0, pixels scaled by --input-scale. */
+Test(tool_data_layouts, csv_with_labels_first, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX], data[2 * TEST_PATH_MAX], text[8192] = "label,p1,p2,p3,p4\n";
+    test_tmpdir(dir);
+    for (int i = 0; i < 40; i++) {
+        size_t n = strlen(text);
+        snprintf(text + n, sizeof text - n, "%d,%d,%d,%d,%d\n", i % 3, i * 5 % 256, 255 - i, i * 11 % 256, 17);
+    }
+    test_write_file(test_path(path, dir, "mnist_train.csv"), text, strlen(text));
+    snprintf(data, sizeof data, "csv '%s' --label-column 0 --seq-len 2 --input-scale 0.00392156862745098", path);
+    expect_trains(dir, data, "data: csv, 36 training, 4 validation, 0 test samples of [T=2, d=2]");
+    expect_trains(dir, data, "model: ENN classifier");
+    expect_trains(dir, data, "3 outputs");
+    /* What was read: last.json's CRC-32 of the training then validation samples (inputs,
+     * then labels, per part), recomputed from the rows as written, pixels scaled. */
+    uLong crc = 0;
+    for (int part = 0; part < 2; part++) {
+        int first = part ? 36 : 0, count = part ? 4 : 36;
+        for (int i = first; i < first + count; i++) {
+            const int pixels[4] = {i * 5 % 256, 255 - i, i * 11 % 256, 17};
+            for (int k = 0; k < 4; k++) {
+                float v = (float)((float)pixels[k] * 0.00392156862745098);
+                crc = crc32(crc, (const Bytef *)&v, sizeof v);
+            }
+        }
+        for (int i = first; i < first + count; i++) {
+            uint32_t label = (uint32_t)(i % 3);
+            crc = crc32(crc, (const Bytef *)&label, sizeof label);
+        }
+    }
+    unsigned char *state;
+    char state_path[TEST_PATH_MAX];
+    size_t n = test_read_file(test_path(state_path, dir, "run/last.json"), &state);
+    char json[8192];
+    snprintf(json, sizeof json, "%.*s", (int)n, (const char *)state);
+    free(state);
+    const char *at = strstr(json, "\"data_crc32\":");
+    cr_assert(at, "%s", json);
+    cr_expect_eq(strtoull(at + strlen("\"data_crc32\":"), NULL, 10), (unsigned long long)crc,
+                 "the samples read are not the rows written, scaled:\n%s", json);
+    /* Without the flag the last column is a regression target; elsewhere the flag is refused. */
+    snprintf(data, sizeof data, "csv '%s' --seq-len 2", path);
+    expect_trains(dir, data, "model: ENN regressor");
+    expect_refused(dir, "fashion-mnist --label-column 0", "--label-column is for csv data");
+    expect_refused(dir, "fashion-mnist --input-scale 2", "--input-scale is for csv and npy data");
+    snprintf(data, sizeof data, "csv '%s' --label-column 0,1", path);
+    expect_refused(dir, data, "--label-column: '0,1'");
+    test_tmpdir_remove(dir);
 }

@@ -1,5 +1,5 @@
-/* CSV of numbers (regression data): optional header, chosen target columns, every row
- * the same width. Errors give the line and the field. */
+/* CSV of numbers (regression data, or class labels in one column): optional header, chosen
+ * target columns, every row the same width. Errors give the line and the field. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -170,6 +170,10 @@ enn_status enn_load_csv(const char *path, const enn_csv_options *options, enn_da
         }
         is_target[resolved] = (int)t + 1;
     }
+    if (opt.labels && k != 1) {
+        s = enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: class labels come from one column, not %u", path, k);
+        goto done;
+    }
     size_t features = ncols - k;
     if (features == 0 || features % T != 0) {
         s = enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: %zu feature columns (of %zu, %u targets) cannot be split into T = %u steps",
@@ -177,24 +181,38 @@ enn_status enn_load_csv(const char *path, const enn_csv_options *options, enn_da
         goto done;
     }
     out->x = malloc(rows * features * sizeof(float));
-    out->y = malloc(rows * k * sizeof(float));
-    if (!out->x || !out->y) {
+    if (opt.labels) out->labels = malloc(rows * sizeof *out->labels);
+    else out->y = malloc(rows * k * sizeof(float));
+    if (!out->x || !(out->y || out->labels)) {
         enn_dataset_free(out);
         s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory for %zu rows", path, rows);
         goto done;
     }
+    uint32_t max_label = 0;
     for (size_t r = 0; r < rows; r++) {
         size_t f = 0;
         for (size_t c = 0; c < ncols; c++) {
             float v = values[r * ncols + c];
-            if (is_target[c]) out->y[r * k + (size_t)(is_target[c] - 1)] = v;
-            else out->x[r * features + f++] = v;
+            if (!is_target[c]) {
+                out->x[r * features + f++] = v;
+            } else if (!opt.labels) {
+                out->y[r * k + (size_t)(is_target[c] - 1)] = v;
+            } else if (!(v >= 0.0f && v < 16777216.0f && v == floorf(v))) { /* exact in float */
+                enn_dataset_free(out);
+                s = enn_error(ENN_ERROR_FORMAT, "%s: row %zu: label %g in column %zu is not a class id (a whole number "
+                              "from 0)", path, r + 1, v, c + 1);
+                goto done;
+            } else {
+                out->labels[r] = (uint32_t)v;
+                if ((uint32_t)v > max_label) max_label = (uint32_t)v;
+            }
         }
     }
     out->n = rows;
     out->T = T;
     out->d = (uint32_t)(features / T);
-    out->k = k;
+    out->k = opt.labels ? 0 : k;
+    out->num_classes = opt.labels ? max_label + 1 : 0;
     enn_error_clear();
 done:
     free(buf);

@@ -192,13 +192,21 @@ static int load_wikitext(const train_options *o, int need_train, train_data *d)
     return 0;
 }
 
-static int load_table(const data_spec *spec, enn_dataset *out, uint32_t csv_steps)
+static int load_table(const train_options *o, const data_spec *spec, enn_dataset *out)
 {
+    int rc;
     if (spec->kind == DATA_CSV) {
-        enn_csv_options opt = {.header = -1, .T = csv_steps};
-        return enn_load_csv(spec->path[0], &opt, out) ? failed(spec->path[0]) : 0;
+        enn_csv_options opt = {.header = -1, .T = o->seq_len, .target_columns = o->csv_columns,
+                               .target_count = o->csv_column_count, .labels = o->csv_labels};
+        rc = enn_load_csv(spec->path[0], &opt, out) ? failed(spec->path[0]) : 0;
+    } else {
+        rc = enn_load_npy_pair(spec->path[0], spec->path[1], out) ? failed(spec->path[0]) : 0;
     }
-    return enn_load_npy_pair(spec->path[0], spec->path[1], out) ? failed(spec->path[0]) : 0;
+    if (!rc && o->input_scale != 1.0) {
+        size_t count = out->n * (size_t)out->T * out->d;
+        for (size_t i = 0; i < count; i++) out->x[i] = (float)(out->x[i] * o->input_scale);
+    }
+    return rc;
 }
 
 /* What a data set trains on, in words: "class labels", "2 targets per sample", "tokens". */
@@ -234,11 +242,11 @@ int train_data_load(const train_options *o, int need_train, train_data *d)
     case DATA_WIKITEXT: rc = load_wikitext(o, need_train, d); break;
     case DATA_CSV:
     case DATA_NPY:
-        if (need_train) rc = load_table(&o->data, &d->train, o->seq_len);
+        if (need_train) rc = load_table(o, &o->data, &d->train);
         /* csv/npy: the file is the training data, and --test-data names a test set;
          * `enn eval` evaluates on --test-data, or else on the --data file itself. */
-        if (!rc && o->test_data.kind != DATA_NONE) rc = load_table(&o->test_data, &d->test, o->seq_len);
-        else if (!rc && !need_train) rc = load_table(&o->data, &d->test, o->seq_len);
+        if (!rc && o->test_data.kind != DATA_NONE) rc = load_table(o, &o->test_data, &d->test);
+        else if (!rc && !need_train) rc = load_table(o, &o->data, &d->test);
         break;
     default: fprintf(stderr, "enn: no data set named\n"); return -1;
     }

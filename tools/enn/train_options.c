@@ -13,6 +13,7 @@ void train_options_init(train_options *o)
     o->validation_split = 0.1;
     o->seq_len = 0;
     o->text_fraction = 1.0;
+    o->input_scale = 1.0;
     enn_cli_model_flags_init(&o->model, ENN_CLI_FROM_DATA);
     o->epochs = 50;
     o->batch = 128;
@@ -75,6 +76,9 @@ void train_options_usage(FILE *f, int for_eval)
             "  --seq-len T                 wikitext span length (32); csv steps per row (1)\n"
             "  --vocab-size V              wikitext: most ids (default: every token)\n"
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
+            "  --target-columns C[,C...]   csv: the regression targets' columns (default -1, the last)\n"
+            "  --label-column C            csv: class ids in column C (0: the first): a classifier\n"
+            "  --input-scale S             csv, npy: inputs times S (1/255 = 0.00392157 for pixels)\n"
             "%s", for_eval ? "" : "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
                                  "largest batch):\n");
     if (for_eval) {
@@ -223,6 +227,27 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
     if (FLAG("--seq-len")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->seq_len));
     if (FLAG("--vocab-size")) VALUE(enn_cli_u32(f, v, 3, UINT32_MAX, &o->vocab_size));
     if (FLAG("--text-fraction")) VALUE(enn_cli_double(f, v, 1e-6, 1.0, &o->text_fraction));
+    if (FLAG("--target-columns") || FLAG("--label-column")) {
+        /* C[,C...]: column numbers from 0, negative from the end (-1: the last). */
+        int labels = FLAG("--label-column"), max = labels ? 1 : 8;
+        char want[96], buf[128], *save = NULL;
+        snprintf(want, sizeof want, labels ? "a column number (0: the first, -1: the last)"
+                                           : "1 to %d column numbers like 0 or 0,-1 (-1: the last)", max);
+        if (!v || strlen(v) >= sizeof buf || !v[0] || v[strlen(v) - 1] == ',' || strstr(v, ",,") || v[0] == ',')
+            return enn_cli_bad(f, v, want);
+        snprintf(buf, sizeof buf, "%s", v);
+        uint32_t n = 0;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            char *end;
+            long c = strtol(t, &end, 10);
+            if (n == (uint32_t)max || *end || end == t || c < -100000 || c > 100000) return enn_cli_bad(f, v, want);
+            o->csv_columns[n++] = (int)c;
+        }
+        o->csv_column_count = n;
+        o->csv_labels = labels;
+        return 2;
+    }
+    if (FLAG("--input-scale")) VALUE(enn_cli_double(f, v, 1e-12, 1e12, &o->input_scale));
 
     if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
     if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));
@@ -365,6 +390,17 @@ int train_options_parse(train_options *o, int argc, char **argv, int for_eval)
     int table = o->data.kind == DATA_CSV || o->data.kind == DATA_NPY;
     if (o->test_data.kind != DATA_NONE && !table) {
         fprintf(stderr, "enn: --test-data goes with --data csv or npy; %s has its own test files\n",
+                data_kind_name(o->data.kind));
+        return -1;
+    }
+    if (o->csv_column_count && o->data.kind != DATA_CSV) {
+        fprintf(stderr, "enn: --%s is for csv data; %s has its own %s\n",
+                o->csv_labels ? "label-column" : "target-columns", data_kind_name(o->data.kind),
+                o->csv_labels ? "labels" : "targets");
+        return -1;
+    }
+    if (o->input_scale != 1.0 && !table) {
+        fprintf(stderr, "enn: --input-scale is for csv and npy data; %s is scaled as its format says\n",
                 data_kind_name(o->data.kind));
         return -1;
     }

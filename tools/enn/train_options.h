@@ -40,6 +40,10 @@ typedef struct train_options {
     uint32_t seq_len;               /* wikitext spans (32); csv: steps per row (1) */
     uint32_t vocab_size;            /* wikitext: most ids (0: every token) */
     double text_fraction;           /* wikitext: fraction of training lines (paper: 0.25) */
+    int csv_columns[8];             /* csv: the target columns (negative: from the end) */
+    uint32_t csv_column_count;      /* 0: the last column */
+    int csv_labels;                 /* csv: the one target column holds class ids */
+    double input_scale;             /* csv, npy: inputs multiplied by this (1; 1/255 for pixels) */
 
     /* The model flags given; model.values also holds the learning rate, clipping and seed
      * (the spec's defaults unless given). */
