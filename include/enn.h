@@ -429,6 +429,19 @@ ENN_API enn_status enn_model_memory(const enn_model *model, uint64_t *parameter_
 /* Writes atomically (temporary file, fsync, rename): an existing file at `path` is
  * replaced whole or not at all. */
 ENN_API enn_status enn_model_save(enn_model *model, const char *path);
+/* A caller's text saved with the model, in the same file and the same atomic write (a
+ * training loop's state, so that weights and loop never disagree after a crash; a note):
+ * entries of the header's metadata beside libenn's own, whose keys they may not take. */
+typedef struct enn_metadata {
+    const char *key;
+    const char *value;
+} enn_metadata;
+ENN_API enn_status enn_model_save_with_metadata(enn_model *model, const char *path, const enn_metadata *extra,
+                                                uint32_t count);
+/* The metadata value under `key` in the checkpoint at `path`, malloc'ed into *value (free
+ * it), or *value = NULL when there is no such key (ENN_OK). The file is read and checked
+ * as a safetensors file, not loaded into a model. */
+ENN_API enn_status enn_checkpoint_metadata(const char *path, const char *key, char **value);
 /* Creates a model from a checkpoint's configuration and loads it. */
 ENN_API enn_status enn_model_load(enn_context *ctx, const char *path, enn_model **out);
 /* Loads into an existing model: every tensor's name, shape and dtype must match the

@@ -177,6 +177,46 @@ static void resume_case(int stateful)
 Test(model_checkpoint, resume_is_bit_exact) { resume_case(0); }
 Test(model_checkpoint, resume_is_bit_exact_stateful) { resume_case(1); }
 
+/* A caller's metadata saved with the model (enn train keeps its loop state there) reads
+ * back as given, leaves the load alone, and may not take libenn's own keys. */
+Test(model_checkpoint, caller_metadata)
+{
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX], other[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    test_path(path, dir, "ckpt.safetensors");
+    enn_context *ctx = test_context();
+    enn_model_config c = small_config(3, 0);
+    enn_model *m, *loaded;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    train(m, 0, 1);
+    const enn_metadata extra[2] = {{"my.loop", "{\"epoch\": 3}"}, {"note", "caf\xc3\xa9 \"quoted\"\n"}};
+    ENN_ASSERT_OK(enn_model_save_with_metadata(m, path, extra, 2));
+    char *value;
+    for (int i = 0; i < 2; i++) {
+        ENN_ASSERT_OK(enn_checkpoint_metadata(path, extra[i].key, &value));
+        cr_expect(value && !strcmp(value, extra[i].value), "%s: %s", extra[i].key, value ? value : "(none)");
+        free(value);
+    }
+    ENN_ASSERT_OK(enn_checkpoint_metadata(path, "absent", &value));
+    cr_expect_null(value);
+    ENN_ASSERT_OK(enn_model_load(ctx, path, &loaded));
+    expect_same(m, loaded, "a checkpoint with the caller's metadata");
+    enn_model_destroy(loaded);
+    /* libenn's keys, a key twice, an entry without a value: refused, nothing written. */
+    test_path(other, dir, "other.safetensors");
+    const enn_metadata own[1] = {{"step", "0"}}, twice[2] = {{"a", "1"}, {"a", "2"}}, empty[1] = {{"a", NULL}};
+    test_expect_error(enn_model_save_with_metadata(m, other, own, 1), ENN_ERROR_INVALID_ARGUMENT, "other.safetensors",
+                      "metadata key \"step\" is libenn's own");
+    test_expect_error(enn_model_save_with_metadata(m, other, twice, 2), ENN_ERROR_INVALID_ARGUMENT, NULL,
+                      "metadata key \"a\" given twice");
+    test_expect_error(enn_model_save_with_metadata(m, other, empty, 1), ENN_ERROR_INVALID_ARGUMENT, NULL,
+                      "has no key or no value");
+    cr_expect_neq(access(other, F_OK), 0, "a refused save wrote %s", other);
+    enn_model_destroy(m);
+    test_context_finish(ctx);
+    test_tmpdir_remove(dir);
+}
+
 /* Rewrites a checkpoint with one change: `drop` omitted ("" adds a tensor "extra"),
  * `retype` given another dtype
  * (same bytes reinterpreted, so the file is a valid safetensors file), metadata `key`

@@ -252,17 +252,46 @@ Test(train_cli, interrupt_stops_cleanly, .timeout = 300)
 /* Whether two files hold the same bytes. */
 /* last.json at `path` as `text` with the value after `key` replaced by `value` (a
  * bracketed array whole), then `args` (a --resume) must fail saying `want`. */
-static void expect_edited_state_refused(const char *path, const char *text, const char *key, const char *value,
-                                        const char *args, const char *want)
+/* The run's checkpoint `ckpt` rewritten with the loop state `state` in its metadata
+ * (NULL: none, as runs of earlier versions wrote it, with the state in last.json alone). */
+static void rewrite_state(const char *ckpt, const char *state)
+{
+    enn_safetensors *st;
+    ENN_ASSERT_OK(enn_safetensors_read(ckpt, &st));
+    uint32_t n = enn_safetensors_count(st), m = 0;
+    enn_st_tensor *t = malloc(n * sizeof *t);
+    for (uint32_t i = 0; i < n; i++) t[i] = *enn_safetensors_at(st, i);
+    static const char *const keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B",
+                                       "data_crc32"};
+    enn_st_meta meta[9];
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        if (enn_safetensors_meta(st, keys[k])) meta[m++] = (enn_st_meta){keys[k], enn_safetensors_meta(st, keys[k])};
+    if (state) meta[m++] = (enn_st_meta){"enn.train_state", state};
+    ENN_ASSERT_OK(enn_safetensors_write(ckpt, t, n, meta, m));
+    free(t);
+    enn_safetensors_free(st);
+}
+
+/* `text` (a loop state) with the value after `key` replaced by `value`, malloc'ed. */
+static char *edited(const char *text, const char *key, const char *value)
 {
     const char *at = strstr(text, key);
     cr_assert(at, "no %s in:\n%s", key, text);
     const char *rest = at + strlen(key);
-    rest = *rest == '[' ? strchr(rest, ']') + 1 : rest + strcspn(rest, ",}");
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fprintf(f, "%.*s%s%s%s", (int)(at - text), text, key, value, rest);
-    fclose(f);
+    rest = *rest == '[' ? strchr(rest, ']') + 1 : rest + strcspn(rest, ",}\n");
+    size_t n = strlen(text) + strlen(value) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s%s", (int)(at - text), text, key, value, rest);
+    return out;
+}
+
+/* A loop state edited in the checkpoint is refused by --resume, saying `want`. */
+static void expect_edited_state_refused(const char *ckpt, const char *text, const char *key, const char *value,
+                                        const char *args, const char *want)
+{
+    char *changed = edited(text, key, value);
+    rewrite_state(ckpt, changed);
+    free(changed);
     expect_exit(args, 1, want);
 }
 
@@ -306,31 +335,46 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
         expect_exit(args, 1, changed[i][1]);
     }
 
-    /* A checkpoint and a last.json from different moments (a crash between the writes). */
-    char state_path[128];
-    unsigned char *state_bytes;
+    /* The loop state is saved in the checkpoint, with the weights, in one atomic write. */
+    char ckpt[128], state_path[128], *state_text;
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cut);
     snprintf(state_path, sizeof state_path, "%s/last.json", cut);
-    size_t state_len = test_read_file(state_path, &state_bytes);
-    char *state_text = realloc(state_bytes, state_len + 1);   /* as a string */
-    cr_assert_not_null(state_text);
-    state_text[state_len] = 0;
+    ENN_ASSERT_OK(enn_checkpoint_metadata(ckpt, "enn.train_state", &state_text));
+    cr_assert_not_null(state_text, "%s holds no loop state", ckpt);
     snprintf(args, sizeof args, "train %s --out %s --resume", common, cut);
-    expect_edited_state_refused(state_path, state_text, "\"updates\": ", "1", args, "different moments");
-    /* ... or whose pass counts (the noise streams' place) disagree. */
-    expect_edited_state_refused(state_path, state_text, "\"passes\": ", "[1]", args, "different moments (pass counts");
-    /* ... or whose counts no run writes: more batches done than an epoch has, more
-     * correct than counted. */
-    expect_edited_state_refused(state_path, state_text, "\"batches_done\": ", "99", args,
+    /* A state whose counts disagree with the weights, or that no run writes: refused. */
+    expect_edited_state_refused(ckpt, state_text, "\"updates\": ", "1", args, "different moments");
+    expect_edited_state_refused(ckpt, state_text, "\"passes\": ", "[1]", args, "different moments (pass counts");
+    expect_edited_state_refused(ckpt, state_text, "\"batches_done\": ", "99", args,
                                 "says 99 batches of epoch 2 are done, but an epoch has 43");
-    expect_edited_state_refused(state_path, state_text, "\"correct\": ", "1000000", args,
+    expect_edited_state_refused(ckpt, state_text, "\"correct\": ", "1000000", args,
                                 "correct not within 0..counted");
-    /* Not a state file at all: said so, nothing trained. */
-    test_write_file(state_path, "{\"format\": \"something else\"", 27);
-    cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "last.json"), "%s", out);
-    free(out);
-    test_write_file(state_path, state_text, state_len);
+    rewrite_state(ckpt, "{\"format\": \"something else\"}");
+    expect_exit(args, 1, "last.safetensors is not a training state");
+    /* A checkpoint of an earlier version has no state in it: last.json is read, and a
+     * last.json from another moment than the checkpoint (a crash between the two
+     * writes, which the single save now rules out) is refused. */
+    rewrite_state(ckpt, NULL);
+    unsigned char *json_bytes;
+    size_t json_len = test_read_file(state_path, &json_bytes);
+    char *json_text = realloc(json_bytes, json_len + 1);
+    json_text[json_len] = 0;
+    char *stale = edited(json_text, "\"updates\": ", "1");
+    test_write_file(state_path, stale, strlen(stale));
+    free(stale);
+    expect_exit(args, 1, "different moments");
+    test_write_file(state_path, json_text, json_len);
+    free(json_text);
+    rewrite_state(ckpt, state_text);
     free(state_text);
+    /* The epoch-2 row of a run that logged it and then stopped before its checkpoint: the
+     * resumed run cuts it and logs epoch 2 once. */
+    char csv_path[128];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", cut);
+    FILE *csv = fopen(csv_path, "a");
+    cr_assert_not_null(csv);
+    fprintf(csv, "2,9,9,9,9,9,9,,,,,\n");
+    fclose(csv);
 
     cr_assert_eq(run_enn(args, &out), 0, "%s", out);
     cr_expect(strstr(out, "resumed ") && strstr(out, "epoch 2 after "), "%s", out);
@@ -339,8 +383,14 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     cr_expect_eq(atof(acc + 15), want, "test accuracy %g after resuming, %g without the interrupt", atof(acc + 15),
                  want);
     free(out);
-    cr_expect(test_same_file(whole, cut, "last.safetensors"), "the resumed run ends elsewhere");
+    cr_expect(test_same_checkpoint(whole, cut, "last.safetensors"), "the resumed run ends elsewhere");
     cr_expect(test_same_file(whole, cut, "best.safetensors"), "the resumed run's best epoch differs");
+    unsigned char *rows;
+    size_t rows_len = test_read_file(csv_path, &rows);
+    size_t lines = 0;
+    for (size_t i = 0; i < rows_len; i++) lines += rows[i] == '\n';
+    cr_expect_eq(lines, 3, "metrics.csv: %zu lines, not a header and 2 epochs:\n%.*s", lines, (int)rows_len, rows);
+    free(rows);
 
     /* Finished: nothing to resume. No run at all: said so. */
     cr_expect_eq(run_enn(args, &out), 0, "%s", out);
@@ -350,7 +400,7 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     temp_dir(empty, sizeof empty);
     snprintf(args, sizeof args, "train %s --out %s --resume", common, empty);
     cr_expect_eq(run_enn(args, &out), 1, "%s", out);
-    cr_expect(strstr(out, "last.json"), "%s", out);
+    cr_expect(strstr(out, "no run to go on with"), "%s", out);
     free(out);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", whole, cut, empty);

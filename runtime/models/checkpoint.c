@@ -55,9 +55,35 @@ static uint32_t tensors_crc32(const enn_st_tensor *const *tensors, uint32_t coun
 static uint64_t state_h_floats(const enn_model *m) { return (uint64_t)m->cell.Bp * m->cell.h; }
 static uint64_t state_H_floats(const enn_model *m) { return (uint64_t)m->cell.nH * m->cell.N * m->cell.h; }
 
-enn_status enn_model_save(enn_model *m, const char *path)
+/* The metadata keys libenn writes: a caller's entries may not take them. */
+static const char *const own_keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B",
+                                       "data_crc32", NULL};
+
+static enn_status check_extra(const char *path, const enn_metadata *extra, uint32_t count)
+{
+    if (count && !extra) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "saving %s: %u metadata entries at NULL", path, count);
+    if (count > 64) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "saving %s: %u metadata entries (at most 64)", path, count);
+    for (uint32_t i = 0; i < count; i++) {
+        if (!extra[i].key || !extra[i].key[0] || !extra[i].value)
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "saving %s: metadata entry %u has no key or no value", path, i);
+        for (int k = 0; own_keys[k]; k++)
+            if (!strcmp(extra[i].key, own_keys[k]))
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "saving %s: metadata key \"%s\" is libenn's own", path,
+                                 extra[i].key);
+        for (uint32_t j = 0; j < i; j++)
+            if (!strcmp(extra[i].key, extra[j].key))
+                return enn_error(ENN_ERROR_INVALID_ARGUMENT, "saving %s: metadata key \"%s\" given twice", path,
+                                 extra[i].key);
+    }
+    return ENN_OK;
+}
+
+enn_status enn_model_save(enn_model *m, const char *path) { return enn_model_save_with_metadata(m, path, NULL, 0); }
+
+enn_status enn_model_save_with_metadata(enn_model *m, const char *path, const enn_metadata *extra, uint32_t extra_count)
 {
     if (!m || !path) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_save: NULL argument");
+    ENN_TRY(check_extra(path, extra, extra_count));
     const enn_layout *l = &m->layout;
     int state = has_carried_state(m);
     enn_st_tensor tensors[MOMENT_KINDS * ENN_MAX_TENSORS + 2];
@@ -110,9 +136,11 @@ enn_status enn_model_save(enn_model *m, const char *path)
         snprintf(passes, sizeof passes, "%llu", (unsigned long long)m->passes);
         snprintf(st_T, sizeof st_T, "%u", state ? m->last_T : 0);
         snprintf(st_B, sizeof st_B, "%u", state ? m->last_B : 0);
-        enn_st_meta meta[] = {{"format", FORMAT_NAME}, {"format_version", version}, {"config", config},
-                              {"step", step}, {"passes", passes}, {"state_T", st_T}, {"state_B", st_B}, {"data_crc32", crc}};
-        s = enn_safetensors_write(path, tensors, count, meta, sizeof meta / sizeof *meta);
+        enn_st_meta meta[8 + 64] = {{"format", FORMAT_NAME}, {"format_version", version}, {"config", config},
+                                    {"step", step}, {"passes", passes}, {"state_T", st_T}, {"state_B", st_B},
+                                    {"data_crc32", crc}};
+        for (uint32_t i = 0; i < extra_count; i++) meta[8 + i] = (enn_st_meta){extra[i].key, extra[i].value};
+        s = enn_safetensors_write(path, tensors, count, meta, 8 + extra_count);
     }
     for (int k = 0; k < MOMENT_KINDS; k++) free(host[k]);
     free(state_h);
@@ -340,4 +368,17 @@ enn_status enn_model_load(enn_context *ctx, const char *path, enn_model **out)
     }
     *out = m;
     return ENN_OK;
+}
+
+enn_status enn_checkpoint_metadata(const char *path, const char *key, char **value)
+{
+    if (!path || !key || !value) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_checkpoint_metadata: NULL argument");
+    *value = NULL;
+    enn_safetensors *st;
+    ENN_TRY(enn_safetensors_read(path, &st));
+    const char *v = enn_safetensors_meta(st, key);
+    enn_status s = ENN_OK;
+    if (v && !(*value = strdup(v))) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: metadata \"%s\"", path, key);
+    enn_safetensors_free(st);
+    return s;
 }

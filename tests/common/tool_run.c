@@ -1,6 +1,10 @@
 /* See tool_run.h. */
 #include "tool_run.h"
 
+#include <jansson.h>
+
+#include "io/safetensors.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -45,5 +49,54 @@ int test_same_file(const char *dir_a, const char *dir_b, const char *name)
     } while (same && ca != EOF);
     fclose(a);
     fclose(b);
+    return same;
+}
+
+/* The loop state of a checkpoint's metadata without what a resumed run cannot repeat:
+ * the seconds spent and the logs' sizes (their rows hold times). */
+static char *comparable_state(const char *text)
+{
+    json_t *root = json_loads(text, 0, NULL);
+    cr_assert_not_null(root, "the loop state is not JSON: %s", text);
+    json_object_del(root, "seconds");
+    json_object_del(root, "log_bytes");
+    char *out = json_dumps(root, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(root);
+    return out;
+}
+
+int test_same_checkpoint(const char *dir_a, const char *dir_b, const char *name)
+{
+    char pa[160], pb[160];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, name);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, name);
+    enn_safetensors *a, *b;
+    cr_assert_eq(enn_safetensors_read(pa, &a), ENN_OK, "%s", enn_last_error());
+    cr_assert_eq(enn_safetensors_read(pb, &b), ENN_OK, "%s", enn_last_error());
+    int same = enn_safetensors_count(a) == enn_safetensors_count(b);
+    for (uint32_t i = 0; same && i < enn_safetensors_count(a); i++) {
+        const enn_st_tensor *ta = enn_safetensors_at(a, i), *tb = enn_safetensors_find(b, ta->name);
+        same = tb && ta->dtype == tb->dtype && ta->rank == tb->rank &&
+               !memcmp(ta->shape, tb->shape, ta->rank * sizeof *ta->shape) &&
+               !memcmp(ta->data, tb->data, enn_st_elements(ta) * enn_st_dtype_size(ta->dtype));
+    }
+    static const char *const keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B",
+                                       "data_crc32", NULL};
+    for (int k = 0; same && keys[k]; k++) {
+        const char *va = enn_safetensors_meta(a, keys[k]), *vb = enn_safetensors_meta(b, keys[k]);
+        same = (!va && !vb) || (va && vb && !strcmp(va, vb));
+    }
+    const char *sa = enn_safetensors_meta(a, "enn.train_state"), *sb = enn_safetensors_meta(b, "enn.train_state");
+    if (same && (sa || sb)) {
+        same = sa && sb;
+        if (same) {
+            char *ca = comparable_state(sa), *cb = comparable_state(sb);
+            same = !strcmp(ca, cb);
+            free(ca);
+            free(cb);
+        }
+    }
+    enn_safetensors_free(a);
+    enn_safetensors_free(b);
     return same;
 }

@@ -9,5 +9,8 @@ int test_run_tool(const char *launcher, const char *tool, const char *args, char
 
 /* 1 when <dir_a>/<name> and <dir_b>/<name> hold the same bytes (both must exist). */
 int test_same_file(const char *dir_a, const char *dir_b, const char *name);
+/* 1 when two checkpoints hold the same tensors, bit for bit, and the same metadata; of
+ * `enn train`'s loop state in it, all but the seconds spent and the logs' sizes. */
+int test_same_checkpoint(const char *dir_a, const char *dir_b, const char *name);
 
 #endif

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,6 +54,8 @@ static int holds_a_run(const char *dir)
     char path[1200];
     snprintf(path, sizeof path, "%s/last.json", dir);
     if (access(path, F_OK) == 0) return 1;
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    if (access(path, F_OK) == 0) return 1;
     snprintf(path, sizeof path, "%s/best.safetensors", dir);
     return access(path, F_OK) == 0;
 }
@@ -69,20 +72,55 @@ static int save_checkpoint(const parallel *par, enn_model *model, const char *pa
     return 0;
 }
 
+/* The key of the loop's state in last.safetensors' metadata. */
+#define STATE_KEY "enn.train_state"
+
 /* The exact state (parameters, Adam moments, counters) and where the loop stands, for
- * --resume; process 0 writes, with every process's pass count (a collective call).
- * Returns 0, or -1 after printing the problem. */
-static int save_last(const parallel *par, enn_model *model, const char *dir, train_state *state, double seconds)
+ * --resume, in one atomic save: the state goes into the checkpoint's metadata (a crash
+ * can leave no checkpoint and state of different moments), and into last.json for
+ * people and scripts. Process 0 writes, with every process's pass count (a collective
+ * call) and the logs' sizes. Returns 0, or -1 after printing the problem. */
+static int save_last(const parallel *par, enn_model *model, const char *dir, train_state *state, double seconds,
+                     FILE *csv, FILE *json)
 {
     parallel_gather_u64(par, enn_model_pass_count(model), state->passes);
     if (par->rank != 0) return 0;
     state->seconds = seconds;
     state->updates = enn_model_step_count(model);
-    char path[1200];
+    long csv_at = csv ? ftell(csv) : 0, json_at = json ? ftell(json) : 0;
+    state->csv_bytes = csv_at > 0 ? (uint64_t)csv_at : 0;
+    state->jsonl_bytes = json_at > 0 ? (uint64_t)json_at : 0;
+    char path[1200], *text = train_state_to_text(state);
+    if (!text) return -1;
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
-    if (save_checkpoint(par, model, path)) return -1;
+    enn_metadata meta = {STATE_KEY, text};
+    enn_status s = enn_model_save_with_metadata(model, path, &meta, 1);
+    free(text);
+    if (s != ENN_OK) {
+        fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
+        return -1;
+    }
     snprintf(path, sizeof path, "%s/last.json", dir);
     return train_state_save(path, state);
+}
+
+/* The state of the run in dir: from last.safetensors' metadata, or (runs of earlier
+ * versions) from last.json. Returns 0, or -1 after printing the problem. */
+static int load_last_state(const char *dir, train_state *saved)
+{
+    char path[1200], *text = NULL;
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    if (access(path, F_OK) == 0 && enn_checkpoint_metadata(path, STATE_KEY, &text) != ENN_OK) {
+        fprintf(stderr, "enn train: --resume: %s\n", enn_last_error());
+        return -1;
+    }
+    if (text) {
+        int rc = train_state_parse(text, path, saved);
+        free(text);
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/last.json", dir);
+    return train_state_load(path, saved);
 }
 
 /* Micro-batch `part` of this process's share of the batch at order[first, first + count):
@@ -133,9 +171,10 @@ int cmd_train(int argc, char **argv)
     }
     if (o.resume) {
         /* Before the data is read: a directory with no run is a quick answer. */
-        char state_path[1200];
-        snprintf(state_path, sizeof state_path, "%s/last.json", o.out_dir);
-        if (access(state_path, F_OK) != 0) {
+        char state_path[1200], json_path[1200];
+        snprintf(state_path, sizeof state_path, "%s/last.safetensors", o.out_dir);
+        snprintf(json_path, sizeof json_path, "%s/last.json", o.out_dir);
+        if (access(state_path, F_OK) != 0 && access(json_path, F_OK) != 0) {
             fprintf(stderr, "enn train: --resume: no run to go on with: %s does not exist\n", state_path);
             return 1;
         }
@@ -271,9 +310,7 @@ int cmd_train(int argc, char **argv)
         /* The run in out_dir: its loop state, its best weights (for restore-best), then
          * its exact last state (parameters, Adam moments, step and pass counters, the
          * learning rate). Every process reads them. */
-        char state_path[1200];
-        snprintf(state_path, sizeof state_path, "%s/last.json", o.out_dir);
-        if (train_state_load(state_path, &saved) || train_state_check(&saved, &state)) goto done;
+        if (load_last_state(o.out_dir, &saved) || train_state_check(&saved, &state)) goto done;
         if (saved.batches_done >= enn_batch_count(data.train.n, o.batch, 0)) {
             fprintf(stderr, "enn train: --resume: %s/last.json says %llu batches of epoch %u are done, but an epoch "
                             "has %zu\n", o.out_dir, (unsigned long long)saved.batches_done, saved.epoch,
@@ -294,18 +331,19 @@ int cmd_train(int argc, char **argv)
             goto fail;
         if (enn_model_load_into(model, last_path)) goto fail;
         if (enn_model_step_count(model) != saved.updates) {
-            /* The checkpoint is written first, then last.json: a crash between the two. */
-            fprintf(stderr, "enn train: --resume: %s holds %llu updates but %s/last.json speaks of %llu: the two "
-                            "are from different moments\n", last_path, (unsigned long long)enn_model_step_count(model),
-                    o.out_dir, (unsigned long long)saved.updates);
+            /* (A run of an earlier version wrote the checkpoint, then last.json: a crash
+             * between the two.) */
+            fprintf(stderr, "enn train: --resume: %s holds %llu updates but the run's state speaks of %llu: the "
+                            "two are from different moments\n", last_path,
+                    (unsigned long long)enn_model_step_count(model), (unsigned long long)saved.updates);
             goto done;
         }
         /* The checkpoint holds process 0's pass count; every other process takes its own
          * back, so that it draws the noise and dropout it would have drawn. */
         if (saved.n_passes) {
             if (saved.passes[0] != enn_model_pass_count(model)) {
-                fprintf(stderr, "enn train: --resume: %s and %s/last.json are from different moments (pass counts "
-                                "%llu and %llu)\n", last_path, o.out_dir,
+                fprintf(stderr, "enn train: --resume: %s and the run's state are from different moments (pass "
+                                "counts %llu and %llu)\n", last_path,
                         (unsigned long long)enn_model_pass_count(model), (unsigned long long)saved.passes[0]);
                 goto done;
             }
@@ -317,8 +355,8 @@ int cmd_train(int argc, char **argv)
     if (lead) {
         csv = open_log(o.out_dir, "metrics.csv",
                        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,learning_rate,seconds,"
-                       "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity", o.resume);
-        json = open_log(o.out_dir, "metrics.jsonl", NULL, o.resume);
+                       "trace_mean_abs,trace_max,trace_min,trace_std,trace_sparsity", o.resume, saved.csv_bytes);
+        json = open_log(o.out_dir, "metrics.jsonl", NULL, o.resume, saved.jsonl_bytes);
         if (!csv || !json) goto done;
     }
     if (lead && data.vocab) {
@@ -458,7 +496,7 @@ int cmd_train(int argc, char **argv)
                    rec.trace.max, rec.trace.min, rec.trace.std, rec.trace.sparsity);
         printf("\n");
         fflush(stdout);
-        log_epoch(csv, json, &rec);
+        if (log_epoch(csv, json, &rec)) goto done;
         last_epoch = epoch;
 
         /* Early stopping and reduce-on-plateau watch the validation loss (the training
@@ -490,7 +528,7 @@ int cmd_train(int argc, char **argv)
         state.have_best = have_best;
         state.last_epoch = epoch;
         state.stopped_early = stopping;
-        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start)) goto done;
+        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
         have_last = 1;
         if (stopping) break;
     }
@@ -498,7 +536,7 @@ int cmd_train(int argc, char **argv)
      * stands go to last.safetensors and last.json, from which --resume goes on;
      * best.safetensors already holds the best finished epoch. */
     if (interrupted && partial) {
-        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start)) goto done;
+        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
         have_last = 1;
     }
     if ((interrupted || timed_out) && have_last)
@@ -556,8 +594,10 @@ int cmd_train(int argc, char **argv)
 fail:
     fprintf(stderr, "enn train: %s\n", enn_last_error());
 done:
-    if (csv) fclose(csv);
-    if (json) fclose(json);
+    if ((csv && fclose(csv)) | (json && fclose(json)) && rc == 0) {
+        fprintf(stderr, "enn train: cannot write the metrics logs: %s\n", strerror(errno));
+        rc = 1;
+    }
     free(order);
     free(gradients);
     free(scratch);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int make_dirs(const char *path)
 {
@@ -24,11 +25,18 @@ int make_dirs(const char *path)
     }
 }
 
-FILE *open_log(const char *dir, const char *name, const char *header, int append)
+FILE *open_log(const char *dir, const char *name, const char *header, int append, uint64_t cut_to)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
+    /* Rows written after the state a run resumes from (an epoch logged, then a crash
+     * before its checkpoint) would appear twice: cut them. */
+    if (append && cut_to && stat(path, &st) == 0 && (uint64_t)st.st_size > cut_to && truncate(path, (off_t)cut_to)) {
+        fprintf(stderr, "enn train: cannot cut %s back to the %llu bytes of the state resumed: %s\n", path,
+                (unsigned long long)cut_to, strerror(errno));
+        return NULL;
+    }
     int fresh = !append || stat(path, &st) != 0 || st.st_size == 0;
     FILE *f = fopen(path, append ? "a" : "w");
     if (!f) fprintf(stderr, "enn train: cannot open %s: %s\n", path, strerror(errno));
@@ -37,7 +45,7 @@ FILE *open_log(const char *dir, const char *name, const char *header, int append
 }
 
 
-void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
+int log_epoch(FILE *csv, FILE *json, const epoch_record *r)
 {
     /* NaN (no validation set, no accuracy for a regressor) is an empty CSV field and a
      * JSON null. */
@@ -53,7 +61,6 @@ void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
                 NUM(c, r->val_loss), NUM(d, r->val_acc), NUM(e, r->lr), r->seconds);
         for (int i = 0; i < 5; i++) fprintf(csv, ",%s", NUM(t[i], tv[i]));
         fprintf(csv, "\n");
-        fflush(csv);
     }
     if (json) {
         fprintf(json,
@@ -64,10 +71,18 @@ void log_epoch(FILE *csv, FILE *json, const epoch_record *r)
         const char *names[5] = {"trace_mean_abs", "trace_max", "trace_min", "trace_std", "trace_sparsity"};
         for (int i = 0; i < 5; i++) fprintf(json, ", \"%s\": %s", names[i], JNUM(t[i], tv[i]));
         fprintf(json, "}\n");
-        fflush(json);
     }
 #undef NUM
 #undef JNUM
+    /* A full disk must not lose epochs silently. */
+    FILE *logs[2] = {csv, json};
+    for (int i = 0; i < 2; i++)
+        if (logs[i] && (fflush(logs[i]) != 0 || ferror(logs[i]))) {
+            fprintf(stderr, "enn train: cannot write %s: %s\n", i ? "metrics.jsonl" : "metrics.csv",
+                    errno ? strerror(errno) : "write error");
+            return -1;
+        }
+    return 0;
 }
 
 static const char *model_name(enn_model_kind k)

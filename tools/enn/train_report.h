@@ -22,11 +22,13 @@ typedef struct epoch_record {
 
 /* mkdir -p. Returns 0, or -1 after printing the problem. */
 int make_dirs(const char *path);
-/* Opens dir/name, emptied unless `append` (a resumed run's log grows on), writing
- * `header` first when the file is new or empty; NULL after printing the problem. */
-FILE *open_log(const char *dir, const char *name, const char *header, int append);
-/* Appends the epoch to the CSV and JSON-lines logs (either may be NULL). */
-void log_epoch(FILE *csv, FILE *json, const epoch_record *r);
+/* Opens dir/name, emptied unless `append` (a resumed run's log grows on, cut back first
+ * to `cut_to` bytes when it is longer and cut_to > 0), writing `header` first when the
+ * file is new or empty; NULL after printing the problem. */
+FILE *open_log(const char *dir, const char *name, const char *header, int append, uint64_t cut_to);
+/* Appends the epoch to the CSV and JSON-lines logs (either may be NULL) and flushes them;
+ * -1 after printing the problem when a write failed. */
+int log_epoch(FILE *csv, FILE *json, const epoch_record *r);
 /* "model: ..." with the parameter count. */
 void print_model(const enn_model_config *c, const train_data *d);
 void print_test(const train_options *o, const train_data *d, const metric_sum *sum, const confusion *matrix);

@@ -20,7 +20,7 @@
 
 static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-int train_state_save(const char *path, const train_state *s)
+char *train_state_to_text(const train_state *s)
 {
     json_t *config = json_loads(s->config ? s->config : "{}", 0, NULL);
     json_t *root = !config ? NULL : json_pack(
@@ -47,19 +47,23 @@ int train_state_save(const char *path, const train_state *s)
         passes = NULL;
     }
     json_decref(passes);
-    if (!ok) {
-        json_decref(root);
-        root = NULL;
-    }
-    if (!root) {
-        fprintf(stderr, "enn train: cannot build the training state for %s\n", path);
-        return -1;
-    }
-    /* Replaced whole or not at all (core/atomic_file.h): --resume never reads half a state. */
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    /* The metrics logs' sizes when this state was written: a resumed run cuts them back
+     * to these, so an epoch it trains again is not logged twice. */
+    ok = ok && !json_object_set_new(root, "log_bytes", json_pack("{s:I, s:I}", "csv", (json_int_t)s->csv_bytes,
+                                                                   "jsonl", (json_int_t)s->jsonl_bytes));
+    char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(root);
+    if (!text) fprintf(stderr, "enn train: out of memory building the training state\n");
+    return text;
+}
+
+int train_state_save(const char *path, const train_state *s)
+{
+    /* Replaced whole or not at all (core/atomic_file.h): --resume never reads half a state. */
+    char *text = train_state_to_text(s);
+    if (!text) return -1;
     enn_atomic_file af;
-    enn_status st = text ? enn_atomic_open(&af, path) : enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", path);
+    enn_status st = enn_atomic_open(&af, path);
     if (st == ENN_OK) {
         st = enn_atomic_write(&af, text, strlen(text));
         if (st == ENN_OK) st = enn_atomic_write(&af, "\n", 1);
@@ -84,6 +88,8 @@ static int get_real(json_t *obj, const char *key, double absent, double *out)
     return 0;
 }
 
+static int from_json(json_t *root, json_error_t *parse_error, const char *path, train_state *s);
+
 int train_state_load(const char *path, train_state *s)
 {
     if (access(path, F_OK) != 0) {
@@ -92,6 +98,20 @@ int train_state_load(const char *path, train_state *s)
     }
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
+    return from_json(root, &err, path, s);
+}
+
+int train_state_parse(const char *text, const char *origin, train_state *s)
+{
+    json_error_t err;
+    json_t *root = json_loads(text, 0, &err);
+    return from_json(root, &err, origin, s);
+}
+
+/* Takes root (NULL: err says why it did not parse). */
+static int from_json(json_t *root, json_error_t *parse_error, const char *path, train_state *s)
+{
+    json_error_t err = *parse_error;
     if (!root) {
         fprintf(stderr, "enn train: %s is not a training state: %s", path, err.text);
         if (err.line > 0) fprintf(stderr, " (line %d)", err.line);
@@ -203,6 +223,17 @@ int train_state_load(const char *path, train_state *s)
         s->passes[i] = (uint64_t)json_integer_value(v);
     }
     s->n_passes = (uint32_t)n;
+    /* The logs' sizes (absent from files of earlier versions: 0, nothing cut). */
+    json_t *logs = json_object_get(root, "log_bytes");
+    json_int_t csv_bytes = 0, jsonl_bytes = 0;
+    if (logs && (json_unpack(logs, "{s:I, s:I}", "csv", &csv_bytes, "jsonl", &jsonl_bytes) || csv_bytes < 0 ||
+                 jsonl_bytes < 0)) {
+        fprintf(stderr, "enn train: %s is not a training state: \"log_bytes\" is not two sizes\n", path);
+        json_decref(root);
+        return -1;
+    }
+    s->csv_bytes = (uint64_t)csv_bytes;
+    s->jsonl_bytes = (uint64_t)jsonl_bytes;
     json_decref(root);
     if (!s->config) {
         fprintf(stderr, "enn train: out of memory reading %s\n", path);

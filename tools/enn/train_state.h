@@ -1,5 +1,5 @@
-/* Where a training run stands, beside its last checkpoint (<out>/last.json next to
- * <out>/last.safetensors), so that `enn train --resume` goes on exactly where the run
+/* Where a training run stands, saved with its last checkpoint (in <out>/last.safetensors'
+ * metadata, and as <out>/last.json beside it), so that `enn train --resume` goes on exactly where the run
  * stopped: the epoch and batch, the epoch's running tallies, early stopping and
  * reduce-on-plateau, and what must not change between the two runs (data, batch, seed). */
 #ifndef ENN_TOOLS_TRAIN_STATE_H
@@ -33,10 +33,17 @@ typedef struct train_state {
     int lr_schedule;            /* lr_shape (schedule.h) */
     uint32_t warmup;
     char *config;               /* the model's configuration (enn_model_config_to_json) */
+    uint64_t csv_bytes, jsonl_bytes; /* metrics.csv / metrics.jsonl sizes when written */
 } train_state;
 
+/* The state as JSON text (malloc'ed), or NULL after printing why. It is stored twice:
+ * in last.safetensors' metadata ("enn.train_state", written with the weights in one
+ * atomic save, which --resume reads) and as last.json beside it, for people and scripts. */
+char *train_state_to_text(const train_state *s);
 /* Writes atomically (temporary file, rename). Returns 0, or -1 after printing why. */
 int train_state_save(const char *path, const train_state *s);
+/* As train_state_load, from text; `origin` names it in messages. */
+int train_state_parse(const char *text, const char *origin, train_state *s);
 /* Returns 0, or -1 after printing why (missing, unreadable, not a state file). The
  * caller frees s->config and s->passes (train_state_free). */
 int train_state_load(const char *path, train_state *s);
