@@ -367,6 +367,16 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     free(json_text);
     rewrite_state(ckpt, state_text);
     free(state_text);
+    /* What a killed save leaves (temporary files) is removed; a file of the user's stays. */
+    static const char *const leftovers[] = {"last.safetensors.Ab12Cd", "best.safetensors.tmp.4242", "last.json.zzzzzz",
+                                        "plots/trace_heatmap.png.tmp", "plots/trace_change.png.q1W2e3"};
+    char stale_path[160];
+    for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++) {
+        snprintf(stale_path, sizeof stale_path, "%s/%s", cut, leftovers[i]);
+        test_write_file(stale_path, "half", 4);
+    }
+    snprintf(stale_path, sizeof stale_path, "%s/notes.txt.abcdef", cut);
+    test_write_file(stale_path, "mine", 4);
     /* The epoch-2 row of a run that logged it and then stopped before its checkpoint: the
      * resumed run cuts it and logs epoch 2 once. */
     char csv_path[128];
@@ -391,6 +401,12 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     for (size_t i = 0; i < rows_len; i++) lines += rows[i] == '\n';
     cr_expect_eq(lines, 3, "metrics.csv: %zu lines, not a header and 2 epochs:\n%.*s", lines, (int)rows_len, rows);
     free(rows);
+    for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++) {
+        snprintf(stale_path, sizeof stale_path, "%s/%s", cut, leftovers[i]);
+        cr_expect_neq(access(stale_path, F_OK), 0, "%s was left behind", stale_path);
+    }
+    snprintf(stale_path, sizeof stale_path, "%s/notes.txt.abcdef", cut);
+    cr_expect_eq(access(stale_path, F_OK), 0, "a file of the user's was removed");
 
     /* Finished: nothing to resume. No run at all: said so. */
     cr_expect_eq(run_enn(args, &out), 0, "%s", out);

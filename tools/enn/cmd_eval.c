@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "core/atomic_file.h"
 #include "enn.h"
 #include "class_plots.h"
 #include "metrics.h"
@@ -26,6 +27,7 @@ int cmd_eval(int argc, char **argv)
     batch_buffers buf = {0};
     confusion matrix = {0};
     FILE *predictions = NULL;
+    enn_atomic_file pred_file = {0}; /* replaced whole or left as it was */
     if (train_data_load(&o, 0, &data)) return 1;
     if (!data.test.n) {
         fprintf(stderr, "enn eval: the data set has no test part\n");
@@ -66,21 +68,19 @@ int cmd_eval(int argc, char **argv)
                         "model's tokens\n");
         goto done;
     }
-    if (o.predictions[0] && !(predictions = fopen(o.predictions, "w"))) {
-        fprintf(stderr, "enn eval: cannot write %s\n", o.predictions);
-        goto done;
+    if (o.predictions[0]) {
+        if (enn_atomic_open(&pred_file, o.predictions) != ENN_OK) goto fail;
+        predictions = pred_file.f;
     }
     metric_sum sum;
     if (evaluate_dataset(model, &data.test, &buf, &sum, matrix.counts ? &matrix : NULL, "eval", o.plain, NULL,
                          predictions))
         goto fail;
-    if (predictions && fclose(predictions)) {
+    if (predictions) {
         predictions = NULL;
-        fprintf(stderr, "enn eval: writing %s failed\n", o.predictions);
-        goto done;
+        if (enn_atomic_commit(&pred_file) != ENN_OK) goto fail;
+        printf("predictions: %s\n", o.predictions);
     }
-    if (predictions) printf("predictions: %s\n", o.predictions);
-    predictions = NULL;
     double loss = metric_loss(&sum);
     printf("eval: %llu %s, loss %.4f", (unsigned long long)sum.counted,
            data.head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
@@ -99,7 +99,7 @@ int cmd_eval(int argc, char **argv)
 fail:
     fprintf(stderr, "enn eval: %s\n", enn_last_error());
 done:
-    if (predictions) fclose(predictions);
+    if (predictions) enn_atomic_abort(&pred_file);
     confusion_free(&matrix);
     batch_buffers_free(&buf);
     enn_model_destroy(model);

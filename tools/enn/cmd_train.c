@@ -298,6 +298,7 @@ int cmd_train(int argc, char **argv)
                         "--overwrite starts afresh there, or --out names another directory\n", o.out_dir);
         goto done;
     }
+    if (lead) remove_stale_temporaries(o.out_dir); /* a killed run's half-written files */
     if (o.resume && o.overwrite) {
         fprintf(stderr, "enn train: --resume goes on with the run in %s, --overwrite replaces it: one or the other\n",
                 o.out_dir);

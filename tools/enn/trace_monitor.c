@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "plots.h"
 
@@ -146,22 +147,26 @@ static enn_status write_csv(const trace_monitor *m)
 {
     char *path = path_in(m, "trace_stats.csv");
     if (!path) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "trace monitor: path");
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        enn_status s = enn_error(ENN_ERROR_IO, "cannot write %s: %s", path, strerror(errno));
-        free(path);
-        return s;
+    /* Rewritten whole each epoch: through a temporary file, so a reader (or a crash)
+     * never sees it half written. */
+    enn_atomic_file af;
+    enn_status s = enn_atomic_open(&af, path);
+    if (s == ENN_OK) {
+        FILE *f = af.f;
+        fprintf(f, "epoch,mean_abs,max,min,std,sparsity,train_loss,train_accuracy,val_loss,val_accuracy\n");
+        for (uint32_t i = 0; i < m->count; i++) {
+            const epoch_record *r = &m->history[i];
+            fprintf(f, "%g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", r->epoch, r->stats.mean_abs, r->stats.max,
+                    r->stats.min, r->stats.std, r->stats.sparsity, r->metrics.train_loss, r->metrics.train_accuracy,
+                    r->metrics.val_loss, r->metrics.val_accuracy);
+        }
+        if (ferror(f)) {
+            s = enn_error(ENN_ERROR_IO, "error writing %s: %s", path, strerror(errno));
+            enn_atomic_abort(&af);
+        } else {
+            s = enn_atomic_commit(&af);
+        }
     }
-    fprintf(f, "epoch,mean_abs,max,min,std,sparsity,train_loss,train_accuracy,val_loss,val_accuracy\n");
-    for (uint32_t i = 0; i < m->count; i++) {
-        const epoch_record *r = &m->history[i];
-        fprintf(f, "%g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", r->epoch, r->stats.mean_abs, r->stats.max,
-                r->stats.min, r->stats.std, r->stats.sparsity, r->metrics.train_loss, r->metrics.train_accuracy,
-                r->metrics.val_loss, r->metrics.val_accuracy);
-    }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    enn_status s = bad ? enn_error(ENN_ERROR_IO, "error writing %s", path) : ENN_OK;
     free(path);
     return s;
 }

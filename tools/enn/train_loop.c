@@ -1,6 +1,7 @@
 /* Batches, whole-set evaluation, weight copies and the trace monitor (see train_loop.h). */
 #include "train_loop.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +145,7 @@ enn_status evaluate_dataset(enn_model *model, const enn_dataset *ds, batch_buffe
     if (label) progress_end(&bar);
     free(regression);
     if (s == ENN_OK && predictions && (fflush(predictions) || ferror(predictions)))
-        s = enn_error(ENN_ERROR_IO, "predictions: writing failed");
+        s = enn_error(ENN_ERROR_IO, "writing the predictions failed: %s", strerror(errno));
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* See train_report.h. */
 #include "train_report.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -22,6 +23,56 @@ int make_dirs(const char *path)
             *p = c;
             if (!c) return 0;
         }
+    }
+}
+
+/* Whether `name` is `base` plus a temporary suffix: mkstemp's ".XXXXXX" (what the
+ * atomic writes use), or ".tmp" / ".tmp.<pid>" (what earlier versions used). */
+static int is_temporary_of(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) || name[n] != '.') return 0;
+    const char *t = name + n + 1;
+    if (!strcmp(t, "tmp")) return 1;
+    if (!strncmp(t, "tmp.", 4)) {
+        t += 4;
+        if (!*t) return 0;
+        while (*t >= '0' && *t <= '9') t++;
+        return !*t;
+    }
+    size_t k = 0;
+    while (t[k] && ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') || (t[k] >= '0' && t[k] <= '9'))) k++;
+    return k == 6 && !t[k];
+}
+
+void remove_stale_temporaries(const char *dir)
+{
+    static const char *const bases[] = {"best.safetensors", "last.safetensors", "last.json", "vocab.txt",
+                                        "trace_stats.csv", "confusion_matrix.png", "class_scores.png", NULL};
+    const char *dirs[2] = {dir, NULL};
+    char plots[1200];
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    dirs[1] = plots;
+    for (int d = 0; d < 2; d++) {
+        DIR *h = opendir(dirs[d]);
+        if (!h) continue;
+        for (struct dirent *e; (e = readdir(h));) {
+            int stale = 0;
+            for (int b = 0; bases[b] && !stale; b++) stale = is_temporary_of(e->d_name, bases[b]);
+            /* The trace monitor's pictures: <name>.png plus a suffix. */
+            const char *png = strstr(e->d_name, ".png.");
+            if (!stale && d == 1 && png) {
+                char base[256];
+                snprintf(base, sizeof base, "%.*s", (int)(png - e->d_name + 4), e->d_name);
+                stale = is_temporary_of(e->d_name, base);
+            }
+            if (stale) {
+                char path[1500];
+                snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+                unlink(path);
+            }
+        }
+        closedir(h);
     }
 }
 

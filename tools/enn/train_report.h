@@ -22,6 +22,10 @@ typedef struct epoch_record {
 
 /* mkdir -p. Returns 0, or -1 after printing the problem. */
 int make_dirs(const char *path);
+/* Removes what an interrupted save left in a run's directory (and its plots/): temporary
+ * files of the checkpoints, the state, the vocabulary and the pictures, which only a
+ * killed process leaves behind. */
+void remove_stale_temporaries(const char *dir);
 /* Opens dir/name, emptied unless `append` (a resumed run's log grows on, cut back first
  * to `cut_to` bytes when it is longer and cut_to > 0), writing `header` first when the
  * file is new or empty; NULL after printing the problem. */
