@@ -81,6 +81,26 @@ Test(safetensors, round_trip)
     enn_safetensors_free(st);
 }
 
+/* Names and metadata in any UTF-8 (two-, three- and four-byte sequences) go through. */
+Test(safetensors, utf8_names_and_metadata)
+{
+    make_dir();
+    char path[128];
+    path_in(path, sizeof path, "u.safetensors");
+    float w[2] = {1.5f, -2.0f};
+    const char *name = "caf\xc3\xa9.\xe6\x97\xa5.\xf0\x9f\x98\x80", *note = "\xce\xbb=\xf4\x8f\xbf\xbf";
+    enn_st_tensor t = {.name = name, .dtype = ENN_ST_F32, .rank = 1, .shape = {2}, .data = w};
+    enn_st_meta m = {"\xc3\xbc", note};
+    ENN_ASSERT_OK(enn_safetensors_write(path, &t, 1, &m, 1));
+    enn_safetensors *st = NULL;
+    ENN_ASSERT_OK(enn_safetensors_read(path, &st));
+    const enn_st_tensor *back = enn_safetensors_find(st, name);
+    cr_assert_not_null(back);
+    cr_assert_eq(memcmp(back->data, w, sizeof w), 0);
+    cr_assert_str_eq(enn_safetensors_meta(st, "\xc3\xbc"), note);
+    enn_safetensors_free(st);
+}
+
 /* Two writers of one path at once (two threads, or two processes that happen to share a
  * pid in different namespaces): each save succeeds and a reader meanwhile always finds
  * one whole file, one writer's or the other's. A temporary name made from the pid alone
@@ -249,6 +269,14 @@ Test(safetensors, failed_write_keeps_previous_file)
         {.name = "x", .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = w},
     };
     cr_assert_eq(enn_safetensors_write(path, bad, 2, NULL, 0), ENN_ERROR_INVALID_ARGUMENT);
+    /* So are names and metadata jansson would refuse (not UTF-8): not mistaken for an
+     * allocation failure, and not dropped from a header whose data is written anyway. */
+    enn_st_tensor latin1 = {.name = "caf\xe9", .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = w};
+    cr_assert_eq(enn_safetensors_write(path, &latin1, 1, NULL, 0), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
+    cr_assert_not_null(strstr(enn_last_error(), "not UTF-8"), "%s", enn_last_error());
+    enn_st_meta overlong[1] = {{"note", "\xc0\xaf"}}, null_value[1] = {{"note", NULL}};
+    cr_assert_eq(enn_safetensors_write(path, bad, 1, overlong, 1), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
+    cr_assert_eq(enn_safetensors_write(path, bad, 1, null_value, 1), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
     /* A directory that does not exist: the temporary file cannot be made. */
     char nodir[160];
     snprintf(nodir, sizeof nodir, "%s/no/such/dir/x.safetensors", dir);

@@ -51,37 +51,93 @@ static void put_u64le(unsigned char *p, uint64_t v)
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
+/* RFC 3629 UTF-8 (no overlongs, surrogates or code points past U+10FFFF), the check
+ * jansson makes on keys and strings: testing first keeps a bad name an invalid argument,
+ * so that any jansson failure after it is an allocation. */
+static int is_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p++, n, min;
+        if (c < 0x80) continue;
+        if (c >= 0xc2 && c <= 0xdf) n = 1, min = 0x80, c &= 0x1f;
+        else if (c >= 0xe0 && c <= 0xef) n = 2, min = 0x800, c &= 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4) n = 3, min = 0x10000, c &= 0x07;
+        else return 0;
+        for (unsigned k = 0; k < n; k++, p++) {
+            if ((*p & 0xc0) != 0x80) return 0;
+            c = c << 6 | (*p & 0x3fu);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    }
+    return 1;
+}
+
+#define OOM(what, ...) enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory building the safetensors header " what, __VA_ARGS__)
+
+/* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}, or NULL when out of memory. */
+static json_t *tensor_entry(const enn_st_tensor *t, uint64_t begin, uint64_t end)
+{
+    json_t *entry = json_object(), *shape = json_array(), *offsets = json_array();
+    int bad = !entry || !shape || !offsets;
+    for (uint32_t k = 0; k < t->rank && !bad; k++) bad = json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
+    if (!bad) bad = json_array_append_new(offsets, json_integer((json_int_t)begin)) ||
+                    json_array_append_new(offsets, json_integer((json_int_t)end));
+    if (!bad) bad = json_object_set_new(entry, "dtype", json_string(dtypes[t->dtype].name));
+    /* set_new takes the value even when it fails. */
+    if (!bad) bad = json_object_set_new(entry, "shape", shape);
+    else json_decref(shape);
+    if (!bad) bad = json_object_set_new(entry, "data_offsets", offsets);
+    else json_decref(offsets);
+    if (bad) {
+        json_decref(entry);
+        return NULL;
+    }
+    return entry;
+}
+
 enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors, uint32_t count,
                                  const enn_st_meta *meta, uint32_t meta_count)
 {
-    if (!path || (count && !tensors)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write: NULL argument");
+    if (!path || (count && !tensors) || (meta_count && !meta))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write: NULL argument");
+    for (uint32_t i = 0; i < meta_count; i++)
+        if (!meta[i].key || !meta[i].value || !is_utf8(meta[i].key) || !is_utf8(meta[i].value))
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write %s: metadata %u (%s) is NULL or not UTF-8", path,
+                             i, meta[i].key && is_utf8(meta[i].key) ? meta[i].key : "?");
+    /* The whole header is built, every jansson call checked, before the file is opened:
+     * running out of memory here leaves the previous file as it was. */
     json_t *root = json_object();
-    if (!root) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header");
+    if (!root) return OOM("(%s)", path);
     if (meta_count) {
         json_t *m = json_object();
-        for (uint32_t i = 0; i < meta_count; i++) json_object_set_new(m, meta[i].key, json_string(meta[i].value));
-        json_object_set_new(root, "__metadata__", m);
+        int bad = !m;
+        for (uint32_t i = 0; i < meta_count && !bad; i++) bad = json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+        if (bad || json_object_set_new(root, "__metadata__", m)) {
+            if (bad) json_decref(m);
+            json_decref(root);
+            return OOM("(%s: metadata)", path);
+        }
     }
     uint64_t offset = 0;
     for (uint32_t i = 0; i < count; i++) {
         const enn_st_tensor *t = &tensors[i];
-        if (!t->name || !t->name[0] || (unsigned)t->dtype >= DTYPE_COUNT || t->rank > ENN_ST_MAX_RANK ||
-            (!t->data && enn_st_elements(t)) || json_object_get(root, t->name)) {
+        if (!t->name || !t->name[0] || !is_utf8(t->name) || (unsigned)t->dtype >= DTYPE_COUNT ||
+            t->rank > ENN_ST_MAX_RANK || (!t->data && enn_st_elements(t)) || json_object_get(root, t->name)) {
             json_decref(root);
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write %s: tensor %u (%s) is invalid or repeated",
-                             path, i, t->name ? t->name : "(null)");
+                             path, i, t->name && is_utf8(t->name) ? t->name : "(null or not UTF-8)");
         }
         uint64_t bytes = enn_st_elements(t) * dtypes[t->dtype].size;
-        json_t *shape = json_array();
-        for (uint32_t k = 0; k < t->rank; k++) json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
-        json_t *entry = json_pack("{s:s, s:o, s:[I,I]}", "dtype", dtypes[t->dtype].name, "shape", shape,
-                                  "data_offsets", (json_int_t)offset, (json_int_t)(offset + bytes));
-        json_object_set_new(root, t->name, entry);
+        if (json_object_set_new(root, t->name, tensor_entry(t, offset, offset + bytes))) {
+            json_decref(root);
+            return OOM("(%s: tensor %s)", path, t->name);
+        }
         offset += bytes;
     }
     char *header = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
-    if (!header) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header text");
+    if (!header) return OOM("(%s: text)", path);
     size_t hlen = strlen(header);
     /* Pad the header with spaces so the data starts 8-byte aligned (the format allows it). */
     size_t padded = (hlen + 7) / 8 * 8;
