@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_util.h"
 
 /* A header larger than this is not a checkpoint of ours (and the reference library
  * refuses it too). */
@@ -135,7 +136,7 @@ enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors,
         }
         offset += bytes;
     }
-    char *header = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *header = enn_json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (!header) return OOM("(%s: text)", path);
     size_t hlen = strlen(header);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_util.h"
 
 const char *const enn_model_kind_names[] = {"enn", "rnn", "gru", "lstm", NULL};
 const char *const enn_head_names[] = {"classifier", "regressor", "language_model", NULL};
@@ -166,7 +167,7 @@ enn_status enn_model_config_to_json(const enn_model_config *c, char **out)
             s = OOM("seed");
     }
     if (s == ENN_OK) {
-        *out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        *out = enn_json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
         if (!*out) s = OOM("text");
     }
     json_decref(units);
