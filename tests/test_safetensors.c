@@ -245,6 +245,23 @@ Test(safetensors, rejects_malformed_files)
     expect_rejected("negative-shape", buf, m, ENN_ERROR_FORMAT, "malformed");
     m = with_header(buf, "{\"a\": {\"shape\": [2], \"data_offsets\": [0, 8]}}", 8);
     expect_rejected("no-dtype", buf, m, ENN_ERROR_FORMAT, "lacks dtype");
+    /* Headers jansson refuses for what they are, not for memory: still corrupt files
+     * (out of host memory is told apart by jansson's error, errno and a missing message). */
+    m = with_header(buf, "        ", 0);
+    expect_rejected("blank-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    m = with_header(buf, "{\"caf\xe9\": 1}", 0);
+    expect_rejected("latin1-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    m = with_header(buf, "{\"a\": 1}xxxxxxx", 0);
+    memset(buf + 8 + 8, 0, 8);   /* NUL bytes after the object */
+    expect_rejected("nul-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    enum { DEPTH = 5000 };   /* past jansson's nesting limit (2048) */
+    char *deep = malloc(8 + 2 * DEPTH);
+    cr_assert_not_null(deep);
+    memset(deep + 8, '[', DEPTH);
+    memset(deep + 8 + DEPTH, ']', DEPTH);
+    for (int i = 0; i < 8; i++) deep[i] = (char)((uint64_t)(2 * DEPTH) >> (8 * i));
+    expect_rejected("deep-header", deep, 8 + 2 * DEPTH, ENN_ERROR_FORMAT, "not valid JSON");
+    free(deep);
     free(bytes);
     char missing[128];
     path_in(missing, sizeof missing, "does-not-exist.safetensors");

@@ -1,5 +1,6 @@
 #include "core/json_util.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,4 +46,10 @@ char *enn_json_dumps(const json_t *json, size_t flags)
         return NULL;
     }
     return b.text;
+}
+
+int enn_json_load_out_of_memory(const json_t *root, const json_error_t *err, int err_no)
+{
+    if (err_no == ENOMEM) return 1;
+    return !root && (json_error_code(err) == json_error_out_of_memory || err->text[0] == '\0');
 }

@@ -74,14 +74,16 @@ static int is_utf8(const char *s)
     return 1;
 }
 
-#define OOM(what, ...) enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory building the safetensors header " what, __VA_ARGS__)
+#define OOM(what, ...) \
+    enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory building the safetensors header " what, __VA_ARGS__)
 
 /* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}, or NULL when out of memory. */
 static json_t *tensor_entry(const enn_st_tensor *t, uint64_t begin, uint64_t end)
 {
     json_t *entry = json_object(), *shape = json_array(), *offsets = json_array();
     int bad = !entry || !shape || !offsets;
-    for (uint32_t k = 0; k < t->rank && !bad; k++) bad = json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
+    for (uint32_t k = 0; k < t->rank && !bad; k++)
+        bad = json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
     if (!bad) bad = json_array_append_new(offsets, json_integer((json_int_t)begin)) ||
                     json_array_append_new(offsets, json_integer((json_int_t)end));
     if (!bad) bad = json_object_set_new(entry, "dtype", json_string(dtypes[t->dtype].name));
@@ -113,7 +115,8 @@ enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors,
     if (meta_count) {
         json_t *m = json_object();
         int bad = !m;
-        for (uint32_t i = 0; i < meta_count && !bad; i++) bad = json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+        for (uint32_t i = 0; i < meta_count && !bad; i++)
+            bad = json_object_set_new(m, meta[i].key, json_string(meta[i].value));
         if (bad || json_object_set_new(root, "__metadata__", m)) {
             if (bad) json_decref(m);
             json_decref(root);
@@ -204,7 +207,10 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
     st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
     st->names = calloc(n ? n : 1, sizeof *st->names);
     span *spans = calloc(n ? n : 1, sizeof *spans);
-    if (!st->tensors || !st->names || !spans) { free(spans); return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); }
+    if (!st->tensors || !st->names || !spans) {
+        free(spans);
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (%zu tensors)", p, n);
+    }
     const char *key;
     json_t *value;
     enn_status s = ENN_OK;
@@ -214,13 +220,23 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
             size_t m = json_object_size(value);
             st->meta_keys = calloc(m ? m : 1, sizeof(char *));
             st->meta_values = calloc(m ? m : 1, sizeof(char *));
-            if (!st->meta_keys || !st->meta_values) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+            if (!st->meta_keys || !st->meta_values) {
+                s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (metadata)", p);
+                break;
+            }
             const char *mk;
             json_t *mv;
             json_object_foreach(value, mk, mv) {
                 if (!json_is_string(mv)) { s = enn_error(ENN_ERROR_FORMAT, "%s: metadata \"%s\" is not a string", p, mk); break; }
-                st->meta_keys[st->meta_count] = strdup(mk);
-                st->meta_values[st->meta_count] = strdup(json_string_value(mv));
+                char *k = strdup(mk), *v = strdup(json_string_value(mv));
+                if (!k || !v) {
+                    free(k);
+                    free(v);
+                    s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (metadata \"%s\")", p, mk);
+                    break;
+                }
+                st->meta_keys[st->meta_count] = k;
+                st->meta_values[st->meta_count] = v;
                 st->meta_count++;
             }
             if (s != ENN_OK) break;
@@ -228,8 +244,15 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
         }
         const char *dtype_s = NULL;
         json_t *shape = NULL, *offsets = NULL;
-        if (json_unpack(value, "{s:s, s:o, s:o}", "dtype", &dtype_s, "shape", &shape, "data_offsets", &offsets) ||
-            !json_is_array(shape) || !json_is_array(offsets) || json_array_size(offsets) != 2) {
+        json_error_t uerr;
+        int unpacked = !json_unpack_ex(value, &uerr, 0, "{s:s, s:o, s:o}", "dtype", &dtype_s, "shape", &shape,
+                                       "data_offsets", &offsets);
+        /* json_unpack allocates (a set of the keys seen): its failure need not be the file's. */
+        if (!unpacked && json_error_code(&uerr) == json_error_out_of_memory) {
+            s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (tensor \"%s\")", p, key);
+            break;
+        }
+        if (!unpacked || !json_is_array(shape) || !json_is_array(offsets) || json_array_size(offsets) != 2) {
             s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" lacks dtype, shape or data_offsets", p, key);
             break;
         }
@@ -270,7 +293,10 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
             break;
         }
         st->names[st->count] = strdup(key);
-        if (!st->names[st->count]) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+        if (!st->names[st->count]) {
+            s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (tensor \"%s\")", p, key);
+            break;
+        }
         t->name = st->names[st->count];
         t->data = st->data + begin;
         spans[st->count] = (span){begin, end};
@@ -300,7 +326,11 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     if (!path || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors read: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return enn_error(ENN_ERROR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (!f) {
+        /* fopen allocates the FILE: ENOMEM is the host's memory, not the file. */
+        int e = errno;
+        return enn_error(e == ENOMEM ? ENN_ERROR_OUT_OF_HOST_MEMORY : ENN_ERROR_IO, "cannot open %s: %s", path, strerror(e));
+    }
     struct stat info;
     if (fstat(fileno(f), &info) == 0 && !S_ISREG(info.st_mode)) {
         fclose(f);
@@ -310,7 +340,10 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     enn_status s = ENN_OK;
     char *header = NULL;
     json_t *root = NULL;
-    if (!st || !(st->path = strdup(path))) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", path); goto done; }
+    if (!st || !(st->path = strdup(path))) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s", path);
+        goto done;
+    }
     if (fseek(f, 0, SEEK_END) != 0) { s = enn_error(ENN_ERROR_IO, "cannot seek in %s", path); goto done; }
     long size = ftell(f);
     rewind(f);
@@ -329,14 +362,25 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     header = malloc(hlen + 1);
     st->data_bytes = (uint64_t)size - 8 - hlen;
     st->data = malloc(st->data_bytes ? st->data_bytes : 1);
-    if (!header || !st->data) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", path); goto done; }
+    if (!header || !st->data) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (%llu bytes)", path,
+                      (unsigned long long)(hlen + st->data_bytes));
+        goto done;
+    }
     if (fread(header, 1, hlen, f) != hlen || (st->data_bytes && fread(st->data, 1, st->data_bytes, f) != st->data_bytes)) {
         s = enn_error(ENN_ERROR_IO, "cannot read %s", path);
         goto done;
     }
     header[hlen] = '\0';
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr);   /* jansson leaves the code unset on some failures */
+    errno = 0;
     root = json_loadb(header, hlen, 0, &jerr);
+    if (enn_json_load_out_of_memory(root, &jerr, errno)) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (its %llu-byte header)", path,
+                      (unsigned long long)hlen);
+        goto done;
+    }
     if (!root) {
         s = enn_error(ENN_ERROR_FORMAT, "%s: the header is not valid JSON (%s, at character %d)", path, jerr.text, jerr.position);
         goto done;

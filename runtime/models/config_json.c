@@ -12,6 +12,7 @@
  * bit for bit. */
 #include "models/config_json.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stddef.h>
@@ -282,7 +283,13 @@ enn_status enn_model_config_from_json(const char *text, const char *origin, enn_
     if (!text || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_config_from_json: NULL argument");
     const char *o = origin ? origin : "model config";
     json_error_t err;
+    memset(&err, 0, sizeof err);   /* jansson leaves the code unset on some failures */
+    errno = 0;
     json_t *root = json_loads(text, 0, &err);
+    if (enn_json_load_out_of_memory(root, &err, errno)) {
+        json_decref(root);
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (the config JSON)", o);
+    }
     if (!root) return BAD("%s: the config is not valid JSON (%s, line %d)", o, err.text, err.line);
     enn_model_config c;
     memset(&c, 0, sizeof c);
