@@ -58,6 +58,30 @@ Test(runtime_errors, status_names)
     cr_expect_str_eq(enn_status_name((enn_status)12345), "ENN_ERROR_UNKNOWN");
 }
 
+/* Allocation sites that name only what they were building still say what ran out. */
+Test(runtime_errors, memory_messages)
+{
+    cr_expect_eq(enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "free list"), ENN_ERROR_OUT_OF_HOST_MEMORY);
+    cr_expect_str_eq(enn_last_error(), "out of host memory: free list");
+    enn_error(ENN_ERROR_OUT_OF_DEVICE_MEMORY, "%s", "staging buffer");
+    cr_expect_str_eq(enn_last_error(), "out of device memory: staging buffer");
+    /* No second prefix where the message already says it. */
+    enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s", "x.safetensors");
+    cr_expect_str_eq(enn_last_error(), "out of host memory reading x.safetensors");
+    enn_vk_error(VK_ERROR_OUT_OF_DEVICE_MEMORY, "vkAllocateMemory");
+    cr_expect_str_eq(enn_last_error(), "vkAllocateMemory failed: VK_ERROR_OUT_OF_DEVICE_MEMORY");
+    enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the memory manager");
+    cr_expect_str_eq(enn_last_error(), "out of host memory: allocating the memory manager");
+    /* Other statuses are left as written. */
+    enn_error(ENN_ERROR_FORMAT, "free list");
+    cr_expect_str_eq(enn_last_error(), "free list");
+    /* The message may quote the previous one. */
+    enn_error(ENN_ERROR_IO, "first");
+    enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s, then %s", enn_last_error(), "second");
+    cr_expect_str_eq(enn_last_error(), "out of host memory: first, then second");
+    enn_error_clear();
+}
+
 Test(runtime_errors, buffers_and_transfers)
 {
     enn_context *ctx = test_context();

@@ -81,6 +81,26 @@ Test(safetensors, round_trip)
     enn_safetensors_free(st);
 }
 
+/* Names and metadata in any UTF-8 (two-, three- and four-byte sequences) go through. */
+Test(safetensors, utf8_names_and_metadata)
+{
+    make_dir();
+    char path[128];
+    path_in(path, sizeof path, "u.safetensors");
+    float w[2] = {1.5f, -2.0f};
+    const char *name = "caf\xc3\xa9.\xe6\x97\xa5.\xf0\x9f\x98\x80", *note = "\xce\xbb=\xf4\x8f\xbf\xbf";
+    enn_st_tensor t = {.name = name, .dtype = ENN_ST_F32, .rank = 1, .shape = {2}, .data = w};
+    enn_st_meta m = {"\xc3\xbc", note};
+    ENN_ASSERT_OK(enn_safetensors_write(path, &t, 1, &m, 1));
+    enn_safetensors *st = NULL;
+    ENN_ASSERT_OK(enn_safetensors_read(path, &st));
+    const enn_st_tensor *back = enn_safetensors_find(st, name);
+    cr_assert_not_null(back);
+    cr_assert_eq(memcmp(back->data, w, sizeof w), 0);
+    cr_assert_str_eq(enn_safetensors_meta(st, "\xc3\xbc"), note);
+    enn_safetensors_free(st);
+}
+
 /* Two writers of one path at once (two threads, or two processes that happen to share a
  * pid in different namespaces): each save succeeds and a reader meanwhile always finds
  * one whole file, one writer's or the other's. A temporary name made from the pid alone
@@ -225,6 +245,23 @@ Test(safetensors, rejects_malformed_files)
     expect_rejected("negative-shape", buf, m, ENN_ERROR_FORMAT, "malformed");
     m = with_header(buf, "{\"a\": {\"shape\": [2], \"data_offsets\": [0, 8]}}", 8);
     expect_rejected("no-dtype", buf, m, ENN_ERROR_FORMAT, "lacks dtype");
+    /* Headers jansson refuses for what they are, not for memory: still corrupt files
+     * (out of host memory is told apart by jansson's error, errno and a missing message). */
+    m = with_header(buf, "        ", 0);
+    expect_rejected("blank-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    m = with_header(buf, "{\"caf\xe9\": 1}", 0);
+    expect_rejected("latin1-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    m = with_header(buf, "{\"a\": 1}xxxxxxx", 0);
+    memset(buf + 8 + 8, 0, 8);   /* NUL bytes after the object */
+    expect_rejected("nul-header", buf, m, ENN_ERROR_FORMAT, "not valid JSON");
+    enum { DEPTH = 5000 };   /* past jansson's nesting limit (2048) */
+    char *deep = malloc(8 + 2 * DEPTH);
+    cr_assert_not_null(deep);
+    memset(deep + 8, '[', DEPTH);
+    memset(deep + 8 + DEPTH, ']', DEPTH);
+    for (int i = 0; i < 8; i++) deep[i] = (char)((uint64_t)(2 * DEPTH) >> (8 * i));
+    expect_rejected("deep-header", deep, 8 + 2 * DEPTH, ENN_ERROR_FORMAT, "not valid JSON");
+    free(deep);
     free(bytes);
     char missing[128];
     path_in(missing, sizeof missing, "does-not-exist.safetensors");
@@ -249,6 +286,14 @@ Test(safetensors, failed_write_keeps_previous_file)
         {.name = "x", .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = w},
     };
     cr_assert_eq(enn_safetensors_write(path, bad, 2, NULL, 0), ENN_ERROR_INVALID_ARGUMENT);
+    /* So are names and metadata jansson would refuse (not UTF-8): not mistaken for an
+     * allocation failure, and not dropped from a header whose data is written anyway. */
+    enn_st_tensor latin1 = {.name = "caf\xe9", .dtype = ENN_ST_F32, .rank = 1, .shape = {1}, .data = w};
+    cr_assert_eq(enn_safetensors_write(path, &latin1, 1, NULL, 0), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
+    cr_assert_not_null(strstr(enn_last_error(), "not UTF-8"), "%s", enn_last_error());
+    enn_st_meta overlong[1] = {{"note", "\xc0\xaf"}}, null_value[1] = {{"note", NULL}};
+    cr_assert_eq(enn_safetensors_write(path, bad, 1, overlong, 1), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
+    cr_assert_eq(enn_safetensors_write(path, bad, 1, null_value, 1), ENN_ERROR_INVALID_ARGUMENT, "%s", enn_last_error());
     /* A directory that does not exist: the temporary file cannot be made. */
     char nodir[160];
     snprintf(nodir, sizeof nodir, "%s/no/such/dir/x.safetensors", dir);

@@ -36,7 +36,8 @@ enn_status enn_atomic_open(enn_atomic_file *af, const char *path)
         int e = errno;
         free(af->tmp_path);
         af->tmp_path = NULL;
-        return enn_error(ENN_ERROR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(e));
+        return enn_error(e == ENOMEM ? ENN_ERROR_OUT_OF_HOST_MEMORY : ENN_ERROR_IO,
+                         "%s: cannot create a temporary file next to it: %s", path, strerror(e));
     }
     fchmod(fd, 0644); /* mkstemp makes 0600; data files are ordinary files */
     af->f = fdopen(fd, "wb");
@@ -46,7 +47,9 @@ enn_status enn_atomic_open(enn_atomic_file *af, const char *path)
         unlink(af->tmp_path);
         free(af->tmp_path);
         af->tmp_path = NULL;
-        return enn_error(ENN_ERROR_IO, "%s: cannot open for writing: %s", path, strerror(e));
+        /* fdopen allocates the FILE: ENOMEM is the host's memory, not the disk. */
+        return enn_error(e == ENOMEM ? ENN_ERROR_OUT_OF_HOST_MEMORY : ENN_ERROR_IO, "%s: cannot open for writing: %s",
+                         path, strerror(e));
     }
     af->path = path;
     return ENN_OK;

@@ -1,16 +1,46 @@
 #include "core/error.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_message[1024];
 
+/* Case-insensitive: whether `s` already says it ran out ("out of host memory",
+ * jansson's "Out of memory", VK_ERROR_OUT_OF_DEVICE_MEMORY). A bare "memory" is not
+ * enough: "allocating the memory manager" does not say what went wrong. */
+static int says_out_of_memory(const char *s)
+{
+    static const char *const needles[] = {"out of memory", "out of host memory", "out of device memory",
+                                          "out_of_host_memory", "out_of_device_memory", "out_of_pool_memory"};
+    for (; *s; s++)
+        for (size_t i = 0; i < sizeof needles / sizeof *needles; i++) {
+            const char *a = s, *b = needles[i];
+            while (*b && tolower((unsigned char)*a) == *b) a++, b++;
+            if (!*b) return 1;
+        }
+    return 0;
+}
+
 enn_status enn_error(enn_status status, const char *fmt, ...)
 {
+    /* Formatted apart first: an argument may be enn_last_error() itself. */
+    char text[sizeof last_message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* Many allocation sites name only what they were building ("free list", a path):
+     * say what ran out unless the message already does (VK_ERROR_OUT_OF_..._MEMORY). */
+    const char *prefix = "";
+    if (status == ENN_ERROR_OUT_OF_HOST_MEMORY && !says_out_of_memory(text)) prefix = "out of host memory: ";
+    if (status == ENN_ERROR_OUT_OF_DEVICE_MEMORY && !says_out_of_memory(text)) prefix = "out of device memory: ";
+    size_t n = strlen(prefix), m = strlen(text);
+    if (m > sizeof last_message - 1 - n) m = sizeof last_message - 1 - n;   /* truncated, as vsnprintf does */
+    memcpy(last_message, prefix, n);
+    memcpy(last_message + n, text, m);
+    last_message[n + m] = '\0';
     return status;
 }
 

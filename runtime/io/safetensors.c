@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_util.h"
 
 /* A header larger than this is not a checkpoint of ours (and the reference library
  * refuses it too). */
@@ -51,37 +52,96 @@ static void put_u64le(unsigned char *p, uint64_t v)
     for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
+/* RFC 3629 UTF-8 (no overlongs, surrogates or code points past U+10FFFF), the check
+ * jansson makes on keys and strings: testing first keeps a bad name an invalid argument,
+ * so that any jansson failure after it is an allocation. */
+static int is_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p++, n, min;
+        if (c < 0x80) continue;
+        if (c >= 0xc2 && c <= 0xdf) n = 1, min = 0x80, c &= 0x1f;
+        else if (c >= 0xe0 && c <= 0xef) n = 2, min = 0x800, c &= 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4) n = 3, min = 0x10000, c &= 0x07;
+        else return 0;
+        for (unsigned k = 0; k < n; k++, p++) {
+            if ((*p & 0xc0) != 0x80) return 0;
+            c = c << 6 | (*p & 0x3fu);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    }
+    return 1;
+}
+
+#define OOM(what, ...) \
+    enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory building the safetensors header " what, __VA_ARGS__)
+
+/* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]}, or NULL when out of memory. */
+static json_t *tensor_entry(const enn_st_tensor *t, uint64_t begin, uint64_t end)
+{
+    json_t *entry = json_object(), *shape = json_array(), *offsets = json_array();
+    int bad = !entry || !shape || !offsets;
+    for (uint32_t k = 0; k < t->rank && !bad; k++)
+        bad = json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
+    if (!bad) bad = json_array_append_new(offsets, json_integer((json_int_t)begin)) ||
+                    json_array_append_new(offsets, json_integer((json_int_t)end));
+    if (!bad) bad = json_object_set_new(entry, "dtype", json_string(dtypes[t->dtype].name));
+    /* set_new takes the value even when it fails. */
+    if (!bad) bad = json_object_set_new(entry, "shape", shape);
+    else json_decref(shape);
+    if (!bad) bad = json_object_set_new(entry, "data_offsets", offsets);
+    else json_decref(offsets);
+    if (bad) {
+        json_decref(entry);
+        return NULL;
+    }
+    return entry;
+}
+
 enn_status enn_safetensors_write(const char *path, const enn_st_tensor *tensors, uint32_t count,
                                  const enn_st_meta *meta, uint32_t meta_count)
 {
-    if (!path || (count && !tensors)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write: NULL argument");
+    if (!path || (count && !tensors) || (meta_count && !meta))
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write: NULL argument");
+    for (uint32_t i = 0; i < meta_count; i++)
+        if (!meta[i].key || !meta[i].value || !is_utf8(meta[i].key) || !is_utf8(meta[i].value))
+            return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write %s: metadata %u (%s) is NULL or not UTF-8", path,
+                             i, meta[i].key && is_utf8(meta[i].key) ? meta[i].key : "?");
+    /* The whole header is built, every jansson call checked, before the file is opened:
+     * running out of memory here leaves the previous file as it was. */
     json_t *root = json_object();
-    if (!root) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header");
+    if (!root) return OOM("(%s)", path);
     if (meta_count) {
         json_t *m = json_object();
-        for (uint32_t i = 0; i < meta_count; i++) json_object_set_new(m, meta[i].key, json_string(meta[i].value));
-        json_object_set_new(root, "__metadata__", m);
+        int bad = !m;
+        for (uint32_t i = 0; i < meta_count && !bad; i++)
+            bad = json_object_set_new(m, meta[i].key, json_string(meta[i].value));
+        if (bad || json_object_set_new(root, "__metadata__", m)) {
+            if (bad) json_decref(m);
+            json_decref(root);
+            return OOM("(%s: metadata)", path);
+        }
     }
     uint64_t offset = 0;
     for (uint32_t i = 0; i < count; i++) {
         const enn_st_tensor *t = &tensors[i];
-        if (!t->name || !t->name[0] || (unsigned)t->dtype >= DTYPE_COUNT || t->rank > ENN_ST_MAX_RANK ||
-            (!t->data && enn_st_elements(t)) || json_object_get(root, t->name)) {
+        if (!t->name || !t->name[0] || !is_utf8(t->name) || (unsigned)t->dtype >= DTYPE_COUNT ||
+            t->rank > ENN_ST_MAX_RANK || (!t->data && enn_st_elements(t)) || json_object_get(root, t->name)) {
             json_decref(root);
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors write %s: tensor %u (%s) is invalid or repeated",
-                             path, i, t->name ? t->name : "(null)");
+                             path, i, t->name && is_utf8(t->name) ? t->name : "(null or not UTF-8)");
         }
         uint64_t bytes = enn_st_elements(t) * dtypes[t->dtype].size;
-        json_t *shape = json_array();
-        for (uint32_t k = 0; k < t->rank; k++) json_array_append_new(shape, json_integer((json_int_t)t->shape[k]));
-        json_t *entry = json_pack("{s:s, s:o, s:[I,I]}", "dtype", dtypes[t->dtype].name, "shape", shape,
-                                  "data_offsets", (json_int_t)offset, (json_int_t)(offset + bytes));
-        json_object_set_new(root, t->name, entry);
+        if (json_object_set_new(root, t->name, tensor_entry(t, offset, offset + bytes))) {
+            json_decref(root);
+            return OOM("(%s: tensor %s)", path, t->name);
+        }
         offset += bytes;
     }
-    char *header = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *header = enn_json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
-    if (!header) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "safetensors header text");
+    if (!header) return OOM("(%s: text)", path);
     size_t hlen = strlen(header);
     /* Pad the header with spaces so the data starts 8-byte aligned (the format allows it). */
     size_t padded = (hlen + 7) / 8 * 8;
@@ -147,7 +207,10 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
     st->tensors = calloc(n ? n : 1, sizeof *st->tensors);
     st->names = calloc(n ? n : 1, sizeof *st->names);
     span *spans = calloc(n ? n : 1, sizeof *spans);
-    if (!st->tensors || !st->names || !spans) { free(spans); return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); }
+    if (!st->tensors || !st->names || !spans) {
+        free(spans);
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (%zu tensors)", p, n);
+    }
     const char *key;
     json_t *value;
     enn_status s = ENN_OK;
@@ -157,13 +220,23 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
             size_t m = json_object_size(value);
             st->meta_keys = calloc(m ? m : 1, sizeof(char *));
             st->meta_values = calloc(m ? m : 1, sizeof(char *));
-            if (!st->meta_keys || !st->meta_values) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+            if (!st->meta_keys || !st->meta_values) {
+                s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (metadata)", p);
+                break;
+            }
             const char *mk;
             json_t *mv;
             json_object_foreach(value, mk, mv) {
                 if (!json_is_string(mv)) { s = enn_error(ENN_ERROR_FORMAT, "%s: metadata \"%s\" is not a string", p, mk); break; }
-                st->meta_keys[st->meta_count] = strdup(mk);
-                st->meta_values[st->meta_count] = strdup(json_string_value(mv));
+                char *k = strdup(mk), *v = strdup(json_string_value(mv));
+                if (!k || !v) {
+                    free(k);
+                    free(v);
+                    s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (metadata \"%s\")", p, mk);
+                    break;
+                }
+                st->meta_keys[st->meta_count] = k;
+                st->meta_values[st->meta_count] = v;
                 st->meta_count++;
             }
             if (s != ENN_OK) break;
@@ -171,8 +244,15 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
         }
         const char *dtype_s = NULL;
         json_t *shape = NULL, *offsets = NULL;
-        if (json_unpack(value, "{s:s, s:o, s:o}", "dtype", &dtype_s, "shape", &shape, "data_offsets", &offsets) ||
-            !json_is_array(shape) || !json_is_array(offsets) || json_array_size(offsets) != 2) {
+        json_error_t uerr;
+        int unpacked = !json_unpack_ex(value, &uerr, 0, "{s:s, s:o, s:o}", "dtype", &dtype_s, "shape", &shape,
+                                       "data_offsets", &offsets);
+        /* json_unpack allocates (a set of the keys seen): its failure need not be the file's. */
+        if (!unpacked && json_error_code(&uerr) == json_error_out_of_memory) {
+            s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (tensor \"%s\")", p, key);
+            break;
+        }
+        if (!unpacked || !json_is_array(shape) || !json_is_array(offsets) || json_array_size(offsets) != 2) {
             s = enn_error(ENN_ERROR_FORMAT, "%s: tensor \"%s\" lacks dtype, shape or data_offsets", p, key);
             break;
         }
@@ -213,7 +293,10 @@ static enn_status parse_header(enn_safetensors *st, json_t *root)
             break;
         }
         st->names[st->count] = strdup(key);
-        if (!st->names[st->count]) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", p); break; }
+        if (!st->names[st->count]) {
+            s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (tensor \"%s\")", p, key);
+            break;
+        }
         t->name = st->names[st->count];
         t->data = st->data + begin;
         spans[st->count] = (span){begin, end};
@@ -243,7 +326,11 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     if (!path || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "safetensors read: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return enn_error(ENN_ERROR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (!f) {
+        /* fopen allocates the FILE: ENOMEM is the host's memory, not the file. */
+        int e = errno;
+        return enn_error(e == ENOMEM ? ENN_ERROR_OUT_OF_HOST_MEMORY : ENN_ERROR_IO, "cannot open %s: %s", path, strerror(e));
+    }
     struct stat info;
     if (fstat(fileno(f), &info) == 0 && !S_ISREG(info.st_mode)) {
         fclose(f);
@@ -253,7 +340,10 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     enn_status s = ENN_OK;
     char *header = NULL;
     json_t *root = NULL;
-    if (!st || !(st->path = strdup(path))) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s", path); goto done; }
+    if (!st || !(st->path = strdup(path))) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s", path);
+        goto done;
+    }
     if (fseek(f, 0, SEEK_END) != 0) { s = enn_error(ENN_ERROR_IO, "cannot seek in %s", path); goto done; }
     long size = ftell(f);
     rewind(f);
@@ -272,14 +362,25 @@ enn_status enn_safetensors_read(const char *path, enn_safetensors **out)
     header = malloc(hlen + 1);
     st->data_bytes = (uint64_t)size - 8 - hlen;
     st->data = malloc(st->data_bytes ? st->data_bytes : 1);
-    if (!header || !st->data) { s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "reading %s", path); goto done; }
+    if (!header || !st->data) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (%llu bytes)", path,
+                      (unsigned long long)(hlen + st->data_bytes));
+        goto done;
+    }
     if (fread(header, 1, hlen, f) != hlen || (st->data_bytes && fread(st->data, 1, st->data_bytes, f) != st->data_bytes)) {
         s = enn_error(ENN_ERROR_IO, "cannot read %s", path);
         goto done;
     }
     header[hlen] = '\0';
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr);   /* jansson leaves the code unset on some failures */
+    errno = 0;
     root = json_loadb(header, hlen, 0, &jerr);
+    if (enn_json_load_out_of_memory(root, &jerr, errno)) {
+        s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (its %llu-byte header)", path,
+                      (unsigned long long)hlen);
+        goto done;
+    }
     if (!root) {
         s = enn_error(ENN_ERROR_FORMAT, "%s: the header is not valid JSON (%s, at character %d)", path, jerr.text, jerr.position);
         goto done;

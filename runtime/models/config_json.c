@@ -12,6 +12,7 @@
  * bit for bit. */
 #include "models/config_json.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_util.h"
 
 const char *const enn_model_kind_names[] = {"enn", "rnn", "gru", "lstm", NULL};
 const char *const enn_head_names[] = {"classifier", "regressor", "language_model", NULL};
@@ -98,6 +100,7 @@ static const field model_fields[] = {
 };
 
 #define COUNT(a) (sizeof a / sizeof a[0])
+#define OOM(what) enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory building the config JSON (%s)", what)
 
 static int names_count(const char *const *names)
 {
@@ -129,8 +132,8 @@ static enn_status put_fields(json_t *obj, const void *base, const field *fields,
             break;
         }
         }
-        if (!v || json_object_set_new(obj, fields[i].key, v))
-            return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "config to JSON: %s", fields[i].key);
+        /* Keys and enum names are ASCII and floats finite: a failure here is an allocation. */
+        if (json_object_set_new(obj, fields[i].key, v)) return OOM(fields[i].key);
     }
     return ENN_OK;
 }
@@ -143,23 +146,30 @@ enn_status enn_model_config_to_json(const enn_model_config *c, char **out)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "config to JSON: %u layers (at most %d)", c->layers, ENN_MAX_LAYERS);
     json_t *root = json_object(), *cell = json_object(), *opt = json_object(), *units = json_array();
     enn_status s = ENN_OK;
-    if (!root || !cell || !opt || !units) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "config to JSON");
-    if (s == ENN_OK) json_object_set_new(root, "version", json_integer(ENN_CONFIG_JSON_VERSION));
+    if (!root || !cell || !opt || !units) s = OOM("objects");
+    /* Every set and append is checked: one dropped on allocation failure would leave a
+     * config that saves fine and cannot be read back. The _new calls take the value
+     * (freeing it on failure, and failing on NULL). */
+    if (s == ENN_OK && json_object_set_new(root, "version", json_integer(ENN_CONFIG_JSON_VERSION))) s = OOM("version");
     if (s == ENN_OK) s = put_fields(root, c, model_fields, COUNT(model_fields));
-    for (uint32_t i = 0; s == ENN_OK && i < c->layers; i++) json_array_append_new(units, json_integer(c->layer_units[i]));
+    for (uint32_t i = 0; s == ENN_OK && i < c->layers; i++)
+        if (json_array_append_new(units, json_integer(c->layer_units[i]))) s = OOM("layer_units");
     if (s == ENN_OK) s = put_fields(cell, &c->cell, cell_fields, COUNT(cell_fields));
     if (s == ENN_OK) s = put_fields(opt, &c->optimizer, optimizer_fields, COUNT(optimizer_fields));
+    if (s == ENN_OK && json_object_set(root, "layer_units", units)) s = OOM("layer_units");
+    if (s == ENN_OK && json_object_set(root, "cell", cell)) s = OOM("cell");
+    if (s == ENN_OK && json_object_set(root, "optimizer", opt)) s = OOM("optimizer");
     if (s == ENN_OK) {
-        json_object_set(root, "layer_units", units);
-        json_object_set(root, "cell", cell);
-        json_object_set(root, "optimizer", opt);
         /* JSON integers are signed 64-bit here: a seed past 2^63 goes as a decimal string. */
         char seed[24];
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
-        json_object_set_new(root, "seed",
-                            c->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)c->seed) : json_string(seed));
-        *out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-        if (!*out) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "config to JSON text");
+        if (json_object_set_new(root, "seed",
+                                c->seed <= (uint64_t)INT64_MAX ? json_integer((json_int_t)c->seed) : json_string(seed)))
+            s = OOM("seed");
+    }
+    if (s == ENN_OK) {
+        *out = enn_json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        if (!*out) s = OOM("text");
     }
     json_decref(units);
     json_decref(cell);
@@ -273,7 +283,13 @@ enn_status enn_model_config_from_json(const char *text, const char *origin, enn_
     if (!text || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_config_from_json: NULL argument");
     const char *o = origin ? origin : "model config";
     json_error_t err;
+    memset(&err, 0, sizeof err);   /* jansson leaves the code unset on some failures */
+    errno = 0;
     json_t *root = json_loads(text, 0, &err);
+    if (enn_json_load_out_of_memory(root, &err, errno)) {
+        json_decref(root);
+        return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "out of host memory reading %s (the config JSON)", o);
+    }
     if (!root) return BAD("%s: the config is not valid JSON (%s, line %d)", o, err.text, err.line);
     enn_model_config c;
     memset(&c, 0, sizeof c);
