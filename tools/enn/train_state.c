@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/atomic_file.h"
+#include "core/json_util.h"
 #include "enn.h"
 
 #define STATE_FORMAT "enn.train-state"
@@ -51,7 +52,7 @@ char *train_state_to_text(const train_state *s)
      * to these, so an epoch it trains again is not logged twice. */
     ok = ok && !json_object_set_new(root, "log_bytes", json_pack("{s:I, s:I}", "csv", (json_int_t)s->csv_bytes,
                                                                    "jsonl", (json_int_t)s->jsonl_bytes));
-    char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+    char *text = ok ? enn_json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL; /* never a damaged text */
     json_decref(root);
     if (!text) fprintf(stderr, "enn train: out of memory building the training state\n");
     return text;
