@@ -261,11 +261,9 @@ static void rewrite_state(const char *ckpt, const char *state)
     uint32_t n = enn_safetensors_count(st), m = 0;
     enn_st_tensor *t = malloc(n * sizeof *t);
     for (uint32_t i = 0; i < n; i++) t[i] = *enn_safetensors_at(st, i);
-    static const char *const keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B",
-                                       "data_crc32"};
     enn_st_meta meta[9];
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
-        if (enn_safetensors_meta(st, keys[k])) meta[m++] = (enn_st_meta){keys[k], enn_safetensors_meta(st, keys[k])};
+    for (const char *const *k = test_checkpoint_keys; *k; k++)
+        if (enn_safetensors_meta(st, *k)) meta[m++] = (enn_st_meta){*k, enn_safetensors_meta(st, *k)};
     if (state) meta[m++] = (enn_st_meta){"enn.train_state", state};
     ENN_ASSERT_OK(enn_safetensors_write(ckpt, t, n, meta, m));
     free(t);

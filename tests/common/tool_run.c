@@ -52,6 +52,9 @@ int test_same_file(const char *dir_a, const char *dir_b, const char *name)
     return same;
 }
 
+const char *const test_checkpoint_keys[] = {"format", "format_version", "config",  "step",
+                                            "passes", "state_T",        "state_B", "data_crc32", NULL};
+
 /* The loop state of a checkpoint's metadata without what a resumed run cannot repeat:
  * the seconds spent and the logs' sizes (their rows hold times). */
 static char *comparable_state(const char *text)
@@ -80,10 +83,8 @@ int test_same_checkpoint(const char *dir_a, const char *dir_b, const char *name)
                !memcmp(ta->shape, tb->shape, ta->rank * sizeof *ta->shape) &&
                !memcmp(ta->data, tb->data, enn_st_elements(ta) * enn_st_dtype_size(ta->dtype));
     }
-    static const char *const keys[] = {"format", "format_version", "config", "step", "passes", "state_T", "state_B",
-                                       "data_crc32", NULL};
-    for (int k = 0; same && keys[k]; k++) {
-        const char *va = enn_safetensors_meta(a, keys[k]), *vb = enn_safetensors_meta(b, keys[k]);
+    for (int k = 0; same && test_checkpoint_keys[k]; k++) {
+        const char *va = enn_safetensors_meta(a, test_checkpoint_keys[k]), *vb = enn_safetensors_meta(b, test_checkpoint_keys[k]);
         same = (!va && !vb) || (va && vb && !strcmp(va, vb));
     }
     const char *sa = enn_safetensors_meta(a, "enn.train_state"), *sb = enn_safetensors_meta(b, "enn.train_state");

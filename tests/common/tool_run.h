@@ -12,5 +12,7 @@ int test_same_file(const char *dir_a, const char *dir_b, const char *name);
 /* 1 when two checkpoints hold the same tensors, bit for bit, and the same metadata; of
  * `enn train`'s loop state in it, all but the seconds spent and the logs' sizes. */
 int test_same_checkpoint(const char *dir_a, const char *dir_b, const char *name);
+/* The metadata keys libenn writes into a checkpoint (enn.h, above enn_model_save), NULL-ended. */
+extern const char *const test_checkpoint_keys[];
 
 #endif

@@ -95,13 +95,16 @@ static int save_last(const parallel *par, enn_model *model, const char *dir, tra
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
     enn_metadata meta = {STATE_KEY, text};
     enn_status s = enn_model_save_with_metadata(model, path, &meta, 1);
-    free(text);
+    int rc = 0;
     if (s != ENN_OK) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
-        return -1;
+        rc = -1;
+    } else {
+        snprintf(path, sizeof path, "%s/last.json", dir);
+        rc = train_state_save(path, text);
     }
-    snprintf(path, sizeof path, "%s/last.json", dir);
-    return train_state_save(path, state);
+    free(text);
+    return rc;
 }
 
 /* The state of the run in dir: from last.safetensors' metadata, or (runs of earlier

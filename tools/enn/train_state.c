@@ -58,11 +58,9 @@ char *train_state_to_text(const train_state *s)
     return text;
 }
 
-int train_state_save(const char *path, const train_state *s)
+int train_state_save(const char *path, const char *text)
 {
-    /* Replaced whole or not at all (core/atomic_file.h): --resume never reads half a state. */
-    char *text = train_state_to_text(s);
-    if (!text) return -1;
+    /* Replaced whole or not at all (core/atomic_file.h): a reader never sees half a state. */
     enn_atomic_file af;
     enn_status st = enn_atomic_open(&af, path);
     if (st == ENN_OK) {
@@ -71,7 +69,6 @@ int train_state_save(const char *path, const train_state *s)
         if (st == ENN_OK) st = enn_atomic_commit(&af);
         else enn_atomic_abort(&af);
     }
-    free(text);
     if (st != ENN_OK) {
         fprintf(stderr, "enn train: cannot write the training state: %s\n", enn_last_error());
         return -1;

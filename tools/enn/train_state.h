@@ -40,8 +40,9 @@ typedef struct train_state {
  * in last.safetensors' metadata ("enn.train_state", written with the weights in one
  * atomic save, which --resume reads) and as last.json beside it, for people and scripts. */
 char *train_state_to_text(const train_state *s);
-/* Writes atomically (temporary file, rename). Returns 0, or -1 after printing why. */
-int train_state_save(const char *path, const train_state *s);
+/* Writes a state's text (train_state_to_text) to `path` atomically (temporary file,
+ * rename). Returns 0, or -1 after printing why. */
+int train_state_save(const char *path, const char *text);
 /* As train_state_load, from text; `origin` names it in messages. */
 int train_state_parse(const char *text, const char *origin, train_state *s);
 /* Returns 0, or -1 after printing why (missing, unreadable, not a state file). The
