@@ -60,12 +60,16 @@ static int holds_a_run(const char *dir)
     return access(path, F_OK) == 0;
 }
 
-/* Writes a checkpoint (enn_model_save: parameters, Adam moments, configuration); only
- * process 0 writes under data parallelism. Returns 0, or -1 after printing the problem. */
-static int save_checkpoint(const parallel *par, enn_model *model, const char *path)
+/* Writes a checkpoint (parameters, Adam moments, configuration, and the run's
+ * --input-scale for enn eval); only process 0 writes under data parallelism. Returns 0,
+ * or -1 after printing the problem. */
+static int save_checkpoint(const parallel *par, const train_options *o, enn_model *model, const char *path)
 {
     if (par->rank != 0) return 0;
-    if (enn_model_save(model, path)) {
+    char scale[32];
+    enn_metadata meta;
+    uint32_t count = train_data_scale_entry(o, scale, &meta);
+    if (enn_model_save_with_metadata(model, path, &meta, count)) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
         return -1;
     }
@@ -80,8 +84,8 @@ static int save_checkpoint(const parallel *par, enn_model *model, const char *pa
  * can leave no checkpoint and state of different moments), and into last.json for
  * people and scripts. Process 0 writes, with every process's pass count (a collective
  * call) and the logs' sizes. Returns 0, or -1 after printing the problem. */
-static int save_last(const parallel *par, enn_model *model, const char *dir, train_state *state, double seconds,
-                     FILE *csv, FILE *json)
+static int save_last(const parallel *par, const train_options *o, enn_model *model, train_state *state,
+                     double seconds, FILE *csv, FILE *json)
 {
     parallel_gather_u64(par, enn_model_pass_count(model), state->passes);
     if (par->rank != 0) return 0;
@@ -92,15 +96,17 @@ static int save_last(const parallel *par, enn_model *model, const char *dir, tra
     state->jsonl_bytes = json_at > 0 ? (uint64_t)json_at : 0;
     char path[1200], *text = train_state_to_text(state);
     if (!text) return -1;
-    snprintf(path, sizeof path, "%s/last.safetensors", dir);
-    enn_metadata meta = {STATE_KEY, text};
-    enn_status s = enn_model_save_with_metadata(model, path, &meta, 1);
+    snprintf(path, sizeof path, "%s/last.safetensors", o->out_dir);
+    char scale[32];
+    enn_metadata meta[2] = {{STATE_KEY, text}};
+    uint32_t count = 1 + train_data_scale_entry(o, scale, &meta[1]);
+    enn_status s = enn_model_save_with_metadata(model, path, meta, count);
     int rc = 0;
     if (s != ENN_OK) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
         rc = -1;
     } else {
-        snprintf(path, sizeof path, "%s/last.json", dir);
+        snprintf(path, sizeof path, "%s/last.json", o->out_dir);
         rc = train_state_save(path, text);
     }
     free(text);
@@ -510,7 +516,7 @@ int cmd_train(int argc, char **argv)
         if (early_stopping_update(&stopper, epoch, monitored, &stop)) {
             if (o.restore_best && weights_take(model, &best)) goto fail;
             have_best = 1;
-            if (save_checkpoint(&par, model, best_path)) goto done;
+            if (save_checkpoint(&par, &o, model, best_path)) goto done;
         }
         int stopping = o.early_stopping && stop;
         if (stopping)
@@ -532,7 +538,7 @@ int cmd_train(int argc, char **argv)
         state.have_best = have_best;
         state.last_epoch = epoch;
         state.stopped_early = stopping;
-        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
+        if (save_last(&par, &o, model, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
         have_last = 1;
         if (stopping) break;
     }
@@ -540,7 +546,7 @@ int cmd_train(int argc, char **argv)
      * stands go to last.safetensors and last.json, from which --resume goes on;
      * best.safetensors already holds the best finished epoch. */
     if (interrupted && partial) {
-        if (save_last(&par, model, o.out_dir, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
+        if (save_last(&par, &o, model, &state, saved.seconds + now_seconds() - t_start, csv, json)) goto done;
         have_last = 1;
     }
     if ((interrupted || timed_out) && have_last)

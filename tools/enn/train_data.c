@@ -1,7 +1,9 @@
 /* Loading the data sets that `enn train` and `enn eval` name (see train_data.h). */
 #include "train_data.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -207,6 +209,42 @@ static int load_table(const train_options *o, const data_spec *spec, enn_dataset
         for (size_t i = 0; i < count; i++) out->x[i] = (float)(out->x[i] * o->input_scale);
     }
     return rc;
+}
+
+uint32_t train_data_scale_entry(const train_options *o, char text[32], enn_metadata *entry)
+{
+    if (o->input_scale == 1.0) return 0;
+    snprintf(text, 32, "%.17g", o->input_scale);   /* the double back exactly */
+    *entry = (enn_metadata){TRAIN_DATA_SCALE_KEY, text};
+    return 1;
+}
+
+int train_data_scale_from_checkpoint(train_options *o, const char *checkpoint)
+{
+    if (o->data.kind != DATA_CSV && o->data.kind != DATA_NPY) return 0;
+    char *text = NULL;
+    if (enn_checkpoint_metadata(checkpoint, TRAIN_DATA_SCALE_KEY, &text)) {
+        fprintf(stderr, "enn: %s\n", enn_last_error());   /* (the message names the file) */
+        return -1;
+    }
+    double recorded = 1.0;
+    if (text) {
+        char *end;
+        recorded = strtod(text, &end);
+        int bad = end == text || *end || !(recorded > 0) || !isfinite(recorded);
+        if (bad) fprintf(stderr, "enn: %s: metadata \"%s\" = \"%s\" is not a positive number\n", checkpoint,
+                         TRAIN_DATA_SCALE_KEY, text);
+        free(text);
+        if (bad) return -1;
+    }
+    if (!o->input_scale_given) {
+        o->input_scale = recorded;
+        if (recorded != 1.0) printf("inputs times %.9g, the run's --input-scale\n", recorded);
+    } else if (o->input_scale != recorded) {
+        fprintf(stderr, "enn: note: the run scaled its inputs by %.9g; --input-scale %.9g is used\n", recorded,
+                o->input_scale);
+    }
+    return 0;
 }
 
 /* What a data set trains on, in words: "class labels", "2 targets per sample", "tokens". */

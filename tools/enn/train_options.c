@@ -78,7 +78,8 @@ void train_options_usage(FILE *f, int for_eval)
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
             "  --target-columns C[,C...]   csv: the regression targets' columns (default -1, the last)\n"
             "  --label-column C            csv: class ids in column C (0: the first): a classifier\n"
-            "  --input-scale S             csv, npy: inputs times S (1/255 = 0.00392157 for pixels)\n"
+            "  --input-scale S             csv, npy: inputs times S (1/255 = 0.00392157 for pixels;\n"
+            "                              enn eval takes the run's from its checkpoint)\n"
             "%s", for_eval ? "" : "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
                                  "largest batch):\n");
     if (for_eval) {
@@ -247,7 +248,10 @@ static int parse_flag(train_options *o, int argc, char **argv, int i, int for_ev
         o->csv_labels = labels;
         return 2;
     }
-    if (FLAG("--input-scale")) VALUE(enn_cli_double(f, v, 1e-12, 1e12, &o->input_scale));
+    if (FLAG("--input-scale")) {
+        o->input_scale_given = 1;
+        VALUE(enn_cli_double(f, v, 1e-12, 1e12, &o->input_scale));
+    }
 
     if (FLAG("--epochs")) VALUE(enn_cli_u32(f, v, 1, 1u << 20, &o->epochs));
     if (FLAG("--batch")) VALUE(enn_cli_u32(f, v, 1, 1u << 16, &o->batch));

@@ -44,6 +44,7 @@ typedef struct train_options {
     uint32_t csv_column_count;      /* 0: the last column */
     int csv_labels;                 /* csv: the one target column holds class ids */
     double input_scale;             /* csv, npy: inputs multiplied by this (1; 1/255 for pixels) */
+    int input_scale_given;          /* --input-scale was on the command line */
 
     /* The model flags given; model.values also holds the learning rate, clipping and seed
      * (the spec's defaults unless given). */
