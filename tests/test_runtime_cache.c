@@ -164,6 +164,29 @@ Test(runtime_cache, wrong_magic) { damaged(WRONG_MAGIC, "a wrong magic"); }
 Test(runtime_cache, trailing_bytes) { damaged(TRAILING_BYTES, "bytes appended"); }
 Test(runtime_cache, empty_file) { damaged(EMPTY, "no bytes"); }
 
+/* Two contexts open at once on one cache directory: the second to close merges the file
+ * the first saved into its own cache (vkMergePipelineCaches) before writing, and the
+ * result loads. (lavapipe's cache holds no pipelines, so only the path and its validity
+ * are checked here; on GPUs the merge keeps the other process's pipelines.) */
+Test(runtime_cache, overlapping_contexts_merge)
+{
+    make_dir();
+    enn_context_options opt = {.cache_dir = cache_dir};
+    enn_context *first = test_context_with(&opt), *second = test_context_with(&opt);
+    use_pipelines(first);
+    use_pipelines(second);
+    enn_pipeline_stats st;
+    enn_pipeline_get_stats(first, &st);
+    char path[600];
+    snprintf(path, sizeof path, "%s", st.cache_path);
+    test_context_finish(first);
+    expect_valid_file(path);
+    test_context_finish(second);
+    expect_valid_file(path);
+    cr_expect_eq(run_context("after two contexts", NULL, 0), 1, "the merged cache was not loaded");
+    remove_dir(path);
+}
+
 /* A FIFO where the cache file should be is passed over, not opened (opening it blocks
  * until a writer comes); the new cache replaces it. The test has a time limit: a hang
  * fails it. */

@@ -2,7 +2,9 @@
  *
  * The cache file starts with a header naming the device it was made on; a file from
  * another device or driver, a truncated file or one whose checksum fails is ignored and
- * replaced at the next save. Saving writes a temporary file and renames it. */
+ * replaced at the next save. Saving merges in what the file holds by then (another
+ * process on the device may have saved since this context started), writes a temporary
+ * file and renames it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -120,10 +122,29 @@ static int make_dirs(const char *path)
     return 0;
 }
 
+/* Adds what the cache file holds now to this context's cache: another process (or
+ * context) on this device may have saved pipelines since this one started, and a plain
+ * rewrite would drop them. A file that cannot be read or merged is passed over. */
+static void merge_saved(enn_context *ctx, enn_pipeline_registry *reg)
+{
+    size_t size = 0;
+    void *data = read_cache(reg->path, &ctx->caps, &size);
+    if (!data) return;
+    VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, .initialDataSize = size,
+                                    .pInitialData = data};
+    VkPipelineCache saved;
+    if (vkCreatePipelineCache(ctx->device, &ci, NULL, &saved) == VK_SUCCESS) {
+        if (vkMergePipelineCaches(ctx->device, reg->cache, 1, &saved) != VK_SUCCESS) { /* keep our own entries */ }
+        vkDestroyPipelineCache(ctx->device, saved, NULL);
+    }
+    free(data);
+}
+
 enn_status enn_pipeline_cache_save(enn_context *ctx)
 {
     enn_pipeline_registry *reg = ctx->pipelines;
     if (!reg || !reg->path[0] || !reg->cache) return ENN_OK;
+    merge_saved(ctx, reg);
     size_t size = 0;
     ENN_VK_TRY(vkGetPipelineCacheData(ctx->device, reg->cache, &size, NULL));
     if (size == 0) return ENN_OK;
