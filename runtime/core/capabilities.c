@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "core/context.h"
+#include "core/error.h"
 #include "core/vk_compat.h"
 
 int enn_env_flag(const char *name)
@@ -12,18 +13,28 @@ int enn_env_flag(const char *name)
     return v && v[0] && strcmp(v, "0") != 0;
 }
 
-int enn_device_has_extension(VkPhysicalDevice pd, const char *name)
+enn_status enn_device_has_extension(VkPhysicalDevice pd, const char *name, int *has)
 {
+    *has = 0;
     uint32_t n = 0;
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || n == 0) return 0;
-    VkExtensionProperties *props = calloc(n, sizeof *props);
-    if (!props) return 0;
-    int found = 0;
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, props) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++)
-            found = strcmp(props[i].extensionName, name) == 0;
+    VkExtensionProperties *props = NULL;
+    VkResult r;
+    do { /* VK_INCOMPLETE: the list grew between the two calls (a layer was loaded) */
+        free(props);
+        props = NULL;
+        r = vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL);
+        if (r != VK_SUCCESS || n == 0) break;
+        if (!(props = calloc(n, sizeof *props)))
+            return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing the device's extensions (%u)", n);
+        r = vkEnumerateDeviceExtensionProperties(pd, NULL, &n, props);
+    } while (r == VK_INCOMPLETE);
+    if (r != VK_SUCCESS) {
+        free(props);
+        return enn_vk_error(r, "vkEnumerateDeviceExtensionProperties");
+    }
+    for (uint32_t i = 0; i < n && !*has; i++) *has = strcmp(props[i].extensionName, name) == 0;
     free(props);
-    return found;
+    return ENN_OK;
 }
 
 static enn_device_type map_type(VkPhysicalDeviceType t)
@@ -43,19 +54,24 @@ static enn_scalar_type map_component(int t)
     return t == 0 ? ENN_F16 : t == 1 ? ENN_F32 : ENN_OTHER_TYPE;
 }
 
-static void query_coopmat(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps)
+static enn_status query_coopmat(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps)
 {
-    caps->cooperative_matrix_khr = enn_device_has_extension(pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
-    if (!enn_device_has_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME)) return;
+    int nv;
+    ENN_TRY(enn_device_has_extension(pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME, &caps->cooperative_matrix_khr));
+    ENN_TRY(enn_device_has_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME, &nv));
+    if (!nv) return ENN_OK;
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
         (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
             instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
     uint32_t n = 0;
-    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+    if (!get) return ENN_OK;   /* the loader does not know the entry point: no shapes */
+    ENN_VK_TRY(get(pd, &n, NULL));
+    if (n == 0) return ENN_OK;
     VkCooperativeMatrixPropertiesNV *props = calloc(n, sizeof *props);
-    if (!props) return;
+    if (!props) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing cooperative matrix shapes (%u)", n);
     for (uint32_t i = 0; i < n; i++) props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
-    if (get(pd, &n, props) == VK_SUCCESS) {
+    VkResult r = get(pd, &n, props);
+    if (r == VK_SUCCESS || r == VK_INCOMPLETE) {   /* (INCOMPLETE: the first n are filled) */
         for (uint32_t i = 0; i < n && caps->coopmat_shape_count < ENN_MAX_COOPMAT_SHAPES; i++) {
             if (props[i].scope != VK_SCOPE_SUBGROUP_NV) continue;
             enn_coopmat_shape *s = &caps->coopmat_shapes[caps->coopmat_shape_count++];
@@ -69,9 +85,11 @@ static void query_coopmat(VkInstance instance, VkPhysicalDevice pd, enn_capabili
         }
     }
     free(props);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return enn_vk_error(r, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    return ENN_OK;
 }
 
-void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps)
+enn_status enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps)
 {
     memset(caps, 0, sizeof *caps);
     VkPhysicalDeviceSubgroupProperties subgroup = {
@@ -84,10 +102,9 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
                                          .pNext = &subgroup};
     VkPhysicalDeviceProperties basic;
     vkGetPhysicalDeviceProperties(pd, &basic);
-    int has_sizectl = basic.apiVersion >= VK_API_VERSION_1_3 ||
-                      enn_device_has_extension(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-    int has_driver = basic.apiVersion >= VK_API_VERSION_1_2 ||
-                     enn_device_has_extension(pd, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+    int has_sizectl = basic.apiVersion >= VK_API_VERSION_1_3, has_driver = basic.apiVersion >= VK_API_VERSION_1_2;
+    if (!has_sizectl) ENN_TRY(enn_device_has_extension(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME, &has_sizectl));
+    if (!has_driver) ENN_TRY(enn_device_has_extension(pd, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME, &has_driver));
     void **tail = &subgroup.pNext;
     if (has_sizectl) { *tail = &sizectl; tail = &sizectl.pNext; }
     if (has_driver) { *tail = &driver; tail = &driver.pNext; }
@@ -121,8 +138,8 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
     VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                        .pNext = &s16};
     tail = &s16.pNext;
-    int has_f16 = basic.apiVersion >= VK_API_VERSION_1_2 ||
-                  enn_device_has_extension(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+    int has_f16 = basic.apiVersion >= VK_API_VERSION_1_2;
+    if (!has_f16) ENN_TRY(enn_device_has_extension(pd, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME, &has_f16));
     if (has_f16) { *tail = &f16; tail = &f16.pNext; }
     if (has_sizectl) { *tail = &sizectl_f; tail = &sizectl_f.pNext; }
     vkGetPhysicalDeviceFeatures2(pd, &feats);
@@ -153,24 +170,23 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
 
     caps->storage_16bit = s16.storageBuffer16BitAccess != 0;
     caps->fp16_arithmetic = has_f16 && f16.shaderFloat16;
-    query_coopmat(instance, pd, caps);
+    ENN_TRY(query_coopmat(instance, pd, caps));
     /* Cooperative matrices read fp16 from storage buffers. */
     if (!caps->storage_16bit) caps->cooperative_matrix = 0;
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
     VkQueueFamilyProperties *q = calloc(nq ? nq : 1, sizeof *q);
-    if (q) {
-        vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, q);
-        for (uint32_t i = 0; i < nq; i++)
-            if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
-                caps->timestamps = q[i].timestampValidBits > 0 && lim->timestampPeriod > 0;
-                break;
-            }
-        free(q);
-    }
+    if (!q) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing queue families (%u)", nq);
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, q);
+    for (uint32_t i = 0; i < nq; i++)
+        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            caps->timestamps = q[i].timestampValidBits > 0 && lim->timestampPeriod > 0;
+            break;
+        }
+    free(q);
     caps->timestamp_period_ns = lim->timestampPeriod;
-    caps->push_descriptors = enn_device_has_extension(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    ENN_TRY(enn_device_has_extension(pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, &caps->push_descriptors));
 
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -191,6 +207,7 @@ void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabi
                 mem.memoryTypes[t].heapIndex == best_heap)
                 caps->unified_memory = 1;
     }
+    return ENN_OK;
 }
 
 void enn_apply_disable_switches(enn_capabilities *caps)

@@ -254,7 +254,9 @@ static enn_status create_device(enn_context *ctx)
 
     const char *exts[16];
     uint32_t next = 0;
-    if (enn_device_has_extension(pd, "VK_KHR_portability_subset")) exts[next++] = "VK_KHR_portability_subset";
+    int portability;
+    ENN_TRY(enn_device_has_extension(pd, "VK_KHR_portability_subset", &portability));
+    if (portability) exts[next++] = "VK_KHR_portability_subset";
     if (caps->push_descriptors) exts[next++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     if (caps->fp16_arithmetic && caps->api_version < VK_API_VERSION_1_2)
         exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
@@ -266,8 +268,8 @@ static enn_status create_device(enn_context *ctx)
         VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &mm};
-        int has_mm = caps->api_version >= VK_API_VERSION_1_2 ||
-                     enn_device_has_extension(pd, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
+        int has_mm = caps->api_version >= VK_API_VERSION_1_2;
+        if (!has_mm) ENN_TRY(enn_device_has_extension(pd, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME, &has_mm));
         if (has_mm) vkGetPhysicalDeviceFeatures2(pd, &f2);
         if (!has_mm || !mm.vulkanMemoryModel || !caps->fp16_arithmetic) caps->cooperative_matrix = 0;
         else if (caps->api_version < VK_API_VERSION_1_2) exts[next++] = VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME;
@@ -426,9 +428,9 @@ enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
     if (s == ENN_OK) s = enn_choose_device(devs, count, opt ? opt->device : NULL, &chosen);
     if (s == ENN_OK) {
         ctx->physical_device = devs[chosen];
-        enn_query_capabilities(ctx->instance, ctx->physical_device, &ctx->caps);
+        s = enn_query_capabilities(ctx->instance, ctx->physical_device, &ctx->caps);
         enn_apply_disable_switches(&ctx->caps);
-        s = create_device(ctx);
+        if (s == ENN_OK) s = create_device(ctx);
     }
     free(devs);
     return hand_over(ctx, s, opt, out);
@@ -482,7 +484,11 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
     ctx->queue = h->queue;
     ctx->queue_family = h->queue_family;
     ctx->instance_api_version = h->api_version;
-    enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
+    enn_status s = enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
+    if (s != ENN_OK) {
+        free(ctx);
+        return s;
+    }
     /* Timestamps as the adopted queue's family supports them (the query looked at the
      * first compute family). */
     ctx->caps.timestamps = q[h->queue_family].timestampValidBits > 0 && ctx->caps.timestamp_period_ns > 0;
@@ -648,15 +654,17 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
             snprintf(why, sizeof why, "%s", enn_last_error());
             chosen = UINT32_MAX;
         }
-        for (uint32_t i = 0; i < n && i < capacity && infos; i++) {
+        for (uint32_t i = 0; i < n && i < capacity && infos && s == ENN_OK; i++) {
             infos[i].index = i;
-            enn_query_capabilities(inst, devs[i], &infos[i].caps);
+            s = enn_query_capabilities(inst, devs[i], &infos[i].caps);
             enn_apply_disable_switches(&infos[i].caps);
             infos[i].chosen = i == chosen;
         }
-        *count = n;
-        enn_error_clear();
-        if (why[0]) (void)enn_error(choice, "%s", why);   /* why none is marked chosen */
+        if (s == ENN_OK) {
+            *count = n;
+            enn_error_clear();
+            if (why[0]) (void)enn_error(choice, "%s", why);   /* why none is marked chosen */
+        }
     }
     free(devs);
     vkDestroyInstance(inst, NULL);

@@ -77,13 +77,14 @@ struct enn_context {
 /* 1 when the environment variable is set to something other than "" or "0". */
 int enn_env_flag(const char *name);
 
-/* Fills caps for a physical device (before the ENN_DISABLE_* switches). */
-void enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps);
+/* Fills caps for a physical device (before the ENN_DISABLE_* switches). A query that
+ * fails (out of memory, a driver error) is an error, never a feature quietly off. */
+enn_status enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps);
 /* Applies ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT, ENN_DISABLE_PUSH_DESCRIPTORS,
  * ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS. */
 void enn_apply_disable_switches(enn_capabilities *caps);
-/* 1 when the physical device has the named device extension. */
-int enn_device_has_extension(VkPhysicalDevice pd, const char *name);
+/* *has = 1 when the physical device has the named device extension. */
+enn_status enn_device_has_extension(VkPhysicalDevice pd, const char *name, int *has);
 
 /* The index ENN_DEVICE or `request` names among `count` devices, or the best one. */
 enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const char *request,
