@@ -70,6 +70,16 @@ static enn_status open_npz(const char *path, zip_t **z)
     return s;
 }
 
+/* The array `name` of an opened archive, as enn_npz_read gives it. */
+static enn_status read_array(zip_t *z, const char *path, const char *name, enn_dtype want, enn_array *out)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    char label[1024];
+    ENN_TRY(read_member(z, path, name, &data, &size, label, sizeof label));
+    return enn_npy_from_bytes(label, data, size, want, out);
+}
+
 enn_status enn_npz_read(const char *path, const char *name, enn_dtype want, enn_array *out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_npz_read: out is NULL");
@@ -79,12 +89,9 @@ enn_status enn_npz_read(const char *path, const char *name, enn_dtype want, enn_
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "%s: requested dtype %d is not a dtype", path ? path : "(null)", (int)want);
     zip_t *z;
     ENN_TRY(open_npz(path, &z));
-    uint8_t *data = NULL;
-    size_t size = 0;
-    char label[1024];
-    enn_status s = read_member(z, path, name, &data, &size, label, sizeof label);
+    enn_status s = read_array(z, path, name, want, out);
     zip_discard(z);
-    return s == ENN_OK ? enn_npy_from_bytes(label, data, size, want, out) : s;
+    return s;
 }
 
 enn_status enn_load_mnist_npz(const char *path, enn_dataset *train, enn_dataset *test)
@@ -94,6 +101,8 @@ enn_status enn_load_mnist_npz(const char *path, enn_dataset *train, enn_dataset 
     if (test) memset(test, 0, sizeof *test);
     static const char *const keys[2][2] = {{"x_train", "y_train"}, {"x_test", "y_test"}};
     enn_dataset *outs[2] = {train, test};
+    zip_t *z;
+    ENN_TRY(open_npz(path, &z));   /* once: the four arrays come from one file */
     enn_status s = ENN_OK;
     for (int part = 0; part < 2 && s == ENN_OK; part++) {
         if (!outs[part]) continue;
@@ -101,12 +110,13 @@ enn_status enn_load_mnist_npz(const char *path, enn_dataset *train, enn_dataset 
         char xs[1024], ys[1024];
         snprintf(xs, sizeof xs, "%s:%s", path ? path : "(null)", keys[part][0]);
         snprintf(ys, sizeof ys, "%s:%s", path ? path : "(null)", keys[part][1]);
-        s = enn_npz_read(path, keys[part][0], ENN_DTYPE_ANY, &x);
-        if (s == ENN_OK) s = enn_npz_read(path, keys[part][1], ENN_DTYPE_ANY, &y);
+        s = read_array(z, path, keys[part][0], ENN_DTYPE_ANY, &x);
+        if (s == ENN_OK) s = read_array(z, path, keys[part][1], ENN_DTYPE_ANY, &y);
         if (s == ENN_OK) s = enn_dataset_from_images(&x, &y, xs, ys, outs[part]);
         enn_array_free(&x);
         enn_array_free(&y);
     }
+    zip_discard(z);
     if (s != ENN_OK) {
         enn_dataset_free(train);
         enn_dataset_free(test);
