@@ -215,31 +215,35 @@ Test(tool_data_layouts, csv_with_labels_first, .timeout = 300)
     cr_assert(at, "%s", json);
     cr_expect_eq(strtoull(at + strlen("\"data_crc32\":"), NULL, 10), (unsigned long long)crc,
                  "the samples read are not the rows written, scaled:\n%s", json);
-    /* The scale goes with the checkpoints, and enn eval takes it from there. */
+    /* The flags that shaped the data go with the checkpoints, and enn eval reads the data
+     * the same way without them. */
     char ckpt[TEST_PATH_MAX];
     const char *names[] = {"run/best.safetensors", "run/last.safetensors"};
     for (int i = 0; i < 2; i++) {
         char *value = NULL;
-        cr_assert_eq(enn_checkpoint_metadata(test_path(ckpt, dir, names[i]), "enn.input_scale", &value), ENN_OK, "%s",
+        cr_assert_eq(enn_checkpoint_metadata(test_path(ckpt, dir, names[i]), "enn.data_layout", &value), ENN_OK, "%s",
                      enn_last_error());
-        cr_expect(value && strtod(value, NULL) == 0.00392156862745098, "%s: enn.input_scale = %s", names[i],
-                  value ? value : "(none)");
+        cr_expect(value && !strcmp(value, "{\"seq_len\":2,\"label_column\":[0],\"input_scale\":0.0039215686274509803}"),
+                  "%s: enn.data_layout = %s", names[i], value ? value : "(none)");
         free(value);
     }
     const struct {
-        const char *flag, *want, *unwanted;
+        const char *flags, *want, *unwanted;
     } evals[] = {
-        {"", "inputs times 0.00392156863, the run's --input-scale", "note:"},
-        {"--input-scale 0.00392156862745098", "accuracy", "inputs times"},
-        {"--input-scale 1", "note: the run scaled its inputs by 0.00392156863; --input-scale 1 is used", "inputs times"},
+        {"", "data read as the run read it: --seq-len 2 --label-column 0 --input-scale 0.00392156863", "note:"},
+        {"--label-column 0 --seq-len 2 --input-scale 0.00392156862745098", "accuracy", "read as the run"},
+        {"--input-scale 1", "note: the run read its data with --input-scale 0.00392156863; --input-scale 1 is used",
+         "--label-column 0 --input-scale"},
+        {"--seq-len 1", "note: the run read its data with --seq-len 2; --seq-len 1 is used", "accuracy"},
     };
     for (size_t i = 0; i < sizeof evals / sizeof evals[0]; i++) {
         char args[4 * TEST_PATH_MAX], *out;
-        snprintf(args, sizeof args, "eval '%s' --data csv '%s' --test-data csv '%s' --label-column 0 --seq-len 2 "
-                 "--plain --no-report --no-plots %s", ckpt, path, path, evals[i].flag);
+        snprintf(args, sizeof args, "eval '%s' --data csv '%s' --test-data csv '%s' --plain --no-report --no-plots %s",
+                 ckpt, path, path, evals[i].flags);
         int rc = test_run_tool("", ENN_TOOL_PATH, args, &out);
-        cr_expect(rc == 0 && strstr(out, evals[i].want) && !strstr(out, evals[i].unwanted),
-                  "enn %s (exit %d): want \"%s\", not \"%s\":\n%s", args, rc, evals[i].want, evals[i].unwanted, out);
+        cr_expect(strstr(out, evals[i].want) && !strstr(out, evals[i].unwanted), "enn %s (exit %d): want \"%s\", not "
+                  "\"%s\":\n%s", args, rc, evals[i].want, evals[i].unwanted, out);
+        cr_expect(i == 3 ? rc != 0 : rc == 0, "enn %s exited with %d:\n%s", args, rc, out);
         free(out);
     }
     /* Without the flag the last column is a regression target; elsewhere the flag is refused. */

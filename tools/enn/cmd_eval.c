@@ -28,7 +28,7 @@ int cmd_eval(int argc, char **argv)
     confusion matrix = {0};
     FILE *predictions = NULL;
     enn_atomic_file pred_file = {0}; /* replaced whole or left as it was */
-    if (train_data_scale_from_checkpoint(&o, o.checkpoint) || train_data_load(&o, 0, &data)) return 1;
+    if (train_data_layout_from_checkpoint(&o, o.checkpoint) || train_data_load(&o, 0, &data)) return 1;
     if (!data.test.n) {
         fprintf(stderr, "enn eval: the data set has no test part\n");
         goto done;

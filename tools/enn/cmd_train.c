@@ -61,14 +61,14 @@ static int holds_a_run(const char *dir)
 }
 
 /* Writes a checkpoint (parameters, Adam moments, configuration, and the run's
- * --input-scale for enn eval); only process 0 writes under data parallelism. Returns 0,
+ * data layout for enn eval); only process 0 writes under data parallelism. Returns 0,
  * or -1 after printing the problem. */
 static int save_checkpoint(const parallel *par, const train_options *o, enn_model *model, const char *path)
 {
     if (par->rank != 0) return 0;
-    char scale[32];
+    char layout[512];
     enn_metadata meta;
-    uint32_t count = train_data_scale_entry(o, scale, &meta);
+    uint32_t count = train_data_layout_entry(o, layout, &meta);
     if (enn_model_save_with_metadata(model, path, &meta, count)) {
         fprintf(stderr, "enn train: saving %s: %s\n", path, enn_last_error());
         return -1;
@@ -97,9 +97,9 @@ static int save_last(const parallel *par, const train_options *o, enn_model *mod
     char path[1200], *text = train_state_to_text(state);
     if (!text) return -1;
     snprintf(path, sizeof path, "%s/last.safetensors", o->out_dir);
-    char scale[32];
+    char layout[512];
     enn_metadata meta[2] = {{STATE_KEY, text}};
-    uint32_t count = 1 + train_data_scale_entry(o, scale, &meta[1]);
+    uint32_t count = 1 + train_data_layout_entry(o, layout, &meta[1]);
     enn_status s = enn_model_save_with_metadata(model, path, meta, count);
     int rc = 0;
     if (s != ENN_OK) {

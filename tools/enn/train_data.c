@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
 #include <zlib.h>
 
 static int exists(const char *path)
@@ -211,39 +212,119 @@ static int load_table(const train_options *o, const data_spec *spec, enn_dataset
     return rc;
 }
 
-uint32_t train_data_scale_entry(const train_options *o, char text[32], enn_metadata *entry)
+uint32_t train_data_layout_entry(const train_options *o, char text[512], enn_metadata *entry)
 {
-    if (o->input_scale == 1.0) return 0;
-    snprintf(text, 32, "%.17g", o->input_scale);   /* the double back exactly */
-    *entry = (enn_metadata){TRAIN_DATA_SCALE_KEY, text};
+    size_t n = 0;
+    if (o->seq_len) n += (size_t)snprintf(text + n, 512 - n, ",\"seq_len\":%u", o->seq_len);
+    if (o->csv_column_count) {
+        n += (size_t)snprintf(text + n, 512 - n, ",\"%s\":[", o->csv_labels ? "label_column" : "target_columns");
+        for (uint32_t i = 0; i < o->csv_column_count; i++)
+            n += (size_t)snprintf(text + n, 512 - n, "%s%d", i ? "," : "", o->csv_columns[i]);
+        n += (size_t)snprintf(text + n, 512 - n, "]");
+    }
+    if (o->input_scale != 1.0) n += (size_t)snprintf(text + n, 512 - n, ",\"input_scale\":%.17g", o->input_scale);
+    if (!n) return 0;
+    text[0] = '{';   /* over the first comma */
+    snprintf(text + n, 512 - n, "}");
+    *entry = (enn_metadata){TRAIN_DATA_LAYOUT_KEY, text};
     return 1;
 }
 
-int train_data_scale_from_checkpoint(train_options *o, const char *checkpoint)
+/* The recorded layout of a checkpoint, from its JSON; -1 after printing what is wrong. */
+typedef struct data_layout {
+    uint32_t seq_len;                /* 0: not recorded */
+    int columns[8], labels;
+    uint32_t column_count;
+    double input_scale;              /* 1: not recorded */
+} data_layout;
+
+static int parse_layout(const char *checkpoint, const char *text, data_layout *l)
 {
-    if (o->data.kind != DATA_CSV && o->data.kind != DATA_NPY) return 0;
+    *l = (data_layout){.input_scale = 1.0};
+    json_t *root = json_loads(text, 0, NULL);
+    json_t *seq = root ? json_object_get(root, "seq_len") : NULL, *scale = root ? json_object_get(root, "input_scale") : NULL;
+    json_t *labels = root ? json_object_get(root, "label_column") : NULL;
+    json_t *columns = labels ? labels : root ? json_object_get(root, "target_columns") : NULL;
+    int ok = json_is_object(root) && (!seq || (json_is_integer(seq) && json_integer_value(seq) >= 1 &&
+                                               json_integer_value(seq) <= (1 << 20))) &&
+             (!scale || (json_is_number(scale) && json_number_value(scale) > 0 && isfinite(json_number_value(scale)))) &&
+             (!columns || (json_is_array(columns) && json_array_size(columns) >= 1 && json_array_size(columns) <= 8 &&
+                           !(labels && json_object_get(root, "target_columns"))));
+    if (ok && seq) l->seq_len = (uint32_t)json_integer_value(seq);
+    if (ok && scale) l->input_scale = json_number_value(scale);
+    for (size_t i = 0; ok && columns && i < json_array_size(columns); i++) {
+        json_t *c = json_array_get(columns, i);
+        ok = json_is_integer(c) && json_integer_value(c) >= -100000 && json_integer_value(c) <= 100000;
+        if (ok) l->columns[l->column_count++] = (int)json_integer_value(c);
+    }
+    l->labels = labels != NULL;
+    json_decref(root);
+    if (!ok) fprintf(stderr, "enn: %s: metadata \"%s\" is not a data layout: %s\n", checkpoint, TRAIN_DATA_LAYOUT_KEY, text);
+    return ok ? 0 : -1;
+}
+
+/* Appends " --flag value" to a line of flags. */
+static void add_flag(char *line, size_t size, const char *flag, const char *value)
+{
+    size_t n = strlen(line);
+    snprintf(line + n, size - n, " %s %s", flag, value);
+}
+
+static void columns_text(const int *columns, uint32_t count, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < count && n < size; i++) n += (size_t)snprintf(out + n, size - n, "%s%d", i ? "," : "", columns[i]);
+}
+
+int train_data_layout_from_checkpoint(train_options *o, const char *checkpoint)
+{
     char *text = NULL;
-    if (enn_checkpoint_metadata(checkpoint, TRAIN_DATA_SCALE_KEY, &text)) {
+    if (enn_checkpoint_metadata(checkpoint, TRAIN_DATA_LAYOUT_KEY, &text)) {
         fprintf(stderr, "enn: %s\n", enn_last_error());   /* (the message names the file) */
         return -1;
     }
-    double recorded = 1.0;
-    if (text) {
-        char *end;
-        recorded = strtod(text, &end);
-        int bad = end == text || *end || !(recorded > 0) || !isfinite(recorded);
-        if (bad) fprintf(stderr, "enn: %s: metadata \"%s\" = \"%s\" is not a positive number\n", checkpoint,
-                         TRAIN_DATA_SCALE_KEY, text);
-        free(text);
-        if (bad) return -1;
+    if (!text) return 0;
+    data_layout l;
+    int rc = parse_layout(checkpoint, text, &l);
+    free(text);
+    if (rc) return -1;
+    data_kind kind = o->data.kind;
+    char taken[600] = "", value[128];
+    if (l.seq_len && (kind == DATA_CSV || kind == DATA_WIKITEXT)) {
+        snprintf(value, sizeof value, "%u", l.seq_len);
+        if (!o->seq_len) {
+            o->seq_len = l.seq_len;
+            add_flag(taken, sizeof taken, "--seq-len", value);
+        } else if (o->seq_len != l.seq_len) {
+            fprintf(stderr, "enn: note: the run read its data with --seq-len %s; --seq-len %u is used\n", value,
+                    o->seq_len);
+        }
     }
-    if (!o->input_scale_given) {
-        o->input_scale = recorded;
-        if (recorded != 1.0) printf("inputs times %.9g, the run's --input-scale\n", recorded);
-    } else if (o->input_scale != recorded) {
-        fprintf(stderr, "enn: note: the run scaled its inputs by %.9g; --input-scale %.9g is used\n", recorded,
-                o->input_scale);
+    if (l.column_count && kind == DATA_CSV) {
+        const char *flag = l.labels ? "--label-column" : "--target-columns";
+        columns_text(l.columns, l.column_count, value, sizeof value);
+        if (!o->csv_column_count) {
+            memcpy(o->csv_columns, l.columns, sizeof l.columns);
+            o->csv_column_count = l.column_count;
+            o->csv_labels = l.labels;
+            add_flag(taken, sizeof taken, flag, value);
+        } else if (o->csv_labels != l.labels || o->csv_column_count != l.column_count ||
+                   memcmp(o->csv_columns, l.columns, l.column_count * sizeof l.columns[0])) {
+            fprintf(stderr, "enn: note: the run read its data with %s %s; the columns given are used\n", flag, value);
+        }
     }
+    if (l.input_scale != 1.0 && (kind == DATA_CSV || kind == DATA_NPY)) {
+        snprintf(value, sizeof value, "%.9g", l.input_scale);
+        if (!o->input_scale_given) {
+            o->input_scale = l.input_scale;
+            add_flag(taken, sizeof taken, "--input-scale", value);
+        } else if (o->input_scale != l.input_scale) {
+            fprintf(stderr, "enn: note: the run read its data with --input-scale %s; --input-scale %.9g is used\n",
+                    value, o->input_scale);
+        }
+    }
+    if (taken[0]) printf("data read as the run read it:%s\n", taken);
     return 0;
 }
 

@@ -28,17 +28,19 @@ void train_data_free(train_data *d);
  * what --resume compares to know the data is the run's. */
 uint32_t train_data_crc32(const enn_dataset *ds, uint32_t crc);
 
-/* enn train records --input-scale in the metadata of every checkpoint it writes, under
- * this key, so that enn eval scales the data as the run did without being told. */
-#define TRAIN_DATA_SCALE_KEY "enn.input_scale"
+/* enn train records the flags that shape how its data is read (--seq-len,
+ * --label-column or --target-columns, --input-scale) in the metadata of every
+ * checkpoint it writes, under this key, as JSON: enn eval reads the data the same way
+ * without being told again. */
+#define TRAIN_DATA_LAYOUT_KEY "enn.data_layout"
 
-/* The metadata entry for o's --input-scale, its value written into text: 1 entry, or 0
- * when the inputs are not scaled. */
-uint32_t train_data_scale_entry(const train_options *o, char text[32], enn_metadata *entry);
+/* The metadata entry for o's data layout, its JSON written into text: 1 entry, or 0
+ * when no such flag was given. */
+uint32_t train_data_layout_entry(const train_options *o, char text[512], enn_metadata *entry);
 
-/* enn eval: the scale recorded in `checkpoint` becomes o's when the command line gave
- * none and the data is csv or npy; a different one given is used, with a note. Returns
- * 0, or -1 after printing the problem. */
-int train_data_scale_from_checkpoint(train_options *o, const char *checkpoint);
+/* enn eval: each flag recorded in `checkpoint` that applies to the data named and was
+ * not on the command line becomes o's (said in one line); one given with another value
+ * is used, with a note. Returns 0, or -1 after printing the problem. */
+int train_data_layout_from_checkpoint(train_options *o, const char *checkpoint);
 
 #endif

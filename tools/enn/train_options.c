@@ -78,8 +78,9 @@ void train_options_usage(FILE *f, int for_eval)
             "  --text-fraction F           wikitext: fraction of training lines (the paper: 0.25)\n"
             "  --target-columns C[,C...]   csv: the regression targets' columns (default -1, the last)\n"
             "  --label-column C            csv: class ids in column C (0: the first): a classifier\n"
-            "  --input-scale S             csv, npy: inputs times S (1/255 = 0.00392157 for pixels;\n"
-            "                              enn eval takes the run's from its checkpoint)\n"
+            "  --input-scale S             csv, npy: inputs times S (1/255 = 0.00392157 for pixels)\n"
+            "  (enn eval takes the run's --seq-len, --label-column, --target-columns and\n"
+            "  --input-scale from its checkpoint when not given)\n"
             "%s", for_eval ? "" : "model (the data set decides the head, input, sequence length and outputs; --batch the\n"
                                  "largest batch):\n");
     if (for_eval) {
