@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "data_files.h"
+#include "harness.h"
 #include "enn_data.h"
 #include "tool_run.h"
 
@@ -246,6 +247,21 @@ Test(tool_data_layouts, csv_with_labels_first, .timeout = 300)
         cr_expect(i == 3 ? rc != 0 : rc == 0, "enn %s exited with %d:\n%s", args, rc, out);
         free(out);
     }
+    /* A layout that is not one is refused, naming the key. */
+    enn_context *ctx = test_context();
+    enn_model *model;
+    cr_assert_eq(enn_model_load(ctx, ckpt, &model), ENN_OK, "%s", enn_last_error());
+    char bad[TEST_PATH_MAX], args[4 * TEST_PATH_MAX], *out;
+    enn_metadata layout = {"enn.data_layout", "{\"seq_len\":\"2\"}"};
+    cr_assert_eq(enn_model_save_with_metadata(model, test_path(bad, dir, "bad.safetensors"), &layout, 1), ENN_OK, "%s",
+                 enn_last_error());
+    enn_model_destroy(model);
+    test_context_finish(ctx);
+    snprintf(args, sizeof args, "eval '%s' --data csv '%s' --test-data csv '%s' --plain", bad, path, path);
+    int rc = test_run_tool("", ENN_TOOL_PATH, args, &out);
+    cr_expect(rc != 0 && strstr(out, "metadata \"enn.data_layout\" is not a data layout"), "enn %s (exit %d):\n%s", args,
+              rc, out);
+    free(out);
     /* Without the flag the last column is a regression target; elsewhere the flag is refused. */
     snprintf(data, sizeof data, "csv '%s' --seq-len 2", path);
     expect_trains(dir, data, "model: ENN regressor");

@@ -242,22 +242,31 @@ static int parse_layout(const char *checkpoint, const char *text, data_layout *l
 {
     *l = (data_layout){.input_scale = 1.0};
     json_t *root = json_loads(text, 0, NULL);
-    json_t *seq = root ? json_object_get(root, "seq_len") : NULL, *scale = root ? json_object_get(root, "input_scale") : NULL;
-    json_t *labels = root ? json_object_get(root, "label_column") : NULL;
-    json_t *columns = labels ? labels : root ? json_object_get(root, "target_columns") : NULL;
-    int ok = json_is_object(root) && (!seq || (json_is_integer(seq) && json_integer_value(seq) >= 1 &&
-                                               json_integer_value(seq) <= (1 << 20))) &&
-             (!scale || (json_is_number(scale) && json_number_value(scale) > 0 && isfinite(json_number_value(scale)))) &&
-             (!columns || (json_is_array(columns) && json_array_size(columns) >= 1 && json_array_size(columns) <= 8 &&
-                           !(labels && json_object_get(root, "target_columns"))));
-    if (ok && seq) l->seq_len = (uint32_t)json_integer_value(seq);
-    if (ok && scale) l->input_scale = json_number_value(scale);
-    for (size_t i = 0; ok && columns && i < json_array_size(columns); i++) {
-        json_t *c = json_array_get(columns, i);
-        ok = json_is_integer(c) && json_integer_value(c) >= -100000 && json_integer_value(c) <= 100000;
-        if (ok) l->columns[l->column_count++] = (int)json_integer_value(c);
+    int ok = json_is_object(root);
+    json_t *seq = ok ? json_object_get(root, "seq_len") : NULL;
+    json_t *scale = ok ? json_object_get(root, "input_scale") : NULL;
+    json_t *labels = ok ? json_object_get(root, "label_column") : NULL;
+    json_t *targets = ok ? json_object_get(root, "target_columns") : NULL;
+    json_t *columns = labels ? labels : targets;
+    if (seq) {
+        json_int_t v = json_integer_value(seq);
+        ok = json_is_integer(seq) && v >= 1 && v <= (1 << 20);
+        l->seq_len = (uint32_t)v;
     }
-    l->labels = labels != NULL;
+    if (ok && scale) {
+        l->input_scale = json_number_value(scale);
+        ok = json_is_number(scale) && l->input_scale > 0 && isfinite(l->input_scale);
+    }
+    if (ok && columns) {
+        ok = !(labels && targets) && json_is_array(columns) && json_array_size(columns) >= 1 &&
+             json_array_size(columns) <= 8;
+        l->labels = labels != NULL;
+    }
+    for (size_t i = 0; ok && columns && i < json_array_size(columns); i++) {
+        json_int_t c = json_integer_value(json_array_get(columns, i));
+        ok = json_is_integer(json_array_get(columns, i)) && c >= -100000 && c <= 100000;
+        l->columns[l->column_count++] = (int)c;
+    }
     json_decref(root);
     if (!ok) fprintf(stderr, "enn: %s: metadata \"%s\" is not a data layout: %s\n", checkpoint, TRAIN_DATA_LAYOUT_KEY, text);
     return ok ? 0 : -1;
