@@ -13,7 +13,9 @@
  *     and writes; a time limit stops every process together and the state is saved;
  *   - a two-process ENN run stopped after its first epoch and resumed ends byte for byte
  *     where the uninterrupted run ends: every process takes its own pass count back (the
- *     noise and dropout it draws), not process 0's, which evaluated more (trace statistics).
+ *     noise and dropout it draws), not process 0's, which evaluated more (trace statistics);
+ *   - process 0 refusing the run directory (another enn train writes it, it holds a run,
+ *     it holds none to resume) ends every process in order, with one message.
  * The MPI cases are skipped when mpirun is missing or the tool was built without MPI, all
  * of them when Fashion-MNIST is missing. */
 #include <criterion/criterion.h>
@@ -139,8 +141,11 @@ Test(train_parallel, accumulated_micro_batches_train_as_the_whole_batch, .timeou
     cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &err), 2);
     cr_expect(strstr(err, "--accumulate 64") != NULL, "%s", err);
     free(err);
-    /* Nor a stateful model's state handed from one micro-batch to the next one's samples. */
-    snprintf(args, sizeof args, "train %s --accumulate 2 --stateful --out %s", LSTM_ARGS, half);
+    /* Nor a stateful model's state handed from one micro-batch to the next one's samples
+     * (into a directory that holds no run: that refusal would come first). */
+    char fresh[64];
+    temp_dir(fresh, sizeof fresh);
+    snprintf(args, sizeof args, "train %s --accumulate 2 --stateful --out %s", LSTM_ARGS, fresh);
     cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &err), 2);
     cr_expect(strstr(err, "--stateful") != NULL, "%s", err);
     free(err);
@@ -217,4 +222,42 @@ Test(train_parallel, enn_processes_resume_as_if_uninterrupted, .timeout = 600)
     cr_expect(strstr(out, "resumed ") != NULL, "%s", out);
     free(out);
     cr_expect(test_same_checkpoint(whole, cut, "last.safetensors"), "the resumed run ends elsewhere than the uninterrupted one");
+}
+
+/* mpirun enn train `args` into dir: refused by process 0 saying `want` once, and every
+ * process ends in order (no MPI_Abort: a refusal is not a crash), having trained nothing. */
+static void expect_refused(const char *args, const char *dir, const char *want)
+{
+    char all[1024], *out;
+    snprintf(all, sizeof all, "train %s --out %s", args, dir);
+    int rc = test_run_tool("timeout 120 env " MPIRUN(2), ENN_TOOL_PATH, all, &out);
+    if (strstr(out, "built without MPI")) cr_skip_test("enn was built without MPI");
+    cr_expect(rc != 0 && rc != 124, "mpirun enn %s exited with %d:\n%s", all, rc, out);
+    cr_expect_eq(count_of(out, want), 1, "not \"%s\" once:\n%s", want, out);
+    cr_expect(!strstr(out, "MPI_ABORT") && !strstr(out, "data: "), "%s", out);
+    free(out);
+}
+
+Test(train_parallel, processes_end_together_when_the_directory_is_refused, .timeout = 600)
+{
+    require_mpi();
+    const char *args = "--data fashion-mnist --train-samples 600 --test-samples 100 --hidden 16 --slots 8 --batch 32 "
+                       "--epochs 1 --plain --no-report --no-plots";
+    char dir[64], want[160], path[128], resume[512];
+    temp_dir(dir, sizeof dir);
+    int lock = test_hold_run_lock(dir, "pid 4321 on the-test\n");
+    snprintf(want, sizeof want, "%s is being written by another enn train (pid 4321 on the-test)", dir);
+    expect_refused(args, dir, want);
+    close(lock);
+    snprintf(resume, sizeof resume, "%s --resume", args);
+    expect_refused(resume, dir, "no run to go on with");
+    /* (Process 0 looks for the files' names only.) */
+    snprintf(path, sizeof path, "%s/best.safetensors", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    expect_refused(args, dir, "holds a run");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -733,4 +736,142 @@ Test(train_cli, model_flag_errors_match)
     cr_expect_eq(run_enn("train --data fashion-mnist --outputs 4", &out), 2, "%s", out);
     cr_expect(strstr(out, "--outputs") && strstr(out, "from the data"), "%s", out);
     free(out);
+}
+
+/* ------------------------------------------------------------------ the run's lock
+ * One enn train at a time writes a run directory (tools/enn/run_lock.c): the test holds
+ * the directory's lock as a running enn train does, and a second enn train must stop
+ * before it reads, cleans or replaces anything there. */
+
+/* Every file of dir (names, sizes and bytes, in name order): "nothing changed" is the
+ * same snapshot before and after. */
+static char *dir_snapshot(const char *dir, size_t *len)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    cr_assert(n >= 0, "cannot list %s", dir);
+    char *text;
+    FILE *f = open_memstream(&text, len);
+    cr_assert_not_null(f);
+    for (int i = 0; i < n; i++) {
+        char path[TEST_PATH_MAX];
+        struct stat st;
+        cr_assert_eq(stat(test_path(path, dir, names[i]->d_name), &st), 0, "%s", path);
+        fprintf(f, "%s %lld\n", names[i]->d_name, (long long)st.st_size);
+        if (S_ISREG(st.st_mode)) {
+            unsigned char *bytes;
+            size_t size = test_read_file(path, &bytes);
+            fwrite(bytes, 1, size, f);
+            free(bytes);
+        }
+        free(names[i]);
+    }
+    free(names);
+    fclose(f);
+    return text;
+}
+
+/* enn train `args` while the test holds the lock: refused with status 1 before the data
+ * is read, naming the directory and the lock's holder, the directory byte for byte as it was. */
+static void expect_locked_out(const char *args, const char *dir)
+{
+    size_t n_before, n_after;
+    char *before = dir_snapshot(dir, &n_before), *out, want[TEST_PATH_MAX + 64];
+    cr_expect_eq(run_enn(args, &out), 1, "enn %s:\n%s", args, out);
+    snprintf(want, sizeof want, "%s is being written by another enn train (pid 4321 on the-test)", dir);
+    cr_expect(strstr(out, want), "enn %s does not say \"%s\":\n%s", args, want, out);
+    cr_expect(!strstr(out, "data: "), "enn %s read the data:\n%s", args, out);
+    free(out);
+    char *after = dir_snapshot(dir, &n_after);
+    cr_expect(n_before == n_after && !memcmp(before, after, n_before), "enn %s changed %s", args, dir);
+    free(before);
+    free(after);
+}
+
+/* One quick epoch on tiny_npy's data into `out`. */
+static void tiny_train_args(char *args, size_t size, const char *x, const char *y, const char *out)
+{
+    snprintf(args, size,
+             "train --data npy '%s' '%s' --epochs 1 --batch 8 --hidden 8 --slots 4 --plain --no-plots --out '%s'", x,
+             y, out);
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[TEST_PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(train_cli, a_run_being_written_is_not_written_twice, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], run[TEST_PATH_MAX], fresh[TEST_PATH_MAX];
+    char args[4096], again[4200], *out;
+    test_tmpdir(dir);
+    tiny_npy(dir, x, y);
+    test_path(run, dir, "run");
+    tiny_train_args(args, sizeof args, x, y, run);
+    cr_assert_eq(run_enn(args, &out), 0, "%s", out);
+    free(out);
+    /* A stale temporary file, which a run that may clean would remove. */
+    char stale[TEST_PATH_MAX];
+    FILE *f = fopen(test_path(stale, run, "last.safetensors.Ab12Cd"), "w");
+    cr_assert_not_null(f);
+    fclose(f);
+
+    /* A run being written: not started afresh, replaced or resumed by a second enn train. */
+    int lock = test_hold_run_lock(run, "pid 4321 on the-test\n");
+    expect_locked_out(args, run);
+    snprintf(again, sizeof again, "%s --overwrite", args);
+    expect_locked_out(again, run);
+    snprintf(again, sizeof again, "%s --resume --epochs 2", args);
+    expect_locked_out(again, run);
+    /* Nor an empty directory another enn train has just begun to write. */
+    cr_assert_eq(mkdir(test_path(fresh, dir, "fresh"), 0777), 0);
+    int fresh_lock = test_hold_run_lock(fresh, "pid 4321 on the-test\n");
+    tiny_train_args(again, sizeof again, x, y, fresh);
+    expect_locked_out(again, fresh);
+
+    /* Its writer gone, the run goes on (and cleans up after a killed save). */
+    close(lock);
+    snprintf(again, sizeof again, "%s --resume --epochs 2", args);
+    cr_expect_eq(run_enn(again, &out), 0, "%s", out);
+    cr_expect(strstr(out, "resumed "), "%s", out);
+    free(out);
+    cr_expect_neq(access(stale, F_OK), 0, "%s was left behind", stale);
+    close(fresh_lock);
+    remove_tree(dir);
+}
+
+/* The lock file a killed enn train leaves (the kernel drops its lock) neither blocks the
+ * next run nor counts as a run. */
+Test(train_cli, a_killed_runs_lock_blocks_nothing, .timeout = 300)
+{
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], run[TEST_PATH_MAX], args[4096], *out;
+    test_tmpdir(dir);
+    tiny_npy(dir, x, y);
+    cr_assert_eq(mkdir(test_path(run, dir, "run"), 0777), 0);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t holder = fork();
+    cr_assert(holder >= 0, "fork");
+    if (holder == 0) {
+        char path[TEST_PATH_MAX];
+        int fd = open(test_path(path, run, ".enn-train.lock"), O_RDWR | O_CREAT, 0644);
+        if (fd < 0 || flock(fd, LOCK_EX) || write(fd, "pid 1 on the-test\n", 18) != 18 || write(ready[1], "", 1) != 1)
+            _exit(1);
+        for (;;) pause();
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1, "the lock's holder did not start");
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    tiny_train_args(args, sizeof args, x, y, run);
+    cr_expect_eq(run_enn(args, &out), 0, "%s", out);
+    free(out);
+    char path[TEST_PATH_MAX];
+    cr_expect_eq(access(test_path(path, run, "best.safetensors"), F_OK), 0, "the run wrote no best.safetensors");
+    remove_tree(dir);
 }

@@ -5,9 +5,13 @@
 
 #include "io/safetensors.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -32,6 +36,17 @@ int test_run_tool(const char *launcher, const char *tool, const char *args, char
     int status = pclose(p);
     *output = out;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int test_hold_run_lock(const char *dir, const char *holder)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/.enn-train.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "cannot create %s", path);
+    cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0, "cannot lock %s", path);
+    cr_assert_eq(write(fd, holder, strlen(holder)), (ssize_t)strlen(holder), "cannot write %s", path);
+    return fd;
 }
 
 int test_same_file(const char *dir_a, const char *dir_b, const char *name)

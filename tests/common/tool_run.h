@@ -7,6 +7,11 @@
  * the output, stdout and stderr together, which the caller frees. */
 int test_run_tool(const char *launcher, const char *tool, const char *args, char **output);
 
+/* Holds <dir>'s run lock as a running `enn train` does (an exclusive flock on
+ * <dir>/.enn-train.lock, tools/enn/run_lock.h), the file naming `holder`; returns the
+ * descriptor, whose close lets go. */
+int test_hold_run_lock(const char *dir, const char *holder);
+
 /* 1 when <dir_a>/<name> and <dir_b>/<name> hold the same bytes (both must exist). */
 int test_same_file(const char *dir_a, const char *dir_b, const char *name);
 /* 1 when two checkpoints hold the same tensors, bit for bit, and the same metadata; of

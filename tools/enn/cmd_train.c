@@ -1,6 +1,7 @@
 /* enn train: trains a model on a data set with the protocol of the paper's experiments
  * (ENN-SPEC.md), logs every epoch, keeps the best weights, and prints the test metrics.
  *
+ *   lock --out (run_lock.c: one enn train at a time writes a run), see what it holds
  *   load the data, hold out the validation part        train_data.c
  *   per epoch: shuffled batches -> enn_model_train_step, progress bar
  *              validation loss/accuracy, trace monitor  train_loop.c
@@ -28,6 +29,7 @@
 #include "metrics.h"
 #include "parallel.h"
 #include "progress.h"
+#include "run_lock.h"
 #include "schedule.h"
 #include "train_data.h"
 #include "train_loop.h"
@@ -58,6 +60,32 @@ static int holds_a_run(const char *dir)
     if (access(path, F_OK) == 0) return 1;
     snprintf(path, sizeof path, "%s/best.safetensors", dir);
     return access(path, F_OK) == 0;
+}
+
+/* Makes this process out_dir's only writer (its lock, held until the run ends), then
+ * looks at what is there, which no other enn train can change from now on: --resume
+ * needs a run, a fresh start must not replace one, and a killed run's half-written
+ * files go. Returns 0, or the exit status after printing why not. */
+static int claim_out_dir(const train_options *o, run_lock *lock)
+{
+    char state_path[1200], json_path[1200];
+    snprintf(state_path, sizeof state_path, "%s/last.safetensors", o->out_dir);
+    snprintf(json_path, sizeof json_path, "%s/last.json", o->out_dir);
+    if (!o->resume && make_dirs(o->out_dir)) return 1;
+    /* --resume creates nothing: no directory, no run (said below). */
+    if (access(o->out_dir, F_OK) == 0 && run_lock_take(lock, o->out_dir)) return 1;
+    if (o->resume && access(state_path, F_OK) != 0 && access(json_path, F_OK) != 0) {
+        fprintf(stderr, "enn train: --resume: no run to go on with: %s does not exist\n", state_path);
+        return 1;
+    }
+    if (!o->resume && !o->overwrite && holds_a_run(o->out_dir)) {
+        /* Hours of training are not replaced by a new run's first epoch by accident. */
+        fprintf(stderr, "enn train: %s holds a run (last.json or best.safetensors): --resume goes on with it, "
+                        "--overwrite starts afresh there, or --out names another directory\n", o->out_dir);
+        return 1;
+    }
+    remove_stale_temporaries(o->out_dir); /* a killed run's half-written files */
+    return 0;
 }
 
 /* Writes a checkpoint (parameters, Adam moments, configuration, and the run's
@@ -178,15 +206,10 @@ int cmd_train(int argc, char **argv)
                 o.accumulate, o.batch);
         return 2;
     }
-    if (o.resume) {
-        /* Before the data is read: a directory with no run is a quick answer. */
-        char state_path[1200], json_path[1200];
-        snprintf(state_path, sizeof state_path, "%s/last.safetensors", o.out_dir);
-        snprintf(json_path, sizeof json_path, "%s/last.json", o.out_dir);
-        if (access(state_path, F_OK) != 0 && access(json_path, F_OK) != 0) {
-            fprintf(stderr, "enn train: --resume: no run to go on with: %s does not exist\n", state_path);
-            return 1;
-        }
+    if (o.resume && o.overwrite) {
+        fprintf(stderr, "enn train: --resume goes on with the run in %s, --overwrite replaces it: one or the other\n",
+                o.out_dir);
+        return 2;
     }
     parallel par;
     if (parallel_init(&par)) return 1;
@@ -195,6 +218,17 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "enn train: process %d cannot silence its output\n", par.rank);
         parallel_finish(&par, 1);
         return 1;
+    }
+    /* Before the data is read: a directory another run writes, or one with no run to
+     * resume, is a quick answer. Process 0 alone writes, and locks; its answer ends
+     * every process, each leaving MPI in order. */
+    run_lock lock = RUN_LOCK_NONE;
+    double refused = lead ? claim_out_dir(&o, &lock) : 0;
+    parallel_broadcast(&par, &refused, 1);
+    if (refused) {
+        run_lock_release(&lock);
+        parallel_finish(&par, 0);
+        return (int)refused;
     }
 
     int rc = 1;
@@ -214,6 +248,7 @@ int cmd_train(int argc, char **argv)
     double t_start = now_seconds();
 
     if (train_data_load(&o, 1, &data)) {
+        run_lock_release(&lock);
         parallel_finish(&par, 1);
         return 1;
     }
@@ -298,19 +333,6 @@ int cmd_train(int argc, char **argv)
         (o.accumulate > 1 && !(scratch = malloc(grad_floats * sizeof *scratch))) ||
         (!lead && !(quiet = fopen("/dev/null", "w")))) {
         fprintf(stderr, "enn train: out of memory for the batch buffers\n");
-        goto done;
-    }
-    if (lead && make_dirs(o.out_dir)) goto done;
-    if (lead && !o.resume && !o.overwrite && holds_a_run(o.out_dir)) {
-        /* Hours of training are not replaced by a new run's first epoch by accident. */
-        fprintf(stderr, "enn train: %s holds a run (last.json or best.safetensors): --resume goes on with it, "
-                        "--overwrite starts afresh there, or --out names another directory\n", o.out_dir);
-        goto done;
-    }
-    if (lead) remove_stale_temporaries(o.out_dir); /* a killed run's half-written files */
-    if (o.resume && o.overwrite) {
-        fprintf(stderr, "enn train: --resume goes on with the run in %s, --overwrite replaces it: one or the other\n",
-                o.out_dir);
         goto done;
     }
     char best_path[1200], last_path[1200];
@@ -624,6 +646,7 @@ done:
     enn_context_destroy(ctx);
     enn_dataset_free(&val);
     train_data_free(&data);
+    run_lock_release(&lock);   /* after the last write */
     parallel_finish(&par, rc != 0 && rc != 130);   /* 130: every process was interrupted */
     return rc;
 }
