@@ -139,9 +139,12 @@ ENN_API enn_status enn_load_npy_pair(const char *x_path, const char *y_path, enn
 
 /* ---------------------------------------------------------------- token text (WikiText)
  * A file in WikiText's layout (wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens;
- * lines like " = Title = " and text with " @-@ "): tokens are the whitespace-separated
- * (ASCII whitespace) words, lower-cased (ASCII, Latin-1, Latin Extended-A, Greek and
- * Cyrillic letters; other characters unchanged). Ids: 0 = <pad>, 1 = <unk> (also the id
+ * lines like " = Title = " and text with " @-@ "): the tokens of a UTF-8 line are what
+ * Python's line.lower().split() gives: split at every Unicode space (str.isspace(): U+0085,
+ * U+00A0, U+2028, U+3000, ... and U+001C..U+001F, not U+200B or U+FEFF), lower-cased with
+ * the full Unicode mappings (libunistring's), the Greek final sigma included. A byte order
+ * mark opening the file is skipped; bytes that are not UTF-8 stay as they are (never a space,
+ * never cased: Python's errors="surrogateescape"). Ids: 0 = <pad>, 1 = <unk> (also the id
  * of the literal "<unk>" in the text), then the vocabulary by falling frequency, ties in
  * byte order of the token. */
 typedef struct enn_vocab enn_vocab;

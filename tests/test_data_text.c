@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/text.h"
 #include "data_files.h"
 #include "enn_data.h"
+
+#define TEXT_DIR ENN_SOURCE_DIR "/tests/data/text/"
 
 /* ---------------------------------------------------------------- the reference */
 typedef struct ref_entry { char token[32]; uint64_t count; } ref_entry;
@@ -264,6 +267,110 @@ Test(data_text, lower_cases_beyond_ascii)
     test_tmpdir_remove(dir);
 }
 
+/* ---------------------------------------------------------------- Unicode words */
+/* A token list: the tokens one after another, each ended by '\n' (no token holds one). */
+typedef struct token_list {
+    char *text;
+    size_t len, cap;
+} token_list;
+
+static enn_status collect_token(void *user, char *word, size_t n, size_t line_no)
+{
+    (void)line_no;
+    token_list *t = user;
+    cr_assert_eq(strlen(word), n, "the word is not NUL-terminated at its length");
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->text = realloc(t->text, t->cap);
+    }
+    memcpy(t->text + t->len, word, n);
+    t->text[t->len + n] = '\n';
+    t->len += n + 1;
+    return ENN_OK;
+}
+
+/* Splits a token list into its tokens, in place; returns their number. */
+static size_t split_tokens(char *text, size_t len, char ***tokens)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    cr_assert(len == 0 || text[len - 1] == '\n', "a token list ends with a newline");
+    *tokens = malloc((n + 1) * sizeof(char *));
+    char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        char *e = strchr(p, '\n');
+        *e = '\0';
+        (*tokens)[i] = p;
+        p = e + 1;
+    }
+    return n;
+}
+
+/* The tokens libenn reads from TEXT_DIR/input are, in order, those in TEXT_DIR/expected
+ * (written by tests/data/text/make_words.py with Python's str.lower() and str.split()). */
+static void expect_python_tokens(const char *input, int keep_case, const char *expected)
+{
+    char path[TEST_PATH_MAX];
+    snprintf(path, sizeof path, TEXT_DIR "%s", input);
+    token_list got = {0};
+    enn_text_options opt = {.fraction = 1.0, .keep_case = keep_case};
+    uint64_t bytes;
+    ENN_ASSERT_OK(enn_text_for_each_token(path, &opt, collect_token, &got, &bytes));
+    unsigned char *want_text;
+    snprintf(path, sizeof path, TEXT_DIR "%s", expected);
+    size_t want_len = test_read_file(path, &want_text);
+    char **want, **have;
+    size_t nwant = split_tokens((char *)want_text, want_len, &want), nhave = split_tokens(got.text, got.len, &have);
+    for (size_t i = 0; i < nwant && i < nhave; i++)
+        cr_assert_str_eq(have[i], want[i], "%s (keep_case %d): token %zu is '%s', Python's is '%s'", input, keep_case, i,
+                         have[i], want[i]);
+    cr_assert_eq(nhave, nwant, "%s (keep_case %d): %zu tokens, Python's %zu", input, keep_case, nhave, nwant);
+    free(want);
+    free(have);
+    free(want_text);
+    free(got.text);
+}
+
+/* Every script's capitals, titlecase digraphs, U+0130 (two characters in lower case), the
+ * Greek final sigma in its contexts, every Unicode space (and look-alikes that are not):
+ * word for word what Python 3.11's line.lower().split() gives, or line.split(). */
+Test(data_text, words_are_pythons_lower_split)
+{
+    expect_python_tokens("words.txt", 0, "words.lower");
+    expect_python_tokens("words.txt", 1, "words.keep");
+}
+
+/* Bytes that are not UTF-8 are kept as they are, never spaces, neither cased nor
+ * case-ignorable: Python's reading with errors="surrogateescape". */
+Test(data_text, bytes_that_are_not_utf8_pass_through)
+{
+    expect_python_tokens("invalid.txt", 0, "invalid.lower");
+}
+
+/* The public path reads the same words: the spans of the fixture hold, in order, the ids of
+ * Python's tokens in the vocabulary built from it. */
+Test(data_text, vocabulary_and_spans_hold_pythons_words)
+{
+    enn_vocab *v;
+    ENN_ASSERT_OK(enn_vocab_build(TEXT_DIR "words.txt", NULL, &v));
+    enn_span_options so = {.T = 1};
+    enn_dataset ds;
+    ENN_ASSERT_OK(enn_load_tokens(TEXT_DIR "words.txt", v, NULL, &so, &ds));
+    unsigned char *text;
+    size_t len = test_read_file(TEXT_DIR "words.lower", &text);
+    char **want;
+    size_t n = split_tokens((char *)text, len, &want);
+    cr_assert_eq(ds.n, n);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_neq(enn_vocab_id(v, want[i]), 1u, "'%s' is not in the vocabulary", want[i]);
+        cr_assert_eq(ds.tokens[i], enn_vocab_id(v, want[i]), "token %zu ('%s')", i, want[i]);
+    }
+    free(want);
+    free(text);
+    enn_dataset_free(&ds);
+    enn_vocab_free(v);
+}
+
 /* A UTF-8 byte order mark (what Windows editors put first) is not text: a token file, a
  * vocabulary and a CSV that start with one read as the same files without it. */
 Test(data_text, byte_order_mark_is_skipped)
@@ -405,6 +512,8 @@ Test(data_text, malformed_files_are_rejected)
     expect_vocab_load_error(dir, "dup.vocab", "<pad>\n<unk>\nthe\nof\nthe\n", 22, "dup.vocab:5: token 'the' repeats line 3");
     expect_vocab_load_error(dir, "hole.vocab", "<pad>\n<unk>\nthe\n\nof\n", 18, "hole.vocab:4: empty line");
     expect_vocab_load_error(dir, "space.vocab", "<pad>\n<unk>\nthe cat\n", 20, "space.vocab:3: token holds whitespace");
+    expect_vocab_load_error(dir, "nbsp.vocab", "<pad>\n<unk>\nthe\xc2\xa0" "cat\n", 21, "nbsp.vocab:3: token holds whitespace");
+    expect_vocab_load_error(dir, "fs.vocab", "<pad>\n<unk>\nthe\x1c\n", 16, "fs.vocab:3: token holds whitespace");
     expect_vocab_load_error(dir, "nul.vocab", "<pad>\n<unk>\n\0\n", 14, "NUL byte");
     free(text);
     test_tmpdir_remove(dir);

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libvulkan-dev mesa-vulkan-drivers glslang-tools spirv-tools
           vulkan-validationlayers vulkan-tools libcriterion-dev zlib1g-dev libopenblas-dev libjansson-dev
           libzip-dev                       # .npz files (Keras's mnist.npz)
+          libunistring-dev                 # Unicode lower-casing and spaces of token text
           python3-numpy
           libcairo2-dev fonts-dejavu-core  # the trace monitor's pictures (tools/enn/plots.c)
           libpng-dev                       # tests/test_trace_monitor.c reads them back

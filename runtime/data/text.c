@@ -148,49 +148,6 @@ void enn_str_map_free(enn_str_map *m)
     memset(m, 0, sizeof *m);
 }
 
-/* ---------------------------------------------------------------- lower-casing */
-static uint32_t lower_code_point(uint32_t c)
-{
-    if (c >= 'A' && c <= 'Z') return c + 32;
-    if (c < 0xC0) return c;
-    if (c <= 0xDE) return c == 0xD7 ? c : c + 32;                     /* Latin-1; x sign stays */
-    if (c >= 0x100 && c <= 0x137 && c != 0x130) return c | 1;         /* pairs: even upper */
-    if (c >= 0x139 && c <= 0x148) return (c & 1) ? c + 1 : c;         /* pairs: odd upper */
-    if (c >= 0x14A && c <= 0x177) return c | 1;
-    if (c == 0x178) return 0xFF;                                      /* Y diaeresis */
-    if (c >= 0x179 && c <= 0x17E) return (c & 1) ? c + 1 : c;
-    if (c == 0x386) return 0x3AC;                                     /* Greek */
-    if (c >= 0x388 && c <= 0x38A) return c + 37;
-    if (c == 0x38C) return 0x3CC;
-    if (c == 0x38E || c == 0x38F) return c + 63;
-    if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;
-    if (c >= 0x400 && c <= 0x40F) return c + 80;                      /* Cyrillic */
-    if (c >= 0x410 && c <= 0x42F) return c + 32;
-    return c;
-}
-
-void enn_text_lower_utf8(char *str, size_t len)
-{
-    uint8_t *s = (uint8_t *)str;
-    for (size_t i = 0; i < len;) {
-        if (s[i] < 0x80) {
-            if (s[i] >= 'A' && s[i] <= 'Z') s[i] += 32;
-            i++;
-        } else if ((s[i] & 0xE0) == 0xC0 && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
-            /* Every capital above is a 2-byte sequence whose lower case is one too. */
-            uint32_t c = (uint32_t)(s[i] & 0x1F) << 6 | (s[i + 1] & 0x3F);
-            uint32_t l = c >= 0x80 ? lower_code_point(c) : c;
-            if (l != c && l >= 0x80 && l < 0x800) {
-                s[i] = (uint8_t)(0xC0 | l >> 6);
-                s[i + 1] = (uint8_t)(0x80 | (l & 0x3F));
-            }
-            i += 2;
-        } else {
-            i++; /* other sequences (and stray bytes) pass through */
-        }
-    }
-}
-
 /* ---------------------------------------------------------------- options */
 enn_status enn_text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path)
 {
@@ -213,25 +170,6 @@ int enn_text_keep_line(const enn_text_options *opt, size_t index)
     return (double)(r >> 11) * (1.0 / 9007199254740992.0) < opt->fraction;
 }
 
-enn_status enn_text_for_each_word(char *line, size_t len, int keep_case, enn_text_token_fn token, void *user,
-                                  size_t line_no)
-{
-    if (!keep_case) enn_text_lower_utf8(line, len);
-    enn_status s = ENN_OK;
-    for (char *p = line; *p && s == ENN_OK;) {
-        while (*p && text_is_space(*p)) p++;
-        if (!*p) break;
-        char *q = p;
-        while (*q && !text_is_space(*q)) q++;
-        char saved = *q;
-        *q = '\0';
-        s = token(user, p, (size_t)(q - p), line_no);
-        *q = saved;
-        p = q;
-    }
-    return s;
-}
-
 enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt, enn_text_token_fn token,
                                    void *user, uint64_t *bytes)
 {
@@ -243,7 +181,7 @@ enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt
     int more;
     while (s == ENN_OK && (s = enn_line_reader_next(&lr, &line, &len, &more)) == ENN_OK && more) {
         if (!enn_text_keep_line(opt, lr.line_no - 1)) continue;
-        s = enn_text_for_each_word(line, len, opt->keep_case, token, user, lr.line_no);
+        s = enn_text_for_each_word(line, len, opt->keep_case, token, user, path, lr.line_no);
     }
     *bytes = lr.bytes;
     enn_line_reader_close(&lr);

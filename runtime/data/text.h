@@ -1,4 +1,4 @@
-/* Internals of the token-text loader, shared by text.c and vocab.c. */
+/* Internals of the token-text loader, shared by text.c, words.c and vocab.c. */
 #ifndef ENN_DATA_TEXT_H
 #define ENN_DATA_TEXT_H
 
@@ -44,20 +44,21 @@ size_t enn_str_map_slot(const enn_str_map *m, const char *key, size_t len, uint6
 size_t enn_str_map_upsert(enn_str_map *m, const char *key, size_t len, uint64_t init);
 void enn_str_map_free(enn_str_map *m);
 
-/* Lower-cases UTF-8 in place: ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic
- * capitals (each maps to a letter of the same encoded length). */
-void enn_text_lower_utf8(char *s, size_t len);
 /* Whether line `index` is among the kept fraction for this seed. */
 int enn_text_keep_line(const enn_text_options *opt, size_t index);
 /* Checks fraction; fills defaults. */
 enn_status enn_text_options_resolve(const enn_text_options *in, enn_text_options *out, const char *path);
 
 typedef enn_status (*enn_text_token_fn)(void *user, char *word, size_t n, size_t line_no);
-/* Calls token(user, word, n, line_no) for every whitespace-separated word of one line
- * (line[len] is its NUL), lower-cased first unless keep_case; word is NUL-terminated for
- * the call. Stops at the first status other than ENN_OK. */
+/* Calls token(user, word, n, line_no) for every word of one line (line[len] is its NUL), in
+ * order: Python's line.lower().split(), or line.split() when keep_case (words.c). The line
+ * is UTF-8; a byte that is not passes through as it is and is never a space. word is
+ * NUL-terminated for the call, and may point into line (changed in place) or elsewhere.
+ * Stops at the first status other than ENN_OK; `where` (a path) names the text in errors. */
 enn_status enn_text_for_each_word(char *line, size_t len, int keep_case, enn_text_token_fn token, void *user,
-                                  size_t line_no);
+                                  const char *where, size_t line_no);
+/* The first whitespace character (Python's str.isspace()) of the UTF-8 s[0..n), or NULL. */
+const char *enn_text_find_space(const char *s, size_t n);
 
 /* Calls token(user, word, n, line_no) for every whitespace-separated word of the kept
  * lines of path, in order (lower-cased unless opt->keep_case); word is NUL-terminated
@@ -65,10 +66,5 @@ enn_status enn_text_for_each_word(char *line, size_t len, int keep_case, enn_tex
  * file's size as read, 0 for an empty file. */
 enn_status enn_text_for_each_token(const char *path, const enn_text_options *opt, enn_text_token_fn token,
                                    void *user, uint64_t *bytes);
-
-static inline int text_is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
 
 #endif

@@ -66,7 +66,7 @@ enn_status enn_vocab_encode(const enn_vocab *v, const char *text, int keep_case,
     if (!copy) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "enn_vocab_encode: %zu bytes of text", len);
     memcpy(copy, text, len + 1);
     encoding e = {v, ids, capacity, 0};
-    enn_status s = enn_text_for_each_word(copy, len, keep_case, encode_word, &e, 1);
+    enn_status s = enn_text_for_each_word(copy, len, keep_case, encode_word, &e, "enn_vocab_encode", 1);
     free(copy);
     *count = e.count;
     return s;
@@ -238,12 +238,10 @@ enn_status enn_vocab_load(const char *path, enn_vocab **out)
             s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: empty line (every line holds one token)", path, id + 1);
             break;
         }
-        for (size_t c = 0; c < len; c++)
-            if (text_is_space(ls[c])) {
-                s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: token holds whitespace (one token per line)", path, id + 1);
-                break;
-            }
-        if (s != ENN_OK) break;
+        if (enn_text_find_space(ls, len)) {
+            s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: token holds whitespace (one token per line)", path, id + 1);
+            break;
+        }
         int r = vocab_set(v, (uint32_t)id, ls, len);
         if (r == 0) s = enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "%s: out of host memory", path);
         if (r == -1)
