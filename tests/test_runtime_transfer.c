@@ -141,3 +141,40 @@ static void after_submit(transfer_path path)
 
 Test(runtime_transfer, mapped_waits_for_submitted_work) { after_submit(PATH_MAPPED); }
 Test(runtime_transfer, staging_waits_for_submitted_work) { after_submit(PATH_STAGING); }
+
+/* A step that stages two large inputs and a small readback (a language model's targets,
+ * token ids and statistics) allocates staging memory in its first recording only: the
+ * area that replaces an outgrown one holds the whole recording, not the one request. */
+Test(runtime_transfer, staging_area_fits_the_next_step)
+{
+    enn_context *ctx = context_for(PATH_STAGING);
+    const size_t big = 3 * MIB;
+    uint8_t *host = malloc(big);
+    cr_assert_not_null(host);
+    test_pattern_fill(host, big, 0, 3);
+    enn_buffer *a, *b, *c;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, big, &a));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, big, &b));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, 64, &c));
+    ENN_ASSERT_OK(enn_buffer_upload(ctx, c, 0, host, 64));
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    for (int step = 0; step < 4; step++) {
+        const void *back;
+        ENN_ASSERT_OK(enn_recorder_begin(rec));
+        ENN_ASSERT_OK(enn_record_upload(rec, a, 0, host, big));
+        ENN_ASSERT_OK(enn_record_upload(rec, b, 0, host, big));
+        ENN_ASSERT_OK(enn_record_readback(rec, c, 0, 64, &back));
+        ENN_ASSERT_OK(enn_recorder_run(rec));
+        cr_assert_eq(memcmp(back, host, 64), 0, "step %d: the readback", step);
+        uint32_t areas = enn_recorder_get_stats(rec).staging_areas;
+        if (step == 0) cr_expect_geq(areas, 1, "the first step staged without an area");
+        else cr_expect_eq(areas, 0, "step %d allocated %u staging areas (the last step's did not fit)", step, areas);
+    }
+    enn_recorder_destroy(rec);
+    enn_buffer_destroy(ctx, a);
+    enn_buffer_destroy(ctx, b);
+    enn_buffer_destroy(ctx, c);
+    free(host);
+    test_context_finish(ctx);
+}

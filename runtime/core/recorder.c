@@ -608,13 +608,18 @@ enn_status enn_record_copy(enn_recorder *rec, const enn_buffer *src, VkDeviceSiz
 }
 
 /* `bytes` of the staging area, 16-byte aligned; a larger area replaces a full one (the
- * old one stays alive until the next begin: this recording's copies still use it). */
+ * old one stays alive until the next begin: this recording's copies still use it). The
+ * new one holds twice all this recording has staged, so that the next recording of the
+ * same step fits in it: sized from the one request alone, a step that stages two inputs
+ * and a readback outgrew it, and allocated a new area, every step. */
 static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buffer, VkDeviceSize *offset,
                             unsigned char **host)
 {
     enn_context *ctx = rec->ctx;
     VkDeviceSize need = (bytes + 15) / 16 * 16;
     if (rec->area.used + need > rec->area.size) {
+        VkDeviceSize staged = rec->area.used + need;
+        for (uint32_t i = 0; i < rec->retired_count; i++) staged += rec->retired[i].used;
         if (rec->area.buffer) {
             host_area *r = realloc(rec->retired, (rec->retired_count + 1) * sizeof *r);
             if (!r) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder staging");
@@ -622,7 +627,7 @@ static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buf
             rec->retired[rec->retired_count++] = rec->area;
             memset(&rec->area, 0, sizeof rec->area);
         }
-        host_area a = {.size = need * 2 > ((VkDeviceSize)1 << 20) ? need * 2 : ((VkDeviceSize)1 << 20)};
+        host_area a = {.size = staged * 2 > ((VkDeviceSize)1 << 20) ? staged * 2 : ((VkDeviceSize)1 << 20)};
         VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = a.size,
                                  .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                                  .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -647,6 +652,7 @@ static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buf
             return enn_vk_error(r, "recorder staging memory");
         }
         rec->area = a;
+        rec->stats.staging_areas++;
     }
     *buffer = rec->area.buffer;
     *offset = rec->area.used;

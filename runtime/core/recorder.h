@@ -38,6 +38,7 @@ typedef struct enn_recorder_stats {
     uint32_t transfers;       /* fills and copies */
     uint32_t barriers;        /* dependency barriers inserted between commands */
     uint32_t submits;         /* queue submissions (segments) */
+    uint32_t staging_areas;   /* host-visible staging areas allocated (outgrown ones replaced) */
 } enn_recorder_stats;
 
 typedef struct enn_timing {
