@@ -249,24 +249,52 @@ void train_state_free(train_state *s)
     s->n_passes = 0;
 }
 
-/* The path of the first value that differs between two JSON documents, into buf. */
+/* Appends ".key" (or "key" first) to a path. */
+static void path_add(char *buf, size_t size, const char *key)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s", len ? "." : "", key);
+}
+
+/* The path of the first value that differs between two JSON documents, into buf: a key
+ * of either that the other lacks, or whose values differ. */
 static int first_difference(json_t *a, json_t *b, char *buf, size_t size)
 {
     if (json_is_object(a) && json_is_object(b)) {
         const char *key;
-        json_t *va;
+        json_t *va, *vb;
         json_object_foreach(a, key, va) {
-            json_t *vb = json_object_get(b, key);
+            vb = json_object_get(b, key);
             if (!vb || !json_equal(va, vb)) {
-                size_t len = strlen(buf);
-                snprintf(buf + len, size - len, "%s%s", len ? "." : "", key);
+                path_add(buf, size, key);
                 if (vb) first_difference(va, vb, buf, size);
                 return 1;
             }
         }
-        return json_object_size(a) != json_object_size(b);
+        json_object_foreach(b, key, vb) {
+            if (!json_object_get(a, key)) {
+                path_add(buf, size, key);
+                return 1;
+            }
+        }
+        return 0;
     }
     return !json_equal(a, b);
+}
+
+/* A model configuration as this version writes it. A run of an earlier version lacks
+ * the keys added since (optional ones, whose defaults are the earlier behaviour), which
+ * is no difference; a text that does not parse is compared as it is. */
+static json_t *normalized_config(const char *text)
+{
+    enn_model_config c;
+    char *json = NULL;
+    json_t *out = NULL;
+    if (text && enn_model_config_from_json(text, NULL, &c) == ENN_OK && enn_model_config_to_json(&c, &json) == ENN_OK)
+        out = json_loads(json, 0, NULL);
+    free(json);
+    enn_error_clear();
+    return out ? out : json_loads(text ? text : "", 0, NULL);
 }
 
 int train_state_check(const train_state *saved, const train_state *now)
@@ -300,8 +328,7 @@ int train_state_check(const train_state *saved, const train_state *now)
     }
     DIFF(warmup, "--warmup", "%u", unsigned)
 #undef DIFF
-    json_t *ja = json_loads(saved->config ? saved->config : "", 0, NULL);
-    json_t *jb = json_loads(now->config ? now->config : "", 0, NULL);
+    json_t *ja = normalized_config(saved->config), *jb = normalized_config(now->config);
     if (!what && !(ja && jb && json_equal(ja, jb))) {
         char key[128] = "";
         if (ja && jb) first_difference(ja, jb, key, sizeof key);
