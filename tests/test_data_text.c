@@ -512,8 +512,8 @@ Test(data_text, malformed_files_are_rejected)
     expect_vocab_load_error(dir, "dup.vocab", "<pad>\n<unk>\nthe\nof\nthe\n", 22, "dup.vocab:5: token 'the' repeats line 3");
     expect_vocab_load_error(dir, "hole.vocab", "<pad>\n<unk>\nthe\n\nof\n", 18, "hole.vocab:4: empty line");
     expect_vocab_load_error(dir, "space.vocab", "<pad>\n<unk>\nthe cat\n", 20, "space.vocab:3: token holds whitespace");
-    expect_vocab_load_error(dir, "nbsp.vocab", "<pad>\n<unk>\nthe\xc2\xa0" "cat\n", 21, "nbsp.vocab:3: token holds whitespace");
-    expect_vocab_load_error(dir, "fs.vocab", "<pad>\n<unk>\nthe\x1c\n", 16, "fs.vocab:3: token holds whitespace");
+    expect_vocab_load_error(dir, "nbsp.vocab", "<pad>\n<unk>\nthe\xc2\xa0" "cat\n", 21, "nbsp.vocab:3: token holds U+00A0, a space where words are split as Python's str.split() does: a vocabulary built by an earlier libenn");
+    expect_vocab_load_error(dir, "fs.vocab", "<pad>\n<unk>\nthe\x1c\n", 16, "fs.vocab:3: token holds U+001C, a space");
     expect_vocab_load_error(dir, "nul.vocab", "<pad>\n<unk>\n\0\n", 14, "NUL byte");
     free(text);
     test_tmpdir_remove(dir);

@@ -115,7 +115,31 @@ Test(tool_generate, continues_the_text_it_learned, .timeout = 600)
     snprintf(args, sizeof args, "eval '%s/best.safetensors' --data wikitext '%s' --plain", small, dir);
     cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
     cr_expect(strstr(out, "perplexity"), "%s", out);
+    cr_expect(!strstr(out, "warning"), "%s", out);
     free(out);
+    /* A language model that does not record the word rules of its vocabulary (a libenn
+     * from before words were cut as Python's lower().split()) is warned about. */
+    enn_context *ctx = test_context();
+    enn_model *model;
+    char best[TEST_PATH_MAX + 32], old[TEST_PATH_MAX + 32];
+    snprintf(best, sizeof best, "%s/best.safetensors", small);
+    snprintf(old, sizeof old, "%s/old.safetensors", small);
+    char *layout = NULL;
+    cr_assert_eq(enn_checkpoint_metadata(best, "enn.data_layout", &layout), ENN_OK, "%s", enn_last_error());
+    cr_expect(layout && strstr(layout, "\"words\":\"str.lower().split()\""), "%s", layout ? layout : "(none)");
+    free(layout);
+    cr_assert_eq(enn_model_load(ctx, best, &model), ENN_OK, "%s", enn_last_error());
+    cr_assert_eq(enn_model_save(model, old), ENN_OK, "%s", enn_last_error());
+    enn_model_destroy(model);
+    test_context_finish(ctx);
+    const char *const commands[] = {"eval '%s' --data wikitext '%s' --plain", "generate '%s' --prompt alpha --tokens 2"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, commands[i], old, dir);
+        cr_expect_eq(test_run_tool("", ENN_TOOL_PATH, args, &out), 0, "%s", out);
+        cr_expect(strstr(out, "warning: ") && strstr(out, "does not say how its vocabulary's words were cut"), "enn %s:\n%s",
+                  args, out);
+        free(out);
+    }
     /* And a paper-mode model (the token id as one float feature) evaluates to the test
      * perplexity its training printed. */
     char paper[TEST_PATH_MAX], *trained;

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistr.h>
+
 #include "data/file.h"
 #include "data/text.h"
 
@@ -238,8 +240,19 @@ enn_status enn_vocab_load(const char *path, enn_vocab **out)
             s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: empty line (every line holds one token)", path, id + 1);
             break;
         }
-        if (enn_text_find_space(ls, len)) {
+        const char *space = enn_text_find_space(ls, len);
+        if (space && strchr(" \t\n\v\f\r", *space)) {
             s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: token holds whitespace (one token per line)", path, id + 1);
+            break;
+        }
+        if (space) {
+            /* Only a libenn from before words were split at every Unicode space (as
+             * Python's str.split() does) wrote such a token. */
+            ucs4_t c;
+            u8_mbtouc(&c, (const uint8_t *)space, (size_t)(ls + len - space));
+            s = enn_error(ENN_ERROR_FORMAT, "%s:%zu: token holds U+%04X, a space where words are split as Python's "
+                          "str.split() does: a vocabulary built by an earlier libenn, which split at ASCII whitespace only "
+                          "(build it again with enn train)", path, id + 1, (unsigned)c);
             break;
         }
         int r = vocab_set(v, (uint32_t)id, ls, len);

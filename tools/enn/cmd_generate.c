@@ -17,6 +17,7 @@
 #include "enn.h"
 #include "enn_data.h"
 #include "sampling.h"
+#include "train_data.h"
 
 typedef struct generate_options {
     const char *checkpoint, *vocab, *prompt, *device;
@@ -159,7 +160,7 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "enn generate: %s is not a language model\n", o.checkpoint);
         goto done;
     }
-    if (enn_vocab_load(o.vocab, &vocab)) goto fail;
+    if (train_data_check_words(o.checkpoint) || enn_vocab_load(o.vocab, &vocab)) goto fail;
     uint32_t V = c->outputs;
     if (enn_vocab_size(vocab) != V) {
         fprintf(stderr, "enn generate: %s holds %u words; %s predicts over %u\n", o.vocab, enn_vocab_size(vocab),

@@ -342,6 +342,10 @@ int cmd_train(int argc, char **argv)
         /* The run in out_dir: its loop state, its best weights (for restore-best), then
          * its exact last state (parameters, Adam moments, step and pass counters, the
          * learning rate). Every process reads them. */
+        /* (A warning only: a layout that cannot be read is said, and the state check
+         * below decides.) */
+        if (o.data.kind == DATA_WIKITEXT && par.rank == 0 && access(last_path, F_OK) == 0)
+            (void)train_data_check_words(last_path);
         if (load_last_state(o.out_dir, &saved) || train_state_check(&saved, &state)) goto done;
         if (saved.batches_done >= enn_batch_count(data.train.n, o.batch, 0)) {
             fprintf(stderr, "enn train: --resume: %s/last.json says %llu batches of epoch %u are done, but an epoch "

@@ -223,6 +223,7 @@ uint32_t train_data_layout_entry(const train_options *o, char text[512], enn_met
         n += (size_t)snprintf(text + n, 512 - n, "]");
     }
     if (o->input_scale != 1.0) n += (size_t)snprintf(text + n, 512 - n, ",\"input_scale\":%.17g", o->input_scale);
+    if (o->data.kind == DATA_WIKITEXT) n += (size_t)snprintf(text + n, 512 - n, ",\"words\":\"" WORD_RULES "\"");
     if (!n) return 0;
     text[0] = '{';   /* over the first comma */
     snprintf(text + n, 512 - n, "}");
@@ -236,6 +237,7 @@ typedef struct data_layout {
     int columns[8], labels;
     uint32_t column_count;
     double input_scale;              /* 1: not recorded */
+    int words;                       /* the vocabulary's words were cut by WORD_RULES */
 } data_layout;
 
 static int parse_layout(const char *checkpoint, const char *text, data_layout *l)
@@ -247,6 +249,8 @@ static int parse_layout(const char *checkpoint, const char *text, data_layout *l
     json_t *scale = ok ? json_object_get(root, "input_scale") : NULL;
     json_t *labels = ok ? json_object_get(root, "label_column") : NULL;
     json_t *targets = ok ? json_object_get(root, "target_columns") : NULL;
+    const char *words = ok ? json_string_value(json_object_get(root, "words")) : NULL;
+    l->words = words && !strcmp(words, WORD_RULES);
     json_t *columns = labels ? labels : targets;
     if (seq) {
         json_int_t v = json_integer_value(seq);
@@ -286,19 +290,42 @@ static void columns_text(const int *columns, uint32_t count, char *out, size_t s
     for (uint32_t i = 0; i < count && n < size; i++) n += (size_t)snprintf(out + n, size - n, "%s%d", i ? "," : "", columns[i]);
 }
 
-int train_data_layout_from_checkpoint(train_options *o, const char *checkpoint)
+/* Reads and parses checkpoint's layout (all defaults when it records none). */
+static int read_layout(const char *checkpoint, data_layout *l)
 {
     char *text = NULL;
+    *l = (data_layout){.input_scale = 1.0};
     if (enn_checkpoint_metadata(checkpoint, TRAIN_DATA_LAYOUT_KEY, &text)) {
         fprintf(stderr, "enn: %s\n", enn_last_error());   /* (the message names the file) */
         return -1;
     }
-    if (!text) return 0;
-    data_layout l;
-    int rc = parse_layout(checkpoint, text, &l);
+    int rc = text ? parse_layout(checkpoint, text, l) : 0;
     free(text);
-    if (rc) return -1;
+    return rc;
+}
+
+static void warn_other_words(const char *checkpoint)
+{
+    fprintf(stderr, "enn: warning: %s does not say how its vocabulary's words were cut: a language model of a libenn "
+                    "from before words were cut as Python's str.lower().split() does, over all of Unicode (or one "
+                    "written outside enn train). Words with capitals beyond Latin-1, Greek and Cyrillic, or with "
+                    "spaces beyond ASCII, may now read as <unk>: train it again for exact results\n", checkpoint);
+}
+
+int train_data_check_words(const char *checkpoint)
+{
+    data_layout l;
+    if (read_layout(checkpoint, &l)) return -1;
+    if (!l.words) warn_other_words(checkpoint);
+    return 0;
+}
+
+int train_data_layout_from_checkpoint(train_options *o, const char *checkpoint)
+{
+    data_layout l;
+    if (read_layout(checkpoint, &l)) return -1;
     data_kind kind = o->data.kind;
+    if (kind == DATA_WIKITEXT && !l.words) warn_other_words(checkpoint);
     char taken[600] = "", value[128];
     if (l.seq_len && (kind == DATA_CSV || kind == DATA_WIKITEXT)) {
         snprintf(value, sizeof value, "%u", l.seq_len);

@@ -29,9 +29,9 @@ void train_data_free(train_data *d);
 uint32_t train_data_crc32(const enn_dataset *ds, uint32_t crc);
 
 /* enn train records the flags that shape how its data is read (--seq-len,
- * --label-column or --target-columns, --input-scale) in the metadata of every
- * checkpoint it writes, under this key, as JSON: enn eval reads the data the same way
- * without being told again. */
+ * --label-column or --target-columns, --input-scale; for text, the word rules) in the
+ * metadata of every checkpoint it writes, under this key, as JSON: enn eval reads the
+ * data the same way without being told again. */
 #define TRAIN_DATA_LAYOUT_KEY "enn.data_layout"
 
 /* The metadata entry for o's data layout, its JSON written into text: 1 entry, or 0
@@ -42,5 +42,14 @@ uint32_t train_data_layout_entry(const train_options *o, char text[512], enn_met
  * not on the command line becomes o's (said in one line); one given with another value
  * is used, with a note. Returns 0, or -1 after printing the problem. */
 int train_data_layout_from_checkpoint(train_options *o, const char *checkpoint);
+
+/* How text is cut into words (runtime/data/words.c), recorded in a language model's
+ * layout ("words"): a checkpoint without it comes from a libenn whose vocabulary was
+ * cut otherwise (ASCII spaces, a few scripts lower-cased). */
+#define WORD_RULES "str.lower().split()"
+
+/* Warns when a language model's checkpoint does not record WORD_RULES (its vocabulary
+ * may read some words otherwise now). Returns 0, or -1 after printing the problem. */
+int train_data_check_words(const char *checkpoint);
 
 #endif
