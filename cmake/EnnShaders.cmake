@@ -11,6 +11,10 @@ set(ENN_SPV_DIR ${CMAKE_BINARY_DIR}/spirv)
 set(ENN_GEN_DIR ${CMAKE_BINARY_DIR}/generated)
 
 function(enn_embed_shaders out_var)
+  set(debug_info "")
+  if(ENN_SHADER_DEBUG_INFO)
+    set(debug_info -g)
+  endif()
   file(GLOB ENN_COMP_FILES CONFIGURE_DEPENDS ${ENN_SHADER_DIR}/*.comp)
   file(GLOB ENN_GLSL_INCLUDES CONFIGURE_DEPENDS ${ENN_SHADER_DIR}/*.glsl)
   file(MAKE_DIRECTORY ${ENN_SPV_DIR} ${ENN_GEN_DIR})
@@ -53,7 +57,7 @@ function(enn_embed_shaders out_var)
       set(gen ${ENN_GEN_DIR}/spv_${vname}.c)
       add_custom_command(
         OUTPUT ${gen}
-        COMMAND ${GLSLANG_VALIDATOR} -V --target-env ${target} -I${ENN_SHADER_DIR} ${defs} -o ${spv} ${comp}
+        COMMAND ${GLSLANG_VALIDATOR} -V ${debug_info} --target-env ${target} -I${ENN_SHADER_DIR} ${defs} -o ${spv} ${comp}
         COMMAND ${SPIRV_VAL} --target-env ${target} ${spv}
         COMMAND ${CMAKE_COMMAND} -DSPV=${spv} -DOUT=${gen} -DNAME=${vname} -P ${CMAKE_SOURCE_DIR}/cmake/EnnEmbedSpirv.cmake
         DEPENDS ${comp} ${ENN_GLSL_INCLUDES} ${CMAKE_SOURCE_DIR}/cmake/EnnEmbedSpirv.cmake

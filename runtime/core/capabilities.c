@@ -222,7 +222,8 @@ void enn_apply_disable_switches(enn_capabilities *caps)
     /* Test hook: choose every kernel variant and launch shape as for a discrete GPU, so
      * that the GPU paths also run (slowly) on lavapipe in CI. */
     if (enn_env_flag("ENN_PLAN_AS_GPU")) caps->device_type = ENN_DEVICE_DISCRETE_GPU;
-    if (enn_env_flag("ENN_DISABLE_PUSH_DESCRIPTORS")) caps->push_descriptors = 0;
+    /* ENN_EXACT_BINDINGS binds aliases that live as long as their descriptor sets. */
+    if (enn_env_flag("ENN_DISABLE_PUSH_DESCRIPTORS") || enn_env_flag("ENN_EXACT_BINDINGS")) caps->push_descriptors = 0;
     if (enn_env_flag("ENN_DISABLE_SUBGROUP_SIZE_CONTROL")) {
         caps->subgroup_size_control = 0;
         caps->min_subgroup_size = caps->max_subgroup_size = caps->subgroup_size;

@@ -358,6 +358,7 @@ static enn_status finish_context(enn_context *ctx, const enn_context_options *op
         if (v) ctx->max_dispatches_per_submit = (uint32_t)v;
     }
     ctx->force_staging = !ctx->caps.unified_memory;
+    ctx->exact_bindings = enn_env_flag("ENN_EXACT_BINDINGS");
     VkFormatProperties rgba32ui;
     vkGetPhysicalDeviceFormatProperties(ctx->physical_device, VK_FORMAT_R32G32B32A32_UINT, &rgba32ui);
     ctx->texel_buffer_u32 = ctx->caps.texel_buffer_f32 &&

@@ -48,6 +48,8 @@ struct enn_context {
 
     uint32_t max_dispatches_per_submit;
     int force_staging;               /* ENN_FORCE_STAGING: never map device memory */
+    int exact_bindings;              /* ENN_EXACT_BINDINGS: each storage binding through a VkBuffer
+                                        of its own range (enn_buffer_alias) */
     int texel_buffer_u32;            /* R32G32B32A32_UINT uniform texel buffers, and texel
                                         buffers not switched off (caps.texel_buffer_f32) */
 

@@ -26,6 +26,7 @@ struct enn_allocator {
     enn_block *blocks;
     uint32_t memory_type;
     VkDeviceSize alignment;
+    VkDeviceSize memory_alignment;   /* where a buffer may be bound in a block's memory */
     VkDeviceSize max_allocation;
     enn_memory_stats stats;
 };
@@ -90,6 +91,7 @@ enn_status enn_allocator_create(enn_context *ctx)
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, probe, &req);
     vkDestroyBuffer(ctx->device, probe, NULL);
+    a->memory_alignment = req.alignment ? req.alignment : 1;
     if (!pick_memory_type(ctx, req.memoryTypeBits, &a->memory_type)) {
         free(a);
         return enn_error(ENN_ERROR_UNSUPPORTED, "no memory type can hold storage buffers");
@@ -298,6 +300,33 @@ void enn_buffer_destroy(enn_context *ctx, enn_buffer *buf)
             block_free(ctx, b);
         }
     }
+}
+
+enn_status enn_buffer_alias(enn_context *ctx, const enn_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
+                            VkBuffer *out, VkDeviceSize *lead)
+{
+    *out = VK_NULL_HANDLE;
+    if (!buf->block) return enn_error(ENN_ERROR_INTERNAL, "enn_buffer_alias: the buffer is not libenn's own");
+    enn_block *b = buf->block;
+    VkDeviceSize at = buf->offset + offset, align = ctx->allocator->memory_alignment;
+    *lead = at % align;
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = *lead + size,
+                             .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer alias;
+    ENN_VK_TRY(vkCreateBuffer(ctx->device, &bi, NULL, &alias));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(ctx->device, alias, &req);
+    VkResult r = VK_ERROR_UNKNOWN;
+    if ((at - *lead) % req.alignment == 0 && at - *lead + req.size <= b->size &&
+        (req.memoryTypeBits & (1u << ctx->allocator->memory_type)))
+        r = vkBindBufferMemory(ctx->device, alias, b->memory, at - *lead);
+    if (r != VK_SUCCESS) {
+        vkDestroyBuffer(ctx->device, alias, NULL);
+        return enn_error(ENN_ERROR_INTERNAL, "a buffer over bytes [%llu, +%llu) of a memory block cannot be bound (%s)",
+                         (unsigned long long)at, (unsigned long long)size, enn_vk_result_name(r));
+    }
+    *out = alias;
+    return ENN_OK;
 }
 
 size_t enn_buffer_size(const enn_buffer *buf) { return buf ? (size_t)buf->size : 0; }

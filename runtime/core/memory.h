@@ -24,6 +24,15 @@ struct enn_buffer {
  * one model after another on one context). */
 void enn_memory_reset_peak(enn_context *ctx);
 
+/* A new VkBuffer over the memory of buf's bytes [offset, offset + size), for a descriptor
+ * that covers just that range (ENN_EXACT_BINDINGS: the validation layer's GPU-assisted bounds
+ * checks measure accesses against the bound VkBuffer's size, which for a sub-allocated
+ * tensor is a whole block). The buffer starts at the memory alignment at or below the range:
+ * *lead is the range's offset in it (0 for ranges on the alignment, as tensors are). The
+ * caller destroys it. */
+enn_status enn_buffer_alias(enn_context *ctx, const enn_buffer *buf, VkDeviceSize offset, VkDeviceSize size,
+                            VkBuffer *out, VkDeviceSize *lead);
+
 /* The largest single allocation the device takes (maxMemoryAllocationSize), in bytes. */
 uint64_t enn_memory_max_allocation(const enn_context *ctx);
 

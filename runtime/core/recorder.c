@@ -37,6 +37,9 @@ typedef struct segment {
      * (its previous submission has then completed) or the recorder is destroyed. */
     VkBufferView *views;
     uint32_t view_count, view_capacity;
+    /* ENN_EXACT_BINDINGS: the buffers its descriptor sets name, which go with the sets. */
+    VkBuffer *aliases;
+    uint32_t alias_count, alias_capacity;
 } segment;
 
 typedef struct timed_dispatch {
@@ -169,6 +172,8 @@ static void drop_views(enn_context *ctx, segment *s)
 {
     for (uint32_t i = 0; i < s->view_count; i++) vkDestroyBufferView(ctx->device, s->views[i], NULL);
     s->view_count = 0;
+    for (uint32_t i = 0; i < s->alias_count; i++) vkDestroyBuffer(ctx->device, s->aliases[i], NULL);
+    s->alias_count = 0;
 }
 
 static void area_free(enn_context *ctx, host_area *a)
@@ -230,6 +235,7 @@ static void recorder_release(enn_recorder *rec)
         if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
         drop_views(rec->ctx, s);
         free(s->views);
+        free(s->aliases);
     }
     for (uint32_t k = 0; k < rec->kept_count; k++) vkDestroyBufferView(dev, rec->kept[k].view, NULL);
     free(rec->kept);
@@ -492,6 +498,25 @@ static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, co
     return ENN_OK;
 }
 
+/* ENN_EXACT_BINDINGS: points a storage descriptor at a buffer of just its range. */
+static enn_status bind_exact(enn_recorder *rec, segment *s, const enn_binding *b, VkDescriptorBufferInfo *info)
+{
+    if (!b->buffer->block) return ENN_OK; /* a caller's buffer (a stream's input and output) stays as bound */
+    if (s->alias_count == s->alias_capacity) {
+        uint32_t cap = s->alias_capacity ? s->alias_capacity * 2 : 64;
+        VkBuffer *a = realloc(s->aliases, cap * sizeof *a);
+        if (!a) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder exact bindings");
+        s->aliases = a;
+        s->alias_capacity = cap;
+    }
+    VkDeviceSize lead;
+    ENN_TRY(enn_buffer_alias(rec->ctx, b->buffer, info->offset - b->buffer->offset, info->range,
+                             &s->aliases[s->alias_count], &lead));
+    info->buffer = s->aliases[s->alias_count++];
+    info->offset = lead;
+    return ENN_OK;
+}
+
 enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, const enn_binding *bindings,
                                uint32_t n, const void *push, uint32_t gx, uint32_t gy, uint32_t gz,
                                const char *name)
@@ -533,7 +558,10 @@ enn_status enn_record_dispatch(enn_recorder *rec, const enn_pipeline *pipe, cons
     segment *s = &rec->segs[rec->current];
     VkBufferView views[ENN_MAX_BINDINGS];
     for (uint32_t i = 0; i < n; i++) {
-        if (pipe->texel_formats[i] == VK_FORMAT_UNDEFINED) continue;
+        if (pipe->texel_formats[i] == VK_FORMAT_UNDEFINED) {
+            if (ctx->exact_bindings && !pipe->push_descriptors) ENN_TRY(bind_exact(rec, s, &bindings[i], &infos[i]));
+            continue;
+        }
         VkDescriptorType type = enn_pipeline_descriptor_type(pipe, i);
         ENN_TRY(make_view(rec, label, i, &bindings[i], &ranges[i], pipe->texel_formats[i],
                           type == VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, &views[i]));

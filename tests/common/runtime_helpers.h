@@ -45,7 +45,8 @@ size_t test_pattern_check(const uint8_t *src, size_t n, size_t first_index, uint
 void test_setenv(const char *name, const char *value);
 
 /* Turns on the validation layer's synchronization checks (missing or wrong barriers) for
- * contexts created after this call in this test's process. */
+ * contexts created after this call in this test's process; in a run with GPU-assisted
+ * validation (VK_LAYER_ENABLES naming it) it leaves that run's checks as they are. */
 void test_sync_validation(void);
 
 #endif
