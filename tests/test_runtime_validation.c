@@ -1,6 +1,8 @@
 /* The validation check can fail: misusing Vulkan through the context's own VkDevice must
  * be reported by the layer and counted, both by the context and by the test harness.
  * Without this, "no validation messages" in every other test would prove nothing. */
+#include <string.h>
+
 #include <vulkan/vulkan.h>
 
 #include "enn_vulkan.h"
@@ -64,5 +66,40 @@ Test(runtime_validation, sync_validation_sees_missing_barrier)
     enn_buffer_destroy(ctx, a);
     enn_buffer_destroy(ctx, b);
     enn_buffer_destroy(ctx, c);
+    enn_context_destroy(ctx);
+}
+
+/* GPU-assisted validation with ENN_EXACT_BINDINGS (the *_gpu_av suites' switches) sees a
+ * kernel that writes past its tensor: y has 500 floats and the kernel writes 1000. The
+ * tensors are sub-allocated from one memory block, so the stray writes land in memory
+ * the test owns (the buffer made after y); without exact bindings the binding would span
+ * the block and nothing would be reported. */
+Test(runtime_validation, gpu_assisted_validation_sees_a_write_past_a_tensor)
+{
+    test_setenv("VK_LAYER_ENABLES", "VK_VALIDATION_FEATURE_ENABLE_GPU_ASSISTED_EXT");
+    test_setenv("ENN_EXACT_BINDINGS", "1");
+    enn_context *ctx = test_context();
+    const uint32_t n = 1000;
+    enn_buffer *x, *y, *after;
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &x));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n / 2 * 4, &y));
+    ENN_ASSERT_OK(enn_buffer_create(ctx, n * 4, &after));
+    const enn_pipeline *p = test_axpby_pipeline(ctx);
+    enn_recorder *rec;
+    ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
+    ENN_ASSERT_OK(enn_recorder_begin(rec));
+    unsigned before = test_validation_count();
+    ENN_ASSERT_OK(test_record_axpby(rec, p, ENN_IN(x), ENN_OUT(y), n, 2.0f, 0.0f));
+    ENN_ASSERT_OK(enn_recorder_run(rec));
+    unsigned seen = test_validation_count() - before;
+    const char *first = NULL;
+    enn_context_validation_messages(ctx, &first);
+    cr_log_info("GPU-assisted validation reported %u message(s); first: %s", seen, first ? first : "");
+    cr_expect_geq(seen, 1, "a write past a 500-float tensor was not reported");
+    cr_expect(first && strstr(first, "out of bounds"), "%s", first ? first : "(no message)");
+    enn_recorder_destroy(rec);
+    enn_buffer_destroy(ctx, x);
+    enn_buffer_destroy(ctx, y);
+    enn_buffer_destroy(ctx, after);
     enn_context_destroy(ctx);
 }
