@@ -139,7 +139,8 @@ ENN_API enn_status enn_load_npy_pair(const char *x_path, const char *y_path, enn
 
 /* ---------------------------------------------------------------- token text (WikiText)
  * A file in WikiText's layout (wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens;
- * lines like " = Title = " and text with " @-@ "): the tokens of a UTF-8 line are what
+ * lines like " = Title = " and text with " @-@ "; a line ends at \n, \r\n or a lone \r, as in
+ * Python's universal newlines): the tokens of a UTF-8 line are what
  * Python's line.lower().split() gives: split at every Unicode space (str.isspace(): U+0085,
  * U+00A0, U+2028, U+3000, ... and U+001C..U+001F, not U+200B or U+FEFF), lower-cased with
  * the full Unicode mappings (libunistring's), the Greek final sigma included. A byte order

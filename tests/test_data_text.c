@@ -416,6 +416,66 @@ Test(data_text, byte_order_mark_is_skipped)
     test_tmpdir_remove(dir);
 }
 
+/* Lines end as Python's universal newlines end them: at "\n", "\r\n" or a lone "\r". A text
+ * with those endings mixed reads as the same text with "\n" alone, down to which lines a
+ * fraction keeps (chosen by line number). One "\r\n" straddles the end of the reader's
+ * first 1 MiB read, where the '\r' alone cannot say which ending it is. */
+Test(data_text, lines_end_at_any_newline)
+{
+    char dir[TEST_PATH_MAX], unix_path[TEST_PATH_MAX], mixed_path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    char *text = make_wiki_text(40000, 11);
+    size_t len = strlen(text), lines = 0, cap = len * 2 + 8192, first_read = (size_t)1 << 20;
+    char *mixed = malloc(cap);
+    size_t m = 0;
+    int straddled = 0;
+    static const char *endings[] = {"\n", "\r\n", "\r"};
+    for (const char *ls = text; *ls; lines++) {
+        const char *le = strchr(ls, '\n');
+        size_t n = (size_t)(le - ls);
+        memcpy(mixed + m, ls, n);
+        m += n;
+        const char *end = endings[lines % 3];
+        /* The last line that starts 200 bytes (more than any line) before the read's end is
+         * padded with spaces until its '\r' is the read's last byte. */
+        if (!straddled && m + 200 > first_read) {
+            cr_assert_leq(m, first_read - 1);
+            memset(mixed + m, ' ', first_read - 1 - m);
+            m = first_read - 1;
+            end = "\r\n";
+            straddled = 1;
+        }
+        memcpy(mixed + m, end, strlen(end));
+        m += strlen(end);
+        ls = le + 1;
+    }
+    cr_assert(straddled && len > first_read, "the text (%zu bytes) does not reach past the first read", len);
+    test_write_file(test_path(unix_path, dir, "unix.tokens"), text, len);
+    test_write_file(test_path(mixed_path, dir, "mixed.tokens"), mixed, m);
+    enn_text_options opt = {.fraction = 0.5, .seed = 3};
+    enn_vocab *a, *b;
+    ENN_ASSERT_OK(enn_vocab_build(unix_path, &opt, &a));
+    ENN_ASSERT_OK(enn_vocab_build(mixed_path, &opt, &b));
+    cr_assert_eq(enn_vocab_size(b), enn_vocab_size(a));
+    for (uint32_t id = 0; id < enn_vocab_size(a); id++) {
+        cr_assert_str_eq(enn_vocab_token(b, id), enn_vocab_token(a, id));
+        cr_assert_eq(enn_vocab_count(b, id), enn_vocab_count(a, id), "count of '%s'", enn_vocab_token(a, id));
+    }
+    enn_span_options spans = {.T = 1};
+    enn_dataset da, db;
+    ENN_ASSERT_OK(enn_load_tokens(unix_path, a, &opt, &spans, &da));
+    ENN_ASSERT_OK(enn_load_tokens(mixed_path, b, &opt, &spans, &db));
+    cr_assert_eq(db.n, da.n);
+    cr_expect_arr_eq(db.tokens, da.tokens, da.n * sizeof *da.tokens);
+    enn_dataset_free(&da);
+    enn_dataset_free(&db);
+    enn_vocab_free(a);
+    enn_vocab_free(b);
+    free(mixed);
+    free(text);
+    test_tmpdir_remove(dir);
+}
+
 /* enn_vocab_encode reads a text as the loader reads a line of a file: the same ids as the
  * file's spans (capitals beyond ASCII included), <unk> for a word not seen, and the count of
  * words even where the array is too short. */

@@ -66,15 +66,27 @@ static enn_status fill(enn_line_reader *lr)
     return ENN_OK;
 }
 
+/* Lines end as in Python's universal newlines: at "\n", "\r\n" or a lone "\r". A '\r' that
+ * ends the bytes read so far waits for the next read to tell the last two apart. */
 enn_status enn_line_reader_next(enn_line_reader *lr, char **line, size_t *len, int *more)
 {
     for (;;) {
-        char *s = lr->buf + lr->start;
-        char *nl = lr->end > lr->start ? memchr(s, '\n', lr->end - lr->start) : NULL;
-        if (nl || (lr->eof && lr->end > lr->start)) {
-            char *e = nl ? nl : lr->buf + lr->end;
-            lr->start = nl ? (size_t)(nl - lr->buf) + 1 : lr->end;
-            if (e > s && e[-1] == '\r') e--;
+        char *s = lr->buf + lr->start, *avail_end = lr->buf + lr->end;
+        size_t avail = lr->end - lr->start;
+        char *nl = avail ? memchr(s, '\n', avail) : NULL;
+        char *cr = avail ? memchr(s, '\r', nl ? (size_t)(nl - s) : avail) : NULL;
+        char *e = NULL, *next = NULL;
+        if (cr && (cr + 1 < avail_end || lr->eof)) {
+            e = cr;
+            next = cr + 1 < avail_end && cr[1] == '\n' ? cr + 2 : cr + 1;
+        } else if (!cr && nl) {
+            e = nl;
+            next = nl + 1;
+        } else if (!cr && lr->eof && avail) {
+            e = next = avail_end;
+        }
+        if (e) {
+            lr->start = (size_t)(next - lr->buf);
             if (lr->line_no == 0) s += enn_utf8_bom(s, (size_t)(e - s));
             *e = '\0';
             *line = s;

@@ -21,7 +21,8 @@ typedef struct enn_line_reader {
 } enn_line_reader;
 
 enn_status enn_line_reader_open(enn_line_reader *lr, const char *path);
-/* *line is NUL-terminated, without its '\n' (or '\r\n'); *more is 0 at the end. */
+/* *line is NUL-terminated, without its end: "\n", "\r\n" or a lone "\r" (Python's universal
+ * newlines); *more is 0 at the end. */
 enn_status enn_line_reader_next(enn_line_reader *lr, char **line, size_t *len, int *more);
 void enn_line_reader_close(enn_line_reader *lr);
 
