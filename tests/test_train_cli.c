@@ -366,13 +366,16 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     expect_exit(args, 1, "different moments");
     test_write_file(state_path, json_text, json_len);
     free(json_text);
-    /* A run of a version before cell.recompute_interval (an optional key, 0 = the old
-     * behaviour) has none in its model: no difference. */
-    char *old_model = strdup(state_text), *key = strstr(old_model, "\"recompute_interval\": 0");
-    cr_assert(key, "%s", state_text);
-    char *comma = key;
-    while (comma > old_model && *comma != ',') comma--;
-    memmove(comma, key + strlen("\"recompute_interval\": 0"), strlen(key + strlen("\"recompute_interval\": 0")) + 1);
+    /* cell.recompute_interval (an optional key, 0 = the behaviour before it) is left out at
+     * 0, as versions before it wrote the model; the versions that wrote it at 0 too made
+     * runs that resume with no difference. */
+    cr_assert(strstr(state_text, "recompute_interval") == NULL, "%s", state_text);
+    const char *stateful = strstr(state_text, "\"stateful\": ");
+    cr_assert(stateful, "%s", state_text);
+    size_t old_len = strlen(state_text) + 64;
+    char *old_model = malloc(old_len);
+    snprintf(old_model, old_len, "%.*s\"recompute_interval\": 0, %s", (int)(stateful - state_text), state_text,
+             stateful);
     rewrite_state(ckpt, old_model);
     free(old_model);
     free(state_text);

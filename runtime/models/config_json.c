@@ -47,7 +47,8 @@ typedef struct field {
     field_type type;
     size_t offset;                /* into the struct the table describes */
     const char *const *names;     /* F_ENUM */
-    int optional;                 /* may be missing (files written before it existed): 0 */
+    int optional;                 /* U32 only: missing in files written before it existed, and
+                                     left out when 0 */
 } field;
 
 #define U32(s, k, m) {k, F_U32, offsetof(s, m), NULL, 0}
@@ -113,6 +114,10 @@ static enn_status put_fields(json_t *obj, const void *base, const field *fields,
 {
     for (size_t i = 0; i < count; i++) {
         const void *p = (const char *)base + fields[i].offset;
+        /* A key added after the format's first release is written only when it is not at
+         * its default (0, the old behaviour): a model that does not use it stays readable
+         * by a libenn from before the key existed. */
+        if (fields[i].optional && *(const uint32_t *)p == 0) continue;
         json_t *v = NULL;
         switch (fields[i].type) {
         case F_U32: v = json_integer(*(const uint32_t *)p); break;
