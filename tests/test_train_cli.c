@@ -186,6 +186,27 @@ Test(train_cli, option_errors)
     cr_assert(strstr(out, "--batch") && strstr(out, "line 4"), "%s", out);
     free(out);
     unlink(cfg);
+    /* Data that cannot be read leaves no run directory behind: not the one --out named,
+     * nor a parent made for it; a directory that was there stays. */
+    char run_dir[160], parent[128], missing[128];
+    snprintf(parent, sizeof parent, "%s/new", dir);
+    snprintf(run_dir, sizeof run_dir, "%s/run", parent);
+    snprintf(missing, sizeof missing, "%s/no-such-data", dir);
+    snprintf(args, sizeof args, "train --data mnist-idx %s --epochs 1 --out %s", missing, run_dir);
+    cr_assert_eq(run_enn(args, &out), 1, "%s", out);
+    cr_assert(strstr(out, "no-such-data"), "%s", out);
+    free(out);
+    cr_expect_neq(access(parent, F_OK), 0, "%s was left behind", parent);
+    cr_assert_eq(mkdir(parent, 0777), 0);
+    cr_assert_eq(mkdir(run_dir, 0777), 0);
+    cr_assert_eq(run_enn(args, &out), 1, "%s", out);
+    free(out);
+    cr_expect_eq(access(run_dir, F_OK), 0, "the user's own %s was removed", run_dir);
+    char lock_file[200];
+    snprintf(lock_file, sizeof lock_file, "%s/.enn-train.lock", run_dir);
+    unlink(lock_file);
+    rmdir(run_dir);
+    rmdir(parent);
     rmdir(dir);
 }
 

@@ -65,13 +65,14 @@ static int holds_a_run(const char *dir)
 /* Makes this process out_dir's only writer (its lock, held until the run ends), then
  * looks at what is there, which no other enn train can change from now on: --resume
  * needs a run, a fresh start must not replace one, and a killed run's half-written
- * files go. Returns 0, or the exit status after printing why not. */
-static int claim_out_dir(const train_options *o, run_lock *lock)
+ * files go. `made` gets the outermost directory this made ("" for none). Returns 0, or
+ * the exit status after printing why not. */
+static int claim_out_dir(const train_options *o, run_lock *lock, char *made, size_t made_size)
 {
     char state_path[1200], json_path[1200];
     snprintf(state_path, sizeof state_path, "%s/last.safetensors", o->out_dir);
     snprintf(json_path, sizeof json_path, "%s/last.json", o->out_dir);
-    if (!o->resume && make_dirs(o->out_dir)) return 1;
+    if (!o->resume && make_dirs_noting(o->out_dir, made, made_size)) return 1;
     /* --resume creates nothing: no directory, no run (said below). */
     if (access(o->out_dir, F_OK) == 0 && run_lock_take(lock, o->out_dir)) return 1;
     if (o->resume && access(state_path, F_OK) != 0 && access(json_path, F_OK) != 0) {
@@ -223,10 +224,12 @@ int cmd_train(int argc, char **argv)
      * resume, is a quick answer. Process 0 alone writes, and locks; its answer ends
      * every process, each leaving MPI in order. */
     run_lock lock = RUN_LOCK_NONE;
-    double refused = lead ? claim_out_dir(&o, &lock) : 0;
+    char made_dir[1024] = "";
+    double refused = lead ? claim_out_dir(&o, &lock, made_dir, sizeof made_dir) : 0;
     parallel_broadcast(&par, &refused, 1);
     if (refused) {
         run_lock_release(&lock);
+        remove_made_dirs(o.out_dir, made_dir, RUN_LOCK_NAME);
         parallel_finish(&par, 0);
         return (int)refused;
     }
@@ -249,6 +252,7 @@ int cmd_train(int argc, char **argv)
 
     if (train_data_load(&o, 1, &data)) {
         run_lock_release(&lock);
+        remove_made_dirs(o.out_dir, made_dir, RUN_LOCK_NAME); /* bad data: no empty run left */
         parallel_finish(&par, 1);
         return 1;
     }
@@ -651,6 +655,7 @@ done:
     enn_dataset_free(&val);
     train_data_free(&data);
     run_lock_release(&lock);   /* after the last write */
+    if (rc) remove_made_dirs(o.out_dir, made_dir, RUN_LOCK_NAME); /* when nothing was written */
     parallel_finish(&par, rc != 0 && rc != 130);   /* 130: every process was interrupted */
     return rc;
 }

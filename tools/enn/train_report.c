@@ -8,21 +8,58 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int make_dirs(const char *path)
+int make_dirs_noting(const char *path, char *first_made, size_t size)
 {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", path);
+    if (first_made) first_made[0] = 0;
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || !*p) {
             char c = *p;
             *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) {
+            if (mkdir(buf, 0777) == 0) {
+                if (first_made && !first_made[0]) snprintf(first_made, size, "%s", buf);
+            } else if (errno != EEXIST) {
                 fprintf(stderr, "enn: cannot create %s: %s\n", buf, strerror(errno));
                 return -1;
             }
             *p = c;
             if (!c) return 0;
         }
+    }
+}
+
+int make_dirs(const char *path)
+{
+    return make_dirs_noting(path, NULL, 0);
+}
+
+/* Whether dir holds no entry but `leftover` (which may be missing too). */
+static int holds_only(const char *dir, const char *leftover)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int only = 1;
+    for (struct dirent *e; only && (e = readdir(d));)
+        only = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, leftover);
+    closedir(d);
+    return only;
+}
+
+void remove_made_dirs(const char *path, const char *first_made, const char *leftover)
+{
+    if (!first_made[0] || !holds_only(path, leftover)) return;
+    char buf[1024], file[1200];
+    snprintf(file, sizeof file, "%s/%s", path, leftover);
+    if (unlink(file) && errno != ENOENT) return;
+    /* Innermost first; rmdir leaves a directory something else has since written into. */
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t stop = strlen(first_made);
+    for (;;) {
+        if (rmdir(buf)) return;
+        char *slash = strrchr(buf, '/');
+        if (!slash || (size_t)(slash - buf) < stop) return;
+        *slash = 0;
     }
 }
 

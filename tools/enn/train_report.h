@@ -22,6 +22,11 @@ typedef struct epoch_record {
 
 /* mkdir -p. Returns 0, or -1 after printing the problem. */
 int make_dirs(const char *path);
+/* make_dirs, noting the outermost directory it made in first_made ("" when it made none). */
+int make_dirs_noting(const char *path, char *first_made, size_t size);
+/* Takes back what make_dirs_noting made for path, when path holds nothing but `leftover`
+ * (removed with it): a run that ends before writing anything leaves no trace. */
+void remove_made_dirs(const char *path, const char *first_made, const char *leftover);
 /* Removes what an interrupted save left in a run's directory (and its plots/): temporary
  * files of the checkpoints, the state, the vocabulary and the pictures, which only a
  * killed process leaves behind. */
