@@ -86,9 +86,9 @@ int cmd_eval(int argc, char **argv)
            data.head == ENN_HEAD_LANGUAGE_MODEL ? "tokens" : "samples", loss);
     if (data.head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
     printf("\n");
-    if (matrix.counts && o.report) confusion_print(stdout, &matrix, train_data_class_names(o.data.kind));
+    if (matrix.counts && o.report) confusion_print(stdout, &matrix, train_data_class_names(o.data.kind, matrix.classes));
     if (matrix.counts && o.plots && o.out_dir[0]) {
-        if (class_plots_write(o.out_dir, &matrix, train_data_class_names(o.data.kind)))
+        if (class_plots_write(o.out_dir, &matrix, train_data_class_names(o.data.kind, matrix.classes)))
             fprintf(stderr, "enn eval: could not draw the confusion matrix: %s\n", enn_last_error());
         else
             printf("pictures: %s/confusion_matrix.png, %s/class_scores.png\n", o.out_dir, o.out_dir);

@@ -614,7 +614,7 @@ int cmd_train(int argc, char **argv)
         if (lead && matrix.counts && o.plots) {
             char plot_dir[sizeof o.out_dir + 8];
             snprintf(plot_dir, sizeof plot_dir, "%s/plots", o.out_dir);
-            if (class_plots_write(plot_dir, &matrix, train_data_class_names(o.data.kind)))
+            if (class_plots_write(plot_dir, &matrix, train_data_class_names(o.data.kind, matrix.classes)))
                 fprintf(stderr, "enn train: could not draw the confusion matrix: %s\n", enn_last_error());
         }
     } else {

@@ -8,8 +8,9 @@
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
-/* Names of the ten classes of --data fashion-mnist; NULL for other data. */
-const char *const *train_data_class_names(data_kind kind);
+/* Names of the ten classes of --data fashion-mnist; NULL for other data, and for files
+ * with more than ten classes. */
+const char *const *train_data_class_names(data_kind kind, uint32_t classes);
 
 typedef struct train_data {
     enn_dataset train;      /* empty when only the test part was asked for */

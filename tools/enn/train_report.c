@@ -211,6 +211,6 @@ void print_test(const train_options *o, const train_data *d, const metric_sum *s
     if (d->head == ENN_HEAD_LANGUAGE_MODEL) printf(", perplexity %.2f", metric_perplexity(loss));
     printf("\n");
     if (matrix && matrix->counts && o->report)
-        confusion_print(stdout, matrix, train_data_class_names(o->data.kind));
+        confusion_print(stdout, matrix, train_data_class_names(o->data.kind, matrix->classes));
     if (d->head != ENN_HEAD_REGRESSOR) printf("test accuracy %.4f\n", metric_accuracy(sum));
 }
