@@ -105,3 +105,13 @@ enn_status enn_vk_error(VkResult r, const char *what)
     }
     return enn_error(s, "%s failed: %s", what, enn_vk_result_name(r));
 }
+
+enn_status enn_vk_allocation_error(VkResult r, const char *what, unsigned long long bytes)
+{
+    enn_status s = enn_vk_error(r, "vkAllocateMemory");
+    const char *words = s == ENN_ERROR_OUT_OF_DEVICE_MEMORY ? "out of device memory"
+                        : s == ENN_ERROR_OUT_OF_HOST_MEMORY ? "out of host memory"
+                        : s == ENN_ERROR_DEVICE_LOST        ? "the device was lost"
+                                                            : "vkAllocateMemory failed";
+    return enn_error(s, "%s allocating %s (%llu bytes): %s", words, what, bytes, enn_vk_result_name(r));
+}

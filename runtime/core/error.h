@@ -14,6 +14,10 @@ void enn_error_clear(void);
 /* Maps a failed VkResult to a status and records "<what>: VK_ERROR_...". */
 enn_status enn_vk_error(VkResult r, const char *what);
 const char *enn_vk_result_name(VkResult r);
+/* A failed vkAllocateMemory: the status enn_vk_error gives, and a message that says in
+ * words what went wrong (out of device memory, ...), for what, and how many bytes:
+ * "out of device memory allocating the staging buffer (16777216 bytes): VK_ERROR_...". */
+enn_status enn_vk_allocation_error(VkResult r, const char *what, unsigned long long bytes);
 
 /* Checks a Vulkan call; on failure records the message and returns from the caller. */
 #define ENN_VK_TRY(call)                                                 \

@@ -155,9 +155,7 @@ static enn_status block_create(enn_context *ctx, VkDeviceSize size, enn_block **
     r = vkAllocateMemory(ctx->device, &ai, NULL, &b->memory);
     if (r != VK_SUCCESS) {
         block_free(ctx, b);
-        enn_status s = enn_vk_error(r, "vkAllocateMemory");
-        return enn_error(s, "out of device memory allocating a block of %llu bytes (%s)",
-                         (unsigned long long)size, enn_vk_result_name(r));
+        return enn_vk_allocation_error(r, "a memory block", (unsigned long long)size);
     }
     r = vkBindBufferMemory(ctx->device, b->buffer, b->memory, 0);
     if (r != VK_SUCCESS) { block_free(ctx, b); return enn_vk_error(r, "vkBindBufferMemory"); }

@@ -673,7 +673,11 @@ static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buf
         VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                    .memoryTypeIndex = type};
         r = vkAllocateMemory(ctx->device, &ai, NULL, &a.memory);
-        if (r == VK_SUCCESS) r = vkBindBufferMemory(ctx->device, a.buffer, a.memory, 0);
+        if (r != VK_SUCCESS) {
+            area_free(ctx, &a);
+            return enn_vk_allocation_error(r, "a recording's staging area", (unsigned long long)req.size);
+        }
+        r = vkBindBufferMemory(ctx->device, a.buffer, a.memory, 0);
         if (r == VK_SUCCESS) r = vkMapMemory(ctx->device, a.memory, 0, VK_WHOLE_SIZE, 0, (void **)&a.mapped);
         if (r != VK_SUCCESS) {
             area_free(ctx, &a);

@@ -53,7 +53,9 @@ enn_status enn_transfer_create(enn_context *ctx)
     }
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size, .memoryTypeIndex = type};
-    ENN_VK_TRY(vkAllocateMemory(ctx->device, &ai, NULL, &ctx->staging_memory));
+    VkResult r = vkAllocateMemory(ctx->device, &ai, NULL, &ctx->staging_memory);
+    if (r != VK_SUCCESS)
+        return enn_vk_allocation_error(r, "the staging buffer", (unsigned long long)req.size);
     ENN_VK_TRY(vkBindBufferMemory(ctx->device, ctx->staging_buffer, ctx->staging_memory, 0));
     ENN_VK_TRY(vkMapMemory(ctx->device, ctx->staging_memory, 0, VK_WHOLE_SIZE, 0, &ctx->staging_mapped));
     ctx->staging_size = STAGING_BYTES;

@@ -52,9 +52,12 @@ void enn_model_destroy(enn_model *m)
     free(m);
 }
 
-static enn_status zeroed_buffer(enn_model *m, enn_buffer **out)
+/* `what` names the buffer in a failure's message (out of device memory: which one). */
+static enn_status zeroed_buffer(enn_model *m, const char *what, enn_buffer **out)
 {
-    ENN_TRY(enn_buffer_create(m->ctx, m->layout.bytes, out));
+    enn_status made = enn_buffer_create(m->ctx, m->layout.bytes, out);
+    if (made != ENN_OK)
+        return enn_error(made, "the model's %s (%zu bytes): %s", what, (size_t)m->layout.bytes, enn_last_error());
     float *zero = calloc(1, m->layout.bytes);
     if (!zero) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "zeroing model buffers");
     enn_status s = enn_buffer_upload(m->ctx, *out, 0, zero, m->layout.bytes);
@@ -69,10 +72,10 @@ static enn_status model_build(enn_model *m)
     ENN_TRY(enn_model_layout(c, &m->layout));
     int embedded = c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING;
     m->features = embedded ? c->embedding_dim : c->input_features;
-    ENN_TRY(zeroed_buffer(m, &m->params));
-    ENN_TRY(zeroed_buffer(m, &m->grads));
-    ENN_TRY(zeroed_buffer(m, &m->adam_m));
-    ENN_TRY(zeroed_buffer(m, &m->adam_v));
+    ENN_TRY(zeroed_buffer(m, "parameters", &m->params));
+    ENN_TRY(zeroed_buffer(m, "gradients", &m->grads));
+    ENN_TRY(zeroed_buffer(m, "Adam first moments", &m->adam_m));
+    ENN_TRY(zeroed_buffer(m, "Adam second moments", &m->adam_v));
 
     float *host = malloc(m->layout.bytes);
     if (!host) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "initialising parameters");
