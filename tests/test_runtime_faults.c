@@ -1,0 +1,262 @@
+/* Device failures on cue (tests/fault_layer, under the validation layer): device memory
+ * that runs out at each vkAllocateMemory in turn, and a device lost at each submission
+ * in turn. The design's rule: a lost device or an out-of-memory is an error the caller
+ * can handle, not a crash; nothing already saved is lost.
+ *
+ * Each case runs twice, with device memory mapped (lavapipe's unified memory: copies are
+ * memcpy) and with ENN_FORCE_STAGING (copies are submissions, as on a discrete GPU). */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data_files.h"
+#include "harness.h"
+#include "runtime_helpers.h"
+#include "small_config.h"
+
+enum { B = 4, T = 5, D = 3, H = 8, N = 5, C = 3 };
+/* Small segments: a training step is several submissions, so the device can be lost in
+ * the middle of one. */
+#define DISPATCHES_PER_SUBMIT 16
+
+/* The fault layer below the validation layer: the application's calls are validated,
+ * and what the layer injects comes up through it. Read when a device is created. */
+static void use_fault_layer(int staging)
+{
+    test_setenv("VK_ADD_LAYER_PATH", ENN_FAULT_LAYER_DIR);
+    test_setenv("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation:VK_LAYER_ENN_fault_injection");
+    test_setenv("ENN_FORCE_STAGING", staging ? "1" : "0");
+}
+
+static void fault_counts(uint64_t *allocations, uint64_t *submissions)
+{
+    void *layer = dlopen(ENN_FAULT_LAYER_LIBRARY, RTLD_NOW | RTLD_NOLOAD);
+    cr_assert(layer, "the fault layer is not loaded (%s)", ENN_FAULT_LAYER_LIBRARY);
+    void (*counts)(uint64_t *, uint64_t *) = (void (*)(uint64_t *, uint64_t *))dlsym(layer, "enn_fault_layer_counts");
+    cr_assert(counts, "enn_fault_layer_counts: %s", dlerror());
+    counts(allocations, submissions);
+    dlclose(layer);
+}
+
+/* Validation messages of this test process, but for the loader's notice that
+ * VK_INSTANCE_LAYERS (set above) adds layers: that one says the set-up works. */
+static atomic_uint messages;
+static char first_message[2048];
+
+static void on_message(void *user, const char *message)
+{
+    (void)user;
+    if (!strncmp(message, "env var 'VK_INSTANCE_LAYERS' defined and adding layers", 54)) return;
+    fprintf(stderr, "[validation] %s\n", message);
+    if (atomic_fetch_add(&messages, 1) == 0) snprintf(first_message, sizeof first_message, "%s", message);
+}
+
+static enn_context *faulty_context(void)
+{
+    enn_context_options opt = {.max_dispatches_per_submit = DISPATCHES_PER_SUBMIT, .validation_callback = on_message};
+    return test_context_with(&opt);
+}
+
+/* Destroys the context (NULL: none) and fails the test on any validation message seen. */
+static void finish(enn_context *ctx)
+{
+    enn_context_destroy(ctx);
+    unsigned n = atomic_load(&messages);
+    cr_assert_eq(n, 0, "%u validation message(s); first: %s", n, first_message);
+}
+
+static enn_model_config small_config(void)
+{
+    enn_model_config c = test_small_classifier(D, T, B, C, H, N);
+    c.seed = 7;
+    return c;
+}
+
+typedef struct batch_data {
+    float x[B * T * D];
+    uint32_t labels[B];
+    enn_batch batch;
+} batch_data;
+
+static void make_batch(uint32_t i, batch_data *b)
+{
+    uint64_t state = 1000 + i;
+    for (size_t k = 0; k < B * T * D; k++) b->x[k] = (float)test_rand_uniform(&state, -1, 1);
+    for (size_t k = 0; k < B; k++) b->labels[k] = (uint32_t)(test_rand_u64(&state) % C);
+    b->batch = (enn_batch){.size = B, .seq_len = T, .x = b->x, .labels = b->labels};
+}
+
+static enn_status train_step(enn_model *m, uint32_t i)
+{
+    batch_data b;
+    make_batch(i, &b);
+    enn_step_result r;
+    return enn_model_train_step(m, &b.batch, &r);
+}
+
+static void expect_same_file(const char *path, const unsigned char *bytes, size_t size, const char *when)
+{
+    unsigned char *now;
+    size_t n = test_read_file(path, &now);
+    cr_assert(n == size && !memcmp(now, bytes, size), "%s: %s changed (%zu bytes, were %zu)", when, path, n, size);
+    free(now);
+}
+
+/* The checkpoint loads in a context without faults, into a model that trains on. */
+static void expect_loadable(const char *path)
+{
+    unsetenv("ENN_FAULT_ALLOCATE_MEMORY");
+    unsetenv("ENN_FAULT_ALLOCATE_MEMORY_LAST");
+    unsetenv("ENN_FAULT_DEVICE_LOST");
+    enn_context *ctx = faulty_context();
+    enn_model *m = NULL;
+    ENN_ASSERT_OK(enn_model_load(ctx, path, &m));
+    ENN_ASSERT_OK(train_step(m, 9));
+    enn_model_destroy(m);
+    finish(ctx);
+}
+
+/* What a run does, stage by stage, until the first failure. */
+typedef enum stage {
+    STAGE_CONTEXT,
+    STAGE_MODEL,
+    STAGE_STEP1,
+    STAGE_SAVE1,
+    STAGE_STEP2,
+    STAGE_SAVE2,
+    STAGE_STEP3,
+    STAGE_DONE,
+} stage;
+static const char *const stage_names[] = {"context creation", "model creation", "training step 1", "save 1",
+                                          "training step 2", "save 2", "training step 3", "nothing"};
+
+typedef struct run {
+    enn_context *ctx;
+    enn_model *model;
+    stage failed;            /* STAGE_DONE when every stage succeeded */
+    enn_status status;
+    char message[1024];
+    uint64_t allocations[STAGE_DONE], submissions[STAGE_DONE]; /* counted after each stage */
+} run;
+
+static enn_status run_stage(run *r, stage st, const char *checkpoint)
+{
+    enn_model_config c = small_config();
+    enn_context_options opt = {.device = test_device(), .validation = 1,
+                               .max_dispatches_per_submit = DISPATCHES_PER_SUBMIT, .validation_callback = on_message};
+    switch (st) {
+    case STAGE_CONTEXT: return enn_context_create(&opt, &r->ctx);
+    case STAGE_MODEL: return enn_model_create(r->ctx, &c, &r->model);
+    case STAGE_STEP1: return train_step(r->model, 1);
+    case STAGE_STEP2: return train_step(r->model, 2);
+    case STAGE_STEP3: return train_step(r->model, 3);
+    case STAGE_SAVE1: return enn_model_save(r->model, checkpoint);
+    case STAGE_SAVE2: {
+        enn_metadata note = {"note", "second save"};
+        return enn_model_save_with_metadata(r->model, checkpoint, &note, 1);
+    }
+    case STAGE_DONE: break;
+    }
+    return ENN_OK;
+}
+
+/* Runs the stages; stops at the first failure, which it records. */
+static void run_stages(run *r, const char *checkpoint)
+{
+    memset(r, 0, sizeof *r);
+    r->failed = STAGE_DONE;
+    for (stage st = STAGE_CONTEXT; st < STAGE_DONE; st++) {
+        enn_status s = run_stage(r, st, checkpoint);
+        if (s != ENN_OK) {
+            r->failed = st;
+            r->status = s;
+            snprintf(r->message, sizeof r->message, "%s", enn_last_error());
+            return;
+        }
+        fault_counts(&r->allocations[st], &r->submissions[st]);
+    }
+}
+
+static void run_destroy(run *r)
+{
+    enn_model_destroy(r->model);
+    finish(r->ctx);
+}
+
+/* Whether `text` holds `word` (lower case), in any case. */
+static int contains_nocase(const char *text, const char *word)
+{
+    for (; *text; text++) {
+        size_t i = 0;
+        while (word[i] && tolower((unsigned char)text[i]) == word[i]) i++;
+        if (!word[i]) return 1;
+    }
+    return 0;
+}
+
+/* Device memory runs out at each vkAllocateMemory of a run in turn (and stays out): the
+ * call that meets it says so and how much it wanted; the rest is destroyed cleanly; the
+ * checkpoint already on disk is untouched and loads. With `once`, only that allocation
+ * fails, and the stage that met it then succeeds when tried again on the same context:
+ * the failure left nothing half made. */
+static void out_of_device_memory(int staging, int once)
+{
+    use_fault_layer(staging);
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    test_path(path, dir, "model.safetensors");
+    run clean;
+    run_stages(&clean, path);
+    cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
+    run_destroy(&clean);
+    uint64_t total = clean.allocations[STAGE_STEP3];
+    cr_assert(total >= 2, "the run made %llu device allocations", (unsigned long long)total);
+    unsigned char *saved;
+    size_t saved_size = test_read_file(path, &saved);
+
+    for (uint64_t n = 1; n <= total + 1; n++) {
+        char value[24];
+        snprintf(value, sizeof value, "%llu", (unsigned long long)n);
+        test_setenv("ENN_FAULT_ALLOCATE_MEMORY", value);
+        test_setenv("ENN_FAULT_ALLOCATE_MEMORY_LAST", once ? value : "0");
+        run r;
+        run_stages(&r, path);
+        /* Where the clean run had made its n-th allocation. */
+        stage want = STAGE_CONTEXT;
+        while (want < STAGE_DONE && clean.allocations[want] < n) want++;
+        cr_assert_eq(r.failed, want, "allocation %llu: %s failed (%s), expected %s to", (unsigned long long)n,
+                     stage_names[r.failed], r.message, stage_names[want]);
+        if (want == STAGE_DONE) {
+            run_destroy(&r);
+            continue;
+        }
+        cr_assert_eq(r.status, ENN_ERROR_OUT_OF_DEVICE_MEMORY, "allocation %llu, %s: %s: %s", (unsigned long long)n,
+                     stage_names[want], enn_status_name(r.status), r.message);
+        cr_assert(contains_nocase(r.message, "out of device memory") && strstr(r.message, " bytes"),
+                  "allocation %llu, %s: the message should say that device memory ran out and how much was asked "
+                  "for: %s", (unsigned long long)n, stage_names[want], r.message);
+        if (once && want != STAGE_CONTEXT) {
+            ENN_ASSERT_OK(run_stage(&r, want, path));
+            for (stage st = want + 1; st < STAGE_DONE; st++) ENN_ASSERT_OK(run_stage(&r, st, path));
+            run_destroy(&r);
+            /* The run finished: the file is its own now. */
+            free(saved);
+            saved_size = test_read_file(path, &saved);
+            continue;
+        }
+        run_destroy(&r);
+        expect_same_file(path, saved, saved_size, "after running out of device memory");
+    }
+    expect_loadable(path);
+    free(saved);
+    test_tmpdir_remove(dir);
+}
+
+Test(runtime_faults, out_of_device_memory_mapped, .timeout = 120) { out_of_device_memory(0, 0); }
+Test(runtime_faults, out_of_device_memory_staged, .timeout = 120) { out_of_device_memory(1, 0); }
+Test(runtime_faults, out_of_device_memory_once_mapped, .timeout = 120) { out_of_device_memory(0, 1); }
+Test(runtime_faults, out_of_device_memory_once_staged, .timeout = 120) { out_of_device_memory(1, 1); }
