@@ -622,12 +622,29 @@ void enn_context_untrack_fence(enn_context *ctx, VkFence fence)
         }
 }
 
+enn_status enn_context_vk_error(enn_context *ctx, VkResult r, const char *what)
+{
+    if (r != VK_ERROR_DEVICE_LOST) return enn_vk_error(r, what);
+    ctx->device_lost = 1;
+    return enn_error(ENN_ERROR_DEVICE_LOST, "the device was lost (%s: VK_ERROR_DEVICE_LOST: a driver reset or a "
+                     "device fault): what it held is gone; destroy the context and create a new one", what);
+}
+
+enn_status enn_context_usable(const enn_context *ctx)
+{
+    if (!ctx->device_lost) return ENN_OK;
+    return enn_error(ENN_ERROR_DEVICE_LOST, "the device was lost earlier (VK_ERROR_DEVICE_LOST): this context and "
+                     "what it holds can no longer be used; destroy them and create a new context");
+}
+
 enn_status enn_context_wait_pending(enn_context *ctx)
 {
+    /* A lost device's writes never become visible: no host access after it. */
+    ENN_TRY(enn_context_usable(ctx));
     if (!ctx->pending_count) return ENN_OK;
     ctx->host_waits++;
     VkResult r = vkWaitForFences(ctx->device, ctx->pending_count, ctx->pending_fences, VK_TRUE, UINT64_MAX);
-    if (r != VK_SUCCESS) return enn_vk_error(r, "vkWaitForFences (pending submissions)");
+    if (r != VK_SUCCESS) return enn_context_vk_error(ctx, r, "vkWaitForFences (pending submissions)");
     ctx->pending_count = 0;
     return ENN_OK;
 }

@@ -74,6 +74,10 @@ struct enn_context {
     /* Times the host blocked on the device: each fence wait (a recording, a staged copy,
      * the pending submissions before a transfer). Read by `enn bench train`. */
     uint64_t host_waits;
+
+    /* Set when a submission or wait returned VK_ERROR_DEVICE_LOST: what the device held
+     * is gone, so every later call fails (enn_context_usable) instead of reading it. */
+    int device_lost;
 };
 
 /* 1 when the environment variable is set to something other than "" or "0". */
@@ -91,6 +95,18 @@ enn_status enn_device_has_extension(VkPhysicalDevice pd, const char *name, int *
 /* The index ENN_DEVICE or `request` names among `count` devices, or the best one. */
 enn_status enn_choose_device(VkPhysicalDevice *devices, uint32_t count, const char *request,
                              uint32_t *chosen);
+
+/* enn_vk_error for a call on ctx's device; VK_ERROR_DEVICE_LOST also marks the context
+ * lost and says what that means for the caller. */
+enn_status enn_context_vk_error(enn_context *ctx, VkResult r, const char *what);
+/* ENN_OK, or ENN_ERROR_DEVICE_LOST once the device was lost. */
+enn_status enn_context_usable(const enn_context *ctx);
+/* Checks a Vulkan call on ctx's device (ENN_VK_TRY that notices a lost device). */
+#define ENN_VK_TRY_ON(ctx, call)                                                      \
+    do {                                                                              \
+        VkResult enn_vk_r_ = (call);                                                  \
+        if (enn_vk_r_ != VK_SUCCESS) return enn_context_vk_error((ctx), enn_vk_r_, #call); \
+    } while (0)
 
 /* Registers a fence whose submission libenn must finish before host access. */
 enn_status enn_context_track_fence(enn_context *ctx, VkFence fence);

@@ -161,7 +161,7 @@ static enn_status wait_segments(enn_recorder *rec)
     for (uint32_t i = 0; i < rec->seg_count; i++)
         if (rec->segs[i].submitted) {
             VkResult r = vkWaitForFences(rec->ctx->device, 1, &rec->segs[i].fence, VK_TRUE, UINT64_MAX);
-            if (r != VK_SUCCESS && st == ENN_OK) st = enn_vk_error(r, "vkWaitForFences (earlier recording)");
+            if (r != VK_SUCCESS && st == ENN_OK) st = enn_context_vk_error(rec->ctx, r, "vkWaitForFences (earlier recording)");
             enn_context_untrack_fence(rec->ctx, rec->segs[i].fence);
             rec->segs[i].submitted = 0;
         }
@@ -325,7 +325,7 @@ static enn_status segment_close(enn_recorder *rec)
     rec->recording = 0;
     ENN_VK_TRY(vkEndCommandBuffer(s->cmd));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cmd};
-    ENN_VK_TRY(vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence));
+    ENN_VK_TRY_ON(rec->ctx, vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence));
     s->submitted = 1;
     rec->stats.submits++;
     return enn_context_track_fence(rec->ctx, s->fence);
@@ -335,6 +335,7 @@ enn_status enn_recorder_begin(enn_recorder *rec)
 {
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: already recording");
+    ENN_TRY(enn_context_usable(rec->ctx));
     ENN_TRY(wait_segments(rec));
     free_retired(rec);
     rec->area.used = 0;
@@ -786,7 +787,7 @@ enn_status enn_recorder_wait(enn_recorder *rec)
         segment *s = &rec->segs[i];
         if (!s->submitted) continue;
         VkResult r = vkWaitForFences(ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
-        if (r != VK_SUCCESS) return enn_vk_error(r, "vkWaitForFences (recording)");
+        if (r != VK_SUCCESS) return enn_context_vk_error(ctx, r, "vkWaitForFences (recording)");
         enn_context_untrack_fence(ctx, s->fence);
         s->submitted = 0;
         if (rec->timestamps && s->timed_count) {
@@ -794,7 +795,7 @@ enn_status enn_recorder_wait(enn_recorder *rec)
             if (!ticks) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "timestamps");
             r = vkGetQueryPoolResults(ctx->device, s->queries, 0, 2 * s->timed_count, 2 * s->timed_count * 8, ticks, 8,
                                       VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
-            if (r != VK_SUCCESS) { free(ticks); return enn_vk_error(r, "vkGetQueryPoolResults"); }
+            if (r != VK_SUCCESS) { free(ticks); return enn_context_vk_error(ctx, r, "vkGetQueryPoolResults"); }
             for (uint32_t k = 0; k < s->timed_count; k++) {
                 timed_dispatch *t = &rec->timed[s->first_timed + k];
                 uint64_t a = ticks[2 * k], b = ticks[2 * k + 1];
@@ -850,6 +851,7 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
     if (!rec || cmd == VK_NULL_HANDLE)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: NULL argument");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: already recording");
+    ENN_TRY(enn_context_usable(rec->ctx));
     ENN_TRY(wait_segments(rec));
     if (rec->seg_count == 0) {
         if (rec->seg_capacity == 0) {

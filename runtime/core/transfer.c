@@ -93,9 +93,9 @@ static enn_status copy_chunk(enn_context *ctx, VkBuffer src, VkDeviceSize src_of
     ENN_VK_TRY(vkResetFences(ctx->device, 1, &ctx->transfer_fence));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
                        .pCommandBuffers = &ctx->transfer_cmd};
-    ENN_VK_TRY(vkQueueSubmit(ctx->queue, 1, &si, ctx->transfer_fence));
+    ENN_VK_TRY_ON(ctx, vkQueueSubmit(ctx->queue, 1, &si, ctx->transfer_fence));
     ctx->host_waits++;
-    ENN_VK_TRY(vkWaitForFences(ctx->device, 1, &ctx->transfer_fence, VK_TRUE, UINT64_MAX));
+    ENN_VK_TRY_ON(ctx, vkWaitForFences(ctx->device, 1, &ctx->transfer_fence, VK_TRUE, UINT64_MAX));
     return ENN_OK;
 }
 
