@@ -141,6 +141,8 @@ typedef struct run {
     enn_status status;
     char message[1024];
     uint64_t allocations[STAGE_DONE], submissions[STAGE_DONE]; /* counted after each stage */
+    unsigned char *file;     /* the checkpoint file as it was before the run, or as the */
+    size_t file_size;        /* run's last successful save left it */
 } run;
 
 static enn_status run_stage(run *r, stage st, const char *checkpoint)
@@ -169,6 +171,7 @@ static void run_stages(run *r, const char *checkpoint)
 {
     memset(r, 0, sizeof *r);
     r->failed = STAGE_DONE;
+    if (access(checkpoint, F_OK) == 0) r->file_size = test_read_file(checkpoint, &r->file);
     for (stage st = STAGE_CONTEXT; st < STAGE_DONE; st++) {
         enn_status s = run_stage(r, st, checkpoint);
         if (s != ENN_OK) {
@@ -178,6 +181,10 @@ static void run_stages(run *r, const char *checkpoint)
             return;
         }
         fault_counts(&r->allocations[st], &r->submissions[st]);
+        if (st == STAGE_SAVE1 || st == STAGE_SAVE2) {
+            free(r->file);
+            r->file_size = test_read_file(checkpoint, &r->file);
+        }
     }
 }
 
@@ -185,6 +192,7 @@ static void run_destroy(run *r)
 {
     enn_model_destroy(r->model);
     finish(r->ctx);
+    free(r->file);
 }
 
 /* Whether `text` holds `word` (lower case), in any case. */
@@ -260,3 +268,82 @@ Test(runtime_faults, out_of_device_memory_mapped, .timeout = 120) { out_of_devic
 Test(runtime_faults, out_of_device_memory_staged, .timeout = 120) { out_of_device_memory(1, 0); }
 Test(runtime_faults, out_of_device_memory_once_mapped, .timeout = 120) { out_of_device_memory(0, 1); }
 Test(runtime_faults, out_of_device_memory_once_staged, .timeout = 120) { out_of_device_memory(1, 1); }
+
+/* A failed call on a lost device: an error that says the device was lost. */
+static void expect_lost(enn_status s, const char *call, uint64_t k)
+{
+    cr_assert_neq(s, ENN_OK, "submission %llu lost, then %s succeeded", (unsigned long long)k, call);
+    cr_assert(contains_nocase(enn_last_error(), "lost"), "submission %llu lost, then %s: %s: %s (no word of the "
+              "lost device)", (unsigned long long)k, call, enn_status_name(s), enn_last_error());
+}
+
+/* After the loss every call on the context and model fails at once, and nothing is
+ * saved over the checkpoint; destroying still works. */
+static void use_after_loss(run *r, const char *path, uint64_t k)
+{
+    enn_model_config c = small_config();
+    expect_lost(enn_context_wait_idle(r->ctx), "enn_context_wait_idle", k);
+    if (!r->model) {
+        enn_model *m = NULL;
+        expect_lost(enn_model_create(r->ctx, &c, &m), "enn_model_create", k);
+        cr_assert_null(m);
+        return;
+    }
+    expect_lost(train_step(r->model, 4), "enn_model_train_step", k);
+    batch_data b;
+    make_batch(5, &b);
+    enn_step_result res;
+    expect_lost(enn_model_evaluate(r->model, &b.batch, &res, NULL), "enn_model_evaluate", k);
+    float w[4096];
+    enn_tensor_desc d;
+    ENN_ASSERT_OK(enn_model_parameter_desc(r->model, 0, &d));
+    size_t count = 1;
+    for (uint32_t i = 0; i < d.rank; i++) count *= d.shape[i];
+    cr_assert(count <= 4096);
+    expect_lost(enn_model_read(r->model, d.name, w, count), "enn_model_read", k);
+    expect_lost(enn_model_save(r->model, path), "enn_model_save", k);
+    enn_metadata note = {"note", "after the loss"};
+    expect_lost(enn_model_save_with_metadata(r->model, path, &note, 1), "enn_model_save_with_metadata", k);
+    if (r->file) expect_same_file(path, r->file, r->file_size, "after the device was lost");
+    else cr_assert(access(path, F_OK) != 0, "a checkpoint was written after the device was lost");
+}
+
+/* The device is lost at each submission of a run in turn: the call that meets it says
+ * the device was lost; every later call fails promptly (the test's timeout catches a
+ * hang); the checkpoint saved before is unchanged and loads; destroying is clean. */
+static void device_lost(int staging)
+{
+    use_fault_layer(staging);
+    char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
+    test_tmpdir(dir);
+    test_path(path, dir, "model.safetensors");
+    run clean;
+    run_stages(&clean, path);
+    cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
+    run_destroy(&clean);
+    uint64_t total = clean.submissions[STAGE_STEP3];
+    cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
+    for (uint64_t k = 1; k <= total; k++) {
+        char value[24];
+        snprintf(value, sizeof value, "%llu", (unsigned long long)k);
+        test_setenv("ENN_FAULT_DEVICE_LOST", value);
+        unlink(path);
+        run r;
+        run_stages(&r, path);
+        stage want = STAGE_CONTEXT;
+        while (want < STAGE_DONE && clean.submissions[want] < k) want++;
+        cr_assert_eq(r.failed, want, "submission %llu: %s failed (%s), expected %s to", (unsigned long long)k,
+                     stage_names[r.failed], r.message, stage_names[want]);
+        cr_assert_eq(r.status, ENN_ERROR_DEVICE_LOST, "submission %llu, %s: %s: %s", (unsigned long long)k,
+                     stage_names[want], enn_status_name(r.status), r.message);
+        cr_assert(contains_nocase(r.message, "lost"), "submission %llu, %s: the message should name the lost device: "
+                  "%s", (unsigned long long)k, stage_names[want], r.message);
+        use_after_loss(&r, path, k);
+        run_destroy(&r);
+        if (access(path, F_OK) == 0) expect_loadable(path);
+    }
+    test_tmpdir_remove(dir);
+}
+
+Test(runtime_faults, device_lost_mapped, .timeout = 120) { device_lost(0); }
+Test(runtime_faults, device_lost_staged, .timeout = 120) { device_lost(1); }
