@@ -325,10 +325,15 @@ static enn_status segment_close(enn_recorder *rec)
     rec->recording = 0;
     ENN_VK_TRY(vkEndCommandBuffer(s->cmd));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cmd};
-    ENN_VK_TRY_ON(rec->ctx, vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence));
+    VkResult r = vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence);
+    /* The spec counts a submission that returned VK_ERROR_DEVICE_LOST as pending until a
+     * wait on its fence returns (then complete, whatever the wait returned): its fence
+     * and command buffer are waited for like any other before they are destroyed. */
+    if (r != VK_SUCCESS && r != VK_ERROR_DEVICE_LOST) return enn_vk_error(r, "vkQueueSubmit");
     s->submitted = 1;
     rec->stats.submits++;
-    return enn_context_track_fence(rec->ctx, s->fence);
+    enn_status tracked = enn_context_track_fence(rec->ctx, s->fence);
+    return r == VK_SUCCESS ? tracked : enn_context_vk_error(rec->ctx, r, "vkQueueSubmit");
 }
 
 enn_status enn_recorder_begin(enn_recorder *rec)
