@@ -12,14 +12,25 @@
  *                                     vkWaitForFences, vkGetFenceStatus, vkQueueWaitIdle,
  *                                     vkDeviceWaitIdle and vkGetQueryPoolResults return it
  *                                     too, as on a lost device
+ *   ENN_FAULT_LOG=path                vkDestroyDevice appends "allocations A submissions S"
+ *                                     (the device's calls) to the file: how a test counts
+ *                                     what another process (the enn command) does
  * enn_fault_layer_counts() gives the calls counted so far on the newest device, so that a
  * test can learn how many allocations and submissions an operation makes.
+ *
+ * The layer also checks the spec's rule for a lost device, which the validation layer
+ * (1.3.239) does not apply: a call that returned VK_ERROR_DEVICE_LOST counts as one that
+ * succeeded for what is pending, so a submission that returned it is pending, and a fence
+ * wait that returned it ends the wait. A fence destroyed while its submission is pending
+ * by that rule is counted (enn_fault_layer_counts' `early_destroys`); the validation
+ * layer reports every fence of the lost device's work as in use, rule or not.
  *
  * The layer sits under the validation layer (VK_INSTANCE_LAYERS lists it second), so the
  * application's calls are still validated and an injected error passes up through it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vulkan/vk_layer.h>
@@ -47,6 +58,10 @@ typedef struct device_entry {
     PFN_vkWaitForFences wait_for_fences;
     PFN_vkGetFenceStatus get_fence_status;
     PFN_vkGetQueryPoolResults get_query_pool_results;
+    PFN_vkDestroyFence destroy_fence;
+    VkFence pending[256];    /* fences of submissions not yet waited for */
+    uint32_t pending_count;
+    uint64_t early_destroys;
     uint64_t fail_allocation_first, fail_allocation_last; /* 0: never */
     uint64_t lose_at_submission;                          /* 0: never */
     uint64_t allocations, submissions;
@@ -56,7 +71,8 @@ typedef struct device_entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static instance_entry instances[MAX_OBJECTS];
 static device_entry devices[MAX_OBJECTS];
-static uint64_t newest_allocations, newest_submissions; /* of the newest device, kept after it goes */
+static uint64_t newest_allocations, newest_submissions, newest_early_destroys;
+static int newest_lost; /* of the newest device, kept after it goes */
 static device_entry *newest;
 
 /* Dispatchable handles (instance, physical device; device, queue) start with the
@@ -147,6 +163,7 @@ static void resolve_device_functions(device_entry *d)
     NEXT(wait_for_fences, "vkWaitForFences");
     NEXT(get_fence_status, "vkGetFenceStatus");
     NEXT(get_query_pool_results, "vkGetQueryPoolResults");
+    NEXT(destroy_fence, "vkDestroyFence");
 #undef NEXT
 }
 
@@ -179,7 +196,8 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_CreateDevice(VkPhysicalDevice pd, co
     if (e) {
         *e = d;
         newest = e;
-        newest_allocations = newest_submissions = 0;
+        newest_allocations = newest_submissions = newest_early_destroys = 0;
+        newest_lost = 0;
     }
     pthread_mutex_unlock(&lock);
     if (!e) {
@@ -198,6 +216,13 @@ static VKAPI_ATTR void VKAPI_CALL fault_DestroyDevice(VkDevice device, const VkA
     if (e == newest) newest = NULL;
     if (e) memset(e, 0, sizeof *e);
     pthread_mutex_unlock(&lock);
+    const char *log = getenv("ENN_FAULT_LOG");
+    FILE *f = log && log[0] && e ? fopen(log, "a") : NULL;
+    if (f) {
+        fprintf(f, "allocations %llu submissions %llu early_destroys %llu\n", (unsigned long long)d.allocations,
+                (unsigned long long)d.submissions, (unsigned long long)d.early_destroys);
+        fclose(f);
+    }
     /* Work submitted before a faked loss really runs: let it end before the driver frees
      * what it uses. */
     if (d.device_wait_idle) d.device_wait_idle(device);
@@ -218,6 +243,25 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_AllocateMemory(VkDevice device, cons
     return d->allocate_memory(device, info, alloc, out);
 }
 
+/* Pending fences, under `lock`. */
+static void fence_pending(device_entry *d, VkFence fence)
+{
+    if (fence && d->pending_count < sizeof d->pending / sizeof *d->pending) d->pending[d->pending_count++] = fence;
+}
+
+static int fence_done(device_entry *d, VkFence fence)
+{
+    for (uint32_t i = 0; i < d->pending_count; i++)
+        if (d->pending[i] == fence) {
+            d->pending[i] = d->pending[--d->pending_count];
+            return 1;
+        }
+    return 0;
+}
+
+/* A wait's result: VK_SUCCESS and VK_ERROR_DEVICE_LOST both end what it waited for. */
+static int wait_ended(VkResult r) { return r == VK_SUCCESS || r == VK_ERROR_DEVICE_LOST; }
+
 /* Once lost, waits end at once with VK_ERROR_DEVICE_LOST; the work the driver really
  * has (submitted before the loss) is finished first, so that nothing it uses is freed
  * under it. */
@@ -236,24 +280,41 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_QueueSubmit(VkQueue queue, uint32_t 
     uint64_t n = ++d->submissions;
     if (d == newest) newest_submissions = n;
     if (d->lose_at_submission && n >= d->lose_at_submission) d->lost = 1;
+    if (d == newest) newest_lost = d->lost;
     int is_lost = d->lost;
     pthread_mutex_unlock(&lock);
-    if (is_lost) return lost(d);
-    return d->queue_submit(queue, count, submits, fence);
+    VkResult r = is_lost ? lost(d) : d->queue_submit(queue, count, submits, fence);
+    if (wait_ended(r)) {
+        pthread_mutex_lock(&lock);
+        fence_pending(d, fence);
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
+}
+
+/* Every fence of the device: an idle wait ends all submissions. */
+static VkResult all_ended(device_entry *d, VkResult r)
+{
+    if (wait_ended(r)) {
+        pthread_mutex_lock(&lock);
+        d->pending_count = 0;
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
 }
 
 static VKAPI_ATTR VkResult VKAPI_CALL fault_QueueWaitIdle(VkQueue queue)
 {
     device_entry *d = device_of(queue);
     if (!d) return VK_ERROR_INITIALIZATION_FAILED;
-    return d->lost ? lost(d) : d->queue_wait_idle(queue);
+    return all_ended(d, d->lost ? lost(d) : d->queue_wait_idle(queue));
 }
 
 static VKAPI_ATTR VkResult VKAPI_CALL fault_DeviceWaitIdle(VkDevice device)
 {
     device_entry *d = device_of(device);
     if (!d) return VK_ERROR_INITIALIZATION_FAILED;
-    return d->lost ? lost(d) : d->device_wait_idle(device);
+    return all_ended(d, d->lost ? lost(d) : d->device_wait_idle(device));
 }
 
 static VKAPI_ATTR VkResult VKAPI_CALL fault_WaitForFences(VkDevice device, uint32_t count, const VkFence *fences,
@@ -261,14 +322,39 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_WaitForFences(VkDevice device, uint3
 {
     device_entry *d = device_of(device);
     if (!d) return VK_ERROR_INITIALIZATION_FAILED;
-    return d->lost ? lost(d) : d->wait_for_fences(device, count, fences, all, timeout);
+    VkResult r = d->lost ? lost(d) : d->wait_for_fences(device, count, fences, all, timeout);
+    if (wait_ended(r) && (all || count == 1)) {
+        pthread_mutex_lock(&lock);
+        for (uint32_t i = 0; i < count; i++) fence_done(d, fences[i]);
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
 }
 
 static VKAPI_ATTR VkResult VKAPI_CALL fault_GetFenceStatus(VkDevice device, VkFence fence)
 {
     device_entry *d = device_of(device);
     if (!d) return VK_ERROR_INITIALIZATION_FAILED;
-    return d->lost ? lost(d) : d->get_fence_status(device, fence);
+    VkResult r = d->lost ? lost(d) : d->get_fence_status(device, fence);
+    if (wait_ended(r)) {
+        pthread_mutex_lock(&lock);
+        fence_done(d, fence);
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
+}
+
+static VKAPI_ATTR void VKAPI_CALL fault_DestroyFence(VkDevice device, VkFence fence, const VkAllocationCallbacks *alloc)
+{
+    device_entry *d = device_of(device);
+    if (!d) return;
+    pthread_mutex_lock(&lock);
+    if (fence_done(d, fence)) {
+        d->early_destroys++;
+        if (d == newest) newest_early_destroys = d->early_destroys;
+    }
+    pthread_mutex_unlock(&lock);
+    d->destroy_fence(device, fence, alloc);
 }
 
 static VKAPI_ATTR VkResult VKAPI_CALL fault_GetQueryPoolResults(VkDevice device, VkQueryPool pool, uint32_t first,
@@ -301,6 +387,7 @@ static PFN_vkVoidFunction own_device_function(const char *name)
         {"vkWaitForFences", (PFN_vkVoidFunction)fault_WaitForFences},
         {"vkGetFenceStatus", (PFN_vkVoidFunction)fault_GetFenceStatus},
         {"vkGetQueryPoolResults", (PFN_vkVoidFunction)fault_GetQueryPoolResults},
+        {"vkDestroyFence", (PFN_vkVoidFunction)fault_DestroyFence},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (!strcmp(name, table[i].name)) return table[i].fn;
@@ -343,11 +430,22 @@ LAYER_EXPORT VKAPI_ATTR VkResult VKAPI_CALL vkNegotiateLoaderLayerInterfaceVersi
 }
 
 /* For tests (found with dlsym): vkAllocateMemory and vkQueueSubmit calls made on the
- * newest device so far (also after it was destroyed). */
-LAYER_EXPORT void enn_fault_layer_counts(uint64_t *allocations, uint64_t *submissions)
+ * newest device so far, and fences it destroyed while pending (also after the device
+ * was destroyed). Any pointer may be NULL. */
+LAYER_EXPORT void enn_fault_layer_counts(uint64_t *allocations, uint64_t *submissions, uint64_t *early_destroys)
 {
     pthread_mutex_lock(&lock);
     if (allocations) *allocations = newest_allocations;
     if (submissions) *submissions = newest_submissions;
+    if (early_destroys) *early_destroys = newest_early_destroys;
     pthread_mutex_unlock(&lock);
+}
+
+/* 1 once the newest device was lost (also after it was destroyed). */
+LAYER_EXPORT int enn_fault_layer_lost(void)
+{
+    pthread_mutex_lock(&lock);
+    int lost = newest_lost;
+    pthread_mutex_unlock(&lock);
+    return lost;
 }
