@@ -101,6 +101,16 @@ static void finish(enn_context *ctx)
     cr_assert_eq(early, 0, "%llu fence(s) destroyed while their submissions were pending", (unsigned long long)early);
 }
 
+/* The fault layer was the lowest layer of the last instance: the validation layer, on in
+ * every test, is above it. */
+static void expect_under_validation(void)
+{
+    int (*lowest)(void) = (int (*)(void))dlsym(fault_layer, "enn_fault_layer_lowest");
+    cr_assert(lowest, "enn_fault_layer_lowest: %s", dlerror());
+    cr_assert_eq(lowest(), 1, "the fault layer is not the lowest layer: the validation layer is under it "
+                 "(VK_LAYER_PATH, VK_INSTANCE_LAYERS)");
+}
+
 static enn_model_config small_config(void)
 {
     enn_model_config c = test_small_classifier(D, T, B, C, H, N);
@@ -253,6 +263,7 @@ static void out_of_device_memory(int staging, int once)
     run_stages(&clean, path);
     cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
     run_destroy(&clean);
+    expect_under_validation();
     uint64_t total = clean.allocations[STAGE_STEP3];
     cr_assert(total >= 2, "the run made %llu device allocations", (unsigned long long)total);
     unsigned char *saved;
@@ -353,6 +364,7 @@ static void device_lost(int staging)
     run_stages(&clean, path);
     cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
     run_destroy(&clean);
+    expect_under_validation();
     uint64_t total = clean.submissions[STAGE_STEP3];
     cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
     for (uint64_t k = 1; k <= total; k++) {

@@ -27,6 +27,8 @@
  *
  * The layer sits under the validation layer (VK_INSTANCE_LAYERS lists it second), so the
  * application's calls are still validated and an injected error passes up through it. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -72,7 +74,8 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static instance_entry instances[MAX_OBJECTS];
 static device_entry devices[MAX_OBJECTS];
 static uint64_t newest_allocations, newest_submissions, newest_early_destroys;
-static int newest_lost; /* of the newest device, kept after it goes */
+static int newest_lost;
+static int lowest = -1; /* whether the newest instance's next layer is the loader's own */ /* of the newest device, kept after it goes */
 static device_entry *newest;
 
 /* Dispatchable handles (instance, physical device; device, queue) start with the
@@ -118,6 +121,8 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_CreateInstance(const VkInstanceCreat
         link = (VkLayerInstanceCreateInfo *)link->pNext;
     if (!link) return VK_ERROR_INITIALIZATION_FAILED;
     PFN_vkGetInstanceProcAddr next_gipa = link->u.pLayerInfo->pfnNextGetInstanceProcAddr;
+    Dl_info below;
+    int next_is_loader = dladdr((void *)next_gipa, &below) && below.dli_fname && strstr(below.dli_fname, "libvulkan");
     /* The layers below this one read the next link. */
     link->u.pLayerInfo = link->u.pLayerInfo->pNext;
     PFN_vkCreateInstance create = (PFN_vkCreateInstance)next_gipa(VK_NULL_HANDLE, "vkCreateInstance");
@@ -129,6 +134,7 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_CreateInstance(const VkInstanceCreat
     if (e)
         *e = (instance_entry){dispatch_key(*out), *out, next_gipa,
                               (PFN_vkDestroyInstance)next_gipa(*out, "vkDestroyInstance")};
+    lowest = next_is_loader;
     pthread_mutex_unlock(&lock);
     if (!e) {
         PFN_vkDestroyInstance destroy = (PFN_vkDestroyInstance)next_gipa(*out, "vkDestroyInstance");
@@ -448,4 +454,14 @@ LAYER_EXPORT int enn_fault_layer_lost(void)
     int lost = newest_lost;
     pthread_mutex_unlock(&lock);
     return lost;
+}
+
+/* 1 when the newest instance has no layer below this one (the validation layer, when
+ * on, is then above it), 0 when it has, -1 before any instance. */
+LAYER_EXPORT int enn_fault_layer_lowest(void)
+{
+    pthread_mutex_lock(&lock);
+    int l = lowest;
+    pthread_mutex_unlock(&lock);
+    return l;
 }
