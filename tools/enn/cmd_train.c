@@ -235,6 +235,10 @@ int cmd_train(int argc, char **argv)
     }
 
     int rc = 1;
+    /* The run's last.safetensors exists (from this run or the one resumed), holding the
+     * state after epoch last_epoch: what a failure tells the user to go on from. */
+    int have_last = 0;
+    uint32_t last_epoch = 0;
     train_data data;
     enn_dataset val = {0};
     enn_context *ctx = NULL;
@@ -427,8 +431,9 @@ int cmd_train(int argc, char **argv)
     plateau lr_plateau;
     early_stopping_init(&stopper, o.patience);
     plateau_init(&lr_plateau, o.plateau_patience, o.plateau_factor, o.min_learning_rate);
-    uint32_t last_epoch = 0, epoch = 0, first_epoch = 1;
-    int timed_out = 0, have_best = 0, partial = 0, have_last = o.resume;
+    uint32_t epoch = 0, first_epoch = 1;
+    int timed_out = 0, have_best = 0, partial = 0;
+    have_last = o.resume;
     if (o.resume) {
         first_epoch = saved.epoch;
         last_epoch = saved.last_epoch;
@@ -633,6 +638,10 @@ int cmd_train(int argc, char **argv)
     goto done;
 fail:
     fprintf(stderr, "enn train: %s\n", enn_last_error());
+    /* A lost device or a full one ends the run, not what it saved: say where to go on from. */
+    if (have_last && par.rank == 0)
+        fprintf(stderr, "enn train: %s holds the run as of epoch %u (enn train ... --resume goes on from it)\n",
+                last_path, last_epoch);
 done:
     if ((csv && fclose(csv)) | (json && fclose(json)) && rc == 0) {
         fprintf(stderr, "enn train: cannot write the metrics logs: %s\n", strerror(errno));
