@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data_files.h"
+#include "enn_data.h"
 #include "harness.h"
 #include "runtime_helpers.h"
 #include "small_config.h"
+#include "io/safetensors.h"
 
 enum { B = 4, T = 5, D = 3, H = 8, N = 5, C = 3 };
 /* Small segments: a training step is several submissions, so the device can be lost in
@@ -148,8 +151,9 @@ static void expect_same_file(const char *path, const unsigned char *bytes, size_
     free(now);
 }
 
-/* The checkpoint loads in a context without faults, into a model that trains on. */
-static void expect_loadable(const char *path)
+/* The checkpoint loads in a context without faults; one of this suite's models (`ours`)
+ * also trains on. */
+static void expect_loadable(const char *path, int ours)
 {
     unsetenv("ENN_FAULT_ALLOCATE_MEMORY");
     unsetenv("ENN_FAULT_ALLOCATE_MEMORY_LAST");
@@ -157,7 +161,7 @@ static void expect_loadable(const char *path)
     enn_context *ctx = faulty_context();
     enn_model *m = NULL;
     ENN_ASSERT_OK(enn_model_load(ctx, path, &m));
-    ENN_ASSERT_OK(train_step(m, 9));
+    if (ours) ENN_ASSERT_OK(train_step(m, 9));
     enn_model_destroy(m);
     finish(ctx);
 }
@@ -302,7 +306,7 @@ static void out_of_device_memory(int staging, int once)
         run_destroy(&r);
         expect_same_file(path, saved, saved_size, "after running out of device memory");
     }
-    expect_loadable(path);
+    expect_loadable(path, 1);
     free(saved);
     test_tmpdir_remove(dir);
 }
@@ -351,7 +355,18 @@ static void use_after_loss(run *r, const char *path, uint64_t k)
     else cr_assert(access(path, F_OK) != 0, "a checkpoint was written after the device was lost");
 }
 
-/* The device is lost at each submission of a run in turn: the call that meets it says
+/* Which submissions to lose: the first of each stage, and every one of the second
+ * training step and the second save (each case is a new context, whose kernels lavapipe
+ * compiles anew: all of them would take minutes). */
+static int worth_losing(const run *clean, uint64_t k)
+{
+    stage st = STAGE_CONTEXT;
+    while (clean->submissions[st] < k) st++;
+    uint64_t first = st == STAGE_CONTEXT ? 1 : clean->submissions[st - 1] + 1;
+    return k == first || st == STAGE_STEP2 || st == STAGE_SAVE2;
+}
+
+/* The device is lost at submissions of a run in turn (worth_losing): the call that meets it says
  * the device was lost; every later call fails promptly (the test's timeout catches a
  * hang); the checkpoint saved before is unchanged and loads; destroying is clean. */
 static void device_lost(int staging)
@@ -368,6 +383,7 @@ static void device_lost(int staging)
     uint64_t total = clean.submissions[STAGE_STEP3];
     cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
     for (uint64_t k = 1; k <= total; k++) {
+        if (!worth_losing(&clean, k)) continue;
         char value[24];
         snprintf(value, sizeof value, "%llu", (unsigned long long)k);
         test_setenv("ENN_FAULT_DEVICE_LOST", value);
@@ -384,10 +400,153 @@ static void device_lost(int staging)
                   "%s", (unsigned long long)k, stage_names[want], r.message);
         use_after_loss(&r, path, k);
         run_destroy(&r);
-        if (access(path, F_OK) == 0) expect_loadable(path);
     }
+    /* Each run saves the same bytes at the same stage (one seed), so one load covers them. */
+    expect_loadable(path, 1);
     test_tmpdir_remove(dir);
 }
 
 Test(runtime_faults, device_lost_mapped, .timeout = 120) { device_lost(0); }
 Test(runtime_faults, device_lost_staged, .timeout = 120) { device_lost(1); }
+
+/* `enn <args>` with the fault layer under the validation layer, both enabled by the
+ * environment: the command's own validation switch stays off (ENN_VALIDATION would count
+ * the loader's notice of VK_INSTANCE_LAYERS as a message and fail the run), so the
+ * validation layer prints what it finds into the output, errors and warnings. The
+ * layer's counts go to `log`. Returns the exit status; the caller frees the output. */
+static int run_enn(const char *env, const char *log, const char *args, char **output)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "env -u ENN_VALIDATION VK_LAYER_PATH='%s:%s' "
+             "VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation:VK_LAYER_ENN_fault_injection "
+             "VK_LAYER_REPORT_FLAGS=error,warn,perf ENN_DEVICE='%s' ENN_FAULT_LOG='%s' %s '%s' %s 2>&1",
+             ENN_VALIDATION_LAYER_DIR, ENN_FAULT_LAYER_DIR, test_device(), log, env, ENN_TOOL_PATH, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "popen %s", cmd);
+    size_t cap = 1 << 16, len = 0, n;
+    char *out = malloc(cap);
+    cr_assert_not_null(out);
+    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 4096) {
+            out = realloc(out, cap *= 2);
+            cr_assert_not_null(out);
+        }
+    }
+    out[len] = 0;
+    int status = pclose(p);
+    *output = out;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The validation layer's reports in the output, but for those expected after a loss
+ * (`lost`): their count, and the first in *first. */
+static unsigned validation_reports(const char *out, int lost, const char **first)
+{
+    unsigned n = 0;
+    *first = "";
+    for (const char *p = out; (p = strstr(p, "Validation ")); p++) {
+        if (strncmp(p, "Validation Error", 16) && strncmp(p, "Validation Warning", 18) &&
+            strncmp(p, "Validation Performance Warning", 30))
+            continue;
+        const char *eol = strchr(p, '\n');
+        size_t line = eol ? (size_t)(eol - p) : strlen(p);
+        int expected = 0;
+        for (size_t i = 0; lost && i < sizeof in_use_after_loss / sizeof *in_use_after_loss; i++) {
+            const char *at = strstr(p, in_use_after_loss[i]);
+            expected |= at && at < p + line;
+        }
+        if (expected) continue;
+        if (!n++) *first = p;
+    }
+    return n;
+}
+
+/* The layer's counts for the last device the command destroyed. */
+static void read_log(const char *log, uint64_t *submissions, uint64_t *early_destroys)
+{
+    FILE *f = fopen(log, "r");
+    cr_assert(f, "no %s: the fault layer did not run", log);
+    char line[256];
+    unsigned long long a = 0, s = 0, e = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f)) found = sscanf(line, "allocations %llu submissions %llu early_destroys %llu", &a, &s, &e) == 3;
+    fclose(f);
+    cr_assert(found, "%s holds no counts", log);
+    *submissions = s;
+    *early_destroys = e;
+}
+
+/* The tensors and libenn's metadata of two checkpoints are the same (the loop state in
+ * them holds times, and the number of epochs asked for). */
+static int same_model(const char *path_a, const char *path_b)
+{
+    enn_safetensors *a, *b;
+    ENN_ASSERT_OK(enn_safetensors_read(path_a, &a));
+    ENN_ASSERT_OK(enn_safetensors_read(path_b, &b));
+    int same = enn_safetensors_count(a) == enn_safetensors_count(b);
+    for (uint32_t i = 0; same && i < enn_safetensors_count(a); i++) {
+        const enn_st_tensor *ta = enn_safetensors_at(a, i), *tb = enn_safetensors_find(b, ta->name);
+        same = tb && ta->dtype == tb->dtype && enn_st_elements(ta) == enn_st_elements(tb) &&
+               !memcmp(ta->data, tb->data, enn_st_elements(ta) * enn_st_dtype_size(ta->dtype));
+    }
+    static const char *const keys[] = {"config", "step", "passes", "data_crc32"};
+    for (size_t k = 0; same && k < sizeof keys / sizeof *keys; k++) {
+        const char *va = enn_safetensors_meta(a, keys[k]), *vb = enn_safetensors_meta(b, keys[k]);
+        same = va && vb && !strcmp(va, vb);
+    }
+    enn_safetensors_free(a);
+    enn_safetensors_free(b);
+    return same;
+}
+
+/* `enn train` on a device lost in its second epoch: status 1, a message naming the lost
+ * device and how to go on, and last.safetensors as the first epoch left it (the same
+ * model as a one-epoch run's), loadable. */
+Test(runtime_faults, train_cli_device_lost, .timeout = 120)
+{
+    use_fault_layer(0);
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], log[TEST_PATH_MAX], one[TEST_PATH_MAX],
+        two[TEST_PATH_MAX], a[TEST_PATH_MAX], b[TEST_PATH_MAX], args[4096], env[64], *out;
+    const char *first;
+    test_tmpdir(dir);
+    float xs[24 * 4 * 3], ys[24 * 2];
+    uint64_t rng = 11;
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
+    for (size_t i = 0; i < sizeof ys / sizeof *ys; i++) ys[i] = (float)test_rand_uniform(&rng, -2, 2);
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){24, 4, 3}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){24, 2}));
+    test_path(log, dir, "faults.log");
+    const char *common = "--batch 8 --hidden 8 --slots 4 --plain --no-plots";
+
+    /* One epoch, no faults: what the first epoch submits, and its checkpoint. */
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --epochs 1 %s --out '%s'", x, y, common,
+             test_path(one, dir, "one"));
+    int rc = run_enn("", log, args, &out);
+    cr_assert_eq(rc, 0, "enn %s exited with %d:\n%s", args, rc, out);
+    cr_assert_eq(validation_reports(out, 0, &first), 0, "validation: %s", first);
+    free(out);
+    uint64_t epoch_submissions, early;
+    read_log(log, &epoch_submissions, &early);
+    cr_assert(epoch_submissions >= 2, "one epoch made %llu submissions", (unsigned long long)epoch_submissions);
+
+    /* Two epochs, the device lost at the second submission of the second. */
+    unlink(log);
+    snprintf(env, sizeof env, "ENN_FAULT_DEVICE_LOST=%llu", (unsigned long long)epoch_submissions + 2);
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --epochs 2 %s --out '%s'", x, y, common,
+             test_path(two, dir, "two"));
+    rc = run_enn(env, log, args, &out);
+    cr_assert_eq(rc, 1, "enn %s with %s exited with %d:\n%s", args, env, rc, out);
+    cr_assert(strstr(out, "epoch 1/2: loss"), "the first epoch did not finish:\n%s", out);
+    cr_assert(contains_nocase(out, "device was lost"), "no word of the lost device:\n%s", out);
+    cr_assert(strstr(out, "last.safetensors") && strstr(out, "--resume"),
+              "the message should say where the last finished epoch is and how to go on:\n%s", out);
+    cr_assert_eq(validation_reports(out, 1, &first), 0, "validation: %s", first);
+    free(out);
+    read_log(log, &epoch_submissions, &early);
+    cr_assert_eq(early, 0, "enn train destroyed %llu fence(s) of pending submissions", (unsigned long long)early);
+    cr_assert(same_model(test_path(a, one, "last.safetensors"), test_path(b, two, "last.safetensors")),
+              "%s is not the model the first epoch made", b);
+    expect_loadable(b, 0);
+    test_tmpdir_remove(dir);
+}
