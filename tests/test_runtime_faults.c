@@ -172,13 +172,15 @@ typedef enum stage {
     STAGE_MODEL,
     STAGE_STEP1,
     STAGE_SAVE1,
+    STAGE_LOAD,
     STAGE_STEP2,
     STAGE_SAVE2,
     STAGE_STEP3,
     STAGE_DONE,
 } stage;
 static const char *const stage_names[] = {"context creation", "model creation", "training step 1", "save 1",
-                                          "training step 2", "save 2", "training step 3", "nothing"};
+                                          "load",             "training step 2", "save 2",           "training step 3",
+                                          "nothing"};
 
 typedef struct run {
     enn_context *ctx;
@@ -203,6 +205,13 @@ static enn_status run_stage(run *r, stage st, const char *checkpoint)
     case STAGE_STEP2: return train_step(r->model, 2);
     case STAGE_STEP3: return train_step(r->model, 3);
     case STAGE_SAVE1: return enn_model_save(r->model, checkpoint);
+    case STAGE_LOAD: {
+        /* A second model from the checkpoint, as a program that evaluates beside training. */
+        enn_model *loaded = NULL;
+        enn_status s = enn_model_load(r->ctx, checkpoint, &loaded);
+        enn_model_destroy(loaded);
+        return s;
+    }
     case STAGE_SAVE2: {
         enn_metadata note = {"note", "second save"};
         return enn_model_save_with_metadata(r->model, checkpoint, &note, 1);
@@ -348,6 +357,17 @@ static void use_after_loss(run *r, const char *path, uint64_t k)
     for (uint32_t i = 0; i < d.rank; i++) count *= d.shape[i];
     cr_assert(count <= 4096);
     expect_lost(enn_model_read(r->model, d.name, w, count), "enn_model_read", k);
+    enn_stream *stream = NULL;
+    enn_status made = enn_stream_create(r->model, 1, &stream);
+    if (made == ENN_OK) {
+        float frame[D], out[C];
+        for (int i = 0; i < D; i++) frame[i] = 0.5f;
+        expect_lost(enn_stream_step(stream, frame, out), "enn_stream_step", k);
+        enn_stream_destroy(stream);
+    } else {
+        expect_lost(made, "enn_stream_create", k);
+    }
+    if (r->file) expect_lost(enn_model_load_into(r->model, path), "enn_model_load_into", k);
     expect_lost(enn_model_save(r->model, path), "enn_model_save", k);
     enn_metadata note = {"note", "after the loss"};
     expect_lost(enn_model_save_with_metadata(r->model, path, &note, 1), "enn_model_save_with_metadata", k);
