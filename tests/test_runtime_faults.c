@@ -376,14 +376,15 @@ static void use_after_loss(run *r, const char *path, uint64_t k)
 }
 
 /* Which submissions to lose: the first of each stage, and every one of the second
- * training step and the second save (each case is a new context, whose kernels lavapipe
- * compiles anew: all of them would take minutes). */
-static int worth_losing(const run *clean, uint64_t k)
+ * training step (mapped: its segments) or of the second save (staged: its copies). Each
+ * case is a new context, whose kernels lavapipe compiles anew: all of them would take
+ * minutes. */
+static int worth_losing(const run *clean, uint64_t k, int staging)
 {
     stage st = STAGE_CONTEXT;
     while (clean->submissions[st] < k) st++;
     uint64_t first = st == STAGE_CONTEXT ? 1 : clean->submissions[st - 1] + 1;
-    return k == first || st == STAGE_STEP2 || st == STAGE_SAVE2;
+    return k == first || st == (staging ? STAGE_SAVE2 : STAGE_STEP2);
 }
 
 /* The device is lost at submissions of a run in turn (worth_losing): the call that meets it says
@@ -403,7 +404,7 @@ static void device_lost(int staging)
     uint64_t total = clean.submissions[STAGE_STEP3];
     cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
     for (uint64_t k = 1; k <= total; k++) {
-        if (!worth_losing(&clean, k)) continue;
+        if (!worth_losing(&clean, k, staging)) continue;
         char value[24];
         snprintf(value, sizeof value, "%llu", (unsigned long long)k);
         test_setenv("ENN_FAULT_DEVICE_LOST", value);
