@@ -66,7 +66,11 @@ static enn_view tensor_view(const enn_layout *l, const enn_buffer *buf, const ch
 
 static enn_status alloc(enn_cell *c, enn_buffer **out, uint64_t bytes)
 {
-    ENN_TRY(enn_buffer_create(c->ctx, bytes, out));
+    /* Out of device memory: which part of the model, this buffer's size, what it holds so far. */
+    enn_status made = enn_buffer_create(c->ctx, bytes, out);
+    if (made != ENN_OK)
+        return enn_error(made, "the ENN cell's activations (a buffer of %llu bytes; %llu bytes held before it): %s",
+                         (unsigned long long)bytes, (unsigned long long)c->activation_bytes, enn_last_error());
     c->activation_bytes += enn_view_round(bytes);
     return ENN_OK;
 }

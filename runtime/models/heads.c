@@ -55,7 +55,11 @@ static enn_view tensor(const enn_model *m, const enn_buffer *buf, const char *na
 
 static enn_status alloc(enn_model *m, enn_buffer **out, uint64_t bytes)
 {
-    ENN_TRY(enn_buffer_create(m->ctx, bytes, out));
+    /* Out of device memory: which part of the model, this buffer's size, what it holds so far. */
+    enn_status made = enn_buffer_create(m->ctx, bytes, out);
+    if (made != ENN_OK)
+        return enn_error(made, "the head's buffers (a buffer of %llu bytes; %llu bytes held before it): %s",
+                         (unsigned long long)bytes, (unsigned long long)m->head_bytes, enn_last_error());
     m->head_bytes += enn_view_round(bytes);
     return ENN_OK;
 }

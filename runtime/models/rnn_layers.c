@@ -38,7 +38,11 @@ static enn_view step_view(const enn_buffer *buf, uint32_t t, uint64_t slab_bytes
 
 static enn_status alloc(enn_rnn_stack *s, enn_buffer **out, uint64_t bytes)
 {
-    ENN_TRY(enn_buffer_create(s->ctx, bytes, out));
+    /* Out of device memory: which part of the model, this buffer's size, what it holds so far. */
+    enn_status made = enn_buffer_create(s->ctx, bytes, out);
+    if (made != ENN_OK)
+        return enn_error(made, "the recurrent layers' activations (a buffer of %llu bytes; %llu bytes held before it): %s",
+                         (unsigned long long)bytes, (unsigned long long)s->activation_bytes, enn_last_error());
     s->activation_bytes += enn_view_round(bytes);
     return ENN_OK;
 }
