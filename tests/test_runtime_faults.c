@@ -325,6 +325,50 @@ Test(runtime_faults, out_of_device_memory_staged, .timeout = 120) { out_of_devic
 Test(runtime_faults, out_of_device_memory_once_mapped, .timeout = 120) { out_of_device_memory(0, 1); }
 Test(runtime_faults, out_of_device_memory_once_staged, .timeout = 120) { out_of_device_memory(1, 1); }
 
+/* A model whose buffers take several memory blocks (a buffer over half a block, 32 MiB,
+ * gets one of its own: here the trace [T+1, N, h] and the step slabs [T+1, B, h]): device
+ * memory runs out at each of its allocations in turn, once each; the failed creation
+ * leaves no buffer behind, and the model made again on the same context works. */
+Test(runtime_faults, out_of_device_memory_large_model, .timeout = 120)
+{
+    use_fault_layer(0);
+    enn_model_config c = test_small_classifier(D, 512, 64, C, 256, 64);
+    c.seed = 7;
+    enn_context *ctx = faulty_context();
+    uint64_t before, after;
+    fault_counts(&before, NULL, NULL);
+    enn_model *m = NULL;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    fault_counts(&after, NULL, NULL);
+    enn_model_destroy(m);
+    finish(ctx);
+    cr_assert(after - before >= 3, "the model made %llu allocations", (unsigned long long)(after - before));
+    for (uint64_t n = before + 1; n <= after; n++) {
+        char value[24];
+        snprintf(value, sizeof value, "%llu", (unsigned long long)n);
+        test_setenv("ENN_FAULT_ALLOCATE_MEMORY", value);
+        test_setenv("ENN_FAULT_ALLOCATE_MEMORY_LAST", value);
+        ctx = faulty_context();
+        m = NULL;
+        enn_status s = enn_model_create(ctx, &c, &m);
+        cr_assert_eq(s, ENN_ERROR_OUT_OF_DEVICE_MEMORY, "allocation %llu: %s: %s", (unsigned long long)n,
+                     enn_status_name(s), enn_last_error());
+        cr_assert_null(m);
+        const char *e = enn_last_error();
+        cr_assert(contains_nocase(e, "out of device memory") && strstr(e, " bytes"), "allocation %llu: %s",
+                  (unsigned long long)n, e);
+        cr_assert(strstr(e, "the model's ") || strstr(e, "the ENN cell's ") || strstr(e, "the head's "),
+                  "allocation %llu: the message should name the part of the model: %s", (unsigned long long)n, e);
+        enn_memory_stats stats;
+        ENN_ASSERT_OK(enn_memory_get_stats(ctx, &stats));
+        cr_assert_eq(stats.live_buffers, 0, "allocation %llu: the failed model left %u buffers", (unsigned long long)n,
+                     stats.live_buffers);
+        ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+        enn_model_destroy(m);
+        finish(ctx);
+    }
+}
+
 /* A failed call on a lost device: an error that says the device was lost. */
 static void expect_lost(enn_status s, const char *call, uint64_t k)
 {
