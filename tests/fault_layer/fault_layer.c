@@ -12,9 +12,10 @@
  *                                     vkWaitForFences, vkGetFenceStatus, vkQueueWaitIdle,
  *                                     vkDeviceWaitIdle and vkGetQueryPoolResults return it
  *                                     too, as on a lost device
- *   ENN_FAULT_LOG=path                vkDestroyDevice appends "allocations A submissions S"
- *                                     (the device's calls) to the file: how a test counts
- *                                     what another process (the enn command) does
+ *   ENN_FAULT_LOG=path                vkDestroyDevice appends "allocations A submissions S
+ *                                     early_destroys E" (the device's counts, below) to the
+ *                                     file: how a test counts what another process (the
+ *                                     enn command) does
  * enn_fault_layer_counts() gives the calls counted so far on the newest device, so that a
  * test can learn how many allocations and submissions an operation makes.
  *
@@ -25,8 +26,11 @@
  * by that rule is counted (enn_fault_layer_counts' `early_destroys`); the validation
  * layer reports every fence of the lost device's work as in use, rule or not.
  *
- * The layer sits under the validation layer (VK_INSTANCE_LAYERS lists it second), so the
- * application's calls are still validated and an injected error passes up through it. */
+ * Tests put the layer under the validation layer, so that the application's calls are
+ * still validated and an injected error passes up through it: the Debian loader (1.3.239)
+ * stacks the layers VK_INSTANCE_LAYERS names in the order it finds their manifests, so
+ * VK_LAYER_PATH names the validation layer's directory first. enn_fault_layer_lowest()
+ * says whether it worked. */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -73,9 +77,10 @@ typedef struct device_entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static instance_entry instances[MAX_OBJECTS];
 static device_entry devices[MAX_OBJECTS];
+/* Of the newest device, kept after it goes. */
 static uint64_t newest_allocations, newest_submissions, newest_early_destroys;
 static int newest_lost;
-static int lowest = -1; /* whether the newest instance's next layer is the loader's own */ /* of the newest device, kept after it goes */
+static int lowest = -1; /* whether the newest instance's next layer is the loader's own */
 static device_entry *newest;
 
 /* Dispatchable handles (instance, physical device; device, queue) start with the
