@@ -158,6 +158,7 @@ static void expect_loadable(const char *path, int ours)
     unsetenv("ENN_FAULT_ALLOCATE_MEMORY");
     unsetenv("ENN_FAULT_ALLOCATE_MEMORY_LAST");
     unsetenv("ENN_FAULT_DEVICE_LOST");
+    unsetenv("ENN_FAULT_DEVICE_HANG");
     enn_context *ctx = faulty_context();
     enn_model *m = NULL;
     ENN_ASSERT_OK(enn_model_load(ctx, path, &m));
@@ -423,18 +424,20 @@ static void use_after_loss(run *r, const char *path, uint64_t k)
  * training step (mapped: its segments) or of the second save (staged: its copies). Each
  * case is a new context, whose kernels lavapipe compiles anew: all of them would take
  * minutes. */
-static int worth_losing(const run *clean, uint64_t k, int staging)
+static int worth_losing(const run *clean, uint64_t k, int staging, int hang)
 {
     stage st = STAGE_CONTEXT;
     while (clean->submissions[st] < k) st++;
     uint64_t first = st == STAGE_CONTEXT ? 1 : clean->submissions[st - 1] + 1;
-    return k == first || st == (staging ? STAGE_SAVE2 : STAGE_STEP2);
+    return k == first || (!hang && st == (staging ? STAGE_SAVE2 : STAGE_STEP2));
 }
 
-/* The device is lost at submissions of a run in turn (worth_losing): the call that meets it says
- * the device was lost; every later call fails promptly (the test's timeout catches a
- * hang); the checkpoint saved before is unchanged and loads; destroying is clean. */
-static void device_lost(int staging)
+/* The device is lost at submissions of a run in turn (worth_losing): the call that meets
+ * it says the device was lost; every later call fails promptly (the test's timeout catches
+ * a hang); the checkpoint saved before is unchanged and loads; destroying is clean. With
+ * `hang` the submission runs and succeeds and the loss shows at the next wait, as when
+ * work hangs a GPU: in the same stage, since each stage waits for its work. */
+static void device_lost(int staging, int hang)
 {
     use_fault_layer(staging);
     char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
@@ -448,10 +451,10 @@ static void device_lost(int staging)
     uint64_t total = clean.submissions[STAGE_STEP3];
     cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
     for (uint64_t k = 1; k <= total; k++) {
-        if (!worth_losing(&clean, k, staging)) continue;
+        if (!worth_losing(&clean, k, staging, hang)) continue;
         char value[24];
         snprintf(value, sizeof value, "%llu", (unsigned long long)k);
-        test_setenv("ENN_FAULT_DEVICE_LOST", value);
+        test_setenv(hang ? "ENN_FAULT_DEVICE_HANG" : "ENN_FAULT_DEVICE_LOST", value);
         unlink(path);
         run r;
         run_stages(&r, path);
@@ -471,8 +474,10 @@ static void device_lost(int staging)
     test_tmpdir_remove(dir);
 }
 
-Test(runtime_faults, device_lost_mapped, .timeout = 120) { device_lost(0); }
-Test(runtime_faults, device_lost_staged, .timeout = 120) { device_lost(1); }
+Test(runtime_faults, device_lost_mapped, .timeout = 120) { device_lost(0, 0); }
+Test(runtime_faults, device_lost_staged, .timeout = 120) { device_lost(1, 0); }
+Test(runtime_faults, device_hang_mapped, .timeout = 120) { device_lost(0, 1); }
+Test(runtime_faults, device_hang_staged, .timeout = 120) { device_lost(1, 1); }
 
 /* `enn <args>` with the fault layer under the validation layer, both enabled by the
  * environment: the command's own validation switch stays off (ENN_VALIDATION would count

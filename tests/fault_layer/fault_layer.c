@@ -12,6 +12,10 @@
  *                                     vkWaitForFences, vkGetFenceStatus, vkQueueWaitIdle,
  *                                     vkDeviceWaitIdle and vkGetQueryPoolResults return it
  *                                     too, as on a lost device
+ *   ENN_FAULT_DEVICE_HANG=n           the n-th vkQueueSubmit runs and returns VK_SUCCESS,
+ *                                     but the device is lost from then on, as when work
+ *                                     hangs the GPU and a watchdog resets it: the loss
+ *                                     shows at the next wait (or submission)
  *   ENN_FAULT_LOG=path                vkDestroyDevice appends "allocations A submissions S
  *                                     early_destroys E" (the device's counts, below) to the
  *                                     file: how a test counts what another process (the
@@ -70,6 +74,7 @@ typedef struct device_entry {
     uint64_t early_destroys;
     uint64_t fail_allocation_first, fail_allocation_last; /* 0: never */
     uint64_t lose_at_submission;                          /* 0: never */
+    uint64_t hang_at_submission;                          /* 0: never */
     uint64_t allocations, submissions;
     atomic_int lost;
 } device_entry;
@@ -199,7 +204,8 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_CreateDevice(VkPhysicalDevice pd, co
     device_entry d = {.key = dispatch_key(*out), .device = *out, .next_gdpa = next_gdpa,
                       .fail_allocation_first = env_count("ENN_FAULT_ALLOCATE_MEMORY"),
                       .fail_allocation_last = env_count("ENN_FAULT_ALLOCATE_MEMORY_LAST"),
-                      .lose_at_submission = env_count("ENN_FAULT_DEVICE_LOST")};
+                      .lose_at_submission = env_count("ENN_FAULT_DEVICE_LOST"),
+                      .hang_at_submission = env_count("ENN_FAULT_DEVICE_HANG")};
     if (!d.fail_allocation_last) d.fail_allocation_last = UINT64_MAX;
     resolve_device_functions(&d);
     pthread_mutex_lock(&lock);
@@ -291,10 +297,11 @@ static VKAPI_ATTR VkResult VKAPI_CALL fault_QueueSubmit(VkQueue queue, uint32_t 
     uint64_t n = ++d->submissions;
     if (d == newest) newest_submissions = n;
     if (d->lose_at_submission && n >= d->lose_at_submission) d->lost = 1;
-    if (d == newest) newest_lost = d->lost;
-    int is_lost = d->lost;
+    int is_lost = d->lost, hangs = !is_lost && n == d->hang_at_submission;
+    if (d == newest) newest_lost = is_lost || hangs;
     pthread_mutex_unlock(&lock);
     VkResult r = is_lost ? lost(d) : d->queue_submit(queue, count, submits, fence);
+    if (hangs) d->lost = 1;
     if (wait_ended(r)) {
         pthread_mutex_lock(&lock);
         fence_pending(d, fence);
