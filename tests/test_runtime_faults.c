@@ -1,10 +1,12 @@
 /* Device failures on cue (tests/fault_layer, under the validation layer): device memory
- * that runs out at each vkAllocateMemory in turn, and a device lost at each submission
- * in turn. The design's rule: a lost device or an out-of-memory is an error the caller
- * can handle, not a crash; nothing already saved is lost.
+ * that runs out at each vkAllocateMemory of a run in turn, and a device lost (or hung) at
+ * submissions of each part of a run, and under `enn train`. The design's rule: a lost
+ * device or an out-of-memory is an error the caller can handle, not a crash; nothing
+ * already saved is lost.
  *
- * Each case runs twice, with device memory mapped (lavapipe's unified memory: copies are
- * memcpy) and with ENN_FORCE_STAGING (copies are submissions, as on a discrete GPU). */
+ * The library's cases run twice, with device memory mapped (lavapipe's unified memory:
+ * copies are memcpy) and with ENN_FORCE_STAGING (copies are submissions, as on a discrete
+ * GPU). */
 #include <ctype.h>
 #include <dlfcn.h>
 #include <stdatomic.h>
