@@ -255,7 +255,7 @@ void enn_recorder_set_timestamps(enn_recorder *rec, int on)
     if (rec) rec->timestamps_next = on && rec->ctx->enabled.timestamps;
 }
 
-static enn_status segment_init(enn_recorder *rec, segment *s)
+static enn_status segment_make(enn_recorder *rec, segment *s)
 {
     enn_context *ctx = rec->ctx;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
@@ -274,6 +274,22 @@ static enn_status segment_init(enn_recorder *rec, segment *s)
         ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, ctx->vk_callbacks, &s->descriptors));
     }
     return ENN_OK;
+}
+
+/* A segment's command buffer, fence and descriptor pool. The segment is counted (and so
+ * released) only once all exist: on a failure, what was made is undone here, or the
+ * fence would be lost when the slot is made again. */
+static enn_status segment_init(enn_recorder *rec, segment *s)
+{
+    enn_status st = segment_make(rec, s);
+    if (st != ENN_OK) {
+        enn_context *ctx = rec->ctx;
+        if (s->descriptors) vkDestroyDescriptorPool(ctx->device, s->descriptors, ctx->vk_callbacks);
+        if (s->fence) vkDestroyFence(ctx->device, s->fence, ctx->vk_callbacks);
+        if (s->cmd) vkFreeCommandBuffers(ctx->device, rec->pool, 1, &s->cmd);
+        memset(s, 0, sizeof *s);
+    }
+    return st;
 }
 
 static enn_status segment_open(enn_recorder *rec)
