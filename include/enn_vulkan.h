@@ -44,9 +44,10 @@ typedef struct enn_vulkan_handles {
      * (VkPhysicalDeviceVulkan11Features, ...12Features, 16-bit storage, fp16). NULL:
      * assume none beyond core. */
     const VkPhysicalDeviceFeatures2 *enabled_features;
-    /* Optional: the VkAllocationCallbacks `device` was created with. libenn passes them to
-     * every vkCreate*, vkDestroy*, vkAllocateMemory and vkFreeMemory it calls on the
-     * device, so the caller's host allocator sees all of libenn's Vulkan objects. They
+    /* Optional: the VkAllocationCallbacks for libenn's objects on `device`, usually those
+     * `device` was created with. libenn passes them to every vkCreate*, vkDestroy*,
+     * vkAllocateMemory and vkFreeMemory it calls on the device, so the caller's host
+     * allocator sees all of libenn's Vulkan objects. They
      * must stay valid until enn_context_destroy has returned. NULL: the driver's own
      * allocator (pAllocator = NULL). enn_context_options.vk_allocation_callbacks is not
      * used for an adopted device. */

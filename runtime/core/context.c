@@ -33,28 +33,36 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     return VK_FALSE;
 }
 
-static int has_instance_extension(const char *name)
+/* *has = 1 when the loader offers the instance extension. Running out of memory while
+ * asking is an error, not a "no": a missing extension or layer changes what is asked for. */
+static enn_status has_instance_extension(const char *name, int *has)
 {
+    *has = 0;
     uint32_t n = 0;
-    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || !n) return 0;
+    ENN_VK_TRY(vkEnumerateInstanceExtensionProperties(NULL, &n, NULL));
+    if (!n) return ENN_OK;
     VkExtensionProperties *p = calloc(n, sizeof *p);
-    int found = 0;
-    if (p && vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
+    if (!p) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing instance extensions");
+    VkResult r = vkEnumerateInstanceExtensionProperties(NULL, &n, p);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n && !*has; i++)
+        *has = !strcmp(p[i].extensionName, name);
     free(p);
-    return found;
+    return r == VK_SUCCESS || r == VK_INCOMPLETE ? ENN_OK : enn_vk_error(r, "vkEnumerateInstanceExtensionProperties");
 }
 
-static int has_layer(const char *name)
+static enn_status has_layer(const char *name, int *has)
 {
+    *has = 0;
     uint32_t n = 0;
-    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || !n) return 0;
+    ENN_VK_TRY(vkEnumerateInstanceLayerProperties(&n, NULL));
+    if (!n) return ENN_OK;
     VkLayerProperties *p = calloc(n, sizeof *p);
-    int found = 0;
-    if (p && vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].layerName, name);
+    if (!p) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing instance layers");
+    VkResult r = vkEnumerateInstanceLayerProperties(&n, p);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n && !*has; i++)
+        *has = !strcmp(p[i].layerName, name);
     free(p);
-    return found;
+    return r == VK_SUCCESS || r == VK_INCOMPLETE ? ENN_OK : enn_vk_error(r, "vkEnumerateInstanceLayerProperties");
 }
 
 static VkDebugUtilsMessengerCreateInfoEXT messenger_info(enn_context *ctx)
@@ -93,18 +101,24 @@ static enn_status create_instance(enn_context *ctx, int validation, const VkAllo
     uint32_t next = 0;
     VkInstanceCreateFlags flags = 0;
     /* MoltenVK and other portability drivers are listed only when asked for. */
-    if (has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+    int portability, has_validation = 0, has_debug_utils = 0;
+    ENN_TRY(has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME, &portability));
+    if (validation) {
+        ENN_TRY(has_layer(VALIDATION_LAYER, &has_validation));
+        ENN_TRY(has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME, &has_debug_utils));
+    }
+    if (portability) {
         exts[next++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
         flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
     const char *layers[1] = {VALIDATION_LAYER};
     VkDebugUtilsMessengerCreateInfoEXT dbg;
     if (validation) {
-        if (!has_layer(VALIDATION_LAYER))
+        if (!has_validation)
             return enn_error(ENN_ERROR_UNSUPPORTED,
                              "validation was requested but %s is not installed "
                              "(Debian: vulkan-validationlayers)", VALIDATION_LAYER);
-        if (!has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME))
+        if (!has_debug_utils)
             return enn_error(ENN_ERROR_UNSUPPORTED, "validation needs %s", VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
         exts[next++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
         dbg = messenger_info(ctx);
