@@ -47,10 +47,9 @@ typedef struct enn_vulkan_handles {
     /* Optional: the VkAllocationCallbacks for libenn's objects on `device`, usually those
      * `device` was created with. libenn passes them to every vkCreate*, vkDestroy*,
      * vkAllocateMemory and vkFreeMemory it calls on the device, so the caller's host
-     * allocator sees all of libenn's Vulkan objects. They
-     * must stay valid until enn_context_destroy has returned. NULL: the driver's own
-     * allocator (pAllocator = NULL). enn_context_options.vk_allocation_callbacks is not
-     * used for an adopted device. */
+     * allocator sees all of libenn's Vulkan objects. They must stay valid until
+     * enn_context_destroy has returned. NULL: libenn passes pAllocator = NULL.
+     * enn_context_options.vk_allocation_callbacks is not used for an adopted device. */
     const VkAllocationCallbacks *allocation_callbacks;
 } enn_vulkan_handles;
 
