@@ -4,8 +4,8 @@
  * VkAllocationCallbacks, and give every block back by the time everything is destroyed.
  *
  * Then fault injection: allocation number n through the callbacks fails, for every n of
- * a context creation, and of a model creation, a training step and a checkpoint save on
- * a context whose pipelines are built (the first few allocations of each call that
+ * a context creation, and of a model creation, a training step, a checkpoint save and
+ * a stream step on a context whose pipelines are built (the first few allocations of each call that
  * builds a pipeline are failed on fresh contexts; ENN_TEST_EVERY_ALLOCATION=1 fails all
  * of them, and all of the loader's in vkCreateInstance). Whichever call that hits must
  * return an error with a message (never crash, never abort, never say OK), and once what
@@ -679,8 +679,8 @@ Test(runtime_allocation, failures_in_context_creation, .timeout = 600)
                 (unsigned long long)total, (unsigned long long)tried, (unsigned long long)absorbed);
 }
 
-/* Creating a model, a training step and a checkpoint on one context whose pipelines
- * were all built by an earlier run (so that each attempt is quick), every allocation in
+/* Creating a model, a training step, a checkpoint and a stream step on one context
+ * whose pipelines were all built by an earlier run (so that each attempt is quick), every allocation in
  * turn. After each failure the model is destroyed and nothing it allocated is left; the
  * same context serves the next attempt, so it must also still work after a failure. */
 static enn_status model_stage(test_allocator *a, uint64_t n, enn_context *ctx, const char *checkpoint)
@@ -700,6 +700,20 @@ static enn_status model_stage(test_allocator *a, uint64_t n, enn_context *ctx, c
         s = enn_model_save(m, checkpoint);
         call = "enn_model_save";
     }
+    enn_stream *st = NULL;
+    if (s == ENN_OK) {
+        before = allocator_calls(a);
+        s = enn_stream_create(m, 1, &st);
+        call = "enn_stream_create";
+    }
+    if (s == ENN_OK) {
+        const float x[D] = {0.5f, -0.25f, 1.0f};
+        float out[C];
+        before = allocator_calls(a);
+        s = enn_stream_step(st, x, out);
+        call = "enn_stream_step";
+    }
+    enn_stream_destroy(st);
     trace_outcome(a, n, call, s);
     check_outcome(a, n, call, s, before);
     enn_model_destroy(m);
@@ -748,8 +762,8 @@ static void failures_in_models(int push_descriptors, int only_submits)
         live = now;
         tried++;
     }
-    cr_log_info("a model, a training step and a checkpoint on a warm context: %llu allocations, %llu failed in turn",
-                (unsigned long long)total, (unsigned long long)tried);
+    cr_log_info("a model, a training step, a checkpoint and a stream step on a warm context: %llu allocations, "
+                "%llu failed in turn", (unsigned long long)total, (unsigned long long)tried);
     if (only_submits) cr_expect_gt(tried, 1, "no allocation came from vkQueueSubmit");
     enn_context_destroy(ctx);
     test_tmpdir_remove(dir);

@@ -2,12 +2,12 @@
  * links with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
  * (tests/CMakeLists.txt), so libenn's calls (linked in statically) come here; the Vulkan
  * loader, the driver, the validation layer and libc's own callers (strdup) are shared
- * libraries and are left alone. While armed, call number n returns NULL. For n over the
- * calls a context creation, a model creation, one training step and a checkpoint save
- * make, the call that hit the failure must return an error with a message, and once
- * everything is destroyed, no block allocated while armed is still live and the
- * validation layer (on, as everywhere) has reported nothing, not even an object left on
- * the device. */
+ * libraries and are left alone. While armed, call number n returns NULL. For every n of a
+ * context creation, and of a model creation, a training step, a checkpoint save and a
+ * stream step, the call that meets the failure must return an error with a message;
+ * once what was made is destroyed, no block allocated while armed is still live, and
+ * the validation layer (on, as everywhere) has reported nothing, not even an object left
+ * on the device. */
 #include <execinfo.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -213,10 +213,10 @@ Test(runtime_host_allocation, failures_in_context_creation)
     cr_log_info("context creation: %llu host allocations, each failed in turn", (unsigned long long)total);
 }
 
-/* A model, a training step and a checkpoint on one context, every allocation in turn;
- * the first run builds the pipelines (which a later test does with a fresh context each
- * time). After each failure the model is destroyed and nothing it allocated is left, and
- * the same context serves the next attempt. */
+/* A model, a training step, a checkpoint and a stream step on one context, every
+ * allocation in turn; a first run has built the pipelines (the last test builds them
+ * each time, on fresh contexts). After each failure the model is destroyed and nothing
+ * it allocated is left, and the same context serves the next attempt. */
 static enn_status model_stage(uint64_t n, enn_context *ctx, const char *checkpoint)
 {
     enn_model_config c = test_small_classifier(D, T, B, C, H, N);
@@ -235,6 +235,20 @@ static enn_status model_stage(uint64_t n, enn_context *ctx, const char *checkpoi
         s = enn_model_save(m, checkpoint);
         call = "enn_model_save";
     }
+    enn_stream *st = NULL;
+    if (s == ENN_OK) {
+        before = calls;
+        s = enn_stream_create(m, 1, &st);
+        call = "enn_stream_create";
+    }
+    if (s == ENN_OK) {
+        const float x[D] = {0.5f, -0.25f, 1.0f};
+        float out[C];
+        before = calls;
+        s = enn_stream_step(st, x, out);
+        call = "enn_stream_step";
+    }
+    enn_stream_destroy(st);
     if (n) check_outcome(n, call, s, before);
     enn_model_destroy(m);
     return s;
@@ -267,8 +281,8 @@ static void failures_in_models(int warm)
                      "the model is destroyed", (unsigned long long)n, live_count);
         if (!warm) enn_context_destroy(ctx);
     }
-    cr_log_info("a model, a training step and a checkpoint%s: %llu host allocations, each failed in turn",
-                warm ? " on a warm context" : "", (unsigned long long)total);
+    cr_log_info("a model, a training step, a checkpoint and a stream step%s: %llu host allocations, each failed "
+                "in turn", warm ? " on a warm context" : "", (unsigned long long)total);
     if (warm) enn_context_destroy(ctx);
     test_tmpdir_remove(dir);
     cr_expect_eq(messages, 0, "%u validation message(s)", messages);
