@@ -547,9 +547,12 @@ static int absorbed_below_libenn(const char *call) { return call && !strcmp(call
 
 /* Checks what `call` (which began at allocation `before`) did with allocation n failing
  * (or, if none failed, that it succeeded); returns 1 when the failure was absorbed. */
+static unsigned failures_made;   /* attempts in which an allocation did fail */
+
 static int check_outcome(test_allocator *a, uint64_t n, const char *call, enn_status s, uint64_t before)
 {
     const char *in = a->failed_in[0] ? a->failed_in : "an unknown call";
+    failures_made += a->failed;
     if (a->spared || !a->failed) {
         cr_expect_eq(s, ENN_OK, "no allocation failed (fail at %llu), yet %s returned %s: %s", (unsigned long long)n,
                      call, enn_status_name(s), enn_last_error());
@@ -657,7 +660,7 @@ Test(runtime_allocation, failures_in_context_creation, .timeout = 600)
     a.log = NULL;
     cr_assert_leq(total, 4096, "context creation made %llu allocations", (unsigned long long)total);
     expect_nothing_live(&a, "a context created and destroyed");
-    uint64_t first = 1, last = total, absorbed = 0, tried = 0;
+    uint64_t first = 1, last = total + 1, absorbed = 0, tried = 0;   /* the last: past the end */
     only_range(&first, &last);
     for (uint64_t n = first; n <= last; n++) {
         allocator_arm(&a, n);
@@ -675,6 +678,7 @@ Test(runtime_allocation, failures_in_context_creation, .timeout = 600)
     }
     cr_log_info("context creation: %llu allocations, %llu failed in turn, %llu absorbed by the loader",
                 (unsigned long long)total, (unsigned long long)tried, (unsigned long long)absorbed);
+    cr_expect_gt(failures_made, 0, "no allocation was ever failed: the harness does nothing");
 }
 
 /* Creating a model, a training step, a checkpoint and a stream step on one context
@@ -763,6 +767,7 @@ static void failures_in_models(int push_descriptors, int only_submits)
     cr_log_info("a model, a training step, a checkpoint and a stream step on a warm context: %llu allocations, "
                 "%llu failed in turn", (unsigned long long)total, (unsigned long long)tried);
     if (only_submits) cr_expect_gt(tried, 1, "no allocation came from vkQueueSubmit");
+    cr_expect_gt(failures_made, 0, "no allocation was ever failed: the harness does nothing");
     enn_context_destroy(ctx);
     test_tmpdir_remove(dir);
     expect_nothing_live(&a, "after enn_context_destroy");
@@ -815,6 +820,7 @@ Test(runtime_allocation, failures_in_pipeline_creation, .timeout = 600)
         tried++;
     }
     cr_expect_gt(tried, 0, "no allocation came from a call that builds a pipeline");
+    cr_expect_gt(failures_made, 0, "no allocation was ever failed: the harness does nothing");
     test_tmpdir_remove(dir);
     cr_expect_eq(validation_messages, 0, "%u validation message(s); first: %s", validation_messages, first_message);
 }
@@ -857,6 +863,7 @@ Test(runtime_allocation, failures_in_adoption, .timeout = 600)
     }
     cr_log_info("adoption: %llu allocations through libenn's callbacks, each failed in turn",
                 (unsigned long long)total);
+    cr_expect_gt(failures_made, 0, "no allocation was ever failed: the harness does nothing");
     own_destroy(&v, &engine_cb);
     cr_expect_eq(own_messages, 0, "%u validation message(s); first: %s", own_messages, own_first);
     expect_nothing_live(&engine, "after destroying the device and the instance");
