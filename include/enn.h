@@ -117,6 +117,8 @@ typedef struct enn_capabilities {
     int storage_texel_buffer_f32;    /* R32G32B32A32_SFLOAT storage texel buffers */
 } enn_capabilities;
 
+struct VkAllocationCallbacks; /* vulkan.h; enn.h does not need it */
+
 typedef struct enn_context_options {
     /* Device choice: an index into the enumeration or a substring of the device name
      * (case-insensitive). NULL: the ENN_DEVICE environment variable, else the best
@@ -136,6 +138,14 @@ typedef struct enn_context_options {
      * enn_context_destroy, from whichever thread the driver reports on. */
     void (*validation_callback)(void *user, const char *message);
     void *validation_user;
+    /* Host allocator for the Vulkan objects of a context libenn creates: the instance, the
+     * debug messenger, the device and every object and memory allocation on it get these
+     * VkAllocationCallbacks as pAllocator (the Vulkan driver and layers then allocate
+     * their host memory through them). They must stay valid until enn_context_destroy
+     * has returned. NULL: the driver's own. libenn's own bookkeeping still uses malloc.
+     * Ignored by enn_context_create_from_vulkan: an adopted device's callbacks are
+     * enn_vulkan_handles.allocation_callbacks. */
+    const struct VkAllocationCallbacks *vk_allocation_callbacks;
 } enn_context_options;
 
 /* Creates a context on a device of its own choosing. options may be NULL. */

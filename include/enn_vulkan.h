@@ -44,6 +44,13 @@ typedef struct enn_vulkan_handles {
      * (VkPhysicalDeviceVulkan11Features, ...12Features, 16-bit storage, fp16). NULL:
      * assume none beyond core. */
     const VkPhysicalDeviceFeatures2 *enabled_features;
+    /* Optional: the VkAllocationCallbacks for libenn's objects on `device`, usually those
+     * `device` was created with. libenn passes them to every vkCreate*, vkDestroy*,
+     * vkAllocateMemory and vkFreeMemory it calls on the device, so the caller's host
+     * allocator sees all of libenn's Vulkan objects. They must stay valid until
+     * enn_context_destroy has returned. NULL: libenn passes pAllocator = NULL.
+     * enn_context_options.vk_allocation_callbacks is not used for an adopted device. */
+    const VkAllocationCallbacks *allocation_callbacks;
 } enn_vulkan_handles;
 
 /* Adopts the caller's device. options->device is ignored; validation is the caller's

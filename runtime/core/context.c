@@ -33,28 +33,36 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     return VK_FALSE;
 }
 
-static int has_instance_extension(const char *name)
+/* *has = 1 when the loader offers the instance extension. Running out of memory while
+ * asking is an error, not a "no": a missing extension or layer changes what is asked for. */
+static enn_status has_instance_extension(const char *name, int *has)
 {
+    *has = 0;
     uint32_t n = 0;
-    if (vkEnumerateInstanceExtensionProperties(NULL, &n, NULL) != VK_SUCCESS || !n) return 0;
+    ENN_VK_TRY(vkEnumerateInstanceExtensionProperties(NULL, &n, NULL));
+    if (!n) return ENN_OK;
     VkExtensionProperties *p = calloc(n, sizeof *p);
-    int found = 0;
-    if (p && vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
+    if (!p) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing instance extensions");
+    VkResult r = vkEnumerateInstanceExtensionProperties(NULL, &n, p);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n && !*has; i++)
+        *has = !strcmp(p[i].extensionName, name);
     free(p);
-    return found;
+    return r == VK_SUCCESS || r == VK_INCOMPLETE ? ENN_OK : enn_vk_error(r, "vkEnumerateInstanceExtensionProperties");
 }
 
-static int has_layer(const char *name)
+static enn_status has_layer(const char *name, int *has)
 {
+    *has = 0;
     uint32_t n = 0;
-    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || !n) return 0;
+    ENN_VK_TRY(vkEnumerateInstanceLayerProperties(&n, NULL));
+    if (!n) return ENN_OK;
     VkLayerProperties *p = calloc(n, sizeof *p);
-    int found = 0;
-    if (p && vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].layerName, name);
+    if (!p) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "listing instance layers");
+    VkResult r = vkEnumerateInstanceLayerProperties(&n, p);
+    for (uint32_t i = 0; (r == VK_SUCCESS || r == VK_INCOMPLETE) && i < n && !*has; i++)
+        *has = !strcmp(p[i].layerName, name);
     free(p);
-    return found;
+    return r == VK_SUCCESS || r == VK_INCOMPLETE ? ENN_OK : enn_vk_error(r, "vkEnumerateInstanceLayerProperties");
 }
 
 static VkDebugUtilsMessengerCreateInfoEXT messenger_info(enn_context *ctx)
@@ -71,8 +79,10 @@ static VkDebugUtilsMessengerCreateInfoEXT messenger_info(enn_context *ctx)
     };
 }
 
-/* Creates a VkInstance (ctx may be NULL: no messenger, used to list devices). */
-static enn_status create_instance(enn_context *ctx, int validation, VkInstance *out)
+/* Creates a VkInstance (ctx may be NULL: no messenger, used to list devices) with the
+ * host allocator `callbacks` (NULL: the driver's). */
+static enn_status create_instance(enn_context *ctx, int validation, const VkAllocationCallbacks *callbacks,
+                                  VkInstance *out)
 {
     uint32_t loader_version = VK_API_VERSION_1_1;
     if (vkEnumerateInstanceVersion(&loader_version) != VK_SUCCESS) loader_version = VK_API_VERSION_1_1;
@@ -91,18 +101,24 @@ static enn_status create_instance(enn_context *ctx, int validation, VkInstance *
     uint32_t next = 0;
     VkInstanceCreateFlags flags = 0;
     /* MoltenVK and other portability drivers are listed only when asked for. */
-    if (has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+    int portability, has_validation = 0, has_debug_utils = 0;
+    ENN_TRY(has_instance_extension(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME, &portability));
+    if (validation) {
+        ENN_TRY(has_layer(VALIDATION_LAYER, &has_validation));
+        ENN_TRY(has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME, &has_debug_utils));
+    }
+    if (portability) {
         exts[next++] = VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME;
         flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
     const char *layers[1] = {VALIDATION_LAYER};
     VkDebugUtilsMessengerCreateInfoEXT dbg;
     if (validation) {
-        if (!has_layer(VALIDATION_LAYER))
+        if (!has_validation)
             return enn_error(ENN_ERROR_UNSUPPORTED,
                              "validation was requested but %s is not installed "
                              "(Debian: vulkan-validationlayers)", VALIDATION_LAYER);
-        if (!has_instance_extension(VK_EXT_DEBUG_UTILS_EXTENSION_NAME))
+        if (!has_debug_utils)
             return enn_error(ENN_ERROR_UNSUPPORTED, "validation needs %s", VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
         exts[next++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
         dbg = messenger_info(ctx);
@@ -117,7 +133,7 @@ static enn_status create_instance(enn_context *ctx, int validation, VkInstance *
         .enabledExtensionCount = next,
         .ppEnabledExtensionNames = exts,
     };
-    VkResult r = vkCreateInstance(&ci, NULL, out);
+    VkResult r = vkCreateInstance(&ci, callbacks, out);
     if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
         /* The loader's own variables can hide every installed driver. */
         const char *icd = getenv("VK_DRIVER_FILES") ? "VK_DRIVER_FILES" : getenv("VK_ICD_FILENAMES") ? "VK_ICD_FILENAMES"
@@ -313,7 +329,7 @@ static enn_status create_device(enn_context *ctx)
         .enabledExtensionCount = next,
         .ppEnabledExtensionNames = exts,
     };
-    VkResult r = vkCreateDevice(pd, &dci, NULL, &ctx->device);
+    VkResult r = vkCreateDevice(pd, &dci, ctx->vk_callbacks, &ctx->device);
     if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateDevice");
     ctx->owns_device = 1;
     vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
@@ -407,15 +423,16 @@ enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
     if (opt) {
         ctx->validation_callback = opt->validation_callback;
         ctx->validation_user = opt->validation_user;
+        ctx->vk_callbacks = opt->vk_allocation_callbacks;
     }
-    enn_status s = create_instance(validation ? ctx : NULL, validation, &ctx->instance);
+    enn_status s = create_instance(validation ? ctx : NULL, validation, ctx->vk_callbacks, &ctx->instance);
     if (s != ENN_OK) { free(ctx); return s; }
     ctx->owns_instance = 1;
     if (validation) {
         PFN_vkCreateDebugUtilsMessengerEXT create_messenger =
             (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx->instance, "vkCreateDebugUtilsMessengerEXT");
         VkDebugUtilsMessengerCreateInfoEXT mi = messenger_info(ctx);
-        VkResult r = create_messenger ? create_messenger(ctx->instance, &mi, NULL, &ctx->messenger)
+        VkResult r = create_messenger ? create_messenger(ctx->instance, &mi, ctx->vk_callbacks, &ctx->messenger)
                                       : VK_ERROR_EXTENSION_NOT_PRESENT;
         if (r != VK_SUCCESS) {
             s = enn_vk_error(r, "vkCreateDebugUtilsMessengerEXT");
@@ -485,6 +502,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
     ctx->queue = h->queue;
     ctx->queue_family = h->queue_family;
     ctx->instance_api_version = h->api_version;
+    ctx->vk_callbacks = h->allocation_callbacks;
     enn_status s = enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
     if (s != ENN_OK) {
         free(ctx);
@@ -560,13 +578,13 @@ void enn_context_destroy(enn_context *ctx)
         enn_allocator_destroy(ctx);
     }
     free(ctx->pending_fences);
-    if (ctx->owns_device && ctx->device) vkDestroyDevice(ctx->device, NULL);
+    if (ctx->owns_device && ctx->device) vkDestroyDevice(ctx->device, ctx->vk_callbacks);
     if (ctx->messenger) {
         PFN_vkDestroyDebugUtilsMessengerEXT destroy =
             (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx->instance, "vkDestroyDebugUtilsMessengerEXT");
-        if (destroy) destroy(ctx->instance, ctx->messenger, NULL);
+        if (destroy) destroy(ctx->instance, ctx->messenger, ctx->vk_callbacks);
     }
-    if (ctx->owns_instance && ctx->instance) vkDestroyInstance(ctx->instance, NULL);
+    if (ctx->owns_instance && ctx->instance) vkDestroyInstance(ctx->instance, ctx->vk_callbacks);
     free(ctx);
 }
 
@@ -597,6 +615,7 @@ enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles
     out->queue_family = ctx->queue_family;
     out->queue = ctx->queue;
     out->api_version = ctx->instance_api_version;
+    out->allocation_callbacks = ctx->vk_callbacks;
     return ENN_OK;
 }
 
@@ -660,7 +679,7 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
     if (!count) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_list_devices: count is NULL");
     *count = 0;
     VkInstance inst;
-    ENN_TRY(create_instance(NULL, 0, &inst));
+    ENN_TRY(create_instance(NULL, 0, NULL, &inst));
     VkPhysicalDevice *devs = NULL;
     uint32_t n = 0, chosen = UINT32_MAX;
     enn_status s = enumerate_devices(inst, &devs, &n);

@@ -32,6 +32,10 @@ struct enn_context {
     uint32_t queue_family;
     int owns_instance, owns_device;
     uint32_t instance_api_version;   /* the instance's VkApplicationInfo.apiVersion */
+    /* The caller's host allocator (enn_context_options or enn_vulkan_handles), given to
+     * every vkCreate*, vkDestroy*, vkAllocateMemory and vkFreeMemory libenn makes; NULL:
+     * the driver's own. Vulkan requires a destroy to get the callbacks its create got. */
+    const VkAllocationCallbacks *vk_callbacks;
 
     VkDebugUtilsMessengerEXT messenger;
     atomic_uint validation_count;

@@ -86,11 +86,11 @@ enn_status enn_allocator_create(enn_context *ctx)
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 4096,
                              .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkBuffer probe;
-    VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &probe);
+    VkResult r = vkCreateBuffer(ctx->device, &bi, ctx->vk_callbacks, &probe);
     if (r != VK_SUCCESS) { free(a); return enn_vk_error(r, "vkCreateBuffer (probe)"); }
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, probe, &req);
-    vkDestroyBuffer(ctx->device, probe, NULL);
+    vkDestroyBuffer(ctx->device, probe, ctx->vk_callbacks);
     a->memory_alignment = req.alignment ? req.alignment : 1;
     if (!pick_memory_type(ctx, req.memoryTypeBits, &a->memory_type)) {
         free(a);
@@ -104,10 +104,10 @@ enn_status enn_allocator_create(enn_context *ctx)
 
 static void block_free(enn_context *ctx, enn_block *b)
 {
-    if (b->buffer) vkDestroyBuffer(ctx->device, b->buffer, NULL);
+    if (b->buffer) vkDestroyBuffer(ctx->device, b->buffer, ctx->vk_callbacks);
     if (b->memory) {
         if (b->mapped) vkUnmapMemory(ctx->device, b->memory);
-        vkFreeMemory(ctx->device, b->memory, NULL);
+        vkFreeMemory(ctx->device, b->memory, ctx->vk_callbacks);
     }
     free(b->free);
     free(b);
@@ -141,7 +141,7 @@ static enn_status block_create(enn_context *ctx, VkDeviceSize size, enn_block **
     b->size = size;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
                              .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &b->buffer);
+    VkResult r = vkCreateBuffer(ctx->device, &bi, ctx->vk_callbacks, &b->buffer);
     if (r != VK_SUCCESS) { block_free(ctx, b); return enn_vk_error(r, "vkCreateBuffer (memory block)"); }
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, b->buffer, &req);
@@ -152,7 +152,7 @@ static enn_status block_create(enn_context *ctx, VkDeviceSize size, enn_block **
     }
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size, .memoryTypeIndex = a->memory_type};
-    r = vkAllocateMemory(ctx->device, &ai, NULL, &b->memory);
+    r = vkAllocateMemory(ctx->device, &ai, ctx->vk_callbacks, &b->memory);
     if (r != VK_SUCCESS) {
         block_free(ctx, b);
         return enn_vk_allocation_error(r, "a memory block", (unsigned long long)size);
@@ -311,7 +311,7 @@ enn_status enn_buffer_alias(enn_context *ctx, const enn_buffer *buf, VkDeviceSiz
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = *lead + size,
                              .usage = buffer_usage(ctx), .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkBuffer alias;
-    ENN_VK_TRY(vkCreateBuffer(ctx->device, &bi, NULL, &alias));
+    ENN_VK_TRY(vkCreateBuffer(ctx->device, &bi, ctx->vk_callbacks, &alias));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, alias, &req);
     VkResult r = VK_ERROR_UNKNOWN;
@@ -319,7 +319,7 @@ enn_status enn_buffer_alias(enn_context *ctx, const enn_buffer *buf, VkDeviceSiz
         (req.memoryTypeBits & (1u << ctx->allocator->memory_type)))
         r = vkBindBufferMemory(ctx->device, alias, b->memory, at - *lead);
     if (r != VK_SUCCESS) {
-        vkDestroyBuffer(ctx->device, alias, NULL);
+        vkDestroyBuffer(ctx->device, alias, ctx->vk_callbacks);
         return enn_error(ENN_ERROR_INTERNAL, "a buffer over bytes [%llu, +%llu) of a memory block cannot be bound (%s)",
                          (unsigned long long)at, (unsigned long long)size, enn_vk_result_name(r));
     }

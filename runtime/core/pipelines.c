@@ -133,9 +133,9 @@ static void merge_saved(enn_context *ctx, enn_pipeline_registry *reg)
     VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO, .initialDataSize = size,
                                     .pInitialData = data};
     VkPipelineCache saved;
-    if (vkCreatePipelineCache(ctx->device, &ci, NULL, &saved) == VK_SUCCESS) {
+    if (vkCreatePipelineCache(ctx->device, &ci, ctx->vk_callbacks, &saved) == VK_SUCCESS) {
         if (vkMergePipelineCaches(ctx->device, reg->cache, 1, &saved) != VK_SUCCESS) { /* keep our own entries */ }
-        vkDestroyPipelineCache(ctx->device, saved, NULL);
+        vkDestroyPipelineCache(ctx->device, saved, ctx->vk_callbacks);
     }
     free(data);
 }
@@ -182,12 +182,12 @@ enn_status enn_pipelines_create(enn_context *ctx, const char *cache_dir)
     void *data = reg->path[0] ? read_cache(reg->path, &ctx->caps, &size) : NULL;
     VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
                                     .initialDataSize = data ? size : 0, .pInitialData = data};
-    VkResult r = vkCreatePipelineCache(ctx->device, &ci, NULL, &reg->cache);
+    VkResult r = vkCreatePipelineCache(ctx->device, &ci, ctx->vk_callbacks, &reg->cache);
     if (r != VK_SUCCESS && data) {
         /* The driver refused the data: start empty rather than fail. */
         ci.initialDataSize = 0;
         ci.pInitialData = NULL;
-        r = vkCreatePipelineCache(ctx->device, &ci, NULL, &reg->cache);
+        r = vkCreatePipelineCache(ctx->device, &ci, ctx->vk_callbacks, &reg->cache);
         free(data);
         data = NULL;
     }
@@ -199,9 +199,9 @@ enn_status enn_pipelines_create(enn_context *ctx, const char *cache_dir)
 
 static void pipeline_free(enn_context *ctx, enn_pipeline *p)
 {
-    if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, NULL);
-    if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, NULL);
-    if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, NULL);
+    if (p->pipeline) vkDestroyPipeline(ctx->device, p->pipeline, ctx->vk_callbacks);
+    if (p->layout) vkDestroyPipelineLayout(ctx->device, p->layout, ctx->vk_callbacks);
+    if (p->set_layout) vkDestroyDescriptorSetLayout(ctx->device, p->set_layout, ctx->vk_callbacks);
     free(p);
 }
 
@@ -212,7 +212,7 @@ void enn_pipelines_destroy(enn_context *ctx)
     if (enn_pipeline_cache_save(ctx) != ENN_OK) { /* a cache that cannot be saved is not an error */ }
     for (uint32_t i = 0; i < reg->count; i++) pipeline_free(ctx, reg->items[i]);
     free(reg->items);
-    if (reg->cache) vkDestroyPipelineCache(ctx->device, reg->cache, NULL);
+    if (reg->cache) vkDestroyPipelineCache(ctx->device, reg->cache, ctx->vk_callbacks);
     free(reg);
     ctx->pipelines = NULL;
 }
@@ -256,17 +256,17 @@ static enn_status build(enn_context *ctx, const enn_shader_module *mod, enn_pipe
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
         .flags = p->push_descriptors ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = p->num_buffers, .pBindings = b};
-    ENN_VK_TRY(vkCreateDescriptorSetLayout(ctx->device, &dl, NULL, &p->set_layout));
+    ENN_VK_TRY(vkCreateDescriptorSetLayout(ctx->device, &dl, ctx->vk_callbacks, &p->set_layout));
     VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = p->push_size};
     VkPipelineLayoutCreateInfo pl = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                      .setLayoutCount = 1, .pSetLayouts = &p->set_layout,
                                      .pushConstantRangeCount = p->push_size ? 1 : 0, .pPushConstantRanges = &pr};
-    ENN_VK_TRY(vkCreatePipelineLayout(ctx->device, &pl, NULL, &p->layout));
+    ENN_VK_TRY(vkCreatePipelineLayout(ctx->device, &pl, ctx->vk_callbacks, &p->layout));
 
     VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                     .codeSize = *mod->word_count * 4, .pCode = mod->words};
     VkShaderModule sm;
-    ENN_VK_TRY(vkCreateShaderModule(ctx->device, &smi, NULL, &sm));
+    ENN_VK_TRY(vkCreateShaderModule(ctx->device, &smi, ctx->vk_callbacks, &sm));
     VkSpecializationMapEntry entries[ENN_MAX_SPEC];
     for (uint32_t i = 0; i < p->spec_count; i++)
         entries[i] = (VkSpecializationMapEntry){.constantID = i, .offset = i * 4, .size = 4};
@@ -283,9 +283,9 @@ static enn_status build(enn_context *ctx, const enn_shader_module *mod, enn_pipe
                   .pSpecializationInfo = p->spec_count ? &si : NULL},
         .layout = p->layout};
     double t0 = now_ms();
-    VkResult r = vkCreateComputePipelines(ctx->device, ctx->pipelines->cache, 1, &ci, NULL, &p->pipeline);
+    VkResult r = vkCreateComputePipelines(ctx->device, ctx->pipelines->cache, 1, &ci, ctx->vk_callbacks, &p->pipeline);
     ctx->pipelines->stats.create_ms += now_ms() - t0;
-    vkDestroyShaderModule(ctx->device, sm, NULL);
+    vkDestroyShaderModule(ctx->device, sm, ctx->vk_callbacks);
     if (r != VK_SUCCESS) {
         p->pipeline = VK_NULL_HANDLE;
         return enn_vk_error(r, "vkCreateComputePipelines");

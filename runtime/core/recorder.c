@@ -126,7 +126,7 @@ enn_status enn_recorder_create(enn_context *ctx, enn_recorder **out)
     rec->cap = ctx->max_dispatches_per_submit;
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .queueFamilyIndex = ctx->queue_family};
-    VkResult r = vkCreateCommandPool(ctx->device, &pci, NULL, &rec->pool);
+    VkResult r = vkCreateCommandPool(ctx->device, &pci, ctx->vk_callbacks, &rec->pool);
     if (r != VK_SUCCESS) { free(rec); return enn_vk_error(r, "vkCreateCommandPool"); }
     rec->next_live = ctx->recorders;
     if (ctx->recorders) ctx->recorders->prev_live = rec;
@@ -170,17 +170,17 @@ static enn_status wait_segments(enn_recorder *rec)
 
 static void drop_views(enn_context *ctx, segment *s)
 {
-    for (uint32_t i = 0; i < s->view_count; i++) vkDestroyBufferView(ctx->device, s->views[i], NULL);
+    for (uint32_t i = 0; i < s->view_count; i++) vkDestroyBufferView(ctx->device, s->views[i], ctx->vk_callbacks);
     s->view_count = 0;
-    for (uint32_t i = 0; i < s->alias_count; i++) vkDestroyBuffer(ctx->device, s->aliases[i], NULL);
+    for (uint32_t i = 0; i < s->alias_count; i++) vkDestroyBuffer(ctx->device, s->aliases[i], ctx->vk_callbacks);
     s->alias_count = 0;
 }
 
 static void area_free(enn_context *ctx, host_area *a)
 {
     if (a->mapped) vkUnmapMemory(ctx->device, a->memory);
-    if (a->buffer) vkDestroyBuffer(ctx->device, a->buffer, NULL);
-    if (a->memory) vkFreeMemory(ctx->device, a->memory, NULL);
+    if (a->buffer) vkDestroyBuffer(ctx->device, a->buffer, ctx->vk_callbacks);
+    if (a->memory) vkFreeMemory(ctx->device, a->memory, ctx->vk_callbacks);
     memset(a, 0, sizeof *a);
 }
 
@@ -230,16 +230,16 @@ static void recorder_release(enn_recorder *rec)
     (void)wait_segments(rec);   /* nothing to report to: the recorder goes either way */
     for (uint32_t i = 0; i < rec->seg_count; i++) {
         segment *s = &rec->segs[i];
-        if (s->fence) vkDestroyFence(dev, s->fence, NULL);
-        if (s->descriptors) vkDestroyDescriptorPool(dev, s->descriptors, NULL);
-        if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
+        if (s->fence) vkDestroyFence(dev, s->fence, ctx->vk_callbacks);
+        if (s->descriptors) vkDestroyDescriptorPool(dev, s->descriptors, ctx->vk_callbacks);
+        if (s->queries) vkDestroyQueryPool(dev, s->queries, ctx->vk_callbacks);
         drop_views(rec->ctx, s);
         free(s->views);
         free(s->aliases);
     }
-    for (uint32_t k = 0; k < rec->kept_count; k++) vkDestroyBufferView(dev, rec->kept[k].view, NULL);
+    for (uint32_t k = 0; k < rec->kept_count; k++) vkDestroyBufferView(dev, rec->kept[k].view, ctx->vk_callbacks);
     free(rec->kept);
-    vkDestroyCommandPool(dev, rec->pool, NULL);
+    vkDestroyCommandPool(dev, rec->pool, ctx->vk_callbacks);
     if (rec->unused) enn_buffer_destroy(rec->ctx, rec->unused);
     free_retired(rec);
     area_free(rec->ctx, &rec->area);
@@ -255,7 +255,7 @@ void enn_recorder_set_timestamps(enn_recorder *rec, int on)
     if (rec) rec->timestamps_next = on && rec->ctx->enabled.timestamps;
 }
 
-static enn_status segment_init(enn_recorder *rec, segment *s)
+static enn_status segment_make(enn_recorder *rec, segment *s)
 {
     enn_context *ctx = rec->ctx;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
@@ -263,7 +263,7 @@ static enn_status segment_init(enn_recorder *rec, segment *s)
                                       .commandBufferCount = 1};
     ENN_VK_TRY(vkAllocateCommandBuffers(ctx->device, &ai, &s->cmd));
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    ENN_VK_TRY(vkCreateFence(ctx->device, &fi, NULL, &s->fence));
+    ENN_VK_TRY(vkCreateFence(ctx->device, &fi, ctx->vk_callbacks, &s->fence));
     if (!ctx->enabled.push_descriptors) {
         VkDescriptorPoolSize sizes[3] = {
             {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS},
@@ -271,9 +271,25 @@ static enn_status segment_init(enn_recorder *rec, segment *s)
             {.type = VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, .descriptorCount = rec->cap * ENN_MAX_BINDINGS}};
         VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                          .maxSets = rec->cap, .poolSizeCount = 3, .pPoolSizes = sizes};
-        ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, NULL, &s->descriptors));
+        ENN_VK_TRY(vkCreateDescriptorPool(ctx->device, &pi, ctx->vk_callbacks, &s->descriptors));
     }
     return ENN_OK;
+}
+
+/* A segment's command buffer, fence and descriptor pool. The segment is counted (and so
+ * released) only once all exist: on a failure, what was made is undone here, or the
+ * fence would be lost when the slot is made again. */
+static enn_status segment_init(enn_recorder *rec, segment *s)
+{
+    enn_status st = segment_make(rec, s);
+    if (st != ENN_OK) {
+        enn_context *ctx = rec->ctx;
+        if (s->descriptors) vkDestroyDescriptorPool(ctx->device, s->descriptors, ctx->vk_callbacks);
+        if (s->fence) vkDestroyFence(ctx->device, s->fence, ctx->vk_callbacks);
+        if (s->cmd) vkFreeCommandBuffers(ctx->device, rec->pool, 1, &s->cmd);
+        memset(s, 0, sizeof *s);
+    }
+    return st;
 }
 
 static enn_status segment_open(enn_recorder *rec)
@@ -295,7 +311,7 @@ static enn_status segment_open(enn_recorder *rec)
     if (rec->timestamps && !s->queries) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP, .queryCount = 2 * rec->cap};
-        ENN_VK_TRY(vkCreateQueryPool(rec->ctx->device, &qi, NULL, &s->queries));
+        ENN_VK_TRY(vkCreateQueryPool(rec->ctx->device, &qi, rec->ctx->vk_callbacks, &s->queries));
     }
     if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
     drop_views(rec->ctx, s);
@@ -487,7 +503,7 @@ static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, co
             rec->kept = v;
             rec->kept_capacity = cap;
         }
-        ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, out));
+        ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, ctx->vk_callbacks, out));
         rec->kept[rec->kept_count++] = (struct kept_view){r->buffer, r->begin, bytes, format, *out};
         return ENN_OK;
     }
@@ -499,7 +515,7 @@ static enn_status make_view(enn_recorder *rec, const char *label, uint32_t i, co
         s->views = v;
         s->view_capacity = cap;
     }
-    ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, out));
+    ENN_VK_TRY(vkCreateBufferView(ctx->device, &vi, ctx->vk_callbacks, out));
     s->views[s->view_count++] = *out;
     return ENN_OK;
 }
@@ -665,7 +681,7 @@ static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buf
         VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = a.size,
                                  .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                                  .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-        VkResult r = vkCreateBuffer(ctx->device, &bi, NULL, &a.buffer);
+        VkResult r = vkCreateBuffer(ctx->device, &bi, ctx->vk_callbacks, &a.buffer);
         if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateBuffer (recorder staging)");
         VkMemoryRequirements req;
         vkGetBufferMemoryRequirements(ctx->device, a.buffer, &req);
@@ -678,7 +694,7 @@ static enn_status area_take(enn_recorder *rec, VkDeviceSize bytes, VkBuffer *buf
         }
         VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
                                    .memoryTypeIndex = type};
-        r = vkAllocateMemory(ctx->device, &ai, NULL, &a.memory);
+        r = vkAllocateMemory(ctx->device, &ai, ctx->vk_callbacks, &a.memory);
         if (r != VK_SUCCESS) {
             area_free(ctx, &a);
             return enn_vk_allocation_error(r, "a recording's staging area", (unsigned long long)req.size);

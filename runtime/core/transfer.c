@@ -26,19 +26,19 @@ enn_status enn_transfer_create(enn_context *ctx)
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
                                    .queueFamilyIndex = ctx->queue_family};
-    ENN_VK_TRY(vkCreateCommandPool(ctx->device, &pci, NULL, &ctx->transfer_pool));
+    ENN_VK_TRY(vkCreateCommandPool(ctx->device, &pci, ctx->vk_callbacks, &ctx->transfer_pool));
     VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                        .commandPool = ctx->transfer_pool,
                                        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                        .commandBufferCount = 1};
     ENN_VK_TRY(vkAllocateCommandBuffers(ctx->device, &cai, &ctx->transfer_cmd));
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    ENN_VK_TRY(vkCreateFence(ctx->device, &fci, NULL, &ctx->transfer_fence));
+    ENN_VK_TRY(vkCreateFence(ctx->device, &fci, ctx->vk_callbacks, &ctx->transfer_fence));
 
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = STAGING_BYTES,
                              .usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
-    ENN_VK_TRY(vkCreateBuffer(ctx->device, &bi, NULL, &ctx->staging_buffer));
+    ENN_VK_TRY(vkCreateBuffer(ctx->device, &bi, ctx->vk_callbacks, &ctx->staging_buffer));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(ctx->device, ctx->staging_buffer, &req);
     uint32_t type;
@@ -53,7 +53,7 @@ enn_status enn_transfer_create(enn_context *ctx)
     }
     VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                .allocationSize = req.size, .memoryTypeIndex = type};
-    VkResult r = vkAllocateMemory(ctx->device, &ai, NULL, &ctx->staging_memory);
+    VkResult r = vkAllocateMemory(ctx->device, &ai, ctx->vk_callbacks, &ctx->staging_memory);
     if (r != VK_SUCCESS)
         return enn_vk_allocation_error(r, "the staging buffer", (unsigned long long)req.size);
     ENN_VK_TRY(vkBindBufferMemory(ctx->device, ctx->staging_buffer, ctx->staging_memory, 0));
@@ -66,11 +66,11 @@ void enn_transfer_destroy(enn_context *ctx)
 {
     if (ctx->staging_memory) {
         if (ctx->staging_mapped) vkUnmapMemory(ctx->device, ctx->staging_memory);
-        vkFreeMemory(ctx->device, ctx->staging_memory, NULL);
+        vkFreeMemory(ctx->device, ctx->staging_memory, ctx->vk_callbacks);
     }
-    if (ctx->staging_buffer) vkDestroyBuffer(ctx->device, ctx->staging_buffer, NULL);
-    if (ctx->transfer_fence) vkDestroyFence(ctx->device, ctx->transfer_fence, NULL);
-    if (ctx->transfer_pool) vkDestroyCommandPool(ctx->device, ctx->transfer_pool, NULL);
+    if (ctx->staging_buffer) vkDestroyBuffer(ctx->device, ctx->staging_buffer, ctx->vk_callbacks);
+    if (ctx->transfer_fence) vkDestroyFence(ctx->device, ctx->transfer_fence, ctx->vk_callbacks);
+    if (ctx->transfer_pool) vkDestroyCommandPool(ctx->device, ctx->transfer_pool, ctx->vk_callbacks);
 }
 
 /* One chunk between the staging buffer and a device buffer, submitted and waited for. */

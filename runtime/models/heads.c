@@ -124,10 +124,12 @@ enn_status enn_head_create(enn_model *m)
             ENN_TRY(alloc(m, &hd->pool_p, (uint64_t)T * Bp * 4));
             ENN_TRY(alloc(m, &hd->pool_partial, (uint64_t)Bp * (f + 1) * 4));
             ENN_TRY(alloc(m, &hd->feature, (uint64_t)Bp * f * 4));
+            /* Each view is set as soon as its buffer exists: enn_head_destroy frees
+             * through them, also after a failure in between. */
             enn_buffer *w, *dw;
             ENN_TRY(alloc(m, &w, (uint64_t)(f + 1) * 4));
-            ENN_TRY(alloc(m, &dw, (uint64_t)(f + 1) * 4));
             hd->pool_w = enn_view_of(w);
+            ENN_TRY(alloc(m, &dw, (uint64_t)(f + 1) * 4));
             hd->dpool_w = enn_view_of(dw);
         }
         ENN_TRY(alloc(m, &hd->dropped, (uint64_t)Bp * f * 4));
