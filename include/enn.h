@@ -125,7 +125,8 @@ typedef struct enn_context_options {
      * device (discrete GPU > integrated > virtual > CPU). */
     const char *device;
     /* Enable VK_LAYER_KHRONOS_validation with a messenger that counts every warning and
-     * error (enn_context_validation_messages). Also turned on by ENN_VALIDATION=1. */
+     * error (enn_context_validation_messages), the loader's own warnings aside (such as
+     * its notice that VK_INSTANCE_LAYERS adds layers). Also turned on by ENN_VALIDATION=1. */
     int validation;
     /* Most dispatches in one queue submission; a long recording is split so that no
      * submission runs long enough to trip a driver watchdog. 0: the default (256), or

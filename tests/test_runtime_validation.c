@@ -103,3 +103,26 @@ Test(runtime_validation, gpu_assisted_validation_sees_a_write_past_a_tensor)
     enn_buffer_destroy(ctx, after);
     enn_context_destroy(ctx);
 }
+
+/* The loader's own notices are not validation findings: with VK_INSTANCE_LAYERS naming
+ * the validation layer (a usual way to turn it on by hand), the loader warns that the
+ * variable adds layers. A context with validation on counts no message for it, so a
+ * clean `enn train` does not end in "1 validation message"; misuse is still counted. */
+Test(runtime_validation, loader_notices_are_not_counted)
+{
+    test_setenv("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation");
+    enn_context_options opt = {.device = test_device(), .validation = 1};
+    enn_context *ctx;
+    ENN_ASSERT_OK(enn_context_create(&opt, &ctx));
+    const char *first = NULL;
+    uint32_t n = enn_context_validation_messages(ctx, &first);
+    cr_expect_eq(n, 0, "%u message(s), the first: %s", n, first ? first : "");
+    enn_vulkan_handles h;
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBuffer buf = VK_NULL_HANDLE;
+    if (vkCreateBuffer(h.device, &bi, NULL, &buf) == VK_SUCCESS) vkDestroyBuffer(h.device, buf, NULL);
+    cr_expect_geq(enn_context_validation_messages(ctx, NULL), n + 1, "misuse was not counted");
+    enn_context_destroy(ctx);
+}

@@ -18,9 +18,13 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(
     VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
 {
-    (void)types;
     enn_context *ctx = user;
     if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
+    /* The loader's own warnings (VK_INSTANCE_LAYERS "adding layers", a manifest it skips)
+     * say nothing of libenn's use of Vulkan: not counted. Its errors are. */
+    if (types == VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT && severity == VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT &&
+        data && data->pMessageIdName && !strcmp(data->pMessageIdName, "Loader Message"))
+        return VK_FALSE;
     const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
     /* The driver may report from any thread: the first message is published only once
      * written, so a reader on another thread never sees half of it. */
