@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data_files.h"
@@ -21,6 +20,7 @@
 #include "harness.h"
 #include "runtime_helpers.h"
 #include "small_config.h"
+#include "tool_run.h"
 #include "io/safetensors.h"
 
 enum { B = 4, T = 5, D = 3, H = 8, N = 5, C = 3 };
@@ -491,22 +491,7 @@ static int run_enn(const char *env, const char *log, const char *args, char **ou
              "VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation:VK_LAYER_ENN_fault_injection "
              "VK_LAYER_REPORT_FLAGS=error,warn,perf ENN_DEVICE='%s' ENN_FAULT_LOG='%s' %s '%s' %s 2>&1",
              ENN_VALIDATION_LAYER_DIR, ENN_FAULT_LAYER_DIR, test_device(), log, env, ENN_TOOL_PATH, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p, "popen %s", cmd);
-    size_t cap = 1 << 16, len = 0, n;
-    char *out = malloc(cap);
-    cr_assert_not_null(out);
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 4096) {
-            out = realloc(out, cap *= 2);
-            cr_assert_not_null(out);
-        }
-    }
-    out[len] = 0;
-    int status = pclose(p);
-    *output = out;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run_shell(cmd, output);
 }
 
 /* The validation layer's reports in the output, but for those expected after a loss

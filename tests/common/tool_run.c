@@ -15,11 +15,8 @@
 
 #include "harness.h"
 
-int test_run_tool(const char *launcher, const char *tool, const char *args, char **output)
+int test_run_shell(const char *cmd, char **output)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "ENN_DEVICE='%s' ENN_VALIDATION=1 XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} %s '%s' %s 2>&1",
-             test_device(), launcher, tool, args);
     FILE *p = popen(cmd, "r");
     cr_assert(p, "popen %s", cmd);
     size_t cap = 1 << 16, len = 0, n;
@@ -36,6 +33,14 @@ int test_run_tool(const char *launcher, const char *tool, const char *args, char
     int status = pclose(p);
     *output = out;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int test_run_tool(const char *launcher, const char *tool, const char *args, char **output)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "ENN_DEVICE='%s' ENN_VALIDATION=1 XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} %s '%s' %s 2>&1",
+             test_device(), launcher, tool, args);
+    return test_run_shell(cmd, output);
 }
 
 int test_hold_run_lock(const char *dir, const char *holder)

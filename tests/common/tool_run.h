@@ -6,6 +6,9 @@
  * test device with the validation layer on; returns the exit status (-1 when killed) and
  * the output, stdout and stderr together, which the caller frees. */
 int test_run_tool(const char *launcher, const char *tool, const char *args, char **output);
+/* Runs the shell command `cmd` as it is; returns its exit status (-1 when killed) and
+ * what it printed to stdout, which the caller frees. */
+int test_run_shell(const char *cmd, char **output);
 
 /* Holds <dir>'s run lock as a running `enn train` does (an exclusive flock on
  * <dir>/.enn-train.lock, tools/enn/run_lock.h), the file naming `holder`; returns the
