@@ -39,16 +39,6 @@ static VkDebugUtilsMessengerCreateInfoEXT messenger_info(void)
     };
 }
 
-static int name_matches(const char *name, const char *want)
-{
-    for (; *name; name++) {
-        size_t i = 0;
-        while (want[i] && name[i] && tolower((unsigned char)name[i]) == tolower((unsigned char)want[i])) i++;
-        if (!want[i]) return 1;
-    }
-    return 0;
-}
-
 static int device_has_extension(VkPhysicalDevice pd, const char *ext)
 {
     uint32_t n = 0;
@@ -95,28 +85,7 @@ static void own_create(own_vulkan *v, int want_extras)
     cr_assert_not_null(create_messenger);
     cr_assert_eq(create_messenger(v->instance, &mi, NULL, &v->messenger), VK_SUCCESS);
 
-    uint32_t n = 0;
-    cr_assert_eq(vkEnumeratePhysicalDevices(v->instance, &n, NULL), VK_SUCCESS);
-    VkPhysicalDevice devs[16];
-    if (n > 16) n = 16;
-    vkEnumeratePhysicalDevices(v->instance, &n, devs);
-    const char *want = test_device();
-    char *end;
-    unsigned long idx = strtoul(want, &end, 10);
-    for (uint32_t i = 0; i < n && !v->pd; i++) {
-        VkPhysicalDeviceProperties p;
-        vkGetPhysicalDeviceProperties(devs[i], &p);
-        if ((*end == '\0' && end != want) ? idx == i : name_matches(p.deviceName, want)) v->pd = devs[i];
-    }
-    cr_assert_not_null(v->pd, "no device matches %s", want);
-
-    VkQueueFamilyProperties q[16];
-    n = 16;
-    vkGetPhysicalDeviceQueueFamilyProperties(v->pd, &n, q);
-    v->family = UINT32_MAX;
-    for (uint32_t i = 0; i < n && v->family == UINT32_MAX; i++)
-        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) v->family = i;
-    cr_assert_neq(v->family, UINT32_MAX, "no compute queue");
+    test_pick_physical_device(v->instance, &v->pd, &v->family);
 
     v->push_descriptors = want_extras && device_has_extension(v->pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     VkPhysicalDevice16BitStorageFeatures have16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};

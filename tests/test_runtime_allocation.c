@@ -435,14 +435,6 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_own_message(VkDebugUtilsMessageSeverity
     return VK_FALSE;
 }
 
-static int name_matches(const char *name, const char *want)
-{
-    size_t n = strlen(want);
-    for (; *name; name++)
-        if (!strncasecmp(name, want, n)) return 1;
-    return 0;
-}
-
 static void own_create(own_vulkan *v, const VkAllocationCallbacks *cb)
 {
     memset(v, 0, sizeof *v);
@@ -465,27 +457,7 @@ static void own_create(own_vulkan *v, const VkAllocationCallbacks *cb)
     cr_assert_not_null(create_messenger);
     cr_assert_eq(create_messenger(v->instance, &mi, cb, &v->messenger), VK_SUCCESS);
 
-    uint32_t n = 0;
-    VkPhysicalDevice devs[16];
-    cr_assert_eq(vkEnumeratePhysicalDevices(v->instance, &n, NULL), VK_SUCCESS);
-    if (n > 16) n = 16;
-    vkEnumeratePhysicalDevices(v->instance, &n, devs);
-    const char *want = test_device();
-    char *end;
-    unsigned long idx = strtoul(want, &end, 10);
-    for (uint32_t i = 0; i < n && !v->pd; i++) {
-        VkPhysicalDeviceProperties p;
-        vkGetPhysicalDeviceProperties(devs[i], &p);
-        if ((*end == '\0' && end != want) ? idx == i : name_matches(p.deviceName, want)) v->pd = devs[i];
-    }
-    cr_assert_not_null(v->pd, "no device matches %s", want);
-    VkQueueFamilyProperties q[16];
-    n = 16;
-    vkGetPhysicalDeviceQueueFamilyProperties(v->pd, &n, q);
-    v->family = UINT32_MAX;
-    for (uint32_t i = 0; i < n && v->family == UINT32_MAX; i++)
-        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) v->family = i;
-    cr_assert_neq(v->family, UINT32_MAX, "no compute queue");
+    test_pick_physical_device(v->instance, &v->pd, &v->family);
     float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                    .queueFamilyIndex = v->family, .queueCount = 1, .pQueuePriorities = &priority};

@@ -11,16 +11,6 @@
 #include "harness.h"
 #include "runtime_helpers.h"
 
-static int name_matches(const char *name, const char *want)
-{
-    for (; *name; name++) {
-        size_t i = 0;
-        while (want[i] && name[i] && tolower((unsigned char)name[i]) == tolower((unsigned char)want[i])) i++;
-        if (!want[i]) return 1;
-    }
-    return 0;
-}
-
 /* The index of the test device in enn_list_devices, or -1. */
 static int test_device_index(void)
 {
@@ -28,7 +18,7 @@ static int test_device_index(void)
     uint32_t count = 0;
     ENN_ASSERT_OK(enn_list_devices(infos, 16, &count));
     for (uint32_t i = 0; i < count && i < 16; i++)
-        if (name_matches(infos[i].caps.device_name, test_device())) return (int)i;
+        if (test_name_matches(infos[i].caps.device_name, test_device())) return (int)i;
     return -1;
 }
 
@@ -60,7 +50,7 @@ Test(runtime_context, capabilities_are_consistent)
     enn_context *ctx = test_context();
     enn_capabilities c;
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
-    cr_expect(name_matches(c.device_name, test_device()), "context on %s, asked for %s", c.device_name, test_device());
+    cr_expect(test_name_matches(c.device_name, test_device()), "context on %s, asked for %s", c.device_name, test_device());
     cr_expect_geq(c.api_version, VK_API_VERSION_1_1);
     cr_expect_gt(c.subgroup_size, 0);
     cr_expect_eq(c.subgroup_size & (c.subgroup_size - 1), 0, "subgroup size %u", c.subgroup_size);
@@ -90,7 +80,7 @@ Test(runtime_context, device_by_index_and_environment)
     enn_context *ctx = test_context_with(&opt);
     enn_capabilities c;
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
-    cr_expect(name_matches(c.device_name, test_device()), "device %s is %s", name, c.device_name);
+    cr_expect(test_name_matches(c.device_name, test_device()), "device %s is %s", name, c.device_name);
     test_context_finish(ctx);
 
     /* ENN_DEVICE stands in for options->device when that is NULL. */
@@ -99,7 +89,7 @@ Test(runtime_context, device_by_index_and_environment)
     enn_context_options none = {0};
     ENN_ASSERT_OK(enn_context_create(&none, &env_ctx));
     ENN_ASSERT_OK(enn_context_capabilities(env_ctx, &c));
-    cr_expect(name_matches(c.device_name, test_device()), "ENN_DEVICE=%s gave %s", test_device(), c.device_name);
+    cr_expect(test_name_matches(c.device_name, test_device()), "ENN_DEVICE=%s gave %s", test_device(), c.device_name);
     cr_expect_eq(enn_context_validation_messages(env_ctx, NULL), 0);
     enn_context_destroy(env_ctx);
 

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "harness.h"
 
@@ -69,4 +70,39 @@ void test_sync_validation(void)
     const char *enables = getenv("VK_LAYER_ENABLES");
     if (enables && strstr(enables, "GPU_ASSISTED")) return;
     test_setenv("VK_LAYER_ENABLES", "VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT");
+}
+
+int test_name_matches(const char *name, const char *want)
+{
+    size_t n = strlen(want);
+    for (; *name; name++)
+        if (!strncasecmp(name, want, n)) return 1;
+    return 0;
+}
+
+void test_pick_physical_device(VkInstance instance, VkPhysicalDevice *pd, uint32_t *compute_family)
+{
+    uint32_t n = 0;
+    VkPhysicalDevice devs[16];
+    cr_assert_eq(vkEnumeratePhysicalDevices(instance, &n, NULL), VK_SUCCESS);
+    if (n > 16) n = 16;
+    VkResult r = vkEnumeratePhysicalDevices(instance, &n, devs);
+    cr_assert(r == VK_SUCCESS || r == VK_INCOMPLETE, "vkEnumeratePhysicalDevices: %d", r);
+    const char *want = test_device();
+    char *end;
+    unsigned long index = strtoul(want, &end, 10);
+    *pd = VK_NULL_HANDLE;
+    for (uint32_t i = 0; i < n && !*pd; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(devs[i], &p);
+        if ((*end == '\0' && end != want) ? index == i : test_name_matches(p.deviceName, want)) *pd = devs[i];
+    }
+    cr_assert_not_null(*pd, "no device matches %s", want);
+    VkQueueFamilyProperties q[16];
+    n = 16;
+    vkGetPhysicalDeviceQueueFamilyProperties(*pd, &n, q);
+    *compute_family = UINT32_MAX;
+    for (uint32_t i = 0; i < n && *compute_family == UINT32_MAX; i++)
+        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) *compute_family = i;
+    cr_assert_neq(*compute_family, UINT32_MAX, "no compute queue");
 }

@@ -49,4 +49,11 @@ void test_setenv(const char *name, const char *value);
  * validation (VK_LAYER_ENABLES naming it) it leaves that run's checks as they are. */
 void test_sync_validation(void);
 
+/* 1 when `want` occurs in `name`, case ignored (as ENN_DEVICE names a device). */
+int test_name_matches(const char *name, const char *want);
+/* For a test that makes its own VkDevice: the physical device test_device() names (an
+ * index or a part of the name) among `instance`'s, and its first queue family with
+ * compute. Fails the test when there is none. */
+void test_pick_physical_device(VkInstance instance, VkPhysicalDevice *pd, uint32_t *compute_family);
+
 #endif
