@@ -477,6 +477,19 @@ static void own_destroy(own_vulkan *v, const VkAllocationCallbacks *cb)
     vkDestroyInstance(v->instance, cb);
 }
 
+/* An engine's device made with callbacks `engine`, and the handles that adopt it with a
+ * second set, `given` (the same functions, counting apart), for libenn's objects. */
+static void engine_device(test_allocator *engine, VkAllocationCallbacks *engine_cb, test_allocator *given,
+                          VkAllocationCallbacks *given_cb, own_vulkan *v, enn_vulkan_handles *h)
+{
+    allocator_init(engine, engine_cb);
+    allocator_init(given, given_cb);
+    own_create(v, engine_cb);
+    *h = (enn_vulkan_handles){.api_version = VK_API_VERSION_1_1, .instance = v->instance, .physical_device = v->pd,
+                              .device = v->device, .queue_family = v->family, .queue = v->queue,
+                              .allocation_callbacks = given_cb};
+}
+
 /* The engine's device has callbacks of its own; libenn is given a second set (with the
  * same functions, counting apart), so that the test sees libenn's objects use what it was
  * given: a driver falls back to the device's callbacks when pAllocator is NULL. */
@@ -484,13 +497,9 @@ Test(runtime_allocation, adopted_device_allocates_through_the_callbacks)
 {
     test_allocator engine, given;
     VkAllocationCallbacks engine_cb, given_cb;
-    allocator_init(&engine, &engine_cb);
-    allocator_init(&given, &given_cb);
     own_vulkan v;
-    own_create(&v, &engine_cb);
-    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
-                            .device = v.device, .queue_family = v.family, .queue = v.queue,
-                            .allocation_callbacks = &given_cb};
+    enn_vulkan_handles h;
+    engine_device(&engine, &engine_cb, &given, &given_cb, &v, &h);
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
     enn_vulkan_handles back;
@@ -807,13 +816,9 @@ Test(runtime_allocation, failures_in_adoption, .timeout = 600)
     test_setenv("NODEVICE_SELECT", "1");
     test_allocator engine, given;
     VkAllocationCallbacks engine_cb, given_cb;
-    allocator_init(&engine, &engine_cb);
-    allocator_init(&given, &given_cb);
     own_vulkan v;
-    own_create(&v, &engine_cb);
-    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
-                            .device = v.device, .queue_family = v.family, .queue = v.queue,
-                            .allocation_callbacks = &given_cb};
+    enn_vulkan_handles h;
+    engine_device(&engine, &engine_cb, &given, &given_cb, &v, &h);
     enn_context_options opt = {.cache_dir = ""};
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, &opt, &ctx));

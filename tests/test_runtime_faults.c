@@ -263,6 +263,20 @@ static int contains_nocase(const char *text, const char *word)
     return 0;
 }
 
+/* The stages once with no fault cued (staged or mapped): the counts a faulty run is cued
+ * by, and the checkpoint at `path` (in a new temporary `dir`) that it must leave intact. */
+static void run_without_faults(int staging, char *dir, char *path, run *clean)
+{
+    use_fault_layer(staging);
+    test_tmpdir(dir);
+    test_path(path, dir, "model.safetensors");
+    run_stages(clean, path);
+    cr_assert_eq(clean->failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean->failed],
+                 clean->message);
+    run_destroy(clean);
+    expect_under_validation();
+}
+
 /* Device memory runs out at each vkAllocateMemory of a run in turn (and stays out): the
  * call that meets it says so and how much it wanted; the rest is destroyed cleanly; the
  * checkpoint already on disk is untouched and loads. With `once`, only that allocation
@@ -270,15 +284,9 @@ static int contains_nocase(const char *text, const char *word)
  * the failure left nothing half made. */
 static void out_of_device_memory(int staging, int once)
 {
-    use_fault_layer(staging);
     char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
-    test_tmpdir(dir);
-    test_path(path, dir, "model.safetensors");
     run clean;
-    run_stages(&clean, path);
-    cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
-    run_destroy(&clean);
-    expect_under_validation();
+    run_without_faults(staging, dir, path, &clean);
     uint64_t total = clean.allocations[STAGE_STEP3];
     cr_assert(total >= 2, "the run made %llu device allocations", (unsigned long long)total);
     unsigned char *saved;
@@ -440,15 +448,9 @@ static int worth_losing(const run *clean, uint64_t k, int staging, int hang)
  * work hangs a GPU: in the same stage, since each stage waits for its work. */
 static void device_lost(int staging, int hang)
 {
-    use_fault_layer(staging);
     char dir[TEST_PATH_MAX], path[TEST_PATH_MAX];
-    test_tmpdir(dir);
-    test_path(path, dir, "model.safetensors");
     run clean;
-    run_stages(&clean, path);
-    cr_assert_eq(clean.failed, STAGE_DONE, "without faults, %s failed: %s", stage_names[clean.failed], clean.message);
-    run_destroy(&clean);
-    expect_under_validation();
+    run_without_faults(staging, dir, path, &clean);
     uint64_t total = clean.submissions[STAGE_STEP3];
     cr_assert(total >= 3, "the run made %llu submissions", (unsigned long long)total);
     for (uint64_t k = 1; k <= total; k++) {
