@@ -2,13 +2,17 @@
  * kind of malformed file rejected with a message that names the file and the problem. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
 #include "harness.h"
 #include "io/safetensors.h"
 
@@ -164,6 +168,43 @@ Test(safetensors, concurrent_writers_replace_the_file_whole)
     for (struct dirent *e; (e = readdir(d));) files += e->d_name[0] != '.';
     closedir(d);
     cr_expect_eq(files, 1, "%d files in %s after the saves, not just the checkpoint", files, dir);
+}
+
+/* Whether another open file description can take the lock of `path` now. */
+static int lock_is_free(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0, "cannot open %s", path);
+    int free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    cr_assert(free_now || errno == EWOULDBLOCK, "flock %s: %s", path, strerror(errno));
+    close(fd);
+    return free_now;
+}
+
+/* enn train's start removes the temporaries of killed writers and leaves the locked ones
+ * of live writers: a writer holds its temporary locked until it is renamed or removed. */
+Test(safetensors, temporary_is_locked_while_written)
+{
+    char dir[] = "/tmp/enn-st-lock-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/file.bin", dir);
+    for (int commit = 0; commit < 2; commit++) {
+        enn_atomic_file af;
+        ENN_ASSERT_OK(enn_atomic_open(&af, path));
+        ENN_ASSERT_OK(enn_atomic_write(&af, "data", 4));
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%s", af.tmp_path);
+        cr_expect_not(lock_is_free(tmp), "%s is not locked while it is written", tmp);
+        if (commit) {
+            ENN_ASSERT_OK(enn_atomic_commit(&af));
+            cr_expect(lock_is_free(path), "the committed file stays locked");
+        } else {
+            enn_atomic_abort(&af);
+        }
+        cr_expect_neq(access(tmp, F_OK), 0, "%s is left behind", tmp);
+    }
+    unlink(path);
+    rmdir(dir);
 }
 
 Test(safetensors, opens_in_python)

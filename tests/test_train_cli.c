@@ -410,6 +410,12 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
     }
     snprintf(stale_path, sizeof stale_path, "%s/notes.txt.abcdef", cut);
     test_write_file(stale_path, "mine", 4);
+    /* A live writer's temporary (an enn eval drawing a picture here) is locked: it stays. */
+    char live_path[160];
+    snprintf(live_path, sizeof live_path, "%s/plots/trace_heatmap.png.Live01", cut);
+    test_write_file(live_path, "busy", 4);
+    int live_fd = open(live_path, O_RDONLY);
+    cr_assert(live_fd >= 0 && flock(live_fd, LOCK_EX) == 0, "cannot lock %s", live_path);
     /* The epoch-2 row of a run that logged it and then stopped before its checkpoint: the
      * resumed run cuts it and logs epoch 2 once. */
     char csv_path[128];
@@ -438,6 +444,9 @@ Test(train_cli, interrupted_run_resumes_bit_for_bit, .timeout = 600)
         snprintf(stale_path, sizeof stale_path, "%s/%s", cut, leftovers[i]);
         cr_expect_neq(access(stale_path, F_OK), 0, "%s was left behind", stale_path);
     }
+    cr_expect_eq(access(live_path, F_OK), 0, "%s, locked by a live writer, was removed", live_path);
+    close(live_fd);
+    unlink(live_path);
     snprintf(stale_path, sizeof stale_path, "%s/notes.txt.abcdef", cut);
     cr_expect_eq(access(stale_path, F_OK), 0, "a file of the user's was removed");
 

@@ -3,8 +3,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,6 +84,19 @@ static int is_temporary_of(const char *name, const char *base)
     return k == 6 && !t[k];
 }
 
+/* A writer holds its temporary locked (core/atomic_file.c) until it renames it: a locked
+ * one belongs to a live process, an `enn eval` writing a picture here, say. */
+static void remove_if_unlocked(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        unlink(path); /* a link (no writer's), or a file that cannot be told: as before */
+        return;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) unlink(path);
+    close(fd);
+}
+
 void remove_stale_temporaries(const char *dir)
 {
     static const char *const bases[] = {"best.safetensors", "last.safetensors", "last.json", "vocab.txt",
@@ -106,7 +121,7 @@ void remove_stale_temporaries(const char *dir)
             if (stale) {
                 char path[1500];
                 snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
-                unlink(path);
+                remove_if_unlocked(path);
             }
         }
         closedir(h);
