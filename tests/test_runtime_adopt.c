@@ -3,112 +3,17 @@
  * finds its objects intact: still usable, nothing of libenn's left on them (the layer
  * reports leaked objects at vkDestroyDevice), and not one validation message. */
 #include <ctype.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "enn_vulkan.h"
 #include "harness.h"
+#include "own_vulkan.h"
 #include "runtime_helpers.h"
 
-static atomic_uint own_messages;
-static char own_first[2048];
-
-static VKAPI_ATTR VkBool32 VKAPI_CALL on_own_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
-                                                     VkDebugUtilsMessageTypeFlagsEXT types,
-                                                     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
-{
-    (void)types;
-    (void)user;
-    if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
-    const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
-    if (atomic_fetch_add(&own_messages, 1) == 0) snprintf(own_first, sizeof own_first, "%s", msg);
-    fprintf(stderr, "[test's own messenger] %s\n", msg);
-    return VK_FALSE;
-}
-
-static VkDebugUtilsMessengerCreateInfoEXT messenger_info(void)
-{
-    return (VkDebugUtilsMessengerCreateInfoEXT){
-        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
-        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
-        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
-        .pfnUserCallback = on_own_message,
-    };
-}
-
-static int device_has_extension(VkPhysicalDevice pd, const char *ext)
-{
-    uint32_t n = 0;
-    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL);
-    VkExtensionProperties *p = calloc(n ? n : 1, sizeof *p);
-    cr_assert_not_null(p);
-    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, p);
-    int found = 0;
-    for (uint32_t i = 0; i < n; i++) found |= !strcmp(p[i].extensionName, ext);
-    free(p);
-    return found;
-}
-
-typedef struct own_vulkan {
-    VkInstance instance;
-    VkDebugUtilsMessengerEXT messenger;
-    VkPhysicalDevice pd;
-    VkDevice device;
-    uint32_t family;
-    VkQueue queue;
-    int push_descriptors;
-    int storage_16bit;                      /* enabled on the device */
-    VkPhysicalDevice16BitStorageFeatures s16; /* what was enabled, to tell libenn */
-    VkPhysicalDeviceFeatures2 features;
-} own_vulkan;
-
-/* The test's own instance (validation + messenger), the test device, and a VkDevice
- * with one compute queue and, if asked and offered, VK_KHR_push_descriptor and 16-bit
- * storage buffers. */
-static void own_create(own_vulkan *v, int want_extras)
-{
-    memset(v, 0, sizeof *v);
-    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "adopt-test",
-                             .apiVersion = VK_API_VERSION_1_1};
-    const char *layers[1] = {"VK_LAYER_KHRONOS_validation"};
-    const char *exts[1] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
-    VkDebugUtilsMessengerCreateInfoEXT mi = messenger_info(); /* also covers create/destroy instance */
-    VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pNext = &mi,
-                                .pApplicationInfo = &app, .enabledLayerCount = 1, .ppEnabledLayerNames = layers,
-                                .enabledExtensionCount = 1, .ppEnabledExtensionNames = exts};
-    cr_assert_eq(vkCreateInstance(&ici, NULL, &v->instance), VK_SUCCESS, "vkCreateInstance with validation");
-    PFN_vkCreateDebugUtilsMessengerEXT create_messenger =
-        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(v->instance, "vkCreateDebugUtilsMessengerEXT");
-    cr_assert_not_null(create_messenger);
-    cr_assert_eq(create_messenger(v->instance, &mi, NULL, &v->messenger), VK_SUCCESS);
-
-    test_pick_physical_device(v->instance, &v->pd, &v->family);
-
-    v->push_descriptors = want_extras && device_has_extension(v->pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
-    VkPhysicalDevice16BitStorageFeatures have16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
-    VkPhysicalDeviceFeatures2 have = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &have16};
-    vkGetPhysicalDeviceFeatures2(v->pd, &have);
-    v->storage_16bit = want_extras && have16.storageBuffer16BitAccess;
-    v->s16 = (VkPhysicalDevice16BitStorageFeatures){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
-                                                     .storageBuffer16BitAccess = v->storage_16bit ? VK_TRUE : VK_FALSE};
-    v->features = (VkPhysicalDeviceFeatures2){.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &v->s16};
-    const char *dev_exts[1] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
-    float priority = 1.0f;
-    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                   .queueFamilyIndex = v->family, .queueCount = 1, .pQueuePriorities = &priority};
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &v->features,
-                              .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci, .enabledExtensionCount = v->push_descriptors ? 1 : 0,
-                              .ppEnabledExtensionNames = dev_exts};
-    cr_assert_eq(vkCreateDevice(v->pd, &dci, NULL, &v->device), VK_SUCCESS);
-    vkGetDeviceQueue(v->device, v->family, 0, &v->queue);
-}
-
 /* The device and instance still work after libenn is gone. */
-static void own_check_alive(own_vulkan *v)
+static void own_check_alive(test_own_vulkan *v)
 {
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 4096,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -129,21 +34,12 @@ static void own_check_alive(own_vulkan *v)
     cr_assert_gt(n, 0);
 }
 
-static void own_destroy(own_vulkan *v)
-{
-    vkDestroyDevice(v->device, NULL); /* the layer reports objects left on the device here */
-    PFN_vkDestroyDebugUtilsMessengerEXT destroy =
-        (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(v->instance, "vkDestroyDebugUtilsMessengerEXT");
-    cr_assert_not_null(destroy);
-    destroy(v->instance, v->messenger, NULL);
-    vkDestroyInstance(v->instance, NULL);
-}
 
 static void adopt(int want_extras)
 {
     test_sync_validation();
-    own_vulkan v;
-    own_create(&v, want_extras);
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", want_extras, NULL);
     const char *ext[1] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
     enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
                             .device = v.device, .queue_family = v.family, .queue = v.queue,
@@ -190,12 +86,12 @@ static void adopt(int want_extras)
     (void)rec;
     (void)by;
 
-    cr_expect_eq(atomic_load(&own_messages), 0, "%u message(s) while libenn ran; first: %s",
-                 atomic_load(&own_messages), own_first);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "%u message(s) while libenn ran; first: %s",
+                 test_own_vulkan_messages(), test_own_vulkan_first_message());
     own_check_alive(&v);
-    own_destroy(&v);
-    cr_assert_eq(atomic_load(&own_messages), 0, "%u message(s) (leaked objects?); first: %s",
-                 atomic_load(&own_messages), own_first);
+    test_own_vulkan_destroy(&v);
+    cr_assert_eq(test_own_vulkan_messages(), 0, "%u message(s) (leaked objects?); first: %s",
+                 test_own_vulkan_messages(), test_own_vulkan_first_message());
 }
 
 Test(runtime_adopt, with_extensions_and_features) { adopt(1); }
@@ -205,21 +101,21 @@ Test(runtime_adopt, core_only) { adopt(0); }
  * device is destroyed (so the zero above means something). */
 Test(runtime_adopt, own_messenger_sees_leaks)
 {
-    own_vulkan v;
-    own_create(&v, 0);
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 4096,
                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkBuffer leaked;
     cr_assert_eq(vkCreateBuffer(v.device, &bi, NULL, &leaked), VK_SUCCESS);
-    own_destroy(&v);
-    cr_expect_geq(atomic_load(&own_messages), 1, "a buffer leaked on the device was not reported");
+    test_own_vulkan_destroy(&v);
+    cr_expect_geq(test_own_vulkan_messages(), 1, "a buffer leaked on the device was not reported");
 }
 
 /* Handles that cannot be adopted are refused with a message. */
 Test(runtime_adopt, bad_handles)
 {
-    own_vulkan v;
-    own_create(&v, 0);
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
     enn_context *ctx = (enn_context *)1;
     enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
                             .device = VK_NULL_HANDLE, .queue_family = v.family, .queue = v.queue};
@@ -250,6 +146,6 @@ Test(runtime_adopt, bad_handles)
     cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), "VkPhysicalDeviceFeatures2"), "message: %s", enn_last_error());
     cr_expect_null(ctx);
-    own_destroy(&v);
-    cr_expect_eq(atomic_load(&own_messages), 0, "first: %s", own_first);
+    test_own_vulkan_destroy(&v);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
 }

@@ -26,6 +26,7 @@
 #include "data_files.h"
 #include "enn_vulkan.h"
 #include "harness.h"
+#include "own_vulkan.h"
 #include "runtime_helpers.h"
 #include "small_config.h"
 
@@ -407,84 +408,14 @@ Test(runtime_allocation, owned_context_allocates_through_the_callbacks)
     expect_nothing_live(&a, "after enn_context_destroy");
 }
 
-/* The test's own instance and device, made with the same callbacks (as an engine would),
- * with the validation layer on and a messenger that counts what it reports. */
-typedef struct own_vulkan {
-    VkInstance instance;
-    VkDebugUtilsMessengerEXT messenger;
-    VkPhysicalDevice pd;
-    VkDevice device;
-    uint32_t family;
-    VkQueue queue;
-} own_vulkan;
-
-static unsigned own_messages;
-static char own_first[2048];
-
-static VKAPI_ATTR VkBool32 VKAPI_CALL on_own_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
-                                                     VkDebugUtilsMessageTypeFlagsEXT types,
-                                                     const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
-{
-    (void)types;
-    (void)user;
-    if (severity < VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) return VK_FALSE;
-    const char *msg = data && data->pMessage ? data->pMessage : "(no text)";
-    if (!strcmp(msg, "VK_ERROR_OUT_OF_HOST_MEMORY")) return VK_FALSE; /* an injected failure, reported */
-    if (__atomic_fetch_add(&own_messages, 1, __ATOMIC_SEQ_CST) == 0) snprintf(own_first, sizeof own_first, "%s", msg);
-    fprintf(stderr, "[test's own messenger] %s\n", msg);
-    return VK_FALSE;
-}
-
-static void own_create(own_vulkan *v, const VkAllocationCallbacks *cb)
-{
-    memset(v, 0, sizeof *v);
-    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "allocation-test",
-                             .apiVersion = VK_API_VERSION_1_1};
-    const char *layers[1] = {"VK_LAYER_KHRONOS_validation"};
-    const char *exts[1] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
-    VkDebugUtilsMessengerCreateInfoEXT mi = {
-        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
-        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
-        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
-        .pfnUserCallback = on_own_message};
-    VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pNext = &mi,
-                                .pApplicationInfo = &app, .enabledLayerCount = 1, .ppEnabledLayerNames = layers,
-                                .enabledExtensionCount = 1, .ppEnabledExtensionNames = exts};
-    cr_assert_eq(vkCreateInstance(&ici, cb, &v->instance), VK_SUCCESS, "vkCreateInstance with validation");
-    PFN_vkCreateDebugUtilsMessengerEXT create_messenger =
-        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(v->instance, "vkCreateDebugUtilsMessengerEXT");
-    cr_assert_not_null(create_messenger);
-    cr_assert_eq(create_messenger(v->instance, &mi, cb, &v->messenger), VK_SUCCESS);
-
-    test_pick_physical_device(v->instance, &v->pd, &v->family);
-    float priority = 1.0f;
-    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                   .queueFamilyIndex = v->family, .queueCount = 1, .pQueuePriorities = &priority};
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci};
-    cr_assert_eq(vkCreateDevice(v->pd, &dci, cb, &v->device), VK_SUCCESS);
-    vkGetDeviceQueue(v->device, v->family, 0, &v->queue);
-}
-
-static void own_destroy(own_vulkan *v, const VkAllocationCallbacks *cb)
-{
-    vkDestroyDevice(v->device, cb); /* the layer reports objects libenn left on the device */
-    PFN_vkDestroyDebugUtilsMessengerEXT destroy =
-        (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(v->instance, "vkDestroyDebugUtilsMessengerEXT");
-    cr_assert_not_null(destroy);
-    destroy(v->instance, v->messenger, cb);
-    vkDestroyInstance(v->instance, cb);
-}
-
 /* An engine's device made with callbacks `engine`, and the handles that adopt it with a
  * second set, `given` (the same functions, counting apart), for libenn's objects. */
 static void engine_device(test_allocator *engine, VkAllocationCallbacks *engine_cb, test_allocator *given,
-                          VkAllocationCallbacks *given_cb, own_vulkan *v, enn_vulkan_handles *h)
+                          VkAllocationCallbacks *given_cb, test_own_vulkan *v, enn_vulkan_handles *h)
 {
     allocator_init(engine, engine_cb);
     allocator_init(given, given_cb);
-    own_create(v, engine_cb);
+    test_own_vulkan_create(v, "allocation-test", 0, engine_cb);
     *h = (enn_vulkan_handles){.api_version = VK_API_VERSION_1_1, .instance = v->instance, .physical_device = v->pd,
                               .device = v->device, .queue_family = v->family, .queue = v->queue,
                               .allocation_callbacks = given_cb};
@@ -497,7 +428,7 @@ Test(runtime_allocation, adopted_device_allocates_through_the_callbacks)
 {
     test_allocator engine, given;
     VkAllocationCallbacks engine_cb, given_cb;
-    own_vulkan v;
+    test_own_vulkan v;
     enn_vulkan_handles h;
     engine_device(&engine, &engine_cb, &given, &given_cb, &v, &h);
     enn_context *ctx = NULL;
@@ -514,8 +445,9 @@ Test(runtime_allocation, adopted_device_allocates_through_the_callbacks)
                 (unsigned long long)allocator_calls(&given));
     enn_context_destroy(ctx);
     expect_nothing_live(&given, "after enn_context_destroy");
-    own_destroy(&v, &engine_cb);
-    cr_expect_eq(own_messages, 0, "%u validation message(s); first: %s", own_messages, own_first);
+    test_own_vulkan_destroy(&v);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "%u validation message(s); first: %s", test_own_vulkan_messages(),
+                 test_own_vulkan_first_message());
     expect_nothing_live(&engine, "after destroying the device and the instance");
 }
 
@@ -816,7 +748,7 @@ Test(runtime_allocation, failures_in_adoption, .timeout = 600)
     test_setenv("NODEVICE_SELECT", "1");
     test_allocator engine, given;
     VkAllocationCallbacks engine_cb, given_cb;
-    own_vulkan v;
+    test_own_vulkan v;
     enn_vulkan_handles h;
     engine_device(&engine, &engine_cb, &given, &given_cb, &v, &h);
     enn_context_options opt = {.cache_dir = ""};
@@ -841,7 +773,8 @@ Test(runtime_allocation, failures_in_adoption, .timeout = 600)
     cr_log_info("adoption: %llu allocations through libenn's callbacks, each failed in turn",
                 (unsigned long long)total);
     cr_expect_gt(failures_made, 0, "no allocation was ever failed: the harness does nothing");
-    own_destroy(&v, &engine_cb);
-    cr_expect_eq(own_messages, 0, "%u validation message(s); first: %s", own_messages, own_first);
+    test_own_vulkan_destroy(&v);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "%u validation message(s); first: %s", test_own_vulkan_messages(),
+                 test_own_vulkan_first_message());
     expect_nothing_live(&engine, "after destroying the device and the instance");
 }
