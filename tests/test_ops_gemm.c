@@ -498,6 +498,41 @@ Test(gemm, variant_selection)
     test_context_finish(ctx);
 }
 
+/* The variables are read when a context is created: one set later changes nothing in
+ * the contexts that exist (no getenv racing with the host's setenv, no kernel choice
+ * changing in mid-life) and applies to those created after. */
+Test(gemm, environment_read_at_context_creation)
+{
+    unsetenv("ENN_GEMM_VARIANT");
+    unsetenv("ENN_GEMM_TILES");
+    enn_context *before = test_context();
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    enn_gemm_variant v, v_before;
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v_before));
+    setenv("ENN_GEMM_VARIANT", "fastest", 1);
+    enn_context *after = test_context();
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v));
+    cr_assert_eq(v, v_before, "an existing context now picks %s", enn_gemm_variant_name(v));
+    cr_assert_eq(enn_gemm_pick_variant(after, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_VARIANT=fastest"), "%s", enn_last_error());
+    /* Unset again: the newer context keeps what it read. */
+    unsetenv("ENN_GEMM_VARIANT");
+    cr_assert_eq(enn_gemm_pick_variant(after, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    /* A value longer than any valid one is kept as too long, and still refused by name. */
+    char tiles[300];
+    memset(tiles, '8', sizeof tiles - 1);
+    tiles[sizeof tiles - 1] = '\0';
+    setenv("ENN_GEMM_TILES", tiles, 1);
+    enn_context *long_value = test_context();
+    unsetenv("ENN_GEMM_TILES");
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v));
+    cr_assert_eq(enn_gemm_pick_variant(long_value, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES=(too long: 299 characters)"), "%s", enn_last_error());
+    test_context_finish(long_value);
+    test_context_finish(after);
+    test_context_finish(before);
+}
+
 /* Bad descriptions are refused with a message, before anything is recorded. */
 Test(gemm, argument_errors)
 {
