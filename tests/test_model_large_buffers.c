@@ -57,7 +57,6 @@ static size_t read_grads(enn_model *m, float *out, size_t cap)
 Test(model_large_buffers, language_model_split_k_dh)
 {
     const uint32_t V = 8200;
-    enn_context *ctx = test_context();
     enn_model_config c;
     lm_config(&c, V);
     uint32_t tokens[B * T], targets[B * T];
@@ -69,10 +68,11 @@ Test(model_large_buffers, language_model_split_k_dh)
     size_t n[2];
     uint32_t dispatches[2];
     for (int plain = 0; plain < 2; plain++) {
-        if (plain) test_setenv("ENN_DISABLE_SPLIT_K", "1");
+        if (plain) test_setenv("ENN_DISABLE_SPLIT_K", "1"); /* read when the context is created */
+        enn_context *ctx = test_context();
+        unsetenv("ENN_DISABLE_SPLIT_K");
         enn_model *m;
         ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
-        unsetenv("ENN_DISABLE_SPLIT_K");
         enn_step_result r;
         ENN_ASSERT_OK(enn_model_compute_gradients(m, &batch, NULL, &r));
         enn_model_step_stats st;
@@ -80,6 +80,7 @@ Test(model_large_buffers, language_model_split_k_dh)
         dispatches[plain] = st.dispatches;
         n[plain] = read_grads(m, g[plain], cap);
         enn_model_destroy(m);
+        test_context_finish(ctx);
     }
     /* split-K adds its sum (and a tail GEMM) per chunk of rows: proof it ran */
     cr_expect_gt(dispatches[0], dispatches[1], "split-K did not run (%u vs %u dispatches)", dispatches[0], dispatches[1]);
@@ -92,7 +93,6 @@ Test(model_large_buffers, language_model_split_k_dh)
     cr_expect(gmax > 0, "all gradients are zero");
     cr_expect(emax <= TOL_SPLIT * gmax, "split-K gradients differ by %g (largest gradient %g)", emax, gmax);
     free(g[0]), free(g[1]);
-    test_context_finish(ctx);
 }
 
 /* One chunk against T chunks: the same products, summed in another order (dW and db
@@ -106,7 +106,6 @@ Test(model_large_buffers, language_model_split_k_dh)
 Test(model_large_buffers, language_model_chunk_rows_override)
 {
     const uint32_t V = 300;
-    enn_context *ctx = test_context();
     enn_model_config c;
     lm_config(&c, V);
     uint32_t tokens[B * T], targets[B * T];
@@ -120,9 +119,10 @@ Test(model_large_buffers, language_model_chunk_rows_override)
     float loss[2];
     for (int chunked = 0; chunked < 2; chunked++) {
         if (chunked) test_setenv("ENN_LM_CHUNK_ROWS", "1"); /* rounded up to Bp: one step per chunk */
+        enn_context *ctx = test_context();
+        unsetenv("ENN_LM_CHUNK_ROWS");
         enn_model *m;
         ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
-        unsetenv("ENN_LM_CHUNK_ROWS");
         enn_step_result r;
         ENN_ASSERT_OK(enn_model_compute_gradients(m, &batch, NULL, &r));
         loss[chunked] = r.loss;
@@ -140,13 +140,23 @@ Test(model_large_buffers, language_model_chunk_rows_override)
             free(out);
         }
         enn_model_destroy(m);
+        test_context_finish(ctx);
     }
-    /* A row count that is not one: refused by name, not ignored. */
+    /* A row count that is not one: refused by name, not ignored, by the models of a
+     * context created while it is set; one created before never sees it. */
+    enn_context *before = test_context();
     test_setenv("ENN_LM_CHUNK_ROWS", "7x");
-    enn_model *refused = NULL;
-    cr_expect_eq(enn_model_create(ctx, &c, &refused), ENN_ERROR_INVALID_ARGUMENT);
-    cr_expect(strstr(enn_last_error(), "ENN_LM_CHUNK_ROWS=7x"), "%s", enn_last_error());
+    enn_context *after = test_context();
     unsetenv("ENN_LM_CHUNK_ROWS");
+    enn_model *refused = NULL, *unaffected = NULL;
+    cr_expect_eq(enn_model_create(after, &c, &refused), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "ENN_LM_CHUNK_ROWS=7x"), "%s", enn_last_error());
+    test_setenv("ENN_LM_CHUNK_ROWS", "7x");
+    ENN_ASSERT_OK(enn_model_create(before, &c, &unaffected));
+    unsetenv("ENN_LM_CHUNK_ROWS");
+    enn_model_destroy(unaffected);
+    test_context_finish(after);
+    test_context_finish(before);
     /* every chunk records its own GEMMs and losses: proof the override took */
     cr_expect_gt(dispatches[1], dispatches[0], "ENN_LM_CHUNK_ROWS changed nothing (%u vs %u dispatches)",
                  dispatches[1], dispatches[0]);
@@ -160,7 +170,6 @@ Test(model_large_buffers, language_model_chunk_rows_override)
     cr_expect(gmax > 0, "all gradients are zero");
     cr_expect(emax <= TOL_CHUNKS * gmax, "chunked gradients differ by %g (largest gradient %g)", emax, gmax);
     free(g[0]), free(g[1]);
-    test_context_finish(ctx);
 }
 
 /* A classifier whose 100 KB of parameters exceed a 64 KiB binding (while each of its

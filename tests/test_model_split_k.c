@@ -11,8 +11,14 @@
 
 enum { B = 8, T = 40, D = 5, H = 8, N = 4, C = 3 };
 
-static float *gradients(enn_context *ctx, size_t *count)
+/* The weight gradients of one step on a context of their own, planned as for a GPU and
+ * with ENN_DISABLE_SPLIT_K=split_off (both read when the context is created). */
+static float *gradients(int split_off, size_t *count)
 {
+    setenv("ENN_PLAN_AS_GPU", "1", 1);
+    if (split_off) setenv("ENN_DISABLE_SPLIT_K", "1", 1);
+    enn_context *ctx = test_context();
+    unsetenv("ENN_DISABLE_SPLIT_K");
     enn_model_config c = test_small_classifier(D, T, B, C, H, N);
     c.seed = 5;
     enn_model *m;
@@ -36,19 +42,16 @@ static float *gradients(enn_context *ctx, size_t *count)
         p += sizes[i];
     }
     enn_model_destroy(m);
+    test_context_finish(ctx);
     *count = total;
     return all;
 }
 
 Test(model_split_k, weight_gradients_match_unsplit)
 {
-    setenv("ENN_PLAN_AS_GPU", "1", 1);
-    enn_context *ctx = test_context();
-    setenv("ENN_DISABLE_SPLIT_K", "1", 1);
     size_t n1, n2;
-    float *whole = gradients(ctx, &n1);
-    unsetenv("ENN_DISABLE_SPLIT_K");
-    float *split = gradients(ctx, &n2);
+    float *whole = gradients(1, &n1);
+    float *split = gradients(0, &n2);
     cr_assert_eq(n1, n2);
     double scale = 0, err = 0;
     int differ = 0;
@@ -63,5 +66,4 @@ Test(model_split_k, weight_gradients_match_unsplit)
     cr_expect(differ, "split and unsplit gradients are bit-identical: was split-K used at all?");
     free(whole);
     free(split);
-    test_context_finish(ctx);
 }

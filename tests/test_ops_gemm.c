@@ -20,6 +20,7 @@
  * buffer is padded (ldc > N) and filled with a sentinel, which must survive: no kernel
  * writes outside its M x N block. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,8 +251,9 @@ Test(gemm, texel_batched) { batched_for(ENN_GEMM_TEXEL); }
 Test(gemm, texel_block_wide)
 {
     enn_recorder *rec;
+    setenv("ENN_GEMM_TEXEL_TILE", "wide", 1);   /* read when the context is created */
     enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
-    setenv("ENN_GEMM_TEXEL_TILE", "wide", 1);
+    unsetenv("ENN_GEMM_TEXEL_TILE");
     const gemm_case cases[] = {
         {36, 132, 41, 0, 0, 3, 0, 0, 1, 0, 1.0f, 0.5f, 1, ENN_ACT_TANH},
         {20, 136, 37, 1, 0, 0, 0, 1, 1, 0, 0.75f, 0.0f, 1, ENN_ACT_RELU},
@@ -262,7 +264,6 @@ Test(gemm, texel_block_wide)
     uint32_t ran = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ran += (uint32_t)check_case(ctx, rec, ENN_GEMM_TEXEL, &cases[i], 900 + i);
     cr_assert_eq(ran, sizeof cases / sizeof cases[0], "a vec4 layout was refused by the texel variant");
-    unsetenv("ENN_GEMM_TEXEL_TILE");
     test_finish(ctx, rec);
 }
 
@@ -270,17 +271,18 @@ Test(gemm, texel_block_wide)
 Test(gemm, texel_block_refused)
 {
     enn_recorder *rec;
+    setenv("ENN_GEMM_TEXEL_TILE", "32", 1);
     enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
+    unsetenv("ENN_GEMM_TEXEL_TILE");
     enn_buffer *buf;
     ENN_ASSERT_OK(enn_buffer_create(ctx, 4096, &buf));
     enn_gemm_desc d = ENN_GEMM_DESC_INIT;
     d.a = d.b = d.c = enn_view_of(buf);
     d.m = d.n = d.k = 8;
     d.variant = ENN_GEMM_TEXEL;
-    setenv("ENN_GEMM_TEXEL_TILE", "32", 1);
     ENN_ASSERT_OK(enn_recorder_begin(rec));
     cr_assert_eq(enn_gemm(rec, &d), ENN_ERROR_INVALID_ARGUMENT);
-    unsetenv("ENN_GEMM_TEXEL_TILE");
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_TEXEL_TILE=32"), "%s", enn_last_error());
     enn_recorder_destroy(rec);
     enn_buffer_destroy(ctx, buf);
     test_context_finish(ctx);
@@ -295,9 +297,11 @@ Test(gemm, texel_block_refused)
 static void texel_epilogues(int runtime_flags)
 {
     enn_recorder *rec;
-    enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
     setenv("ENN_GEMM_TEXEL_TILE", "8", 1);
     if (runtime_flags) setenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC", "1", 1);
+    enn_context *ctx = variant_context(ENN_GEMM_TEXEL, &rec);
+    unsetenv("ENN_GEMM_TEXEL_TILE");
+    unsetenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC");
     uint32_t ran = 0, count = runtime_flags ? 4 : 16;
     for (uint32_t e = 0; e < count; e++) {
         uint32_t combo = runtime_flags ? 3 + 3 * e : e;   /* bit 0 bias, bit 1 beta, bits 2-3 activation */
@@ -308,8 +312,6 @@ static void texel_epilogues(int runtime_flags)
         ran += (uint32_t)check_case(ctx, rec, ENN_GEMM_TEXEL, &gc, 300 + e);
     }
     cr_assert_eq(ran, count, "a vec4 layout was refused by the texel variant");
-    unsetenv("ENN_GEMM_TEXEL_TILE");
-    unsetenv("ENN_DISABLE_GEMM_EPILOGUE_SPEC");
     test_finish(ctx, rec);
 }
 
@@ -341,32 +343,38 @@ Test(gemm, tiled_block_4x8_bk4) { tiled_block("4,8,4"); }
 Test(gemm, tiled_block_4x4_bk16) { tiled_block("4,4,16"); }
 Test(gemm, tiled_block_loop) { tiled_block("loop"); }
 
-/* A register block that is not compiled, or a malformed setting, is refused, not replaced. */
-Test(gemm, tiled_block_refused)
+/* What enn_gemm_pick_variant says of a forced tiled GEMM on a context created with
+ * name=value (the variables are read when a context is created); its message in message. */
+static enn_status pick_tiled_with(const char *name, const char *value, char *message, size_t size)
 {
+    setenv(name, value, 1);
     enn_context *ctx = test_context();
+    unsetenv(name);
     enn_gemm_desc d = ENN_GEMM_DESC_INIT;
     d.variant = ENN_GEMM_TILED;
     enn_gemm_variant v;
-    setenv("ENN_GEMM_TILES", "6,8,8", 1);
-    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
-    cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES=6,8,8"), "%s", enn_last_error());
-    setenv("ENN_GEMM_TILES", "8,8,6", 1);
-    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
+    enn_status s = enn_gemm_pick_variant(ctx, &d, &v);
+    snprintf(message, size, "%s", s == ENN_OK ? "" : enn_last_error());
+    test_context_finish(ctx);
+    return s;
+}
+
+/* A register block that is not compiled, or a malformed setting, is refused, not replaced. */
+Test(gemm, tiled_block_refused)
+{
+    char msg[1024];
+    cr_assert_eq(pick_tiled_with("ENN_GEMM_TILES", "6,8,8", msg, sizeof msg), ENN_ERROR_UNSUPPORTED);
+    cr_assert(strstr(msg, "ENN_GEMM_TILES=6,8,8"), "%s", msg);
+    cr_assert_eq(pick_tiled_with("ENN_GEMM_TILES", "8,8,6", msg, sizeof msg), ENN_ERROR_UNSUPPORTED);
     /* Unreadable, trailing junk, or a step so large its shared-memory size wrapped 32 bits. */
     const char *const malformed[] = {"8,8", "abc", "8,4,16x", "8,4,1073741824", "8,4,-16"};
     for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++) {
-        setenv("ENN_GEMM_TILES", malformed[i], 1);
-        cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT, "%s", malformed[i]);
-        cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES="), "%s", enn_last_error());
+        cr_assert_eq(pick_tiled_with("ENN_GEMM_TILES", malformed[i], msg, sizeof msg), ENN_ERROR_INVALID_ARGUMENT,
+                     "%s", malformed[i]);
+        cr_assert(strstr(msg, "ENN_GEMM_TILES="), "%s", msg);
     }
-    unsetenv("ENN_GEMM_TILES");
-    setenv("ENN_GEMM_COOPMAT_TILES", "2,4,4,2", 1);
-    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
-    cr_assert(strstr(enn_last_error(), "ENN_GEMM_COOPMAT_TILES=2,4,4,2"), "%s", enn_last_error());
-    unsetenv("ENN_GEMM_COOPMAT_TILES");
-    unsetenv("ENN_GEMM_TILES");
-    test_context_finish(ctx);
+    cr_assert_eq(pick_tiled_with("ENN_GEMM_COOPMAT_TILES", "2,4,4,2", msg, sizeof msg), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(msg, "ENN_GEMM_COOPMAT_TILES=2,4,4,2"), "%s", msg);
 }
 
 /* Shapes that are whole tiles of every variant, with 16-byte aligned rows: the fast paths
@@ -459,12 +467,14 @@ Test(gemm, variant_selection)
         cr_assert_eq(v, fallback, "%u x %u A picked %s", big.m, big.k, enn_gemm_variant_name(v));
         big.variant = ENN_GEMM_TEXEL;
         cr_assert_eq(enn_gemm_pick_variant(ctx, &big, &v), ENN_ERROR_UNSUPPORTED);
-        /* ENN_DISABLE_GEMM_TEXEL switches it off. */
+        /* ENN_DISABLE_GEMM_TEXEL switches it off (in contexts created while it is set). */
         setenv("ENN_DISABLE_GEMM_TEXEL", "1", 1);
-        cr_assert(!enn_gemm_variant_supported(ctx, ENN_GEMM_TEXEL, ENN_F32));
-        ENN_ASSERT_OK(enn_gemm_pick_variant(ctx, &d, &v));
-        cr_assert_eq(v, fallback, "with ENN_DISABLE_GEMM_TEXEL picked %s", enn_gemm_variant_name(v));
+        enn_context *plain = test_context();
         unsetenv("ENN_DISABLE_GEMM_TEXEL");
+        cr_assert(!enn_gemm_variant_supported(plain, ENN_GEMM_TEXEL, ENN_F32));
+        ENN_ASSERT_OK(enn_gemm_pick_variant(plain, &d, &v));
+        cr_assert_eq(v, fallback, "with ENN_DISABLE_GEMM_TEXEL picked %s", enn_gemm_variant_name(v));
+        test_context_finish(plain);
     }
     d.variant = ENN_GEMM_F16; /* fp32 operands in an fp16 kernel */
     cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
@@ -473,15 +483,54 @@ Test(gemm, variant_selection)
         d.ab_type = ENN_F16;
         cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_UNSUPPORTED);
     }
+    test_context_finish(ctx);
     setenv("ENN_GEMM_VARIANT", "tiled", 1);
+    ctx = test_context();
     d = (enn_gemm_desc)ENN_GEMM_DESC_INIT;
     ENN_ASSERT_OK(enn_gemm_pick_variant(ctx, &d, &v));
     cr_assert_eq(v, ENN_GEMM_TILED);
-    setenv("ENN_GEMM_VARIANT", "fastest", 1);
-    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
-    cr_assert(strstr(enn_last_error(), "ENN_GEMM_VARIANT") != NULL, "message: %s", enn_last_error());
-    unsetenv("ENN_GEMM_VARIANT");
     test_context_finish(ctx);
+    setenv("ENN_GEMM_VARIANT", "fastest", 1);
+    ctx = test_context();
+    unsetenv("ENN_GEMM_VARIANT");
+    cr_assert_eq(enn_gemm_pick_variant(ctx, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_VARIANT=fastest") != NULL, "message: %s", enn_last_error());
+    test_context_finish(ctx);
+}
+
+/* The variables are read when a context is created: one set later changes nothing in
+ * the contexts that exist (no getenv racing with the host's setenv, no kernel choice
+ * changing in mid-life) and applies to those created after. */
+Test(gemm, environment_read_at_context_creation)
+{
+    unsetenv("ENN_GEMM_VARIANT");
+    unsetenv("ENN_GEMM_TILES");
+    enn_context *before = test_context();
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    enn_gemm_variant v, v_before;
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v_before));
+    setenv("ENN_GEMM_VARIANT", "fastest", 1);
+    enn_context *after = test_context();
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v));
+    cr_assert_eq(v, v_before, "an existing context now picks %s", enn_gemm_variant_name(v));
+    cr_assert_eq(enn_gemm_pick_variant(after, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_VARIANT=fastest"), "%s", enn_last_error());
+    /* Unset again: the newer context keeps what it read. */
+    unsetenv("ENN_GEMM_VARIANT");
+    cr_assert_eq(enn_gemm_pick_variant(after, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    /* A value longer than any valid one is kept as too long, and still refused by name. */
+    char tiles[300];
+    memset(tiles, '8', sizeof tiles - 1);
+    tiles[sizeof tiles - 1] = '\0';
+    setenv("ENN_GEMM_TILES", tiles, 1);
+    enn_context *long_value = test_context();
+    unsetenv("ENN_GEMM_TILES");
+    ENN_ASSERT_OK(enn_gemm_pick_variant(before, &d, &v));
+    cr_assert_eq(enn_gemm_pick_variant(long_value, &d, &v), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "ENN_GEMM_TILES=(too long: 299 characters)"), "%s", enn_last_error());
+    test_context_finish(long_value);
+    test_context_finish(after);
+    test_context_finish(before);
 }
 
 /* Bad descriptions are refused with a message, before anything is recorded. */

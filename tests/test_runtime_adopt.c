@@ -9,6 +9,7 @@
 
 #include "enn_vulkan.h"
 #include "harness.h"
+#include "ops/gemm.h"
 #include "own_vulkan.h"
 #include "runtime_helpers.h"
 
@@ -96,6 +97,28 @@ static void adopt(int want_extras)
 
 Test(runtime_adopt, with_extensions_and_features) { adopt(1); }
 Test(runtime_adopt, core_only) { adopt(0); }
+
+/* An adopted device's context, too, reads the environment when it is created: a GEMM
+ * variant asked for then is still asked for (and refused by name) once unset. */
+Test(runtime_adopt, environment_read_at_adoption)
+{
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
+    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
+                            .device = v.device, .queue_family = v.family, .queue = v.queue};
+    test_setenv("ENN_GEMM_VARIANT", "fastest");
+    enn_context *ctx = NULL;
+    ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
+    unsetenv("ENN_GEMM_VARIANT");
+    enn_gemm_desc d = ENN_GEMM_DESC_INIT;
+    enn_gemm_variant picked;
+    cr_expect_eq(enn_gemm_pick_variant(ctx, &d, &picked), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "ENN_GEMM_VARIANT=fastest"), "%s", enn_last_error());
+    enn_context_destroy(ctx);
+    test_own_vulkan_destroy(&v);
+    cr_assert_eq(test_own_vulkan_messages(), 0, "%u message(s); first: %s", test_own_vulkan_messages(),
+                 test_own_vulkan_first_message());
+}
 
 /* The test's messenger is not deaf: a buffer left on the device is reported when the
  * device is destroyed (so the zero above means something). */

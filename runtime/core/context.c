@@ -390,12 +390,15 @@ static enn_status finish_context(enn_context *ctx, const enn_context_options *op
     return ENN_OK;
 }
 
+/* Both constructors start here, so owned and adopted devices alike take their snapshot
+ * of the environment now. */
 static enn_context *context_alloc(void)
 {
     enn_context *ctx = calloc(1, sizeof *ctx);
     if (ctx) {
         atomic_init(&ctx->validation_count, 0);
         atomic_init(&ctx->validation_first_ready, 0);
+        enn_env_settings_read(&ctx->env);
     }
     return ctx;
 }

@@ -9,6 +9,7 @@
 
 #include "enn.h"
 #include "enn_vulkan.h"
+#include "core/env_settings.h"
 
 typedef struct enn_allocator enn_allocator;
 typedef struct enn_pipeline_registry enn_pipeline_registry;
@@ -49,6 +50,10 @@ struct enn_context {
     VkPhysicalDeviceMemoryProperties memory_properties;
     VkDeviceSize non_coherent_atom_size;
     PFN_vkCmdPushDescriptorSetKHR cmd_push_descriptor_set;
+
+    /* ENN_GEMM_*, ENN_DISABLE_SPLIT_K, ... as they were when the context was created:
+     * op code reads these, never the environment. */
+    enn_env_settings env;
 
     uint32_t max_dispatches_per_submit;
     int force_staging;               /* ENN_FORCE_STAGING: never map device memory */

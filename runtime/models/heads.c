@@ -88,8 +88,8 @@ static enn_status lm_chunk_rows(const enn_model *m, uint64_t rows, uint32_t *out
     if (budget < LOGITS_CHUNK_BYTES) budget = LOGITS_CHUNK_BYTES;
     if (budget > limit) budget = limit;
     uint64_t per_chunk = budget / row_bytes;
-    const char *env = getenv("ENN_LM_CHUNK_ROWS");
-    if (env && env[0]) {
+    const char *env = m->ctx->env.lm_chunk_rows;
+    if (env[0]) {
         char *end = NULL;
         unsigned long long v = env[0] >= '0' && env[0] <= '9' ? strtoull(env, &end, 10) : 0;
         if (!end || *end || v == 0)
@@ -171,7 +171,7 @@ enn_status enn_head_create(enn_model *m)
         ENN_TRY(alloc(m, &hd->stats, (uint64_t)STATS_SLAB * hd->chunks));
         /* dh = dlogits W^T has a [chunk_rows, f] output and K = V: split K so that more
          * than a handful of workgroups share the V-long loop (ENN_DISABLE_SPLIT_K: no). */
-        hd->dh_splits = enn_env_flag("ENN_DISABLE_SPLIT_K") ? 1 : enn_gemm_split_k_count(hd->chunk_rows, f, K);
+        hd->dh_splits = m->ctx->env.disable_split_k ? 1 : enn_gemm_split_k_count(hd->chunk_rows, f, K);
         if (hd->dh_splits > 1)
             ENN_TRY(alloc(m, &hd->split_ws, enn_gemm_split_k_workspace_bytes(hd->chunk_rows, f, hd->dh_splits)));
     }

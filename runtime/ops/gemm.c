@@ -138,13 +138,14 @@ static int tiled_shape_config(const enn_capabilities *caps, const uint32_t t[3],
  * 128 x 188590 x 4096 with A transposed): 8 x 4 with bk 16 (128 x 64 tiles, 16 KiB of
  * shared memory) 33.8 / 27.3 / 21.9; 8 x 8 with bk 8 29.2 / 24.1 / 30.2; the earlier
  * kernel 18.7 / 18.6 / 4.3. The list is ordered by the first two; the 8 x 8 block is next. */
-static int tiled_config(const enn_capabilities *caps, gemm_config *cfg)
+static int tiled_config(const enn_context *ctx, gemm_config *cfg)
 {
+    const enn_capabilities *caps = &ctx->caps;
     static const uint32_t shapes[][3] = {{8, 4, 16}, {8, 8, 8}, {4, 4, 16}};
     uint32_t list[sizeof shapes / sizeof shapes[0]][3], count = sizeof shapes / sizeof shapes[0];
     memcpy(list, shapes, sizeof shapes);
-    const char *tune = getenv("ENN_GEMM_TILES");
-    if (tune && tune[0]) {
+    const char *tune = ctx->env.gemm_tiles;
+    if (tune[0]) {
         if (!strcasecmp(tune, "loop")) return 0;
         if (sscanf(tune, "%u,%u,%u", &list[0][0], &list[0][1], &list[0][2]) != 3) return -1;
         return tiled_shape_config(caps, list[0], cfg) ? 1 : -1;
@@ -169,7 +170,7 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
          * else 8 invocations. */
         uint32_t sg = caps->subgroup_size, local = sg;
         if (v == ENN_GEMM_REG && (sg < 8 || !subgroup_ballot(ctx))) return 0;
-        if (v == ENN_GEMM_TEXEL && (!caps->texel_buffer_f32 || enn_env_flag("ENN_DISABLE_GEMM_TEXEL"))) return 0;
+        if (v == ENN_GEMM_TEXEL && (!caps->texel_buffer_f32 || ctx->env.disable_gemm_texel)) return 0;
         if (local < 8) local = 8;
         if (local > caps->max_workgroup_size[0] || local > caps->max_workgroup_invocations) return 0;
         cfg->shader = v == ENN_GEMM_REG ? "gemm" : "gemm_texel";
@@ -185,7 +186,7 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
     case ENN_GEMM_F16: {
         if (v == ENN_GEMM_TILED) {
             /* else the earlier kernel: devices below 16 x 16 invocations, ENN_GEMM_TILES=loop */
-            int r = tiled_config(caps, cfg);
+            int r = tiled_config(ctx, cfg);
             if (r) return r > 0;
         }
         if (v == ENN_GEMM_F16 && !(ctx->enabled.storage_16bit && caps->storage_16bit)) return 0;
@@ -221,8 +222,8 @@ static int make_config(const enn_context *ctx, enn_gemm_variant v, gemm_config *
         static const uint32_t shapes[][5] = {{2, 4, 4, 2, 32}, {2, 2, 4, 4, 32}, {2, 2, 2, 2, 32}, {1, 1, 2, 2, 32}};
         uint32_t list[sizeof shapes / sizeof shapes[0]][5], count = sizeof shapes / sizeof shapes[0];
         memcpy(list, shapes, sizeof shapes);
-        const char *tune = getenv("ENN_GEMM_COOPMAT_TILES");
-        if (tune && tune[0]) {
+        const char *tune = ctx->env.gemm_coopmat_tiles;
+        if (tune[0]) {
             uint32_t *t = list[0];
             if (sscanf(tune, "%u,%u,%u,%u,%u", &t[0], &t[1], &t[2], &t[3], &t[4]) != 5 || !t[0] || !t[1] || !t[2] ||
                 !t[3] || !t[4])
@@ -245,10 +246,10 @@ int enn_gemm_variant_supported(enn_context *ctx, enn_gemm_variant v, enn_scalar_
     return wants_f16 == (ab_type == ENN_F16);
 }
 
-static enn_gemm_variant variant_from_env(void)
+static enn_gemm_variant variant_from_env(const enn_context *ctx)
 {
-    const char *e = getenv("ENN_GEMM_VARIANT");
-    if (!e || !e[0] || !strcasecmp(e, "auto")) return ENN_GEMM_AUTO;
+    const char *e = ctx->env.gemm_variant;
+    if (!e[0] || !strcasecmp(e, "auto")) return ENN_GEMM_AUTO;
     for (int v = ENN_GEMM_REG; v < ENN_GEMM_VARIANT_COUNT; v++)
         if (!strcasecmp(e, enn_gemm_variant_name((enn_gemm_variant)v))) return (enn_gemm_variant)v;
     return ENN_GEMM_VARIANT_COUNT; /* unknown: reported by the caller */
@@ -324,20 +325,20 @@ static int parse_tuning(const char *text, uint32_t n, uint32_t max, uint32_t *ou
 static enn_status check_tuning(const enn_context *ctx, enn_gemm_variant forced)
 {
     gemm_config cfg;
-    const char *t = getenv("ENN_GEMM_TILES");
-    if (t && t[0] && strcasecmp(t, "loop")) {
+    const char *t = ctx->env.gemm_tiles;
+    if (t[0] && strcasecmp(t, "loop")) {
         uint32_t v[3];
         if (!parse_tuning(t, 3, 64, v))
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_TILES=%s: want loop, or rm,rn,bk with rm and rn 4 or "
                              "8 and bk a multiple of 4 up to 64", t);
-        if (ctx->caps.device_type != ENN_DEVICE_CPU || forced == ENN_GEMM_TILED || variant_from_env() == ENN_GEMM_TILED)
+        if (ctx->caps.device_type != ENN_DEVICE_CPU || forced == ENN_GEMM_TILED || variant_from_env(ctx) == ENN_GEMM_TILED)
             if (!tiled_shape_config(&ctx->caps, v, &cfg))
                 return enn_error(ENN_ERROR_UNSUPPORTED, "ENN_GEMM_TILES=%s: %s cannot run that tile (rm and rn 4 or 8, "
                                  "bk a multiple of 4; 16 x 16 invocations; %u bytes of shared memory)", t,
                                  ctx->caps.device_name, ctx->caps.max_shared_memory);
     }
-    t = getenv("ENN_GEMM_COOPMAT_TILES");
-    if (t && t[0]) {
+    t = ctx->env.gemm_coopmat_tiles;
+    if (t[0]) {
         uint32_t v[5];
         if (!parse_tuning(t, 5, 128, v))
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_COOPMAT_TILES=%s: want sg_m,sg_n,tiles_m,tiles_n,bk, "
@@ -356,11 +357,11 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
     enn_gemm_variant v = d->variant;
     const char *why = "desc.variant";
     if (v == ENN_GEMM_AUTO) {
-        v = variant_from_env();
+        v = variant_from_env(ctx);
         why = "ENN_GEMM_VARIANT";
         if (v == ENN_GEMM_VARIANT_COUNT)
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "ENN_GEMM_VARIANT=%s: want auto, reg, texel, tiled, f16 or coopmat",
-                             getenv("ENN_GEMM_VARIANT"));
+                             ctx->env.gemm_variant);
     }
     if (v != ENN_GEMM_AUTO) {
         if ((unsigned)v >= ENN_GEMM_VARIANT_COUNT)
@@ -420,7 +421,7 @@ enn_status enn_gemm_pick_variant(enn_context *ctx, const enn_gemm_desc *d, enn_g
 static uint32_t epilogue_spec(const enn_context *ctx, const enn_gemm_desc *d)
 {
     const uint32_t runtime = 16;
-    if (ctx->caps.device_type != ENN_DEVICE_CPU || enn_env_flag("ENN_DISABLE_GEMM_EPILOGUE_SPEC")) return runtime;
+    if (ctx->caps.device_type != ENN_DEVICE_CPU || ctx->env.disable_gemm_epilogue_spec) return runtime;
     return (d->bias.buf ? 1u : 0u) | (d->beta != 0.0f ? 2u : 0u) | (uint32_t)d->act << 2;
 }
 
@@ -474,8 +475,7 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
          * small products never win back. */
         uint64_t macs = (uint64_t)d->m * d->n * d->k;
         const char *block = d->m < 16 || macs < ((uint64_t)1 << 24) ? "8"
-                            : macs < ((uint64_t)1 << 27) || enn_env_flag("ENN_DISABLE_GEMM_TEXEL_WIDE") ? "16"
-                                                                                                        : "wide";
+                            : macs < ((uint64_t)1 << 27) || ctx->env.disable_gemm_texel_wide ? "16" : "wide";
         /* 16 x 16 per lane in row order ("wide") from 2^27 multiply-adds: on lavapipe the
          * language model's head GEMMs (2432 x 10000 x 128, 2432 x 128 x 10000 with B
          * transposed, 128 x 10000 x 2432 with A transposed) took 107-131 ms against
@@ -484,8 +484,8 @@ enn_status enn_gemm(enn_recorder *rec, const enn_gemm_desc *d)
          * takes ~3.6 s to compile against ~1.4 (and ~0.5 for 8 x 8).
          * ENN_DISABLE_GEMM_TEXEL_WIDE=1 goes back to the 16 x 8 step-order kernel;
          * ENN_GEMM_TEXEL_TILE=8|16|wide forces a block (tests, tuning). */
-        const char *tile = getenv("ENN_GEMM_TEXEL_TILE");
-        if (tile && tile[0]) block = tile;
+        const char *tile = ctx->env.gemm_texel_tile;
+        if (tile[0]) block = tile;
         uint32_t local = cfg.spec[0];
         if (!strcmp(block, "8")) {
             cfg.shader = "gemm_texel_8";

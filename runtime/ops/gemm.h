@@ -33,7 +33,8 @@
  *                  ENN_DISABLE_FP16 turns fp16 off altogether).
  * A variant is forced by desc.variant or, when that is ENN_GEMM_AUTO, by the environment
  * variable ENN_GEMM_VARIANT=reg|texel|tiled|f16|coopmat. A forced variant the device or the
- * operand types cannot run is an ENN_ERROR_UNSUPPORTED, never a silent fallback. */
+ * operand types cannot run is an ENN_ERROR_UNSUPPORTED, never a silent fallback. All these
+ * variables are read when the context is created (ctx->env), never at a launch. */
 #ifndef ENN_OPS_GEMM_H
 #define ENN_OPS_GEMM_H
 

@@ -88,7 +88,7 @@ enn_status enn_gemm_split_k(enn_recorder *rec, const enn_gemm_desc *d, uint32_t 
 
 uint32_t enn_gemm_split_k_count_for(const enn_context *ctx, uint32_t m, uint32_t n, uint32_t k)
 {
-    if (ctx->caps.device_type == ENN_DEVICE_CPU || enn_env_flag("ENN_DISABLE_SPLIT_K")) return 1;
+    if (ctx->caps.device_type == ENN_DEVICE_CPU || ctx->env.disable_split_k) return 1;
     uint64_t tiles = (uint64_t)((m + GPU_TILE - 1) / GPU_TILE) * ((n + GPU_TILE - 1) / GPU_TILE);
     if (tiles >= GPU_TILES_WANTED || k < 2 * MIN_SLICE) return 1;
     uint64_t s = GPU_TILES_WANTED / tiles, by_k = k / MIN_SLICE, fit = MAX_WORKSPACE / ((uint64_t)m * n * 4);

@@ -26,7 +26,7 @@ int enn_rnn_recurrence_available(const enn_context *ctx, const enn_rnn_recurrenc
     uint32_t align = c->min_texel_buffer_offset_alignment ? c->min_texel_buffer_offset_alignment : 1;
     if (c->device_type != ENN_DEVICE_CPU || !c->texel_buffer_f32 || !c->storage_texel_buffer_f32) return 0;
     if (!s->units || s->units % 4 || !s->T || !s->B || U.offset % align) return 0;
-    if (enn_ops_local_size(ctx, ROWS, 0) < ROWS || enn_env_flag("ENN_DISABLE_RNN_RECURRENCE")) return 0;
+    if (enn_ops_local_size(ctx, ROWS, 0) < ROWS || ctx->env.disable_rnn_recurrence) return 0;
     uint32_t w = gates(s->cell) * s->units;
     uint64_t largest[3] = {(uint64_t)s->units * w * 4, seq_bytes(s, s->T + 1, s->slab_u, s->units),
                            seq_bytes(s, s->T, s->slab_w, w)};
