@@ -59,6 +59,13 @@ enn_status enn_atomic_open(enn_atomic_file *af, const char *path)
         fd = -1;
         errno = EEXIST;
     }
+    if (fd < 0) {
+        int e = errno;
+        free(af->tmp_path);
+        af->tmp_path = NULL;
+        return enn_error(e == ENOMEM ? ENN_ERROR_OUT_OF_HOST_MEMORY : ENN_ERROR_IO,
+                         "%s: cannot create a temporary file next to it: %s", path, strerror(e));
+    }
     fchmod(fd, 0644); /* mkstemp makes 0600; data files are ordinary files */
     af->f = fdopen(fd, "wb");
     if (!af->f) {
