@@ -130,9 +130,13 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         groups = s.B;
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M and H read as vec4 texels, 8 invocations that each take 8 slots
-         * or 4 vectors at once (see the shader). */
+         * or 4 vectors at once (see the shader); a per-sample trace's Philox noise four
+         * blocks at a time (the same values). */
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, (uint32_t)hp->noise.mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 7, TEXEL_FORWARD, &p));
+        int noise_blocks =
+            s.per_sample && hp->noise.mode == ENN_NOISE_PHILOX && !enn_env_flag("ENN_DISABLE_NOISE_BLOCKS");
+        ENN_TRY(texel_pipeline(rec, noise_blocks ? "memory_step_tv4r8_nb" : "memory_step_tv4r8", 7, sizeof(step_push),
+                               cpu_spec, 7, TEXEL_FORWARD, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
