@@ -37,6 +37,7 @@
 //! variant memory_step_backward_r8 -DROWS=8
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
 //! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
+//! variant memory_step_backward_tv4r8_ps -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DPER_SAMPLE_SLOTS=1
 //! variant memory_step_backward_wide -DWIDE_KERNEL=1
 //! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
@@ -203,26 +204,42 @@ VT masked(float pre, float d) { return pass_clip(pre, d); }
 #ifdef ROWS_KERNEL
 
 // Per row r of the tile and slot n, at [r * MAX_N + n]:
+#ifdef PER_SAMPLE_SLOTS
+// The per-sample trace's kernel on CPU devices (per_sample compiled in): a slot's values
+// in one vec4, (da_n then ds_n, 1/|E_n| signed, s_n, a_n), so that the dz pass loads each
+// (row, slot) once: on llvmpipe every shared-memory access is a loop over the lanes, and
+// the pass otherwise runs three of them and a texel fetch of a.
+shared vec4 sh_slot[ROWS * MAX_N];
+#else
 shared float sh_s[ROWS * MAX_N];    // s_n = zn . En_n
 shared float sh_r[ROWS * MAX_N];    // 1/|E_n|, negative when clamped
 shared float sh_d[ROWS * MAX_N];    // da_n, then ds_n
+#endif
 shared float sh_rz[ROWS];           // 1/|z|, negative when clamped
 shared float sh_Q[ROWS];            // sum_n ds_n s_n
 
 void keep_slot(uint r, uint n, float dot_ze, float da, float ee)
 {
     float rE = inversesqrt(max(ee, EPS_SQ));
+#ifdef PER_SAMPLE_SLOTS
+    sh_slot[r * MAX_N + n] = vec4(da, ee < EPS_SQ ? -rE : rE, dot_ze * abs(sh_rz[r]) * rE, 0.0);
+#else
     sh_s[r * MAX_N + n] = dot_ze * abs(sh_rz[r]) * rE;
     sh_r[r * MAX_N + n] = ee < EPS_SQ ? -rE : rE;
     sh_d[r * MAX_N + n] = da;
+#endif
 }
 
 void main()
 {
     uint t = gl_LocalInvocationID.x;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
-    bool per_sample = pc.per_sample != 0u, trace = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u;
-    bool prev = trace && pc.has_prev != 0u;
+#ifdef PER_SAMPLE_SLOTS
+    const bool per_sample = true;
+#else
+    bool per_sample = pc.per_sample != 0u;
+#endif
+    bool trace = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u, prev = trace && pc.has_prev != 0u;
     for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
         uint rows = min(uint(ROWS), B - b0);
         for (uint r = t; r < rows; r += WG) {
@@ -257,6 +274,7 @@ void main()
                     if (n0 + q * WG < N) keep_slot(r, n0 + q * WG, dot_ze[q], dme[q] + pc.g_scale * dgz[q], ee[q]);
             }
         }
+#ifndef PER_SAMPLE_SLOTS
         for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
             // Slots past N repeat the last one and rows past the batch the last row (no
             // branches around the loads); neither is kept.
@@ -288,17 +306,28 @@ void main()
                     if (r < rows && n0 + q * WG < N)
                         keep_slot(r, n0 + q * WG, dot_ze[r][q], dme[r][q] + pc.g_scale * dgz[r][q], ee[q]);
         }
+#endif
         barrier();
         // The softmax gradient, one invocation per row.
         for (uint r = t; r < rows; r += WG) {
             uint b = b0 + r;
             float c = 0.0;
+#ifdef PER_SAMPLE_SLOTS
+            for (uint n = 0u; n < N; n++) c += LD_A(b * N + n) * sh_slot[r * MAX_N + n].x;
+            float Q = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                vec4 slot = sh_slot[r * MAX_N + n];
+                float an = LD_A(b * N + n), ds = an * (slot.x - c) * pc.inv_tau;
+                sh_slot[r * MAX_N + n] = vec4(ds, slot.y, slot.z, an);
+                float q = ds * slot.z;
+#else
             for (uint n = 0u; n < N; n++) c += LD_A(b * N + n) * sh_d[r * MAX_N + n];
             float Q = 0.0;
             for (uint n = 0u; n < N; n++) {
                 float ds = LD_A(b * N + n) * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
                 sh_d[r * MAX_N + n] = ds;
                 float q = ds * sh_s[r * MAX_N + n];
+#endif
                 Q += q;
                 ws[b * N + n] = ds;
                 ws[B * N + b * N + n] = q;
@@ -323,8 +352,13 @@ void main()
                 }
                 bool clipped = false;   // H_t of this row reached the clip somewhere
                 for (uint n = 0u; n < N; n++) {
+#ifdef PER_SAMPLE_SLOTS
+                    vec4 slot = sh_slot[r * MAX_N + n];
+                    float ds = slot.x, rEs = slot.y, rE = abs(rEs), sn = slot.z, an = slot.w;
+#else
                     float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = LD_A(b * N + n);
                     float sn = sh_s[r * MAX_N + n];
+#endif
                     for (uint q = 0u; q < JB; q++) {
                         // Vectors past the row repeat its last one (the same values written
                         // twice; its sums are not kept) instead of a branch.
@@ -367,6 +401,7 @@ void main()
                 }
             }
         }
+#ifndef PER_SAMPLE_SLOTS
         for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
             VT ga[ROWS][JB], gt[ROWS][JB];
             for (uint r = 0u; r < ROWS; r++)
@@ -402,6 +437,7 @@ void main()
                 }
             }
         }
+#endif
         barrier();
     }
 }
