@@ -22,6 +22,7 @@
 //! variant memory_step_v4r8 -DVW=4 -DROWS=8
 //! variant memory_step_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
 //! variant memory_step_tv4r8_nb -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DNOISE_BLOCKS=1
+//! variant memory_step_tv4r8_nb_w64 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DNOISE_BLOCKS=1 -DSTORE_WORDS64=1
 //! variant memory_step_wide -DWIDE=1
 //! variant memory_step_wide_v4 -DWIDE=1 -DVW=4
 layout(local_size_x_id = 0) in;
@@ -82,7 +83,17 @@ layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer Mo { VT m[]; };
+#ifdef STORE_WORDS64
+// H_new's vec4s stored as two 64-bit words (CPU devices with shaderInt64): llvmpipe stores
+// a vector one lane and one component at a time, so half the components is half the loop.
+#extension GL_ARB_gpu_shader_int64 : require
+layout(std430, set = 0, binding = 6) writeonly buffer HNew { u64vec2 H_new_words[]; };
+#define STORE_H_NEW(k, v) \
+    H_new_words[k] = u64vec2(packUint2x32(floatBitsToUint((v).xy)), packUint2x32(floatBitsToUint((v).zw)))
+#else
 layout(std430, set = 0, binding = 6) writeonly buffer HNew { VT H_new[]; };
+#define STORE_H_NEW(k, v) H_new[k] = (v)
+#endif
 
 layout(push_constant) uniform Push {
     uint B, N, h;
@@ -253,7 +264,7 @@ void main()
 #else
                         VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
 #endif
-                        H_new[k] = clamp(pre, -pc.clip, pc.clip);
+                        STORE_H_NEW(k, clamp(pre, -pc.clip, pc.clip));
                     }
                 }
                 for (uint q = 0u; q < JB; q++)

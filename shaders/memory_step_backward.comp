@@ -38,6 +38,7 @@
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
 //! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
 //! variant memory_step_backward_tv4r8_ps -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DPER_SAMPLE_SLOTS=1
+//! variant memory_step_backward_tv4r8_ps_w64 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DPER_SAMPLE_SLOTS=1 -DSTORE_WORDS64=1
 //! variant memory_step_backward_wide -DWIDE_KERNEL=1
 //! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
@@ -159,11 +160,31 @@ layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H
 layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
 layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
 layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
+#ifdef STORE_WORDS64
+// The per-sample outputs' vec4s as two 64-bit words each (CPU devices with shaderInt64):
+// llvmpipe stores a vector one lane and one component at a time, so half the components is
+// half the loop.
+#extension GL_ARB_gpu_shader_int64 : require
+layout(std430, set = 0, binding = 12) buffer GOut { u64vec2 g_out_words[]; };
+#define WORDS64(v) u64vec2(packUint2x32(floatBitsToUint((v).xy)), packUint2x32(floatBitsToUint((v).zw)))
+#define FROM_WORDS64(w) vec4(uintBitsToFloat(unpackUint2x32((w).x)), uintBitsToFloat(unpackUint2x32((w).y)))
+#define LOAD_G_OUT(k) FROM_WORDS64(g_out_words[k])
+#define STORE_G_OUT(k, v) g_out_words[k] = WORDS64(v)
+#else
 layout(std430, set = 0, binding = 12) buffer GOut { VT g_out[]; };  // g_t-1 or dH_0 (per-sample rows: read back)
+#define LOAD_G_OUT(k) g_out[k]
+#define STORE_G_OUT(k, v) g_out[k] = (v)
+#endif
 // Slots: dM [N,h], +=; rows (per sample): each sample's running sum [B,N,h], written as
 // binding 14's plus this step's dE (two buffers the caller alternates: on lavapipe a
 // texel fetch and a store instead of a storage load and a store).
+#ifdef STORE_WORDS64
+layout(std430, set = 0, binding = 13) buffer DMacc { u64vec2 dM_words[]; };
+#define STORE_DM(k, v) dM_words[k] = WORDS64(v)
+#else
 layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
+#define STORE_DM(k, v) dM[k] = (v)
+#endif
 #ifdef TEXEL_IN
 layout(set = 0, binding = 14) uniform samplerBuffer tex_dM_in;
 #define LD_DM_IN(i) texelFetch(tex_dM_in, int(i))
@@ -368,12 +389,12 @@ void main()
                         ga[q] += ds * rE * e;
                         VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sn;
                         VT v = an * dmj[q] + ds * (zn[q] - proj) * rE;   // dE_tb[n]
-                        dM[k] = LD_DM_IN(k) + v;
+                        STORE_DM(k, LD_DM_IN(k) + v);
                         if (!trace) continue;
                         VT gk = LD_G(k);
                         gt[q] += an * gk;
                         clipped = clipped || !inside_clip(Hk);
-                        g_out[k] = pc.decay * gk + pc.alpha * v;
+                        STORE_G_OUT(k, pc.decay * gk + pc.alpha * v);
                     }
                 }
                 // Where H_t reached the clip, pre_t-1 decides whether the carry passes: a
@@ -389,7 +410,8 @@ void main()
                             VT Hk = LD_H(k);
                             if (inside_clip(Hk)) continue;
                             precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
-                            g_out[k] = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), g_out[k]);
+                            VT pre = hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW));
+                            STORE_G_OUT(k, masked(pre, LOAD_G_OUT(k)));
                         }
                     }
                 }

@@ -144,8 +144,10 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, (uint32_t)hp->noise.mode};
         int noise_blocks =
             s.per_sample && hp->noise.mode == ENN_NOISE_PHILOX && !enn_env_flag("ENN_DISABLE_NOISE_BLOCKS");
-        ENN_TRY(texel_pipeline(rec, noise_blocks ? "memory_step_tv4r8_nb" : "memory_step_tv4r8", 7, sizeof(step_push),
-                               cpu_spec, 7, TEXEL_FORWARD, &p));
+        const char *name = !noise_blocks                 ? "memory_step_tv4r8"
+                           : ctx->enabled.shader_int64 ? "memory_step_tv4r8_nb_w64"
+                                                       : "memory_step_tv4r8_nb";
+        ENN_TRY(texel_pipeline(rec, name, 7, sizeof(step_push), cpu_spec, 7, TEXEL_FORWARD, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
@@ -275,9 +277,10 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
         const uint32_t cpu_spec[8] = {8, 1, 1, max_n, 0, 0, push.noise_mode, push.has_trace};
-        ENN_TRY(texel_pipeline(rec, per_sample_slots(ctx, s, max_n) ? "memory_step_backward_tv4r8_ps"
-                                                                     : "memory_step_backward_tv4r8",
-                               15, sizeof push, cpu_spec, 8, TEXEL_BACKWARD_ROWS, &p));
+        const char *name = !per_sample_slots(ctx, s, max_n) ? "memory_step_backward_tv4r8"
+                           : ctx->enabled.shader_int64      ? "memory_step_backward_tv4r8_ps_w64"
+                                                            : "memory_step_backward_tv4r8_ps";
+        ENN_TRY(texel_pipeline(rec, name, 15, sizeof push, cpu_spec, 8, TEXEL_BACKWARD_ROWS, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {
