@@ -338,7 +338,7 @@ static enn_status create_device(enn_context *ctx)
     VkPhysicalDeviceFeatures supported, core = {0};
     vkGetPhysicalDeviceFeatures(pd, &supported);
     core.shaderInt64 =
-        caps->device_type == ENN_DEVICE_CPU && supported.shaderInt64 && !enn_env_flag("ENN_DISABLE_INT64");
+        caps->device_type == ENN_DEVICE_CPU && supported.shaderInt64 && !ctx->env.disable_int64;
     dci.pEnabledFeatures = &core;
     VkResult r = vkCreateDevice(pd, &dci, ctx->vk_callbacks, &ctx->device);
     if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateDevice");
@@ -575,8 +575,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
         .subgroup_size_control = c->subgroup_size_control,
         .coopmat_nv = c->cooperative_matrix,
         .timestamps = c->timestamps,
-        .shader_int64 = h->enabled_features && h->enabled_features->features.shaderInt64 &&
-                        !enn_env_flag("ENN_DISABLE_INT64"),
+        .shader_int64 = h->enabled_features && h->enabled_features->features.shaderInt64 && !ctx->env.disable_int64,
     };
     return hand_over(ctx, ENN_OK, opt, out);
 }

@@ -44,7 +44,7 @@ static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, ui
 static int per_sample_slots(const enn_context *ctx, enn_memory_shape s, uint32_t max_n)
 {
     return s.per_sample && ((uint64_t)4 * 8 * max_n + 2 * 8) * 4 <= ctx->caps.max_shared_memory &&
-           !enn_env_flag("ENN_DISABLE_PACKED_SLOTS");
+           !ctx->env.disable_packed_slots;
 }
 
 /* The shape, temperature and Hebbian parameters both passes take (hebbian NULL: not checked). */
@@ -142,8 +142,7 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
          * or 4 vectors at once (see the shader); a per-sample trace's Philox noise four
          * blocks at a time (the same values). */
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, (uint32_t)hp->noise.mode};
-        int noise_blocks =
-            s.per_sample && hp->noise.mode == ENN_NOISE_PHILOX && !enn_env_flag("ENN_DISABLE_NOISE_BLOCKS");
+        int noise_blocks = s.per_sample && hp->noise.mode == ENN_NOISE_PHILOX && !ctx->env.disable_noise_blocks;
         const char *name = !noise_blocks                 ? "memory_step_tv4r8"
                            : ctx->enabled.shader_int64 ? "memory_step_tv4r8_nb_w64"
                                                        : "memory_step_tv4r8_nb";

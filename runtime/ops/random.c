@@ -24,9 +24,10 @@ static enn_status random_fill(enn_recorder *rec, enn_view out, uint32_t n, uint3
     /* Normals from a stream position that is a multiple of 4: four per Philox block; on
      * CPU devices, where n is a multiple of 16, four blocks at a time (not with
      * ENN_DISABLE_NOISE_BLOCKS; the same values). */
-    int cpu = enn_recorder_context(rec)->caps.device_type == ENN_DEVICE_CPU;
+    const enn_context *ctx = enn_recorder_context(rec);
+    int cpu = ctx->caps.device_type == ENN_DEVICE_CPU;
     int four = dist == 0 && first_index % 4 == 0;
-    int sixteen = four && cpu && n % 16 == 0 && !enn_env_flag("ENN_DISABLE_NOISE_BLOCKS");
+    int sixteen = four && cpu && n % 16 == 0 && !ctx->env.disable_noise_blocks;
     ENN_TRY(enn_ops_pipeline(rec, sixteen ? "random_normal16" : four ? "random_normal4" : "random", 1,
                              sizeof(random_push), spec, 1, &p));
     /* CPU devices: 32 consecutive elements per invocation (lavapipe spends ~10 ns on each
