@@ -42,3 +42,12 @@ vec4 hebbian_pre(float decay, float eta, vec4 h_old, vec4 d, vec4 xi)
         for (uint b_ = p_; b_ < (B); b_ += (parts)) s_ += A[b_ * (N) + (n)] * Z[b_ * (hv) + (j)]; \
         D = p_ == 0u ? s_ : D + s_;                                                    \
     }
+
+// hebbian_philox_noise4 of four blocks at once (philox_normal4_x4, CPU devices): column q
+// is the noise of elements 4 block[q] .. 4 block[q] + 3, bit for bit.
+mat4 hebbian_philox_noise4_x4(float sigma, uvec2 seed, uvec2 stream, uvec4 block)
+{
+    mat4 n = philox_normal4_x4(seed, stream, block);
+    precise vec4 v0 = sigma * n[0], v1 = sigma * n[1], v2 = sigma * n[2], v3 = sigma * n[3];
+    return mat4(v0, v1, v2, v3);
+}

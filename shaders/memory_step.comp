@@ -21,6 +21,8 @@
 //! variant memory_step_r8 -DROWS=8
 //! variant memory_step_v4r8 -DVW=4 -DROWS=8
 //! variant memory_step_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
+//! variant memory_step_tv4r8_nb -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DNOISE_BLOCKS=1
+//! variant memory_step_tv4r8_nb_w64 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DNOISE_BLOCKS=1 -DSTORE_WORDS64=1
 //! variant memory_step_wide -DWIDE=1
 //! variant memory_step_wide_v4 -DWIDE=1 -DVW=4
 layout(local_size_x_id = 0) in;
@@ -81,7 +83,17 @@ layout(std430, set = 0, binding = 2) readonly buffer Hm { VT H[]; };
 layout(std430, set = 0, binding = 3) readonly buffer Xi { VT xi[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer A { float a[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer Mo { VT m[]; };
+#ifdef STORE_WORDS64
+// H_new's vec4s stored as two 64-bit words (CPU devices with shaderInt64): llvmpipe stores
+// a vector one lane and one component at a time, so half the components is half the loop.
+#extension GL_ARB_gpu_shader_int64 : require
+layout(std430, set = 0, binding = 6) writeonly buffer HNew { u64vec2 H_new_words[]; };
+#define STORE_H_NEW(k, v) \
+    H_new_words[k] = u64vec2(packUint2x32(floatBitsToUint((v).xy)), packUint2x32(floatBitsToUint((v).zw)))
+#else
 layout(std430, set = 0, binding = 6) writeonly buffer HNew { VT H_new[]; };
+#define STORE_H_NEW(k, v) H_new[k] = (v)
+#endif
 
 layout(push_constant) uniform Push {
     uint B, N, h;
@@ -113,6 +125,19 @@ VT noise_at(uint idx)
     if (mode == 2u) return xi[idx / VW];
     return VT(0.0);
 }
+
+#ifdef NOISE_BLOCKS
+// The noise of the JB = 4 vectors at flat vector indices k of H (column q: k[q]), the four
+// Philox blocks computed at once (philox.glsl: philox_normal4_x4; the same values as
+// noise_at, faster on CPU devices).
+mat4 noise_at_x4(uvec4 k)
+{
+    uint mode = NOISE_SPEC < 3u ? NOISE_SPEC : pc.noise_mode;
+    if (mode == 1u) return hebbian_philox_noise4_x4(pc.sigma, pc.seed, pc.stream, k);
+    if (mode == 2u) return mat4(xi[k.x], xi[k.y], xi[k.z], xi[k.w]);
+    return mat4(0.0);
+}
+#endif
 
 #ifndef WIDE
 void main()
@@ -222,6 +247,10 @@ void main()
                 }
                 for (uint n = 0u; n < N; n++) {
                     float an = sh_a[r * MAX_N + n];
+#ifdef NOISE_BLOCKS
+                    uvec4 kq = b * N * hv + n * hv + min(j0 + uvec4(0u, 1u, 2u, 3u) * WG, uvec4(hv - 1u));
+                    mat4 xi4 = noise_at_x4(kq);
+#endif
                     for (uint q = 0u; q < JB; q++) {
                         // Vectors past the row repeat its last one (the same value written
                         // twice) instead of a branch, which llvmpipe runs under lane masks.
@@ -230,8 +259,12 @@ void main()
                         VT hold = LD_H(k);
                         acc[q] += an * (LD_M(n * hv + j) + pc.alpha * hold);
                         precise VT d = an * zj[q];
+#ifdef NOISE_BLOCKS
+                        VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, xi4[q]);
+#else
                         VT pre = hebbian_pre(pc.decay, pc.eta, hold, d, noise_at(k * VW));
-                        H_new[k] = clamp(pre, -pc.clip, pc.clip);
+#endif
+                        STORE_H_NEW(k, clamp(pre, -pc.clip, pc.clip));
                     }
                 }
                 for (uint q = 0u; q < JB; q++)

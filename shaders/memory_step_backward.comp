@@ -37,6 +37,8 @@
 //! variant memory_step_backward_r8 -DROWS=8
 //! variant memory_step_backward_v4r8 -DVW=4 -DROWS=8
 //! variant memory_step_backward_tv4r8 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4
+//! variant memory_step_backward_tv4r8_ps -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DPER_SAMPLE_SLOTS=1
+//! variant memory_step_backward_tv4r8_ps_w64 -DVW=4 -DROWS=8 -DTEXEL_IN=1 -DSB=8 -DJB=4 -DPER_SAMPLE_SLOTS=1 -DSTORE_WORDS64=1
 //! variant memory_step_backward_wide -DWIDE_KERNEL=1
 //! variant memory_step_backward_wide_v4 -DWIDE_KERNEL=1 -DVW=4
 //! variant memory_step_backward_slots -DSLOTS_KERNEL=1
@@ -158,11 +160,31 @@ layout(std430, set = 0, binding = 8) readonly buffer Hp { VT H_prev[]; };   // H
 layout(std430, set = 0, binding = 9) readonly buffer Ap { float a_prev[]; };// a_t-1
 layout(std430, set = 0, binding = 10) readonly buffer Zp { VT z_prev[]; };  // z_t-1
 layout(std430, set = 0, binding = 11) readonly buffer Xi { VT xi[]; };      // xi_t-1
+#ifdef STORE_WORDS64
+// The per-sample outputs' vec4s as two 64-bit words each (CPU devices with shaderInt64):
+// llvmpipe stores a vector one lane and one component at a time, so half the components is
+// half the loop.
+#extension GL_ARB_gpu_shader_int64 : require
+layout(std430, set = 0, binding = 12) buffer GOut { u64vec2 g_out_words[]; };
+#define WORDS64(v) u64vec2(packUint2x32(floatBitsToUint((v).xy)), packUint2x32(floatBitsToUint((v).zw)))
+#define FROM_WORDS64(w) vec4(uintBitsToFloat(unpackUint2x32((w).x)), uintBitsToFloat(unpackUint2x32((w).y)))
+#define LOAD_G_OUT(k) FROM_WORDS64(g_out_words[k])
+#define STORE_G_OUT(k, v) g_out_words[k] = WORDS64(v)
+#else
 layout(std430, set = 0, binding = 12) buffer GOut { VT g_out[]; };  // g_t-1 or dH_0 (per-sample rows: read back)
+#define LOAD_G_OUT(k) g_out[k]
+#define STORE_G_OUT(k, v) g_out[k] = (v)
+#endif
 // Slots: dM [N,h], +=; rows (per sample): each sample's running sum [B,N,h], written as
 // binding 14's plus this step's dE (two buffers the caller alternates: on lavapipe a
 // texel fetch and a store instead of a storage load and a store).
+#ifdef STORE_WORDS64
+layout(std430, set = 0, binding = 13) buffer DMacc { u64vec2 dM_words[]; };
+#define STORE_DM(k, v) dM_words[k] = WORDS64(v)
+#else
 layout(std430, set = 0, binding = 13) buffer DMacc { VT dM[]; };
+#define STORE_DM(k, v) dM[k] = (v)
+#endif
 #ifdef TEXEL_IN
 layout(set = 0, binding = 14) uniform samplerBuffer tex_dM_in;
 #define LD_DM_IN(i) texelFetch(tex_dM_in, int(i))
@@ -203,26 +225,42 @@ VT masked(float pre, float d) { return pass_clip(pre, d); }
 #ifdef ROWS_KERNEL
 
 // Per row r of the tile and slot n, at [r * MAX_N + n]:
+#ifdef PER_SAMPLE_SLOTS
+// The per-sample trace's kernel on CPU devices (per_sample compiled in): a slot's values
+// in one vec4, (da_n then ds_n, 1/|E_n| signed, s_n, a_n), so that the dz pass loads each
+// (row, slot) once: on llvmpipe every shared-memory access is a loop over the lanes, and
+// the pass otherwise runs three of them and a texel fetch of a.
+shared vec4 sh_slot[ROWS * MAX_N];
+#else
 shared float sh_s[ROWS * MAX_N];    // s_n = zn . En_n
 shared float sh_r[ROWS * MAX_N];    // 1/|E_n|, negative when clamped
 shared float sh_d[ROWS * MAX_N];    // da_n, then ds_n
+#endif
 shared float sh_rz[ROWS];           // 1/|z|, negative when clamped
 shared float sh_Q[ROWS];            // sum_n ds_n s_n
 
 void keep_slot(uint r, uint n, float dot_ze, float da, float ee)
 {
     float rE = inversesqrt(max(ee, EPS_SQ));
+#ifdef PER_SAMPLE_SLOTS
+    sh_slot[r * MAX_N + n] = vec4(da, ee < EPS_SQ ? -rE : rE, dot_ze * abs(sh_rz[r]) * rE, 0.0);
+#else
     sh_s[r * MAX_N + n] = dot_ze * abs(sh_rz[r]) * rE;
     sh_r[r * MAX_N + n] = ee < EPS_SQ ? -rE : rE;
     sh_d[r * MAX_N + n] = da;
+#endif
 }
 
 void main()
 {
     uint t = gl_LocalInvocationID.x;
     uint N = pc.N, B = pc.B, hv = pc.h / VW;
-    bool per_sample = pc.per_sample != 0u, trace = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u;
-    bool prev = trace && pc.has_prev != 0u;
+#ifdef PER_SAMPLE_SLOTS
+    const bool per_sample = true;
+#else
+    bool per_sample = pc.per_sample != 0u;
+#endif
+    bool trace = TRACE_SPEC == 2u ? pc.has_trace != 0u : TRACE_SPEC == 1u, prev = trace && pc.has_prev != 0u;
     for (uint b0 = gl_WorkGroupID.x * ROWS; b0 < B; b0 += gl_NumWorkGroups.x * ROWS) {
         uint rows = min(uint(ROWS), B - b0);
         for (uint r = t; r < rows; r += WG) {
@@ -257,6 +295,7 @@ void main()
                     if (n0 + q * WG < N) keep_slot(r, n0 + q * WG, dot_ze[q], dme[q] + pc.g_scale * dgz[q], ee[q]);
             }
         }
+#ifndef PER_SAMPLE_SLOTS
         for (uint n0 = t; n0 < N && !per_sample; n0 += WG * SB) {
             // Slots past N repeat the last one and rows past the batch the last row (no
             // branches around the loads); neither is kept.
@@ -288,17 +327,28 @@ void main()
                     if (r < rows && n0 + q * WG < N)
                         keep_slot(r, n0 + q * WG, dot_ze[r][q], dme[r][q] + pc.g_scale * dgz[r][q], ee[q]);
         }
+#endif
         barrier();
         // The softmax gradient, one invocation per row.
         for (uint r = t; r < rows; r += WG) {
             uint b = b0 + r;
             float c = 0.0;
+#ifdef PER_SAMPLE_SLOTS
+            for (uint n = 0u; n < N; n++) c += LD_A(b * N + n) * sh_slot[r * MAX_N + n].x;
+            float Q = 0.0;
+            for (uint n = 0u; n < N; n++) {
+                vec4 slot = sh_slot[r * MAX_N + n];
+                float an = LD_A(b * N + n), ds = an * (slot.x - c) * pc.inv_tau;
+                sh_slot[r * MAX_N + n] = vec4(ds, slot.y, slot.z, an);
+                float q = ds * slot.z;
+#else
             for (uint n = 0u; n < N; n++) c += LD_A(b * N + n) * sh_d[r * MAX_N + n];
             float Q = 0.0;
             for (uint n = 0u; n < N; n++) {
                 float ds = LD_A(b * N + n) * (sh_d[r * MAX_N + n] - c) * pc.inv_tau;
                 sh_d[r * MAX_N + n] = ds;
                 float q = ds * sh_s[r * MAX_N + n];
+#endif
                 Q += q;
                 ws[b * N + n] = ds;
                 ws[B * N + b * N + n] = q;
@@ -323,8 +373,13 @@ void main()
                 }
                 bool clipped = false;   // H_t of this row reached the clip somewhere
                 for (uint n = 0u; n < N; n++) {
+#ifdef PER_SAMPLE_SLOTS
+                    vec4 slot = sh_slot[r * MAX_N + n];
+                    float ds = slot.x, rEs = slot.y, rE = abs(rEs), sn = slot.z, an = slot.w;
+#else
                     float ds = sh_d[r * MAX_N + n], rEs = sh_r[r * MAX_N + n], rE = abs(rEs), an = LD_A(b * N + n);
                     float sn = sh_s[r * MAX_N + n];
+#endif
                     for (uint q = 0u; q < JB; q++) {
                         // Vectors past the row repeat its last one (the same values written
                         // twice; its sums are not kept) instead of a branch.
@@ -334,12 +389,12 @@ void main()
                         ga[q] += ds * rE * e;
                         VT proj = rEs < 0.0 ? VT(0.0) : e * rE * sn;
                         VT v = an * dmj[q] + ds * (zn[q] - proj) * rE;   // dE_tb[n]
-                        dM[k] = LD_DM_IN(k) + v;
+                        STORE_DM(k, LD_DM_IN(k) + v);
                         if (!trace) continue;
                         VT gk = LD_G(k);
                         gt[q] += an * gk;
                         clipped = clipped || !inside_clip(Hk);
-                        g_out[k] = pc.decay * gk + pc.alpha * v;
+                        STORE_G_OUT(k, pc.decay * gk + pc.alpha * v);
                     }
                 }
                 // Where H_t reached the clip, pre_t-1 decides whether the carry passes: a
@@ -355,7 +410,8 @@ void main()
                             VT Hk = LD_H(k);
                             if (inside_clip(Hk)) continue;
                             precise VT D = a_prev[b * N + n] * z_prev[b * hv + j];
-                            g_out[k] = masked(hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW)), g_out[k]);
+                            VT pre = hebbian_pre(pc.decay, pc.eta, H_prev[k], D, noise_at(k * VW));
+                            STORE_G_OUT(k, masked(pre, LOAD_G_OUT(k)));
                         }
                     }
                 }
@@ -367,6 +423,7 @@ void main()
                 }
             }
         }
+#ifndef PER_SAMPLE_SLOTS
         for (uint j0 = t; j0 < hv && !per_sample; j0 += WG * JB) {
             VT ga[ROWS][JB], gt[ROWS][JB];
             for (uint r = 0u; r < ROWS; r++)
@@ -402,6 +459,7 @@ void main()
                 }
             }
         }
+#endif
         barrier();
     }
 }

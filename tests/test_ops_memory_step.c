@@ -85,6 +85,9 @@ Test(memory_step, fused_matches_separate_ops_and_reference)
     }
     run_case(ctx, rec, &st, 128, 64, 128, 0, ENN_NOISE_PHILOX);
     run_case(ctx, rec, &st, 128, 64, 128, 1, ENN_NOISE_PHILOX);
+    /* A per-sample trace's Philox noise four blocks at a time (CPU devices): h = 132 (33
+     * vectors) goes round the 32-vector pass twice, the second time with one vector. */
+    run_case(ctx, rec, &st, 9, 70, 132, 1, ENN_NOISE_PHILOX);
     /* Each noise mode on the vec4 paths (on CPU devices compiled into the pipeline). */
     for (int mode = 0; mode < 3; mode++)
         for (int per_sample = 0; per_sample < 2; per_sample++)

@@ -61,15 +61,17 @@ static void moments(const float *x, size_t n, double *mean, double *var)
 
 /* Device normals equal host normals bit for bit, including slices that start at an
  * index that is not a multiple of 4 (one per element) and that is, with a partial last
- * group of 4 (four per Philox block); the same seed repeats, another seed differs; the
- * moments are right. */
+ * group of 4 (four per Philox block), or none (a multiple of 16: on CPU devices four
+ * blocks at a time, from a block that is not a multiple of 4); the same seed repeats,
+ * another seed differs; the moments are right. */
 Test(philox, device_streams)
 {
     enn_context *ctx = test_context();
     const uint32_t n = 1 << 16;
     const uint64_t seed = 0x0123456789abcdefull, stream = 0xfedcba9876543210ull;
     enn_buffer *a = tu_buffer(ctx, NULL, n), *b = tu_buffer(ctx, NULL, n), *c = tu_buffer(ctx, NULL, n),
-               *u = tu_buffer(ctx, NULL, n), *s = tu_buffer(ctx, NULL, 101), *s4 = tu_buffer(ctx, NULL, 103);
+               *u = tu_buffer(ctx, NULL, n), *s = tu_buffer(ctx, NULL, 101), *s4 = tu_buffer(ctx, NULL, 103),
+               *s16 = tu_buffer(ctx, NULL, 160);
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
     ENN_ASSERT_OK(enn_recorder_begin(rec));
@@ -79,9 +81,11 @@ Test(philox, device_streams)
     ENN_ASSERT_OK(enn_random_uniform(rec, enn_view_of(u), n, seed, stream + 1, 0, -2.0f, 3.0f));
     ENN_ASSERT_OK(enn_random_normal(rec, enn_view_of(s), 101, seed, stream, 4001, 0.5f, 0.01f));
     ENN_ASSERT_OK(enn_random_normal(rec, enn_view_of(s4), 103, seed, stream, 4000, 0.5f, 0.01f));
+    ENN_ASSERT_OK(enn_random_normal(rec, enn_view_of(s16), 160, seed, stream, 4004, 0.5f, 0.01f));
     ENN_ASSERT_OK(enn_recorder_run(rec));
     float *ha = tu_download(ctx, a, n), *hb = tu_download(ctx, b, n), *hc = tu_download(ctx, c, n),
-          *hu = tu_download(ctx, u, n), *hs = tu_download(ctx, s, 101), *hs4 = tu_download(ctx, s4, 103);
+          *hu = tu_download(ctx, u, n), *hs = tu_download(ctx, s, 101), *hs4 = tu_download(ctx, s4, 103),
+          *hs16 = tu_download(ctx, s16, 160);
 
     cr_assert(!memcmp(ha, hb, n * sizeof(float)), "two runs with one seed differ");
     uint32_t same = 0, mismatches = 0, first = 0;
@@ -100,6 +104,10 @@ Test(philox, device_streams)
     for (uint32_t i = 0; i < 103; i++) {
         float want = 0.5f + 0.01f * enn_philox_normal(seed, stream, 4000 + i);
         cr_assert(!memcmp(&want, &hs4[i], 4), "slice from 4000, element %u: %.9g vs %.9g", i, hs4[i], want);
+    }
+    for (uint32_t i = 0; i < 160; i++) {
+        float want = 0.5f + 0.01f * enn_philox_normal(seed, stream, 4004 + i);
+        cr_assert(!memcmp(&want, &hs16[i], 4), "slice from 4004, element %u: %.9g vs %.9g", i, hs16[i], want);
     }
     for (uint32_t i = 0; i < n; i++) {
         float want = -2.0f + 5.0f * enn_philox_uniform(seed, stream + 1, i);
@@ -120,10 +128,10 @@ Test(philox, device_streams)
     cr_assert_lt(fabs(mean - 0.5), 5 * sqrt(25.0 / 12 / n), "uniform mean %g", mean);
     cr_assert_lt(fabs(var - 25.0 / 12), 5 * 25.0 / 12 * sqrt(0.8 / n), "uniform variance %g", var);
 
-    free(ha), free(hb), free(hc), free(hu), free(hs), free(hs4);
+    free(ha), free(hb), free(hc), free(hu), free(hs), free(hs4), free(hs16);
     enn_recorder_destroy(rec);
     enn_buffer_destroy(ctx, a), enn_buffer_destroy(ctx, b), enn_buffer_destroy(ctx, c);
-    enn_buffer_destroy(ctx, u), enn_buffer_destroy(ctx, s), enn_buffer_destroy(ctx, s4);
+    enn_buffer_destroy(ctx, u), enn_buffer_destroy(ctx, s), enn_buffer_destroy(ctx, s4), enn_buffer_destroy(ctx, s16);
     test_context_finish(ctx);
 }
 

@@ -333,6 +333,13 @@ static enn_status create_device(enn_context *ctx)
         .enabledExtensionCount = next,
         .ppEnabledExtensionNames = exts,
     };
+    /* 64-bit integers in shaders on CPU devices, where the per-sample memory-step kernels
+     * store vec4s as two 64-bit words (ENN_DISABLE_INT64: not enabled). */
+    VkPhysicalDeviceFeatures supported, core = {0};
+    vkGetPhysicalDeviceFeatures(pd, &supported);
+    core.shaderInt64 =
+        caps->device_type == ENN_DEVICE_CPU && supported.shaderInt64 && !ctx->env.disable_int64;
+    dci.pEnabledFeatures = &core;
     VkResult r = vkCreateDevice(pd, &dci, ctx->vk_callbacks, &ctx->device);
     if (r != VK_SUCCESS) return enn_vk_error(r, "vkCreateDevice");
     ctx->owns_device = 1;
@@ -344,6 +351,7 @@ static enn_status create_device(enn_context *ctx)
         .subgroup_size_control = caps->subgroup_size_control,
         .coopmat_nv = caps->cooperative_matrix,
         .timestamps = caps->timestamps,
+        .shader_int64 = core.shaderInt64 == VK_TRUE,
     };
     return ENN_OK;
 }
@@ -567,6 +575,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn
         .subgroup_size_control = c->subgroup_size_control,
         .coopmat_nv = c->cooperative_matrix,
         .timestamps = c->timestamps,
+        .shader_int64 = h->enabled_features && h->enabled_features->features.shaderInt64 && !ctx->env.disable_int64,
     };
     return hand_over(ctx, ENN_OK, opt, out);
 }

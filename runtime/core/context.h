@@ -23,6 +23,7 @@ typedef struct enn_enabled_features {
     int coopmat_khr;
     int coopmat_nv;
     int timestamps;
+    int shader_int64;   /* 64-bit integers in shaders (CPU devices: 64-bit stores) */
 } enn_enabled_features;
 
 struct enn_context {

@@ -28,4 +28,7 @@ void enn_env_settings_read(enn_env_settings *s)
     s->disable_gemm_epilogue_spec = enn_env_flag("ENN_DISABLE_GEMM_EPILOGUE_SPEC");
     s->disable_split_k = enn_env_flag("ENN_DISABLE_SPLIT_K");
     s->disable_rnn_recurrence = enn_env_flag("ENN_DISABLE_RNN_RECURRENCE");
+    s->disable_noise_blocks = enn_env_flag("ENN_DISABLE_NOISE_BLOCKS");
+    s->disable_packed_slots = enn_env_flag("ENN_DISABLE_PACKED_SLOTS");
+    s->disable_int64 = enn_env_flag("ENN_DISABLE_INT64");
 }

@@ -21,6 +21,9 @@ typedef struct enn_env_settings {
     int disable_gemm_epilogue_spec;              /* ENN_DISABLE_GEMM_EPILOGUE_SPEC */
     int disable_split_k;                         /* ENN_DISABLE_SPLIT_K */
     int disable_rnn_recurrence;                  /* ENN_DISABLE_RNN_RECURRENCE */
+    int disable_noise_blocks;                    /* ENN_DISABLE_NOISE_BLOCKS */
+    int disable_packed_slots;                    /* ENN_DISABLE_PACKED_SLOTS */
+    int disable_int64;                           /* ENN_DISABLE_INT64 */
 } enn_env_settings;
 
 /* Fills s from the environment (context creation calls it, and nothing later). */

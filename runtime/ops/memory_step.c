@@ -38,6 +38,15 @@ static int texel_inputs(const enn_context *ctx, enn_memory_shape s, int vec4, ui
            (uint64_t)2 * s.B * s.N + s.B <= c->max_texel_buffer_elements;  /* the workspace, as floats */
 }
 
+/* The per-sample backward's texel kernel with each (row, slot)'s values in one vec4 of shared
+ * memory (memory_step_backward_tv4r8_ps; not with ENN_DISABLE_PACKED_SLOTS): 8 rows of
+ * max_n vec4s and two floats per row. */
+static int per_sample_slots(const enn_context *ctx, enn_memory_shape s, uint32_t max_n)
+{
+    return s.per_sample && ((uint64_t)4 * 8 * max_n + 2 * 8) * 4 <= ctx->caps.max_shared_memory &&
+           !ctx->env.disable_packed_slots;
+}
+
 /* The shape, temperature and Hebbian parameters both passes take (hebbian NULL: not checked). */
 static enn_status check_step(const char *op, enn_memory_shape s, float tau_e, const enn_hebbian_params *hp)
 {
@@ -130,9 +139,14 @@ enn_status enn_memory_step_forward(enn_recorder *rec, enn_memory_shape s, enn_vi
         groups = s.B;
     } else if (texel_inputs(ctx, s, vec4, rows)) {
         /* CPU devices: z, M and H read as vec4 texels, 8 invocations that each take 8 slots
-         * or 4 vectors at once (see the shader). */
+         * or 4 vectors at once (see the shader); a per-sample trace's Philox noise four
+         * blocks at a time (the same values). */
         const uint32_t cpu_spec[7] = {8, 1, 1, max_n, 0, 0, (uint32_t)hp->noise.mode};
-        ENN_TRY(texel_pipeline(rec, "memory_step_tv4r8", 7, sizeof(step_push), cpu_spec, 7, TEXEL_FORWARD, &p));
+        int noise_blocks = s.per_sample && hp->noise.mode == ENN_NOISE_PHILOX && !ctx->env.disable_noise_blocks;
+        const char *name = !noise_blocks                 ? "memory_step_tv4r8"
+                           : ctx->enabled.shader_int64 ? "memory_step_tv4r8_nb_w64"
+                                                       : "memory_step_tv4r8_nb";
+        ENN_TRY(texel_pipeline(rec, name, 7, sizeof(step_push), cpu_spec, 7, TEXEL_FORWARD, &p));
     } else {
         ENN_TRY(enn_ops_pipeline(rec, names[vec4][rows == 8], 7, sizeof(step_push), spec, 4, &p));
     }
@@ -262,8 +276,10 @@ enn_status enn_memory_step_backward(enn_recorder *rec, enn_memory_shape s, const
         /* CPU devices: z, M, H, dm and g read as vec4 texels, 8 invocations that each
          * take 8 slots or 4 vectors at once in shared mode (see the shader). */
         const uint32_t cpu_spec[8] = {8, 1, 1, max_n, 0, 0, push.noise_mode, push.has_trace};
-        ENN_TRY(texel_pipeline(rec, "memory_step_backward_tv4r8", 15, sizeof push, cpu_spec, 8, TEXEL_BACKWARD_ROWS,
-                               &p));
+        const char *name = !per_sample_slots(ctx, s, max_n) ? "memory_step_backward_tv4r8"
+                           : ctx->enabled.shader_int64      ? "memory_step_backward_tv4r8_ps_w64"
+                                                            : "memory_step_backward_tv4r8_ps";
+        ENN_TRY(texel_pipeline(rec, name, 15, sizeof push, cpu_spec, 8, TEXEL_BACKWARD_ROWS, &p));
         ENN_TRY(enn_record_dispatch(rec, p, b, 15, &push, enn_ops_row_groups(rec, (s.B + rows - 1) / rows), 1, 1,
                                     "memory_step_backward_rows"));
     } else {

@@ -21,17 +21,24 @@ static enn_status random_fill(enn_recorder *rec, enn_view out, uint32_t n, uint3
         return enn_error(ENN_ERROR_OUT_OF_RANGE, "%s: indices %u + %u pass the 2^32 of a stream", name, first_index, n);
     const uint32_t spec[1] = {RANDOM_LOCAL};
     const enn_pipeline *p;
-    /* Normals from a stream position that is a multiple of 4: four per Philox block. */
+    /* Normals from a stream position that is a multiple of 4: four per Philox block; on
+     * CPU devices, where n is a multiple of 16, four blocks at a time (not with
+     * ENN_DISABLE_NOISE_BLOCKS; the same values). */
+    const enn_context *ctx = enn_recorder_context(rec);
+    int cpu = ctx->caps.device_type == ENN_DEVICE_CPU;
     int four = dist == 0 && first_index % 4 == 0;
-    ENN_TRY(enn_ops_pipeline(rec, four ? "random_normal4" : "random", 1, sizeof(random_push), spec, 1, &p));
+    int sixteen = four && cpu && n % 16 == 0 && !ctx->env.disable_noise_blocks;
+    ENN_TRY(enn_ops_pipeline(rec, sixteen ? "random_normal16" : four ? "random_normal4" : "random", 1,
+                             sizeof(random_push), spec, 1, &p));
     /* CPU devices: 32 consecutive elements per invocation (lavapipe spends ~10 ns on each
      * invocation; a million of them, the per-sample trace's initial state, took 13 ms). */
-    uint32_t per = enn_recorder_context(rec)->caps.device_type == ENN_DEVICE_CPU ? 32 : 1;
-    if (four) per = per > 4 ? per / 4 : 1; /* groups of 4 per invocation */
+    uint32_t per = cpu ? 32 : 1;
+    uint32_t group = sixteen ? 16 : four ? 4 : 1;
+    per = per > group ? per / group : 1; /* groups of `group` elements per invocation */
     random_push push = {.n = n, .dist = dist, .first_index = first_index, .a = a, .b = b, .per_invocation = per};
     enn_ops_split64(seed, push.seed);
     enn_ops_split64(stream, push.stream);
-    uint64_t units = four ? ((uint64_t)n + 3) / 4 : n;
+    uint64_t units = ((uint64_t)n + group - 1) / group;
     uint32_t gx = 1, gy = 1;
     ENN_TRY(enn_ops_grid(rec, (units + per - 1) / per, RANDOM_LOCAL, &gx, &gy));
     enn_binding bind[1] = {enn_bind(out, (VkDeviceSize)n * 4, ENN_ACCESS_WRITE)};
