@@ -32,8 +32,10 @@ static void usage(FILE *f)
                "ENN_MAX_DISPATCHES_PER_SUBMIT; optional paths off: ENN_DISABLE_FP16, ENN_DISABLE_COOPMAT,\n"
                "ENN_DISABLE_PUSH_DESCRIPTORS, ENN_DISABLE_SUBGROUP_SIZE_CONTROL, ENN_DISABLE_TIMESTAMPS,\n"
                "ENN_DISABLE_TEXEL_BUFFERS, ENN_DISABLE_GEMM_TEXEL, ENN_DISABLE_GEMM_TEXEL_WIDE,\n"
-               "ENN_DISABLE_GEMM_EPILOGUE_SPEC, ENN_DISABLE_RNN_RECURRENCE, ENN_DISABLE_SPLIT_K.\n"
-               "README.md, \"Environment switches\", says what each does.\n");
+               "ENN_DISABLE_GEMM_EPILOGUE_SPEC, ENN_DISABLE_RNN_RECURRENCE, ENN_DISABLE_SPLIT_K,\n"
+               "ENN_DISABLE_NOISE_BLOCKS, ENN_DISABLE_PACKED_SLOTS, ENN_DISABLE_INT64.\n"
+               "They are read when a context is made. README.md, \"Environment switches\", says what\n"
+               "each does.\n");
 }
 
 int main(int argc, char **argv)
