@@ -40,9 +40,7 @@ typedef struct batch_data {
 
 static void make_batch(uint32_t i, batch_data *b)
 {
-    uint64_t state = 500 + i;
-    for (size_t k = 0; k < B * T * D; k++) b->x[k] = (float)test_rand_uniform(&state, -1, 1);
-    for (size_t k = 0; k < B; k++) b->labels[k] = (uint32_t)(test_rand_u64(&state) % C);
+    test_random_batch(500 + i, b->x, B * T * D, 1, b->labels, B, C);
 }
 
 /* Samples [first, first + size) of b (sample-major, so a contiguous slice). */

@@ -34,9 +34,7 @@ static void train(enn_model *m)
     for (uint32_t i = 0; i < STEPS; i++) {
         float x[B * T * D];
         uint32_t labels[B];
-        uint64_t state = 500 + i;
-        for (size_t k = 0; k < B * T * D; k++) x[k] = (float)test_rand_uniform(&state, -3, 3);
-        for (size_t k = 0; k < B; k++) labels[k] = (uint32_t)(test_rand_u64(&state) % C);
+        test_random_batch(500 + i, x, B * T * D, 3, labels, B, C);
         enn_batch batch = {.size = B, .seq_len = T, .x = x, .labels = labels};
         ENN_ASSERT_OK(enn_model_train_step(m, &batch, NULL));
     }

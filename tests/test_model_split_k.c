@@ -25,9 +25,7 @@ static float *gradients(int split_off, size_t *count)
     ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
     float x[B * T * D];
     uint32_t labels[B];
-    uint64_t state = 99;
-    for (size_t k = 0; k < B * T * D; k++) x[k] = (float)test_rand_uniform(&state, -1, 1);
-    for (size_t k = 0; k < B; k++) labels[k] = (uint32_t)(test_rand_u64(&state) % C);
+    test_random_batch(99, x, B * T * D, 1, labels, B, C);
     enn_batch batch = {.size = B, .seq_len = T, .x = x, .labels = labels};
     ENN_ASSERT_OK(enn_model_compute_gradients(m, &batch, NULL, NULL));
     static const char *const names[] = {"W_z", "W_u", "W_o"};

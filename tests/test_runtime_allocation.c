@@ -368,9 +368,7 @@ static enn_status train_one_step(enn_model *m)
 {
     float x[B * T * D];
     uint32_t labels[B];
-    uint64_t state = 5;
-    for (size_t k = 0; k < B * T * D; k++) x[k] = (float)test_rand_uniform(&state, -1, 1);
-    for (size_t k = 0; k < B; k++) labels[k] = (uint32_t)(test_rand_u64(&state) % C);
+    test_random_batch(5, x, B * T * D, 1, labels, B, C);
     enn_batch batch = {.size = B, .seq_len = T, .x = x, .labels = labels};
     return enn_model_train_step(m, &batch, NULL);
 }

@@ -65,3 +65,11 @@ double test_rand_uniform(uint64_t *s, double lo, double hi)
 {
     return lo + (hi - lo) * ((test_rand_u64(s) >> 11) * (1.0 / 9007199254740992.0));
 }
+
+void test_random_batch(uint64_t seed, float *x, size_t x_count, double range, uint32_t *labels, uint32_t batch,
+                       uint32_t classes)
+{
+    uint64_t state = seed;
+    for (size_t k = 0; k < x_count; k++) x[k] = (float)test_rand_uniform(&state, -range, range);
+    for (size_t k = 0; k < batch; k++) labels[k] = (uint32_t)(test_rand_u64(&state) % classes);
+}

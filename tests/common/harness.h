@@ -32,5 +32,9 @@ void test_context_finish(enn_context *ctx);
 uint64_t test_rand_u64(uint64_t *state);
 /* Uniform in [lo, hi). */
 double test_rand_uniform(uint64_t *state, double lo, double hi);
+/* A classifier batch named by `seed`: x [x_count] uniform in [-range, range), then
+ * labels [batch] below `classes`, drawn in that order from one stream. */
+void test_random_batch(uint64_t seed, float *x, size_t x_count, double range, uint32_t *labels, uint32_t batch,
+                       uint32_t classes);
 
 #endif
