@@ -1,6 +1,7 @@
 /* Device failures on cue (tests/fault_layer, under the validation layer): device memory
  * that runs out at each vkAllocateMemory of a run in turn, and a device lost (or hung) at
- * submissions of each part of a run, and under `enn train`. The design's rule: a lost
+ * submissions of each part of a run, and under `enn train` (one process, and process 1 of
+ * two under mpirun). The design's rule: a lost
  * device or an out-of-memory is an error the caller can handle, not a crash; nothing
  * already saved is lost.
  *
@@ -600,6 +601,72 @@ Test(runtime_faults, train_cli_device_lost, .timeout = 120)
     free(out);
     read_log(log, &epoch_submissions, &early);
     cr_assert_eq(early, 0, "enn train destroyed %llu fence(s) of pending submissions", (unsigned long long)early);
+    cr_assert(same_model(test_path(a, one, "last.safetensors"), test_path(b, two, "last.safetensors")),
+              "%s is not the model the first epoch made", b);
+    expect_loadable(b, 0);
+    test_tmpdir_remove(dir);
+}
+
+/* The same under mpirun, the device of process 1 lost in the second epoch while process 0
+ * (which alone writes) waits for its gradients: the run ends (no process left waiting),
+ * status 1, process 1 names itself and says where the last finished epoch is, and that
+ * last.safetensors is the first epoch's, as in an uninterrupted two-process run. */
+Test(runtime_faults, train_cli_device_lost_under_mpirun, .timeout = 240)
+{
+    test_require_mpirun();
+    use_fault_layer(0);
+    char dir[TEST_PATH_MAX], x[TEST_PATH_MAX], y[TEST_PATH_MAX], one[TEST_PATH_MAX], two[TEST_PATH_MAX],
+        a[TEST_PATH_MAX], b[TEST_PATH_MAX], log[TEST_PATH_MAX], args[4096], launcher[1024], *out;
+    const char *first;
+    test_tmpdir(dir);
+    float xs[48 * 4 * 3], ys[48 * 2];
+    uint64_t rng = 12;
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
+    for (size_t i = 0; i < sizeof ys / sizeof *ys; i++) ys[i] = (float)test_rand_uniform(&rng, -2, 2);
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){48, 4, 3}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){48, 2}));
+    const char *common = "--batch 8 --hidden 8 --slots 4 --plain --no-plots";
+    /* Each process logs its own counts (log.<rank>); LOSE_AT, when set, loses process 1's
+     * device. Process 1's stdout is /dev/null (process 0 alone prints), so it counts its
+     * own validation messages (ENN_VALIDATION=1) and reports them on stderr. */
+    snprintf(launcher, sizeof launcher,
+             "timeout 200 env " TEST_MPIRUN(2) " sh -c 'rank=${OMPI_COMM_WORLD_RANK:-$PMI_RANK}; "
+             "export ENN_FAULT_LOG=\"%s/log.$rank\"; "
+             "if [ \"$rank\" != 0 ]; then export ENN_VALIDATION=1; fi; "
+             "if [ \"$rank\" = 1 ] && [ -n \"$LOSE_AT\" ]; then export ENN_FAULT_DEVICE_LOST=$LOSE_AT; fi; "
+             "exec \"$0\" \"$@\"'",
+             dir);
+
+    /* One epoch, no faults: what process 1 submits in it, and the checkpoint. */
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --epochs 1 %s --out '%s'", x, y, common,
+             test_path(one, dir, "one"));
+    int rc = run_enn(launcher, "/dev/null", args, &out);
+    if (rc && strstr(out, "built without MPI")) cr_skip_test("enn was built without MPI");
+    cr_assert_eq(rc, 0, "mpirun enn %s exited with %d:\n%s", args, rc, out);
+    cr_assert(strstr(out, "data parallel: 2 processes"), "not two processes:\n%s", out);
+    cr_assert_null(strstr(out, "validation messages"), "process 1's validation:\n%s", out);
+    cr_assert_eq(validation_reports(out, 0, &first), 0, "validation: %s", first);
+    free(out);
+    uint64_t epoch_submissions, early;
+    read_log(test_path(log, dir, "log.1"), &epoch_submissions, &early);
+    cr_assert(epoch_submissions >= 2, "one epoch made %llu submissions", (unsigned long long)epoch_submissions);
+
+    /* Two epochs, process 1's device lost at its second submission of the second. */
+    char env[64];
+    snprintf(env, sizeof env, "LOSE_AT=%llu", (unsigned long long)epoch_submissions + 2);
+    char lose_launcher[1100];
+    snprintf(lose_launcher, sizeof lose_launcher, "%s %s", env, launcher);
+    snprintf(args, sizeof args, "train --data npy '%s' '%s' --epochs 2 %s --out '%s'", x, y, common,
+             test_path(two, dir, "two"));
+    rc = run_enn(lose_launcher, "/dev/null", args, &out);
+    cr_assert_eq(rc, 1, "mpirun enn %s with %s exited with %d (124: it hung):\n%s", args, env, rc, out);
+    cr_assert(strstr(out, "epoch 1/2: loss"), "the first epoch did not finish:\n%s", out);
+    cr_assert(strstr(out, "process 1 of 2") && contains_nocase(out, "device was lost"),
+              "process 1 did not say that its device was lost:\n%s", out);
+    cr_assert(strstr(out, "last.safetensors") && strstr(out, "--resume"),
+              "the message should say where the last finished epoch is and how to go on:\n%s", out);
+    cr_assert_eq(validation_reports(out, 1, &first), 0, "validation: %s", first);
+    free(out);
     cr_assert(same_model(test_path(a, one, "last.safetensors"), test_path(b, two, "last.safetensors")),
               "%s is not the model the first epoch made", b);
     expect_loadable(b, 0);

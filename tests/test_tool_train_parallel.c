@@ -30,8 +30,7 @@
 #include "tool_run.h"
 
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
-/* Open MPI refuses root without these; --oversubscribe: more processes than cores. */
-#define MPIRUN(np) "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np " #np
+#define MPIRUN TEST_MPIRUN
 
 static void require_data(void)
 {
@@ -41,17 +40,7 @@ static void require_data(void)
 static void require_mpi(void)
 {
     require_data();
-    if (system("command -v mpirun >/dev/null 2>&1")) cr_skip_test("mpirun is not installed (apt install openmpi-bin)");
-    /* A machine where MPI itself cannot start two processes (no shared memory, a sandbox,
-     * a launcher that hangs) says nothing about enn: skipped, with mpirun's own words. */
-    char *out;
-    if (test_run_tool("timeout 60 env " MPIRUN(2), "true", "", &out) != 0) {
-        char reason[512];
-        snprintf(reason, sizeof reason, "mpirun cannot start two processes here: %.400s", out);
-        free(out);
-        cr_skip_test("%s", reason);
-    }
-    free(out);
+    test_require_mpirun();
 }
 
 static void temp_dir(char *buf, size_t size)

@@ -35,6 +35,19 @@ int test_run_shell(const char *cmd, char **output)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void test_require_mpirun(void)
+{
+    if (system("command -v mpirun >/dev/null 2>&1")) cr_skip_test("mpirun is not installed (apt install openmpi-bin)");
+    char *out;
+    if (test_run_tool("timeout 60 env " TEST_MPIRUN(2), "true", "", &out) != 0) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "mpirun cannot start two processes here: %.400s", out);
+        free(out);
+        cr_skip_test("%s", reason);
+    }
+    free(out);
+}
+
 int test_run_tool(const char *launcher, const char *tool, const char *args, char **output)
 {
     char cmd[4096];

@@ -6,6 +6,12 @@
  * test device with the validation layer on; returns the exit status (-1 when killed) and
  * the output, stdout and stderr together, which the caller frees. */
 int test_run_tool(const char *launcher, const char *tool, const char *args, char **output);
+/* `np` processes under mpirun: Open MPI refuses root without the two variables;
+ * --oversubscribe: more processes than cores. */
+#define TEST_MPIRUN(np) "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -np " #np
+/* Skips the test when mpirun is missing, or cannot start two processes on this machine
+ * (no shared memory, a sandbox, a launcher that hangs: nothing to do with enn). */
+void test_require_mpirun(void);
 /* Runs the shell command `cmd` as it is; returns its exit status (-1 when killed) and
  * what it printed to stdout, which the caller frees. */
 int test_run_shell(const char *cmd, char **output);

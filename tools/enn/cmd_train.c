@@ -637,9 +637,15 @@ int cmd_train(int argc, char **argv)
     rc = 0;
     goto done;
 fail:
-    fprintf(stderr, "enn train: %s\n", enn_last_error());
+    /* Under mpirun the failing process may not be process 0 (which then waits for it
+     * until this one's MPI_Abort ends both): it names itself and gives the hint, as
+     * every process knows what process 0 saved. */
+    if (par.size > 1)
+        fprintf(stderr, "enn train: process %d of %d: %s\n", par.rank, par.size, enn_last_error());
+    else
+        fprintf(stderr, "enn train: %s\n", enn_last_error());
     /* A lost device or a full one ends the run, not what it saved: say where to go on from. */
-    if (have_last && par.rank == 0)
+    if (have_last)
         fprintf(stderr, "enn train: %s holds the run as of epoch %u (enn train ... --resume goes on from it)\n",
                 last_path, last_epoch);
 done:
