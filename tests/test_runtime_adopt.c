@@ -50,14 +50,14 @@ static void adopt(int want_extras)
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
 
-    enn_vulkan_handles back;
+    enn_vulkan_handles back = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &back));
     cr_expect_eq(back.device, v.device);
     cr_expect_eq(back.queue, v.queue);
     cr_expect_eq(back.instance, v.instance);
     cr_expect_eq(back.queue_family, v.family);
     cr_expect_eq(back.api_version, VK_API_VERSION_1_1);
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     cr_expect_eq(caps.push_descriptors, v.push_descriptors, "libenn should use exactly the extensions it was given");
     cr_expect_eq(caps.storage_16bit, v.storage_16bit, "libenn should use exactly the features it was given");

@@ -48,7 +48,7 @@ Test(runtime_context, list_devices)
 Test(runtime_context, capabilities_are_consistent)
 {
     enn_context *ctx = test_context();
-    enn_capabilities c;
+    enn_capabilities c = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
     cr_expect(test_name_matches(c.device_name, test_device()), "context on %s, asked for %s", c.device_name, test_device());
     cr_expect_geq(c.api_version, VK_API_VERSION_1_1);
@@ -78,7 +78,7 @@ Test(runtime_context, device_by_index_and_environment)
     snprintf(name, sizeof name, "%d", idx);
     enn_context_options opt = {.device = name};
     enn_context *ctx = test_context_with(&opt);
-    enn_capabilities c;
+    enn_capabilities c = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
     cr_expect(test_name_matches(c.device_name, test_device()), "device %s is %s", name, c.device_name);
     test_context_finish(ctx);
@@ -115,7 +115,7 @@ Test(runtime_context, validation_by_environment)
     enn_context_options opt = {.device = test_device()};
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create(&opt, &ctx));
-    enn_vulkan_handles h;
+    enn_vulkan_handles h = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
