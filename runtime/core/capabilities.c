@@ -92,7 +92,6 @@ static enn_status query_coopmat(VkInstance instance, VkPhysicalDevice pd, enn_ca
 enn_status enn_query_capabilities(VkInstance instance, VkPhysicalDevice pd, enn_capabilities *caps)
 {
     memset(caps, 0, sizeof *caps);
-    caps->struct_size = sizeof *caps;
     VkPhysicalDeviceSubgroupProperties subgroup = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceSubgroupSizeControlPropertiesEXT sizectl = {

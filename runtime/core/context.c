@@ -655,7 +655,6 @@ enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles
 {
     if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_vulkan_handles: NULL argument");
     const enn_vulkan_handles h = {
-        .struct_size = sizeof h,
         .instance = ctx->instance,
         .physical_device = ctx->physical_device,
         .device = ctx->device,
@@ -743,6 +742,7 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
             infos[i].index = i;
             s = enn_query_capabilities(inst, devs[i], &infos[i].caps);
             enn_apply_disable_switches(&infos[i].caps);
+            infos[i].caps.struct_size = sizeof infos[i].caps;
             infos[i].chosen = i == chosen;
         }
         if (s == ENN_OK) {

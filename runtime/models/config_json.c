@@ -306,6 +306,5 @@ enn_status enn_model_config_from_json(const char *text, const char *origin, enn_
     enn_status s = from_json(root, o, &c);
     json_decref(root);
     if (s != ENN_OK) return s;
-    c.struct_size = sizeof c;
     return ENN_STRUCT_WRITE("enn_model_config", ENN_MODEL_CONFIG_SIZE_0_2, out, &c);
 }
