@@ -56,8 +56,9 @@ ENN_API const char *enn_version(void);
  * the caller has, so that a program and a shared libenn built from different enn.h
  * agree on how much of it there is (as Linux's clone3 and openat2 do):
  *
- *   0        the struct as libenn 0.2 laid it out, ENN_<STRUCT>_SIZE_0_2 bytes, in this
- *            release and every later one. A zero-initialised struct (`= {0}`, memset,
+ *   0        the struct as libenn 0.2 laid it out, ENN_<STRUCT>_SIZE_0_2 bytes (the end
+ *            of its last 0.2 field, so right on every ABI), in this release and every
+ *            later one. A zero-initialised struct (`= {0}`, memset,
  *            designated initialisers) therefore keeps working; it also means that
  *            fields added after 0.2 are read only when struct_size covers them: set
  *            struct_size = sizeof (enn_context_options_init and enn_model_config_init
@@ -83,8 +84,10 @@ ENN_API const char *enn_version(void);
  * Every other public struct (enn_device_info, enn_memory_stats, enn_coopmat_shape,
  * enn_cell_config, enn_optimizer_config, enn_batch, enn_step_result,
  * enn_forward_inputs, enn_tensor_desc, enn_metadata, enn_stream_io and those of
- * enn_data.h) keeps its layout for the whole 0.x series. enn_device_info holds an
- * enn_capabilities: enn_list_devices sets caps.struct_size to the bytes it filled.
+ * enn_data.h) keeps its layout for the whole 0.x series. enn_device_info holds a whole
+ * enn_capabilities (caps.struct_size: the bytes enn_list_devices filled), so growing
+ * enn_capabilities changes enn_device_info too: until enn_list_devices is told the
+ * caller's size, that takes a new soname.
  *
  * While the major version is 0 the shared library's soname carries the minor version
  * (libenn.so.0.2): a program built against 0.1 does not load 0.2. */
