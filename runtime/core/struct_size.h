@@ -9,8 +9,9 @@
 
 /* A caller's input struct copied into `local` (this libenn's struct, `local_size` bytes):
  * zeroed, then min(struct_size, local_size) bytes copied, so that later reads see only
- * what the caller has and zero for the rest; the copy's struct_size is then local_size. `name` ("enn_context_options") names the
- * struct in messages; `size_0_2` is its ENN_<STRUCT>_SIZE_0_2. */
+ * what the caller has and zero for the rest; the copy's struct_size is then local_size.
+ * `name` ("enn_context_options") names the struct in messages; `size_0_2` is its
+ * ENN_<STRUCT>_SIZE_0_2. */
 enn_status enn_struct_read(const char *name, const void *caller, size_t size_0_2, void *local, size_t local_size);
 
 /* `local` (this libenn's filled struct) written into a caller's output struct: at most

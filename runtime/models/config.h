@@ -9,8 +9,8 @@
  * what every public function taking an enn_model_config reads. NULL is an error. */
 enn_status enn_model_config_read(const enn_model_config *caller, enn_model_config *local);
 
-/* The flat parameter layout of a configuration libenn has read (checked here), in a fixed order: embedding
- * table, recurrent part, pooling, output layer. */
+/* The flat parameter layout of a configuration libenn has read (checked here), in a
+ * fixed order: embedding table, recurrent part, pooling, output layer. */
 enn_status enn_model_layout(const enn_model_config *config, enn_layout *layout);
 
 #endif
