@@ -9,7 +9,7 @@ install(TARGETS enn_static enn_shared EXPORT ennTargets
 install(EXPORT ennTargets NAMESPACE enn:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/enn)
 configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/ennConfig.cmake.in
   ${CMAKE_BINARY_DIR}/ennConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/enn)
-write_basic_package_version_file(${CMAKE_BINARY_DIR}/ennConfigVersion.cmake COMPATIBILITY SameMajorVersion)
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/ennConfigVersion.cmake COMPATIBILITY ${ENN_PACKAGE_COMPATIBILITY})
 install(FILES ${CMAKE_BINARY_DIR}/ennConfig.cmake ${CMAKE_BINARY_DIR}/ennConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/enn)
 file(RELATIVE_PATH ENN_PC_RELATIVE_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})

@@ -49,6 +49,49 @@ ENN_API const char *enn_last_error(void);
 ENN_API const char *enn_status_name(enn_status status);
 ENN_API const char *enn_version(void);
 
+/* ---------------------------------------------------------------- structs that grow
+ * Four structs gain fields in later releases, appended at their end:
+ * enn_context_options, enn_vulkan_handles (enn_vulkan.h), enn_capabilities and
+ * enn_model_config. Each starts with `uint32_t struct_size`, the bytes of the struct
+ * the caller has, so that a program and a shared libenn built from different enn.h
+ * agree on how much of it there is (as Linux's clone3 and openat2 do):
+ *
+ *   0        the struct as libenn 0.2 laid it out, ENN_<STRUCT>_SIZE_0_2 bytes (the end
+ *            of its last 0.2 field, so right on every ABI), in this release and every
+ *            later one. A zero-initialised struct (`= {0}`, memset,
+ *            designated initialisers) therefore keeps working; it also means that
+ *            fields added after 0.2 are read only when struct_size covers them: set
+ *            struct_size = sizeof (enn_context_options_init and enn_model_config_init
+ *            do).
+ *   below the 0.2 size (and not 0)   ENN_ERROR_INVALID_ARGUMENT.
+ *
+ * Structs libenn reads (context options, Vulkan handles, model config): libenn reads
+ * no byte past struct_size, and a field the caller's struct does not reach takes its
+ * zero value. A struct_size larger than this libenn knows is accepted when every byte
+ * past what it knows is 0 (new fields left at their zero default), else it is
+ * ENN_ERROR_UNSUPPORTED naming those bytes: a newer program asks for something this
+ * older libenn cannot do.
+ *
+ * Structs libenn writes (enn_context_capabilities, enn_context_vulkan_handles,
+ * enn_model_config_from_json): set struct_size before the call (0: the 0.2 size).
+ * libenn writes at most that many bytes, never past the caller's struct, and sets
+ * struct_size to the number it wrote.
+ *
+ * enn_model_get_config points at libenn's own copy, whose struct_size is libenn's
+ * sizeof; a program that copies it into a struct of its own sets struct_size to
+ * sizeof its own struct (or 0) before passing the copy back.
+ *
+ * Every other public struct (enn_device_info, enn_memory_stats, enn_coopmat_shape,
+ * enn_cell_config, enn_optimizer_config, enn_batch, enn_step_result,
+ * enn_forward_inputs, enn_tensor_desc, enn_metadata, enn_stream_io and those of
+ * enn_data.h) keeps its layout for the whole 0.x series. enn_device_info holds a whole
+ * enn_capabilities (caps.struct_size: the bytes enn_list_devices filled), so growing
+ * enn_capabilities changes enn_device_info too: until enn_list_devices is told the
+ * caller's size, that takes a new soname.
+ *
+ * While the major version is 0 the shared library's soname carries the minor version
+ * (libenn.so.0.2): a program built against 0.1 does not load 0.2. */
+
 /* ---------------------------------------------------------------- context */
 typedef struct enn_context enn_context;
 
@@ -75,8 +118,10 @@ typedef struct enn_coopmat_shape {
     enn_scalar_type a_type, b_type, c_type, result_type;
 } enn_coopmat_shape;
 
-/* What the chosen device can do, after the ENN_DISABLE_* switches are applied. */
+/* What the chosen device can do, after the ENN_DISABLE_* switches are applied. A struct
+ * that grows: set struct_size before enn_context_capabilities ("structs that grow"). */
 typedef struct enn_capabilities {
+    uint32_t struct_size;            /* 0: the 0.2 size; libenn sets the bytes it wrote */
     char device_name[256];
     char driver_name[256];
     char driver_info[256];
@@ -116,10 +161,16 @@ typedef struct enn_capabilities {
     uint32_t min_texel_buffer_offset_alignment;
     int storage_texel_buffer_f32;    /* R32G32B32A32_SFLOAT storage texel buffers */
 } enn_capabilities;
+/* The bytes of enn_capabilities in libenn 0.2: up to its last 0.2 field. */
+#define ENN_CAPABILITIES_SIZE_0_2 \
+    (offsetof(enn_capabilities, storage_texel_buffer_f32) + sizeof(int))
 
 struct VkAllocationCallbacks; /* vulkan.h; enn.h does not need it */
 
+/* A struct that grows ("structs that grow"): zero-initialise it, or call
+ * enn_context_options_init. */
 typedef struct enn_context_options {
+    uint32_t struct_size;      /* 0: the 0.2 size; enn_context_options_init: sizeof */
     /* Device choice: an index into the enumeration or a substring of the device name
      * (case-insensitive). NULL: the ENN_DEVICE environment variable, else the best
      * device (discrete GPU > integrated > virtual > CPU). */
@@ -148,12 +199,20 @@ typedef struct enn_context_options {
      * enn_vulkan_handles.allocation_callbacks. */
     const struct VkAllocationCallbacks *vk_allocation_callbacks;
 } enn_context_options;
+/* The bytes of enn_context_options in libenn 0.2: up to its last 0.2 field. */
+#define ENN_CONTEXT_OPTIONS_SIZE_0_2 \
+    (offsetof(enn_context_options, vk_allocation_callbacks) + sizeof(const struct VkAllocationCallbacks *))
+
+/* All zero (every option its default) with struct_size = sizeof. */
+ENN_API void enn_context_options_init(enn_context_options *options);
 
 /* Creates a context on a device of its own choosing. options may be NULL. */
 ENN_API enn_status enn_context_create(const enn_context_options *options, enn_context **out);
 /* Destroys the context and everything it created; objects it adopted are left alone.
  * Saves the pipeline cache. NULL is ignored. */
 ENN_API void enn_context_destroy(enn_context *ctx);
+/* Fills `out` up to its struct_size (0: ENN_CAPABILITIES_SIZE_0_2), which it then sets to
+ * the bytes written. */
 ENN_API enn_status enn_context_capabilities(const enn_context *ctx, enn_capabilities *out);
 /* Number of validation-layer warnings and errors seen so far (0 when validation is off),
  * and the text of the first one. */
@@ -164,7 +223,7 @@ ENN_API enn_status enn_context_wait_idle(enn_context *ctx);
 /* Devices as the library sees them, before any context exists. */
 typedef struct enn_device_info {
     uint32_t index;
-    enn_capabilities caps;
+    enn_capabilities caps;     /* caps.struct_size: the bytes libenn filled */
     int chosen; /* 1 for the device enn_context_create would pick now */
 } enn_device_info;
 /* Fills up to `capacity` entries and sets *count to the number of devices. When none is
@@ -284,7 +343,10 @@ typedef struct enn_optimizer_config {
     float clip_norm;           /* 1.0 */
 } enn_optimizer_config;
 
+/* A struct that grows ("structs that grow"): start from enn_model_config_init, or
+ * zero-initialise it. */
 typedef struct enn_model_config {
+    uint32_t struct_size;      /* 0: the 0.2 size; enn_model_config_init: sizeof */
     enn_model_kind kind;
     uint32_t layers;           /* baselines: stacked layers (init: 1; the paper: 2), ENN: 1 */
     uint32_t layer_units[ENN_MAX_LAYERS]; /* baselines: units per layer (init: 128; the paper: 128, 64) */
@@ -302,10 +364,14 @@ typedef struct enn_model_config {
     enn_optimizer_config optimizer;
     uint64_t seed;             /* initialisation, noise, dropout: same seed, same run */
 } enn_model_config;
+/* The bytes of enn_model_config in libenn 0.2: up to its last 0.2 field. */
+#define ENN_MODEL_CONFIG_SIZE_0_2 (offsetof(enn_model_config, seed) + sizeof(uint64_t))
 
 /* The spec's defaults for a head: ENN(h=128, N=64), attention pooling, dropout 0.3,
- * Adam 1e-3 with per-tensor clipnorm 1.0, batch 128. Set input_features, max_seq_len
- * and outputs yourself. */
+ * Adam 1e-3 with per-tensor clipnorm 1.0, batch 128, struct_size = sizeof. Set
+ * input_features, max_seq_len and outputs yourself. enn_model_config_check, _to_json,
+ * enn_model_parameter_count and enn_model_create check struct_size as "structs that
+ * grow" says. */
 ENN_API void enn_model_config_init(enn_model_config *config, enn_head_kind head);
 /* Checks a configuration; an impossible one is ENN_ERROR_INVALID_ARGUMENT with a message
  * naming the field. */
@@ -315,7 +381,10 @@ ENN_API enn_status enn_model_config_check(const enn_model_config *config);
 ENN_API enn_status enn_model_config_to_json(const enn_model_config *config, char **json);
 /* Parses what enn_model_config_to_json writes. Strict: a missing or unknown key, a wrong
  * type or an unknown word is ENN_ERROR_FORMAT naming the key. `origin` (a file name, or
- * NULL) starts each message. The result is not checked: call enn_model_config_check. */
+ * NULL) starts each message. The result is not checked: call enn_model_config_check.
+ * `config` is written up to its struct_size (0: ENN_MODEL_CONFIG_SIZE_0_2; set it
+ * before the call), which is then the bytes written. struct_size is not part of the
+ * JSON. */
 ENN_API enn_status enn_model_config_from_json(const char *json, const char *origin, enn_model_config *config);
 /* Parameters of the model: `trainable` counts every learned tensor; `reference` adds
  * what the reference Keras package also counts (its unused, non-trainable initial-trace
@@ -359,6 +428,8 @@ typedef struct enn_forward_inputs {
 
 ENN_API enn_status enn_model_create(enn_context *ctx, const enn_model_config *config, enn_model **out);
 ENN_API void enn_model_destroy(enn_model *model);
+/* libenn's own copy, struct_size = sizeof in this libenn (see "structs that grow"
+ * before copying it into a struct of your own). */
 ENN_API const enn_model_config *enn_model_get_config(const enn_model *model);
 
 /* One training step: forward, loss, backward through time, clipping and the Adam update,

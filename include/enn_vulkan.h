@@ -29,6 +29,9 @@ extern "C" {
  * hold on the device, so that the caller's device is left clean, but they can then be
  * neither used nor destroyed. */
 typedef struct enn_vulkan_handles {
+    /* A struct that grows (enn.h, "structs that grow"): 0 is the 0.2 size, so a
+     * zero-initialised struct works. Set it also before enn_context_vulkan_handles. */
+    uint32_t struct_size;
     /* The VkApplicationInfo.apiVersion the instance was created with: at least
      * VK_API_VERSION_1_1 (libenn calls 1.1 entry points). */
     uint32_t api_version;
@@ -52,6 +55,9 @@ typedef struct enn_vulkan_handles {
      * enn_context_options.vk_allocation_callbacks is not used for an adopted device. */
     const VkAllocationCallbacks *allocation_callbacks;
 } enn_vulkan_handles;
+/* The bytes of enn_vulkan_handles in libenn 0.2: up to its last 0.2 field. */
+#define ENN_VULKAN_HANDLES_SIZE_0_2 \
+    (offsetof(enn_vulkan_handles, allocation_callbacks) + sizeof(const VkAllocationCallbacks *))
 
 /* Adopts the caller's device. options->device is ignored; validation is the caller's
  * (libenn counts no messages on an adopted device). */
@@ -59,7 +65,8 @@ ENN_API enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *hand
                                                   const enn_context_options *options,
                                                   enn_context **out);
 
-/* The objects a context runs on, owned or adopted. */
+/* The objects a context runs on, owned or adopted: `out` is written up to its
+ * struct_size (0: ENN_VULKAN_HANDLES_SIZE_0_2), which is then the bytes written. */
 ENN_API enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles *out);
 
 /* The VkBuffer, byte offset and size of a libenn buffer, to bind it in the caller's own

@@ -1,6 +1,9 @@
-/* Model configurations: parameter counts against the paper's table (ENN-SPEC.md), and
- * impossible options refused with a message naming the field. */
+/* Model configurations: parameter counts against the paper's table (ENN-SPEC.md),
+ * impossible options refused with a message naming the field, and struct_size (enn.h,
+ * "structs that grow") in every function that reads or writes a configuration. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -165,4 +168,141 @@ Test(model_config, impossible_options_are_refused)
     cr_expect_eq(enn_model_config_to_json(&bad, &json), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), "epsilon"), "%s", enn_last_error());
     cr_assert_eq(enn_model_config_check(NULL), ENN_ERROR_INVALID_ARGUMENT);
+}
+
+/* ---- struct_size (enn.h, "structs that grow") */
+
+/* The configuration as a newer enn.h would lay it out: the struct, then fields this
+ * libenn does not know. Also the caller's buffer for enn_model_config_from_json, whose
+ * bytes after the struct are guards. */
+typedef struct newer_config {
+    enn_model_config c;
+    unsigned char newer[24];
+} newer_config;
+
+static newer_config newer_mnist(uint32_t struct_size)
+{
+    newer_config n;
+    memset(&n, 0, sizeof n);
+    n.c = mnist(ENN_MODEL_ENN);
+    n.c.pooling = ENN_POOL_LAST;
+    n.c.struct_size = struct_size;
+    return n;
+}
+
+static int all_bytes(const unsigned char *p, size_t n, unsigned char value)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != value) return 0;
+    return 1;
+}
+
+/* struct_size 0, exactly this struct, or a newer struct with its new fields zero: every
+ * function that reads a configuration reads all of it (the paper's count, the same JSON,
+ * and the model made from it). */
+Test(model_config, struct_size_zero_and_larger)
+{
+    enn_model_config init;
+    memset(&init, 0xA5, sizeof init);
+    enn_model_config_init(&init, ENN_HEAD_CLASSIFIER);
+    cr_expect_eq(init.struct_size, sizeof init);
+    newer_config plain = newer_mnist(sizeof(enn_model_config));
+    char *want_json = NULL;
+    ENN_ASSERT_OK(enn_model_config_to_json(&plain.c, &want_json));
+    cr_expect(strstr(want_json, "struct_size") == NULL, "struct_size is not part of the JSON: %s", want_json);
+    enn_context *ctx = test_context();
+    const uint32_t sizes[] = {0, (uint32_t)sizeof(enn_model_config), (uint32_t)sizeof(newer_config)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        newer_config n = newer_mnist(sizes[i]);
+        uint64_t reference = 0;
+        ENN_ASSERT_OK(enn_model_parameter_count(&n.c, NULL, &reference));
+        cr_expect_eq(reference, 219018, "struct_size %u", sizes[i]);
+        ENN_ASSERT_OK(enn_model_config_check(&n.c));
+        char *json = NULL;
+        ENN_ASSERT_OK(enn_model_config_to_json(&n.c, &json));
+        cr_expect_str_eq(json, want_json, "struct_size %u", sizes[i]);
+        free(json);
+        n.c.max_batch = 2;
+        n.c.cell.hidden = 8;
+        n.c.cell.memory_slots = 4;
+        enn_model *m = NULL;
+        ENN_ASSERT_OK(enn_model_create(ctx, &n.c, &m));
+        const enn_model_config *got = enn_model_get_config(m);
+        cr_expect_eq(got->struct_size, sizeof *got, "struct_size %u: get_config's is %u", sizes[i], got->struct_size);
+        cr_expect(got->cell.hidden == 8 && got->max_batch == 2 && got->pooling == ENN_POOL_LAST,
+                  "struct_size %u: the model is not the config's", sizes[i]);
+        enn_model_destroy(m);
+    }
+    free(want_json);
+    test_context_finish(ctx);
+}
+
+/* A call refused with `want` and a message holding each of `parts` (NULL-ended). */
+static void expect_refused(enn_status got, enn_status want, const char *call, const char *const *parts)
+{
+    cr_expect_eq(got, want, "%s: %s", call, enn_status_name(got));
+    for (; *parts; parts++) cr_expect(strstr(enn_last_error(), *parts), "%s: want \"%s\" in: %s", call, *parts,
+                                      enn_last_error());
+}
+
+/* Every function that reads a configuration refuses a newer struct with a new field set
+ * (naming its bytes and this libenn's version), and one smaller than the 0.2 struct. */
+Test(model_config, struct_size_refused)
+{
+    enn_context *ctx = test_context();
+    newer_config n = newer_mnist(sizeof(newer_config));
+    n.newer[17] = 3;   /* a field this libenn does not know, set */
+    char bytes[64];
+    snprintf(bytes, sizeof bytes, "(bytes %zu..%zu;", sizeof n.c + 17, sizeof n.c + 17);
+    const char *const unknown[] = {"enn_model_config", bytes, enn_version(), NULL};
+    char below[96];
+    snprintf(below, sizeof below, "enn_model_config.struct_size is 16, below the %zu bytes",
+             (size_t)ENN_MODEL_CONFIG_SIZE_0_2);
+    const char *const small[] = {below, NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        enn_status want = pass == 0 ? ENN_ERROR_UNSUPPORTED : ENN_ERROR_INVALID_ARGUMENT;
+        const char *const *parts = pass == 0 ? unknown : small;
+        char *json = NULL;
+        uint64_t count = 0;
+        enn_model *m = NULL;
+        expect_refused(enn_model_config_check(&n.c), want, "check", parts);
+        expect_refused(enn_model_config_to_json(&n.c, &json), want, "to_json", parts);
+        expect_refused(enn_model_parameter_count(&n.c, &count, NULL), want, "parameter_count", parts);
+        expect_refused(enn_model_create(ctx, &n.c, &m), want, "create", parts);
+        cr_expect(json == NULL && m == NULL);
+        n = newer_mnist(16);
+    }
+    test_context_finish(ctx);
+}
+
+/* from_json writes the 0.2 struct for struct_size 0 or the 0.2 size, all it has for a
+ * larger one, never past the caller's struct, and refuses a struct too small. */
+Test(model_config, from_json_struct_size)
+{
+    newer_config plain = newer_mnist(0);
+    char *json = NULL;
+    ENN_ASSERT_OK(enn_model_config_to_json(&plain.c, &json));
+    const uint32_t sizes[] = {0, (uint32_t)ENN_MODEL_CONFIG_SIZE_0_2, (uint32_t)sizeof(newer_config)};
+    const uint32_t written[] = {(uint32_t)ENN_MODEL_CONFIG_SIZE_0_2, (uint32_t)ENN_MODEL_CONFIG_SIZE_0_2,
+                                (uint32_t)sizeof(enn_model_config)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        newer_config back;
+        memset(&back, 0xA5, sizeof back);
+        back.c.struct_size = sizes[i];
+        ENN_ASSERT_OK(enn_model_config_from_json(json, "test", &back.c));
+        cr_expect_eq(back.c.struct_size, written[i], "struct_size %u came back as %u", sizes[i], back.c.struct_size);
+        cr_expect(back.c.seed == plain.c.seed && back.c.cell.hidden == 128 && back.c.pooling == ENN_POOL_LAST,
+                  "struct_size %u: not the config", sizes[i]);
+        cr_expect(all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
+                  sizes[i]);
+    }
+    newer_config back;
+    memset(&back, 0xA5, sizeof back);
+    back.c.struct_size = 16;
+    cr_expect_eq(enn_model_config_from_json(json, "test", &back.c), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "enn_model_config.struct_size is 16"), "%s", enn_last_error());
+    cr_expect(all_bytes((const unsigned char *)&back + sizeof back.c.struct_size,
+                        sizeof back - sizeof back.c.struct_size, 0xA5),
+              "a refused call wrote into the struct");
+    free(json);
 }

@@ -165,7 +165,7 @@ Test(ops_adam, windows_when_buffers_exceed_one_binding)
         if (lowered) test_setenv("ENN_MAX_BINDING_BYTES", "65536");
         enn_context *ctx = test_context();
         unsetenv("ENN_MAX_BINDING_BYTES");
-        enn_capabilities caps;
+        enn_capabilities caps = {0};
         ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
         if (lowered) cr_assert_eq(caps.max_storage_buffer_range, 65536, "ENN_MAX_BINDING_BYTES was not applied");
         else cr_assert_gt(caps.max_storage_buffer_range, n * 4, "the device binds less than the table");

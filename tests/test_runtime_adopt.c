@@ -1,7 +1,8 @@
 /* Adoption: a program that owns its Vulkan instance and device (with its own validation
  * layer and messenger) hands them to libenn, runs work, destroys the libenn context, and
  * finds its objects intact: still usable, nothing of libenn's left on them (the layer
- * reports leaked objects at vkDestroyDevice), and not one validation message. */
+ * reports leaked objects at vkDestroyDevice), and not one validation message. Also the
+ * struct_size of enn_vulkan_handles, adopted and handed back. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,14 +51,14 @@ static void adopt(int want_extras)
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
 
-    enn_vulkan_handles back;
+    enn_vulkan_handles back = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &back));
     cr_expect_eq(back.device, v.device);
     cr_expect_eq(back.queue, v.queue);
     cr_expect_eq(back.instance, v.instance);
     cr_expect_eq(back.queue_family, v.family);
     cr_expect_eq(back.api_version, VK_API_VERSION_1_1);
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     cr_expect_eq(caps.push_descriptors, v.push_descriptors, "libenn should use exactly the extensions it was given");
     cr_expect_eq(caps.storage_16bit, v.storage_16bit, "libenn should use exactly the features it was given");
@@ -169,6 +170,105 @@ Test(runtime_adopt, bad_handles)
     cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), "VkPhysicalDeviceFeatures2"), "message: %s", enn_last_error());
     cr_expect_null(ctx);
+    test_own_vulkan_destroy(&v);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
+}
+
+/* ---- struct_size (enn.h, "structs that grow") of enn_vulkan_handles, both ways */
+
+/* The handles as a newer enn_vulkan.h would lay them out: the struct, then fields this
+ * libenn does not know. Also the caller's buffer for enn_context_vulkan_handles, whose
+ * bytes after the struct are guards. */
+typedef struct newer_handles {
+    enn_vulkan_handles h;
+    unsigned char newer[16];
+} newer_handles;
+
+static newer_handles handles_of(const test_own_vulkan *v, uint32_t struct_size)
+{
+    newer_handles n;
+    memset(&n, 0, sizeof n);
+    n.h.struct_size = struct_size;
+    n.h.api_version = VK_API_VERSION_1_1;
+    n.h.instance = v->instance;
+    n.h.physical_device = v->pd;
+    n.h.device = v->device;
+    n.h.queue_family = v->family;
+    n.h.queue = v->queue;
+    return n;
+}
+
+static int all_bytes(const unsigned char *p, size_t n, unsigned char value)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != value) return 0;
+    return 1;
+}
+
+/* Adopted with struct_size 0, exactly this struct, or a newer struct with its new fields
+ * zero; handed back into a struct of 0 (the 0.2 size), the 0.2 size or a larger one,
+ * never past it. */
+Test(runtime_adopt, handles_struct_size_zero_and_larger)
+{
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
+    const uint32_t sizes[] = {0, (uint32_t)sizeof(enn_vulkan_handles), (uint32_t)sizeof(newer_handles)};
+    const uint32_t written[] = {(uint32_t)ENN_VULKAN_HANDLES_SIZE_0_2, (uint32_t)ENN_VULKAN_HANDLES_SIZE_0_2,
+                                (uint32_t)sizeof(enn_vulkan_handles)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        newer_handles in = handles_of(&v, sizes[i]);
+        enn_context *ctx = NULL;
+        ENN_ASSERT_OK(enn_context_create_from_vulkan(&in.h, NULL, &ctx));
+        newer_handles back;
+        memset(&back, 0xA5, sizeof back);
+        back.h.struct_size = sizes[i];
+        ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &back.h));
+        cr_expect_eq(back.h.struct_size, written[i], "struct_size %u came back as %u", sizes[i], back.h.struct_size);
+        cr_expect(back.h.device == v.device && back.h.queue == v.queue && back.h.instance == v.instance,
+                  "struct_size %u: not the adopted objects", sizes[i]);
+        cr_expect(all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
+                  sizes[i]);
+        enn_context_destroy(ctx);
+    }
+    test_own_vulkan_destroy(&v);
+    cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
+}
+
+Test(runtime_adopt, handles_struct_size_refused)
+{
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
+    newer_handles in = handles_of(&v, sizeof(newer_handles));
+    in.newer[0] = 1;   /* fields this libenn does not know, set */
+    in.newer[9] = 2;
+    enn_context *ctx = (enn_context *)1;
+    cr_expect_eq(enn_context_create_from_vulkan(&in.h, NULL, &ctx), ENN_ERROR_UNSUPPORTED);
+    cr_expect_null(ctx);
+    char bytes[64];
+    snprintf(bytes, sizeof bytes, "(bytes %zu..%zu;", sizeof in.h, sizeof in.h + 9);
+    cr_expect(strstr(enn_last_error(), "enn_vulkan_handles") && strstr(enn_last_error(), bytes) &&
+                  strstr(enn_last_error(), enn_version()),
+              "want the struct, %s and the version: %s", bytes, enn_last_error());
+
+    char below[96];
+    snprintf(below, sizeof below, "enn_vulkan_handles.struct_size is 12, below the %zu bytes",
+             (size_t)ENN_VULKAN_HANDLES_SIZE_0_2);
+    in = handles_of(&v, 12);
+    cr_expect_eq(enn_context_create_from_vulkan(&in.h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), below), "want \"%s\": %s", below, enn_last_error());
+
+    /* Handing them back into a struct that small is refused the same way, writing nothing. */
+    in = handles_of(&v, 0);
+    ENN_ASSERT_OK(enn_context_create_from_vulkan(&in.h, NULL, &ctx));
+    newer_handles back;
+    memset(&back, 0xA5, sizeof back);
+    back.h.struct_size = 12;
+    cr_expect_eq(enn_context_vulkan_handles(ctx, &back.h), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), below), "want \"%s\": %s", below, enn_last_error());
+    cr_expect(all_bytes((const unsigned char *)&back + sizeof back.h.struct_size,
+                        sizeof back - sizeof back.h.struct_size, 0xA5),
+              "a refused call wrote into the struct");
+    enn_context_destroy(ctx);
     test_own_vulkan_destroy(&v);
     cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
 }

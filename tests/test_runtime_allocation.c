@@ -431,7 +431,7 @@ Test(runtime_allocation, adopted_device_allocates_through_the_callbacks)
     engine_device(&engine, &engine_cb, &given, &given_cb, &v, &h);
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
-    enn_vulkan_handles back;
+    enn_vulkan_handles back = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &back));
     cr_expect_eq(back.allocation_callbacks, &given_cb);
     cr_expect_gt(allocator_calls(&given), 0, "creating the context allocated nothing through the callbacks");

@@ -1,12 +1,15 @@
 /* Context creation and its switches: device listing and choice (by index, by name, by
  * ENN_DEVICE), validation by option or ENN_VALIDATION, the per-submit cap by option or
- * ENN_MAX_DISPATCHES_PER_SUBMIT (with out-of-range values refused), and capabilities
- * that are consistent with themselves. */
+ * ENN_MAX_DISPATCHES_PER_SUBMIT (with out-of-range values refused), capabilities
+ * that are consistent with themselves, and the struct_size of options and capabilities
+ * (enn.h, "structs that grow"), with the helper checked against a libenn struct larger
+ * than its caller's. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/struct_size.h"
 #include "enn_vulkan.h"
 #include "harness.h"
 #include "runtime_helpers.h"
@@ -48,7 +51,7 @@ Test(runtime_context, list_devices)
 Test(runtime_context, capabilities_are_consistent)
 {
     enn_context *ctx = test_context();
-    enn_capabilities c;
+    enn_capabilities c = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
     cr_expect(test_name_matches(c.device_name, test_device()), "context on %s, asked for %s", c.device_name, test_device());
     cr_expect_geq(c.api_version, VK_API_VERSION_1_1);
@@ -78,7 +81,7 @@ Test(runtime_context, device_by_index_and_environment)
     snprintf(name, sizeof name, "%d", idx);
     enn_context_options opt = {.device = name};
     enn_context *ctx = test_context_with(&opt);
-    enn_capabilities c;
+    enn_capabilities c = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &c));
     cr_expect(test_name_matches(c.device_name, test_device()), "device %s is %s", name, c.device_name);
     test_context_finish(ctx);
@@ -115,7 +118,7 @@ Test(runtime_context, validation_by_environment)
     enn_context_options opt = {.device = test_device()};
     enn_context *ctx = NULL;
     ENN_ASSERT_OK(enn_context_create(&opt, &ctx));
-    enn_vulkan_handles h;
+    enn_vulkan_handles h = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -180,5 +183,179 @@ Test(runtime_context, dispatch_cap_out_of_range)
                      bad[i]);
         cr_expect(strstr(enn_last_error(), "ENN_MAX_DISPATCHES_PER_SUBMIT"), "message: %s", enn_last_error());
         if (ctx) enn_context_destroy(ctx);
+    }
+}
+
+/* ---- struct_size (enn.h, "structs that grow"): enn_context_options and enn_capabilities */
+
+/* The options as a newer enn.h would lay them out: the struct, then fields this libenn
+ * does not know, in one buffer. */
+typedef struct newer_options {
+    enn_context_options opt;
+    unsigned char newer[16];
+} newer_options;
+
+/* Options of struct_size 0, exactly this struct, or a newer struct with its new fields
+ * zero: every field is read (an out-of-range cap is refused by name; a cap of 5 splits 12
+ * fills into 3 submissions). */
+Test(runtime_context, options_struct_size_zero_and_larger)
+{
+    const uint32_t sizes[] = {0, (uint32_t)sizeof(enn_context_options), (uint32_t)sizeof(newer_options)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        newer_options o;
+        memset(&o, 0, sizeof o);
+        o.opt.struct_size = sizes[i];
+        o.opt.device = test_device();
+        o.opt.validation = 1;
+        o.opt.max_dispatches_per_submit = 65537;
+        enn_context *ctx = NULL;
+        cr_expect_eq(enn_context_create(&o.opt, &ctx), ENN_ERROR_INVALID_ARGUMENT, "struct_size %u", sizes[i]);
+        cr_expect(strstr(enn_last_error(), "max_dispatches_per_submit is 65537"), "struct_size %u: %s", sizes[i],
+                  enn_last_error());
+        o.opt.max_dispatches_per_submit = 5;
+        ENN_ASSERT_OK(enn_context_create(&o.opt, &ctx));
+        expect_submits(ctx, 3);
+        cr_expect_eq(enn_context_validation_messages(ctx, NULL), 0);
+        enn_context_destroy(ctx);
+    }
+}
+
+Test(runtime_context, options_struct_size_refused)
+{
+    newer_options o;
+    memset(&o, 0, sizeof o);
+    o.opt.device = test_device();
+    o.newer[5] = 1;   /* a field this libenn does not know, set */
+    o.opt.struct_size = sizeof o;
+    enn_context *ctx = (enn_context *)1;
+    cr_expect_eq(enn_context_create(&o.opt, &ctx), ENN_ERROR_UNSUPPORTED);
+    cr_expect_null(ctx);
+    char bytes[64];
+    snprintf(bytes, sizeof bytes, "(bytes %zu..%zu;", sizeof o.opt + 5, sizeof o.opt + 5);
+    cr_expect(strstr(enn_last_error(), "enn_context_options") && strstr(enn_last_error(), bytes) &&
+                  strstr(enn_last_error(), enn_version()),
+              "want the struct, %s and the version: %s", bytes, enn_last_error());
+    /* The same bytes past a struct_size that does not reach them are not read. */
+    o.opt.struct_size = sizeof o.opt;
+    ENN_ASSERT_OK(enn_context_create(&o.opt, &ctx));
+    enn_context_destroy(ctx);
+    /* Smaller than the struct has ever been: not a struct_size but a mistake. */
+    o.opt.struct_size = 8;
+    cr_expect_eq(enn_context_create(&o.opt, &ctx), ENN_ERROR_INVALID_ARGUMENT);
+    char sizes[96];
+    snprintf(sizes, sizeof sizes, "enn_context_options.struct_size is 8, below the %zu bytes",
+             (size_t)ENN_CONTEXT_OPTIONS_SIZE_0_2);
+    cr_expect(strstr(enn_last_error(), sizes), "want \"%s\": %s", sizes, enn_last_error());
+}
+
+Test(runtime_context, options_init)
+{
+    enn_context_options o, zero;
+    memset(&o, 0xA5, sizeof o);
+    memset(&zero, 0, sizeof zero);
+    enn_context_options_init(&o);
+    cr_expect_eq(o.struct_size, sizeof o);
+    zero.struct_size = sizeof zero;
+    cr_expect_eq(memcmp(&o, &zero, sizeof o), 0, "every option but struct_size is zero");
+    o.device = test_device();
+    enn_context *ctx = NULL;
+    ENN_ASSERT_OK(enn_context_create(&o, &ctx));
+    enn_context_destroy(ctx);
+}
+
+/* The capabilities in a caller's buffer with guard bytes after them. */
+typedef struct guarded_caps {
+    enn_capabilities caps;
+    unsigned char guard[32];
+} guarded_caps;
+
+static int guard_intact(const unsigned char *guard, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (guard[i] != 0xA5) return 0;
+    return 1;
+}
+
+/* struct_size 0 or the 0.2 size: the 0.2 struct is filled and nothing after it; a caller
+ * whose struct is larger than libenn's gets what libenn has, its struct_size saying so. */
+Test(runtime_context, capabilities_struct_size)
+{
+    enn_context *ctx = test_context();
+    const uint32_t sizes[] = {0, (uint32_t)ENN_CAPABILITIES_SIZE_0_2, (uint32_t)sizeof(guarded_caps)};
+    const uint32_t want[] = {(uint32_t)ENN_CAPABILITIES_SIZE_0_2, (uint32_t)ENN_CAPABILITIES_SIZE_0_2,
+                             (uint32_t)sizeof(enn_capabilities)};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        guarded_caps g;
+        memset(&g, 0xA5, sizeof g);
+        g.caps.struct_size = sizes[i];
+        ENN_ASSERT_OK(enn_context_capabilities(ctx, &g.caps));
+        cr_expect_eq(g.caps.struct_size, want[i], "struct_size %u came back as %u", sizes[i], g.caps.struct_size);
+        cr_expect(test_name_matches(g.caps.device_name, test_device()), "struct_size %u: device %.32s", sizes[i],
+                  g.caps.device_name);
+        cr_expect(guard_intact(g.guard, sizeof g.guard), "struct_size %u: bytes after the struct were written",
+                  sizes[i]);
+    }
+    guarded_caps g;
+    memset(&g, 0xA5, sizeof g);
+    g.caps.struct_size = 64;
+    cr_expect_eq(enn_context_capabilities(ctx, &g.caps), ENN_ERROR_INVALID_ARGUMENT);
+    char sizes64[96];
+    snprintf(sizes64, sizeof sizes64, "enn_capabilities.struct_size is 64, below the %zu bytes",
+             (size_t)ENN_CAPABILITIES_SIZE_0_2);
+    cr_expect(strstr(enn_last_error(), sizes64), "want \"%s\": %s", sizes64, enn_last_error());
+    cr_expect(guard_intact((const unsigned char *)g.caps.device_name, sizeof g.caps.device_name),
+              "a refused call wrote into the struct");
+    cr_expect_eq(g.caps.struct_size, 64);
+
+    enn_device_info infos[4];
+    uint32_t count = 0;
+    ENN_ASSERT_OK(enn_list_devices(infos, 4, &count));
+    for (uint32_t i = 0; i < count && i < 4; i++) cr_expect_eq(infos[i].caps.struct_size, sizeof(enn_capabilities));
+    test_context_finish(ctx);
+}
+
+/* What a later release relies on, with a libenn struct that has a field its caller's
+ * lacks: a read zeroes the field and reads nothing past the caller's struct; a write
+ * stops at the caller's struct and says how much it wrote. */
+typedef struct caller_v1 {
+    uint32_t struct_size;
+    uint32_t a;
+    uint64_t b;
+} caller_v1;
+typedef struct libenn_v2 {
+    uint32_t struct_size;
+    uint32_t a;
+    uint64_t b;
+    uint64_t added;
+} libenn_v2;
+typedef struct caller_buffer {
+    caller_v1 s;
+    unsigned char after[16];
+} caller_buffer;
+
+Test(runtime_context, struct_size_with_a_newer_libenn)
+{
+    const uint32_t sizes[] = {0, (uint32_t)sizeof(caller_v1)};   /* 0: the "0.2" size, caller_v1 */
+    for (size_t i = 0; i < 2; i++) {
+        caller_buffer in;
+        memset(&in, 0xEE, sizeof in);
+        in.s = (caller_v1){.struct_size = sizes[i], .a = 7, .b = 0x1122334455667788ull};
+        libenn_v2 local;
+        memset(&local, 0x77, sizeof local);
+        ENN_ASSERT_OK(enn_struct_read("caller_v1", &in.s, sizeof(caller_v1), &local, sizeof local));
+        cr_expect(local.a == 7 && local.b == 0x1122334455667788ull, "struct_size %u: fields not copied", sizes[i]);
+        cr_expect_eq(local.added, 0, "struct_size %u: the field the caller lacks is %#llx, not 0", sizes[i],
+                     (unsigned long long)local.added);
+        cr_expect_eq(local.struct_size, sizeof local);
+
+        caller_buffer out;
+        memset(&out, 0xA5, sizeof out);
+        out.s.struct_size = sizes[i];
+        const libenn_v2 filled = {.struct_size = sizeof filled, .a = 9, .b = 10, .added = 11};
+        ENN_ASSERT_OK(enn_struct_write("caller_v1", &out.s, &filled, sizeof(caller_v1), sizeof filled));
+        cr_expect(out.s.a == 9 && out.s.b == 10, "struct_size %u: fields not written", sizes[i]);
+        cr_expect_eq(out.s.struct_size, sizeof(caller_v1));
+        cr_expect(guard_intact(out.after, sizeof out.after), "struct_size %u: written past the caller's struct",
+                  sizes[i]);
     }
 }

@@ -33,7 +33,7 @@ Test(runtime_errors, context_creation)
     opt.device = "4294967296";
     EXPECT_ERROR(enn_context_create(&opt, &ctx), ENN_ERROR_NO_DEVICE, "4294967296");
     EXPECT_ERROR(enn_context_create(NULL, NULL), ENN_ERROR_INVALID_ARGUMENT, "out");
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     EXPECT_ERROR(enn_context_capabilities(NULL, &caps), ENN_ERROR_INVALID_ARGUMENT, "NULL");
     EXPECT_ERROR(enn_context_vulkan_handles(NULL, NULL), ENN_ERROR_INVALID_ARGUMENT, "NULL");
     EXPECT_ERROR(enn_context_wait_idle(NULL), ENN_ERROR_INVALID_ARGUMENT, "ctx");
@@ -137,7 +137,7 @@ Test(runtime_errors, pipelines)
     EXPECT_ERROR(enn_pipeline_get(ctx, NULL, &p), ENN_ERROR_INVALID_ARGUMENT, "NULL");
     EXPECT_ERROR(enn_pipeline_get(NULL, &d, &p), ENN_ERROR_INVALID_ARGUMENT, "NULL");
     EXPECT_ERROR(enn_pipeline_get(ctx, &d, NULL), ENN_ERROR_INVALID_ARGUMENT, "NULL");
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (!caps.subgroup_size_control) {
         d.required_subgroup_size = caps.subgroup_size;
@@ -175,7 +175,7 @@ static void check_still_works(enn_context *ctx, enn_recorder *rec, const enn_pip
 Test(runtime_errors, recorder)
 {
     enn_context *ctx = test_context();
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     const enn_pipeline *p = test_axpby_pipeline(ctx);
     enn_buffer *x, *y;

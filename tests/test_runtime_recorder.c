@@ -25,7 +25,7 @@ static enn_context *make_context(int path, uint32_t cap)
     if (path & STAGING) test_setenv("ENN_FORCE_STAGING", "1");
     enn_context_options opt = {.max_dispatches_per_submit = cap};
     enn_context *ctx = test_context_with(&opt);
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (!pool_path && !caps.push_descriptors) {
         enn_context_destroy(ctx);

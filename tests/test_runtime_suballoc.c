@@ -62,7 +62,7 @@ static void release(enn_context *ctx, live_buffer *lb)
  * number of buffers with blocks of their own. */
 static size_t check_layout(enn_context *ctx, const live_buffer *lbs, size_t n)
 {
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     VkDeviceSize align = caps.min_storage_buffer_offset_alignment > 256 ? caps.min_storage_buffer_offset_alignment : 256;
     placed *p = calloc(n, sizeof *p);

@@ -55,7 +55,7 @@ static enn_context *timestamps_context(uint32_t cap)
     test_sync_validation();
     enn_context_options opt = {.max_dispatches_per_submit = cap};
     enn_context *ctx = test_context_with(&opt);
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (!caps.timestamps) {
         enn_context_destroy(ctx);
@@ -105,7 +105,7 @@ Test(runtime_timestamps, disabled_by_switch)
 {
     test_setenv("ENN_DISABLE_TIMESTAMPS", "1");
     enn_context *ctx = test_context();
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     cr_expect_eq(caps.timestamps, 0);
     enn_recorder *rec;

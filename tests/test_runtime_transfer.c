@@ -21,7 +21,7 @@ static enn_context *context_for(transfer_path path)
     test_sync_validation();
     if (path == PATH_STAGING) test_setenv("ENN_FORCE_STAGING", "1");
     enn_context *ctx = test_context();
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (path == PATH_MAPPED && !caps.unified_memory) {
         enn_context_destroy(ctx);

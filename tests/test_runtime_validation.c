@@ -11,7 +11,7 @@
 Test(runtime_validation, misuse_is_counted)
 {
     enn_context *ctx = test_context();
-    enn_vulkan_handles h;
+    enn_vulkan_handles h = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
     cr_assert_neq(h.device, VK_NULL_HANDLE);
     unsigned before = test_validation_count();
@@ -117,7 +117,7 @@ Test(runtime_validation, loader_notices_are_not_counted)
     const char *first = NULL;
     uint32_t n = enn_context_validation_messages(ctx, &first);
     cr_expect_eq(n, 0, "%u message(s), the first: %s", n, first ? first : "");
-    enn_vulkan_handles h;
+    enn_vulkan_handles h = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &h));
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 256, .usage = 0,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};

@@ -263,7 +263,7 @@ static void external_case(int pool_path)
     test_sync_validation();
     if (pool_path) test_setenv("ENN_DISABLE_PUSH_DESCRIPTORS", "1");
     enn_context *ctx = test_context();
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (!pool_path && !caps.push_descriptors) {
         enn_context_destroy(ctx);
@@ -286,7 +286,7 @@ static void external_case(int pool_path)
     ENN_ASSERT_OK(enn_stream_state(host, h_want, NULL));
 
     /* The test's own command pool, buffer and fence on the context's device and queue. */
-    enn_vulkan_handles vk;
+    enn_vulkan_handles vk = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
     VkCommandBuffer cmd;
     VkCommandPool pool = caller_commands(&vk, VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, 1, &cmd);
@@ -347,7 +347,7 @@ Test(stream, recordings_in_flight_push_descriptors)
 {
     test_sync_validation();
     enn_context *ctx = test_context();
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     ENN_ASSERT_OK(enn_context_capabilities(ctx, &caps));
     if (!caps.push_descriptors) {
         enn_context_destroy(ctx);
@@ -363,7 +363,7 @@ Test(stream, recordings_in_flight_push_descriptors)
     ENN_ASSERT_OK(enn_stream_create(m, B, &ext));
     for (uint32_t t = 0; t < 2; t++) ENN_ASSERT_OK(enn_stream_step(host, x + (size_t)t * B * d, want[t]));
 
-    enn_vulkan_handles vk;
+    enn_vulkan_handles vk = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
     VkCommandBuffer cmd[2];
     VkCommandPool pool = caller_commands(&vk, 0, 2, cmd);
@@ -407,7 +407,7 @@ Test(stream, recorded_into_callers_command_buffer_descriptor_pool) { external_ca
 Test(stream, external_recorder_rules)
 {
     enn_context *ctx = test_context();
-    enn_vulkan_handles vk;
+    enn_vulkan_handles vk = {0};
     ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
     VkCommandBuffer cmd;
     VkCommandPool pool = caller_commands(&vk, 0, 1, &cmd);

@@ -281,7 +281,7 @@ Test(tool_init, every_flag_reaches_the_config)
         snprintf(args, sizeof args, "init %s --max-seq-len 4 --outputs 3 --out '%s' >/dev/null", heads[i].flags, ckpt);
         cr_assert_eq(run_tool(args), 0, "enn %s failed", args);
         enn_safetensors *st;
-        enn_model_config got;
+        enn_model_config got = {0};
         ENN_ASSERT_OK(enn_safetensors_read(ckpt, &st));
         ENN_ASSERT_OK(enn_model_config_from_json(enn_safetensors_meta(st, "config"), ckpt, &got));
         enn_safetensors_free(st);

@@ -675,7 +675,7 @@ Test(train_cli, init_and_train_build_the_same_model, .timeout = 300)
     cr_expect_str_eq(trained, initialised, "enn train and enn init built different models");
     /* And the flags did something: every field they name differs from the default (a
      * flag both commands ignored would leave its default in both). */
-    enn_model_config c, d;
+    enn_model_config c = {0}, d;
     ENN_ASSERT_OK(enn_model_config_from_json(initialised, "enn init", &c));
     enn_model_config_init(&d, ENN_HEAD_CLASSIFIER);
     const enn_cell_config *a = &c.cell, *b = &d.cell;
@@ -745,7 +745,7 @@ Test(train_cli, flags_that_do_nothing_are_named, .timeout = 300)
                   strstr(out, "enn: note: --noise is for the ENN"),
               "%s", out);
     free(out);
-    enn_model_config c;
+    enn_model_config c = {0};
     ENN_ASSERT_OK(enn_model_config_from_json(trained, "enn train", &c));
     cr_expect_eq(c.layer_units[0], 128, "the lstm's units: %u", c.layer_units[0]);
     free(trained);

@@ -341,8 +341,10 @@ int main(int argc, char **argv)
     app a;
     app_create(&a);
 
-    /* 2. libenn on the program's device. */
-    enn_vulkan_handles handles = {.api_version = VK_API_VERSION_1_1, /* what the instance was made for */
+    /* 2. libenn on the program's device. struct_size = sizeof: every field this enn_vulkan.h
+     * has is read (0 would mean the libenn 0.2 fields only; enn.h, "structs that grow"). */
+    enn_vulkan_handles handles = {.struct_size = sizeof(enn_vulkan_handles),
+                                  .api_version = VK_API_VERSION_1_1, /* what the instance was made for */
                                   .instance = a.instance, .physical_device = a.physical, .device = a.device,
                                   .queue_family = a.family, .queue = a.queue,
                                   .enabled_device_extensions = a.extensions,

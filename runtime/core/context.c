@@ -8,6 +8,7 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "core/recorder.h"
+#include "core/struct_size.h"
 #include "core/vk_compat.h"
 
 #define VALIDATION_LAYER "VK_LAYER_KHRONOS_validation"
@@ -428,10 +429,32 @@ static enn_status hand_over(enn_context *ctx, enn_status s, const enn_context_op
     return ENN_OK;
 }
 
-enn_status enn_context_create(const enn_context_options *opt, enn_context **out)
+/* The caller's options read into `local` (structs that grow); *use is then &local, or
+ * NULL for no options. */
+static enn_status read_options(const enn_context_options *opt, enn_context_options *local,
+                               const enn_context_options **use)
+{
+    *use = NULL;
+    if (!opt) return ENN_OK;
+    ENN_TRY(ENN_STRUCT_READ("enn_context_options", ENN_CONTEXT_OPTIONS_SIZE_0_2, opt, local));
+    *use = local;
+    return ENN_OK;
+}
+
+void enn_context_options_init(enn_context_options *options)
+{
+    if (!options) return;
+    memset(options, 0, sizeof *options);
+    options->struct_size = sizeof *options;
+}
+
+enn_status enn_context_create(const enn_context_options *caller_opt, enn_context **out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create: out is NULL");
     *out = NULL;
+    enn_context_options local;
+    const enn_context_options *opt;
+    ENN_TRY(read_options(caller_opt, &local, &opt));
     enn_context *ctx = context_alloc();
     if (!ctx) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the context");
     int validation = (opt && opt->validation) || enn_env_flag("ENN_VALIDATION");
@@ -476,12 +499,20 @@ static int list_has(const char *const *list, uint32_t n, const char *name)
     return 0;
 }
 
-enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *h, const enn_context_options *opt,
+enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *caller_h, const enn_context_options *caller_opt,
                                           enn_context **out)
 {
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: out is NULL");
     *out = NULL;
-    if (!h || !h->instance || !h->physical_device || !h->device || !h->queue)
+    if (!caller_h)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: handles is NULL");
+    enn_vulkan_handles handles;
+    ENN_TRY(ENN_STRUCT_READ("enn_vulkan_handles", ENN_VULKAN_HANDLES_SIZE_0_2, caller_h, &handles));
+    const enn_vulkan_handles *h = &handles;
+    enn_context_options local;
+    const enn_context_options *opt;
+    ENN_TRY(read_options(caller_opt, &local, &opt));
+    if (!h->instance || !h->physical_device || !h->device || !h->queue)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: instance, "
                          "physical_device, device and queue must all be given");
     /* libenn calls Vulkan 1.1 entry points (vkGetPhysicalDeviceProperties2, ...), which an
@@ -607,8 +638,7 @@ void enn_context_destroy(enn_context *ctx)
 enn_status enn_context_capabilities(const enn_context *ctx, enn_capabilities *out)
 {
     if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_capabilities: NULL argument");
-    *out = ctx->caps;
-    return ENN_OK;
+    return ENN_STRUCT_WRITE("enn_capabilities", ENN_CAPABILITIES_SIZE_0_2, out, &ctx->caps);
 }
 
 uint32_t enn_context_validation_messages(const enn_context *ctx, const char **first)
@@ -624,15 +654,16 @@ uint32_t enn_context_validation_messages(const enn_context *ctx, const char **fi
 enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles *out)
 {
     if (!ctx || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_vulkan_handles: NULL argument");
-    memset(out, 0, sizeof *out);
-    out->instance = ctx->instance;
-    out->physical_device = ctx->physical_device;
-    out->device = ctx->device;
-    out->queue_family = ctx->queue_family;
-    out->queue = ctx->queue;
-    out->api_version = ctx->instance_api_version;
-    out->allocation_callbacks = ctx->vk_callbacks;
-    return ENN_OK;
+    const enn_vulkan_handles h = {
+        .instance = ctx->instance,
+        .physical_device = ctx->physical_device,
+        .device = ctx->device,
+        .queue_family = ctx->queue_family,
+        .queue = ctx->queue,
+        .api_version = ctx->instance_api_version,
+        .allocation_callbacks = ctx->vk_callbacks,
+    };
+    return ENN_STRUCT_WRITE("enn_vulkan_handles", ENN_VULKAN_HANDLES_SIZE_0_2, out, &h);
 }
 
 enn_status enn_context_track_fence(enn_context *ctx, VkFence fence)
@@ -711,6 +742,7 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
             infos[i].index = i;
             s = enn_query_capabilities(inst, devs[i], &infos[i].caps);
             enn_apply_disable_switches(&infos[i].caps);
+            infos[i].caps.struct_size = sizeof infos[i].caps;
             infos[i].chosen = i == chosen;
         }
         if (s == ENN_OK) {

@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/struct_size.h"
 #include "models/config.h"
 
 void enn_model_config_init(enn_model_config *c, enn_head_kind head)
 {
     if (!c) return;
     memset(c, 0, sizeof *c);
+    c->struct_size = sizeof *c;
     c->kind = ENN_MODEL_ENN;
     c->layers = 1;
     c->layer_units[0] = 128;
@@ -36,9 +38,15 @@ void enn_model_config_init(enn_model_config *c, enn_head_kind head)
         if (!(cond)) return enn_error(ENN_ERROR_INVALID_ARGUMENT, __VA_ARGS__); \
     } while (0)
 
-enn_status enn_model_config_check(const enn_model_config *c)
+enn_status enn_model_config_read(const enn_model_config *caller, enn_model_config *local)
 {
-    REQUIRE(c, "model config is NULL");
+    REQUIRE(caller, "model config is NULL");
+    return ENN_STRUCT_READ("enn_model_config", ENN_MODEL_CONFIG_SIZE_0_2, caller, local);
+}
+
+/* The checks on a configuration libenn has read (enn_model_config_read). */
+static enn_status check_fields(const enn_model_config *c)
+{
     REQUIRE(c->kind <= ENN_MODEL_LSTM, "model kind %d is not enn, rnn, gru or lstm", (int)c->kind);
     REQUIRE(c->head <= ENN_HEAD_LANGUAGE_MODEL, "head %d is not classifier, regressor or language model", (int)c->head);
     REQUIRE(c->pooling <= ENN_POOL_LAST, "pooling %d is not attention or last", (int)c->pooling);
@@ -104,6 +112,13 @@ enn_status enn_model_config_check(const enn_model_config *c)
     return ENN_OK;
 }
 
+enn_status enn_model_config_check(const enn_model_config *caller)
+{
+    enn_model_config c;
+    ENN_TRY(enn_model_config_read(caller, &c));
+    return check_fields(&c);
+}
+
 /* The size of the feature the recurrent part hands to the head. */
 static uint32_t feature_size(const enn_model_config *c)
 {
@@ -153,7 +168,7 @@ static enn_status recurrent_layout(const enn_model_config *c, uint32_t d, enn_la
 
 enn_status enn_model_layout(const enn_model_config *c, enn_layout *l)
 {
-    ENN_TRY(enn_model_config_check(c));
+    ENN_TRY(check_fields(c));
     memset(l, 0, sizeof *l);
     uint32_t d = c->input_features;
     if (c->head == ENN_HEAD_LANGUAGE_MODEL && c->lm_input == ENN_LM_EMBEDDING) {
@@ -171,13 +186,15 @@ enn_status enn_model_layout(const enn_model_config *c, enn_layout *l)
     return ENN_OK;
 }
 
-enn_status enn_model_parameter_count(const enn_model_config *c, uint64_t *trainable, uint64_t *reference)
+enn_status enn_model_parameter_count(const enn_model_config *caller, uint64_t *trainable, uint64_t *reference)
 {
+    enn_model_config c;
+    ENN_TRY(enn_model_config_read(caller, &c));
     enn_layout l;
-    ENN_TRY(enn_model_layout(c, &l));
+    ENN_TRY(enn_model_layout(&c, &l));
     if (trainable) *trainable = l.elements;
     /* The reference package also counts a non-trainable initial-trace weight [N, h]. */
     if (reference)
-        *reference = l.elements + (c->kind == ENN_MODEL_ENN ? (uint64_t)c->cell.memory_slots * c->cell.hidden : 0);
+        *reference = l.elements + (c.kind == ENN_MODEL_ENN ? (uint64_t)c.cell.memory_slots * c.cell.hidden : 0);
     return ENN_OK;
 }

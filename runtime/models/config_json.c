@@ -21,6 +21,8 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "core/struct_size.h"
+#include "models/config.h"
 
 const char *const enn_model_kind_names[] = {"enn", "rnn", "gru", "lstm", NULL};
 const char *const enn_head_names[] = {"classifier", "regressor", "language_model", NULL};
@@ -143,10 +145,13 @@ static enn_status put_fields(json_t *obj, const void *base, const field *fields,
     return ENN_OK;
 }
 
-enn_status enn_model_config_to_json(const enn_model_config *c, char **out)
+enn_status enn_model_config_to_json(const enn_model_config *caller, char **out)
 {
-    if (!c || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_config_to_json: NULL argument");
+    if (!caller || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_config_to_json: NULL argument");
     *out = NULL;
+    enn_model_config local;
+    ENN_TRY(enn_model_config_read(caller, &local));
+    const enn_model_config *c = &local;
     if (c->layers > ENN_MAX_LAYERS)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "config to JSON: %u layers (at most %d)", c->layers, ENN_MAX_LAYERS);
     json_t *root = json_object(), *cell = json_object(), *opt = json_object(), *units = json_array();
@@ -300,6 +305,6 @@ enn_status enn_model_config_from_json(const char *text, const char *origin, enn_
     memset(&c, 0, sizeof c);
     enn_status s = from_json(root, o, &c);
     json_decref(root);
-    if (s == ENN_OK) *out = c;
-    return s;
+    if (s != ENN_OK) return s;
+    return ENN_STRUCT_WRITE("enn_model_config", ENN_MODEL_CONFIG_SIZE_0_2, out, &c);
 }

@@ -110,11 +110,13 @@ enn_status enn_model_create(enn_context *ctx, const enn_model_config *config, en
     if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_create: out is NULL");
     *out = NULL;
     if (!ctx || !config) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_create: NULL argument");
-    ENN_TRY(enn_model_config_check(config));
+    enn_model_config local;
+    ENN_TRY(enn_model_config_read(config, &local));
+    ENN_TRY(enn_model_config_check(&local));   /* the copy's struct_size is sizeof, as get_config hands out */
     enn_model *m = calloc(1, sizeof *m);
     if (!m) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "allocating the model");
     m->ctx = ctx;
-    m->config = *config;
+    m->config = local;
     enn_status s = model_build(m);
     if (s != ENN_OK) {
         char saved[1024];

@@ -13,6 +13,52 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BIN} --prefix ${prefix} RES
 if(r)
   message(FATAL_ERROR "cmake --install failed")
 endif()
+# The 0.x rule (CMakeLists.txt): the soname carries major.minor, and the package accepts
+# a request for the same minor version only. From 1.0 on: the major version alone.
+string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _ "${VERSION}")
+set(major ${CMAKE_MATCH_1})
+set(minor ${CMAKE_MATCH_2})
+# `older`: a request from a program built against an earlier release, which this one
+# must refuse (0.x: the previous minor; 1.x and later: the previous major).
+if(major EQUAL 0)
+  set(want_soname libenn.so.${major}.${minor})
+  math(EXPR older_minor "${minor} - 1")
+  set(older ${major}.${older_minor})
+else()
+  set(want_soname libenn.so.${major})
+  math(EXPR older_major "${major} - 1")
+  set(older ${older_major}.0)
+endif()
+file(GLOB_RECURSE installed_libs ${prefix}/lib*/libenn.so.*.*.*)
+list(LENGTH installed_libs n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "want one installed libenn.so.<version>, found: ${installed_libs}")
+endif()
+execute_process(COMMAND ${OBJDUMP} -p ${installed_libs} OUTPUT_VARIABLE dyn RESULT_VARIABLE r)
+string(REGEX MATCH "SONAME +([^\n]+)" _ "${dyn}")
+if(r OR NOT CMAKE_MATCH_1 STREQUAL want_soname)
+  message(FATAL_ERROR "the installed libenn's soname is '${CMAKE_MATCH_1}', want ${want_soname} for ${VERSION}")
+endif()
+get_filename_component(libdir ${installed_libs} DIRECTORY)
+if(NOT EXISTS ${libdir}/${want_soname})
+  message(FATAL_ERROR "no ${want_soname} link beside ${installed_libs}")
+endif()
+# find_package with a version: this release's major.minor is accepted, `older` is not.
+foreach(request ${major}.${minor} ${older})
+  file(WRITE ${BIN}/consumer-test/version-${request}/CMakeLists.txt
+       "cmake_minimum_required(VERSION 3.25)\nproject(v C)\nfind_package(enn ${request} REQUIRED)\n")
+endforeach()
+foreach(request ${major}.${minor} ${older})
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${BIN}/consumer-test/version-${request}
+                  -B ${BIN}/consumer-test/version-${request}/build -DCMAKE_PREFIX_PATH=${prefix}
+                  RESULT_VARIABLE r OUTPUT_QUIET ERROR_QUIET)
+  if(request STREQUAL older AND NOT r)
+    message(FATAL_ERROR "find_package(enn ${request}) accepted the installed ${VERSION}")
+  elseif(NOT request STREQUAL older AND r)
+    message(FATAL_ERROR "find_package(enn ${request}) refused the installed ${VERSION}")
+  endif()
+endforeach()
+
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC}/tests/consumer -B ${BIN}/consumer-test/build
                 -DCMAKE_PREFIX_PATH=${prefix} ${san_args} RESULT_VARIABLE r)
 if(r)

@@ -269,7 +269,7 @@ int cmd_train(int argc, char **argv)
     char device_index[16];
     enn_context_options copt = {.device = o.device[0] ? o.device : parallel_device(&par, device_index, sizeof device_index)};
     if (enn_context_create(&copt, &ctx)) goto fail;
-    enn_capabilities caps;
+    enn_capabilities caps = {0};
     enn_context_capabilities(ctx, &caps);
     printf("device: %s\n", caps.device_name);
 

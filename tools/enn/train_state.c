@@ -287,7 +287,7 @@ static int first_difference(json_t *a, json_t *b, char *buf, size_t size)
  * is no difference; a text that does not parse is compared as it is. */
 static json_t *normalized_config(const char *text)
 {
-    enn_model_config c;
+    enn_model_config c = {0};
     char *json = NULL;
     json_t *out = NULL;
     if (text && enn_model_config_from_json(text, NULL, &c) == ENN_OK && enn_model_config_to_json(&c, &json) == ENN_OK)
