@@ -21,8 +21,9 @@ extern "C" {
  * Threads: a context, and everything made from it, is used from one thread at a time.
  * libenn submits to `queue` inside enn_* calls (training and evaluation steps, uploads,
  * downloads, enn_stream_step; not enn_stream_record), and Vulkan requires a queue's
- * submissions to be externally synchronised: the caller does not submit to that queue
- * from another thread while such a call runs.
+ * submissions to be externally synchronised: either the caller does not submit to that
+ * queue from another thread while such a call runs, or it hands libenn its queue lock
+ * (queue_lock below), as a render thread that keeps submitting would.
  *
  * Destroy the context's models, streams and buffers before the context (as Vulkan's own
  * children go before their device). A context destroyed first still releases what they
@@ -54,10 +55,17 @@ typedef struct enn_vulkan_handles {
      * enn_context_destroy has returned. NULL: libenn passes pAllocator = NULL.
      * enn_context_options.vk_allocation_callbacks is not used for an adopted device. */
     const VkAllocationCallbacks *allocation_callbacks;
+    /* Optional: the caller's lock on `queue`, for a caller that submits to it from other
+     * threads while enn_* calls run. libenn calls queue_lock(queue_lock_user) just before
+     * each of its vkQueueSubmit calls on `queue` and queue_unlock(queue_lock_user) just
+     * after, on the thread of the enn_* call; it waits for nothing while holding the lock
+     * and never takes it twice. Both or neither; NULL: no lock (see "Threads" above). */
+    void (*queue_lock)(void *user);
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
 } enn_vulkan_handles;
 /* The bytes of enn_vulkan_handles in libenn 0.2: up to its last 0.2 field. */
-#define ENN_VULKAN_HANDLES_SIZE_0_2 \
-    (offsetof(enn_vulkan_handles, allocation_callbacks) + sizeof(const VkAllocationCallbacks *))
+#define ENN_VULKAN_HANDLES_SIZE_0_2 (offsetof(enn_vulkan_handles, queue_lock_user) + sizeof(void *))
 
 /* Adopts the caller's device. options->device is ignored; validation is the caller's
  * (libenn counts no messages on an adopted device). */

@@ -4,6 +4,9 @@
  * reports leaked objects at vkDestroyDevice), and not one validation message. Also the
  * struct_size of enn_vulkan_handles, adopted and handed back. */
 #include <ctype.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "ops/gemm.h"
 #include "own_vulkan.h"
 #include "runtime_helpers.h"
+#include "small_config.h"
 
 /* The device and instance still work after libenn is gone. */
 static void own_check_alive(test_own_vulkan *v)
@@ -170,6 +174,12 @@ Test(runtime_adopt, bad_handles)
     cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), "VkPhysicalDeviceFeatures2"), "message: %s", enn_last_error());
     cr_expect_null(ctx);
+    /* A queue lock without its unlock. */
+    h.enabled_features = NULL;
+    h.queue_lock = (void (*)(void *))abort;
+    cr_expect_eq(enn_context_create_from_vulkan(&h, NULL, &ctx), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), "queue_unlock is NULL"), "message: %s", enn_last_error());
+    cr_expect_null(ctx);
     test_own_vulkan_destroy(&v);
     cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
 }
@@ -271,4 +281,110 @@ Test(runtime_adopt, handles_struct_size_refused)
     enn_context_destroy(ctx);
     test_own_vulkan_destroy(&v);
     cr_expect_eq(test_own_vulkan_messages(), 0, "first: %s", test_own_vulkan_first_message());
+}
+
+/* ---- a queue shared with the caller's other threads (enn_vulkan_handles.queue_lock) */
+
+typedef struct shared_queue {
+    pthread_mutex_t mutex;
+    VkQueue queue;
+    pthread_t trainer;          /* the thread of the enn_* calls */
+    atomic_uint locks, unlocks; /* libenn's calls of the callbacks */
+    atomic_int held;            /* libenn holds the mutex */
+    atomic_int misuse;          /* a nested lock, an unlock without a lock, another thread */
+    atomic_int stop;
+    atomic_uint render_submits;
+} shared_queue;
+
+static void queue_lock(void *user)
+{
+    shared_queue *q = user;
+    if (!pthread_equal(pthread_self(), q->trainer) || atomic_load(&q->held)) atomic_store(&q->misuse, 1);
+    pthread_mutex_lock(&q->mutex);
+    atomic_store(&q->held, 1);
+    atomic_fetch_add(&q->locks, 1);
+}
+
+static void queue_unlock(void *user)
+{
+    shared_queue *q = user;
+    if (!pthread_equal(pthread_self(), q->trainer) || !atomic_load(&q->held)) atomic_store(&q->misuse, 1);
+    atomic_store(&q->held, 0);
+    atomic_fetch_add(&q->unlocks, 1);
+    pthread_mutex_unlock(&q->mutex);
+}
+
+/* The engine's render thread: submits to the queue, under its mutex, until told to stop. */
+static void *render_thread(void *arg)
+{
+    shared_queue *q = arg;
+    while (!atomic_load(&q->stop)) {
+        pthread_mutex_lock(&q->mutex);
+        VkResult r = vkQueueSubmit(q->queue, 0, NULL, VK_NULL_HANDLE);
+        pthread_mutex_unlock(&q->mutex);
+        if (r != VK_SUCCESS) return (void *)1;
+        atomic_fetch_add(&q->render_submits, 1);
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* A render thread submits to the queue all the while libenn trains a model on it, with
+ * staging forced so that uploads and downloads submit too, and the render thread's mutex
+ * given as libenn's queue lock: libenn takes it once around each submission (on the
+ * training thread, never nested) and the validation layer's thread-safety check sees no
+ * two threads on the queue at once. */
+Test(runtime_adopt, queue_shared_with_a_render_thread, .timeout = 120)
+{
+    test_sync_validation();
+    test_own_vulkan v;
+    test_own_vulkan_create(&v, "adopt-test", 0, NULL);
+    shared_queue q = {.queue = v.queue, .trainer = pthread_self()};
+    pthread_mutex_init(&q.mutex, NULL);
+    enn_vulkan_handles h = {.api_version = VK_API_VERSION_1_1, .instance = v.instance, .physical_device = v.pd,
+                            .device = v.device, .queue_family = v.family, .queue = v.queue,
+                            .queue_lock = queue_lock, .queue_unlock = queue_unlock, .queue_lock_user = &q};
+    test_setenv("ENN_FORCE_STAGING", "1");
+    enn_context *ctx = NULL;
+    ENN_ASSERT_OK(enn_context_create_from_vulkan(&h, NULL, &ctx));
+    unsetenv("ENN_FORCE_STAGING");
+    enn_vulkan_handles back = {0};
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &back));
+    cr_expect(back.queue_lock == queue_lock && back.queue_unlock == queue_unlock && back.queue_lock_user == &q,
+              "the handles given back lack the queue lock");
+
+    pthread_t render;
+    cr_assert_eq(pthread_create(&render, NULL, render_thread, &q), 0);
+    enum { D = 3, T = 4, B = 4, C = 3, STEPS = 4 };
+    enn_model_config c = test_small_classifier(D, T, B, C, 8, 4);
+    enn_model *m = NULL;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    float x[B * T * D], w[64];
+    uint32_t labels[B];
+    for (uint32_t i = 0; i < STEPS; i++) {
+        test_random_batch(40 + i, x, B * T * D, 1, labels, B, C);
+        enn_batch batch = {.size = B, .seq_len = T, .x = x, .labels = labels};
+        ENN_ASSERT_OK(enn_model_train_step(m, &batch, NULL));
+        ENN_ASSERT_OK(enn_model_read(m, "b_z", w, 8));
+    }
+    atomic_store(&q.stop, 1);
+    void *render_failed;
+    cr_assert_eq(pthread_join(render, &render_failed), 0);
+    cr_expect_null(render_failed, "the render thread's vkQueueSubmit failed");
+    enn_model_destroy(m);
+    enn_context_destroy(ctx);
+
+    /* Each training step submits at least once, and each read of b_z (staged) once more. */
+    cr_expect_geq(atomic_load(&q.locks), 2 * STEPS, "libenn took the queue lock %u times in %d steps",
+                  atomic_load(&q.locks), STEPS);
+    cr_expect_eq(atomic_load(&q.locks), atomic_load(&q.unlocks), "%u locks, %u unlocks", atomic_load(&q.locks),
+                 atomic_load(&q.unlocks));
+    cr_expect_not(atomic_load(&q.misuse), "the lock was taken twice, or off the training thread");
+    cr_expect_gt(atomic_load(&q.render_submits), 0, "the render thread never submitted");
+    cr_log_info("libenn locked the queue %u times; the render thread submitted %u times", atomic_load(&q.locks),
+                atomic_load(&q.render_submits));
+    cr_expect_eq(test_own_vulkan_messages(), 0, "%u message(s) while libenn ran; first: %s",
+                 test_own_vulkan_messages(), test_own_vulkan_first_message());
+    test_own_vulkan_destroy(&v);
+    pthread_mutex_destroy(&q.mutex);
 }

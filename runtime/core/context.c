@@ -529,6 +529,9 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *caller_h, co
         if (!h->enabled_device_extensions[i])
             return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: enabled_device_extensions[%u] "
                              "is NULL", i);
+    if (!h->queue_lock != !h->queue_unlock)
+        return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: queue_lock is %s but queue_unlock "
+                         "is %s: give both or neither", h->queue_lock ? "set" : "NULL", h->queue_unlock ? "set" : "NULL");
     if (h->enabled_features && h->enabled_features->sType != VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_context_create_from_vulkan: enabled_features must start "
                          "with a VkPhysicalDeviceFeatures2 (sType %d given)", (int)h->enabled_features->sType);
@@ -549,6 +552,9 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *caller_h, co
     ctx->queue_family = h->queue_family;
     ctx->instance_api_version = h->api_version;
     ctx->vk_callbacks = h->allocation_callbacks;
+    ctx->queue_lock = h->queue_lock;
+    ctx->queue_unlock = h->queue_unlock;
+    ctx->queue_lock_user = h->queue_lock_user;
     enn_status s = enn_query_capabilities(h->instance, h->physical_device, &ctx->caps);
     if (s != ENN_OK) {
         free(ctx);
@@ -662,8 +668,19 @@ enn_status enn_context_vulkan_handles(const enn_context *ctx, enn_vulkan_handles
         .queue = ctx->queue,
         .api_version = ctx->instance_api_version,
         .allocation_callbacks = ctx->vk_callbacks,
+        .queue_lock = ctx->queue_lock,
+        .queue_unlock = ctx->queue_unlock,
+        .queue_lock_user = ctx->queue_lock_user,
     };
     return ENN_STRUCT_WRITE("enn_vulkan_handles", ENN_VULKAN_HANDLES_SIZE_0_2, out, &h);
+}
+
+VkResult enn_context_submit(enn_context *ctx, const VkSubmitInfo *submit, VkFence fence)
+{
+    if (ctx->queue_lock) ctx->queue_lock(ctx->queue_lock_user);
+    VkResult r = vkQueueSubmit(ctx->queue, 1, submit, fence);
+    if (ctx->queue_unlock) ctx->queue_unlock(ctx->queue_lock_user);
+    return r;
 }
 
 enn_status enn_context_track_fence(enn_context *ctx, VkFence fence)

@@ -38,6 +38,11 @@ struct enn_context {
      * every vkCreate*, vkDestroy*, vkAllocateMemory and vkFreeMemory libenn makes; NULL:
      * the driver's own. Vulkan requires a destroy to get the callbacks its create got. */
     const VkAllocationCallbacks *vk_callbacks;
+    /* An adopted queue's lock (enn_vulkan_handles.queue_lock): held around each of
+     * libenn's submissions, for a caller that submits from other threads. NULL: none. */
+    void (*queue_lock)(void *user);
+    void (*queue_unlock)(void *user);
+    void *queue_lock_user;
 
     VkDebugUtilsMessengerEXT messenger;
     atomic_uint validation_count;
@@ -120,6 +125,9 @@ enn_status enn_context_usable(const enn_context *ctx);
 
 /* Registers a fence whose submission libenn must finish before host access. */
 enn_status enn_context_track_fence(enn_context *ctx, VkFence fence);
+/* vkQueueSubmit of one batch on the context's queue, under the caller's queue lock when
+ * it gave one: every submission of libenn goes through here. */
+VkResult enn_context_submit(enn_context *ctx, const VkSubmitInfo *submit, VkFence fence);
 /* Waits for every tracked submission; afterwards all device writes are visible. */
 enn_status enn_context_wait_pending(enn_context *ctx);
 /* Forgets a fence (its owner is about to destroy or reuse it, after waiting on it). */

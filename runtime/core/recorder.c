@@ -341,7 +341,7 @@ static enn_status segment_close(enn_recorder *rec)
     rec->recording = 0;
     ENN_VK_TRY(vkEndCommandBuffer(s->cmd));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cmd};
-    VkResult r = vkQueueSubmit(rec->ctx->queue, 1, &si, s->fence);
+    VkResult r = enn_context_submit(rec->ctx, &si, s->fence);
     /* The spec counts a submission that returned VK_ERROR_DEVICE_LOST as pending until a
      * wait on its fence returns (then complete, whatever the wait returned): its fence
      * and command buffer are waited for like any other before they are destroyed. */

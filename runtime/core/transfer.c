@@ -93,7 +93,7 @@ static enn_status copy_chunk(enn_context *ctx, VkBuffer src, VkDeviceSize src_of
     ENN_VK_TRY(vkResetFences(ctx->device, 1, &ctx->transfer_fence));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
                        .pCommandBuffers = &ctx->transfer_cmd};
-    VkResult r = vkQueueSubmit(ctx->queue, 1, &si, ctx->transfer_fence);
+    VkResult r = enn_context_submit(ctx, &si, ctx->transfer_fence);
     if (r != VK_SUCCESS && r != VK_ERROR_DEVICE_LOST) return enn_vk_error(r, "vkQueueSubmit (copy)");
     /* A submission that returned VK_ERROR_DEVICE_LOST is pending all the same (the spec):
      * its fence is waited for, which ends it, before anything reuses or destroys it. */
