@@ -84,10 +84,9 @@ ENN_API const char *enn_version(void);
  * Every other public struct (enn_device_info, enn_memory_stats, enn_coopmat_shape,
  * enn_cell_config, enn_optimizer_config, enn_batch, enn_step_result,
  * enn_forward_inputs, enn_tensor_desc, enn_metadata, enn_stream_io and those of
- * enn_data.h) keeps its layout for the whole 0.x series. enn_device_info holds a whole
- * enn_capabilities (caps.struct_size: the bytes enn_list_devices filled), so growing
- * enn_capabilities changes enn_device_info too: until enn_list_devices is told the
- * caller's size, that takes a new soname.
+ * enn_data.h) keeps its layout for the whole 0.x series. (A device's capabilities
+ * before any context exists come from enn_device_capabilities, one struct at a time, so
+ * that the array enn_list_devices fills never grows.)
  *
  * While the major version is 0 the shared library's soname carries the minor version
  * (libenn.so.0.2): a program built against 0.1 does not load 0.2. */
@@ -222,13 +221,18 @@ ENN_API enn_status enn_context_wait_idle(enn_context *ctx);
 
 /* Devices as the library sees them, before any context exists. */
 typedef struct enn_device_info {
-    uint32_t index;
-    enn_capabilities caps;     /* caps.struct_size: the bytes libenn filled */
-    int chosen; /* 1 for the device enn_context_create would pick now */
+    uint32_t index;            /* the index ENN_DEVICE and enn_device_capabilities take */
+    char name[256];            /* as enn_capabilities.device_name */
+    enn_device_type type;
+    int chosen;                /* 1 for the device enn_context_create would pick now */
 } enn_device_info;
 /* Fills up to `capacity` entries and sets *count to the number of devices. When none is
  * marked chosen (ENN_DEVICE names none, or none is usable), enn_last_error() says why. */
 ENN_API enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t *count);
+/* What device `index` (of enn_list_devices) can do, with the ENN_DISABLE_* switches
+ * applied, as enn_context_capabilities gives it for a context on that device: `out` is
+ * written up to its struct_size (0: ENN_CAPABILITIES_SIZE_0_2). */
+ENN_API enn_status enn_device_capabilities(uint32_t index, enn_capabilities *out);
 
 /* ---------------------------------------------------------------- device buffers
  * A range of device memory carved out of a larger block by the library's sub-allocator. */

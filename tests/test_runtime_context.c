@@ -21,7 +21,7 @@ static int test_device_index(void)
     uint32_t count = 0;
     ENN_ASSERT_OK(enn_list_devices(infos, 16, &count));
     for (uint32_t i = 0; i < count && i < 16; i++)
-        if (test_name_matches(infos[i].caps.device_name, test_device())) return (int)i;
+        if (test_name_matches(infos[i].name, test_device())) return (int)i;
     return -1;
 }
 
@@ -41,11 +41,32 @@ Test(runtime_context, list_devices)
     uint32_t chosen = 0;
     for (uint32_t i = 0; i < count && i < 16; i++) {
         cr_expect_eq(infos[i].index, i);
-        cr_expect_neq(infos[i].caps.device_name[0], '\0', "device %u has no name", i);
+        cr_expect_neq(infos[i].name[0], '\0', "device %u has no name", i);
         chosen += infos[i].chosen != 0;
     }
     cr_expect_eq(chosen, 1, "%u devices marked chosen", chosen);
-    cr_expect_geq(test_device_index(), 0, "the test device %s is not listed", test_device());
+    int index = test_device_index();
+    cr_assert_geq(index, 0, "the test device %s is not listed", test_device());
+
+    /* The listed device's capabilities are those of a context made on it. */
+    enn_capabilities listed = {0}, made = {0};
+    ENN_ASSERT_OK(enn_device_capabilities((uint32_t)index, &listed));
+    cr_expect_str_eq(listed.device_name, infos[index].name);
+    cr_expect_eq(listed.device_type, infos[index].type);
+    enn_context *ctx = test_context();
+    ENN_ASSERT_OK(enn_context_capabilities(ctx, &made));
+    test_context_finish(ctx);
+    cr_expect_str_eq(listed.device_name, made.device_name);
+    cr_expect_eq(listed.subgroup_size, made.subgroup_size);
+    cr_expect_eq(listed.max_shared_memory, made.max_shared_memory);
+    cr_expect_eq(listed.fp16_arithmetic, made.fp16_arithmetic);
+    cr_expect_eq(listed.texel_buffer_f32, made.texel_buffer_f32);
+    cr_expect_eq(listed.unified_memory, made.unified_memory);
+    cr_expect_eq(listed.device_local_bytes, made.device_local_bytes);
+    cr_expect_eq(enn_device_capabilities(count, &listed), ENN_ERROR_INVALID_ARGUMENT);
+    char want[64];
+    snprintf(want, sizeof want, "no device %u (there are %u)", count, count);
+    cr_expect(strstr(enn_last_error(), want), "want \"%s\": %s", want, enn_last_error());
 }
 
 Test(runtime_context, capabilities_are_consistent)
@@ -307,10 +328,17 @@ Test(runtime_context, capabilities_struct_size)
               "a refused call wrote into the struct");
     cr_expect_eq(g.caps.struct_size, 64);
 
-    enn_device_info infos[4];
-    uint32_t count = 0;
-    ENN_ASSERT_OK(enn_list_devices(infos, 4, &count));
-    for (uint32_t i = 0; i < count && i < 4; i++) cr_expect_eq(infos[i].caps.struct_size, sizeof(enn_capabilities));
+    /* A device's capabilities without a context follow the same rule. */
+    int index = test_device_index();
+    cr_assert_geq(index, 0);
+    memset(&g, 0xA5, sizeof g);
+    g.caps.struct_size = 0;
+    ENN_ASSERT_OK(enn_device_capabilities((uint32_t)index, &g.caps));
+    cr_expect_eq(g.caps.struct_size, ENN_CAPABILITIES_SIZE_0_2);
+    cr_expect(guard_intact(g.guard, sizeof g.guard), "enn_device_capabilities wrote past the caller's struct");
+    g.caps.struct_size = 64;
+    cr_expect_eq(enn_device_capabilities((uint32_t)index, &g.caps), ENN_ERROR_INVALID_ARGUMENT);
+    cr_expect(strstr(enn_last_error(), sizes64), "want \"%s\": %s", sizes64, enn_last_error());
     test_context_finish(ctx);
 }
 

@@ -738,6 +738,27 @@ enn_status enn_context_wait_idle(enn_context *ctx)
     return enn_context_wait_pending(ctx);
 }
 
+enn_status enn_device_capabilities(uint32_t index, enn_capabilities *out)
+{
+    if (!out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_device_capabilities: out is NULL");
+    VkInstance inst;
+    ENN_TRY(create_instance(NULL, 0, NULL, &inst));
+    VkPhysicalDevice *devs = NULL;
+    uint32_t n = 0;
+    enn_status s = enumerate_devices(inst, &devs, &n);
+    if (s == ENN_OK && index >= n)
+        s = enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_device_capabilities: no device %u (there are %u)", index, n);
+    enn_capabilities caps;
+    if (s == ENN_OK) s = enn_query_capabilities(inst, devs[index], &caps);
+    if (s == ENN_OK) {
+        enn_apply_disable_switches(&caps);
+        s = ENN_STRUCT_WRITE("enn_capabilities", ENN_CAPABILITIES_SIZE_0_2, out, &caps);
+    }
+    free(devs);
+    vkDestroyInstance(inst, NULL);
+    return s;
+}
+
 enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t *count)
 {
     if (!count) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_list_devices: count is NULL");
@@ -756,11 +777,10 @@ enn_status enn_list_devices(enn_device_info *infos, uint32_t capacity, uint32_t 
             chosen = UINT32_MAX;
         }
         for (uint32_t i = 0; i < n && i < capacity && infos && s == ENN_OK; i++) {
-            infos[i].index = i;
-            s = enn_query_capabilities(inst, devs[i], &infos[i].caps);
-            enn_apply_disable_switches(&infos[i].caps);
-            infos[i].caps.struct_size = sizeof infos[i].caps;
-            infos[i].chosen = i == chosen;
+            enn_capabilities caps;
+            s = enn_query_capabilities(inst, devs[i], &caps);
+            infos[i] = (enn_device_info){.index = i, .type = caps.device_type, .chosen = i == chosen};
+            snprintf(infos[i].name, sizeof infos[i].name, "%s", caps.device_name);
         }
         if (s == ENN_OK) {
             *count = n;

@@ -52,7 +52,12 @@ int cmd_devices(int argc, char **argv)
     }
     int any_chosen = 0;
     for (uint32_t i = 0; i < count && i < 16; i++) {
-        const enn_capabilities *c = &infos[i].caps;
+        enn_capabilities caps = {0};
+        if (enn_device_capabilities(infos[i].index, &caps) != ENN_OK) {
+            fprintf(stderr, "enn devices: device %u (%s): %s\n", infos[i].index, infos[i].name, enn_last_error());
+            return 1;
+        }
+        const enn_capabilities *c = &caps;
         any_chosen |= infos[i].chosen;
         printf("%s device %u: %s\n", infos[i].chosen ? "*" : " ", i, c->device_name);
         printf("    type %s, vendor %s (0x%04x), device 0x%04x, Vulkan %u.%u.%u\n", type_name(c->device_type),

@@ -65,7 +65,7 @@ const char *parallel_device(const parallel *p, char *buf, size_t size)
     uint32_t count = 0, gpus[16], n = 0;
     if (enn_list_devices(infos, 16, &count) != ENN_OK) return NULL;
     for (uint32_t i = 0; i < count && i < 16; i++)
-        if (infos[i].caps.device_type == ENN_DEVICE_DISCRETE_GPU) gpus[n++] = infos[i].index;
+        if (infos[i].type == ENN_DEVICE_DISCRETE_GPU) gpus[n++] = infos[i].index;
     if (n < 2) return NULL;   /* one GPU (or none): every process takes the default device */
     snprintf(buf, size, "%u", gpus[(uint32_t)p->local_rank % n]);
     return buf;
