@@ -110,13 +110,17 @@ ENN_API enn_status enn_buffer_vulkan(const enn_buffer *buf, VkBuffer *buffer,
  * With push descriptors (enn_capabilities.push_descriptors) every recording stays valid
  * while the stream lives: frame N+1 may be recorded while frame N's command buffer is
  * still pending, and a recording may be submitted again later.
- * Without push descriptors the descriptor sets of
- * a recording belong to the stream and are reused by its next enn_stream_record: the
- * previous recording must have finished executing (and is not to be submitted again)
- * by then, and a step must fit one submission of the context
+ * Without push descriptors a recording holds descriptor sets of the stream's until it
+ * has run (its commands end by setting an event of the stream's): up to 3 recordings
+ * may wait to run at once, frames in flight, and a 4th enn_stream_record is refused
+ * with ENN_ERROR_INVALID_ARGUMENT until one of them has run. A recording whose sets
+ * were taken back this way is not to be submitted again. A recording that will never
+ * run (dropped) holds its sets until enn_stream_reset, which takes back all of them.
+ * A step must also fit one submission of the context
  * (enn_context_options.max_dispatches_per_submit; a step is about 15 commands).
  * enn_stream_position counts recorded steps. On failure `cmd` may hold part of a step:
- * the caller resets or frees it rather than submitting it. */
+ * the caller resets or frees it rather than submitting it (the failed recording holds
+ * nothing). Destroy a stream only once its recordings have run or been dropped. */
 typedef struct enn_stream_io {
     VkBuffer input;
     VkDeviceSize input_offset;

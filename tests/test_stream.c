@@ -400,6 +400,99 @@ Test(stream, recordings_in_flight_push_descriptors)
     test_context_finish(ctx);
 }
 
+/* The same without push descriptors: each recording holds descriptor sets from a pool of
+ * its own until it has run, so three may be in flight at once; a fourth is refused (by
+ * a message that says why) until one of them has run, and a recording that is dropped
+ * holds its slot until the stream is reset. */
+Test(stream, recordings_in_flight_descriptor_pools)
+{
+    test_sync_validation();
+    test_setenv("ENN_DISABLE_PUSH_DESCRIPTORS", "1");
+    enn_context *ctx = test_context();
+    enn_model_config c = small_config(ENN_HEAD_CLASSIFIER);
+    enn_model *m;
+    ENN_ASSERT_OK(enn_model_create(ctx, &c, &m));
+    enum { FRAMES = 4 };
+    const uint32_t B = 2, d = c.input_features, K = c.outputs;
+    float *x = random_floats((size_t)FRAMES * B * d, 35), want[FRAMES][2 * 4], got[2 * 4];
+    enn_stream *host, *ext;
+    ENN_ASSERT_OK(enn_stream_create(m, B, &host));
+    ENN_ASSERT_OK(enn_stream_create(m, B, &ext));
+    for (uint32_t t = 0; t < FRAMES; t++) ENN_ASSERT_OK(enn_stream_step(host, x + (size_t)t * B * d, want[t]));
+
+    enn_vulkan_handles vk = {0};
+    ENN_ASSERT_OK(enn_context_vulkan_handles(ctx, &vk));
+    VkCommandBuffer cmd[FRAMES];
+    VkCommandPool pool = caller_commands(&vk, VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT, FRAMES, cmd);
+    enn_buffer *in[FRAMES], *out[FRAMES];
+    enn_stream_io io[FRAMES];
+    for (uint32_t t = 0; t < FRAMES; t++) {
+        ENN_ASSERT_OK(enn_buffer_create(ctx, 1024, &in[t]));
+        ENN_ASSERT_OK(enn_buffer_create(ctx, 1024, &out[t]));
+        ENN_ASSERT_OK(enn_buffer_upload(ctx, in[t], 0, x + (size_t)t * B * d, (size_t)B * d * 4));
+        VkDeviceSize size;
+        ENN_ASSERT_OK(enn_buffer_vulkan(in[t], &io[t].input, &io[t].input_offset, &size));
+        ENN_ASSERT_OK(enn_buffer_vulkan(out[t], &io[t].output, &io[t].output_offset, &size));
+    }
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    /* Frames 0-2 recorded before any runs; frame 3 is refused meanwhile. */
+    for (uint32_t t = 0; t < FRAMES; t++) {
+        cr_assert_eq(vkBeginCommandBuffer(cmd[t], &bi), VK_SUCCESS);
+        if (t < FRAMES - 1) ENN_ASSERT_OK(enn_stream_record(ext, cmd[t], &io[t]));
+    }
+    cr_assert_eq(enn_stream_record(ext, cmd[3], &io[3]), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(enn_last_error(), "enn_stream_record: the last 3 recordings have not run yet"), "%s",
+              enn_last_error());
+    for (uint32_t t = 0; t < FRAMES - 1; t++) cr_assert_eq(vkEndCommandBuffer(cmd[t]), VK_SUCCESS);
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 3, .pCommandBuffers = cmd};
+    cr_assert_eq(vkQueueSubmit(vk.queue, 1, &si, VK_NULL_HANDLE), VK_SUCCESS);
+    cr_assert_eq(vkQueueWaitIdle(vk.queue), VK_SUCCESS);
+    /* They have run: frame 3 goes. */
+    ENN_ASSERT_OK(enn_stream_record(ext, cmd[3], &io[3]));
+    cr_assert_eq(vkEndCommandBuffer(cmd[3]), VK_SUCCESS);
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd[3];
+    cr_assert_eq(vkQueueSubmit(vk.queue, 1, &si, VK_NULL_HANDLE), VK_SUCCESS);
+    cr_assert_eq(vkQueueWaitIdle(vk.queue), VK_SUCCESS);
+    for (uint32_t t = 0; t < FRAMES; t++) {
+        ENN_ASSERT_OK(enn_buffer_download(ctx, out[t], 0, got, (size_t)B * K * 4));
+        expect_close(got, want[t], (size_t)B * K, "frame recorded while others were in flight", t);
+    }
+
+    /* Three recordings dropped (never submitted): refused until the stream is reset. */
+    for (uint32_t t = 0; t < 3; t++) {
+        cr_assert_eq(vkResetCommandBuffer(cmd[t], 0), VK_SUCCESS);
+        cr_assert_eq(vkBeginCommandBuffer(cmd[t], &bi), VK_SUCCESS);
+        ENN_ASSERT_OK(enn_stream_record(ext, cmd[t], &io[t]));
+        cr_assert_eq(vkEndCommandBuffer(cmd[t]), VK_SUCCESS);
+    }
+    cr_assert_eq(vkResetCommandBuffer(cmd[3], 0), VK_SUCCESS);
+    cr_assert_eq(vkBeginCommandBuffer(cmd[3], &bi), VK_SUCCESS);
+    cr_assert_eq(enn_stream_record(ext, cmd[3], &io[3]), ENN_ERROR_INVALID_ARGUMENT);
+    for (uint32_t t = 0; t < 3; t++) cr_assert_eq(vkResetCommandBuffer(cmd[t], 0), VK_SUCCESS);
+    ENN_ASSERT_OK(enn_stream_reset(ext));
+    ENN_ASSERT_OK(enn_stream_record(ext, cmd[3], &io[3]));
+    cr_assert_eq(vkEndCommandBuffer(cmd[3]), VK_SUCCESS);
+    cr_assert_eq(vkQueueSubmit(vk.queue, 1, &si, VK_NULL_HANDLE), VK_SUCCESS);
+    cr_assert_eq(vkQueueWaitIdle(vk.queue), VK_SUCCESS);
+    /* From a reset, frame 3's input gives what a fresh host stream gives. */
+    ENN_ASSERT_OK(enn_stream_reset(host));
+    ENN_ASSERT_OK(enn_stream_step(host, x + (size_t)3 * B * d, want[0]));
+    ENN_ASSERT_OK(enn_buffer_download(ctx, out[3], 0, got, (size_t)B * K * 4));
+    expect_close(got, want[0], (size_t)B * K, "frame recorded after a reset", 0);
+
+    for (uint32_t t = 0; t < FRAMES; t++) {
+        enn_buffer_destroy(ctx, in[t]);
+        enn_buffer_destroy(ctx, out[t]);
+    }
+    vkDestroyCommandPool(vk.device, pool, NULL);
+    enn_stream_destroy(ext);
+    enn_stream_destroy(host);
+    enn_model_destroy(m);
+    free(x);
+    test_context_finish(ctx);
+}
+
 Test(stream, recorded_into_callers_command_buffer_push_descriptors) { external_case(0); }
 Test(stream, recorded_into_callers_command_buffer_descriptor_pool) { external_case(1); }
 
@@ -415,13 +508,13 @@ Test(stream, external_recorder_rules)
     cr_assert_eq(vkBeginCommandBuffer(cmd, &bi), VK_SUCCESS);
     enn_recorder *rec;
     ENN_ASSERT_OK(enn_recorder_create(ctx, &rec));
-    cr_assert_eq(enn_recorder_end_external(rec), ENN_ERROR_INVALID_ARGUMENT);
-    ENN_ASSERT_OK(enn_recorder_begin_external(rec, cmd));
-    cr_assert_eq(enn_recorder_begin_external(rec, cmd), ENN_ERROR_INVALID_ARGUMENT);
+    cr_assert_eq(enn_recorder_end_external(rec, 1), ENN_ERROR_INVALID_ARGUMENT);
+    ENN_ASSERT_OK(enn_recorder_begin_external(rec, cmd, "test"));
+    cr_assert_eq(enn_recorder_begin_external(rec, cmd, "test"), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_recorder_begin(rec), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_recorder_submit(rec), ENN_ERROR_INVALID_ARGUMENT);
-    ENN_ASSERT_OK(enn_recorder_end_external(rec));
-    cr_assert_eq(enn_recorder_end_external(rec), ENN_ERROR_INVALID_ARGUMENT);
+    ENN_ASSERT_OK(enn_recorder_end_external(rec, 0));
+    cr_assert_eq(enn_recorder_end_external(rec, 0), ENN_ERROR_INVALID_ARGUMENT);
     cr_assert_eq(enn_recorder_get_stats(rec).submits, 0);
     /* The recorder still works on its own afterwards. */
     ENN_ASSERT_OK(enn_recorder_begin(rec));

@@ -353,6 +353,7 @@ static enn_status create_device(enn_context *ctx)
         .coopmat_nv = caps->cooperative_matrix,
         .timestamps = caps->timestamps,
         .shader_int64 = core.shaderInt64 == VK_TRUE,
+        .events = !portability,
     };
     return ENN_OK;
 }
@@ -605,6 +606,12 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *caller_h, co
     }
     c->cooperative_matrix = coop && mm && c->storage_16bit && c->fp16_arithmetic &&
                             list_has(ext, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    int portability = 0;
+    s = enn_device_has_extension(h->physical_device, "VK_KHR_portability_subset", &portability);
+    if (s != ENN_OK) {
+        free(ctx);
+        return s;
+    }
     ctx->enabled = (enn_enabled_features){
         .push_descriptors = c->push_descriptors,
         .storage_16bit = c->storage_16bit,
@@ -613,6 +620,7 @@ enn_status enn_context_create_from_vulkan(const enn_vulkan_handles *caller_h, co
         .coopmat_nv = c->cooperative_matrix,
         .timestamps = c->timestamps,
         .shader_int64 = h->enabled_features && h->enabled_features->features.shaderInt64 && !ctx->env.disable_int64,
+        .events = !portability,
     };
     return hand_over(ctx, ENN_OK, opt, out);
 }

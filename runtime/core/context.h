@@ -24,6 +24,7 @@ typedef struct enn_enabled_features {
     int coopmat_nv;
     int timestamps;
     int shader_int64;   /* 64-bit integers in shaders (CPU devices: 64-bit stores) */
+    int events;         /* VkEvent (all but portability-subset devices, which may lack them) */
 } enn_enabled_features;
 
 struct enn_context {

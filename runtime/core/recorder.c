@@ -80,6 +80,12 @@ struct enn_recorder {
      * swapped for the caller's while it lasts; own_cmd keeps ours. */
     int external;
     VkCommandBuffer own_cmd;
+    /* Without push descriptors, external recording k uses segment k's descriptor pool
+     * and sets ext_events[k] when it has run; ext_waiting[k]: recorded, not yet seen
+     * run. Slots are taken in turn from ext_next. */
+    VkEvent ext_events[ENN_EXTERNAL_SLOTS];
+    int ext_waiting[ENN_EXTERNAL_SLOTS];
+    uint32_t ext_next;
     /* External recordings' texel views, kept while the recorder lives: the caller may
      * still hold (and submit) an earlier recording whose push-descriptor writes name
      * them. Found again by buffer, range and format; a stream binds the same ranges
@@ -218,9 +224,11 @@ static void recorder_release(enn_recorder *rec)
     VkDevice dev = ctx->device;
     if (rec->external) {
         /* The caller's command buffer is the caller's to end or drop. */
-        rec->segs[0].cmd = rec->own_cmd;
+        rec->segs[rec->current].cmd = rec->own_cmd;
         rec->external = rec->recording = 0;
     }
+    for (uint32_t k = 0; k < ENN_EXTERNAL_SLOTS; k++)
+        if (rec->ext_events[k]) vkDestroyEvent(dev, rec->ext_events[k], ctx->vk_callbacks);
     if (rec->recording) {
         /* An unsubmitted segment is simply dropped (its pool goes below): a failed end
          * changes nothing. */
@@ -867,25 +875,60 @@ static void external_barrier_in(VkCommandBuffer cmd)
                          NULL);
 }
 
-enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
+/* The slot of the next external recording: 0 with push descriptors (nothing of a
+ * recording lives in the pool) or without events; else the first, from ext_next on,
+ * whose last recording has run (its event set) or that has none. */
+static enn_status external_slot(enn_recorder *rec, const char *what, uint32_t *slot)
+{
+    enn_context *ctx = rec->ctx;
+    *slot = 0;
+    if (ctx->enabled.push_descriptors || !ctx->enabled.events) return ENN_OK;
+    for (uint32_t k = 0; k < ENN_EXTERNAL_SLOTS; k++) {
+        uint32_t i = (rec->ext_next + k) % ENN_EXTERNAL_SLOTS;
+        if (rec->ext_waiting[i]) {
+            VkResult r = vkGetEventStatus(ctx->device, rec->ext_events[i]);
+            if (r == VK_EVENT_RESET) continue;
+            if (r != VK_EVENT_SET) return enn_context_vk_error(ctx, r, "vkGetEventStatus (an earlier recording)");
+            rec->ext_waiting[i] = 0;
+        }
+        if (!rec->ext_events[i]) {
+            VkEventCreateInfo ei = {.sType = VK_STRUCTURE_TYPE_EVENT_CREATE_INFO};
+            ENN_VK_TRY(vkCreateEvent(ctx->device, &ei, ctx->vk_callbacks, &rec->ext_events[i]));
+        }
+        ENN_VK_TRY(vkResetEvent(ctx->device, rec->ext_events[i]));
+        *slot = i;
+        return ENN_OK;
+    }
+    return enn_error(ENN_ERROR_INVALID_ARGUMENT,
+                     "%s: the last %d recordings have not run yet, and without push descriptors each holds its "
+                     "descriptor sets until it has: wait for the oldest to finish before recording another (a "
+                     "recording that will never be submitted: reset the stream)",
+                     what, ENN_EXTERNAL_SLOTS);
+}
+
+enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd, const char *what)
 {
     if (!rec || cmd == VK_NULL_HANDLE)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: NULL argument");
     if (rec->recording) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin_external: already recording");
     ENN_TRY(enn_context_usable(rec->ctx));
     ENN_TRY(wait_segments(rec));
-    if (rec->seg_count == 0) {
-        if (rec->seg_capacity == 0) {
-            rec->segs = calloc(4, sizeof *rec->segs);
-            if (!rec->segs) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder segments");
-            rec->seg_capacity = 4;
-        }
-        ENN_TRY(segment_init(rec, &rec->segs[0]));
-        rec->seg_count = 1;
+    uint32_t slot;
+    ENN_TRY(external_slot(rec, what, &slot));
+    if (slot >= rec->seg_capacity) {
+        segment *segs = realloc(rec->segs, ENN_EXTERNAL_SLOTS * sizeof *segs);
+        if (!segs) return enn_error(ENN_ERROR_OUT_OF_HOST_MEMORY, "recorder segments");
+        memset(segs + rec->seg_capacity, 0, (ENN_EXTERNAL_SLOTS - rec->seg_capacity) * sizeof *segs);
+        rec->segs = segs;
+        rec->seg_capacity = ENN_EXTERNAL_SLOTS;
     }
-    segment *s = &rec->segs[0];
-    /* Without push descriptors the previous external recording's sets go (the header
-     * asks the caller to have waited for it); its views are kept (rec->kept). */
+    while (rec->seg_count <= slot) {
+        ENN_TRY(segment_init(rec, &rec->segs[rec->seg_count]));
+        rec->seg_count++;
+    }
+    segment *s = &rec->segs[slot];
+    /* The slot's previous recording has run: its sets and views can go. Views bound by
+     * push descriptors are kept instead (rec->kept): a recording may be submitted again. */
     if (s->descriptors) ENN_VK_TRY(vkResetDescriptorPool(rec->ctx->device, s->descriptors, 0));
     drop_views(rec->ctx, s);
     rec->own_cmd = s->cmd;
@@ -895,7 +938,7 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
     rec->stats = (enn_recorder_stats){0};
     rec->timed_count = rec->timing_count = 0;
     rec->timestamps = 0;
-    rec->current = 0;
+    rec->current = slot;
     rec->recording = rec->external = 1;
     rec->reads.count = rec->writes.count = 0;
     external_barrier_in(cmd);
@@ -903,11 +946,11 @@ enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd)
     return ENN_OK;
 }
 
-enn_status enn_recorder_end_external(enn_recorder *rec)
+enn_status enn_recorder_end_external(enn_recorder *rec, int keep)
 {
     if (!rec || !rec->external)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_end_external: no external recording is open");
-    segment *s = &rec->segs[0];
+    segment *s = &rec->segs[rec->current];
     /* Same closing barrier as an own submission: writes visible to everything after. */
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -915,9 +958,22 @@ enn_status enn_recorder_end_external(enn_recorder *rec)
     vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     rec->stats.barriers++;
+    /* When it has run, the slot is free again. */
+    VkEvent done = rec->ext_events[rec->current];
+    if (keep && done != VK_NULL_HANDLE) {
+        vkCmdSetEvent(s->cmd, done, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT);
+        rec->ext_waiting[rec->current] = 1;
+        rec->ext_next = (rec->current + 1) % ENN_EXTERNAL_SLOTS;
+    }
     s->cmd = rec->own_cmd;
     rec->recording = rec->external = 0;
     return ENN_OK;
+}
+
+void enn_recorder_forget_external(enn_recorder *rec)
+{
+    if (rec)
+        for (uint32_t k = 0; k < ENN_EXTERNAL_SLOTS; k++) rec->ext_waiting[k] = 0;
 }
 
 enn_context *enn_recorder_context(const enn_recorder *rec) { return rec ? rec->ctx : NULL; }

@@ -92,11 +92,19 @@ enn_status enn_recorder_run(enn_recorder *rec);
  * a barrier that waits for every earlier command on the queue (any stage, any memory
  * write) and close with one that makes their writes visible to every later command and
  * to the host, so the caller needs no barrier of its own on the same queue. Without push
- * descriptors the descriptor sets come from the recorder's pool: they stay valid until
- * the next enn_recorder_begin_external (or begin) on this recorder, and the recording
- * is then limited to the per-submission cap of dispatches. No timestamps. */
-enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd);
-enn_status enn_recorder_end_external(enn_recorder *rec);
+ * descriptors the descriptor sets come from one of ENN_EXTERNAL_SLOTS pools, each with
+ * an event the recording sets when it has run: begin takes a slot whose recording has
+ * run (or that has none) and refuses when all still wait to run; the recording is then
+ * limited to the per-submission cap of dispatches. No timestamps. `what` names the
+ * caller in messages. */
+#define ENN_EXTERNAL_SLOTS 3
+enn_status enn_recorder_begin_external(enn_recorder *rec, VkCommandBuffer cmd, const char *what);
+/* Closes the recording; `keep` 0 when the caller will drop it (a failed recording),
+ * which frees its slot at once, as it will never run. */
+enn_status enn_recorder_end_external(enn_recorder *rec, int keep);
+/* Forgets every external recording that has not been seen to run (the caller has
+ * dropped them, or waited for them): their slots are free again. */
+void enn_recorder_forget_external(enn_recorder *rec);
 
 /* The context the recorder records for (ops use it to fetch pipelines). */
 enn_context *enn_recorder_context(const enn_recorder *rec);

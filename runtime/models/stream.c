@@ -136,6 +136,8 @@ enn_status enn_stream_reset(enn_stream *s)
     }
     ENN_TRY(enn_recorder_run(s->rec));
     s->position = 0;
+    /* The caller has waited for (or dropped) its recordings of the stream. */
+    enn_recorder_forget_external(s->external);
     return ENN_OK;
 }
 
@@ -281,11 +283,11 @@ enn_status enn_stream_record(enn_stream *s, VkCommandBuffer cmd, const enn_strea
     if (in.offset > UINT64_MAX - in.size || (io->output != VK_NULL_HANDLE && out.offset > UINT64_MAX - out.size))
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_stream_record: an io offset (%llu, %llu) runs past the end of "
                          "any buffer", (unsigned long long)io->input_offset, (unsigned long long)io->output_offset);
-    ENN_TRY(enn_recorder_begin_external(s->external, cmd));
+    ENN_TRY(enn_recorder_begin_external(s->external, cmd, "enn_stream_record"));
     enn_status st = enn_record_copy(s->external, &in, 0, dst, 0, in.size);
     if (st == ENN_OK) st = record_step(s, s->external);
     if (st == ENN_OK && io->output != VK_NULL_HANDLE) st = enn_record_copy(s->external, s->out, 0, &out, 0, out.size);
-    enn_status end = enn_recorder_end_external(s->external);
+    enn_status end = enn_recorder_end_external(s->external, st == ENN_OK);
     ENN_TRY(st);
     ENN_TRY(end);
     s->position++;
