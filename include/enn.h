@@ -72,8 +72,8 @@ ENN_API const char *enn_version(void);
  * ENN_ERROR_UNSUPPORTED naming those bytes: a newer program asks for something this
  * older libenn cannot do.
  *
- * Structs libenn writes (enn_context_capabilities, enn_context_vulkan_handles,
- * enn_model_config_from_json): set struct_size before the call (0: the 0.2 size).
+ * Structs libenn writes (enn_context_capabilities, enn_device_capabilities,
+ * enn_context_vulkan_handles, enn_model_config_from_json): set struct_size before the call (0: the 0.2 size).
  * libenn writes at most that many bytes, never past the caller's struct, and sets
  * struct_size to the number it wrote.
  *
