@@ -556,6 +556,20 @@ static int same_model(const char *path_a, const char *path_b)
     return same;
 }
 
+/* <dir>/x.npy [n, 4, 3] and <dir>/y.npy [n, 2] of random values from `seed` (a small
+ * regression set for `enn train --data npy`), their paths in x and y. */
+static void write_regression_data(const char *dir, uint64_t n, uint64_t seed, char *x, char *y)
+{
+    float *xs = malloc(n * 4 * 3 * sizeof *xs), *ys = malloc(n * 2 * sizeof *ys);
+    cr_assert(xs && ys);
+    for (size_t i = 0; i < n * 4 * 3; i++) xs[i] = (float)test_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < n * 2; i++) ys[i] = (float)test_rand_uniform(&seed, -2, 2);
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){n, 4, 3}));
+    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){n, 2}));
+    free(xs);
+    free(ys);
+}
+
 /* `enn train` on a device lost in its second epoch: status 1, a message naming the lost
  * device and how to go on, and last.safetensors as the first epoch left it (the same
  * model as a one-epoch run's), loadable. */
@@ -566,12 +580,7 @@ Test(runtime_faults, train_cli_device_lost, .timeout = 120)
         two[TEST_PATH_MAX], a[TEST_PATH_MAX], b[TEST_PATH_MAX], args[4096], env[64], *out;
     const char *first;
     test_tmpdir(dir);
-    float xs[24 * 4 * 3], ys[24 * 2];
-    uint64_t rng = 11;
-    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
-    for (size_t i = 0; i < sizeof ys / sizeof *ys; i++) ys[i] = (float)test_rand_uniform(&rng, -2, 2);
-    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){24, 4, 3}));
-    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){24, 2}));
+    write_regression_data(dir, 24, 11, x, y);
     test_path(log, dir, "faults.log");
     const char *common = "--batch 8 --hidden 8 --slots 4 --plain --no-plots";
 
@@ -619,12 +628,7 @@ Test(runtime_faults, train_cli_device_lost_under_mpirun, .timeout = 240)
         a[TEST_PATH_MAX], b[TEST_PATH_MAX], log[TEST_PATH_MAX], args[4096], launcher[1024], *out;
     const char *first;
     test_tmpdir(dir);
-    float xs[48 * 4 * 3], ys[48 * 2];
-    uint64_t rng = 12;
-    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++) xs[i] = (float)test_rand_uniform(&rng, -1, 1);
-    for (size_t i = 0; i < sizeof ys / sizeof *ys; i++) ys[i] = (float)test_rand_uniform(&rng, -2, 2);
-    ENN_ASSERT_OK(enn_npy_write_f32(test_path(x, dir, "x.npy"), xs, 3, (uint64_t[]){48, 4, 3}));
-    ENN_ASSERT_OK(enn_npy_write_f32(test_path(y, dir, "y.npy"), ys, 2, (uint64_t[]){48, 2}));
+    write_regression_data(dir, 48, 12, x, y);
     const char *common = "--batch 8 --hidden 8 --slots 4 --plain --no-plots";
     /* Each process logs its own counts (log.<rank>); LOSE_AT, when set, loses process 1's
      * device. Process 1's stdout is /dev/null (process 0 alone prints), so it counts its
