@@ -37,7 +37,7 @@ CONFIGS = ["paper-mnist", "paper-lm", "paper-lm-full", "long", "wide"]
 
 RESULT = re.compile(r"^(?P<config>\S+)\s+(?P<model>\S+)\s+(?P<params>\d+)\s+(?P<B>\d+)\s+(?P<T>\d+)\s+"
                     r"(?P<rate>[\d.]+) (?P<unit>samples/s|tokens/s)\s+(?P<ms>[\d.]+)\s+(?P<disp>\d+)\s+"
-                    r"(?P<sub>\d+)\s+(?P<sync>[\d.]+)\s+(?P<peak>[\d.]+)\s+(?P<loss>\S+)$")
+                    r"(?P<sub>\d+)\s+(?P<sync>[\d.]+)\s+(?P<peak>[\d.]+)\s+(?P<loss>\S+)(?:\s+(?P<rec>[\d.]+))?$")
 OTHER = re.compile(r"^(?P<config>\S+)\s+(?P<model>\S+)\s+(?P<what>not available|skipped|failed)(?P<rest>.*)$")
 
 

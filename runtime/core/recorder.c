@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/context.h"
 #include "core/error.h"
@@ -80,6 +81,7 @@ struct enn_recorder {
      * swapped for the caller's while it lasts; own_cmd keeps ours. */
     int external;
     VkCommandBuffer own_cmd;
+    double begin_s;   /* when enn_recorder_begin was called (CLOCK_MONOTONIC) */
     /* Without push descriptors, external recording k uses segment k's descriptor pool
      * and sets ext_events[k] when it has run; ext_waiting[k]: recorded, not yet seen
      * run. Slots are taken in turn from ext_next. */
@@ -360,6 +362,13 @@ static enn_status segment_close(enn_recorder *rec)
     return r == VK_SUCCESS ? tracked : enn_context_vk_error(rec->ctx, r, "vkQueueSubmit");
 }
 
+static double monotonic_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
 enn_status enn_recorder_begin(enn_recorder *rec)
 {
     if (!rec) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_begin: rec is NULL");
@@ -368,13 +377,14 @@ enn_status enn_recorder_begin(enn_recorder *rec)
     ENN_TRY(wait_segments(rec));
     free_retired(rec);
     rec->area.used = 0;
-    /* An external recording's descriptor sets live in segment 0's pool: reset below. */
+    /* External recordings' descriptor sets live in their slots' pools: reset below. */
     ENN_VK_TRY(vkResetCommandPool(rec->ctx->device, rec->pool, 0));
     rec->stats = (enn_recorder_stats){0};
     rec->timed_count = 0;
     rec->timing_count = 0;
     rec->timestamps = rec->timestamps_next;
     rec->current = 0;
+    rec->begin_s = monotonic_seconds();
     return segment_open(rec);
 }
 
@@ -785,7 +795,9 @@ enn_status enn_recorder_submit(enn_recorder *rec)
         return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_recorder_submit: the recording is in the caller's command "
                          "buffer (end it with enn_recorder_end_external; the caller submits)");
     if (!rec->recording) return ENN_OK;
-    return segment_close(rec);
+    ENN_TRY(segment_close(rec));
+    rec->stats.record_ms = (monotonic_seconds() - rec->begin_s) * 1e3;
+    return ENN_OK;
 }
 
 static enn_status add_timing(enn_recorder *rec, const timed_dispatch *t)

@@ -39,6 +39,8 @@ typedef struct enn_recorder_stats {
     uint32_t barriers;        /* dependency barriers inserted between commands */
     uint32_t submits;         /* queue submissions (segments) */
     uint32_t staging_areas;   /* host-visible staging areas allocated (outgrown ones replaced) */
+    double record_ms;         /* host time from enn_recorder_begin to the last submission: the
+                                 device waits that long for a recording submitted in one piece */
 } enn_recorder_stats;
 
 typedef struct enn_timing {

@@ -8,7 +8,7 @@ enn_status enn_model_last_step_stats(const enn_model *m, enn_model_step_stats *o
 {
     if (!m || !out) return enn_error(ENN_ERROR_INVALID_ARGUMENT, "enn_model_last_step_stats: NULL argument");
     enn_recorder_stats s = enn_recorder_get_stats(m->rec);
-    *out = (enn_model_step_stats){s.dispatches, s.transfers, s.barriers, s.submits};
+    *out = (enn_model_step_stats){s.dispatches, s.transfers, s.barriers, s.submits, s.record_ms};
     return ENN_OK;
 }
 

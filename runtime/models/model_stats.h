@@ -11,6 +11,7 @@ typedef struct enn_model_step_stats {
     uint32_t transfers;   /* fills and copies recorded in it */
     uint32_t barriers;    /* dependency barriers the recorder inserted */
     uint32_t submits;     /* queue submissions it was split into */
+    double record_ms;     /* host time to record and submit it (the device idles meanwhile) */
 } enn_model_step_stats;
 
 /* Counts of the model's last recorded pass (training step, evaluation or gradients). */

@@ -28,6 +28,9 @@ void test_context_finish(enn_context *ctx);
         cr_assert_eq(s_, ENN_OK, "%s -> %s: %s", #call, enn_status_name(s_), enn_last_error()); \
     } while (0)
 
+/* CLOCK_MONOTONIC in seconds: for checking a duration libenn measures, never for timing. */
+double test_seconds(void);
+
 /* Deterministic pseudo-random numbers for test data (splitmix64). */
 uint64_t test_rand_u64(uint64_t *state);
 /* Uniform in [lo, hi). */

@@ -260,21 +260,23 @@ static int bench_one(enn_context *ctx, const train_config *c, const train_model 
         if ((s = enn_model_train_step(model, &data.batch, &res)) != ENN_OK) goto failed;
 
     uint64_t waits0 = ctx->host_waits;
-    double t0 = now_s();
-    for (uint32_t i = 0; i < o->steps; i++)
+    double t0 = now_s(), record_ms = 0;
+    enn_model_step_stats st;
+    for (uint32_t i = 0; i < o->steps; i++) {
         if ((s = enn_model_train_step(model, &data.batch, &res)) != ENN_OK) goto failed;
+        enn_model_last_step_stats(model, &st);
+        record_ms += st.record_ms;
+    }
     double seconds = now_s() - t0;
     double syncs = (double)(ctx->host_waits - waits0) / o->steps;
-    enn_model_step_stats st;
-    enn_model_last_step_stats(model, &st);
     enn_memory_stats mem;
     enn_memory_get_stats(ctx, &mem);
 
     int lm = c->head == ENN_HEAD_LANGUAGE_MODEL;
     double per_step = lm ? (double)B * T : B;
-    printf("%s %11llu %4u %4u %10.1f %-9s %9.2f %9u %8u %8.1f %9.1f %8.4f\n", prefix, (unsigned long long)params, B, T,
-           per_step * o->steps / seconds, lm ? "tokens/s" : "samples/s", seconds * 1e3 / o->steps,
-           st.dispatches, st.submits, syncs, mem.peak_used_bytes / 1048576.0, res.loss);
+    printf("%s %11llu %4u %4u %10.1f %-9s %9.2f %9u %8u %8.1f %9.1f %8.4f %8.2f\n", prefix, (unsigned long long)params,
+           B, T, per_step * o->steps / seconds, lm ? "tokens/s" : "samples/s", seconds * 1e3 / o->steps,
+           st.dispatches, st.submits, syncs, mem.peak_used_bytes / 1048576.0, res.loss, record_ms / o->steps);
     fflush(stdout);
 
     if (o->profile) {
@@ -410,8 +412,8 @@ int cmd_bench_train(int argc, char **argv)
     printf("device: %s (%s %s)%s\n", ctx->caps.device_name, ctx->caps.driver_name, ctx->caps.driver_info,
            ctx->enabled.timestamps ? "" : "; no timestamp queries");
     printf("%u timed steps after %u warm-up, float32; ms/step from the host clock\n", o.steps, o.warmup);
-    printf("%-14s %-15s %11s %4s %4s %20s %9s %9s %8s %8s %9s %8s\n", "config", "model", "params", "B", "T",
-           "throughput", "ms/step", "disp/step", "sub/step", "sync/stp", "peak MiB", "loss");
+    printf("%-14s %-15s %11s %4s %4s %20s %9s %9s %8s %8s %9s %8s %8s\n", "config", "model", "params", "B", "T",
+           "throughput", "ms/step", "disp/step", "sub/step", "sync/stp", "peak MiB", "loss", "rec ms");
     int rc = 0;
     for (size_t ci = 0; ci < CONFIG_COUNT; ci++) {
         if (!o.config_on[ci]) continue;
