@@ -50,6 +50,9 @@ int cmd_devices(int argc, char **argv)
         fprintf(stderr, "enn devices: %s\n", enn_last_error());
         return 1;
     }
+    /* Why none is chosen, if so: said after the list (the calls below may set their own). */
+    char why[512];
+    snprintf(why, sizeof why, "%s", enn_last_error()[0] ? enn_last_error() : "none is usable");
     int any_chosen = 0;
     for (uint32_t i = 0; i < count && i < 16; i++) {
         enn_capabilities caps = {0};
@@ -80,8 +83,7 @@ int cmd_devices(int argc, char **argv)
         printf("\n");
     }
     if (!any_chosen) {
-        fprintf(stderr, "enn devices: no device would be chosen: %s\n",
-                enn_last_error()[0] ? enn_last_error() : "none is usable");
+        fprintf(stderr, "enn devices: no device would be chosen: %s\n", why);
         return 1;
     }
     printf("* = the device libenn chooses (ENN_DEVICE overrides)\n");
