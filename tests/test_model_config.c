@@ -190,13 +190,6 @@ static newer_config newer_mnist(uint32_t struct_size)
     return n;
 }
 
-static int all_bytes(const unsigned char *p, size_t n, unsigned char value)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != value) return 0;
-    return 1;
-}
-
 /* struct_size 0, exactly this struct, or a newer struct with its new fields zero: every
  * function that reads a configuration reads all of it (the paper's count, the same JSON,
  * and the model made from it). */
@@ -293,7 +286,7 @@ Test(model_config, from_json_struct_size)
         cr_expect_eq(back.c.struct_size, written[i], "struct_size %u came back as %u", sizes[i], back.c.struct_size);
         cr_expect(back.c.seed == plain.c.seed && back.c.cell.hidden == 128 && back.c.pooling == ENN_POOL_LAST,
                   "struct_size %u: not the config", sizes[i]);
-        cr_expect(all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
+        cr_expect(test_all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
                   sizes[i]);
     }
     newer_config back;
@@ -301,7 +294,7 @@ Test(model_config, from_json_struct_size)
     back.c.struct_size = 16;
     cr_expect_eq(enn_model_config_from_json(json, "test", &back.c), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), "enn_model_config.struct_size is 16"), "%s", enn_last_error());
-    cr_expect(all_bytes((const unsigned char *)&back + sizeof back.c.struct_size,
+    cr_expect(test_all_bytes((const unsigned char *)&back + sizeof back.c.struct_size,
                         sizeof back - sizeof back.c.struct_size, 0xA5),
               "a refused call wrote into the struct");
     free(json);

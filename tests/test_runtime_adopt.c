@@ -208,13 +208,6 @@ static newer_handles handles_of(const test_own_vulkan *v, uint32_t struct_size)
     return n;
 }
 
-static int all_bytes(const unsigned char *p, size_t n, unsigned char value)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != value) return 0;
-    return 1;
-}
-
 /* Adopted with struct_size 0, exactly this struct, or a newer struct with its new fields
  * zero; handed back into a struct of 0 (the 0.2 size), the 0.2 size or a larger one,
  * never past it. */
@@ -236,7 +229,7 @@ Test(runtime_adopt, handles_struct_size_zero_and_larger)
         cr_expect_eq(back.h.struct_size, written[i], "struct_size %u came back as %u", sizes[i], back.h.struct_size);
         cr_expect(back.h.device == v.device && back.h.queue == v.queue && back.h.instance == v.instance,
                   "struct_size %u: not the adopted objects", sizes[i]);
-        cr_expect(all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
+        cr_expect(test_all_bytes(back.newer, sizeof back.newer, 0xA5), "struct_size %u: written past the struct",
                   sizes[i]);
         enn_context_destroy(ctx);
     }
@@ -275,7 +268,7 @@ Test(runtime_adopt, handles_struct_size_refused)
     back.h.struct_size = 12;
     cr_expect_eq(enn_context_vulkan_handles(ctx, &back.h), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), below), "want \"%s\": %s", below, enn_last_error());
-    cr_expect(all_bytes((const unsigned char *)&back + sizeof back.h.struct_size,
+    cr_expect(test_all_bytes((const unsigned char *)&back + sizeof back.h.struct_size,
                         sizeof back - sizeof back.h.struct_size, 0xA5),
               "a refused call wrote into the struct");
     enn_context_destroy(ctx);

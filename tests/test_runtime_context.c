@@ -290,13 +290,6 @@ typedef struct guarded_caps {
     unsigned char guard[32];
 } guarded_caps;
 
-static int guard_intact(const unsigned char *guard, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (guard[i] != 0xA5) return 0;
-    return 1;
-}
-
 /* struct_size 0 or the 0.2 size: the 0.2 struct is filled and nothing after it; a caller
  * whose struct is larger than libenn's gets what libenn has, its struct_size saying so. */
 Test(runtime_context, capabilities_struct_size)
@@ -313,7 +306,7 @@ Test(runtime_context, capabilities_struct_size)
         cr_expect_eq(g.caps.struct_size, want[i], "struct_size %u came back as %u", sizes[i], g.caps.struct_size);
         cr_expect(test_name_matches(g.caps.device_name, test_device()), "struct_size %u: device %.32s", sizes[i],
                   g.caps.device_name);
-        cr_expect(guard_intact(g.guard, sizeof g.guard), "struct_size %u: bytes after the struct were written",
+        cr_expect(test_all_bytes(g.guard, sizeof g.guard, 0xA5), "struct_size %u: bytes after the struct were written",
                   sizes[i]);
     }
     guarded_caps g;
@@ -324,7 +317,7 @@ Test(runtime_context, capabilities_struct_size)
     snprintf(sizes64, sizeof sizes64, "enn_capabilities.struct_size is 64, below the %zu bytes",
              (size_t)ENN_CAPABILITIES_SIZE_0_2);
     cr_expect(strstr(enn_last_error(), sizes64), "want \"%s\": %s", sizes64, enn_last_error());
-    cr_expect(guard_intact((const unsigned char *)g.caps.device_name, sizeof g.caps.device_name),
+    cr_expect(test_all_bytes((const unsigned char *)g.caps.device_name, sizeof g.caps.device_name, 0xA5),
               "a refused call wrote into the struct");
     cr_expect_eq(g.caps.struct_size, 64);
 
@@ -335,7 +328,7 @@ Test(runtime_context, capabilities_struct_size)
     g.caps.struct_size = 0;
     ENN_ASSERT_OK(enn_device_capabilities((uint32_t)index, &g.caps));
     cr_expect_eq(g.caps.struct_size, ENN_CAPABILITIES_SIZE_0_2);
-    cr_expect(guard_intact(g.guard, sizeof g.guard), "enn_device_capabilities wrote past the caller's struct");
+    cr_expect(test_all_bytes(g.guard, sizeof g.guard, 0xA5), "enn_device_capabilities wrote past the caller's struct");
     g.caps.struct_size = 64;
     cr_expect_eq(enn_device_capabilities((uint32_t)index, &g.caps), ENN_ERROR_INVALID_ARGUMENT);
     cr_expect(strstr(enn_last_error(), sizes64), "want \"%s\": %s", sizes64, enn_last_error());
@@ -383,7 +376,7 @@ Test(runtime_context, struct_size_with_a_newer_libenn)
         ENN_ASSERT_OK(enn_struct_write("caller_v1", &out.s, &filled, sizeof(caller_v1), sizeof filled));
         cr_expect(out.s.a == 9 && out.s.b == 10, "struct_size %u: fields not written", sizes[i]);
         cr_expect_eq(out.s.struct_size, sizeof(caller_v1));
-        cr_expect(guard_intact(out.after, sizeof out.after), "struct_size %u: written past the caller's struct",
+        cr_expect(test_all_bytes(out.after, sizeof out.after, 0xA5), "struct_size %u: written past the caller's struct",
                   sizes[i]);
     }
 }

@@ -62,6 +62,14 @@ uint64_t test_rand_u64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+int test_all_bytes(const void *p, size_t n, unsigned char value)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != value) return 0;
+    return 1;
+}
+
 double test_seconds(void)
 {
     struct timespec t;

@@ -28,6 +28,9 @@ void test_context_finish(enn_context *ctx);
         cr_assert_eq(s_, ENN_OK, "%s -> %s: %s", #call, enn_status_name(s_), enn_last_error()); \
     } while (0)
 
+/* 1 when all n bytes at p equal value (guard bytes a call must not have written). */
+int test_all_bytes(const void *p, size_t n, unsigned char value);
+
 /* CLOCK_MONOTONIC in seconds: for checking a duration libenn measures, never for timing. */
 double test_seconds(void);
 
